@@ -1,0 +1,69 @@
+//! One error type for the engine. Every variant carries what a user needs to act on it:
+//! the file, the setting or the limit involved, never a bare "invalid input".
+
+use std::path::PathBuf;
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path} is not a model file: {reason}")]
+    NotAModel { path: PathBuf, reason: String },
+
+    #[error("{path} is damaged: {reason} (download or copy the model again)")]
+    CorruptModel { path: PathBuf, reason: String },
+
+    #[error("{path}: architecture `{arch}` is not supported (supported: qwen2, llama)")]
+    UnsupportedArchitecture { path: PathBuf, arch: String },
+
+    #[error("{path}: tensor `{tensor}` uses quantization {quant}, which this engine cannot run (supported: {supported})")]
+    UnsupportedQuantization {
+        path: PathBuf,
+        tensor: String,
+        quant: String,
+        supported: String,
+    },
+
+    #[error("{path}: missing {what}")]
+    MissingMetadata { path: PathBuf, what: String },
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+
+    #[error("the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; shorten the problem or raise --context")]
+    PromptTooLong {
+        prompt_tokens: usize,
+        context_length: usize,
+    },
+
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+
+    #[error("model `{0}` not found: give a path to a .gguf file or model folder, or a name from `k2 models`")]
+    ModelNotFound(String),
+
+    #[error("compute error: {0}")]
+    Compute(#[from] candle_core::Error),
+
+    #[error("kernel error: {0}")]
+    Kernel(String),
+}
+
+impl EngineError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The geometry of a decoder-only transformer, read from GGUF metadata or a Hugging Face
+//! `config.json`. One struct for both so the forward pass never asks where a model came from.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+
+/// The architectures whose forward pass this engine implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// Qwen2 / Qwen2.5 (and K2-Think, DeepSeek-R1-Distill-Qwen): biases on q/k/v, NeoX RoPE.
+    Qwen2,
+    /// Llama family (SmolLM2): no biases; GGUF stores q/k permuted for interleaved RoPE.
+    Llama,
+}
+
+impl Architecture {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "qwen2" => Some(Self::Qwen2),
+            "llama" => Some(Self::Llama),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Qwen2 => "qwen2",
+            Self::Llama => "llama",
+        }
+    }
+}
+
+/// How rotary embeddings pair up the dimensions of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Pairs (i, i + d/2): Hugging Face layout, and GGUF qwen2.
+    Halves,
+    /// Pairs (2i, 2i + 1): GGUF llama, whose converter permutes q/k rows for it.
+    Interleaved,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_theta: f32,
+    pub rope_style: RopeStyle,
+    pub rms_norm_eps: f64,
+    /// The context length the model was trained for.
+    pub context_length: usize,
+}
+
+impl ModelConfig {
+    pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
+        let arch_name = gguf.architecture()?;
+        let architecture =
+            Architecture::parse(arch_name).ok_or_else(|| EngineError::UnsupportedArchitecture {
+                path: gguf.path.clone(),
+                arch: arch_name.to_owned(),
+            })?;
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let hidden_size = gguf.require_u64(&key("embedding_length"))? as usize;
+        let num_heads = gguf.require_u64(&key("attention.head_count"))? as usize;
+        let num_kv_heads = gguf
+            .get_u64(&key("attention.head_count_kv"))
+            .map(|v| v as usize)
+            .unwrap_or(num_heads);
+        let head_dim = gguf
+            .get_u64(&key("attention.key_length"))
+            .map(|v| v as usize)
+            .unwrap_or(hidden_size / num_heads.max(1));
+        let vocab_size = match gguf.get_u64(&key("vocab_size")) {
+            Some(v) => v as usize,
+            None => gguf
+                .content
+                .tensor_infos
+                .get("token_embd.weight")
+                .map(|t| t.shape.dims()[0])
+                .ok_or_else(|| gguf.missing("token_embd.weight"))?,
+        };
+        let config = ModelConfig {
+            architecture,
+            vocab_size,
+            hidden_size,
+            intermediate_size: gguf.require_u64(&key("feed_forward_length"))? as usize,
+            num_layers: gguf.require_u64(&key("block_count"))? as usize,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            rope_theta: gguf.get_f64(&key("rope.freq_base")).unwrap_or(10_000.0) as f32,
+            rope_style: match architecture {
+                Architecture::Qwen2 => RopeStyle::Halves,
+                Architecture::Llama => RopeStyle::Interleaved,
+            },
+            rms_norm_eps: gguf
+                .get_f64(&key("attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-6),
+            context_length: gguf.get_u64(&key("context_length")).unwrap_or(4096) as usize,
+        };
+        config.validate(&gguf.path)?;
+        Ok(config)
+    }
+
+    pub fn from_hf_config(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+        let hf: HfConfig = serde_json::from_str(&text).map_err(|e| EngineError::NotAModel {
+            path: path.to_owned(),
+            reason: format!("config.json is not a valid model configuration ({e})"),
+        })?;
+        let arch_name = hf.model_type.as_deref().unwrap_or("unknown");
+        let architecture = match arch_name {
+            "qwen2" => Architecture::Qwen2,
+            _ => {
+                return Err(EngineError::UnsupportedArchitecture {
+                    path: path.to_owned(),
+                    arch: arch_name.to_owned(),
+                })
+            }
+        };
+        let config = ModelConfig {
+            architecture,
+            vocab_size: hf.vocab_size,
+            hidden_size: hf.hidden_size,
+            intermediate_size: hf.intermediate_size,
+            num_layers: hf.num_hidden_layers,
+            num_heads: hf.num_attention_heads,
+            num_kv_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
+            head_dim: hf.hidden_size / hf.num_attention_heads.max(1),
+            rope_theta: hf.rope_theta.unwrap_or(10_000.0) as f32,
+            rope_style: RopeStyle::Halves,
+            rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
+            context_length: hf.max_position_embeddings.unwrap_or(4096),
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |what: String| EngineError::CorruptModel {
+            path: path.to_owned(),
+            reason: what,
+        };
+        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_layers == 0 {
+            return Err(bad("it declares zero heads or layers".into()));
+        }
+        if self.num_heads % self.num_kv_heads != 0 {
+            return Err(bad(format!(
+                "{} attention heads cannot share {} key/value heads",
+                self.num_heads, self.num_kv_heads
+            )));
+        }
+        if self.head_dim % 2 != 0 {
+            return Err(bad(format!("head size {} is odd", self.head_dim)));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct HfConfig {
+    model_type: Option<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    rope_theta: Option<f64>,
+    rms_norm_eps: Option<f64>,
+    max_position_embeddings: Option<usize>,
+}

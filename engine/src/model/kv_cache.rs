@@ -1,0 +1,187 @@
+//! The key/value cache, owned outside the model so decoders can roll it back (speculative
+//! decoding) and hold several independent rows (best-of-N, server batching).
+//!
+//! Each row has its own length: rows advance, rewind and finish independently. Storage grows
+//! in steps up to the context length instead of being preallocated, so a short run of a model
+//! with a 32k context does not reserve gigabytes.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::{EngineError, Result};
+
+/// Capacity is grown in multiples of this many positions.
+const GROWTH_STEP: usize = 256;
+
+#[derive(Clone)]
+struct RowKv {
+    /// `[kv_heads, capacity, head_dim]`, contiguous.
+    keys: Tensor,
+    values: Tensor,
+}
+
+pub struct KvCache {
+    /// `layers[layer][row]`.
+    layers: Vec<Vec<RowKv>>,
+    lens: Vec<usize>,
+    capacity: usize,
+    max_len: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    dtype: DType,
+    device: Device,
+}
+
+impl KvCache {
+    pub fn new(
+        num_layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        max_len: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Self {
+        KvCache {
+            layers: vec![Vec::new(); num_layers],
+            lens: Vec::new(),
+            capacity: 0,
+            max_len,
+            kv_heads,
+            head_dim,
+            dtype,
+            device: device.clone(),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Positions already cached for `row`.
+    pub fn len(&self, row: usize) -> usize {
+        self.lens[row]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lens.iter().all(|&l| l == 0)
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Adds an empty row and returns its index.
+    pub fn add_row(&mut self) -> Result<usize> {
+        for layer in &mut self.layers {
+            layer.push(RowKv {
+                keys: Tensor::zeros(
+                    (self.kv_heads, self.capacity, self.head_dim),
+                    self.dtype,
+                    &self.device,
+                )?,
+                values: Tensor::zeros(
+                    (self.kv_heads, self.capacity, self.head_dim),
+                    self.dtype,
+                    &self.device,
+                )?,
+            });
+        }
+        self.lens.push(0);
+        Ok(self.lens.len() - 1)
+    }
+
+    /// Appends `copies` rows that start as exact copies of `row` (a shared prompt prefilled once).
+    pub fn fork(&mut self, row: usize, copies: usize) -> Result<()> {
+        for layer in &mut self.layers {
+            let source = layer[row].clone();
+            for _ in 0..copies {
+                layer.push(RowKv {
+                    keys: source.keys.copy()?,
+                    values: source.values.copy()?,
+                });
+            }
+        }
+        let len = self.lens[row];
+        self.lens.extend(std::iter::repeat_n(len, copies));
+        Ok(())
+    }
+
+    /// Keeps only `rows`, in that order (drops finished candidates, reorders for the caller).
+    pub fn select(&mut self, rows: &[usize]) {
+        for layer in &mut self.layers {
+            *layer = rows.iter().map(|&r| layer[r].clone()).collect();
+        }
+        self.lens = rows.iter().map(|&r| self.lens[r]).collect();
+    }
+
+    /// Forgets every position of `row` from `len` on (rejected speculative tokens).
+    pub fn truncate(&mut self, row: usize, len: usize) {
+        self.lens[row] = self.lens[row].min(len);
+    }
+
+    pub fn clear(&mut self) {
+        for layer in &mut self.layers {
+            layer.clear();
+        }
+        self.lens.clear();
+    }
+
+    /// Makes room for `extra` more positions in every row, or says why it can't.
+    pub fn reserve(&mut self, extra: usize) -> Result<()> {
+        let needed = self.lens.iter().max().copied().unwrap_or(0) + extra;
+        if needed > self.max_len {
+            return Err(EngineError::PromptTooLong {
+                prompt_tokens: needed,
+                context_length: self.max_len,
+            });
+        }
+        if needed <= self.capacity {
+            return Ok(());
+        }
+        let new_capacity = (needed.max(self.capacity * 2))
+            .div_ceil(GROWTH_STEP)
+            .saturating_mul(GROWTH_STEP)
+            .min(self.max_len);
+        for layer in &mut self.layers {
+            for row in layer.iter_mut() {
+                row.keys = grow(&row.keys, new_capacity)?;
+                row.values = grow(&row.values, new_capacity)?;
+            }
+        }
+        self.capacity = new_capacity;
+        Ok(())
+    }
+
+    /// Writes `keys`/`values` (`[kv_heads, t, head_dim]`) for `row` at its current end and
+    /// returns views of everything cached for the row, including the new positions.
+    /// The row's length only advances through [`KvCache::advance`], once every layer is done.
+    pub fn append(
+        &mut self,
+        layer: usize,
+        row: usize,
+        keys: &Tensor,
+        values: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let start = self.lens[row];
+        let t = keys.dim(1)?;
+        let slot = &self.layers[layer][row];
+        slot.keys.slice_set(&keys.contiguous()?, 1, start)?;
+        slot.values.slice_set(&values.contiguous()?, 1, start)?;
+        Ok((
+            slot.keys.narrow(1, 0, start + t)?,
+            slot.values.narrow(1, 0, start + t)?,
+        ))
+    }
+
+    pub fn advance(&mut self, row: usize, t: usize) {
+        self.lens[row] += t;
+    }
+}
+
+fn grow(t: &Tensor, capacity: usize) -> Result<Tensor> {
+    let (heads, old, dim) = t.dims3()?;
+    let bigger = Tensor::zeros((heads, capacity, dim), t.dtype(), t.device())?;
+    if old > 0 {
+        bigger.slice_set(t, 1, 0)?;
+    }
+    Ok(bigger)
+}

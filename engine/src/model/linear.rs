@@ -1,0 +1,62 @@
+//! Weight matrices and the layers built on them. A matrix lives in whichever representation
+//! runs fastest on its device: k2-kernels' repacked blocks on CPU, candle's quantized tensors
+//! on CUDA/Metal, dense tensors for safetensors models.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{Module, Tensor};
+
+use crate::error::Result;
+
+pub enum Matrix {
+    /// GGUF blocks run by candle (CUDA, Metal, or formats k2-kernels lacks).
+    Candle { tensor: Arc<QTensor>, matmul: QMatMul },
+    /// Dense weights `[out, in]`, e.g. from safetensors.
+    Dense(Tensor),
+}
+
+impl Matrix {
+    pub fn candle(tensor: QTensor) -> Result<Self> {
+        let tensor = Arc::new(tensor);
+        let matmul = QMatMul::from_arc(tensor.clone())?;
+        Ok(Matrix::Candle { tensor, matmul })
+    }
+
+    /// `x`: `[m, in]` → `[m, out]`.
+    pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Matrix::Candle { matmul, .. } => matmul.forward(x)?,
+            Matrix::Dense(w) => x.matmul(&w.t()?)?,
+        })
+    }
+
+    /// Rows `ids` of the matrix as f32 `[ids.len(), in]`: the embedding lookup. Never
+    /// dequantizes the whole table (a 152k-token vocabulary would cost ~1 GB as f32).
+    pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Matrix::Candle { tensor, .. } => tensor.embedding(ids)?,
+            Matrix::Dense(w) => w.index_select(ids, 0)?,
+        })
+    }
+}
+
+pub struct Linear {
+    weight: Arc<Matrix>,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Arc<Matrix>, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// `x`: `[m, in]` → `[m, out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.weight.matmul(x)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! Building a [`Model`] from a GGUF file.
+//!
+//! Tensors are read one at a time into a reused buffer and handed to their final
+//! representation, so loading never holds the file twice: peak memory is the model plus the
+//! largest single tensor.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
+use candle_core::{Device, Tensor};
+
+use super::config::ModelConfig;
+use super::linear::{Linear, Matrix};
+use super::rope::Rope;
+use super::{Block, Model};
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+
+/// Progress of a model load: `done` of `total` weight bytes read.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+struct TensorReader<'a> {
+    gguf: &'a GgufFile,
+    file: File,
+    buffer: Vec<u8>,
+    device: Device,
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(LoadProgress),
+}
+
+impl TensorReader<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.gguf.content.tensor_infos.contains_key(name)
+    }
+
+    /// Reads the raw bytes of `name`; returns its type and row-major dims.
+    fn read_raw(&mut self, name: &str) -> Result<(GgmlDType, Vec<usize>)> {
+        let gguf = self.gguf;
+        let info = gguf
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| EngineError::CorruptModel {
+                path: gguf.path.clone(),
+                reason: format!("tensor `{name}` is missing"),
+            })?;
+        let elems = info.shape.elem_count();
+        let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+        self.buffer.resize(bytes, 0);
+        let start = gguf.content.tensor_data_offset + info.offset;
+        self.file
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| self.file.read_exact(&mut self.buffer))
+            .map_err(|e| EngineError::CorruptModel {
+                path: gguf.path.clone(),
+                reason: format!("tensor `{name}` cannot be read ({e})"),
+            })?;
+        self.done += bytes as u64;
+        (self.progress)(LoadProgress {
+            done: self.done,
+            total: self.total,
+        });
+        Ok((info.ggml_dtype, info.shape.dims().to_vec()))
+    }
+
+    /// A small f32 vector (norm weights, biases).
+    fn vector(&mut self, name: &str) -> Result<Tensor> {
+        let (dtype, dims) = self.read_raw(name)?;
+        let q = qtensor_from_ggml(dtype, &self.buffer, dims, &Device::Cpu)?;
+        Ok(q.dequantize(&Device::Cpu)?.to_device(&self.device)?)
+    }
+
+    fn optional_vector(&mut self, name: &str) -> Result<Option<Tensor>> {
+        if self.has(name) {
+            self.vector(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn matrix(&mut self, name: &str) -> Result<Arc<Matrix>> {
+        let (dtype, dims) = self.read_raw(name)?;
+        if dims.len() != 2 {
+            return Err(EngineError::CorruptModel {
+                path: self.gguf.path.clone(),
+                reason: format!("tensor `{name}` should be a matrix but has shape {dims:?}"),
+            });
+        }
+        let q = qtensor_from_ggml(dtype, &self.buffer, dims, &self.device)?;
+        Ok(Arc::new(Matrix::candle(q)?))
+    }
+
+    fn linear(&mut self, prefix: &str) -> Result<Linear> {
+        let weight = self.matrix(&format!("{prefix}.weight"))?;
+        let bias = self.optional_vector(&format!("{prefix}.bias"))?;
+        Ok(Linear::new(weight, bias))
+    }
+}
+
+/// Loads the weights of a GGUF model onto `device`.
+pub fn load_gguf(
+    gguf: &GgufFile,
+    device: &Device,
+    progress: &mut dyn FnMut(LoadProgress),
+) -> Result<Model> {
+    let config = ModelConfig::from_gguf(gguf)?;
+    let file = File::open(&gguf.path).map_err(|e| EngineError::io(&gguf.path, e))?;
+    let total = gguf.file_size.saturating_sub(gguf.content.tensor_data_offset);
+    let mut reader = TensorReader {
+        gguf,
+        file,
+        buffer: Vec::new(),
+        device: device.clone(),
+        done: 0,
+        total,
+        progress,
+    };
+
+    let embed = reader.matrix("token_embd.weight")?;
+    let mut blocks = Vec::with_capacity(config.num_layers);
+    for i in 0..config.num_layers {
+        let p = |name: &str| format!("blk.{i}.{name}");
+        blocks.push(Block {
+            attn_norm: reader.vector(&p("attn_norm.weight"))?,
+            q: reader.linear(&p("attn_q"))?,
+            k: reader.linear(&p("attn_k"))?,
+            v: reader.linear(&p("attn_v"))?,
+            o: reader.linear(&p("attn_output"))?,
+            mlp_norm: reader.vector(&p("ffn_norm.weight"))?,
+            gate: reader.linear(&p("ffn_gate"))?,
+            up: reader.linear(&p("ffn_up"))?,
+            down: reader.linear(&p("ffn_down"))?,
+        });
+    }
+    let final_norm = reader.vector("output_norm.weight")?;
+    // Qwen2.5's small models tie the output matrix to the embedding table.
+    let lm_head = if reader.has("output.weight") {
+        Linear::new(reader.matrix("output.weight")?, None)
+    } else {
+        Linear::new(embed.clone(), None)
+    };
+    let rope = Rope::new(&config, device)?;
+    tracing::info!(
+        architecture = config.architecture.name(),
+        layers = config.num_layers,
+        "model loaded from {}",
+        gguf.path.display()
+    );
+    Ok(Model {
+        config,
+        embed,
+        blocks,
+        final_norm,
+        lm_head,
+        rope,
+        device: device.clone(),
+    })
+}

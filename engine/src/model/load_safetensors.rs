@@ -1,0 +1,119 @@
+//! Building a [`Model`] from a Hugging Face folder: `config.json` and one or more
+//! `*.safetensors` files (memory-mapped; weights kept dense in f32 for exactness).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+
+use super::config::ModelConfig;
+use super::linear::{Linear, Matrix};
+use super::rope::Rope;
+use super::{Block, Model};
+use crate::error::{EngineError, Result};
+
+struct Weights {
+    tensors: MmapedSafetensors,
+    folder: PathBuf,
+    device: Device,
+}
+
+impl Weights {
+    fn has(&self, name: &str) -> bool {
+        self.tensors.get(name).is_ok()
+    }
+
+    fn tensor(&self, name: &str) -> Result<Tensor> {
+        if !self.has(name) {
+            return Err(EngineError::CorruptModel {
+                path: self.folder.clone(),
+                reason: format!("tensor `{name}` is missing"),
+            });
+        }
+        Ok(self
+            .tensors
+            .load(name, &self.device)?
+            .to_dtype(DType::F32)?)
+    }
+
+    fn linear(&self, prefix: &str) -> Result<Linear> {
+        let weight = Arc::new(Matrix::Dense(self.tensor(&format!("{prefix}.weight"))?));
+        let bias_name = format!("{prefix}.bias");
+        let bias = if self.has(&bias_name) {
+            Some(self.tensor(&bias_name)?)
+        } else {
+            None
+        };
+        Ok(Linear::new(weight, bias))
+    }
+}
+
+/// The `*.safetensors` files of a model folder, sorted (shards load in order).
+pub fn safetensors_files(folder: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(folder).map_err(|e| EngineError::io(folder, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads a Hugging Face model folder onto `device`.
+pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
+    let config = ModelConfig::from_hf_config(&folder.join("config.json"))?;
+    let files = safetensors_files(folder)?;
+    if files.is_empty() {
+        return Err(EngineError::NotAModel {
+            path: folder.to_owned(),
+            reason: "the folder has config.json but no .safetensors weights".into(),
+        });
+    }
+    // SAFETY: the files are mapped read-only; like every mmap-based loader we rely on nobody
+    // truncating them while the model is loading.
+    let tensors = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| {
+        EngineError::CorruptModel {
+            path: folder.to_owned(),
+            reason: format!("the safetensors weights cannot be read ({e})"),
+        }
+    })?;
+    let w = Weights {
+        tensors,
+        folder: folder.to_owned(),
+        device: device.clone(),
+    };
+
+    let embed = Arc::new(Matrix::Dense(w.tensor("model.embed_tokens.weight")?));
+    let mut blocks = Vec::with_capacity(config.num_layers);
+    for i in 0..config.num_layers {
+        let p = |name: &str| format!("model.layers.{i}.{name}");
+        blocks.push(Block {
+            attn_norm: w.tensor(&p("input_layernorm.weight"))?,
+            q: w.linear(&p("self_attn.q_proj"))?,
+            k: w.linear(&p("self_attn.k_proj"))?,
+            v: w.linear(&p("self_attn.v_proj"))?,
+            o: w.linear(&p("self_attn.o_proj"))?,
+            mlp_norm: w.tensor(&p("post_attention_layernorm.weight"))?,
+            gate: w.linear(&p("mlp.gate_proj"))?,
+            up: w.linear(&p("mlp.up_proj"))?,
+            down: w.linear(&p("mlp.down_proj"))?,
+        });
+    }
+    let final_norm = w.tensor("model.norm.weight")?;
+    let lm_head = if w.has("lm_head.weight") {
+        w.linear("lm_head")?
+    } else {
+        Linear::new(embed.clone(), None)
+    };
+    let rope = Rope::new(&config, device)?;
+    Ok(Model {
+        config,
+        embed,
+        blocks,
+        final_norm,
+        lm_head,
+        rope,
+        device: device.clone(),
+    })
+}

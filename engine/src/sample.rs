@@ -1,0 +1,313 @@
+//! Turning logits into the next token: temperature, top-k, top-p, min-p, seeded.
+//!
+//! The sampler exposes the processed probability distribution, not just the chosen id:
+//! speculative sampling compares the target's and the draft's distributions after identical
+//! processing.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// Candidates looked at before falling back to sorting the whole vocabulary for top-p.
+const TOP_P_FIRST_PASS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingParams {
+    /// 0 means greedy (always the most likely token).
+    pub temperature: f32,
+    /// Keep only the k most likely tokens; 0 disables.
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches p; 1 disables.
+    pub top_p: f32,
+    /// Drop tokens less likely than min_p times the most likely one; 0 disables.
+    pub min_p: f32,
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplingParams {
+    pub fn greedy() -> Self {
+        Self::default()
+    }
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0 || self.top_k == 1
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(EngineError::InvalidSetting(m.to_owned()));
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad("temperature must be a number >= 0 (0 = greedy)");
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top-p must be in (0, 1]");
+        }
+        if !(0.0..1.0).contains(&self.min_p) {
+            return bad("min-p must be in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+/// A probability distribution over a subset of the vocabulary (every other token has
+/// probability zero), most likely first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distribution {
+    pub tokens: Vec<u32>,
+    pub probs: Vec<f32>,
+}
+
+impl Distribution {
+    pub fn prob(&self, token: u32) -> f32 {
+        self.tokens
+            .iter()
+            .position(|&t| t == token)
+            .map_or(0.0, |i| self.probs[i])
+    }
+
+    /// Draws a token with `u` uniform in [0, 1).
+    pub fn pick(&self, u: f32) -> u32 {
+        let mut acc = 0.0;
+        for (&t, &p) in self.tokens.iter().zip(&self.probs) {
+            acc += p;
+            if u < acc {
+                return t;
+            }
+        }
+        // Rounding can leave the running sum a hair below 1.
+        self.tokens.last().copied().unwrap_or(0)
+    }
+}
+
+pub struct Sampler {
+    params: SamplingParams,
+    rng: StdRng,
+}
+
+impl Sampler {
+    pub fn new(params: SamplingParams) -> Self {
+        let rng = StdRng::seed_from_u64(params.seed);
+        Sampler { params, rng }
+    }
+
+    pub fn params(&self) -> &SamplingParams {
+        &self.params
+    }
+
+    /// The next token for `logits` (one position, the whole vocabulary).
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        if self.params.is_greedy() {
+            return argmax(logits);
+        }
+        let dist = distribution(&self.params, logits);
+        let u = self.uniform();
+        dist.pick(u)
+    }
+
+    /// A uniform number in [0, 1) from this sampler's seeded stream.
+    pub fn uniform(&mut self) -> f32 {
+        self.rng.random::<f32>()
+    }
+}
+
+/// The most likely token; ties go to the lowest id, as in llama.cpp.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The distribution sampling draws from after temperature, top-k, top-p and min-p.
+/// Greedy settings give all the mass to the argmax.
+pub fn distribution(params: &SamplingParams, logits: &[f32]) -> Distribution {
+    if params.is_greedy() {
+        return Distribution {
+            tokens: vec![argmax(logits)],
+            probs: vec![1.0],
+        };
+    }
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]);
+
+    // Top-k and top-p only ever keep the head of the sorted order, so partial sorts suffice.
+    let mut sorted_len = if params.top_k > 0 && params.top_k < order.len() {
+        order.select_nth_unstable_by(params.top_k - 1, by_logit);
+        order.truncate(params.top_k);
+        order.sort_unstable_by(by_logit);
+        order.len()
+    } else {
+        0
+    };
+
+    let max_logit = order
+        .iter()
+        .map(|&t| logits[t as usize])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let inv_t = 1.0 / params.temperature;
+    let weight = |t: u32| ((logits[t as usize] - max_logit) * inv_t).exp();
+    let total: f32 = order.iter().map(|&t| weight(t)).sum();
+
+    if params.top_p < 1.0 {
+        if sorted_len == 0 {
+            let head = TOP_P_FIRST_PASS.min(order.len());
+            if head < order.len() {
+                order.select_nth_unstable_by(head - 1, by_logit);
+            }
+            order[..head].sort_unstable_by(by_logit);
+            sorted_len = head;
+        }
+        let mut keep = None;
+        let mut acc = 0.0;
+        for (i, &t) in order[..sorted_len].iter().enumerate() {
+            acc += weight(t) / total;
+            if acc >= params.top_p {
+                keep = Some(i + 1);
+                break;
+            }
+        }
+        let keep = keep.unwrap_or_else(|| {
+            // The first pass did not reach p: sort everything (rare, flat distributions).
+            order.sort_unstable_by(by_logit);
+            let mut acc = 0.0;
+            order
+                .iter()
+                .position(|&t| {
+                    acc += weight(t) / total;
+                    acc >= params.top_p
+                })
+                .map_or(order.len(), |i| i + 1)
+        });
+        order.truncate(keep);
+    } else if sorted_len == 0 {
+        order.sort_unstable_by(by_logit);
+    }
+
+    if params.min_p > 0.0 {
+        // Relative to the most likely token: weight(top) == 1 after the max shift.
+        let floor = params.min_p;
+        let top_weight = weight(order[0]);
+        order.retain(|&t| weight(t) >= floor * top_weight);
+    }
+
+    let weights: Vec<f32> = order.iter().map(|&t| weight(t)).collect();
+    let sum: f32 = weights.iter().sum();
+    Distribution {
+        tokens: order,
+        probs: weights.into_iter().map(|w| w / sum).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(temperature: f32, top_k: usize, top_p: f32, min_p: f32) -> SamplingParams {
+        SamplingParams {
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn greedy_picks_the_first_maximum() {
+        assert_eq!(argmax(&[0.1, 3.0, 3.0, -1.0]), 1);
+        let mut s = Sampler::new(SamplingParams::greedy());
+        assert_eq!(s.sample(&[0.0, 0.5, 2.0]), 2);
+    }
+
+    #[test]
+    fn top_k_keeps_the_k_most_likely_in_order() {
+        let d = distribution(&params(1.0, 2, 1.0, 0.0), &[1.0, 4.0, 3.0, 2.0]);
+        assert_eq!(d.tokens, vec![1, 2]);
+        let e = (1.0f32).exp();
+        assert!((d.probs[0] - e / (e + 1.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_set_reaching_p() {
+        // softmax of ln(probs) gives back the probabilities 0.5, 0.3, 0.15, 0.05.
+        let logits: Vec<f32> = [0.5f32, 0.3, 0.15, 0.05].iter().map(|p| p.ln()).collect();
+        let d = distribution(&params(1.0, 0, 0.8, 0.0), &logits);
+        assert_eq!(d.tokens, vec![0, 1]);
+        let d = distribution(&params(1.0, 0, 0.81, 0.0), &logits);
+        assert_eq!(d.tokens, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn min_p_drops_tokens_below_a_fraction_of_the_top() {
+        let logits: Vec<f32> = [0.5f32, 0.3, 0.15, 0.05].iter().map(|p| p.ln()).collect();
+        let d = distribution(&params(1.0, 0, 1.0, 0.25), &logits);
+        assert_eq!(d.tokens, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn temperature_sharpens_and_flattens() {
+        let logits = [2.0f32, 1.0];
+        let cold = distribution(&params(0.5, 0, 1.0, 0.0), &logits);
+        let hot = distribution(&params(2.0, 0, 1.0, 0.0), &logits);
+        assert!(cold.probs[0] > 0.85 && hot.probs[0] < 0.65);
+    }
+
+    #[test]
+    fn same_seed_same_tokens_different_seed_different_tokens() {
+        let logits: Vec<f32> = (0..200).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
+        let draw = |seed| {
+            let mut s = Sampler::new(SamplingParams {
+                seed,
+                ..params(1.0, 0, 0.95, 0.0)
+            });
+            (0..64).map(|_| s.sample(&logits)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
+    }
+
+    #[test]
+    fn top_p_over_a_flat_vocabulary_falls_back_to_a_full_sort() {
+        let logits = vec![0.0f32; 5000];
+        let d = distribution(&params(1.0, 0, 0.5, 0.0), &logits);
+        assert_eq!(d.tokens.len(), 2500);
+        assert!((d.probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn sampling_follows_the_distribution() {
+        let logits: Vec<f32> = [0.7f32, 0.2, 0.1].iter().map(|p| p.ln()).collect();
+        let mut s = Sampler::new(params(1.0, 0, 1.0, 0.0));
+        let mut counts = [0usize; 3];
+        for _ in 0..20_000 {
+            counts[s.sample(&logits) as usize] += 1;
+        }
+        let freq0 = counts[0] as f32 / 20_000.0;
+        assert!((freq0 - 0.7).abs() < 0.02, "{counts:?}");
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected_with_a_reason() {
+        assert!(params(-1.0, 0, 1.0, 0.0).validate().is_err());
+        assert!(params(1.0, 0, 0.0, 0.0).validate().is_err());
+        assert!(params(1.0, 0, 1.0, 1.5).validate().is_err());
+        assert!(params(1.0, 40, 0.95, 0.05).validate().is_ok());
+    }
+}

@@ -1,0 +1,152 @@
+//! Pre-tokenizer families: how text is cut into words before BPE merges run inside each word.
+//!
+//! The regexes are llama.cpp's (`llm_tokenizer_bpe` in `src/llama-vocab.cpp`), selected the way
+//! llama.cpp selects them from GGUF `tokenizer.ggml.pre`, because llama.cpp is the reference the
+//! golden tests compare against. llama.cpp applies a *list* of regexes in turn: every piece of
+//! text (matches and the gaps between them) produced by one regex is split again by the next.
+//! That is exactly a sequence of `Split(regex, Isolated)` pre-tokenizers, followed by the
+//! byte-level mapping (without its own GPT-2 regex).
+
+use crate::error::{EngineError, Result};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::tokenizer::SplitDelimiterBehavior;
+
+/// GPT-2's word regex, as llama.cpp writes it (no trailing `|\s+`: llama.cpp's hand-written
+/// matcher emits any unmatched whitespace as its own piece, which Isolated splitting also does).
+const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
+
+/// Llama 3 (`llama-bpe`): case-insensitive contractions, digits in groups of up to three.
+const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Qwen2: Llama 3's regex with every digit on its own.
+const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The pre-tokenizer families this engine knows. Names follow llama.cpp's `LLAMA_VOCAB_PRE_TYPE_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreTokenizerKind {
+    /// `tokenizer.ggml.pre` missing or `default`: llama.cpp's fallback list of four regexes.
+    Default,
+    /// `gpt-2` and friends: the plain GPT-2 regex.
+    Gpt2,
+    /// `llama-bpe` / `llama3`: the Llama 3 regex; BPE also ignores merges for whole-word tokens.
+    Llama3,
+    /// `qwen2`, `deepseek-r1-qwen`, `megrez`.
+    Qwen2,
+    /// `smollm` (and the StarCoder family): every digit isolated, then the GPT-2 regex.
+    SmolLm,
+}
+
+impl PreTokenizerKind {
+    /// Maps a GGUF `tokenizer.ggml.pre` value to a family. `None` = not a name we know.
+    pub fn from_gguf_name(pre: &str) -> Option<Self> {
+        Some(match pre {
+            "" | "default" => Self::Default,
+            "gpt-2" | "gpt2" | "phi-2" | "jina-es" | "jina-de" | "jina-v1-en" | "jina-v2-es"
+            | "jina-v2-de" | "gigachat" | "mpt" | "olmo" | "jais" => Self::Gpt2,
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
+            | "lfm2" => Self::Llama3,
+            "qwen2" | "deepseek-r1-qwen" | "megrez" => Self::Qwen2,
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+            | "minerva-7b" => Self::SmolLm,
+            _ => return None,
+        })
+    }
+
+    /// The regexes llama.cpp applies, in order.
+    pub fn regexes(self) -> &'static [&'static str] {
+        match self {
+            Self::Default => &[
+                r"[\p{P}\$\+<=>\^~\|]+",
+                GPT2,
+                r"\p{N}+",
+                r"[0-9][0-9][0-9]",
+            ],
+            Self::Gpt2 => &[GPT2],
+            Self::Llama3 => &[LLAMA3],
+            Self::Qwen2 => &[QWEN2],
+            Self::SmolLm => &[r"\p{N}", GPT2],
+        }
+    }
+
+    /// Whether BPE should emit a whole pre-tokenized word directly when it is in the vocabulary
+    /// (llama.cpp's `ignore_merges`, set for the Llama 3 family only).
+    pub fn ignore_merges(self) -> bool {
+        self == Self::Llama3
+    }
+
+    /// A short stable name for logs and `Tokenizer::pre_tokenizer()`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Gpt2 => "gpt2",
+            Self::Llama3 => "llama3",
+            Self::Qwen2 => "qwen2",
+            Self::SmolLm => "smollm",
+        }
+    }
+
+    /// Builds the `tokenizers` pre-tokenizer: the regex splits, then byte-level mapping.
+    pub(crate) fn build(self) -> Result<PreTokenizerWrapper> {
+        let mut steps: Vec<PreTokenizerWrapper> = Vec::new();
+        for re in self.regexes() {
+            let split = Split::new(
+                SplitPattern::Regex((*re).to_string()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| EngineError::Tokenizer(format!("pre-tokenizer regex {re:?}: {e}")))?;
+            steps.push(split.into());
+        }
+        // add_prefix_space = false, trim_offsets = false, use_regex = false: the splits above
+        // already did the word cutting; this step only maps bytes to their stand-in characters.
+        steps.push(ByteLevel::new(false, false, false).into());
+        Ok(Sequence::new(steps).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenizers::tokenizer::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
+    fn words(kind: PreTokenizerKind, text: &str) -> Vec<String> {
+        let pt = kind.build().unwrap();
+        let mut s = PreTokenizedString::from(text);
+        pt.pre_tokenize(&mut s).unwrap();
+        s.get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter()
+            .map(|(w, _, _)| w.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn digits_split_per_family() {
+        assert_eq!(words(PreTokenizerKind::Qwen2, "x 1234"), ["x", "Ġ", "1", "2", "3", "4"]);
+        assert_eq!(words(PreTokenizerKind::Llama3, "x 1234"), ["x", "Ġ", "123", "4"]);
+        // SmolLM: digits isolated first, so GPT-2's ` ?\p{N}+` never sees more than one digit.
+        assert_eq!(words(PreTokenizerKind::SmolLm, "x 1234"), ["x", "Ġ", "1", "2", "3", "4"]);
+        assert_eq!(words(PreTokenizerKind::Gpt2, "x 1234"), ["x", "Ġ1234"]);
+    }
+
+    #[test]
+    fn whitespace_lookahead_works() {
+        assert_eq!(
+            words(PreTokenizerKind::Gpt2, "a  b\n"),
+            ["a", "Ġ", "Ġb", "Ċ"]
+        );
+    }
+
+    #[test]
+    fn known_names() {
+        assert_eq!(PreTokenizerKind::from_gguf_name("qwen2"), Some(PreTokenizerKind::Qwen2));
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("deepseek-r1-qwen"),
+            Some(PreTokenizerKind::Qwen2)
+        );
+        assert_eq!(PreTokenizerKind::from_gguf_name("smollm"), Some(PreTokenizerKind::SmolLm));
+        assert_eq!(PreTokenizerKind::from_gguf_name("nonsense"), None);
+    }
+}
