@@ -103,6 +103,16 @@ def model_add_bos(llm: Llama) -> bool:
     return bool(llama_cpp.llama_vocab_get_add_bos(vocab))
 
 
+def last_logits(llm: Llama) -> np.ndarray:
+    """Logits of the last evaluated token, read from the llama.cpp context.
+
+    (Without logits_all, llama-cpp-python 0.3.x no longer copies logits into
+    llm.scores, so they are read with llama_get_logits_ith(ctx, -1).)
+    """
+    ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
+
+
 def build_prompt(llm: Llama, n_tokens: int) -> list[int]:
     """Exactly n_tokens ids of the fixed text (repeated as needed), with the model's BOS."""
     add_bos = model_add_bos(llm)
@@ -121,7 +131,7 @@ def run_once(llm: Llama, prompt: list[int], gen_tokens: int) -> tuple[float, flo
     llm.eval(prompt)
     t1 = time.perf_counter()
     for _ in range(gen_tokens):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits(llm)))
         llm.eval([tok])
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1

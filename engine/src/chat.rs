@@ -99,7 +99,12 @@ impl ChatTemplate {
         })
     }
 
-    fn build(source: String, bos_token: String, eos_token: String, is_fallback: bool) -> Result<Self> {
+    fn build(
+        source: String,
+        bos_token: String,
+        eos_token: String,
+        is_fallback: bool,
+    ) -> Result<Self> {
         let mut env = Environment::new();
         // Hugging Face renders with Jinja2(trim_blocks=True, lstrip_blocks=True).
         env.set_trim_blocks(true);
@@ -177,7 +182,8 @@ impl ChatTemplate {
             let jinja = path.with_file_name("chat_template.jinja");
             let json = path.with_file_name("chat_template.json");
             if jinja.exists() {
-                source = Some(std::fs::read_to_string(&jinja).map_err(|e| EngineError::io(&jinja, e))?);
+                source =
+                    Some(std::fs::read_to_string(&jinja).map_err(|e| EngineError::io(&jinja, e))?);
             } else if json.exists() {
                 let text = std::fs::read_to_string(&json).map_err(|e| EngineError::io(&json, e))?;
                 let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -203,7 +209,10 @@ impl ChatTemplate {
     /// Renders the conversation. With `add_generation_prompt`, the text ends where the
     /// assistant's reply begins (e.g. `<|im_start|>assistant\n`).
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let template = self.env.get_template(TEMPLATE_NAME).map_err(template_error)?;
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(template_error)?;
         template
             .render(minijinja::context! {
                 messages => messages,
@@ -289,11 +298,27 @@ fn strftime_now(format: String) -> String {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const WEEKDAYS: [&str; 7] = [
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 ];
 
 /// Proleptic Gregorian (year, month 1-12, day 1-31) from days since 1970-01-01.
@@ -481,12 +506,14 @@ fn write_container(
 }
 
 fn write_number(v: &Value, out: &mut String) {
-    if let Ok(i) = i64::try_from(v.clone()) {
-        let _ = write!(out, "{i}");
-        return;
-    }
-    if let Ok(i) = i128::try_from(v.clone()) {
-        let _ = write!(out, "{i}");
+    if v.is_integer() {
+        // Integers print as themselves (i64 covers templates' numbers; i128 for the rest).
+        match i128::try_from(v.clone()) {
+            Ok(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Err(_) => out.push_str(&v.to_string()),
+        }
         return;
     }
     let f = f64::try_from(v.clone()).unwrap_or(f64::NAN);
@@ -534,7 +561,10 @@ mod tests {
         // 2024-07-26 13:05:09 UTC, a Friday.
         let t = 1_722_000_309;
         assert_eq!(strftime("%d %b %Y", t), "26 Jul 2024");
-        assert_eq!(strftime("%A %B %e %H:%M:%S %j %%", t), "Friday July 26 13:25:09 208 %");
+        assert_eq!(
+            strftime("%A %B %e %H:%M:%S %j %%", t),
+            "Friday July 26 13:25:09 208 %"
+        );
         assert_eq!(strftime("%Y-%m-%d", 951_782_400), "2000-02-29");
     }
 }

@@ -38,10 +38,7 @@ impl GgufFile {
         use std::io::Seek;
         file.rewind().map_err(|e| EngineError::io(path, e))?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| EngineError::CorruptModel {
-            path: path.to_owned(),
-            reason: format!("the GGUF header cannot be read ({e})"),
-        })?;
+        let content = Content::read(&mut reader).map_err(|e| header_error(path, e))?;
         let gguf = GgufFile {
             path: path.to_owned(),
             content,
@@ -135,6 +132,48 @@ impl GgufFile {
         by_file_type
             .map(str::to_owned)
             .unwrap_or_else(|| self.dominant_quantization())
+    }
+}
+
+/// candle reports a tensor type it does not know as "unknown dtype for tensor N": that is a
+/// newer quantization (IQ2_XXS, ...), not a damaged file, and deserves its own message.
+fn header_error(path: &Path, e: candle_core::Error) -> EngineError {
+    let message = e.to_string();
+    if let Some(code) = message
+        .split("unknown dtype for tensor ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+    {
+        return EngineError::UnsupportedQuantization {
+            path: path.to_owned(),
+            tensor: "(a weight tensor)".into(),
+            quant: format!("GGML type {code} ({})", ggml_type_name(code)),
+            supported: SUPPORTED_QUANTIZATIONS.into(),
+        };
+    }
+    EngineError::CorruptModel {
+        path: path.to_owned(),
+        reason: format!("the GGUF header cannot be read ({message})"),
+    }
+}
+
+pub const SUPPORTED_QUANTIZATIONS: &str =
+    "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
+
+fn ggml_type_name(code: &str) -> &'static str {
+    match code {
+        "16" => "IQ2_XXS",
+        "17" => "IQ2_XS",
+        "18" => "IQ3_XXS",
+        "19" => "IQ1_S",
+        "20" => "IQ4_NL",
+        "21" => "IQ3_S",
+        "22" => "IQ2_S",
+        "23" => "IQ4_XS",
+        "29" => "IQ1_M",
+        "34" => "TQ1_0",
+        "35" => "TQ2_0",
+        _ => "unknown",
     }
 }
 

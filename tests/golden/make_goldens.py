@@ -10,13 +10,13 @@ How to regenerate
 -----------------
 1. Fetch the models (idempotent):      scripts/fetch-test-models.sh
 2. Install the reference (builds llama.cpp from source, several minutes):
-       CMAKE_ARGS="-DGGML_NATIVE=ON" python3 -m pip install llama-cpp-python==0.3.16
+       CMAKE_ARGS="-DGGML_NATIVE=ON" python3 -m pip install llama-cpp-python==0.3.36
 3. Run:                                python3 tests/golden/make_goldens.py
    Options: --models-dir DIR (default: $K2_MODELS_DIR, else
    ${XDG_DATA_HOME:-~/.local/share}/k2-tutor/models), --out DIR (default: this
    directory), --only tokenizer|greedy|teacher (repeatable).
 
-The committed files were produced with llama-cpp-python 0.3.16 (CPU, 2 threads,
+The committed files were produced with llama-cpp-python 0.3.36 (CPU, 2 threads,
 GGML_NATIVE=ON, x86_64). Token ids are exact and must match bit for bit. Logits
 depend on the CPU kernels, so compare them with a tolerance (top-5 logits are
 rounded to 3 decimals for that purpose).
@@ -218,7 +218,7 @@ Here is a small Python program that solves any quadratic and verifies the garden
 import math
 
 def solve_quadratic(a: float, b: float, c: float) -> list[float]:
-    """Return the real roots of a*x**2 + b*x + c = 0, smallest first."""
+    # Real roots of a*x**2 + b*x + c = 0, smallest first.
     if a == 0:
         raise ValueError("not a quadratic")
     disc = b * b - 4 * a * c
@@ -327,6 +327,16 @@ def model_add_bos(llm: Llama) -> bool:
     return bool(llama_cpp.llama_vocab_get_add_bos(llama_cpp.llama_model_get_vocab(llm.model)))
 
 
+def last_logits(llm: Llama) -> np.ndarray:
+    """Logits of the last evaluated token, read from the llama.cpp context.
+
+    (Without logits_all, llama-cpp-python 0.3.x no longer copies logits into
+    llm.scores, so they are read with llama_get_logits_ith(ctx, -1).)
+    """
+    ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
+
+
 def eog_ids(llm: Llama) -> set[int]:
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     return {i for i in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)}
@@ -408,7 +418,7 @@ def make_greedy(models_dir: Path, out: Path) -> None:
             llm.eval(prompt_ids)
             gen: list[int] = []
             for _ in range(N_GREEDY):
-                logits = llm.scores[llm.n_tokens - 1]
+                logits = last_logits(llm)
                 tok = int(np.argmax(logits))
                 gen.append(tok)
                 llm.eval([tok])

@@ -1,1 +1,58 @@
-fn main() {}
+//! `k2`: K2 Tutor's command line.
+
+mod commands;
+mod load;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "k2", version, about = "K2 Tutor: competition math with a local reasoning model")]
+struct Cli {
+    /// Log verbosity: error, warn, info, debug, trace (also RUST_LOG).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt with one model.
+    Generate(commands::generate::Args),
+    /// Solve a math problem, streaming the solution.
+    Solve(commands::solve::Args),
+    /// List installed models.
+    Models(commands::models::Args),
+    /// Measure prefill and decode speed.
+    Bench(commands::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let result = match cli.command {
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Solve(args) => commands::solve::run(args),
+        Command::Models(args) => commands::models::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

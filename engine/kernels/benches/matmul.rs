@@ -68,6 +68,12 @@ fn time(min: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    if let Some(n) = std::env::var("K2_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        k2_kernels::set_num_threads(n);
+    }
     let filter = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
@@ -100,7 +106,10 @@ fn main() {
         }
         let bytes = random_bytes(f, rows, cols, &mut rng);
         let ggml_bytes = bytes.len() as f64;
-        let copies = ((128 << 20) / bytes.len()).clamp(1, 512);
+        let copies = std::env::var("K2_COPIES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(((128 << 20) / bytes.len()).clamp(1, 512));
         let mats: Vec<QuantMatrix> = (0..copies)
             .map(|_| QuantMatrix::from_ggml(f, &bytes, rows, cols).unwrap())
             .collect();
@@ -134,6 +143,10 @@ fn main() {
             flop / tms / 1e9,
             tms / tm
         );
+    }
+    for n in [2, 8] {
+        let t = time(Duration::from_millis(200), || k2_kernels::dispatch_probe(n));
+        println!("dispatch probe: empty parallel section, {n} items: {:.2} µs", t * 1e6);
     }
     // Per-call overhead: a tiny matmul (single-threaded path) and a small threaded one.
     let small = |rows: usize, cols: usize| {

@@ -44,6 +44,15 @@ unsafe fn store_acc<const MR: usize>(acc: &[__m512; MR], out: &mut [[f32; TR]]) 
     }
 }
 
+/// The second partial accumulator: its own registers when MR <= 2 (dependency
+/// chains are the bottleneck), else the first one (registers are).
+macro_rules! dp_second {
+    ($s0:ident, $s1:ident, $r:ident, $w:expr, $x:expr) => {{
+        let acc = if MR <= 2 { &mut $s1[$r] } else { &mut $s0[$r] };
+        *acc = _mm512_dpbusd_epi32(*acc, $w, $x);
+    }};
+}
+
 /// Dispatches on the number of activation rows (1..=4) to a monomorphized kernel.
 macro_rules! by_mr {
     ($out:expr, $f:ident [$($g:expr),*] ($($arg:expr),*)) => {
@@ -52,6 +61,10 @@ macro_rules! by_mr {
             2 => $f::<2 $(, $g)*>($($arg),*),
             3 => $f::<3 $(, $g)*>($($arg),*),
             4 => $f::<4 $(, $g)*>($($arg),*),
+            5 => $f::<5 $(, $g)*>($($arg),*),
+            6 => $f::<6 $(, $g)*>($($arg),*),
+            7 => $f::<7 $(, $g)*>($($arg),*),
+            8 => $f::<8 $(, $g)*>($($arg),*),
             n => panic!("unsupported row block {n}"),
         }
     };
@@ -106,7 +119,7 @@ unsafe fn b32<const MR: usize, const B4: bool>(
                     for r in 0..MR {
                         let x = qx[r].add(kb * 32 + 4 * v);
                         s0[r] = _mm512_dpbusd_epi32(s0[r], lo, bcast4(x));
-                        s1[r] = _mm512_dpbusd_epi32(s1[r], hi, bcast4(x.add(16)));
+                        dp_second!(s0, s1, r, hi, bcast4(x.add(16)));
                     }
                 }
             } else {
@@ -117,7 +130,7 @@ unsafe fn b32<const MR: usize, const B4: bool>(
                         if g % 2 == 0 {
                             s0[r] = _mm512_dpbusd_epi32(s0[r], w, x);
                         } else {
-                            s1[r] = _mm512_dpbusd_epi32(s1[r], w, x);
+                            dp_second!(s0, s1, r, w, x);
                         }
                     }
                 }
@@ -187,7 +200,7 @@ unsafe fn kq<const MR: usize, const B4: bool>(
                         for r in 0..MR {
                             let x = qx[r].add(kb * 256 + j * 32 + 4 * v);
                             s0[r] = _mm512_dpbusd_epi32(s0[r], lo, bcast4(x));
-                            s1[r] = _mm512_dpbusd_epi32(s1[r], hi, bcast4(x.add(16)));
+                            dp_second!(s0, s1, r, hi, bcast4(x.add(16)));
                         }
                     }
                 } else {
@@ -199,7 +212,7 @@ unsafe fn kq<const MR: usize, const B4: bool>(
                             if g % 2 == 0 {
                                 s0[r] = _mm512_dpbusd_epi32(s0[r], w, x);
                             } else {
-                                s1[r] = _mm512_dpbusd_epi32(s1[r], w, x);
+                                dp_second!(s0, s1, r, w, x);
                             }
                         }
                     }
@@ -253,7 +266,9 @@ unsafe fn q6k<const MR: usize>(
 ) {
     // SAFETY: see tile_q6k: every pointer below stays inside `tile` / `a`.
     unsafe {
-        let tb = 4416;
+        let tb = 3392;
+        let nib = _mm512_set1_epi8(0x0F);
+        let top = _mm512_set1_epi8(0x30);
         let base = tile.as_ptr();
         let qx: [*const i8; MR] = core::array::from_fn(|r| a.qs.as_ptr().add((i0 + r) * cols));
         let dx: [*const f32; MR] = core::array::from_fn(|r| a.d.as_ptr().add((i0 + r) * nb));
@@ -264,19 +279,46 @@ unsafe fn q6k<const MR: usize>(
             let blk = base.add(kb * tb);
             let mut bacc = [_mm512_setzero_si512(); MR];
             for j in 0..16 {
-                let q = blk.add(Q6_Q + j * 256);
+                let q = blk.add(Q6_Q + j * 192);
+                // Rebuild the 4 u8 weight vectors (groups 0..4) from 2 nibble
+                // vectors + 1 vector of 2-bit tops: w = nibble | (top & 0x30).
+                let n0 = load512(q);
+                let n1 = load512(q.add(64));
+                let h = load512(q.add(128));
+                // 0xF8: a | (b & c)
+                let w4 = [
+                    _mm512_ternarylogic_epi32::<0xF8>(
+                        _mm512_and_si512(n0, nib),
+                        _mm512_slli_epi16::<4>(h),
+                        top,
+                    ),
+                    _mm512_ternarylogic_epi32::<0xF8>(
+                        _mm512_and_si512(n1, nib),
+                        _mm512_slli_epi16::<2>(h),
+                        top,
+                    ),
+                    _mm512_ternarylogic_epi32::<0xF8>(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(n0), nib),
+                        h,
+                        top,
+                    ),
+                    _mm512_ternarylogic_epi32::<0xF8>(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(n1), nib),
+                        _mm512_srli_epi16::<2>(h),
+                        top,
+                    ),
+                ];
                 let mut s0: [__m512i; MR] = core::array::from_fn(|r| {
                     _mm512_set1_epi32(-32 * *bs[r].add(kb * 16 + j) as i32)
                 });
                 let mut s1 = [_mm512_setzero_si512(); MR];
-                for g in 0..4 {
-                    let w = load512(q.add(g * 64));
+                for (g, &w) in w4.iter().enumerate() {
                     for r in 0..MR {
                         let x = bcast4(qx[r].add(kb * 256 + j * 16 + 4 * g));
                         if g % 2 == 0 {
                             s0[r] = _mm512_dpbusd_epi32(s0[r], w, x);
                         } else {
-                            s1[r] = _mm512_dpbusd_epi32(s1[r], w, x);
+                            dp_second!(s0, s1, r, w, x);
                         }
                     }
                 }

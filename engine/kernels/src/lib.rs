@@ -54,7 +54,7 @@ pub const SIMD: bool = cfg!(all(
 ));
 
 /// Activation rows processed together per weight tile (register blocking).
-const MR: usize = 4;
+const MR: usize = 8;
 
 /// `f(tile, i0, out)`: the 16 outputs of a row tile for activation rows `i0..i0 + out.len()`.
 type TileFn<'a> = dyn Fn(usize, usize, &mut [[f32; TR]]) + Sync + 'a;
@@ -268,4 +268,12 @@ fn tile_q6k(p: &Packed, t: usize, a: &ActK, i0: usize, out: &mut [[f32; TR]], si
     }
     let _ = simd;
     scalar::tile_q6k(p, t, a, i0, out)
+}
+
+/// Runs an empty parallel section over `n` items (benchmarks the dispatch cost).
+#[doc(hidden)]
+pub fn dispatch_probe(n: usize) {
+    threading::for_each((0..n).collect(), num_threads(), |i: usize| {
+        std::hint::black_box(i);
+    });
 }

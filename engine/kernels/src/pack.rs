@@ -20,7 +20,8 @@
 //! * `B32x4`: same with nibble quants: Q4_0 (m = -8d), Q4_1 — same size as GGML.
 //! * `K4`: Q4_K super-blocks (d, dmin, 8 u8 scales, 8 u8 mins, nibbles), 148 B/row-block.
 //! * `K8`: Q5_K widened to 8-bit quants.
-//! * `Q6K`: Q6_K with quants widened to u8 (0..64), i8 scales; 276 vs 210 bytes.
+//! * `Q6K`: Q6_K, 6-bit quants split into two nibble vectors + one 2-bit vector per
+//!   16-weight sub-block (see [`q6_pos`]), i8 scales: 212 vs 210 bytes per row-block.
 //! * `F32`: F32/F16/BF16 kept as plain row-major f32.
 
 use crate::reference::{f16_at, k_scale_min, q5_values, q6_value};
@@ -50,7 +51,7 @@ pub(crate) const K_MN: usize = 192; // [4 pairs][16 rows][2] u8
 pub(crate) const K_Q: usize = 320;
 pub(crate) const Q6_D: usize = 0;
 pub(crate) const Q6_SC: usize = 64; // [16 sub-blocks][16 rows] i8
-pub(crate) const Q6_Q: usize = 320; // [16 sub-blocks][4 groups][16 rows][4] u8
+pub(crate) const Q6_Q: usize = 320; // [16 sub-blocks][192 bytes], see `q6_pos`
 
 impl Kind {
     fn of(format: BlockFormat) -> Kind {
@@ -78,7 +79,8 @@ impl Kind {
             Kind::B32x8 => 576,
             Kind::B32x4 => 320,
             Kind::K4 => 2368,
-            Kind::K8 | Kind::Q6K => 4416,
+            Kind::K8 => 4416,
+            Kind::Q6K => 3392,
         }
     }
 }
@@ -129,6 +131,24 @@ pub(crate) fn pos8(l: usize, e: usize) -> usize {
 pub(crate) fn pos4(l: usize, e: usize) -> (usize, bool) {
     let g = e % 16;
     ((g / 4) * 64 + l * 4 + (g % 4), e >= 16)
+}
+
+/// Q6_K sub-block (16 weights x 16 rows, 192 bytes): weight `e` (0..16) of row lane
+/// `l`, group `g = e / 4`: its low 4 bits are in the low (g < 2) or high (g >= 2)
+/// nibble of byte `(g % 2) * 64 + l * 4 + e % 4`, its top 2 bits are bits
+/// `2g..2g+2` of byte `128 + l * 4 + e % 4`. Returns (nibble byte, high nibble?, 2-bit byte, shift).
+#[inline]
+pub(crate) fn q6_pos(l: usize, e: usize) -> (usize, bool, usize, u32) {
+    let g = e / 4;
+    let b = l * 4 + e % 4;
+    ((g % 2) * 64 + b, g >= 2, 128 + b, 2 * g as u32)
+}
+
+#[inline]
+pub(crate) fn q6_get(q: &[u8], l: usize, e: usize) -> u8 {
+    let (nb, hi, hb, sh) = q6_pos(l, e);
+    let n = if hi { q[nb] >> 4 } else { q[nb] & 0x0F };
+    n | (((q[hb] >> sh) & 3) << 4)
 }
 
 impl Packed {
@@ -266,7 +286,7 @@ impl Packed {
                     for j in 0..16 {
                         let sc = blk[Q6_SC + j * 16 + l] as i8;
                         for e in 0..16 {
-                            let q = blk[Q6_Q + j * 256 + pos8(l, e)];
+                            let q = q6_get(&blk[Q6_Q + j * 192..], l, e);
                             o[j * 16 + e] = d * sc as f32 * (q as i32 - 32) as f32;
                         }
                     }
@@ -366,7 +386,11 @@ fn pack_block(format: BlockFormat, b: &[u8], l: usize, dst: &mut [u8]) {
             }
             let (ql, qh) = (&b[0..128], &b[128..192]);
             for e in 0..256 {
-                dst[Q6_Q + (e / 16) * 256 + pos8(l, e % 16)] = q6_value(ql, qh, e);
+                let q = q6_value(ql, qh, e);
+                let (nb, hi, hb, sh) = q6_pos(l, e % 16);
+                let sub = &mut dst[Q6_Q + (e / 16) * 192..];
+                sub[nb] |= if hi { (q & 0x0F) << 4 } else { q & 0x0F };
+                sub[hb] |= (q >> 4) << sh;
             }
         }
         BlockFormat::F32 | BlockFormat::F16 | BlockFormat::BF16 => unreachable!(),

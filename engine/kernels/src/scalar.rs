@@ -102,7 +102,11 @@ pub(crate) fn tile_q6k(p: &Packed, t: usize, act: &ActK, i0: usize, out: &mut [[
         let blk = &tile[kb * tb..][..tb];
         let mut w = [[[0u8; 16]; TR]; 16];
         for (j, wj) in w.iter_mut().enumerate() {
-            *wj = unpack8::<16>(&blk[Q6_Q + j * 256..]);
+            for (l, wl) in wj.iter_mut().enumerate() {
+                for (e, v) in wl.iter_mut().enumerate() {
+                    *v = q6_get(&blk[Q6_Q + j * 192..], l, e);
+                }
+            }
         }
         for (r, o) in out.iter_mut().enumerate() {
             let i = i0 + r;

@@ -1,17 +1,24 @@
-//! Thread pool for matmuls.
+//! Matmul thread pool: `n - 1` persistent workers plus the calling thread.
 //!
-//! A dedicated rayon pool with `n - 1` workers: the calling thread always takes
-//! part (so `n` threads work) and picks chunks from the same atomic counter as the
-//! workers (dynamic balance when a core is busy with something else). rayon
-//! workers spin briefly before sleeping, which keeps back-to-back decode matmuls
-//! cheap to dispatch.
+//! Decode runs ~200 small matmuls per token, so dispatch latency matters more than
+//! anything else here. Workers spin on a generation counter for a short while
+//! after each job (a new job is picked up within ~100 ns) and only then sleep on a
+//! condvar. Chunks are claimed from an atomic counter by whoever is free, and the
+//! caller waits only for chunks a worker has actually claimed: a worker that is
+//! descheduled (the other core busy) never stalls the call.
+//!
+//! Jobs are `Arc`ed and own everything they touch (`'static`), so this needs no
+//! unsafe code; results come back through a mutex-protected buffer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
-type PoolSlot = Option<(usize, Arc<rayon::ThreadPool>)>;
-static POOL: Mutex<PoolSlot> = Mutex::new(None);
+static DEFAULT_THREADS: OnceLock<usize> = OnceLock::new();
+
+/// How long an idle worker spins before sleeping.
+const SPIN: Duration = Duration::from_micros(300);
 
 /// Sets the number of threads used by matmul (`0` = available parallelism).
 pub fn set_num_threads(n: usize) {
@@ -21,50 +28,142 @@ pub fn set_num_threads(n: usize) {
 /// Number of threads matmul will use.
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // Cached: available_parallelism reads cgroup files (~20 µs per call).
+        0 => *DEFAULT_THREADS
+            .get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
     }
 }
 
-fn pool(n: usize) -> Option<Arc<rayon::ThreadPool>> {
-    let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((k, p)) = g.as_ref() {
-        if *k == n {
-            return Some(p.clone());
-        }
-    }
-    let p = rayon::ThreadPoolBuilder::new()
-        .num_threads(n - 1)
-        .thread_name(|i| format!("k2-kernels-{i}"))
-        .build()
-        .ok()?;
-    let p = Arc::new(p);
-    *g = Some((n, p.clone()));
-    Some(p)
+/// A unit of parallel work: `run(i)` for every chunk `i < n`.
+pub(crate) trait Task: Send + Sync + 'static {
+    fn run(&self, chunk: usize);
 }
 
-/// Runs `f` on every item, spread over `threads` threads (the caller included).
-pub(crate) fn for_each<T: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) + Sync) {
-    let threads = threads.min(items.len());
-    let pool = if threads > 1 { pool(threads) } else { None };
-    let Some(pool) = pool else {
-        items.into_iter().for_each(f);
-        return;
-    };
-    let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(slot) = slots.get(i) else { break };
-        let item = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(item) = item {
-            f(item);
+struct Job {
+    task: Arc<dyn Task>,
+    n: usize,
+    next: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl Job {
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.n {
+                break;
+            }
+            self.task.run(i);
+            self.done.fetch_add(1, Ordering::Release);
         }
-    };
-    pool.in_place_scope(|s| {
-        for _ in 1..threads {
-            s.spawn(|_| work());
+    }
+}
+
+struct Shared {
+    gen: AtomicU64,
+    job: Mutex<Option<Arc<Job>>>,
+    sleepers: Mutex<usize>,
+    wake: Condvar,
+}
+
+struct Pool {
+    shared: Arc<Shared>,
+    workers: usize,
+}
+
+static POOL: Mutex<Option<Arc<Pool>>> = Mutex::new(None);
+
+fn worker_loop(sh: Arc<Shared>) {
+    let mut seen = sh.gen.load(Ordering::Acquire);
+    loop {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            let g = sh.gen.load(Ordering::Acquire);
+            if g != seen {
+                seen = g;
+                break;
+            }
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 256 == 0 && start.elapsed() > SPIN {
+                let mut s = sh.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+                *s += 1;
+                while sh.gen.load(Ordering::Acquire) == seen {
+                    s = sh.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+                *s -= 1;
+            }
         }
-        work();
+        let job = sh.job.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(job) = job {
+            job.work();
+        }
+    }
+}
+
+fn pool(threads: usize) -> Arc<Pool> {
+    let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = g.as_ref() {
+        if p.workers + 1 == threads {
+            return p.clone();
+        }
+    }
+    // A resized pool replaces the old one; old workers stay asleep (rare: set_num_threads).
+    let shared = Arc::new(Shared {
+        gen: AtomicU64::new(0),
+        job: Mutex::new(None),
+        sleepers: Mutex::new(0),
+        wake: Condvar::new(),
     });
+    let mut workers = 0;
+    for i in 1..threads {
+        let sh = shared.clone();
+        let ok = std::thread::Builder::new()
+            .name(format!("k2-kernels-{i}"))
+            .spawn(move || worker_loop(sh))
+            .is_ok();
+        workers += ok as usize;
+    }
+    let p = Arc::new(Pool { shared, workers });
+    *g = Some(p.clone());
+    p
+}
+
+/// Runs `task.run(i)` for `i in 0..n` on up to `threads` threads (caller included)
+/// and returns when all chunks are done.
+pub(crate) fn run(task: Arc<dyn Task>, n: usize, threads: usize) {
+    if threads <= 1 || n <= 1 {
+        (0..n).for_each(|i| task.run(i));
+        return;
+    }
+    let pool = pool(threads);
+    let job = Arc::new(Job {
+        task,
+        n,
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+    });
+    let sh = &pool.shared;
+    *sh.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.clone());
+    sh.gen.fetch_add(1, Ordering::AcqRel);
+    if *sh.sleepers.lock().unwrap_or_else(|e| e.into_inner()) > 0 {
+        sh.wake.notify_all();
+    }
+    job.work();
+    // Only chunks claimed by running workers remain; they finish shortly.
+    let mut spins = 0u32;
+    while job.done.load(Ordering::Acquire) < n {
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % 4096 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    // Drop the slot's reference so buffers owned by the job can be reused.
+    let mut slot = sh.job.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.as_ref().is_some_and(|j| Arc::ptr_eq(j, &job)) {
+        *slot = None;
+    }
 }

@@ -55,7 +55,7 @@ pub struct ModelConfig {
     pub head_dim: usize,
     pub rope_theta: f32,
     pub rope_style: RopeStyle,
-    pub rms_norm_eps: f64,
+    pub rms_norm_eps: f32,
     /// The context length the model was trained for.
     pub context_length: usize,
 }
@@ -104,7 +104,7 @@ impl ModelConfig {
             },
             rms_norm_eps: gguf
                 .get_f64(&key("attention.layer_norm_rms_epsilon"))
-                .unwrap_or(1e-6),
+                .unwrap_or(1e-6) as f32,
             context_length: gguf.get_u64(&key("context_length")).unwrap_or(4096) as usize,
         };
         config.validate(&gguf.path)?;
@@ -138,7 +138,7 @@ impl ModelConfig {
             head_dim: hf.hidden_size / hf.num_attention_heads.max(1),
             rope_theta: hf.rope_theta.unwrap_or(10_000.0) as f32,
             rope_style: RopeStyle::Halves,
-            rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
+            rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6) as f32,
             context_length: hf.max_position_embeddings.unwrap_or(4096),
         };
         config.validate(path)?;

@@ -21,7 +21,8 @@ pub use config::{Architecture, ModelConfig, RopeStyle};
 pub use kv_cache::KvCache;
 pub use linear::{Linear, Matrix};
 pub use load_gguf::load_gguf;
-pub use load_safetensors::load_safetensors;
+pub use load_gguf::LoadProgress;
+pub use load_safetensors::{load_safetensors, safetensors_files};
 
 use crate::error::{EngineError, Result};
 use rope::Rope;
@@ -133,7 +134,7 @@ impl Model {
         let (cos, sin) = self.rope.tables(&positions)?;
 
         let mut x = self.embed.rows(&ids)?;
-        let eps = self.config.rms_norm_eps as f32;
+        let eps = self.config.rms_norm_eps;
         for (layer, block) in self.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
             let attn = attention::self_attention(

@@ -95,7 +95,10 @@ pub(super) fn build(ct: &Content, path: &Path) -> Result<Parts> {
     let mut kinds = vec![TokenKind::Normal; n];
     if let Some(v) = ct.metadata.get("tokenizer.ggml.token_type") {
         let Value::Array(types) = v else {
-            return Err(corrupt(path, "`tokenizer.ggml.token_type` is not an array".into()));
+            return Err(corrupt(
+                path,
+                "`tokenizer.ggml.token_type` is not an array".into(),
+            ));
         };
         if types.len() != n {
             return Err(corrupt(

@@ -62,9 +62,8 @@ pub(super) fn build(tokenizer_json: &Path, config_json: Option<&Path>) -> Result
             std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
         ));
     }
-    let mut hf = tokenizers::Tokenizer::from_file(tokenizer_json).map_err(|e| {
-        EngineError::Tokenizer(format!("{}: {e}", tokenizer_json.display()))
-    })?;
+    let mut hf = tokenizers::Tokenizer::from_file(tokenizer_json)
+        .map_err(|e| EngineError::Tokenizer(format!("{}: {e}", tokenizer_json.display())))?;
 
     let unsupported = |what: String| {
         EngineError::Tokenizer(format!(

@@ -46,8 +46,9 @@ impl PreTokenizerKind {
             "" | "default" => Self::Default,
             "gpt-2" | "gpt2" | "phi-2" | "jina-es" | "jina-de" | "jina-v1-en" | "jina-v2-es"
             | "jina-v2-de" | "gigachat" | "mpt" | "olmo" | "jais" => Self::Gpt2,
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
-            | "lfm2" => Self::Llama3,
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "lfm2" => {
+                Self::Llama3
+            }
             "qwen2" | "deepseek-r1-qwen" | "megrez" => Self::Qwen2,
             "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
             | "minerva-7b" => Self::SmolLm,
@@ -58,12 +59,7 @@ impl PreTokenizerKind {
     /// The regexes llama.cpp applies, in order.
     pub fn regexes(self) -> &'static [&'static str] {
         match self {
-            Self::Default => &[
-                r"[\p{P}\$\+<=>\^~\|]+",
-                GPT2,
-                r"\p{N}+",
-                r"[0-9][0-9][0-9]",
-            ],
+            Self::Default => &[r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", r"[0-9][0-9][0-9]"],
             Self::Gpt2 => &[GPT2],
             Self::Llama3 => &[LLAMA3],
             Self::Qwen2 => &[QWEN2],
@@ -124,10 +120,19 @@ mod tests {
 
     #[test]
     fn digits_split_per_family() {
-        assert_eq!(words(PreTokenizerKind::Qwen2, "x 1234"), ["x", "Ġ", "1", "2", "3", "4"]);
-        assert_eq!(words(PreTokenizerKind::Llama3, "x 1234"), ["x", "Ġ", "123", "4"]);
+        assert_eq!(
+            words(PreTokenizerKind::Qwen2, "x 1234"),
+            ["x", "Ġ", "1", "2", "3", "4"]
+        );
+        assert_eq!(
+            words(PreTokenizerKind::Llama3, "x 1234"),
+            ["x", "Ġ", "123", "4"]
+        );
         // SmolLM: digits isolated first, so GPT-2's ` ?\p{N}+` never sees more than one digit.
-        assert_eq!(words(PreTokenizerKind::SmolLm, "x 1234"), ["x", "Ġ", "1", "2", "3", "4"]);
+        assert_eq!(
+            words(PreTokenizerKind::SmolLm, "x 1234"),
+            ["x", "Ġ", "1", "2", "3", "4"]
+        );
         assert_eq!(words(PreTokenizerKind::Gpt2, "x 1234"), ["x", "Ġ1234"]);
     }
 
@@ -141,12 +146,18 @@ mod tests {
 
     #[test]
     fn known_names() {
-        assert_eq!(PreTokenizerKind::from_gguf_name("qwen2"), Some(PreTokenizerKind::Qwen2));
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("qwen2"),
+            Some(PreTokenizerKind::Qwen2)
+        );
         assert_eq!(
             PreTokenizerKind::from_gguf_name("deepseek-r1-qwen"),
             Some(PreTokenizerKind::Qwen2)
         );
-        assert_eq!(PreTokenizerKind::from_gguf_name("smollm"), Some(PreTokenizerKind::SmolLm));
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("smollm"),
+            Some(PreTokenizerKind::SmolLm)
+        );
         assert_eq!(PreTokenizerKind::from_gguf_name("nonsense"), None);
     }
 }

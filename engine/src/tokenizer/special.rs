@@ -76,17 +76,41 @@ pub(crate) struct FimRole {
 pub(crate) const FIM_ROLES: &[FimRole] = &[
     FimRole {
         metadata_key: "tokenizer.ggml.fim_pre_token_id",
-        texts: &["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>"],
+        texts: &[
+            "<|fim_prefix|>",
+            "<fim-prefix>",
+            "<fim_prefix>",
+            "<｜fim▁begin｜>",
+            "<PRE>",
+            "▁<PRE>",
+            "<|code_prefix|>",
+        ],
         ends_generation: false,
     },
     FimRole {
         metadata_key: "tokenizer.ggml.fim_suf_token_id",
-        texts: &["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>"],
+        texts: &[
+            "<|fim_suffix|>",
+            "<fim-suffix>",
+            "<fim_suffix>",
+            "<｜fim▁hole｜>",
+            "<SUF>",
+            "▁<SUF>",
+            "<|code_suffix|>",
+        ],
         ends_generation: false,
     },
     FimRole {
         metadata_key: "tokenizer.ggml.fim_mid_token_id",
-        texts: &["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>"],
+        texts: &[
+            "<|fim_middle|>",
+            "<fim-middle>",
+            "<fim_middle>",
+            "<｜fim▁end｜>",
+            "<MID>",
+            "▁<MID>",
+            "<|code_middle|>",
+        ],
         ends_generation: false,
     },
     FimRole {
@@ -96,7 +120,13 @@ pub(crate) const FIM_ROLES: &[FimRole] = &[
     },
     FimRole {
         metadata_key: "tokenizer.ggml.fim_rep_token_id",
-        texts: &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
+        texts: &[
+            "<|fim_repo|>",
+            "<|repo_name|>",
+            "<fim-repo>",
+            "<REPO>",
+            "<reponame>",
+        ],
         ends_generation: true,
     },
     FimRole {
@@ -154,10 +184,7 @@ pub(crate) fn fix_up_and_find_eog(
 
     for (id, text) in tokens.iter().enumerate() {
         let t = text.as_str();
-        if EOG_TEXTS.contains(&t) {
-            force_control(id, kinds, "end-of-turn");
-            eog.insert(id as u32);
-        } else if !named.has_eot && EOT_ONLY_TEXTS.contains(&t) {
+        if EOG_TEXTS.contains(&t) || (!named.has_eot && EOT_ONLY_TEXTS.contains(&t)) {
             force_control(id, kinds, "end-of-turn");
             eog.insert(id as u32);
         }
@@ -247,9 +274,15 @@ mod tests {
     use super::*;
 
     fn vocab() -> (Vec<String>, Vec<TokenKind>) {
-        let tokens = ["a", "<|im_end|>", "<tool_call>", "<|im_start|>", "<|fim_pad|>"]
-            .map(String::from)
-            .to_vec();
+        let tokens = [
+            "a",
+            "<|im_end|>",
+            "<tool_call>",
+            "<|im_start|>",
+            "<|fim_pad|>",
+        ]
+        .map(String::from)
+        .to_vec();
         let kinds = vec![
             TokenKind::Normal,
             TokenKind::Control,

@@ -33,7 +33,10 @@ impl StreamDecoder {
         match self.tokenizer.token_bytes(id) {
             Some(bytes) => self.pending.extend_from_slice(bytes),
             None => {
-                tracing::warn!(id, "stream decoder: token id outside the vocabulary ignored");
+                tracing::warn!(
+                    id,
+                    "stream decoder: token id outside the vocabulary ignored"
+                );
                 return None;
             }
         }

@@ -1,0 +1,151 @@
+//! `k2 generate`: one model, one prompt, streamed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args as ClapArgs;
+use k2_engine::chat::ChatMessage;
+use k2_engine::generate::{generate, CancelToken, GenerateOptions};
+use k2_engine::sample::SamplingParams;
+use serde_json::json;
+
+use crate::load::{load, ModelArgs};
+use crate::output::{print_json_line, print_text, Format};
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt text.
+    #[arg(long, short = 'p', conflicts_with = "prompt_file", required_unless_present = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long)]
+    pub prompt_file: Option<PathBuf>,
+    /// Use the prompt as is, without the model's chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// A system message (chat template only).
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Stop when the output contains this text (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Maximum number of tokens to generate.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Keep only the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Drop tokens less likely than this fraction of the most likely one (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    /// Random seed (same seed, same output).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            seed: self.seed,
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let prompt = match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the prompt from {}", f.display()))?,
+        (None, None) => unreachable!("clap requires --prompt or --prompt-file"),
+    };
+    let loaded = load(&args.model, args.format == Format::Jsonl)?;
+    let prompt_ids = if args.raw {
+        loaded.tokenizer.encode_prompt(&prompt, false)?
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(ChatMessage::system(system.clone()));
+        }
+        messages.push(ChatMessage::user(prompt));
+        let text = loaded.template.render(&messages, true)?;
+        // The template's own special tokens are parsed; the user's text was inserted in it,
+        // so "<|im_end|>" typed by a user would count too: acceptable for a local CLI.
+        loaded.tokenizer.encode_prompt(&text, true)?
+    };
+    let options = GenerateOptions {
+        sampling: args.sampling.params(),
+        max_tokens: args.sampling.max_tokens,
+        stop: args.stop.clone(),
+    };
+    let cancel = CancelToken::new();
+    let jsonl = args.format == Format::Jsonl;
+    let generation = generate(
+        &loaded.model,
+        &loaded.tokenizer,
+        &prompt_ids,
+        &options,
+        &cancel,
+        &mut |delta| {
+            if jsonl {
+                print_json_line(&json!({"token_id": delta.token_id, "text": delta.text}));
+            } else {
+                print_text(delta.text);
+            }
+        },
+    )?;
+    if jsonl {
+        print_json_line(&json!({
+            "text": generation.text,
+            "token_ids": generation.token_ids,
+            "stop_reason": generation.stop_reason,
+            "stats": {
+                "prompt_tokens": generation.stats.prompt_tokens,
+                "generated_tokens": generation.stats.generated_tokens,
+                "prefill_tokens_per_s": generation.stats.prefill_tokens_per_s,
+                "decode_tokens_per_s": generation.stats.decode_tokens_per_s,
+                "prefill_seconds": generation.stats.prefill_seconds,
+                "decode_seconds": generation.stats.decode_seconds,
+                "peak_rss_bytes": peak_rss_bytes(),
+            },
+        }));
+    } else {
+        print_text("\n");
+        eprintln!(
+            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {:?}]",
+            generation.stats.prompt_tokens,
+            generation.stats.prefill_tokens_per_s,
+            generation.stats.generated_tokens,
+            generation.stats.decode_tokens_per_s,
+            generation.stop_reason
+        );
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), for memory budgets in tests.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,76 @@
+//! Loading everything a model needs to chat: weights, tokenizer and chat template, from a
+//! GGUF file or a Hugging Face folder.
+
+use std::path::Path;
+
+use candle_core::Device;
+
+use crate::chat::ChatTemplate;
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::model::{load_gguf, load_safetensors, LoadProgress, Model};
+use crate::models_dir::{describe_model, model_format, ModelFormat, ModelInfo};
+use crate::tokenizer::Tokenizer;
+
+pub struct LoadedModel {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub info: ModelInfo,
+}
+
+/// Loads the model at `path` onto `device`, reporting weight bytes read to `progress`.
+pub fn load_model(
+    path: &Path,
+    device: &Device,
+    progress: &mut dyn FnMut(LoadProgress),
+) -> Result<LoadedModel> {
+    let info = describe_model(path)?;
+    let loaded = match model_format(path)? {
+        ModelFormat::Gguf => {
+            let gguf = GgufFile::open(path)?;
+            // Tokenizer first: a file without one fails before seconds of weight loading.
+            let tokenizer = Tokenizer::from_gguf(&gguf.content, path)?;
+            let template = ChatTemplate::from_gguf(&gguf.content)?;
+            let model = load_gguf(&gguf, device, progress)?;
+            LoadedModel {
+                model,
+                tokenizer,
+                template,
+                info,
+            }
+        }
+        ModelFormat::Safetensors => {
+            let config_path = path.join("tokenizer_config.json");
+            let config = config_path.exists().then_some(config_path.as_path());
+            let tokenizer = Tokenizer::from_files(&path.join("tokenizer.json"), config)?;
+            let template = match config {
+                Some(c) => ChatTemplate::from_tokenizer_config(c)?,
+                None => ChatTemplate::chatml(),
+            };
+            let model = load_safetensors(path, device)?;
+            LoadedModel {
+                model,
+                tokenizer,
+                template,
+                info,
+            }
+        }
+    };
+    check_vocabularies_agree(&loaded, path)?;
+    Ok(loaded)
+}
+
+fn check_vocabularies_agree(loaded: &LoadedModel, path: &Path) -> Result<()> {
+    let model_vocab = loaded.model.config().vocab_size;
+    let tokenizer_vocab = loaded.tokenizer.vocab_size();
+    if tokenizer_vocab > model_vocab {
+        return Err(EngineError::CorruptModel {
+            path: path.to_owned(),
+            reason: format!(
+                "the tokenizer has {tokenizer_vocab} tokens but the model only {model_vocab}"
+            ),
+        });
+    }
+    Ok(())
+}
