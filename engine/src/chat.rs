@@ -49,6 +49,12 @@ pub const CHATML_TEMPLATE: &str = "{%- for message in messages %}\
 
 const TEMPLATE_NAME: &str = "chat";
 
+// Templates are shared between runs on different threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<ChatTemplate>();
+};
+
 /// A compiled chat template. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct ChatTemplate {

@@ -8,7 +8,7 @@ use candle_core::Device;
 use crate::chat::ChatTemplate;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
-use crate::model::{load_gguf, load_safetensors, LoadProgress, Model};
+use crate::model::{load_gguf, load_safetensors, LoadProgress, Model, ModelConfig};
 use crate::models_dir::{describe_model, model_format, ModelFormat, ModelInfo};
 use crate::tokenizer::Tokenizer;
 
@@ -29,7 +29,9 @@ pub fn load_model(
     let loaded = match model_format(path)? {
         ModelFormat::Gguf => {
             let gguf = GgufFile::open(path)?;
-            // Tokenizer first: a file without one fails before seconds of weight loading.
+            // Architecture and tokenizer first: a file we cannot use fails before seconds of
+            // weight loading.
+            ModelConfig::from_gguf(&gguf)?;
             let tokenizer = Tokenizer::from_gguf(&gguf.content, path)?;
             let template = ChatTemplate::from_gguf(&gguf.content)?;
             let model = load_gguf(&gguf, device, progress)?;

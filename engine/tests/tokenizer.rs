@@ -83,7 +83,10 @@ fn show(tok: &Tokenizer, ids: &[u32]) -> String {
 /// Every golden case, both modes, must give llama.cpp's ids exactly; all mismatches are
 /// reported at once.
 fn check_golden(name: &str) {
-    let g = golden(name);
+    check_golden_doc(name, golden(name));
+}
+
+fn check_golden_doc(name: &str, g: Golden) {
     let tok = load(&g.model_file);
     if let Some(bos) = g.bos_id.filter(|&b| b >= 0) {
         assert_eq!(tok.bos_id(), Some(bos as u32), "bos id");
@@ -252,6 +255,14 @@ fn qwen_metadata_and_end_tokens() {
     assert!(tok.is_end_of_generation(151_645)); // <|im_end|>
     assert!(tok.is_end_of_generation(151_643)); // <|endoftext|>
     assert!(!tok.is_end_of_generation(151_644)); // <|im_start|>
+                                                 // llama.cpp's full end set (llama_vocab_is_eog, llama-cpp-python 0.3.36): also FIM
+                                                 // pad/repo/file-sep and the vocabulary's plain `</s>`, which llama.cpp makes a control token.
+    assert_eq!(
+        tok.end_of_generation_ids(),
+        [128_247, 151_643, 151_645, 151_662, 151_663, 151_664]
+    );
+    assert_eq!(tok.encode("x</s>y", true).unwrap(), [87, 128_247, 88]);
+    assert_eq!(tok.encode("x</s>y", false).unwrap(), [87, 522, 82, 82_244]);
     assert_eq!(tok.token_string(151_645), Some("<|im_end|>"));
     assert_eq!(tok.token_id("<|im_end|>"), Some(151_645));
     assert_eq!(tok.token_string(151_936), None);
@@ -281,6 +292,8 @@ fn smollm_metadata_and_end_tokens() {
     assert!(tok.is_end_of_generation(2)); // <|im_end|>
     assert!(tok.is_end_of_generation(0)); // <|endoftext|>
     assert!(!tok.is_end_of_generation(1));
+    // As llama.cpp: <reponame> is the FIM repo token, which ends generation too.
+    assert_eq!(tok.end_of_generation_ids(), [0, 2, 4]);
 }
 
 /// A Hugging Face `tokenizer.json` with the same vocabulary, merges, pre-tokenizer and added

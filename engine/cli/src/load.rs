@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use k2_engine::device::{select_device, DeviceChoice};
@@ -42,8 +42,7 @@ pub fn load(args: &ModelArgs, quiet: bool) -> Result<LoadedModel> {
     let loaded = load_model(&path, &selected.device, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
-    })
-    .with_context(|| format!("loading {}", path.display()))?;
+    })?;
     bar.finish_and_clear();
     Ok(loaded)
 }

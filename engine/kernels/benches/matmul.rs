@@ -67,6 +67,118 @@ fn time(min: Duration, mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// One transformer's matmuls: (format, rows, cols, count per layer).
+struct ModelSim {
+    name: &'static str,
+    layers: usize,
+    /// Per layer: (format even layers, format odd layers, rows, cols).
+    mats: Vec<(BlockFormat, BlockFormat, usize, usize)>,
+    output: (BlockFormat, usize, usize),
+}
+
+/// Matmul-only decode (m = 1) and prefill (m = 130, output head on the last row)
+/// time of whole models with random weights of the real shapes and formats
+/// (approximating the Q4_K_M mixes: attn_v / ffn_down alternate Q6_K/Q4_K).
+fn model_sims() {
+    use BlockFormat::*;
+    let sims = [
+        ModelSim {
+            name: "Qwen2.5-1.5B Q4_K_M",
+            layers: 28,
+            mats: vec![
+                (Q4K, Q4K, 1536, 1536),
+                (Q4K, Q4K, 256, 1536),
+                (Q6K, Q4K, 256, 1536),
+                (Q4K, Q4K, 1536, 1536),
+                (Q4K, Q4K, 8960, 1536),
+                (Q4K, Q4K, 8960, 1536),
+                (Q6K, Q4K, 1536, 8960),
+            ],
+            output: (Q6K, 151936, 1536),
+        },
+        ModelSim {
+            name: "Qwen2.5-0.5B Q4_K_M",
+            layers: 24,
+            mats: vec![
+                (Q5_0, Q5_0, 896, 896),
+                (Q5_0, Q5_0, 128, 896),
+                (Q8_0, Q8_0, 128, 896),
+                (Q5_0, Q5_0, 896, 896),
+                (Q5_0, Q5_0, 4864, 896),
+                (Q5_0, Q5_0, 4864, 896),
+                (Q6K, Q4K, 896, 4864),
+            ],
+            output: (Q8_0, 151936, 896),
+        },
+        ModelSim {
+            name: "SmolLM2-135M Q4_1",
+            layers: 30,
+            mats: vec![
+                (Q4_1, Q4_1, 576, 576),
+                (Q4_1, Q4_1, 192, 576),
+                (Q4_1, Q4_1, 192, 576),
+                (Q4_1, Q4_1, 576, 576),
+                (Q4_1, Q4_1, 1536, 576),
+                (Q4_1, Q4_1, 1536, 576),
+                (Q4_1, Q4_1, 576, 1536),
+            ],
+            output: (Q4_1, 49152, 576),
+        },
+    ];
+    println!();
+    println!("| model (matmuls only) | weights MB | decode ms/token | decode tok/s | GB/s | prefill 130 tok ms | prefill tok/s |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut rng = Rng(42);
+    for sim in sims {
+        let mut cache: Vec<((BlockFormat, usize, usize), Vec<u8>)> = Vec::new();
+        let mut get = |f: BlockFormat, r: usize, c: usize, rng: &mut Rng| {
+            if let Some((_, b)) = cache.iter().find(|(k, _)| *k == (f, r, c)) {
+                return QuantMatrix::from_ggml(f, b, r, c).unwrap();
+            }
+            let b = random_bytes(f, r, c, rng);
+            let q = QuantMatrix::from_ggml(f, &b, r, c).unwrap();
+            cache.push(((f, r, c), b));
+            q
+        };
+        let mut mats = Vec::new();
+        for l in 0..sim.layers {
+            for &(fe, fo, r, c) in &sim.mats {
+                mats.push(get(if l % 2 == 0 { fe } else { fo }, r, c, &mut rng));
+            }
+        }
+        let out = get(sim.output.0, sim.output.1, sim.output.2, &mut rng);
+        drop(cache);
+        let bytes: usize = mats.iter().map(|m| m.size_bytes()).sum::<usize>() + out.size_bytes();
+        let maxc = mats.iter().map(|m| m.cols()).max().unwrap();
+        let maxr = mats.iter().map(|m| m.rows()).max().unwrap().max(out.rows());
+        let m = 130;
+        let x: Vec<f32> = (0..m * maxc).map(|_| rng.f()).collect();
+        let mut y = vec![0f32; m * maxr];
+        let dec = time(Duration::from_millis(1500), || {
+            for q in &mats {
+                q.matmul(&x, 1, &mut y);
+            }
+            out.matmul(&x, 1, &mut y);
+        });
+        let pre = time(Duration::from_millis(1500), || {
+            for q in &mats {
+                q.matmul(&x, m, &mut y);
+            }
+            out.matmul(&x, 1, &mut y);
+        });
+        println!(
+            "| {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} |",
+            sim.name,
+            bytes as f64 / 1e6,
+            dec * 1e3,
+            1.0 / dec,
+            bytes as f64 / dec / 1e9,
+            pre * 1e3,
+            m as f64 / pre
+        );
+    }
+}
+
 fn main() {
     if let Some(n) = std::env::var("K2_THREADS")
         .ok()
@@ -144,9 +256,32 @@ fn main() {
             tms / tm
         );
     }
+    if "model".contains(filter.as_str()) || filter == "model" {
+        model_sims();
+    }
+    {
+        let (m, cols) = (128, 8960);
+        let x: Vec<f32> = (0..m * cols)
+            .map(|i| (i % 1000) as f32 * 0.001 - 0.5)
+            .collect();
+        for k in [false, true] {
+            let t = time(Duration::from_millis(200), || {
+                k2_kernels::quantize_probe(&x, m, cols, k)
+            });
+            println!(
+                "activation quantization {m}x{cols} ({}): {:.0} µs ({:.2} GB/s of f32)",
+                if k { "256-blocks" } else { "32-blocks" },
+                t * 1e6,
+                (m * cols * 4) as f64 / t / 1e9
+            );
+        }
+    }
     for n in [2, 8] {
         let t = time(Duration::from_millis(200), || k2_kernels::dispatch_probe(n));
-        println!("dispatch probe: empty parallel section, {n} items: {:.2} µs", t * 1e6);
+        println!(
+            "dispatch probe: empty parallel section, {n} items: {:.2} µs",
+            t * 1e6
+        );
     }
     // Per-call overhead: a tiny matmul (single-threaded path) and a small threaded one.
     let small = |rows: usize, cols: usize| {

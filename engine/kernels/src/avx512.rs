@@ -337,3 +337,30 @@ unsafe fn q6k<const MR: usize>(
         store_acc::<MR>(&facc, out);
     }
 }
+
+/// AVX-512 version of `act::quantize_block_scalar` (same results: `vcvtps2dq`
+/// rounds to nearest even like `round_ties_even`).
+pub(crate) fn quantize_block(x: &[f32], q: &mut [i8], sums16: &mut [i16]) -> f32 {
+    let n = x.len() / 16;
+    assert!(x.len() == n * 16 && q.len() >= n * 16 && sums16.len() >= n);
+    // SAFETY: the loads/stores below cover x[..16n] and q[..16n], checked above.
+    unsafe {
+        let absmask = _mm512_set1_epi32(0x7FFF_FFFF);
+        let mut mx = _mm512_setzero_ps();
+        for c in 0..n {
+            let v = _mm512_loadu_ps(x.as_ptr().add(16 * c));
+            let a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), absmask));
+            mx = _mm512_max_ps(mx, a);
+        }
+        let amax = _mm512_reduce_max_ps(mx);
+        let d = amax / 127.0;
+        let id = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+        for c in 0..n {
+            let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(16 * c)), id);
+            let i = _mm512_cvtps_epi32(v);
+            _mm_storeu_si128(q.as_mut_ptr().add(16 * c).cast(), _mm512_cvtsepi32_epi8(i));
+            sums16[c] = _mm512_reduce_add_epi32(i) as i16;
+        }
+        d
+    }
+}

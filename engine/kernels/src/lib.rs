@@ -13,6 +13,18 @@
 mod act;
 #[cfg(all(
     target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c",
+    not(all(
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))
+))]
+mod avx2;
+#[cfg(all(
+    target_arch = "x86_64",
     target_feature = "avx512f",
     target_feature = "avx512bw",
     target_feature = "avx512vnni"
@@ -25,6 +37,7 @@ mod scalar;
 mod threading;
 
 use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
 pub use formats::BlockFormat;
 pub use reference::dequantize;
@@ -45,40 +58,114 @@ impl std::fmt::Display for KernelError {
 
 impl std::error::Error for KernelError {}
 
-/// Whether this build runs the AVX-512 VNNI kernels (chosen at compile time).
+/// Whether this build runs SIMD kernels (AVX-512 VNNI, else AVX2+FMA+F16C;
+/// chosen at compile time).
 pub const SIMD: bool = cfg!(all(
     target_arch = "x86_64",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vnni"
+    any(
+        all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ),
+        all(
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        )
+    )
 ));
 
 /// Activation rows processed together per weight tile (register blocking).
 const MR: usize = 8;
 
-/// `f(tile, i0, out)`: the 16 outputs of a row tile for activation rows `i0..i0 + out.len()`.
-type TileFn<'a> = dyn Fn(usize, usize, &mut [[f32; TR]]) + Sync + 'a;
-
 /// A weight matrix (`rows` x `cols`) repacked for fast `x · Wᵀ`.
 pub struct QuantMatrix {
-    p: Packed,
+    p: Arc<Packed>,
 }
 
-#[derive(Default)]
-struct Scratch {
-    a32: Act32,
-    ak: ActK,
+/// Quantized (or, for F32 weights, copied) activations of one matmul call.
+enum ActBuf {
+    A32(Act32),
+    K(ActK),
+    F32(Vec<f32>),
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// Reused activation buffers (taken back when no worker still holds them).
+    static SCRATCH: RefCell<Option<Arc<ActBuf>>> = const { RefCell::new(None) };
+}
+
+/// One matmul call, shared with the workers: row tiles `bounds[c]..bounds[c+1]`
+/// form chunk `c`.
+struct MatmulTask {
+    p: Arc<Packed>,
+    act: Arc<ActBuf>,
+    m: usize,
+    simd: bool,
+    bounds: Vec<usize>,
+    /// `m x rows` results, filled chunk by chunk (threaded calls only).
+    out: Mutex<Vec<f32>>,
+}
+
+impl MatmulTask {
+    /// Computes chunk `c`; `write(i, row0, vals)` stores outputs `row0..` of row `i`.
+    fn compute(&self, c: usize, write: &mut dyn FnMut(usize, usize, &[f32])) {
+        let p = &*self.p;
+        let (rows, cols, m) = (p.rows, p.cols, self.m);
+        let mut buf = [[0f32; TR]; MR];
+        for t in self.bounds[c]..self.bounds[c + 1] {
+            let valid = (rows - t * TR).min(TR);
+            let mut i0 = 0;
+            while i0 < m {
+                let mr = (m - i0).min(MR);
+                let out = &mut buf[..mr];
+                for o in out.iter_mut() {
+                    *o = [0.0; TR];
+                }
+                match &*self.act {
+                    ActBuf::A32(a) => tile_b32(p, t, a, i0, out, self.simd),
+                    ActBuf::K(a) if p.kind == Kind::Q6K => tile_q6k(p, t, a, i0, out, self.simd),
+                    ActBuf::K(a) => tile_k(p, t, a, i0, out, self.simd),
+                    ActBuf::F32(x) => {
+                        for (r, o) in out.iter_mut().enumerate() {
+                            let xi = &x[(i0 + r) * cols..][..cols];
+                            for (l, ol) in o.iter_mut().enumerate().take(valid) {
+                                let row = t * TR + l;
+                                *ol = scalar::dot_f32(xi, &p.f32data[row * cols..][..cols]);
+                            }
+                        }
+                    }
+                }
+                for (r, o) in out.iter().enumerate() {
+                    write(i0 + r, t * TR, &o[..valid]);
+                }
+                i0 += mr;
+            }
+        }
+    }
+}
+
+impl threading::Task for MatmulTask {
+    fn run(&self, c: usize) {
+        let rows = self.p.rows;
+        let r0 = self.bounds[c] * TR;
+        let w = (self.bounds[c + 1] * TR).min(rows) - r0;
+        let mut local = vec![0f32; self.m * w];
+        self.compute(c, &mut |i, row0, v| {
+            local[i * w + row0 - r0..][..v.len()].copy_from_slice(v)
+        });
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, l) in local.chunks_exact(w).enumerate() {
+            out[i * rows + r0..][..w].copy_from_slice(l);
+        }
+    }
 }
 
 impl QuantMatrix {
     /// Takes raw GGML bytes (row-major: `rows` rows of `cols / block_size` blocks)
-    /// and repacks them into 16-row tiles. All formats are re-encoded exactly;
-    /// Q5_0/Q5_1/Q5_K/Q6_K quants are widened to 8 bits (faster kernels, more
-    /// bytes), F16/BF16 are converted to f32.
+    /// and repacks them into 16-row tiles. All formats are re-encoded exactly
+    /// (Q5_K quants are widened to 8 bits; F16/BF16 are converted to f32).
     pub fn from_ggml(
         format: BlockFormat,
         bytes: &[u8],
@@ -86,7 +173,7 @@ impl QuantMatrix {
         cols: usize,
     ) -> Result<Self, KernelError> {
         Ok(QuantMatrix {
-            p: Packed::new(format, bytes, rows, cols)?,
+            p: Arc::new(Packed::new(format, bytes, rows, cols)?),
         })
     }
 
@@ -125,103 +212,88 @@ impl QuantMatrix {
     }
 
     fn matmul_impl(&self, x: &[f32], m: usize, y: &mut [f32], simd: bool) {
-        let (rows, cols) = (self.p.rows, self.p.cols);
+        let (rows, cols, n_tiles) = (self.p.rows, self.p.cols, self.p.n_tiles);
         assert!(x.len() >= m * cols, "x too short: {} < {m}x{cols}", x.len());
         assert!(y.len() >= m * rows, "y too short: {} < {m}x{rows}", y.len());
         if m == 0 || rows == 0 {
             return;
         }
-        let p = &self.p;
-        if p.kind == Kind::F32 {
-            self.run_tiles(m, y, &|t, i0, out| {
-                for (r, o) in out.iter_mut().enumerate() {
-                    let xi = &x[(i0 + r) * cols..][..cols];
-                    for (l, ol) in o.iter_mut().enumerate() {
-                        let row = t * TR + l;
-                        if row < rows {
-                            *ol = scalar::dot_f32(xi, &p.f32data[row * cols..][..cols]);
-                        }
-                    }
-                }
-            });
-            return;
-        }
-        SCRATCH.with(|s| {
-            // A nested call on the same thread (not expected) gets fresh buffers.
-            let mut fresh = Scratch::default();
-            let mut guard = s.try_borrow_mut();
-            let s: &mut Scratch = match guard.as_mut() {
-                Ok(g) => g,
-                Err(_) => &mut fresh,
-            };
-            match p.kind {
-                Kind::B32x8 | Kind::B32x4 => {
-                    s.a32.quantize(x, m, cols);
-                    let a = &s.a32;
-                    self.run_tiles(m, y, &|t, i0, out| tile_b32(p, t, a, i0, out, simd));
-                }
-                Kind::K4 | Kind::K8 => {
-                    s.ak.quantize(x, m, cols);
-                    let a = &s.ak;
-                    self.run_tiles(m, y, &|t, i0, out| tile_k(p, t, a, i0, out, simd));
-                }
-                Kind::Q6K => {
-                    s.ak.quantize(x, m, cols);
-                    let a = &s.ak;
-                    self.run_tiles(m, y, &|t, i0, out| tile_q6k(p, t, a, i0, out, simd));
-                }
-                Kind::F32 => unreachable!(),
+        // Activations: reuse this thread's buffers when no worker still holds them.
+        let mut act = SCRATCH
+            .with(|s| s.borrow_mut().take())
+            .unwrap_or_else(|| Arc::new(ActBuf::F32(Vec::new())));
+        let a = Arc::get_mut(&mut act);
+        let a = match a {
+            Some(a) => a,
+            None => {
+                act = Arc::new(ActBuf::F32(Vec::new()));
+                Arc::get_mut(&mut act).expect("fresh Arc")
             }
-        });
-    }
-
-    /// Splits the row tiles into chunks spread over the threads; each chunk owns the
-    /// matching column range of every output row. `f(tile, i0, out)` computes the
-    /// 16 outputs of tile `tile` for activation rows `i0..i0 + out.len()`.
-    fn run_tiles(&self, m: usize, y: &mut [f32], f: &TileFn) {
-        let (rows, n_tiles) = (self.p.rows, self.p.n_tiles);
+        };
+        match self.p.kind {
+            Kind::F32 => {
+                if !matches!(a, ActBuf::F32(_)) {
+                    *a = ActBuf::F32(Vec::new());
+                }
+                if let ActBuf::F32(v) = a {
+                    v.clear();
+                    v.extend_from_slice(&x[..m * cols]);
+                }
+            }
+            Kind::B32x8 | Kind::B32x4 | Kind::B32x5 => {
+                if !matches!(a, ActBuf::A32(_)) {
+                    *a = ActBuf::A32(Act32::default());
+                }
+                if let ActBuf::A32(v) = a {
+                    v.quantize(x, m, cols);
+                }
+            }
+            Kind::K4 | Kind::K8 | Kind::Q6K => {
+                if !matches!(a, ActBuf::K(_)) {
+                    *a = ActBuf::K(ActK::default());
+                }
+                if let ActBuf::K(v) = a {
+                    v.quantize(x, m, cols);
+                }
+            }
+        }
         let threads = num_threads();
-        // Work estimate in weight bytes touched; tiny matmuls stay on the caller.
+        // Work estimate in weight bytes touched; small matmuls stay on the caller.
         let work = self.size_bytes().saturating_mul(m.min(64));
-        let n_chunks = if threads <= 1 || work < 64 * 1024 {
+        let n_chunks = if threads <= 1 || work < 96 * 1024 {
             1
+        } else if m == 1 {
+            // Decode: few big chunks (each a contiguous stream), a few spare for balance.
+            (threads * 2).min(n_tiles)
         } else {
             (threads * 4).min(n_tiles)
         };
-        let bounds: Vec<usize> = (0..=n_chunks).map(|c| c * n_tiles / n_chunks).collect();
-        // Per chunk: (first tile, last tile, one output slice per activation row).
-        let mut chunks: Vec<(usize, usize, Vec<&mut [f32]>)> = (0..n_chunks)
-            .map(|c| (bounds[c], bounds[c + 1], Vec::with_capacity(m)))
-            .collect();
-        for yrow in y.chunks_exact_mut(rows).take(m) {
-            let mut rest = yrow;
-            for ch in chunks.iter_mut() {
-                let width = (ch.1 * TR).min(rows) - ch.0 * TR;
-                let (a, b) = rest.split_at_mut(width);
-                ch.2.push(a);
-                rest = b;
+        let task = MatmulTask {
+            p: self.p.clone(),
+            act,
+            m,
+            simd,
+            bounds: (0..=n_chunks).map(|c| c * n_tiles / n_chunks).collect(),
+            out: Mutex::new(Vec::new()),
+        };
+        let task = if n_chunks == 1 {
+            task.compute(0, &mut |i, row0, v| {
+                y[i * rows + row0..][..v.len()].copy_from_slice(v)
+            });
+            task
+        } else {
+            *task.out.lock().unwrap_or_else(|e| e.into_inner()) = vec![0f32; m * rows];
+            let task = Arc::new(task);
+            threading::run(task.clone(), n_chunks, threads);
+            let out = task.out.lock().unwrap_or_else(|e| e.into_inner());
+            y[..m * rows].copy_from_slice(&out[..m * rows]);
+            drop(out);
+            match Arc::try_unwrap(task) {
+                Ok(t) => t,
+                Err(_) => return, // a worker still holds it: leave the buffers to it
             }
-        }
-        threading::for_each(chunks, threads, |(t0, t1, mut outs)| {
-            let mut buf = [[0f32; TR]; MR];
-            for t in t0..t1 {
-                let off = (t - t0) * TR;
-                let valid = (rows - t * TR).min(TR);
-                let mut i0 = 0;
-                while i0 < m {
-                    let mr = (m - i0).min(MR);
-                    let out = &mut buf[..mr];
-                    for o in out.iter_mut() {
-                        *o = [0.0; TR];
-                    }
-                    f(t, i0, out);
-                    for (r, o) in out.iter().enumerate() {
-                        outs[i0 + r][off..off + valid].copy_from_slice(&o[..valid]);
-                    }
-                    i0 += mr;
-                }
-            }
-        });
+        };
+        SCRATCH.with(|s| *s.borrow_mut() = Some(task.act));
     }
 }
 
@@ -235,6 +307,20 @@ fn tile_b32(p: &Packed, t: usize, a: &Act32, i0: usize, out: &mut [[f32; TR]], s
     ))]
     if simd {
         return avx512::tile_b32(p, t, a, i0, out);
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c",
+        not(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    ))]
+    if simd {
+        return avx2::tile_b32(p, t, a, i0, out);
     }
     let _ = simd;
     scalar::tile_b32(p, t, a, i0, out)
@@ -251,6 +337,20 @@ fn tile_k(p: &Packed, t: usize, a: &ActK, i0: usize, out: &mut [[f32; TR]], simd
     if simd {
         return avx512::tile_k(p, t, a, i0, out);
     }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c",
+        not(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    ))]
+    if simd {
+        return avx2::tile_k(p, t, a, i0, out);
+    }
     let _ = simd;
     scalar::tile_k(p, t, a, i0, out)
 }
@@ -266,14 +366,46 @@ fn tile_q6k(p: &Packed, t: usize, a: &ActK, i0: usize, out: &mut [[f32; TR]], si
     if simd {
         return avx512::tile_q6k(p, t, a, i0, out);
     }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c",
+        not(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    ))]
+    if simd {
+        return avx2::tile_q6k(p, t, a, i0, out);
+    }
     let _ = simd;
     scalar::tile_q6k(p, t, a, i0, out)
 }
 
-/// Runs an empty parallel section over `n` items (benchmarks the dispatch cost).
+/// Runs an empty parallel section over `n` chunks (benchmarks the dispatch cost).
 #[doc(hidden)]
 pub fn dispatch_probe(n: usize) {
-    threading::for_each((0..n).collect(), num_threads(), |i: usize| {
-        std::hint::black_box(i);
-    });
+    struct Nop;
+    impl threading::Task for Nop {
+        fn run(&self, c: usize) {
+            std::hint::black_box(c);
+        }
+    }
+    threading::run(Arc::new(Nop), n, num_threads());
+}
+
+/// Quantizes `m x cols` activations the way matmul does (benchmarks that step).
+#[doc(hidden)]
+pub fn quantize_probe(x: &[f32], m: usize, cols: usize, kquant: bool) {
+    if kquant {
+        let mut a = ActK::default();
+        a.quantize(x, m, cols);
+        std::hint::black_box(&a.qs);
+    } else {
+        let mut a = Act32::default();
+        a.quantize(x, m, cols);
+        std::hint::black_box(&a.qs);
+    }
 }

@@ -14,10 +14,12 @@
 //!
 //! Internal kinds (all exact re-encodings, no requantization):
 //! * `B32x8`: 32-blocks, u8 quants, per-block f16 `d` and `m`, value = d*q + m.
-//!   Q8_0 (q+128, m = -128d), Q5_0 (q5, m = -16d), Q5_1 (q5, m). Q5_0/Q5_1 are
-//!   widened to 8 bits: 36 instead of 22 bytes per block, but the kernel is the
-//!   cheapest one (no bit unpacking) and the 5th-bit shuffling is avoided.
+//!   Q8_0 (q+128, m = -128d): 36 vs 34 bytes per row-block.
 //! * `B32x4`: same with nibble quants: Q4_0 (m = -8d), Q4_1 — same size as GGML.
+//! * `B32x5`: nibbles as `B32x4` plus one 64-byte vector of 5th bits (bit `g` of
+//!   byte `row * 4 + e` = 5th bit of weight `4g + e`): Q5_0 (m = -16d), Q5_1;
+//!   24 vs 22/24 bytes. (Widening to 8 bits was measured too: simpler kernel but
+//!   1.5x the bytes, and decode is bandwidth-bound.)
 //! * `K4`: Q4_K super-blocks (d, dmin, 8 u8 scales, 8 u8 mins, nibbles), 148 B/row-block.
 //! * `K8`: Q5_K widened to 8-bit quants.
 //! * `Q6K`: Q6_K, 6-bit quants split into two nibble vectors + one 2-bit vector per
@@ -35,6 +37,7 @@ pub(crate) enum Kind {
     F32,
     B32x8,
     B32x4,
+    B32x5,
     K4,
     K8,
     Q6K,
@@ -44,6 +47,7 @@ pub(crate) enum Kind {
 pub(crate) const B32_D: usize = 0;
 pub(crate) const B32_M: usize = 32;
 pub(crate) const B32_Q: usize = 64;
+pub(crate) const B32_H: usize = 320; // B32x5: 5th bits
 pub(crate) const K_D: usize = 0;
 pub(crate) const K_DMIN: usize = 32;
 pub(crate) const K_SC: usize = 64; // [8 sub-blocks][16 rows] u8
@@ -57,7 +61,8 @@ impl Kind {
     fn of(format: BlockFormat) -> Kind {
         match format {
             BlockFormat::F32 | BlockFormat::F16 | BlockFormat::BF16 => Kind::F32,
-            BlockFormat::Q8_0 | BlockFormat::Q5_0 | BlockFormat::Q5_1 => Kind::B32x8,
+            BlockFormat::Q8_0 => Kind::B32x8,
+            BlockFormat::Q5_0 | BlockFormat::Q5_1 => Kind::B32x5,
             BlockFormat::Q4_0 | BlockFormat::Q4_1 => Kind::B32x4,
             BlockFormat::Q4K => Kind::K4,
             BlockFormat::Q5K => Kind::K8,
@@ -68,7 +73,7 @@ impl Kind {
     pub(crate) fn block(self) -> usize {
         match self {
             Kind::F32 => 1,
-            Kind::B32x8 | Kind::B32x4 => 32,
+            Kind::B32x8 | Kind::B32x4 | Kind::B32x5 => 32,
             Kind::K4 | Kind::K8 | Kind::Q6K => 256,
         }
     }
@@ -78,6 +83,7 @@ impl Kind {
             Kind::F32 => 0,
             Kind::B32x8 => 576,
             Kind::B32x4 => 320,
+            Kind::B32x5 => 384,
             Kind::K4 => 2368,
             Kind::K8 => 4416,
             Kind::Q6K => 3392,
@@ -149,6 +155,15 @@ pub(crate) fn q6_get(q: &[u8], l: usize, e: usize) -> u8 {
     let (nb, hi, hb, sh) = q6_pos(l, e);
     let n = if hi { q[nb] >> 4 } else { q[nb] & 0x0F };
     n | (((q[hb] >> sh) & 3) << 4)
+}
+
+/// 5-bit weight `e` of row lane `l` of a `B32x5` tile block.
+#[inline]
+pub(crate) fn q5_get(blk: &[u8], l: usize, e: usize) -> u8 {
+    let (p, hi) = pos4(l, e);
+    let byte = blk[B32_Q + p];
+    let nib = if hi { byte >> 4 } else { byte & 0x0F };
+    nib | (((blk[B32_H + l * 4 + e % 4] >> (e / 4)) & 1) << 4)
 }
 
 impl Packed {
@@ -234,7 +249,7 @@ impl Packed {
             let blk = &tile[kb * tb..][..tb];
             let o = &mut out[kb * bsz..][..bsz];
             match self.kind {
-                Kind::B32x8 | Kind::B32x4 => {
+                Kind::B32x8 | Kind::B32x4 | Kind::B32x5 => {
                     let d = f16_at(blk, B32_D + 2 * l);
                     let m = f16_at(blk, B32_M + 2 * l);
                     for (e, v) in o.iter_mut().enumerate() {
@@ -340,13 +355,17 @@ fn pack_block(format: BlockFormat, b: &[u8], l: usize, dst: &mut [u8]) {
             };
             dst[B32_D + 2 * l..][..2].copy_from_slice(&d.to_bits().to_le_bytes());
             dst[B32_M + 2 * l..][..2].copy_from_slice(&m.to_bits().to_le_bytes());
-            let qd = &mut dst[B32_Q..];
-            if matches!(format, BlockFormat::Q4_0 | BlockFormat::Q4_1) {
+            if format != BlockFormat::Q8_0 {
                 for (e, &qv) in q.iter().enumerate() {
                     let (p, hi) = pos4(l, e);
-                    qd[p] |= if hi { qv << 4 } else { qv };
+                    let nib = qv & 0x0F;
+                    dst[B32_Q + p] |= if hi { nib << 4 } else { nib };
+                    if qv > 0x0F {
+                        dst[B32_H + l * 4 + e % 4] |= 1 << (e / 4);
+                    }
                 }
             } else {
+                let qd = &mut dst[B32_Q..];
                 for (e, &qv) in q.iter().enumerate() {
                     qd[pos8(l, e)] = qv;
                 }

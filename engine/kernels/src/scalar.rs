@@ -42,10 +42,18 @@ pub(crate) fn tile_b32(p: &Packed, t: usize, act: &Act32, i0: usize, out: &mut [
     let tile = p.tile(t);
     for kb in 0..nb {
         let blk = &tile[kb * tb..][..tb];
-        let w = if p.kind == Kind::B32x8 {
-            unpack8::<32>(&blk[B32_Q..])
-        } else {
-            unpack4(&blk[B32_Q..])
+        let w = match p.kind {
+            Kind::B32x8 => unpack8::<32>(&blk[B32_Q..]),
+            Kind::B32x4 => unpack4(&blk[B32_Q..]),
+            _ => {
+                let mut w = [[0u8; 32]; TR];
+                for (l, wl) in w.iter_mut().enumerate() {
+                    for (e, v) in wl.iter_mut().enumerate() {
+                        *v = q5_get(blk, l, e);
+                    }
+                }
+                w
+            }
         };
         for (r, o) in out.iter_mut().enumerate() {
             let i = i0 + r;

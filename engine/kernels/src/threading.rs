@@ -10,7 +10,7 @@
 //! Jobs are `Arc`ed and own everything they touch (`'static`), so this needs no
 //! unsafe code; results come back through a mutex-protected buffer.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 static DEFAULT_THREADS: OnceLock<usize> = OnceLock::new();
 
 /// How long an idle worker spins before sleeping.
-const SPIN: Duration = Duration::from_micros(300);
+const SPIN: Duration = Duration::from_micros(200);
 
 /// Sets the number of threads used by matmul (`0` = available parallelism).
 pub fn set_num_threads(n: usize) {
@@ -62,6 +62,8 @@ impl Job {
 
 struct Shared {
     gen: AtomicU64,
+    /// Set when the pool is replaced (set_num_threads): workers exit.
+    exit: AtomicBool,
     job: Mutex<Option<Arc<Job>>>,
     sleepers: Mutex<usize>,
     wake: Condvar,
@@ -87,7 +89,7 @@ fn worker_loop(sh: Arc<Shared>) {
             }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 256 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(256) && start.elapsed() > SPIN {
                 let mut s = sh.sleepers.lock().unwrap_or_else(|e| e.into_inner());
                 *s += 1;
                 while sh.gen.load(Ordering::Acquire) == seen {
@@ -95,6 +97,9 @@ fn worker_loop(sh: Arc<Shared>) {
                 }
                 *s -= 1;
             }
+        }
+        if sh.exit.load(Ordering::Acquire) {
+            return;
         }
         let job = sh.job.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(job) = job {
@@ -110,9 +115,17 @@ fn pool(threads: usize) -> Arc<Pool> {
             return p.clone();
         }
     }
-    // A resized pool replaces the old one; old workers stay asleep (rare: set_num_threads).
+    // A resized pool replaces the old one, whose workers exit.
+    if let Some(old) = g.take() {
+        let sh = &old.shared;
+        sh.exit.store(true, Ordering::Release);
+        sh.gen.fetch_add(1, Ordering::AcqRel);
+        let _s = sh.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        sh.wake.notify_all();
+    }
     let shared = Arc::new(Shared {
         gen: AtomicU64::new(0),
+        exit: AtomicBool::new(false),
         job: Mutex::new(None),
         sleepers: Mutex::new(0),
         wake: Condvar::new(),
@@ -157,7 +170,7 @@ pub(crate) fn run(task: Arc<dyn Task>, n: usize, threads: usize) {
     while job.done.load(Ordering::Acquire) < n {
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
-        if spins % 4096 == 0 {
+        if spins.is_multiple_of(4096) {
             std::thread::yield_now();
         }
     }

@@ -223,3 +223,26 @@ fn known_values() {
     qm.matmul(&x, 1, &mut y);
     assert!((y[0] - 2.0 * (3.0 - 16.0) * 0.5).abs() < 1e-3, "{}", y[0]);
 }
+
+#[test]
+fn concurrent_callers_agree() {
+    // Several threads sharing one matrix (and the pool) get the single-call result.
+    let mut rng = Rng(4242);
+    let (rows, cols) = (333, 1024);
+    let bytes = random_bytes(BlockFormat::Q4K, rows, cols, &mut rng);
+    let qm = QuantMatrix::from_ggml(BlockFormat::Q4K, &bytes, rows, cols).unwrap();
+    let x = random_x(3, cols, &mut rng);
+    let mut want = vec![0f32; 3 * rows];
+    qm.matmul(&x, 3, &mut want);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    let mut y = vec![0f32; 3 * rows];
+                    qm.matmul(&x, 3, &mut y);
+                    assert_eq!(y, want);
+                }
+            });
+        }
+    });
+}

@@ -30,6 +30,13 @@ use special::Fragment;
 use std::path::Path;
 use std::sync::Arc;
 
+// Decode loops hand tokenizers to worker threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<Tokenizer>();
+    send_sync::<StreamDecoder>();
+};
+
 /// A loaded tokenizer. Cloning is cheap (shared, immutable); it is `Send + Sync`.
 #[derive(Clone)]
 pub struct Tokenizer {

@@ -44,25 +44,34 @@ impl TokenKind {
     }
 }
 
-/// Texts llama.cpp treats as end-of-turn; a token with one of them is forced to be a control
-/// token (some conversions mark them user-defined) and ends generation.
+/// Texts llama.cpp treats as end-of-generation; a token with one of them is forced to be a
+/// control token (some conversions mark them normal or user-defined) and ends generation.
+/// The list follows the llama.cpp bundled with llama-cpp-python 0.3.36 (the goldens' version);
+/// `</s>` matters for Qwen: its vocabulary has a normal `</s>` (128247) that llama.cpp turns
+/// into an end token, matched in text when special parsing is on.
 const EOG_TEXTS: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
     "<|end|>",
     "<|return|>",
     "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
     "<end_of_turn>",
     "<|endoftext|>",
     "<|eom_id|>",
     "<EOT>",
     "_<EOT>",
+    "[EOS]",
+    "<eos>",
+    "</s>",
+    "<turn|>",
     "<|end_of_text|>",
     "<end_of_utterance>",
 ];
 
 /// Extra end-of-turn texts llama.cpp only uses to find the EOT token when metadata lacks one.
-const EOT_ONLY_TEXTS: &[&str] = &["<|end▁of▁sentence|>", "<｜end▁of▁sentence｜>"];
+const EOT_ONLY_TEXTS: &[&str] = &["[EOT]", "<|end▁of▁sentence|>", "<｜end▁of▁sentence｜>"];
 
 /// Fill-in-the-middle token texts per role, as llama.cpp detects them when the GGUF does not
 /// name them. A detected FIM token is forced to be a control token; pad/repo/sep also end
@@ -84,6 +93,7 @@ pub(crate) const FIM_ROLES: &[FimRole] = &[
             "<PRE>",
             "▁<PRE>",
             "<|code_prefix|>",
+            "<|prefix|>",
         ],
         ends_generation: false,
     },
@@ -97,6 +107,7 @@ pub(crate) const FIM_ROLES: &[FimRole] = &[
             "<SUF>",
             "▁<SUF>",
             "<|code_suffix|>",
+            "<|suffix|>",
         ],
         ends_generation: false,
     },
@@ -110,12 +121,13 @@ pub(crate) const FIM_ROLES: &[FimRole] = &[
             "<MID>",
             "▁<MID>",
             "<|code_middle|>",
+            "<|middle|>",
         ],
         ends_generation: false,
     },
     FimRole {
         metadata_key: "tokenizer.ggml.fim_pad_token_id",
-        texts: &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"],
+        texts: &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
         ends_generation: true,
     },
     FimRole {
