@@ -77,10 +77,10 @@ pub(crate) fn tile_b32(p: &Packed, t: usize, a: &Act32, i0: usize, out: &mut [[f
         for h in 0..2 {
             // SAFETY: sizes checked above; AVX2/FMA/F16C enabled at compile time.
             unsafe {
-                if p.kind == Kind::B32x4 {
-                    by_mr2!(o.len(), b32[true](tile, nb, a, cols, i, h, o))
-                } else {
-                    by_mr2!(o.len(), b32[false](tile, nb, a, cols, i, h, o))
+                match p.kind {
+                    Kind::B32x4 => by_mr2!(o.len(), b32[4](tile, nb, a, cols, i, h, o)),
+                    Kind::B32x5 => by_mr2!(o.len(), b32[5](tile, nb, a, cols, i, h, o)),
+                    _ => by_mr2!(o.len(), b32[8](tile, nb, a, cols, i, h, o)),
                 }
             }
         }
@@ -88,7 +88,7 @@ pub(crate) fn tile_b32(p: &Packed, t: usize, a: &Act32, i0: usize, out: &mut [[f
 }
 
 #[inline(always)]
-unsafe fn b32<const MR: usize, const B4: bool>(
+unsafe fn b32<const MR: usize, const BITS: u32>(
     tile: &[u8],
     nb: usize,
     a: &Act32,
@@ -99,7 +99,12 @@ unsafe fn b32<const MR: usize, const B4: bool>(
 ) {
     // SAFETY: see tile_b32: every pointer below stays inside `tile` / `a`.
     unsafe {
-        let tb = if B4 { 320 } else { 576 };
+        let tb = match BITS {
+            4 => 320,
+            5 => 384,
+            _ => 576,
+        };
+        let bit4 = _mm256_set1_epi8(0x10);
         let base = tile.as_ptr();
         let qx: [*const i8; MR] = core::array::from_fn(|r| a.qs.as_ptr().add((i0 + r) * cols));
         let nib = _mm256_set1_epi8(0x0F);
@@ -109,11 +114,26 @@ unsafe fn b32<const MR: usize, const B4: bool>(
             let blk = base.add(kb * tb);
             let q = blk.add(B32_Q + 32 * h);
             let mut s = [_mm256_setzero_si256(); MR];
-            if B4 {
+            if BITS <= 5 {
+                let hb = if BITS == 5 {
+                    load256(blk.add(B32_H + 32 * h))
+                } else {
+                    nib
+                };
                 for v in 0..4 {
                     let w = load256(q.add(v * 64));
-                    let lo = _mm256_and_si256(w, nib);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), nib);
+                    let mut lo = _mm256_and_si256(w, nib);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(w), nib);
+                    if BITS == 5 {
+                        let (hl, hh) = match v {
+                            0 => (_mm256_slli_epi16::<4>(hb), hb),
+                            1 => (_mm256_slli_epi16::<3>(hb), _mm256_srli_epi16::<1>(hb)),
+                            2 => (_mm256_slli_epi16::<2>(hb), _mm256_srli_epi16::<2>(hb)),
+                            _ => (_mm256_slli_epi16::<1>(hb), _mm256_srli_epi16::<3>(hb)),
+                        };
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(hl, bit4));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(hh, bit4));
+                    }
                     for r in 0..MR {
                         let x = qx[r].add(kb * 32 + 4 * v);
                         s[r] = dot_u8(s[r], lo, bcast4(x));
@@ -130,7 +150,7 @@ unsafe fn b32<const MR: usize, const B4: bool>(
             }
             let d = load_f16x8(blk.add(B32_D + 16 * h));
             let mut m = load_f16x8(blk.add(B32_M + 16 * h));
-            if !B4 {
+            if BITS == 8 {
                 // Σw·x = Σ(w-128)·x + 128·Σx.
                 m = _mm256_fmadd_ps(d, _mm256_set1_ps(128.0), m);
             }

@@ -79,17 +79,17 @@ pub(crate) fn tile_b32(p: &Packed, t: usize, a: &Act32, i0: usize, out: &mut [[f
     assert!(tile.len() == nb * p.kind.tile_bytes() && cols == nb * 32);
     // SAFETY: sizes checked above; AVX-512 F/BW/VNNI are enabled at compile time.
     unsafe {
-        if p.kind == Kind::B32x4 {
-            by_mr!(out, b32[true](tile, nb, a, cols, i0, out))
-        } else {
-            by_mr!(out, b32[false](tile, nb, a, cols, i0, out))
+        match p.kind {
+            Kind::B32x4 => by_mr!(out, b32[4](tile, nb, a, cols, i0, out)),
+            Kind::B32x5 => by_mr!(out, b32[5](tile, nb, a, cols, i0, out)),
+            _ => by_mr!(out, b32[8](tile, nb, a, cols, i0, out)),
         }
     }
 }
 
 /// 32-blocks: y += d·dx·Σ(q·qx) + m·sx per block.
 #[inline(always)]
-unsafe fn b32<const MR: usize, const B4: bool>(
+unsafe fn b32<const MR: usize, const BITS: u32>(
     tile: &[u8],
     nb: usize,
     a: &Act32,
@@ -99,23 +99,46 @@ unsafe fn b32<const MR: usize, const B4: bool>(
 ) {
     // SAFETY: see tile_b32: every pointer below stays inside `tile` / `a`.
     unsafe {
-        let tb = if B4 { 320 } else { 576 };
+        let tb = match BITS {
+            4 => 320,
+            5 => 384,
+            _ => 576,
+        };
         let base = tile.as_ptr();
         let qx: [*const i8; MR] = core::array::from_fn(|r| a.qs.as_ptr().add((i0 + r) * cols));
         let dx: [*const f32; MR] = core::array::from_fn(|r| a.d.as_ptr().add((i0 + r) * nb));
         let sx: [*const f32; MR] = core::array::from_fn(|r| a.s.as_ptr().add((i0 + r) * nb));
         let nib = _mm512_set1_epi8(0x0F);
+        let bit4 = _mm512_set1_epi8(0x10);
         let mut facc = [_mm512_setzero_ps(); MR];
         for kb in 0..nb {
             let blk = base.add(kb * tb);
             let q = blk.add(B32_Q);
             let mut s0 = [_mm512_setzero_si512(); MR];
             let mut s1 = [_mm512_setzero_si512(); MR];
-            if B4 {
+            if BITS <= 5 {
+                // 5th bits of groups v (low nibbles) and v + 4 (high nibbles) are
+                // bits v and v + 4 of `hb`: shift them to bit 4 and merge.
+                let hb = if BITS == 5 {
+                    load512(blk.add(B32_H))
+                } else {
+                    nib
+                };
                 for v in 0..4 {
                     let w = load512(q.add(v * 64));
-                    let lo = _mm512_and_si512(w, nib);
-                    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), nib);
+                    let mut lo = _mm512_and_si512(w, nib);
+                    let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), nib);
+                    if BITS == 5 {
+                        let (hl, hh) = match v {
+                            0 => (_mm512_slli_epi16::<4>(hb), hb),
+                            1 => (_mm512_slli_epi16::<3>(hb), _mm512_srli_epi16::<1>(hb)),
+                            2 => (_mm512_slli_epi16::<2>(hb), _mm512_srli_epi16::<2>(hb)),
+                            _ => (_mm512_slli_epi16::<1>(hb), _mm512_srli_epi16::<3>(hb)),
+                        };
+                        // 0xF8: a | (b & c)
+                        lo = _mm512_ternarylogic_epi32::<0xF8>(lo, hl, bit4);
+                        hi = _mm512_ternarylogic_epi32::<0xF8>(hi, hh, bit4);
+                    }
                     for r in 0..MR {
                         let x = qx[r].add(kb * 32 + 4 * v);
                         s0[r] = _mm512_dpbusd_epi32(s0[r], lo, bcast4(x));

@@ -253,15 +253,17 @@ impl Packed {
                     let d = f16_at(blk, B32_D + 2 * l);
                     let m = f16_at(blk, B32_M + 2 * l);
                     for (e, v) in o.iter_mut().enumerate() {
-                        let q = if self.kind == Kind::B32x8 {
-                            blk[B32_Q + pos8(l, e)]
-                        } else {
-                            let (p, hi) = pos4(l, e);
-                            let byte = blk[B32_Q + p];
-                            if hi {
-                                byte >> 4
-                            } else {
-                                byte & 0x0F
+                        let q = match self.kind {
+                            Kind::B32x8 => blk[B32_Q + pos8(l, e)],
+                            Kind::B32x5 => q5_get(blk, l, e),
+                            _ => {
+                                let (p, hi) = pos4(l, e);
+                                let byte = blk[B32_Q + p];
+                                if hi {
+                                    byte >> 4
+                                } else {
+                                    byte & 0x0F
+                                }
                             }
                         };
                         *v = match self.src {

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test suite: formatting, lints, then every test of the workspace in release mode (the
+# model tests run real models; debug builds would take hours). CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/fetch-test-models.sh
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo test --release --workspace --no-fail-fast
