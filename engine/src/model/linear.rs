@@ -14,6 +14,8 @@ pub enum Matrix {
     Candle { tensor: Arc<QTensor>, matmul: QMatMul },
     /// Dense weights `[out, in]`, e.g. from safetensors.
     Dense(Tensor),
+    /// GGUF blocks repacked for k2-kernels' CPU hot loops.
+    Kernel(super::kernel_op::KernelMatrix),
 }
 
 impl Matrix {
@@ -28,6 +30,7 @@ impl Matrix {
         Ok(match self {
             Matrix::Candle { matmul, .. } => matmul.forward(x)?,
             Matrix::Dense(w) => x.matmul(&w.t()?)?,
+            Matrix::Kernel(w) => w.matmul(x)?,
         })
     }
 
@@ -37,6 +40,7 @@ impl Matrix {
         Ok(match self {
             Matrix::Candle { tensor, .. } => tensor.embedding(ids)?,
             Matrix::Dense(w) => w.index_select(ids, 0)?,
+            Matrix::Kernel(w) => w.rows(ids)?,
         })
     }
 }

@@ -12,6 +12,7 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
 use candle_core::{Device, Tensor};
 
 use super::config::ModelConfig;
+use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::rope::Rope;
 use super::{Block, Model};
@@ -30,6 +31,8 @@ struct TensorReader<'a> {
     file: File,
     buffer: Vec<u8>,
     device: Device,
+    /// k2-kernels for quantized matrices on CPU; off only to compare against candle's.
+    use_kernels: bool,
     done: u64,
     total: u64,
     progress: &'a mut dyn FnMut(LoadProgress),
@@ -93,6 +96,11 @@ impl TensorReader<'_> {
                 reason: format!("tensor `{name}` should be a matrix but has shape {dims:?}"),
             });
         }
+        if self.device.is_cpu() && self.use_kernels {
+            if let Some(kernel) = KernelMatrix::from_ggml(dtype, &self.buffer, &dims) {
+                return Ok(Arc::new(Matrix::Kernel(kernel?)));
+            }
+        }
         let q = qtensor_from_ggml(dtype, &self.buffer, dims, &self.device)?;
         Ok(Arc::new(Matrix::candle(q)?))
     }
@@ -118,6 +126,7 @@ pub fn load_gguf(
         file,
         buffer: Vec::new(),
         device: device.clone(),
+        use_kernels: std::env::var_os("K2_CANDLE_KERNELS").is_none(),
         done: 0,
         total,
         progress,

@@ -7,6 +7,7 @@
 
 mod attention;
 pub mod config;
+mod kernel_op;
 mod kv_cache;
 mod linear;
 mod load_gguf;
