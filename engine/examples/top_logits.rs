@@ -17,7 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cache.add_row()?;
     let logits = loaded.model.forward(&mut cache, &[&ids], LogitsFor::All)?;
     let mut top5 = Vec::new();
-    for row in logits[0].to_vec2::<f32>()? {
+    let rows = logits[0].to_vec2::<f32>()?;
+    // K2_DUMP_LOGITS=FILE also writes every logit as little-endian f32, row after row.
+    if let Some(file) = std::env::var_os("K2_DUMP_LOGITS") {
+        let bytes: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(file, bytes)?;
+    }
+    for row in rows {
         let mut order: Vec<usize> = (0..row.len()).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
         top5.push(

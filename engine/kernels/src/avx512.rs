@@ -378,11 +378,11 @@ pub(crate) fn quantize_block(x: &[f32], q: &mut [i8], sums16: &mut [i16]) -> f32
         let amax = _mm512_reduce_max_ps(mx);
         let d = amax / 127.0;
         let id = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
-        for c in 0..n {
+        for (c, s) in sums16.iter_mut().enumerate().take(n) {
             let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(16 * c)), id);
             let i = _mm512_cvtps_epi32(v);
             _mm_storeu_si128(q.as_mut_ptr().add(16 * c).cast(), _mm512_cvtsepi32_epi8(i));
-            sums16[c] = _mm512_reduce_add_epi32(i) as i16;
+            *s = _mm512_reduce_add_epi32(i) as i16;
         }
         d
     }

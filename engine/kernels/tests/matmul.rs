@@ -246,3 +246,10 @@ fn concurrent_callers_agree() {
         }
     });
 }
+
+#[test]
+fn quant_matrix_is_send_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<QuantMatrix>();
+    assert_send_sync::<k2_kernels::KernelError>();
+}
