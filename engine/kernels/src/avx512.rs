@@ -53,8 +53,6 @@ macro_rules! dp_second {
     }};
 }
 
-const PF8: usize = 0;
-
 /// Dispatches on the number of activation rows (1..=4) to a monomorphized kernel.
 macro_rules! by_mr {
     ($out:expr, $f:ident [$($g:expr),*] ($($arg:expr),*)) => {
@@ -115,11 +113,6 @@ unsafe fn b32<const MR: usize, const BITS: u32>(
         let mut facc = [_mm512_setzero_ps(); MR];
         for kb in 0..nb {
             let blk = base.add(kb * tb);
-            if BITS == 8 && PF8 > 0 {
-                for o in (0..576).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PF8 + o).cast());
-                }
-            }
             let q = blk.add(B32_Q);
             let mut s0 = [_mm512_setzero_si512(); MR];
             let mut s1 = [_mm512_setzero_si512(); MR];

@@ -18,8 +18,8 @@
 //! * `B32x4`: same with nibble quants: Q4_0 (m = -8d), Q4_1 — same size as GGML.
 //! * `B32x5`: nibbles as `B32x4` plus one 64-byte vector of 5th bits (bit `g` of
 //!   byte `row * 4 + e` = 5th bit of weight `4g + e`): Q5_0 (m = -16d), Q5_1;
-//!   24 vs 22/24 bytes. (Widening to 8 bits was measured too: simpler kernel but
-//!   1.5x the bytes, and decode is bandwidth-bound.)
+//!   24 vs 22/24 bytes. (Widening to 8 bits would give a simpler kernel but 1.5x
+//!   the bytes, and decode is bandwidth-bound; prefill keeps ample margin.)
 //! * `K4`: Q4_K super-blocks (d, dmin, 8 u8 scales, 8 u8 mins, nibbles), 148 B/row-block.
 //! * `K8`: Q5_K widened to 8-bit quants.
 //! * `Q6K`: Q6_K, 6-bit quants split into two nibble vectors + one 2-bit vector per

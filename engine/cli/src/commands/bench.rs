@@ -52,10 +52,7 @@ pub fn run(args: Args) -> Result<()> {
     k2_engine::set_cpu_threads(threads);
     let loaded = load(&args.model, true)?;
     let prompt: Vec<u32> = match &args.prompt_ids {
-        Some(path) => serde_json::from_str(
-            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        )
-        .context("--prompt-ids must be a JSON array of token ids")?,
+        Some(path) => read_prompt_ids(path)?,
         None => {
             let text = BENCH_TEXT.repeat(args.prompt_tokens / 40 + 2);
             let mut ids = loaded.tokenizer.encode(&text, false)?;
@@ -101,6 +98,17 @@ pub fn run(args: Args) -> Result<()> {
         "decode_fraction_of_ceiling": ceiling.map(|c| best_decode / c),
     }));
     Ok(())
+}
+
+/// A JSON array of ids, or an object with an `ids` array (scripts/llamacpp_bench.py's output).
+fn read_prompt_ids(path: &std::path::Path) -> Result<Vec<u32>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let ids = value.get("ids").unwrap_or(&value);
+    serde_json::from_value(ids.clone())
+        .context("--prompt-ids must hold a JSON array of token ids (or {\"ids\": [...]})")
 }
 
 /// Bytes per second that `threads` threads read from a buffer far larger than the caches.

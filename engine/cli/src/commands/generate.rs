@@ -39,9 +39,9 @@ pub struct Args {
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct SamplingArgs {
-    /// Maximum number of tokens to generate.
-    #[arg(long, default_value_t = 512)]
-    pub max_tokens: usize,
+    /// Maximum number of tokens to generate [default: 512; 2048 for solve].
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
     /// Sampling temperature; 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let options = GenerateOptions {
         sampling: args.sampling.params(),
-        max_tokens: args.sampling.max_tokens,
+        max_tokens: args.sampling.max_tokens.unwrap_or(512),
         stop: args.stop.clone(),
     };
     let cancel = CancelToken::new();

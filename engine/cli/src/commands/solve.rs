@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use k2_engine::answer::extract_answer;
+use k2_engine::answer::{extract_answer, AnswerSource};
 use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{generate, CancelToken, GenerateOptions};
+use k2_engine::generate::{generate, CancelToken, GenerateOptions, StopReason};
 
 use super::generate::SamplingArgs;
 use crate::load::{load, ModelArgs};
@@ -38,7 +38,7 @@ pub fn run(args: Args) -> Result<()> {
     let prompt_ids = loaded.tokenizer.encode_prompt(&prompt, true)?;
     let options = GenerateOptions {
         sampling: args.sampling.params(),
-        max_tokens: args.sampling.max_tokens,
+        max_tokens: args.sampling.max_tokens.unwrap_or(2048),
         stop: Vec::new(),
     };
     let styled = std::io::stdout().is_terminal();
@@ -61,9 +61,18 @@ pub fn run(args: Args) -> Result<()> {
         &mut |delta| print_text(delta.text),
     )?;
     print_text("\n\n");
-    match extract_answer(&generation.text) {
-        Some(answer) => print_text(&heading(&format!("Answer: {}", answer.text))),
-        None => print_text(&heading("Answer: (the model gave no final answer)")),
+    let answer = extract_answer(&generation.text);
+    let unfinished = generation.stop_reason != StopReason::EndOfGeneration;
+    match answer {
+        // A last number picked from an unfinished solution is not an answer.
+        Some(a) if !(unfinished && a.source == AnswerSource::LastNumber) => {
+            print_text(&heading(&format!("Answer: {}", a.text)))
+        }
+        _ if unfinished => print_text(&heading(&format!(
+            "Answer: none yet: the solution stopped early ({:?}); raise --max-tokens",
+            generation.stop_reason
+        ))),
+        _ => print_text(&heading("Answer: (the model gave no final answer)")),
     }
     eprintln!(
         "[{} tokens at {:.1} tok/s, stop: {:?}]",

@@ -1,0 +1,105 @@
+//! The `k2` command line contract other components rely on, run on the real models.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn model(file: &str) -> PathBuf {
+    let dir = std::env::var_os("K2_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".local/share"))
+                .join("k2-tutor/models")
+        });
+    let path = dir.join(file);
+    assert!(
+        path.exists(),
+        "test model {} is missing: run scripts/fetch-test-models.sh first",
+        path.display()
+    );
+    path
+}
+
+fn k2(args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_k2")).args(args).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "k2 {args:?} failed: {stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn generate_jsonl_streams_tokens_and_ends_with_the_full_result() {
+    let path = model("smollm2-135m-instruct-q4_1.gguf");
+    let (stdout, _) = k2(&[
+        "generate", "--model", path.to_str().unwrap(), "--prompt", "Name three prime numbers.",
+        "--max-tokens", "12", "--format", "jsonl",
+    ]);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let last = lines.last().unwrap();
+    let ids = last["token_ids"].as_array().unwrap();
+    assert!(!ids.is_empty() && ids.len() <= 12);
+    // One line per generated token before the final object, whose text is their concatenation.
+    let streamed: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, last["text"].as_str().unwrap());
+    let stats = &last["stats"];
+    for key in ["prompt_tokens", "generated_tokens", "prefill_tokens_per_s", "decode_tokens_per_s"] {
+        assert!(stats[key].as_f64().is_some(), "stats.{key} missing: {stats}");
+    }
+    assert_eq!(stats["generated_tokens"].as_u64().unwrap() as usize, ids.len());
+}
+
+#[test]
+fn generating_with_the_15b_model_peaks_under_one_and_a_half_times_its_file() {
+    let path = model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let file_size = std::fs::metadata(&path).unwrap().len() as f64;
+    let (stdout, _) = k2(&[
+        "generate", "--model", path.to_str().unwrap(), "--device", "cpu", "--prompt",
+        "Prove that the square root of 2 is irrational.", "--max-tokens", "48", "--format", "jsonl",
+    ]);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let peak = last["stats"]["peak_rss_bytes"].as_f64().expect("peak_rss_bytes on Linux");
+    let ratio = peak / file_size;
+    eprintln!("peak RSS {:.0} MB for a {:.0} MB file: {ratio:.2}x", peak / 1e6, file_size / 1e6);
+    assert!(ratio <= 1.5, "peak RSS is {ratio:.2}x the file size");
+}
+
+#[test]
+fn models_lists_the_installed_models_with_their_facts() {
+    let path = model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let dir = path.parent().unwrap().to_str().unwrap().to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_k2"))
+        .args(["models", "--format", "jsonl"])
+        .env("K2_MODELS_DIR", &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let qwen: serde_json::Value = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|m| m["name"] == "qwen2.5-coder-0.5b-instruct-q4_k_m")
+        .expect("the 0.5B model is listed");
+    assert_eq!(qwen["architecture"], "qwen2");
+    assert_eq!(qwen["quantization"], "Q4_K_M");
+    assert_eq!(qwen["size_bytes"], 491_400_064);
+    assert_eq!(qwen["context_length"], 32768);
+}
+
+#[test]
+fn solve_streams_a_solution_and_extracts_the_answer() {
+    let path = model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let (stdout, _) = k2(&[
+        "solve", "Tom has 12 apples and buys 30 more. How many apples does he have?", "--model",
+        path.to_str().unwrap(), "--max-tokens", "400",
+    ]);
+    assert!(stdout.contains("Solution:"), "{stdout}");
+    assert!(stdout.contains("Answer: 42"), "{stdout}");
+}
