@@ -265,11 +265,11 @@ impl QuantMatrix {
         let work = self.size_bytes().saturating_mul(m.min(64));
         let n_chunks = if threads <= 1 || work < 96 * 1024 {
             1
-        } else if m == 1 {
-            // Decode: few big chunks (each a contiguous stream), a few spare for balance.
-            (threads * 2).min(n_tiles)
         } else {
-            (threads * 4).min(n_tiles)
+            // 4 contiguous chunks per thread, claimed dynamically: if a core is busy
+            // with something else (or a worker is descheduled), the others absorb
+            // its share and the caller waits for at most one chunk.
+            (threads * 4).min(n_tiles.div_ceil(2)).max(1)
         };
         let task = MatmulTask {
             p: self.p.clone(),

@@ -10,7 +10,8 @@
 //!   least three must remain, and all must agree.
 //! - `x\%` against a side without `%` matches either `x` or `x/100` (the MATH convention is to
 //!   write the number without the sign; both readings are accepted).
-//! - A base subscript `52_8` matches `52_8`, `52_{8}` and the bare digits `52`.
+//! - A base subscript `52_8` matches `52_8` and `52_{8}` only: not the bare digits `52` (that
+//!   would make `40_9` equal `40`) nor its decimal value (the question asked for base 8).
 //! - Words (`Evelyn`, `even`) compare case-insensitively; single letters too (choices `(C)`).
 //! - Tuples and intervals are ordered and keep bracket kinds; sets, bare lists of solutions and
 //!   unions are unordered; a one-row or one-column matrix matches the tuple of its entries.
@@ -210,14 +211,6 @@ fn compare_scalars(a: &str, b: &str) -> Verdict {
         (Infinity { negative: x }, Infinity { negative: y }) => same(x == y),
         (Word(x), Word(y)) => same(x == y),
         (Base { digits: d1, base: b1 }, Base { digits: d2, base: b2 }) => same(d1 == d2 && b1 == b2),
-        (Base { digits, .. }, Expr { expr, percent: false })
-        | (Expr { expr, percent: false }, Base { digits, .. }) => {
-            // The bare digits of a base-b numeral (`52` for `52_8`).
-            match expr::eval(&expr, &|_| None) {
-                Some(Value::Exact(q)) => same(Rational::parse_decimal(&digits) == Some(q)),
-                _ => Verdict::Different,
-            }
-        }
         (Expr { expr: x, percent: p }, Expr { expr: y, percent: q }) => {
             if p == q {
                 return same(values_agree(&x, &y));

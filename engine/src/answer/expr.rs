@@ -212,6 +212,9 @@ impl Parser {
 
     fn term(&mut self) -> P {
         let mut lhs = self.unary()?;
+        if let Some(mixed) = self.mixed_number(&lhs) {
+            lhs = mixed;
+        }
         loop {
             match self.peek() {
                 Some(Tok::Sym('*')) => {
@@ -237,6 +240,40 @@ impl Parser {
             }
         }
         Some(lhs)
+    }
+
+    /// `4\frac{2}{3}` written right after an integer literal is the mixed number 14/3 (the
+    /// competition convention), not a product; `(4)\frac23` and `x\frac23` stay products.
+    fn mixed_number(&mut self, whole: &Expr) -> P {
+        let (negative, w) = match whole {
+            Expr::Num(q) => (false, *q),
+            Expr::Neg(b) => match **b {
+                Expr::Num(q) => (true, q),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let after_literal = self.pos > 0 && matches!(self.toks[self.pos - 1], Tok::Num(_));
+        if !w.is_integer() || !after_literal || self.peek() != Some(&Tok::Cmd("frac".into())) {
+            return None;
+        }
+        let saved = (self.pos, self.toks.clone()); // `argument` may split a token
+        self.pos += 1;
+        let (num, den) = (self.argument(), self.argument());
+        match (num, den) {
+            (Some(n), Some(d)) if is_integer_literal(&n) && is_integer_literal(&d) => {
+                let sum = Expr::Add(Box::new(Expr::Num(w)), Box::new(Expr::Div(n, d)));
+                Some(Box::new(if negative {
+                    Expr::Neg(Box::new(sum))
+                } else {
+                    sum
+                }))
+            }
+            _ => {
+                (self.pos, self.toks) = saved;
+                None
+            }
+        }
     }
 
     /// Whether the next token can begin a factor of an implicit product (`2\pi`, `3(x+1)`).
@@ -400,6 +437,10 @@ impl Parser {
         }
         self.power()
     }
+}
+
+fn is_integer_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Num(q) if q.is_integer())
 }
 
 /// Parses a whole scalar expression; `None` when it is not one.

@@ -127,6 +127,11 @@ fn last_number(text: &str) -> Option<String> {
             {
                 start -= 1;
             }
+            // Digits glued to a word (`sepehr2010`, `H2O`) are a name, not a number.
+            if start > 0 && bytes[start - 1].is_ascii_alphabetic() {
+                end = start;
+                continue;
+            }
             if start > 0 && bytes[start - 1] == b'-' {
                 start -= 1;
             }
@@ -166,6 +171,10 @@ mod tests {
         assert_eq!(
             answer("she earns $1,250.50 in total, not 3"),
             Some(("3".into(), AnswerSource::LastNumber))
+        );
+        assert_eq!(
+            answer("so 180 + 24 = 204. -sepehr2010"),
+            Some(("204".into(), AnswerSource::LastNumber))
         );
         assert_eq!(
             answer("the total is -1,250.5."),

@@ -14,8 +14,8 @@ const TEXT_COMMANDS: &[&str] = &[
 /// Pieces of LaTeX that never change the value (order matters: longer first).
 const DROPPED: &[&str] = &[
     "\\displaystyle", "\\textstyle", "\\scriptstyle", "\\qquad", "\\quad", "\\left.",
-    "\\right.", "^{\\circ}", "^\\circ", "{}^\\circ", "\\circ", "\\degree", "°", "\\!", "\\,",
-    "\\;", "\\:", "\\ ", "~", "\\$", "$",
+    "\\right.", "^{\\circ}", "^\\circ", "{}^\\circ", "\\circ", "\\degree", "°", "~",
+    "\\$", "$",
 ];
 
 /// Cleans one answer (see the module doc). The result may still be any text.
@@ -108,7 +108,9 @@ fn replace_unicode(s: &str) -> String {
     out
 }
 
-/// Removes `\left` and `\right` (not `\leftarrow`, `\rightarrow`...).
+/// Removes `\left` and `\right` (not `\leftarrow`, `\rightarrow`...) and the spacing
+/// commands `\!`, `\,`, `\;`, `\:`, `\ ` (scanning, so that a row break `\\` followed by
+/// a space or comma is left alone).
 fn drop_left_right(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -126,9 +128,14 @@ fn drop_left_right(s: &str) -> String {
         }
         rest = &tail[word.max(1)..];
         if word == 1 {
-            // A lone backslash followed by a symbol: keep the symbol with it.
+            // A backslash followed by a symbol: a spacing command goes, others stay whole.
             if let Some(c) = rest.chars().next() {
-                out.push(c);
+                if matches!(c, '!' | ',' | ';' | ':') || c.is_whitespace() {
+                    out.pop();
+                    out.push(' ');
+                } else {
+                    out.push(c);
+                }
                 rest = &rest[c.len_utf8()..];
             }
         }

@@ -1,0 +1,254 @@
+//! The contract between K2 Tutor's layers: a [`RunRequest`] goes in, a stream of [`Event`]s
+//! comes out. The engine produces events; the terminal, the session store, the desktop UI and
+//! HTTP/SSE clients only consume them, serialized with serde exactly as defined here. A stored
+//! run is its event log, so replaying it shows exactly what was streamed.
+//!
+//! Serde only, so the Leptos UI (wasm) links it without the engine.
+
+mod request;
+
+pub use request::{RunRequest, RunSettings, SamplingSettings, Selection};
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a candidate solution within a run (0-based).
+pub type CandidateId = usize;
+
+/// One event of a run, as streamed and stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the run's stream, from 0, without gaps.
+    pub seq: u64,
+    /// Milliseconds since the run started (replay timing, "thought for 12 s").
+    pub elapsed_ms: u64,
+    #[serde(flatten)]
+    pub kind: RunEvent,
+}
+
+/// What happened. Serialized with a `type` tag: `{"type":"plan_delta","text":"..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    /// The run began with this request.
+    Started { request: RunRequest },
+    /// The run entered a stage.
+    Stage { stage: Stage },
+    /// More plan text from the planner.
+    PlanDelta { text: String },
+    /// The plan is complete (or planning was skipped).
+    PlanFinished { plan: String, tokens: usize, seconds: f64 },
+    /// More text of a candidate solution: its reasoning (`<think>`) or its answer part.
+    CandidateDelta {
+        candidate: CandidateId,
+        part: TextPart,
+        text: String,
+    },
+    /// A candidate finished generating.
+    CandidateFinished {
+        candidate: CandidateId,
+        /// The final answer found in the text (boxed, answer tag, last number), if any.
+        answer: Option<String>,
+        finish: FinishReason,
+        tokens: usize,
+        seconds: f64,
+    },
+    /// Candidates whose final answers are mathematically equivalent, grouped for voting.
+    AnswerGroups { groups: Vec<AnswerGroup> },
+    /// The judge compared two candidates.
+    Verdict(Verdict),
+    /// The run's answer.
+    FinalAnswer {
+        candidate: CandidateId,
+        /// The final answer text (LaTeX), if the chosen candidate gave one.
+        answer: Option<String>,
+        /// How the candidate was chosen.
+        method: SelectionMethod,
+    },
+    /// Totals for the run; the last event of a completed run.
+    Stats(RunStats),
+    /// Something failed; the run ends. `message` says what and what to do.
+    Error { message: String },
+    /// The user stopped the run; the run ends.
+    Cancelled,
+}
+
+impl RunEvent {
+    /// Whether this event ends a run's stream.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            RunEvent::Stats(_) | RunEvent::Error { .. } | RunEvent::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Planning,
+    Solving,
+    Verifying,
+    Done,
+}
+
+/// Which part of a candidate's text a delta belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextPart {
+    /// Inside `<think>…</think>`: shown collapsible ("Thought for 12 s").
+    Reasoning,
+    /// Everything else: the written solution and its final answer.
+    Answer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its answer.
+    Complete,
+    /// Stopped at the token limit: the solution is unfinished.
+    MaxTokens,
+    /// The context window filled up: the solution is unfinished.
+    ContextFull,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerGroup {
+    /// The answer as the first candidate of the group wrote it.
+    pub answer: String,
+    pub candidates: Vec<CandidateId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub first: CandidateId,
+    pub second: CandidateId,
+    /// `None` is a tie.
+    pub winner: Option<CandidateId>,
+    /// The judge's explanation, written before its verdict.
+    pub rationale: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionMethod {
+    /// Only one candidate was generated.
+    Single,
+    /// The largest group of equivalent answers.
+    Vote,
+    /// The pairwise judge.
+    Judge,
+    /// All candidates agreed, so nothing needed judging.
+    Unanimous,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunStats {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub plan_tokens: usize,
+    pub judge_tokens: usize,
+    pub wall_seconds: f64,
+    /// Generated tokens per second of decoding, over all candidates.
+    pub decode_tokens_per_s: f64,
+    /// Speculative decoding, when used: accepted draft tokens / drafted tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance_rate: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(kind: RunEvent) {
+        let event = Event {
+            seq: 7,
+            elapsed_ms: 1234,
+            kind,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, event, "{json}");
+    }
+
+    #[test]
+    fn every_event_kind_round_trips_through_json() {
+        let all = vec![
+            RunEvent::Started {
+                request: RunRequest::new("What is $1+1$?"),
+            },
+            RunEvent::Stage {
+                stage: Stage::Planning,
+            },
+            RunEvent::PlanDelta {
+                text: "Key idea: ".into(),
+            },
+            RunEvent::PlanFinished {
+                plan: "Add.".into(),
+                tokens: 3,
+                seconds: 0.5,
+            },
+            RunEvent::CandidateDelta {
+                candidate: 2,
+                part: TextPart::Reasoning,
+                text: "1+1".into(),
+            },
+            RunEvent::CandidateFinished {
+                candidate: 2,
+                answer: Some("2".into()),
+                finish: FinishReason::Complete,
+                tokens: 40,
+                seconds: 1.5,
+            },
+            RunEvent::AnswerGroups {
+                groups: vec![AnswerGroup {
+                    answer: "2".into(),
+                    candidates: vec![0, 2],
+                }],
+            },
+            RunEvent::Verdict(Verdict {
+                first: 0,
+                second: 1,
+                winner: None,
+                rationale: "Both are right.".into(),
+            }),
+            RunEvent::FinalAnswer {
+                candidate: 0,
+                answer: Some("\\frac{1}{2}".into()),
+                method: SelectionMethod::Vote,
+            },
+            RunEvent::Stats(RunStats {
+                acceptance_rate: Some(0.8),
+                ..Default::default()
+            }),
+            RunEvent::Error {
+                message: "the model file is damaged".into(),
+            },
+            RunEvent::Cancelled,
+        ];
+        for kind in all {
+            round_trip(kind);
+        }
+    }
+
+    #[test]
+    fn events_are_tagged_flat_objects() {
+        let event = Event {
+            seq: 0,
+            elapsed_ms: 5,
+            kind: RunEvent::PlanDelta { text: "x".into() },
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"seq":0,"elapsed_ms":5,"type":"plan_delta","text":"x"}"#
+        );
+    }
+
+    #[test]
+    fn only_stats_errors_and_cancellation_end_a_run() {
+        assert!(RunEvent::Cancelled.is_terminal());
+        assert!(RunEvent::Stats(RunStats::default()).is_terminal());
+        assert!(!RunEvent::Stage { stage: Stage::Done }.is_terminal());
+    }
+}

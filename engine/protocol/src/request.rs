@@ -1,0 +1,103 @@
+//! What a run is asked to do. Defaults follow K2-Think's evaluation settings: three candidates
+//! sampled at temperature 1.0, top-p 0.95, each with its own plan-informed prompt.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The problem statement (may contain LaTeX).
+    pub problem: String,
+    #[serde(default)]
+    pub settings: RunSettings,
+}
+
+impl RunRequest {
+    pub fn new(problem: impl Into<String>) -> Self {
+        RunRequest {
+            problem: problem.into(),
+            settings: RunSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunSettings {
+    /// Number of candidate solutions (best-of-N).
+    pub candidates: usize,
+    /// Plan before solving.
+    pub plan: bool,
+    pub selection: Selection,
+    /// Sampling of the candidates.
+    pub sampling: SamplingSettings,
+    /// Longest plan, in tokens.
+    pub plan_max_tokens: usize,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            candidates: 3,
+            plan: true,
+            selection: Selection::VoteThenJudge,
+            sampling: SamplingSettings::default(),
+            plan_max_tokens: 384,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingSettings {
+    /// 0 is greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    /// 0 disables.
+    pub top_k: usize,
+    /// 0 disables.
+    pub min_p: f32,
+    /// Candidate i samples with a seed derived from this one and i.
+    pub seed: u64,
+    pub max_tokens: usize,
+}
+
+impl Default for SamplingSettings {
+    fn default() -> Self {
+        SamplingSettings {
+            temperature: 1.0,
+            top_p: 0.95,
+            top_k: 0,
+            min_p: 0.0,
+            seed: 0,
+            max_tokens: 2048,
+        }
+    }
+}
+
+/// How the final answer is chosen among the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// Pairwise judge, champion against challenger.
+    Judge,
+    /// Majority of mathematically equivalent answers.
+    Vote,
+    /// Vote, and ask the judge only when the vote is split.
+    #[default]
+    #[serde(rename = "vote+judge")]
+    VoteThenJudge,
+}
+
+impl std::str::FromStr for Selection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "judge" => Ok(Selection::Judge),
+            "vote" => Ok(Selection::Vote),
+            "vote+judge" => Ok(Selection::VoteThenJudge),
+            other => Err(format!(
+                "unknown selection `{other}` (use judge, vote or vote+judge)"
+            )),
+        }
+    }
+}
