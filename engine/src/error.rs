@@ -55,6 +55,9 @@ pub enum EngineError {
     #[error("compute error: {0}")]
     Compute(#[from] candle_core::Error),
 
+    #[error("cancelled")]
+    Cancelled,
+
     #[error("kernel error: {0}")]
     Kernel(String),
 }

@@ -1,6 +1,10 @@
 //! Plain decoding of one sequence: prefill the prompt, then sample one token per forward pass,
 //! streaming text as it is produced, until an end token, a stop string, the token limit, the
 //! context limit or a cancellation.
+//!
+//! The per-row logic (sample, stream, stop check) is [`RowDecoder`]; the loop that drives
+//! rows through forward passes lives in [`crate::batched`], and plain generation is a batch of
+//! one row.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,14 +12,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::batched::{generate_batch, BatchOptions};
 use crate::error::{EngineError, Result};
-use crate::model::{LogitsFor, Model};
+use crate::model::Model;
 use crate::sample::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
-use crate::tokenizer::Tokenizer;
-
-/// Prompt tokens per prefill forward pass: bounds the attention scores' memory on long prompts.
-const PREFILL_CHUNK: usize = 512;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 /// Cancels a running generation from another thread; checked before every forward pass.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +94,9 @@ pub struct Delta<'a> {
 }
 
 /// Generates a continuation of `prompt_ids` (already templated and tokenized).
+///
+/// This is [`generate_batch`](crate::batched::generate_batch) with one row: one decode loop
+/// serves both, so plain and best-of-N decoding cannot drift apart.
 pub fn generate(
     model: &Model,
     tokenizer: &Tokenizer,
@@ -100,112 +105,182 @@ pub fn generate(
     cancel: &CancelToken,
     on_delta: &mut dyn FnMut(Delta<'_>),
 ) -> Result<Generation> {
-    options.sampling.validate()?;
-    let context = model.config().context_length;
-    if prompt_ids.is_empty() {
-        return Err(EngineError::InvalidSetting("the prompt is empty".into()));
-    }
-    if prompt_ids.len() >= context {
-        return Err(EngineError::PromptTooLong {
-            prompt_tokens: prompt_ids.len(),
-            context_length: context,
-        });
-    }
-    let mut cache = model.new_cache(None);
-    cache.add_row()?;
-    let mut sampler = Sampler::new(options.sampling.clone());
-    let mut stream = tokenizer.stream_decoder();
-    let mut stops = StopMatcher::new(&options.stop);
-    let mut token_ids = Vec::new();
+    let batch = BatchOptions {
+        n: 1,
+        generate: options.clone(),
+    };
+    let mut rows = generate_batch(model, tokenizer, prompt_ids, &batch, cancel, &mut |_, d| {
+        on_delta(d)
+    })?;
+    rows.pop()
+        .ok_or_else(|| EngineError::InvalidSetting("a one-row batch returned no row".into()))
+}
 
-    let started = Instant::now();
-    let mut logits = Vec::new();
-    for chunk in prompt_ids.chunks(PREFILL_CHUNK) {
-        if cancel.is_cancelled() {
-            return Ok(finish(stops, token_ids, StopReason::Cancelled, prompt_ids.len(), started, None));
-        }
-        let out = model.forward(&mut cache, &[chunk], LogitsFor::Last)?;
-        logits = out[0].squeeze(0)?.to_vec1::<f32>()?;
-    }
-    let prefilled = Instant::now();
+/// What one decoding step means for a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowStep {
+    /// Feed this token to the next forward pass.
+    Feed(u32),
+    /// The row has finished (its stop reason is recorded).
+    Finished,
+}
 
-    let stop_reason = loop {
-        if cancel.is_cancelled() {
-            break StopReason::Cancelled;
+/// The per-row half of decoding, shared by plain and batched generation: sample from this
+/// row's logits with its own seeded sampler, stream the text (never half a character, never
+/// a stop string), and decide whether the row ends. The forward pass, the cache and
+/// cancellation belong to the caller, which may drive many rows in one batch.
+pub(crate) struct RowDecoder<'t> {
+    tokenizer: &'t Tokenizer,
+    sampler: Sampler,
+    /// `None` once the row finished: finishing consumes the decoder's held-back bytes.
+    stream: Option<StreamDecoder>,
+    stops: StopMatcher,
+    token_ids: Vec<u32>,
+    max_tokens: usize,
+    ignore_eos: bool,
+    finished: Option<(StopReason, Instant)>,
+}
+
+impl<'t> RowDecoder<'t> {
+    /// `seed` replaces `options.sampling.seed` (batched rows each get their own stream).
+    pub(crate) fn new(
+        tokenizer: &'t Tokenizer,
+        options: &GenerateOptions,
+        seed: u64,
+        ignore_eos: bool,
+    ) -> Self {
+        RowDecoder {
+            tokenizer,
+            sampler: Sampler::new(SamplingParams {
+                seed,
+                ..options.sampling.clone()
+            }),
+            stream: Some(tokenizer.stream_decoder()),
+            stops: StopMatcher::new(&options.stop),
+            token_ids: Vec::new(),
+            max_tokens: options.max_tokens,
+            ignore_eos,
+            finished: None,
         }
-        if token_ids.len() >= options.max_tokens {
-            break StopReason::MaxTokens;
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    /// Samples the next token from `logits` (this row's last position, whole vocabulary),
+    /// streams its text and says whether the row goes on. `logits` may be modified.
+    pub(crate) fn step(
+        &mut self,
+        logits: &mut [f32],
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) -> RowStep {
+        if self.is_finished() {
+            return RowStep::Finished;
         }
-        let token = sampler.sample(&logits);
-        if tokenizer.is_end_of_generation(token) {
-            break StopReason::EndOfGeneration;
+        if self.token_ids.len() >= self.max_tokens {
+            return self.finish(StopReason::MaxTokens, on_delta);
         }
-        token_ids.push(token);
-        let piece = stream.push(token).unwrap_or_default();
-        let check = stops.push(&piece);
+        if self.ignore_eos {
+            // Benchmarking aid (as llama.cpp's --ignore-eos): the row can never pick an end
+            // token, so it runs to max_tokens without the end token's text in the output.
+            for &id in self.tokenizer.end_of_generation_ids() {
+                if let Some(l) = logits.get_mut(id as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let token = self.sampler.sample(logits);
+        if self.tokenizer.is_end_of_generation(token) {
+            return self.finish(StopReason::EndOfGeneration, on_delta);
+        }
+        self.token_ids.push(token);
+        let piece = self
+            .stream
+            .as_mut()
+            .and_then(|s| s.push(token))
+            .unwrap_or_default();
+        let check = self.stops.push(&piece);
         on_delta(Delta {
             token_id: token,
             text: &check.emit,
         });
         if check.stopped {
-            break StopReason::StopString;
+            return self.finish(StopReason::StopString, on_delta);
         }
-        if token_ids.len() >= options.max_tokens {
-            break StopReason::MaxTokens;
+        if self.token_ids.len() >= self.max_tokens {
+            return self.finish(StopReason::MaxTokens, on_delta);
         }
-        if cache.len(0) + 1 > cache.max_len() {
-            break StopReason::ContextFull;
+        RowStep::Feed(token)
+    }
+
+    /// Ends the row for `reason` (no-op if it already ended) and streams any text that was
+    /// held back: an unfinished character, or a possible stop-string prefix that turned out
+    /// not to be one. A stop string ends the text where it starts, so nothing is released.
+    pub(crate) fn finish(
+        &mut self,
+        reason: StopReason,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) -> RowStep {
+        if self.finished.is_some() {
+            return RowStep::Finished;
         }
-        let out = model.forward(&mut cache, &[&[token]], LogitsFor::Last)?;
-        logits = out[0].squeeze(0)?.to_vec1::<f32>()?;
-    };
-    if stop_reason != StopReason::StopString {
-        let tail = stops.push(&stream.finish());
-        let mut rest = tail.emit;
-        rest.push_str(&stops.finish());
-        if !rest.is_empty() {
-            on_delta(Delta {
-                token_id: token_ids.last().copied().unwrap_or(0),
-                text: &rest,
-            });
+        self.finished = Some((reason, Instant::now()));
+        let held = self.stream.take().map(StreamDecoder::finish);
+        if reason != StopReason::StopString {
+            let tail = self.stops.push(&held.unwrap_or_default());
+            let mut rest = tail.emit;
+            rest.push_str(&self.stops.finish());
+            if !rest.is_empty() {
+                on_delta(Delta {
+                    token_id: self.token_ids.last().copied().unwrap_or(0),
+                    text: &rest,
+                });
+            }
+        }
+        RowStep::Finished
+    }
+
+    /// The row's result. `prefilled` is when the (shared) prompt pass ended, `None` if it
+    /// never did (cancelled during prefill).
+    pub(crate) fn into_generation(
+        self,
+        prompt_tokens: usize,
+        started: Instant,
+        prefilled: Option<Instant>,
+    ) -> Generation {
+        let (stop_reason, ended) = self
+            .finished
+            .unwrap_or((StopReason::Cancelled, Instant::now()));
+        let prefilled = prefilled.unwrap_or(ended);
+        let prefill_seconds = (prefilled - started).as_secs_f64();
+        // This row's own decode phase: from the end of prefill to when it finished (rows of a
+        // batch finish at different times, and their rates reflect the batch they ran in).
+        let decode_seconds = ended.saturating_duration_since(prefilled).as_secs_f64();
+        // Every generated token after the first costs one forward pass (the first comes from
+        // the prefill's logits).
+        let decode_passes = self.token_ids.len().saturating_sub(1);
+        Generation {
+            text: self.stops.text().to_owned(),
+            stats: GenerationStats {
+                prompt_tokens,
+                generated_tokens: self.token_ids.len(),
+                prefill_seconds,
+                decode_seconds,
+                prefill_tokens_per_s: rate(prompt_tokens, prefill_seconds),
+                decode_tokens_per_s: rate(decode_passes, decode_seconds),
+            },
+            token_ids: self.token_ids,
+            stop_reason,
         }
     }
-    Ok(finish(
-        stops,
-        token_ids,
-        stop_reason,
-        prompt_ids.len(),
-        started,
-        Some(prefilled),
-    ))
 }
 
-fn finish(
-    stops: StopMatcher,
-    token_ids: Vec<u32>,
-    stop_reason: StopReason,
-    prompt_tokens: usize,
-    started: Instant,
-    prefilled: Option<Instant>,
-) -> Generation {
-    let now = Instant::now();
-    let prefilled = prefilled.unwrap_or(now);
-    let prefill_seconds = (prefilled - started).as_secs_f64();
-    let decode_seconds = (now - prefilled).as_secs_f64();
-    // Every generated token after the first costs one forward pass.
-    let decode_passes = token_ids.len().saturating_sub(1);
-    let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
-    Generation {
-        text: stops.text().to_owned(),
-        stats: GenerationStats {
-            prompt_tokens,
-            generated_tokens: token_ids.len(),
-            prefill_seconds,
-            decode_seconds,
-            prefill_tokens_per_s: rate(prompt_tokens, prefill_seconds),
-            decode_tokens_per_s: rate(decode_passes, decode_seconds),
-        },
-        token_ids,
-        stop_reason,
+/// `n / seconds`, 0 when no time passed.
+pub(crate) fn rate(n: usize, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
     }
 }

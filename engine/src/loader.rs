@@ -25,6 +25,8 @@ pub fn load_model(
     device: &Device,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<LoadedModel> {
+    static DEFAULT_THREADS: std::sync::Once = std::sync::Once::new();
+    DEFAULT_THREADS.call_once(|| crate::set_cpu_threads(crate::available_cores()));
     let info = describe_model(path)?;
     let loaded = match model_format(path)? {
         ModelFormat::Gguf => {

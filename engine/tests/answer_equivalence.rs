@@ -61,10 +61,19 @@ const SAME: &[(&str, &str)] = &[
     (r"\left( 3, \frac{\pi}{2} \right)", r"(3,\pi/2)"),
     ("[0, 1)", "[0,1)"),
     (r"(2,\infty)", r"(2, \infty)"),
-    (r"(-\infty, 0] \cup [1, \infty)", r"[1,\infty)\cup(-\infty,0]"),
-    (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}"),
+    (
+        r"(-\infty, 0] \cup [1, \infty)",
+        r"[1,\infty)\cup(-\infty,0]",
+    ),
+    (
+        r"\begin{pmatrix}1\\2\end{pmatrix}",
+        r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}",
+    ),
     (r"\begin{pmatrix}1\\2\end{pmatrix}", "(1,2)"),
-    (r"\begin{bmatrix}\frac12 & 0\\0 & 1\end{bmatrix}", r"\begin{pmatrix}0.5&0\\0&1\end{pmatrix}"),
+    (
+        r"\begin{bmatrix}\frac12 & 0\\0 & 1\end{bmatrix}",
+        r"\begin{pmatrix}0.5&0\\0&1\end{pmatrix}",
+    ),
     // wrappers, units, words
     ("$5$", "5"),
     (r"\boxed{5}", "5"),
@@ -124,7 +133,11 @@ fn equal_pairs_are_equivalent_both_ways() {
         .filter(|(a, b)| !equivalent(a, b) || !equivalent(b, a))
         .map(|(a, b)| format!("{a:?} vs {b:?}: {:?} / {:?}", compare(a, b), compare(b, a)))
         .collect();
-    assert!(failures.is_empty(), "should be equivalent:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "should be equivalent:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -134,7 +147,11 @@ fn different_pairs_are_not_equivalent() {
         .filter(|(a, b)| equivalent(a, b) || equivalent(b, a))
         .map(|(a, b)| format!("{a:?} vs {b:?}"))
         .collect();
-    assert!(failures.is_empty(), "should differ:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "should differ:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -201,7 +218,10 @@ fn check_set(name: &str) -> (usize, usize, usize, usize, Vec<String>) {
         if equivalent(answer, answer) {
             selfsame += 1;
         } else {
-            failures.push(format!("{}: {answer:?} not equivalent to itself", field(item, "id")));
+            failures.push(format!(
+                "{}: {answer:?} not equivalent to itself",
+                field(item, "id")
+            ));
         }
         if let Some(found) = extract_answer(field(item, "solution")) {
             extracted += 1;
@@ -281,7 +301,11 @@ fn different_math500_answers_are_not_equivalent() {
         for b in &answers[i + 1..] {
             pairs += 1;
             if equivalent(a, b) {
-                positives.push(format!("{a:?} ~ {b:?}  [{} | {}]", normalize(a), normalize(b)));
+                positives.push(format!(
+                    "{a:?} ~ {b:?}  [{} | {}]",
+                    normalize(a),
+                    normalize(b)
+                ));
             }
         }
     }
@@ -333,15 +357,68 @@ fn random_slice(rng: &mut Rng, text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let start = rng.below(chars.len() + 1);
     let len = rng.below(120);
-    chars[start..(start + len).min(chars.len())].iter().collect()
+    chars[start..(start + len).min(chars.len())]
+        .iter()
+        .collect()
 }
 
 const SOUP: &[&str] = &[
-    "{", "}", "(", ")", "[", "]", r"\{", r"\}", r"\frac", r"\dfrac", r"\sqrt", r"\sqrt[", "^",
-    "_", r"\left(", r"\right)", r"\boxed{", r"\text{", ",", "=", "1", "0", "9", ".", "x", "e",
-    r"\pi", "-", "+", "/", "*", "!", "|", r"\pm", "%", r"\%", r"\begin{pmatrix}", "&", r"\\",
-    r"\end{pmatrix}", r"\cup", r"\infty", "10^{10^{10}}", "99999999999999999999999999", r"\cdot",
-    r"\sin", r"\log_", " ", "$", "####", "<answer>", "é", "∞", r"\circ", "x=", "_{8}",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    r"\{",
+    r"\}",
+    r"\frac",
+    r"\dfrac",
+    r"\sqrt",
+    r"\sqrt[",
+    "^",
+    "_",
+    r"\left(",
+    r"\right)",
+    r"\boxed{",
+    r"\text{",
+    ",",
+    "=",
+    "1",
+    "0",
+    "9",
+    ".",
+    "x",
+    "e",
+    r"\pi",
+    "-",
+    "+",
+    "/",
+    "*",
+    "!",
+    "|",
+    r"\pm",
+    "%",
+    r"\%",
+    r"\begin{pmatrix}",
+    "&",
+    r"\\",
+    r"\end{pmatrix}",
+    r"\cup",
+    r"\infty",
+    "10^{10^{10}}",
+    "99999999999999999999999999",
+    r"\cdot",
+    r"\sin",
+    r"\log_",
+    " ",
+    "$",
+    "####",
+    "<answer>",
+    "é",
+    "∞",
+    r"\circ",
+    "x=",
+    "_{8}",
 ];
 
 fn soup(rng: &mut Rng) -> String {
@@ -361,7 +438,12 @@ fn malformed_input_never_panics_or_hangs() {
     let math = items("math500-dev.jsonl");
     let texts: Vec<String> = math
         .iter()
-        .flat_map(|i| [field(i, "answer").to_owned(), field(i, "solution").to_owned()])
+        .flat_map(|i| {
+            [
+                field(i, "answer").to_owned(),
+                field(i, "solution").to_owned(),
+            ]
+        })
         .collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();
@@ -401,6 +483,9 @@ fn malformed_input_never_panics_or_hangs() {
         exercise(d, "1");
     }
     let elapsed = started.elapsed();
-    println!("robustness: 8000 random comparisons + {} pathological inputs in {elapsed:?}", deep.len());
+    println!(
+        "robustness: 8000 random comparisons + {} pathological inputs in {elapsed:?}",
+        deep.len()
+    );
     assert!(elapsed < Duration::from_secs(60), "too slow: {elapsed:?}");
 }

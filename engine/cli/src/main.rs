@@ -3,6 +3,8 @@
 mod commands;
 mod load;
 mod output;
+mod render;
+mod run_setup;
 
 use std::process::ExitCode;
 
@@ -26,17 +28,26 @@ enum Command {
     Solve(commands::solve::Args),
     /// List installed models.
     Models(commands::models::Args),
+    /// Evaluate the scaffold's modes on a problem set.
+    Eval(commands::eval::Args),
     /// Measure prefill and decode speed.
     Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread starts: candle reads its thread settings from the environment once.
+    let threads = match &cli.command {
+        Command::Bench(args) => args.threads,
+        _ => None,
+    };
+    k2_engine::set_cpu_threads(threads.unwrap_or_else(k2_engine::available_cores));
     init_logging(&cli.log);
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
         Command::Solve(args) => commands::solve::run(args),
         Command::Models(args) => commands::models::run(args),
+        Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -40,9 +40,7 @@ fn classify(s: &str) -> Scalar {
         "\\infty" | "+\\infty" | "infty" | "inf" | "infinity" => {
             return Scalar::Infinity { negative: false }
         }
-        "-\\infty" | "-infty" | "-inf" | "-infinity" => {
-            return Scalar::Infinity { negative: true }
-        }
+        "-\\infty" | "-infty" | "-inf" | "-infinity" => return Scalar::Infinity { negative: true },
         _ => {}
     }
     if let Some(b) = base_numeral(t) {
@@ -171,8 +169,22 @@ pub fn compare_nodes(a: &Node, b: &Node) -> Verdict {
             }
             all(&mut x.iter().flatten().zip(y.iter().flatten()))
         }
-        (Node::Matrix(m), Node::Tuple { open: '(', close: ')', items })
-        | (Node::Tuple { open: '(', close: ')', items }, Node::Matrix(m)) => {
+        (
+            Node::Matrix(m),
+            Node::Tuple {
+                open: '(',
+                close: ')',
+                items,
+            },
+        )
+        | (
+            Node::Tuple {
+                open: '(',
+                close: ')',
+                items,
+            },
+            Node::Matrix(m),
+        ) => {
             // A vector written as a one-column (or one-row) matrix or as a tuple.
             let vector = m.len() == 1 || m.iter().all(|r| r.len() == 1);
             let entries: Vec<&Node> = m.iter().flatten().collect();
@@ -206,12 +218,36 @@ fn unordered(a: &[Node], b: &[Node]) -> Verdict {
 
 fn compare_scalars(a: &str, b: &str) -> Verdict {
     use Scalar::*;
-    let same = |eq: bool| if eq { Verdict::Same } else { Verdict::Different };
+    let same = |eq: bool| {
+        if eq {
+            Verdict::Same
+        } else {
+            Verdict::Different
+        }
+    };
     match (classify(a), classify(b)) {
         (Infinity { negative: x }, Infinity { negative: y }) => same(x == y),
         (Word(x), Word(y)) => same(x == y),
-        (Base { digits: d1, base: b1 }, Base { digits: d2, base: b2 }) => same(d1 == d2 && b1 == b2),
-        (Expr { expr: x, percent: p }, Expr { expr: y, percent: q }) => {
+        (
+            Base {
+                digits: d1,
+                base: b1,
+            },
+            Base {
+                digits: d2,
+                base: b2,
+            },
+        ) => same(d1 == d2 && b1 == b2),
+        (
+            Expr {
+                expr: x,
+                percent: p,
+            },
+            Expr {
+                expr: y,
+                percent: q,
+            },
+        ) => {
             if p == q {
                 return same(values_agree(&x, &y));
             }

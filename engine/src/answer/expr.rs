@@ -91,15 +91,37 @@ const FUNCS: &[(&str, Func)] = &[
 ];
 
 const GREEK: &[&str] = &[
-    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
-    "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
-    "phi", "varphi", "chi", "psi", "omega",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
 ];
 
 /// Plain-text words a student may type instead of LaTeX.
 const PLAIN_WORDS: &[&str] = &[
-    "sqrt", "pi", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "sin", "cos", "tan",
-    "cot", "sec", "csc", "ln", "log", "exp",
+    "sqrt", "pi", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "sin", "cos", "tan", "cot",
+    "sec", "csc", "ln", "log", "exp",
 ];
 
 fn tokenize(s: &str) -> Option<Vec<Tok>> {
@@ -113,11 +135,16 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
         let c = chars[i];
         if c.is_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
             let start = i;
             let mut seen_point = false;
             while i < chars.len()
-                && (chars[i].is_ascii_digit() || (chars[i] == '.' && !seen_point && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+                && (chars[i].is_ascii_digit()
+                    || (chars[i] == '.'
+                        && !seen_point
+                        && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
             {
                 seen_point |= chars[i] == '.';
                 i += 1;
@@ -420,7 +447,11 @@ impl Parser {
             _ => {
                 let (_, f) = FUNCS.iter().find(|(n, _)| *n == name)?;
                 // `\sin^2 x` squares the value, not the argument.
-                let exp = if self.eat('^') { Some(self.exponent()?) } else { None };
+                let exp = if self.eat('^') {
+                    Some(self.exponent()?)
+                } else {
+                    None
+                };
                 let call = Box::new(Expr::Call(*f, self.func_argument()?));
                 match exp {
                     Some(e) => Box::new(Expr::Pow(call, e)),
@@ -527,7 +558,9 @@ pub fn eval(e: &Expr, vars: &dyn Fn(&str) -> Option<f64>) -> Option<Value> {
             let n = eval(n, vars)?;
             let x = eval(a, vars)?;
             let Value::Exact(nq) = n else { return None };
-            let idx = u32::try_from(nq.numer()).ok().filter(|&k| nq.is_integer() && (1..=64).contains(&k))?;
+            let idx = u32::try_from(nq.numer())
+                .ok()
+                .filter(|&k| nq.is_integer() && (1..=64).contains(&k))?;
             root(x, idx)
         }
         Expr::Log(base, a) => {
@@ -539,7 +572,9 @@ pub fn eval(e: &Expr, vars: &dyn Fn(&str) -> Option<f64>) -> Option<Value> {
             real(x.ln() / b.ln())
         }
         Expr::Fact(a) => {
-            let Value::Exact(q) = eval(a, vars)? else { return None };
+            let Value::Exact(q) = eval(a, vars)? else {
+                return None;
+            };
             let n = q.numer();
             if !q.is_integer() || !(0..=33).contains(&n) {
                 return None;
@@ -582,7 +617,11 @@ fn root(x: Value, n: u32) -> Option<Value> {
     let v = x.to_f64();
     if v < 0.0 {
         // Odd roots of negatives are real; even ones are not.
-        return if n % 2 == 1 { real(-(-v).powf(1.0 / f64::from(n))) } else { None };
+        return if n % 2 == 1 {
+            real(-(-v).powf(1.0 / f64::from(n)))
+        } else {
+            None
+        };
     }
     real(v.powf(1.0 / f64::from(n)))
 }

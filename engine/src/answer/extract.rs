@@ -82,17 +82,23 @@ fn after_hashes(text: &str) -> Option<String> {
     let at = text.rfind("####")? + 4;
     let line = text[at..].lines().next()?.trim();
     let line = line.trim_end_matches('.').trim();
-    (!line.is_empty()).then(|| line.replace(',', "").trim_start_matches('$').to_owned())
+    (!line.is_empty())
+        .then(|| line.replace(',', "").trim_start_matches('$').to_owned())
         .filter(|s| !s.is_empty())
 }
 
 /// "The answer is X." / "Final answer: X": X up to the end of its sentence or line.
 fn answer_is(text: &str) -> Option<String> {
     let lower = text.to_ascii_lowercase();
-    let (at, marker) = ["the answer is", "final answer is", "final answer:", "answer:"]
-        .iter()
-        .filter_map(|m| lower.rfind(m).map(|i| (i, *m)))
-        .max_by_key(|(i, m)| (*i + m.len(), m.len()))?;
+    let (at, marker) = [
+        "the answer is",
+        "final answer is",
+        "final answer:",
+        "answer:",
+    ]
+    .iter()
+    .filter_map(|m| lower.rfind(m).map(|i| (i, *m)))
+    .max_by_key(|(i, m)| (*i + m.len(), m.len()))?;
     let rest = text.get(at + marker.len()..)?;
     let line = rest.lines().find(|l| !l.trim().is_empty())?.trim();
     // A sentence ends at ". " (not at a decimal point).

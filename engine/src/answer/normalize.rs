@@ -6,16 +6,42 @@
 /// Commands whose braced argument is plain text or a font change: `\text{cm}` is a unit,
 /// `\text{Evelyn}` an answer, `\textbf{(C)}` a choice.
 const TEXT_COMMANDS: &[&str] = &[
-    "\\text", "\\textbf", "\\textit", "\\textrm", "\\textnormal", "\\mathrm", "\\mathbf",
-    "\\mathit", "\\mathsf", "\\mathtt", "\\mbox", "\\hbox", "\\emph", "\\operatorname",
-    "\\textsf", "\\texttt",
+    "\\text",
+    "\\textbf",
+    "\\textit",
+    "\\textrm",
+    "\\textnormal",
+    "\\mathrm",
+    "\\mathbf",
+    "\\mathit",
+    "\\mathsf",
+    "\\mathtt",
+    "\\mbox",
+    "\\hbox",
+    "\\emph",
+    "\\operatorname",
+    "\\textsf",
+    "\\texttt",
 ];
 
 /// Pieces of LaTeX that never change the value (order matters: longer first).
 const DROPPED: &[&str] = &[
-    "\\displaystyle", "\\textstyle", "\\scriptstyle", "\\qquad", "\\quad", "\\left.",
-    "\\right.", "^{\\circ}", "^\\circ", "{}^\\circ", "\\circ", "\\degree", "°", "~",
-    "\\$", "$",
+    "\\displaystyle",
+    "\\textstyle",
+    "\\scriptstyle",
+    "\\qquad",
+    "\\quad",
+    "\\left.",
+    "\\right.",
+    "^{\\circ}",
+    "^\\circ",
+    "{}^\\circ",
+    "\\circ",
+    "\\degree",
+    "°",
+    "~",
+    "\\$",
+    "$",
 ];
 
 /// Cleans one answer (see the module doc). The result may still be any text.
@@ -260,7 +286,8 @@ fn strip_plain_units(s: &str) -> String {
         && head
             .chars()
             .all(|c| c.is_ascii_digit() || ".,+-/ ".contains(c));
-    let unit_words = tail.chars().count() > 1 && tail.chars().all(|c| c.is_alphabetic() || c == ' ');
+    let unit_words =
+        tail.chars().count() > 1 && tail.chars().all(|c| c.is_alphabetic() || c == ' ');
     if plain_number && unit_words {
         head.trim().to_owned()
     } else {
@@ -305,7 +332,10 @@ mod tests {
         assert_eq!(clean(r"145^\circ"), "145");
         assert_eq!(clean(r"\text{Evelyn}"), "Evelyn");
         assert_eq!(clean(r"\textbf{(113) }"), "(113)");
-        assert_eq!(clean(r"\left( 3, \frac{\pi}{2} \right)"), r"(3,\frac{\pi}{2})");
+        assert_eq!(
+            clean(r"\left( 3, \frac{\pi}{2} \right)"),
+            r"(3,\frac{\pi}{2})"
+        );
         assert_eq!(clean(r"\boxed{\dfrac12}"), r"\frac12");
         assert_eq!(clean(r"\cot x"), r"\cot x");
         assert_eq!(clean(r"\text{unbalanced"), "unbalanced");

@@ -127,7 +127,7 @@ impl Rational {
             // Only 0, 1 and -1 survive such powers exactly; anything else overflows i128.
             return match (base.num, base.den) {
                 (0, _) | (1, 1) => Some(base),
-                (-1, 1) => Some(if e % 2 == 0 { Rational::ONE } else { base }),
+                (-1, 1) => Some(if e & 1 == 0 { Rational::ONE } else { base }),
                 _ => None,
             };
         }
@@ -149,7 +149,7 @@ impl Rational {
         if n == 0 {
             return None;
         }
-        if self.num < 0 && n % 2 == 0 {
+        if self.num < 0 && n & 1 == 0 {
             return None;
         }
         let num = int_root(self.num.unsigned_abs(), n)?;
@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(Rational::parse_decimal("1".repeat(60).as_str()), None);
         assert_eq!(Rational::integer(10).pow(100), None);
         assert_eq!(Rational::integer(-1).pow(1 << 40), Some(Rational::ONE));
-        assert_eq!(Rational::new(8, 27).and_then(|r| r.root(3)), Rational::new(2, 3));
+        assert_eq!(
+            Rational::new(8, 27).and_then(|r| r.root(3)),
+            Rational::new(2, 3)
+        );
         assert_eq!(Rational::integer(8).root(2), None);
         assert_eq!(Rational::new(i128::MIN, -1), None);
     }

@@ -46,10 +46,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    k2_engine::set_cpu_threads(threads);
+    let threads = args.threads.unwrap_or_else(k2_engine::available_cores);
     let loaded = load(&args.model, true)?;
     let prompt: Vec<u32> = match &args.prompt_ids {
         Some(path) => read_prompt_ids(path)?,

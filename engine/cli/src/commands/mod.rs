@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod eval;
 pub mod generate;
 pub mod models;
 pub mod solve;

@@ -1,22 +1,17 @@
-//! `k2 solve`: one streamed solution to a math problem (the full plan / best-of-3 / verify
-//! scaffold builds on this).
-
-use std::io::IsTerminal;
+//! `k2 solve`: the full K2 scaffold on one problem (plan, best-of-N, verification), rendered
+//! in the terminal as it streams, or printed as protocol events (`--format jsonl`).
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use k2_engine::answer::{extract_answer, AnswerSource};
-use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{generate, CancelToken, GenerateOptions, StopReason};
+use k2_engine::generate::CancelToken;
+use k2_engine::scaffold::pipeline::Pipeline;
+use k2_protocol::{Event, RunRequest};
+use serde_json::json;
 
-use super::generate::SamplingArgs;
-use crate::load::{load, ModelArgs};
-use crate::output::print_text;
-
-/// What the solver is asked to do; the boxed answer is what gets extracted and checked.
-const SOLVER_SYSTEM_PROMPT: &str = "You are a careful competition mathematics tutor. \
-Solve the problem step by step, explaining each step briefly. \
-End with the final answer in the form \\boxed{ANSWER}.";
+use crate::load::ModelArgs;
+use crate::output::{print_json_line, Format};
+use crate::render::TerminalRenderer;
+use crate::run_setup::{load_backends, ScaffoldArgs};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -25,60 +20,39 @@ pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
-    pub sampling: SamplingArgs,
+    pub scaffold: ScaffoldArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let loaded = load(&args.model, false)?;
-    let messages = [
-        ChatMessage::system(SOLVER_SYSTEM_PROMPT),
-        ChatMessage::user(args.problem.clone()),
-    ];
-    let prompt = loaded.template.render(&messages, true)?;
-    let prompt_ids = loaded.tokenizer.encode_prompt(&prompt, true)?;
-    let options = GenerateOptions {
-        sampling: args.sampling.params(),
-        max_tokens: args.sampling.max_tokens.unwrap_or(2048),
-        stop: Vec::new(),
+    let jsonl = args.format == Format::Jsonl;
+    let backends = load_backends(&args.model, args.scaffold.planner.as_deref(), jsonl)?;
+    let pipeline = Pipeline {
+        solver: &backends.solver,
+        planner: &backends.planner,
     };
-    let styled = std::io::stdout().is_terminal();
-    let heading = |s: &str| {
-        if styled {
-            format!("\x1b[1m{s}\x1b[0m\n")
-        } else {
-            format!("{s}\n")
-        }
+    let request = RunRequest {
+        problem: args.problem.clone(),
+        settings: args.scaffold.settings(),
     };
-    print_text(&heading(&format!("Problem: {}", args.problem)));
-    print_text(&heading("Solution:"));
     let cancel = CancelToken::new();
-    let generation = generate(
-        &loaded.model,
-        &loaded.tokenizer,
-        &prompt_ids,
-        &options,
-        &cancel,
-        &mut |delta| print_text(delta.text),
-    )?;
-    print_text("\n\n");
-    let answer = extract_answer(&generation.text);
-    let unfinished = generation.stop_reason != StopReason::EndOfGeneration;
-    match answer {
-        // A last number picked from an unfinished solution is not an answer.
-        Some(a) if !(unfinished && a.source == AnswerSource::LastNumber) => {
-            print_text(&heading(&format!("Answer: {}", a.text)))
+    let mut renderer = TerminalRenderer::new(request.settings.candidates);
+    let outcome = pipeline.run(&request, &cancel, &mut |event: Event| {
+        if jsonl {
+            print_json_line(&event);
+        } else {
+            renderer.show(&event);
         }
-        _ if unfinished => print_text(&heading(&format!(
-            "Answer: none yet: the solution stopped early ({:?}); raise --max-tokens",
-            generation.stop_reason
-        ))),
-        _ => print_text(&heading("Answer: (the model gave no final answer)")),
+    })?;
+    if jsonl {
+        print_json_line(&json!({
+            "answer": outcome.answer,
+            "candidate": outcome.chosen,
+            "method": outcome.method,
+            "plan": outcome.plan,
+            "stats": outcome.stats,
+        }));
     }
-    eprintln!(
-        "[{} tokens at {:.1} tok/s, stop: {:?}]",
-        generation.stats.generated_tokens,
-        generation.stats.decode_tokens_per_s,
-        generation.stop_reason
-    );
     Ok(())
 }
