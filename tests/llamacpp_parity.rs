@@ -53,7 +53,11 @@ fn greedy_matches(golden_file: &str, expected_model: &str, min_exact: usize, nea
     for case in &golden.cases {
         // Our tokenizer must agree with llama.cpp's on the prompt, or nothing else is comparable.
         let ours = loaded.tokenizer.encode_prompt(&case.prompt, false).unwrap();
-        assert_eq!(ours, case.prompt_ids, "prompt tokens differ for {:?}", case.prompt);
+        assert_eq!(
+            ours, case.prompt_ids,
+            "prompt tokens differ for {:?}",
+            case.prompt
+        );
 
         let mut cache = model.new_cache(None);
         cache.add_row().unwrap();
@@ -84,7 +88,11 @@ fn greedy_matches(golden_file: &str, expected_model: &str, min_exact: usize, nea
         }
         report.push(format!("{agree:>2}/{} {:?}", want.len(), case.prompt));
     }
-    eprintln!("{golden_file}: {exact}/{} exact\n{}", golden.cases.len(), report.join("\n"));
+    eprintln!(
+        "{golden_file}: {exact}/{} exact\n{}",
+        golden.cases.len(),
+        report.join("\n")
+    );
     assert!(
         exact >= min_exact,
         "{golden_file}: only {exact} of {} prompts match llama.cpp's greedy output:\n{}",
@@ -111,12 +119,10 @@ fn teacher_forced_agreement(golden_file: &str, expected_model: &str, min_agreeme
     let positions = golden.top1.len().min(ours.len());
     let mut agree = 0;
     let mut near_ties = 0;
-    for i in 0..positions {
-        if ours[i] == golden.top1[i] {
+    for ((ours, theirs), top5) in ours.iter().zip(&golden.top1).zip(&golden.top5_logits) {
+        if ours == theirs {
             agree += 1;
-        } else if golden.top5_logits[i].len() > 1
-            && golden.top5_logits[i][0] - golden.top5_logits[i][1] < 0.5
-        {
+        } else if top5.len() > 1 && top5[0] - top5[1] < 0.5 {
             near_ties += 1;
         }
     }

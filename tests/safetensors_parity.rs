@@ -24,11 +24,23 @@ const CONTEXT: usize = 256;
 /// (Hugging Face name, GGUF name, shape) of every tensor.
 fn tensor_names(tied: bool) -> Vec<(String, String, Vec<usize>)> {
     let mut names = vec![
-        ("model.embed_tokens.weight".into(), "token_embd.weight".into(), vec![VOCAB, HIDDEN]),
-        ("model.norm.weight".into(), "output_norm.weight".into(), vec![HIDDEN]),
+        (
+            "model.embed_tokens.weight".into(),
+            "token_embd.weight".into(),
+            vec![VOCAB, HIDDEN],
+        ),
+        (
+            "model.norm.weight".into(),
+            "output_norm.weight".into(),
+            vec![HIDDEN],
+        ),
     ];
     if !tied {
-        names.push(("lm_head.weight".into(), "output.weight".into(), vec![VOCAB, HIDDEN]));
+        names.push((
+            "lm_head.weight".into(),
+            "output.weight".into(),
+            vec![VOCAB, HIDDEN],
+        ));
     }
     for i in 0..LAYERS {
         let hf = |n: &str| format!("model.layers.{i}.{n}");
@@ -36,14 +48,26 @@ fn tensor_names(tied: bool) -> Vec<(String, String, Vec<usize>)> {
         let kv = KV_HEADS * HEAD_DIM;
         for (h, g, shape) in [
             ("input_layernorm.weight", "attn_norm.weight", vec![HIDDEN]),
-            ("self_attn.q_proj.weight", "attn_q.weight", vec![HIDDEN, HIDDEN]),
+            (
+                "self_attn.q_proj.weight",
+                "attn_q.weight",
+                vec![HIDDEN, HIDDEN],
+            ),
             ("self_attn.q_proj.bias", "attn_q.bias", vec![HIDDEN]),
             ("self_attn.k_proj.weight", "attn_k.weight", vec![kv, HIDDEN]),
             ("self_attn.k_proj.bias", "attn_k.bias", vec![kv]),
             ("self_attn.v_proj.weight", "attn_v.weight", vec![kv, HIDDEN]),
             ("self_attn.v_proj.bias", "attn_v.bias", vec![kv]),
-            ("self_attn.o_proj.weight", "attn_output.weight", vec![HIDDEN, HIDDEN]),
-            ("post_attention_layernorm.weight", "ffn_norm.weight", vec![HIDDEN]),
+            (
+                "self_attn.o_proj.weight",
+                "attn_output.weight",
+                vec![HIDDEN, HIDDEN],
+            ),
+            (
+                "post_attention_layernorm.weight",
+                "ffn_norm.weight",
+                vec![HIDDEN],
+            ),
             ("mlp.gate_proj.weight", "ffn_gate.weight", vec![FFN, HIDDEN]),
             ("mlp.up_proj.weight", "ffn_up.weight", vec![FFN, HIDDEN]),
             ("mlp.down_proj.weight", "ffn_down.weight", vec![HIDDEN, FFN]),
@@ -102,8 +126,15 @@ fn write_gguf(path: &Path, weights: &[(String, String, Tensor)]) {
     let tensors: Vec<(String, QTensor)> = weights
         .iter()
         .map(|(_, gg, t)| {
-            let rounded = t.to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap();
-            (gg.clone(), QTensor::quantize(&rounded, GgmlDType::F32).unwrap())
+            let rounded = t
+                .to_dtype(DType::BF16)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap();
+            (
+                gg.clone(),
+                QTensor::quantize(&rounded, GgmlDType::F32).unwrap(),
+            )
         })
         .collect();
     let mut file = std::fs::File::create(path).unwrap();
@@ -117,7 +148,9 @@ fn all_logits(model: &Model, tokens: &[u32]) -> Vec<Vec<f32>> {
     cache.add_row().unwrap();
     // A prefill, then single steps: exercises both the masked and the cached paths.
     let (prefix, rest) = tokens.split_at(tokens.len() / 2);
-    let mut rows = model.forward(&mut cache, &[prefix], LogitsFor::All).unwrap()[0]
+    let mut rows = model
+        .forward(&mut cache, &[prefix], LogitsFor::All)
+        .unwrap()[0]
         .to_vec2::<f32>()
         .unwrap();
     for &t in rest {
@@ -131,7 +164,10 @@ fn all_logits(model: &Model, tokens: &[u32]) -> Vec<Vec<f32>> {
 }
 
 fn parity(tied: bool) {
-    let dir = std::env::temp_dir().join(format!("k2-safetensors-parity-{}-{tied}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "k2-safetensors-parity-{}-{tied}",
+        std::process::id()
+    ));
     let weights = random_weights(tied);
     write_hf_folder(&dir.join("hf"), &weights);
     write_gguf(&dir.join("model.gguf"), &weights);
@@ -152,7 +188,10 @@ fn parity(tied: bool) {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
-    assert!(worst < 1e-3, "safetensors and GGUF logits differ by up to {worst}");
+    assert!(
+        worst < 1e-3,
+        "safetensors and GGUF logits differ by up to {worst}"
+    );
 }
 
 #[test]

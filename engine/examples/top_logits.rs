@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows = logits[0].to_vec2::<f32>()?;
     // K2_DUMP_LOGITS=FILE also writes every logit as little-endian f32, row after row.
     if let Some(file) = std::env::var_os("K2_DUMP_LOGITS") {
-        let bytes: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = rows
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         std::fs::write(file, bytes)?;
     }
     for row in rows {

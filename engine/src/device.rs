@@ -56,9 +56,7 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
             Ok(d) => Ok(d),
             Err(cuda_why) => match metal() {
                 Ok(d) => Ok(d),
-                Err(metal_why) => Ok(cpu(format!(
-                    "no GPU: CUDA {cuda_why}; Metal {metal_why}"
-                ))),
+                Err(metal_why) => Ok(cpu(format!("no GPU: CUDA {cuda_why}; Metal {metal_why}"))),
             },
         },
     }

@@ -98,7 +98,9 @@ pub fn list_models(dir: &Path) -> Vec<ModelInfo> {
 }
 
 fn is_gguf_path(p: &Path) -> bool {
-    p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    p.is_file()
+        && p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
 /// Reads what a model is without loading its weights.

@@ -37,11 +37,16 @@ impl StopMatcher {
 
     pub fn push(&mut self, delta: &str) -> StopCheck {
         self.text.push_str(delta);
-        let search_from = floor_char_boundary(&self.text, self.emitted.saturating_sub(self.longest));
+        let search_from =
+            floor_char_boundary(&self.text, self.emitted.saturating_sub(self.longest));
         let hit = self
             .stops
             .iter()
-            .filter_map(|s| self.text[search_from..].find(s.as_str()).map(|i| search_from + i))
+            .filter_map(|s| {
+                self.text[search_from..]
+                    .find(s.as_str())
+                    .map(|i| search_from + i)
+            })
             .min();
         if let Some(at) = hit {
             self.text.truncate(at);
@@ -123,15 +128,15 @@ mod tests {
 
     #[test]
     fn held_back_text_is_released_when_it_is_not_a_stop() {
-        assert_eq!(run(&["STOP"], &["a ST", "ART b"]), ("a START b".into(), false));
+        assert_eq!(
+            run(&["STOP"], &["a ST", "ART b"]),
+            ("a START b".into(), false)
+        );
     }
 
     #[test]
     fn the_earliest_of_several_stops_wins() {
-        assert_eq!(
-            run(&["bb", "a"], &["xxbbyya"]),
-            ("xx".into(), true)
-        );
+        assert_eq!(run(&["bb", "a"], &["xxbbyya"]), ("xx".into(), true));
     }
 
     #[test]

@@ -77,7 +77,9 @@ fn ragged_rows_match_separate_single_row_runs() {
     assert!(max_diff(&rows(&out[1]), &reference_logits(&b)) < TOLERANCE);
     // Then one more token for row 1 only; row 0 sits this step out.
     let extra = tokens(" they");
-    let out = m.forward(&mut cache, &[&[], &extra], LogitsFor::All).unwrap();
+    let out = m
+        .forward(&mut cache, &[&[], &extra], LogitsFor::All)
+        .unwrap();
     assert_eq!(out[0].dim(0).unwrap(), 0);
     let full: Vec<u32> = b.iter().chain(&extra).copied().collect();
     let want = reference_logits_in(&[&b, &extra]);
@@ -156,7 +158,11 @@ fn streamed_text_equals_the_final_text_even_for_multibyte_output() {
         max_tokens: 40,
         ..Default::default()
     };
-    for prompt in ["北京是中国的首都。上海是", "Emoji story: 🐱🐶", "The answer is"] {
+    for prompt in [
+        "北京是中国的首都。上海是",
+        "Emoji story: 🐱🐶",
+        "The answer is",
+    ] {
         let (g, streamed) = run(prompt, &options);
         assert_eq!(streamed, g.text, "prompt {prompt:?}");
         assert_eq!(g.text, model().tokenizer.decode(&g.token_ids).unwrap());
@@ -238,13 +244,20 @@ fn cancellation_from_another_thread_stops_generation() {
             rx.recv().ok();
             canceller.cancel();
         });
-        generate(&lm.model, &lm.tokenizer, &ids, &options, &cancel, &mut |_| {
-            let mut n = seen.lock().unwrap();
-            *n += 1;
-            if *n == 3 {
-                tx.send(()).ok();
-            }
-        })
+        generate(
+            &lm.model,
+            &lm.tokenizer,
+            &ids,
+            &options,
+            &cancel,
+            &mut |_| {
+                let mut n = seen.lock().unwrap();
+                *n += 1;
+                if *n == 3 {
+                    tx.send(()).ok();
+                }
+            },
+        )
         .unwrap()
     });
     assert_eq!(g.stop_reason, StopReason::Cancelled);
@@ -255,8 +268,15 @@ fn cancellation_from_another_thread_stops_generation() {
 fn an_empty_prompt_and_bad_settings_are_errors_not_panics() {
     let lm = model();
     let cancel = CancelToken::new();
-    let err = generate(&lm.model, &lm.tokenizer, &[], &Default::default(), &cancel, &mut |_| {})
-        .unwrap_err();
+    let err = generate(
+        &lm.model,
+        &lm.tokenizer,
+        &[],
+        &Default::default(),
+        &cancel,
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("empty"));
     let bad = GenerateOptions {
         sampling: SamplingParams {
@@ -265,7 +285,14 @@ fn an_empty_prompt_and_bad_settings_are_errors_not_panics() {
         },
         ..Default::default()
     };
-    let err = generate(&lm.model, &lm.tokenizer, &tokens("hi"), &bad, &cancel, &mut |_| {})
-        .unwrap_err();
+    let err = generate(
+        &lm.model,
+        &lm.tokenizer,
+        &tokens("hi"),
+        &bad,
+        &cancel,
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("temperature"));
 }

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "k2", version, about = "K2 Tutor: competition math with a local reasoning model")]
+#[command(
+    name = "k2",
+    version,
+    about = "K2 Tutor: competition math with a local reasoning model"
+)]
 struct Cli {
     /// Log verbosity: error, warn, info, debug, trace (also RUST_LOG).
     #[arg(long, global = true, default_value = "warn")]

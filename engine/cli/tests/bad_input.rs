@@ -30,7 +30,9 @@ fn k2_models_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("K2_MODELS_DIR") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".local/share"))
@@ -40,13 +42,23 @@ fn k2_models_dir() -> PathBuf {
 /// Runs `k2 generate` on `model` and returns stderr, asserting a clean failure.
 fn generate_fails(model: &Path, prompt_args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_k2"))
-        .args(["generate", "--device", "cpu", "--max-tokens", "4", "--model"])
+        .args([
+            "generate",
+            "--device",
+            "cpu",
+            "--max-tokens",
+            "4",
+            "--model",
+        ])
         .arg(model)
         .args(prompt_args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "k2 should have failed; stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "k2 should have failed; stderr: {stderr}"
+    );
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "k2 panicked: {stderr}");
     assert!(stderr.starts_with("error: "), "stderr: {stderr}");
@@ -93,7 +105,10 @@ fn an_unknown_architecture_is_named() {
         &[("token_embd.weight", tiny_tensor())],
     );
     let err = generate_fails(&path, &["--prompt", "hi"]);
-    assert!(err.contains("architecture `mamba` is not supported"), "{err}");
+    assert!(
+        err.contains("architecture `mamba` is not supported"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -141,7 +156,11 @@ fn missing_tokenizer_metadata_is_named() {
 fn a_prompt_longer_than_the_context_is_refused_with_the_numbers() {
     let path = scratch("long-prompt.txt");
     // SmolLM2's context is 8192 tokens; this is well over it.
-    std::fs::write(&path, "the quick brown fox jumps over the lazy dog ".repeat(2000)).unwrap();
+    std::fs::write(
+        &path,
+        "the quick brown fox jumps over the lazy dog ".repeat(2000),
+    )
+    .unwrap();
     let prompt_file = path.to_string_lossy().into_owned();
     let err = generate_fails(
         &real_model(SMOLLM2),

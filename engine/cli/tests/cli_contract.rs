@@ -23,7 +23,10 @@ fn model(file: &str) -> PathBuf {
 }
 
 fn k2(args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_k2")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_k2"))
+        .args(args)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "k2 {args:?} failed: {stderr}");
@@ -34,8 +37,15 @@ fn k2(args: &[&str]) -> (String, String) {
 fn generate_jsonl_streams_tokens_and_ends_with_the_full_result() {
     let path = model("smollm2-135m-instruct-q4_1.gguf");
     let (stdout, _) = k2(&[
-        "generate", "--model", path.to_str().unwrap(), "--prompt", "Name three prime numbers.",
-        "--max-tokens", "12", "--format", "jsonl",
+        "generate",
+        "--model",
+        path.to_str().unwrap(),
+        "--prompt",
+        "Name three prime numbers.",
+        "--max-tokens",
+        "12",
+        "--format",
+        "jsonl",
     ]);
     let lines: Vec<serde_json::Value> = stdout
         .lines()
@@ -51,10 +61,21 @@ fn generate_jsonl_streams_tokens_and_ends_with_the_full_result() {
         .collect();
     assert_eq!(streamed, last["text"].as_str().unwrap());
     let stats = &last["stats"];
-    for key in ["prompt_tokens", "generated_tokens", "prefill_tokens_per_s", "decode_tokens_per_s"] {
-        assert!(stats[key].as_f64().is_some(), "stats.{key} missing: {stats}");
+    for key in [
+        "prompt_tokens",
+        "generated_tokens",
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+    ] {
+        assert!(
+            stats[key].as_f64().is_some(),
+            "stats.{key} missing: {stats}"
+        );
     }
-    assert_eq!(stats["generated_tokens"].as_u64().unwrap() as usize, ids.len());
+    assert_eq!(
+        stats["generated_tokens"].as_u64().unwrap() as usize,
+        ids.len()
+    );
 }
 
 #[test]
@@ -62,13 +83,28 @@ fn generating_with_the_15b_model_peaks_under_one_and_a_half_times_its_file() {
     let path = model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
     let file_size = std::fs::metadata(&path).unwrap().len() as f64;
     let (stdout, _) = k2(&[
-        "generate", "--model", path.to_str().unwrap(), "--device", "cpu", "--prompt",
-        "Prove that the square root of 2 is irrational.", "--max-tokens", "48", "--format", "jsonl",
+        "generate",
+        "--model",
+        path.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--prompt",
+        "Prove that the square root of 2 is irrational.",
+        "--max-tokens",
+        "48",
+        "--format",
+        "jsonl",
     ]);
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    let peak = last["stats"]["peak_rss_bytes"].as_f64().expect("peak_rss_bytes on Linux");
+    let peak = last["stats"]["peak_rss_bytes"]
+        .as_f64()
+        .expect("peak_rss_bytes on Linux");
     let ratio = peak / file_size;
-    eprintln!("peak RSS {:.0} MB for a {:.0} MB file: {ratio:.2}x", peak / 1e6, file_size / 1e6);
+    eprintln!(
+        "peak RSS {:.0} MB for a {:.0} MB file: {ratio:.2}x",
+        peak / 1e6,
+        file_size / 1e6
+    );
     assert!(ratio <= 1.5, "peak RSS is {ratio:.2}x the file size");
 }
 
@@ -97,8 +133,12 @@ fn models_lists_the_installed_models_with_their_facts() {
 fn solve_streams_a_solution_and_extracts_the_answer() {
     let path = model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
     let (stdout, _) = k2(&[
-        "solve", "Tom has 12 apples and buys 30 more. How many apples does he have?", "--model",
-        path.to_str().unwrap(), "--max-tokens", "400",
+        "solve",
+        "Tom has 12 apples and buys 30 more. How many apples does he have?",
+        "--model",
+        path.to_str().unwrap(),
+        "--max-tokens",
+        "400",
     ]);
     assert!(stdout.contains("Solution:"), "{stdout}");
     assert!(stdout.contains("Answer: 42"), "{stdout}");

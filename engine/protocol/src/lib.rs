@@ -36,7 +36,11 @@ pub enum RunEvent {
     /// More plan text from the planner.
     PlanDelta { text: String },
     /// The plan is complete (or planning was skipped).
-    PlanFinished { plan: String, tokens: usize, seconds: f64 },
+    PlanFinished {
+        plan: String,
+        tokens: usize,
+        seconds: f64,
+    },
     /// More text of a candidate solution: its reasoning (`<think>`) or its answer part.
     CandidateDelta {
         candidate: CandidateId,

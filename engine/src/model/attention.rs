@@ -45,17 +45,13 @@ pub(super) fn self_attention(
             continue;
         }
         let past = cache.len(row);
-        let (keys, values) = cache.append(
-            layer,
-            row,
-            &k.narrow(1, start, t)?,
-            &v.narrow(1, start, t)?,
-        )?;
+        let (keys, values) =
+            cache.append(layer, row, &k.narrow(1, start, t)?, &v.narrow(1, start, t)?)?;
         // Queries sharing a key/value head are stacked so one matmul serves the whole group.
-        let q_row = q
-            .narrow(1, start, t)?
-            .contiguous()?
-            .reshape((kv_heads, group * t, head_dim))?;
+        let q_row =
+            q.narrow(1, start, t)?
+                .contiguous()?
+                .reshape((kv_heads, group * t, head_dim))?;
         let scores = (q_row.matmul(&keys.t()?)? * scale)?;
         let scores = if t > 1 {
             scores.broadcast_add(&causal_mask(group, t, past, h.device())?)?
@@ -79,7 +75,13 @@ fn causal_mask(group: usize, t: usize, past: usize, device: &Device) -> Result<T
     let mut mask = Vec::with_capacity(group * t * total);
     for _ in 0..group {
         for i in 0..t {
-            mask.extend((0..total).map(|j| if j <= past + i { 0.0f32 } else { f32::NEG_INFINITY }));
+            mask.extend((0..total).map(|j| {
+                if j <= past + i {
+                    0.0f32
+                } else {
+                    f32::NEG_INFINITY
+                }
+            }));
         }
     }
     Ok(Tensor::from_vec(mask, (group * t, total), device)?)

@@ -48,7 +48,11 @@ impl KernelMatrix {
             }
             self.0.dequantize_row(id as usize, row);
         }
-        Ok(Tensor::from_vec(out, (ids.len(), cols), &candle_core::Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            out,
+            (ids.len(), cols),
+            &candle_core::Device::Cpu,
+        )?)
     }
 }
 
@@ -74,7 +78,11 @@ impl CustomOp1 for MatMul<'_> {
         "k2-quant-matmul"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::F32(data) = storage else {
             candle_core::bail!("k2-quant-matmul expects f32 activations");
         };

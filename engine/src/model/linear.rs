@@ -11,7 +11,10 @@ use crate::error::Result;
 
 pub enum Matrix {
     /// GGUF blocks run by candle (CUDA, Metal, or formats k2-kernels lacks).
-    Candle { tensor: Arc<QTensor>, matmul: QMatMul },
+    Candle {
+        tensor: Arc<QTensor>,
+        matmul: QMatMul,
+    },
     /// Dense weights `[out, in]`, e.g. from safetensors.
     Dense(Tensor),
     /// GGUF blocks repacked for k2-kernels' CPU hot loops.

@@ -46,14 +46,14 @@ impl TensorReader<'_> {
     /// Reads the raw bytes of `name`; returns its type and row-major dims.
     fn read_raw(&mut self, name: &str) -> Result<(GgmlDType, Vec<usize>)> {
         let gguf = self.gguf;
-        let info = gguf
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| EngineError::CorruptModel {
-                path: gguf.path.clone(),
-                reason: format!("tensor `{name}` is missing"),
-            })?;
+        let info =
+            gguf.content
+                .tensor_infos
+                .get(name)
+                .ok_or_else(|| EngineError::CorruptModel {
+                    path: gguf.path.clone(),
+                    reason: format!("tensor `{name}` is missing"),
+                })?;
         let elems = info.shape.elem_count();
         let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
         self.buffer.resize(bytes, 0);
@@ -120,7 +120,9 @@ pub fn load_gguf(
 ) -> Result<Model> {
     let config = ModelConfig::from_gguf(gguf)?;
     let file = File::open(&gguf.path).map_err(|e| EngineError::io(&gguf.path, e))?;
-    let total = gguf.file_size.saturating_sub(gguf.content.tensor_data_offset);
+    let total = gguf
+        .file_size
+        .saturating_sub(gguf.content.tensor_data_offset);
     let mut reader = TensorReader {
         gguf,
         file,

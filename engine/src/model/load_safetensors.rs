@@ -72,12 +72,11 @@ pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
     }
     // SAFETY: the files are mapped read-only; like every mmap-based loader we rely on nobody
     // truncating them while the model is loading.
-    let tensors = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| {
-        EngineError::CorruptModel {
+    let tensors =
+        unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| EngineError::CorruptModel {
             path: folder.to_owned(),
             reason: format!("the safetensors weights cannot be read ({e})"),
-        }
-    })?;
+        })?;
     let w = Weights {
         tensors,
         folder: folder.to_owned(),

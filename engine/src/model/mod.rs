@@ -72,9 +72,7 @@ impl Model {
     /// (capped at the model's context length).
     pub fn new_cache(&self, max_len: Option<usize>) -> KvCache {
         let c = &self.config;
-        let max_len = max_len
-            .unwrap_or(c.context_length)
-            .min(c.context_length);
+        let max_len = max_len.unwrap_or(c.context_length).min(c.context_length);
         KvCache::new(
             c.num_layers,
             c.num_kv_heads,

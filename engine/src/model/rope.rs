@@ -16,7 +16,11 @@ impl Rope {
     pub fn new(config: &ModelConfig, device: &Device) -> Result<Self> {
         let half = config.head_dim / 2;
         let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / config.rope_theta.powf(2.0 * i as f32 / config.head_dim as f32))
+            .map(|i| {
+                1.0 / config
+                    .rope_theta
+                    .powf(2.0 * i as f32 / config.head_dim as f32)
+            })
             .collect();
         let positions = config.context_length;
         let mut angles = Vec::with_capacity(positions * half);

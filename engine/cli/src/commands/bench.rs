@@ -101,8 +101,8 @@ pub fn run(args: Args) -> Result<()> {
 fn read_prompt_ids(path: &std::path::Path) -> Result<Vec<u32>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let ids = value.get("ids").unwrap_or(&value);
     serde_json::from_value(ids.clone())
         .context("--prompt-ids must hold a JSON array of token ids (or {\"ids\": [...]})")

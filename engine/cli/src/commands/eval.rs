@@ -12,8 +12,8 @@ use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use k2_engine::answer::equivalent;
 use k2_engine::generate::CancelToken;
-use k2_engine::scaffold::pipeline::{Pipeline, RunOutcome};
 use k2_engine::scaffold::judge::{CandidateView, JudgeReply, PairJudge};
+use k2_engine::scaffold::pipeline::{Pipeline, RunOutcome};
 use k2_engine::scaffold::select::select;
 use k2_protocol::{FinishReason, RunRequest, RunSettings, Selection};
 use serde::{Deserialize, Serialize};
@@ -165,9 +165,17 @@ fn read_problems(path: &PathBuf, limit: Option<usize>) -> Result<Vec<Problem>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut problems = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let p: Problem = serde_json::from_str(line).with_context(|| {
-            format!("{}:{}: expected {{\"id\", \"problem\", \"answer\"}}", path.display(), i + 1)
+            format!(
+                "{}:{}: expected {{\"id\", \"problem\", \"answer\"}}",
+                path.display(),
+                i + 1
+            )
         })?;
         problems.push(p);
     }
@@ -181,7 +189,8 @@ fn read_problems(path: &PathBuf, limit: Option<usize>) -> Result<Vec<Problem>> {
 }
 
 fn grade(problem: &Problem, outcome: &RunOutcome, seconds: f64) -> ItemResult {
-    let is_right = |a: &Option<String>| a.as_deref().is_some_and(|a| equivalent(a, &problem.answer));
+    let is_right =
+        |a: &Option<String>| a.as_deref().is_some_and(|a| equivalent(a, &problem.answer));
     let candidates: Vec<CandidateResult> = outcome
         .candidates
         .iter()
@@ -221,7 +230,14 @@ fn vote_answer(problem: &Problem, outcome: &RunOutcome) -> Option<String> {
             finished: c.finish == FinishReason::Complete,
         })
         .collect();
-    let selected = select(Selection::Vote, &problem.problem, &views, &mut NoJudge, &mut |_| {}).ok()?;
+    let selected = select(
+        Selection::Vote,
+        &problem.problem,
+        &views,
+        &mut NoJudge,
+        &mut |_| {},
+    )
+    .ok()?;
     views[selected.candidate].answer.clone()
 }
 
@@ -229,14 +245,22 @@ fn vote_answer(problem: &Problem, outcome: &RunOutcome) -> Option<String> {
 struct NoJudge;
 
 impl PairJudge for NoJudge {
-    fn judge(&mut self, _: &str, _: &CandidateView, _: &CandidateView) -> k2_engine::Result<JudgeReply> {
-        Err(k2_engine::EngineError::InvalidSetting("a vote needs no judge".into()))
+    fn judge(
+        &mut self,
+        _: &str,
+        _: &CandidateView,
+        _: &CandidateView,
+    ) -> k2_engine::Result<JudgeReply> {
+        Err(k2_engine::EngineError::InvalidSetting(
+            "a vote needs no judge".into(),
+        ))
     }
 }
 
 fn summarize(mode: Mode, selection: Selection, items: Vec<ItemResult>) -> ModeResult {
     let n = items.len();
-    let rate = |f: &dyn Fn(&ItemResult) -> bool| items.iter().filter(|i| f(i)).count() as f64 / n as f64;
+    let rate =
+        |f: &dyn Fn(&ItemResult) -> bool| items.iter().filter(|i| f(i)).count() as f64 / n as f64;
     let accuracy = rate(&|i| i.correct);
     let candidate_tokens: Vec<usize> = items
         .iter()
@@ -280,20 +304,37 @@ fn print_table(args: &Args, results: &[ModeResult]) {
         args.scaffold.top_p,
         args.scaffold.max_tokens
     );
-    println!("| mode | selection | accuracy | 95% CI | vote | pass@N | tokens/candidate | s/problem |");
+    println!(
+        "| mode | selection | accuracy | 95% CI | vote | pass@N | tokens/candidate | s/problem |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for r in results {
         let best_of = matches!(r.mode, Mode::Bon | Mode::PlanBon);
         let dash = || "-".to_string();
         println!(
             "| {} | {} | {:.1}% | {:.1}-{:.1}% | {} | {} | {:.0} | {:.1} |",
-            serde_json::to_value(r.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-            if best_of { format!("{:?}", r.selection).to_lowercase() } else { dash() },
+            serde_json::to_value(r.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            if best_of {
+                format!("{:?}", r.selection).to_lowercase()
+            } else {
+                dash()
+            },
             r.accuracy * 100.0,
             r.ci95.0 * 100.0,
             r.ci95.1 * 100.0,
-            if best_of { format!("{:.1}%", r.vote_accuracy * 100.0) } else { dash() },
-            if best_of { format!("{:.1}%", r.pass_at_n * 100.0) } else { dash() },
+            if best_of {
+                format!("{:.1}%", r.vote_accuracy * 100.0)
+            } else {
+                dash()
+            },
+            if best_of {
+                format!("{:.1}%", r.pass_at_n * 100.0)
+            } else {
+                dash()
+            },
             r.mean_candidate_tokens,
             r.mean_seconds
         );

@@ -21,9 +21,14 @@ pub fn run(args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    println!("models directory: {} (set {MODELS_DIR_ENV} to change)", dir.display());
+    println!(
+        "models directory: {} (set {MODELS_DIR_ENV} to change)",
+        dir.display()
+    );
     if models.is_empty() {
-        println!("no models installed: run scripts/fetch-test-models.sh, or copy a .gguf file there");
+        println!(
+            "no models installed: run scripts/fetch-test-models.sh, or copy a .gguf file there"
+        );
         return Ok(());
     }
     println!(
