@@ -108,24 +108,34 @@ fn read_prompt_ids(path: &std::path::Path) -> Result<Vec<u32>> {
         .context("--prompt-ids must hold a JSON array of token ids (or {\"ids\": [...]})")
 }
 
-/// Bytes per second that `threads` threads read from a buffer far larger than the caches.
+/// Bytes per second that `threads` threads read from buffers far larger than the caches.
+/// Sums f32 values in 32 independent lanes so the loop compiles to wide vector loads and the
+/// measurement is limited by memory, not by the adder chain.
 fn measure_read_bandwidth(threads: usize) -> f64 {
-    const BYTES_PER_THREAD: usize = 256 << 20;
-    let buffers: Vec<Vec<u64>> = (0..threads)
-        .map(|i| vec![i as u64 + 1; BYTES_PER_THREAD / 8])
+    const FLOATS_PER_THREAD: usize = 64 << 20; // 256 MiB
+    const LANES: usize = 32;
+    let buffers: Vec<Vec<f32>> = (0..threads)
+        .map(|i| vec![i as f32 + 1.0; FLOATS_PER_THREAD])
         .collect();
+    let read = |b: &[f32]| {
+        let mut acc = [0f32; LANES];
+        for chunk in b.chunks_exact(LANES) {
+            for (a, x) in acc.iter_mut().zip(chunk) {
+                *a += x;
+            }
+        }
+        acc.iter().sum::<f32>()
+    };
     let mut best = 0.0f64;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t = Instant::now();
-        let sums: u64 = std::thread::scope(|s| {
-            let handles: Vec<_> = buffers
-                .iter()
-                .map(|b| s.spawn(|| b.iter().fold(0u64, |a, &x| a.wrapping_add(x))))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        let sums: f32 = std::thread::scope(|s| {
+            let handles: Vec<_> = buffers.iter().map(|b| s.spawn(|| read(b))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
         });
         std::hint::black_box(sums);
-        best = best.max((threads * BYTES_PER_THREAD) as f64 / t.elapsed().as_secs_f64());
+        let bytes = threads * FLOATS_PER_THREAD * std::mem::size_of::<f32>();
+        best = best.max(bytes as f64 / t.elapsed().as_secs_f64());
     }
     best
 }
