@@ -139,7 +139,14 @@ fn solve_streams_a_solution_and_extracts_the_answer() {
         path.to_str().unwrap(),
         "--max-tokens",
         "400",
+        // Deterministic: greedy, one candidate, no plan (the scaffold's own tests cover those).
+        "--no-plan",
+        "-n",
+        "1",
+        "--temperature",
+        "0",
     ]);
-    assert!(stdout.contains("Solution:"), "{stdout}");
+    assert!(stdout.contains("Problem: Tom has 12 apples"), "{stdout}");
+    assert!(stdout.contains("\nSolution\n"), "{stdout}");
     assert!(stdout.contains("Answer: 42"), "{stdout}");
 }
