@@ -233,6 +233,8 @@ fn main() -> Result<(), Error> {
 
     let wanted = |case| args.cases.contains(case);
     let mut best: [Best; 5] = Default::default();
+    // Token ids of the last (b) and (c) runs: row r of the batch must equal sequential run r.
+    let (mut sequential_ids, mut batched_ids) = (Vec::new(), Vec::new());
     for _ in 0..args.repeats {
         if wanted('a') {
             let (wall, out) = run(&lm, &prompt, 1, BASE_SEED, &args, FIXED_LENGTH)?;
@@ -247,9 +249,11 @@ fn main() -> Result<(), Error> {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             best[1].add(started.elapsed().as_secs_f64(), &outs);
+            sequential_ids = outs.iter().map(|o| o.rows[0].token_ids.clone()).collect();
         }
         if wanted('c') {
             let (wall, out) = run(&lm, &prompt, 3, BASE_SEED, &args, FIXED_LENGTH)?;
+            batched_ids = out.rows.iter().map(|g| g.token_ids.clone()).collect();
             best[2].add(wall, &[out]);
         }
         if wanted('d') {
@@ -278,6 +282,10 @@ fn main() -> Result<(), Error> {
     best[0].print("(a) single generation", args.tokens);
     best[1].print("(b) 3 sequential generations", 3 * args.tokens);
     best[2].print("(c) batched best-of-3 (one batch)", 3 * args.tokens);
+    if wanted('b') && wanted('c') {
+        let same = sequential_ids == batched_ids;
+        println!("batched rows identical to the sequential runs with their seeds: {same}");
+    }
     if wanted('a') && wanted('b') && wanted('c') {
         let [a, b, c] = [&best[0], &best[1], &best[2]];
         println!(

@@ -168,18 +168,12 @@ impl<'t> RowDecoder<'t> {
         self.finished.is_some()
     }
 
-    /// Samples the next token from `logits` (this row's last position, whole vocabulary),
-    /// streams its text and says whether the row goes on. `logits` may be modified.
-    pub(crate) fn step(
-        &mut self,
-        logits: &mut [f32],
-        on_delta: &mut dyn FnMut(Delta<'_>),
-    ) -> RowStep {
-        if self.is_finished() {
-            return RowStep::Finished;
-        }
-        if self.token_ids.len() >= self.max_tokens {
-            return self.finish(StopReason::MaxTokens, on_delta);
+    /// A step's first half: samples the next token from `logits` (this row's last position,
+    /// whole vocabulary; may be modified). Touches only this row's sampler, so the rows of a
+    /// batch can pick in parallel. `None` when the row is done or at its token limit.
+    pub(crate) fn pick(&mut self, logits: &mut [f32]) -> Option<u32> {
+        if self.is_finished() || self.token_ids.len() >= self.max_tokens {
+            return None;
         }
         if self.ignore_eos {
             // Benchmarking aid (as llama.cpp's --ignore-eos): the row can never pick an end
@@ -190,7 +184,23 @@ impl<'t> RowDecoder<'t> {
                 }
             }
         }
-        let token = self.sampler.sample(logits);
+        Some(self.sampler.sample(logits))
+    }
+
+    /// A step's second half, for the token [`pick`](Self::pick) chose: ends the row on an end
+    /// token or the limit, else streams the token's text, checks stop strings, and says
+    /// whether to feed the token to the next forward pass.
+    pub(crate) fn accept(
+        &mut self,
+        picked: Option<u32>,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) -> RowStep {
+        if self.is_finished() {
+            return RowStep::Finished;
+        }
+        let Some(token) = picked else {
+            return self.finish(StopReason::MaxTokens, on_delta);
+        };
         if self.tokenizer.is_end_of_generation(token) {
             return self.finish(StopReason::EndOfGeneration, on_delta);
         }
