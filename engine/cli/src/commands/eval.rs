@@ -139,7 +139,26 @@ pub fn run(args: Args) -> Result<()> {
             let outcome = pipeline
                 .run(&request, &cancel, &mut |_| {})
                 .with_context(|| format!("problem {}", problem.id))?;
-            items.push(grade(problem, &outcome, started.elapsed().as_secs_f64()));
+            let item = grade(problem, &outcome, started.elapsed().as_secs_f64());
+            if bar.is_hidden() {
+                // No terminal (a background run, CI): one line per problem instead of a bar.
+                eprintln!(
+                    "{}/{} {} {}: {} (expected {}, got {}), {} tokens, {:.1} s",
+                    bar.position() + 1,
+                    bar.length().unwrap_or(0),
+                    serde_json::to_value(mode)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    item.id,
+                    if item.correct { "correct" } else { "wrong" },
+                    item.expected,
+                    item.predicted.as_deref().unwrap_or("none"),
+                    item.candidates.iter().map(|c| c.tokens).sum::<usize>(),
+                    item.seconds
+                );
+            }
+            items.push(item);
             bar.inc(1);
         }
         results.push(summarize(mode, settings.selection, items));
@@ -343,7 +362,10 @@ fn print_table(args: &Args, results: &[ModeResult]) {
 
 fn progress_bar(len: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+        // Hidden, but still counting: positions feed the per-problem log lines.
+        let bar = ProgressBar::hidden();
+        bar.set_length(len);
+        return bar;
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
