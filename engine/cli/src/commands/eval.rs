@@ -22,6 +22,7 @@ use crate::load::ModelArgs;
 use crate::run_setup::{load_backends, ScaffoldArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// One candidate, no plan: the plain model.
     Single,
