@@ -103,7 +103,17 @@ pub fn extract_plan(text: &str) -> String {
         }
         None => outside_think(text),
     };
-    strip_answer_leaks(body.trim())
+    strip_answer_leaks(&drop_repeated_lines(body.trim()))
+}
+
+/// Small planners fall into loops ("- Mistake: ..." twenty times, seen with the 0.5B model);
+/// a line already in the plan adds nothing, so only its first occurrence is kept.
+fn drop_repeated_lines(plan: &str) -> String {
+    let mut seen = std::collections::HashSet::new();
+    plan.lines()
+        .filter(|line| line.trim().is_empty() || seen.insert(line.trim().to_owned()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The part of a solution a reader (or the judge) should see: the text after the reasoning.
@@ -214,6 +224,12 @@ fn reveals_answer(sentence: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_looping_plan_keeps_each_line_once() {
+        let looping = "<plan>1. Add.\n- Mistake: x\n- Mistake: x\n\n- Mistake: x\n2. Check.</plan>";
+        assert_eq!(extract_plan(looping), "1. Add.\n- Mistake: x\n\n2. Check.");
+    }
 
     #[test]
     fn sentences_round_trip_and_keep_decimals() {
