@@ -40,7 +40,7 @@ mod scalar;
 mod threading;
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use formats::BlockFormat;
 pub use reference::dequantize;
@@ -99,25 +99,35 @@ thread_local! {
     static SCRATCH: RefCell<Option<Arc<ActBuf>>> = const { RefCell::new(None) };
 }
 
-/// One matmul call, shared with the workers: row tiles `bounds[c]..bounds[c+1]`
-/// form chunk `c`.
+/// The caller's output buffer, written by the chunks of one call (disjoint row
+/// ranges) while the caller waits in `threading::run`.
+struct OutPtr(*mut f32);
+// SAFETY: chunks write disjoint ranges, and only while `threading::run` (which
+// borrows the caller's `&mut` output for its whole duration) has not returned.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// One matmul call, shared with the workers: chunk `c` = row tiles
+/// `c * n_tiles / n_chunks..(c + 1) * n_tiles / n_chunks`.
 struct MatmulTask {
     p: Arc<Packed>,
     act: Arc<ActBuf>,
     m: usize,
     simd: bool,
-    bounds: Vec<usize>,
-    /// `m x rows` results, filled chunk by chunk (threaded calls only).
-    out: Mutex<Vec<f32>>,
+    n_chunks: usize,
+    /// `m x rows` results (row-major), see [`OutPtr`].
+    y: OutPtr,
 }
 
 impl MatmulTask {
-    /// Computes chunk `c`; `write(i, row0, vals)` stores outputs `row0..` of row `i`.
-    fn compute(&self, c: usize, write: &mut dyn FnMut(usize, usize, &[f32])) {
+    /// Computes chunk `c` into the output.
+    fn compute(&self, c: usize) {
         let p = &*self.p;
         let (rows, cols, m) = (p.rows, p.cols, self.m);
+        let t0 = c * p.n_tiles / self.n_chunks;
+        let t1 = (c + 1) * p.n_tiles / self.n_chunks;
         let mut buf = [[0f32; TR]; MR];
-        for t in self.bounds[c]..self.bounds[c + 1] {
+        for t in t0..t1 {
             let valid = (rows - t * TR).min(TR);
             let mut i0 = 0;
             while i0 < m {
@@ -141,7 +151,12 @@ impl MatmulTask {
                     }
                 }
                 for (r, o) in out.iter().enumerate() {
-                    write(i0 + r, t * TR, &o[..valid]);
+                    // SAFETY: row i0 + r < m and rows t*TR..t*TR+valid < rows are inside
+                    // the m x rows output; this chunk alone writes these row tiles.
+                    unsafe {
+                        let dst = self.y.0.add((i0 + r) * rows + t * TR);
+                        std::ptr::copy_nonoverlapping(o.as_ptr(), dst, valid);
+                    }
                 }
                 i0 += mr;
             }
@@ -151,17 +166,7 @@ impl MatmulTask {
 
 impl threading::Task for MatmulTask {
     fn run(&self, c: usize) {
-        let rows = self.p.rows;
-        let r0 = self.bounds[c] * TR;
-        let w = (self.bounds[c + 1] * TR).min(rows) - r0;
-        let mut local = vec![0f32; self.m * w];
-        self.compute(c, &mut |i, row0, v| {
-            local[i * w + row0 - r0..][..v.len()].copy_from_slice(v)
-        });
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, l) in local.chunks_exact(w).enumerate() {
-            out[i * rows + r0..][..w].copy_from_slice(l);
-        }
+        self.compute(c);
     }
 }
 
@@ -265,10 +270,15 @@ impl QuantMatrix {
         let work = self.size_bytes().saturating_mul(m.min(64));
         let n_chunks = if threads <= 1 || work < 96 * 1024 {
             1
+        } else if m == 1 {
+            // Decode: chunks of ~48 KiB of weights. Each thread streams its own
+            // contiguous lane of chunks (threading.rs), then helps the others: a
+            // busy or descheduled core costs at most the chunk it holds.
+            let tile = self.size_bytes() / n_tiles;
+            let per = (48 * 1024 / tile.max(1)).max(1);
+            n_tiles.div_ceil(per).max(threads.min(n_tiles))
         } else {
-            // 4 contiguous chunks per thread, claimed dynamically: if a core is busy
-            // with something else (or a worker is descheduled), the others absorb
-            // its share and the caller waits for at most one chunk.
+            // 4 contiguous chunks per thread, claimed dynamically.
             (threads * 4).min(n_tiles.div_ceil(2)).max(1)
         };
         let task = MatmulTask {
@@ -276,21 +286,16 @@ impl QuantMatrix {
             act,
             m,
             simd,
-            bounds: (0..=n_chunks).map(|c| c * n_tiles / n_chunks).collect(),
-            out: Mutex::new(Vec::new()),
+            n_chunks,
+            y: OutPtr(y.as_mut_ptr()),
         };
         let task = if n_chunks == 1 {
-            task.compute(0, &mut |i, row0, v| {
-                y[i * rows + row0..][..v.len()].copy_from_slice(v)
-            });
+            task.compute(0);
             task
         } else {
-            *task.out.lock().unwrap_or_else(|e| e.into_inner()) = vec![0f32; m * rows];
             let task = Arc::new(task);
+            // Returns once every chunk is done: `y` is complete and no longer written.
             threading::run(task.clone(), n_chunks, threads);
-            let out = task.out.lock().unwrap_or_else(|e| e.into_inner());
-            y[..m * rows].copy_from_slice(&out[..m * rows]);
-            drop(out);
             match Arc::try_unwrap(task) {
                 Ok(t) => t,
                 Err(_) => return, // a worker still holds it: leave the buffers to it

@@ -3,12 +3,17 @@
 //! Decode runs ~200 small matmuls per token, so dispatch latency matters more than
 //! anything else here. Workers spin on a generation counter for a short while
 //! after each job (a new job is picked up within ~100 ns) and only then sleep on a
-//! condvar. Chunks are claimed from an atomic counter by whoever is free, and the
-//! caller waits only for chunks a worker has actually claimed: a worker that is
-//! descheduled (the other core busy) never stalls the call.
+//! condvar.
 //!
-//! Jobs are `Arc`ed and own everything they touch (`'static`), so this needs no
-//! unsafe code; results come back through a mutex-protected buffer.
+//! The chunks of a job are split into one contiguous *lane* per thread (caller =
+//! lane 0, worker `i` = lane `i`): each thread first claims the chunks of its own
+//! lane in order, so it streams one contiguous region of weights (what DRAM and
+//! the hardware prefetchers like best), then helps with the other lanes. Chunks
+//! are claimed from per-lane atomic counters, and the caller waits only for
+//! chunks a worker has actually claimed: a worker that is descheduled (the other
+//! core busy) never stalls the call, the caller just takes over its lane.
+//!
+//! Jobs are `Arc`ed and own everything they touch (`'static`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -40,22 +45,52 @@ pub(crate) trait Task: Send + Sync + 'static {
     fn run(&self, chunk: usize);
 }
 
+/// Max lanes (threads that start on their own contiguous range).
+const MAX_LANES: usize = 8;
+
+/// A claim counter on its own cache line (the lanes' owners do not share lines).
+#[repr(align(128))]
+struct Lane(AtomicUsize);
+
 struct Job {
     task: Arc<dyn Task>,
     n: usize,
-    next: AtomicUsize,
+    lanes: usize,
+    /// Next unclaimed chunk of each lane (lane `l` = chunks `l*n/lanes..(l+1)*n/lanes`).
+    next: [Lane; MAX_LANES],
+    /// Chunks completed, published once per thread when it runs out of work.
     done: AtomicUsize,
 }
 
 impl Job {
-    fn work(&self) {
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= self.n {
-                break;
+    fn new(task: Arc<dyn Task>, n: usize, threads: usize) -> Job {
+        let lanes = threads.clamp(1, MAX_LANES).min(n.max(1));
+        Job {
+            task,
+            n,
+            lanes,
+            next: core::array::from_fn(|l| Lane(AtomicUsize::new(l * n / lanes))),
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs chunks until none is left, own lane `me` first.
+    fn work(&self, me: usize) {
+        let mut count = 0;
+        for k in 0..self.lanes {
+            let l = (me + k) % self.lanes;
+            let end = (l + 1) * self.n / self.lanes;
+            loop {
+                let i = self.next[l].0.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                self.task.run(i);
+                count += 1;
             }
-            self.task.run(i);
-            self.done.fetch_add(1, Ordering::Release);
+        }
+        if count > 0 {
+            self.done.fetch_add(count, Ordering::Release);
         }
     }
 }
@@ -76,7 +111,7 @@ struct Pool {
 
 static POOL: Mutex<Option<Arc<Pool>>> = Mutex::new(None);
 
-fn worker_loop(sh: Arc<Shared>) {
+fn worker_loop(sh: Arc<Shared>, me: usize) {
     let mut seen = sh.gen.load(Ordering::Acquire);
     loop {
         let start = Instant::now();
@@ -103,7 +138,7 @@ fn worker_loop(sh: Arc<Shared>) {
         }
         let job = sh.job.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(job) = job {
-            job.work();
+            job.work(me);
         }
     }
 }
@@ -135,7 +170,7 @@ fn pool(threads: usize) -> Arc<Pool> {
         let sh = shared.clone();
         let ok = std::thread::Builder::new()
             .name(format!("k2-kernels-{i}"))
-            .spawn(move || worker_loop(sh))
+            .spawn(move || worker_loop(sh, i))
             .is_ok();
         workers += ok as usize;
     }
@@ -152,19 +187,14 @@ pub(crate) fn run(task: Arc<dyn Task>, n: usize, threads: usize) {
         return;
     }
     let pool = pool(threads);
-    let job = Arc::new(Job {
-        task,
-        n,
-        next: AtomicUsize::new(0),
-        done: AtomicUsize::new(0),
-    });
+    let job = Arc::new(Job::new(task, n, pool.workers + 1));
     let sh = &pool.shared;
     *sh.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job.clone());
     sh.gen.fetch_add(1, Ordering::AcqRel);
     if *sh.sleepers.lock().unwrap_or_else(|e| e.into_inner()) > 0 {
         sh.wake.notify_all();
     }
-    job.work();
+    job.work(0);
     // Only chunks claimed by running workers remain; they finish shortly.
     let mut spins = 0u32;
     while job.done.load(Ordering::Acquire) < n {
