@@ -63,6 +63,18 @@ impl SamplingParams {
     }
 }
 
+impl From<&k2_protocol::SamplingSettings> for SamplingParams {
+    fn from(s: &k2_protocol::SamplingSettings) -> Self {
+        SamplingParams {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            min_p: s.min_p,
+            seed: s.seed,
+        }
+    }
+}
+
 /// A probability distribution over a subset of the vocabulary (every other token has
 /// probability zero), most likely first.
 #[derive(Debug, Clone, PartialEq)]

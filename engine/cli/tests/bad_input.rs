@@ -17,26 +17,13 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn real_model(file: &str) -> PathBuf {
-    let path = k2_models_dir().join(file);
+    let path = k2_engine::models_dir::models_dir().join(file);
     assert!(
         path.exists(),
         "test model {} is missing: run scripts/fetch-test-models.sh first",
         path.display()
     );
     path
-}
-
-fn k2_models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("K2_MODELS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".local/share"))
-        .join("k2-tutor/models")
 }
 
 /// Runs `k2 generate` on `model` and returns stderr, asserting a clean failure.

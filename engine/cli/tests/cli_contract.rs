@@ -4,15 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn model(file: &str) -> PathBuf {
-    let dir = std::env::var_os("K2_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-            std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| home.join(".local/share"))
-                .join("k2-tutor/models")
-        });
+    let dir = k2_engine::models_dir::models_dir();
     let path = dir.join(file);
     assert!(
         path.exists(),

@@ -151,13 +151,7 @@ impl Pipeline<'_> {
         });
         let sampling = &settings.sampling;
         let options = GenerateOptions {
-            sampling: SamplingParams {
-                temperature: sampling.temperature,
-                top_k: sampling.top_k,
-                top_p: sampling.top_p,
-                min_p: sampling.min_p,
-                seed: sampling.seed,
-            },
+            sampling: SamplingParams::from(sampling),
             max_tokens: sampling.max_tokens,
             stop: Vec::new(),
         };
