@@ -88,6 +88,23 @@ pub enum Selection {
     VoteThenJudge,
 }
 
+impl Selection {
+    /// The name used on the command line and in the protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            Selection::Judge => "judge",
+            Selection::Vote => "vote",
+            Selection::VoteThenJudge => "vote+judge",
+        }
+    }
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for Selection {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -4,7 +4,7 @@
 //! tokens and wall time per mode: the shape of K2-Think's ablation table.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -13,15 +13,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use k2_engine::answer::equivalent;
 use k2_engine::generate::CancelToken;
 use k2_engine::scaffold::judge::{CandidateView, JudgeReply, PairJudge};
-use k2_engine::scaffold::pipeline::{Pipeline, RunOutcome};
+use k2_engine::scaffold::pipeline::{BackendJudge, Pipeline, RunOutcome};
 use k2_engine::scaffold::select::select;
 use k2_protocol::{FinishReason, RunRequest, RunSettings, Selection};
 use serde::{Deserialize, Serialize};
 
 use crate::load::ModelArgs;
-use crate::run_setup::{load_backends, ScaffoldArgs};
+use crate::run_setup::{load_backends, Backends, ScaffoldArgs};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// One candidate, no plan: the plain model.
@@ -37,6 +37,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Single => "single",
+            Mode::Plan => "plan",
+            Mode::Bon => "bon",
+            Mode::PlanBon => "plan+bon",
+        }
+    }
+
     fn settings(self, base: &RunSettings) -> RunSettings {
         let (plan, best_of) = match self {
             Mode::Single => (false, false),
@@ -63,13 +72,29 @@ pub struct Args {
     /// Only the first N problems.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Write every item's result as JSON here.
+    /// Write every item's result as JSON here (rewritten after each problem).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep the items already in `--out` and run only the missing ones.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// In best-of-N modes, also ask the judge alone to pick among the same candidates, so the
+    /// selection strategies are compared on identical samples (costs the judge's calls).
+    #[arg(long)]
+    pub compare_selection: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
     pub scaffold: ScaffoldArgs,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Report {
+    data: PathBuf,
+    solver: String,
+    planner: String,
+    settings: RunSettings,
+    modes: Vec<ModeResult>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +104,7 @@ struct Problem {
     answer: String,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct ItemResult {
     id: String,
     expected: String,
@@ -89,20 +114,25 @@ struct ItemResult {
     vote_correct: bool,
     /// Whether any candidate's answer is correct (pass@N).
     any_correct: bool,
+    /// Whether the judge alone would pick a correct answer (`--compare-selection`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    judge_correct: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    judge_only_tokens: Option<usize>,
     candidates: Vec<CandidateResult>,
     plan_tokens: usize,
     judge_tokens: usize,
     seconds: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct CandidateResult {
     answer: Option<String>,
     tokens: usize,
     finish: FinishReason,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct ModeResult {
     mode: Mode,
     selection: Selection,
@@ -110,6 +140,9 @@ struct ModeResult {
     accuracy: f64,
     ci95: (f64, f64),
     vote_accuracy: f64,
+    /// Accuracy of the judge alone on the same candidates, where it was asked.
+    #[serde(default)]
+    judge_accuracy: Option<f64>,
     pass_at_n: f64,
     mean_candidate_tokens: f64,
     mean_seconds: f64,
@@ -124,33 +157,37 @@ pub fn run(args: Args) -> Result<()> {
         planner: &backends.planner,
     };
     let base = args.scaffold.settings();
-    let bar = progress_bar((problems.len() * args.mode.len()) as u64);
+    let mut done = match (&args.out, args.resume) {
+        (Some(out), true) => read_previous(out, &args.mode)?,
+        _ => args.mode.iter().map(|_| Vec::new()).collect(),
+    };
+    let total = (problems.len() * args.mode.len()) as u64;
+    let bar = progress_bar(total);
+    bar.set_position(done.iter().map(|items| items.len() as u64).sum());
     let cancel = CancelToken::new();
-    let mut results = Vec::new();
-    for &mode in &args.mode {
-        let settings = mode.settings(&base);
-        let mut items = Vec::with_capacity(problems.len());
-        for problem in &problems {
-            bar.set_message(format!("{mode:?} {}", problem.id));
-            let request = RunRequest {
-                problem: problem.problem.clone(),
-                settings: settings.clone(),
-            };
-            let started = Instant::now();
-            let outcome = pipeline
-                .run(&request, &cancel, &mut |_| {})
-                .with_context(|| format!("problem {}", problem.id))?;
-            let item = grade(problem, &outcome, started.elapsed().as_secs_f64());
+    // Problems outside, modes inside: a run stopped early still compares every mode on the
+    // same problems, and `--resume` continues where it stopped.
+    for problem in &problems {
+        for (slot, &mode) in args.mode.iter().enumerate() {
+            if done[slot].iter().any(|item| item.id == problem.id) {
+                continue;
+            }
+            bar.set_message(format!("{} {}", mode.name(), problem.id));
+            let item = solve_one(
+                &pipeline,
+                &base,
+                mode,
+                problem,
+                &cancel,
+                args.compare_selection,
+            )?;
             if bar.is_hidden() {
                 // No terminal (a background run, CI): one line per problem instead of a bar.
                 eprintln!(
                     "{}/{} {} {}: {} (expected {}, got {}), {} tokens, {:.1} s",
                     bar.position() + 1,
-                    bar.length().unwrap_or(0),
-                    serde_json::to_value(mode)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
+                    total,
+                    mode.name(),
                     item.id,
                     if item.correct { "correct" } else { "wrong" },
                     item.expected,
@@ -159,26 +196,118 @@ pub fn run(args: Args) -> Result<()> {
                     item.seconds
                 );
             }
-            items.push(item);
+            done[slot].push(item);
             bar.inc(1);
+            if let Some(out) = &args.out {
+                // Written after every problem so that a long run interrupted loses one item.
+                write_report(out, &args, &backends, &base, &done)?;
+            }
         }
-        results.push(summarize(mode, settings.selection, items));
     }
     bar.finish_and_clear();
+    let results = summaries(&args, &base, &done);
     print_table(&args, &results);
     if let Some(out) = &args.out {
-        let report = serde_json::json!({
-            "data": args.data,
-            "solver": backends.solver.model().info.name,
-            "planner": backends.planner.model().info.name,
-            "settings": base,
-            "modes": results,
-        });
-        std::fs::write(out, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", out.display()))?;
         eprintln!("results written to {}", out.display());
     }
     Ok(())
+}
+
+fn solve_one(
+    pipeline: &Pipeline,
+    base: &RunSettings,
+    mode: Mode,
+    problem: &Problem,
+    cancel: &CancelToken,
+    compare_selection: bool,
+) -> Result<ItemResult> {
+    let request = RunRequest {
+        problem: problem.problem.clone(),
+        settings: mode.settings(base),
+    };
+    let started = Instant::now();
+    let outcome = pipeline
+        .run(&request, cancel, &mut |_| {})
+        .with_context(|| format!("problem {}", problem.id))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut item = grade(problem, &outcome, seconds);
+    if compare_selection && outcome.candidates.len() > 1 {
+        // The judge alone on the same candidates: strategies compared without resampling.
+        let views = candidate_views(&outcome);
+        let mut judge = BackendJudge::new(pipeline.planner, cancel);
+        let chosen = select(
+            Selection::Judge,
+            &problem.problem,
+            &views,
+            &mut judge,
+            &mut |_| {},
+        )
+        .with_context(|| format!("judging problem {}", problem.id))?;
+        let answer = &views[chosen.candidate].answer;
+        item.judge_correct = Some(
+            answer
+                .as_deref()
+                .is_some_and(|a| equivalent(a, &problem.answer)),
+        );
+        item.judge_only_tokens = Some(judge.tokens);
+    }
+    Ok(item)
+}
+
+fn summaries(args: &Args, base: &RunSettings, done: &[Vec<ItemResult>]) -> Vec<ModeResult> {
+    args.mode
+        .iter()
+        .zip(done)
+        .map(|(&mode, items)| summarize(mode, mode.settings(base).selection, items))
+        .collect()
+}
+
+fn write_report(
+    out: &Path,
+    args: &Args,
+    backends: &Backends,
+    base: &RunSettings,
+    done: &[Vec<ItemResult>],
+) -> Result<()> {
+    let report = Report {
+        data: args.data.clone(),
+        solver: backends.solver.model().info.name.clone(),
+        planner: backends.planner.model().info.name.clone(),
+        settings: base.clone(),
+        modes: summaries(args, base, done),
+    };
+    // Write then rename: an interrupted write never leaves a truncated report behind.
+    let partial = out.with_extension("json.partial");
+    std::fs::write(&partial, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, out).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+/// Items already graded in an earlier report at `out`, one list per requested mode.
+fn read_previous(out: &Path, modes: &[Mode]) -> Result<Vec<Vec<ItemResult>>> {
+    if !out.exists() {
+        return Ok(modes.iter().map(|_| Vec::new()).collect());
+    }
+    let text =
+        std::fs::read_to_string(out).with_context(|| format!("reading {}", out.display()))?;
+    let report: Report = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a k2 eval report; move it away or leave out --resume",
+            out.display()
+        )
+    })?;
+    let mut previous = report.modes;
+    Ok(modes
+        .iter()
+        .map(|&mode| {
+            previous
+                .iter_mut()
+                .find(|r| r.mode == mode)
+                .map(|r| std::mem::take(&mut r.items))
+                .unwrap_or_default()
+        })
+        .collect())
 }
 
 fn read_problems(path: &PathBuf, limit: Option<usize>) -> Result<Vec<Problem>> {
@@ -229,6 +358,8 @@ fn grade(problem: &Problem, outcome: &RunOutcome, seconds: f64) -> ItemResult {
         predicted: outcome.answer.clone(),
         vote_correct: is_right(&vote),
         any_correct: candidates.iter().any(|c| is_right(&c.answer)),
+        judge_correct: None,
+        judge_only_tokens: None,
         candidates,
         plan_tokens: outcome.stats.plan_tokens,
         judge_tokens: outcome.stats.judge_tokens,
@@ -238,7 +369,20 @@ fn grade(problem: &Problem, outcome: &RunOutcome, seconds: f64) -> ItemResult {
 
 /// The answer a plain majority vote would have chosen, to compare strategies from one run.
 fn vote_answer(problem: &Problem, outcome: &RunOutcome) -> Option<String> {
-    let views: Vec<CandidateView> = outcome
+    let views = candidate_views(outcome);
+    let selected = select(
+        Selection::Vote,
+        &problem.problem,
+        &views,
+        &mut NoJudge,
+        &mut |_| {},
+    )
+    .ok()?;
+    views[selected.candidate].answer.clone()
+}
+
+fn candidate_views(outcome: &RunOutcome) -> Vec<CandidateView> {
+    outcome
         .candidates
         .iter()
         .zip(&outcome.candidate_answers)
@@ -249,16 +393,7 @@ fn vote_answer(problem: &Problem, outcome: &RunOutcome) -> Option<String> {
             answer: answer.clone(),
             finished: c.finish == FinishReason::Complete,
         })
-        .collect();
-    let selected = select(
-        Selection::Vote,
-        &problem.problem,
-        &views,
-        &mut NoJudge,
-        &mut |_| {},
-    )
-    .ok()?;
-    views[selected.candidate].answer.clone()
+        .collect()
 }
 
 /// Voting never asks a judge.
@@ -277,8 +412,8 @@ impl PairJudge for NoJudge {
     }
 }
 
-fn summarize(mode: Mode, selection: Selection, items: Vec<ItemResult>) -> ModeResult {
-    let n = items.len();
+fn summarize(mode: Mode, selection: Selection, items: &[ItemResult]) -> ModeResult {
+    let n = items.len().max(1);
     let rate =
         |f: &dyn Fn(&ItemResult) -> bool| items.iter().filter(|i| f(i)).count() as f64 / n as f64;
     let accuracy = rate(&|i| i.correct);
@@ -289,15 +424,20 @@ fn summarize(mode: Mode, selection: Selection, items: Vec<ItemResult>) -> ModeRe
     ModeResult {
         mode,
         selection,
-        problems: n,
+        problems: items.len(),
         accuracy,
-        ci95: wilson_interval(accuracy, n),
+        ci95: wilson_interval(accuracy, items.len()),
         vote_accuracy: rate(&|i| i.vote_correct),
+        judge_accuracy: items
+            .iter()
+            .all(|i| i.judge_correct.is_some())
+            .then(|| rate(&|i| i.judge_correct == Some(true)))
+            .filter(|_| !items.is_empty()),
         pass_at_n: rate(&|i| i.any_correct),
         mean_candidate_tokens: candidate_tokens.iter().sum::<usize>() as f64
             / candidate_tokens.len().max(1) as f64,
         mean_seconds: items.iter().map(|i| i.seconds).sum::<f64>() / n as f64,
-        items,
+        items: items.to_vec(),
     }
 }
 
@@ -325,20 +465,17 @@ fn print_table(args: &Args, results: &[ModeResult]) {
         args.scaffold.max_tokens
     );
     println!(
-        "| mode | selection | accuracy | 95% CI | vote | pass@N | tokens/candidate | s/problem |"
+        "| mode | selection | accuracy | 95% CI | vote | judge | pass@N | tokens/candidate | s/problem |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in results {
         let best_of = matches!(r.mode, Mode::Bon | Mode::PlanBon);
         let dash = || "-".to_string();
         println!(
-            "| {} | {} | {:.1}% | {:.1}-{:.1}% | {} | {} | {:.0} | {:.1} |",
-            serde_json::to_value(r.mode)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            "| {} | {} | {:.1}% | {:.1}-{:.1}% | {} | {} | {} | {:.0} | {:.1} |",
+            r.mode.name(),
             if best_of {
-                format!("{:?}", r.selection).to_lowercase()
+                r.selection.to_string()
             } else {
                 dash()
             },
@@ -349,6 +486,10 @@ fn print_table(args: &Args, results: &[ModeResult]) {
                 format!("{:.1}%", r.vote_accuracy * 100.0)
             } else {
                 dash()
+            },
+            match r.judge_accuracy {
+                Some(a) if best_of => format!("{:.1}%", a * 100.0),
+                _ => dash(),
             },
             if best_of {
                 format!("{:.1}%", r.pass_at_n * 100.0)
