@@ -310,7 +310,7 @@ struct Timings {
     passes: usize,
 }
 
-fn check_prompt(model: &Model, prompt_ids: &[u32]) -> Result<()> {
+pub(crate) fn check_prompt(model: &Model, prompt_ids: &[u32]) -> Result<()> {
     let context = model.config().context_length;
     if prompt_ids.is_empty() {
         return Err(EngineError::InvalidSetting("the prompt is empty".into()));
@@ -326,7 +326,7 @@ fn check_prompt(model: &Model, prompt_ids: &[u32]) -> Result<()> {
 
 /// Runs the prompt through cache row 0 in chunks and returns the logits of its last position,
 /// or `None` if cancelled between chunks.
-fn prefill(
+pub(crate) fn prefill(
     model: &Model,
     cache: &mut KvCache,
     prompt_ids: &[u32],

@@ -55,6 +55,13 @@ pub enum EngineError {
     #[error("compute error: {0}")]
     Compute(#[from] candle_core::Error),
 
+    #[error("{draft} cannot draft for {target}: {reason}; choose a draft model from the target's family (same tokenizer), or use --spec ngram")]
+    IncompatibleDraft {
+        draft: String,
+        target: String,
+        reason: String,
+    },
+
     #[error("cancelled")]
     Cancelled,
 

@@ -75,6 +75,16 @@ pub struct GenerationStats {
     pub decode_seconds: f64,
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
+    /// Speculative decoding: tokens proposed by the drafter (0 without speculation).
+    #[serde(default)]
+    pub drafted_tokens: usize,
+    /// Speculative decoding: proposed tokens the target accepted.
+    #[serde(default)]
+    pub accepted_draft_tokens: usize,
+    /// Forward passes of the target model after prefill (with speculation, each may yield
+    /// several tokens).
+    #[serde(default)]
+    pub target_passes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,9 +182,25 @@ impl<'t> RowDecoder<'t> {
     /// whole vocabulary; may be modified). Touches only this row's sampler, so the rows of a
     /// batch can pick in parallel. `None` when the row is done or at its token limit.
     pub(crate) fn pick(&mut self, logits: &mut [f32]) -> Option<u32> {
-        if self.is_finished() || self.token_ids.len() >= self.max_tokens {
+        if self.remaining() == 0 {
             return None;
         }
+        self.mask(logits);
+        Some(self.sampler.sample(logits))
+    }
+
+    /// Tokens this row may still generate.
+    pub(crate) fn remaining(&self) -> usize {
+        if self.is_finished() {
+            0
+        } else {
+            self.max_tokens.saturating_sub(self.token_ids.len())
+        }
+    }
+
+    /// Applies this row's logit constraints before sampling or before any distribution is
+    /// compared (speculative verification must see what [`pick`](Self::pick) sees).
+    pub(crate) fn mask(&self, logits: &mut [f32]) {
         if self.ignore_eos {
             // Benchmarking aid (as llama.cpp's --ignore-eos): the row can never pick an end
             // token, so it runs to max_tokens without the end token's text in the output.
@@ -184,7 +210,15 @@ impl<'t> RowDecoder<'t> {
                 }
             }
         }
-        Some(self.sampler.sample(logits))
+    }
+
+    /// Whether `token` would end this row (drafting past it is wasted work).
+    pub(crate) fn ends_with(&self, token: u32) -> bool {
+        self.tokenizer.is_end_of_generation(token)
+    }
+
+    pub(crate) fn sampler(&mut self) -> &mut Sampler {
+        &mut self.sampler
     }
 
     /// A step's second half, for the token [`pick`](Self::pick) chose: ends the row on an end
@@ -279,6 +313,8 @@ impl<'t> RowDecoder<'t> {
                 decode_seconds,
                 prefill_tokens_per_s: rate(prompt_tokens, prefill_seconds),
                 decode_tokens_per_s: rate(decode_passes, decode_seconds),
+                target_passes: decode_passes,
+                ..GenerationStats::default()
             },
             token_ids: self.token_ids,
             stop_reason,

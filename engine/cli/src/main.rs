@@ -5,6 +5,7 @@ mod load;
 mod output;
 mod render;
 mod run_setup;
+mod spec_setup;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@ use k2_engine::models_dir::resolve_model;
 use k2_protocol::{RunSettings, SamplingSettings, Selection};
 
 use crate::load::{load, ModelArgs};
+use crate::spec_setup::SpecArgs;
 
 /// The planner/verifier K2 Tutor uses when it is installed (as K2-Think uses a second model).
 const DEFAULT_PLANNER: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
@@ -71,8 +72,14 @@ pub struct Backends {
 }
 
 /// Loads the solver and, unless it is the same model, the planner.
-pub fn load_backends(model: &ModelArgs, planner: Option<&str>, quiet: bool) -> Result<Backends> {
+pub fn load_backends(
+    model: &ModelArgs,
+    planner: Option<&str>,
+    spec: &SpecArgs,
+    quiet: bool,
+) -> Result<Backends> {
     let solver = Arc::new(load(model, quiet)?);
+    let speculation = spec.load(&solver, model, quiet)?;
     let planner_spec = match planner {
         Some(spec) => Some(spec.to_owned()),
         None => resolve_model(DEFAULT_PLANNER)
@@ -95,8 +102,12 @@ pub fn load_backends(model: &ModelArgs, planner: Option<&str>, quiet: bool) -> R
         }
     };
     tracing::info!(solver = %solver.info.name, planner = %planner.info.name, "models loaded");
+    let solver_backend = LocalBackend::new(solver);
     Ok(Backends {
-        solver: LocalBackend::new(solver),
+        solver: match speculation {
+            Some(s) => solver_backend.with_speculation(s),
+            None => solver_backend,
+        },
         planner: LocalBackend::new(planner),
     })
 }

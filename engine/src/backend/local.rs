@@ -8,14 +8,34 @@ use crate::chat::ChatMessage;
 use crate::error::Result;
 use crate::generate::{CancelToken, GenerateOptions};
 use crate::loader::LoadedModel;
+use crate::speculative::{generate_speculative, DraftSource, SpecTuning};
 
 pub struct LocalBackend {
     model: Arc<LoadedModel>,
+    speculation: Option<Speculation>,
+}
+
+/// Speculative decoding for every completion of a backend.
+#[derive(Clone)]
+pub struct Speculation {
+    /// The draft model (already checked for compatibility); `None` drafts by prompt lookup.
+    pub draft: Option<Arc<LoadedModel>>,
+    pub tuning: SpecTuning,
 }
 
 impl LocalBackend {
     pub fn new(model: Arc<LoadedModel>) -> Self {
-        LocalBackend { model }
+        LocalBackend {
+            model,
+            speculation: None,
+        }
+    }
+
+    /// Decodes every completion speculatively (lossless: same distribution, and greedy
+    /// output identical to plain decoding).
+    pub fn with_speculation(mut self, speculation: Speculation) -> Self {
+        self.speculation = Some(speculation);
+        self
     }
 
     pub fn model(&self) -> &LoadedModel {
@@ -43,18 +63,38 @@ impl Backend for LocalBackend {
             n,
             generate: options.clone(),
         };
-        let generations = generate_batch(
-            &self.model.model,
-            &self.model.tokenizer,
-            &prompt_ids,
-            &batch,
-            cancel,
-            &mut |row, delta| {
-                if !delta.text.is_empty() {
-                    on_delta(row, delta.text)
-                }
-            },
-        )?;
+        let mut on_row_delta = |row: usize, delta: crate::generate::Delta<'_>| {
+            if !delta.text.is_empty() {
+                on_delta(row, delta.text)
+            }
+        };
+        let generations = match &self.speculation {
+            None => generate_batch(
+                &self.model.model,
+                &self.model.tokenizer,
+                &prompt_ids,
+                &batch,
+                cancel,
+                &mut on_row_delta,
+            )?,
+            Some(spec) => {
+                let source = match &spec.draft {
+                    Some(draft) => DraftSource::Model(&draft.model),
+                    None => DraftSource::Ngram,
+                };
+                let (generation, _) = generate_speculative(
+                    &self.model.model,
+                    &self.model.tokenizer,
+                    &prompt_ids,
+                    &batch,
+                    source,
+                    &spec.tuning,
+                    cancel,
+                    &mut on_row_delta,
+                )?;
+                generation.rows
+            }
+        };
         Ok(generations
             .into_iter()
             .map(|g| Completion {
@@ -62,6 +102,8 @@ impl Backend for LocalBackend {
                 tokens: g.stats.generated_tokens,
                 finish: g.stop_reason.into(),
                 seconds: g.stats.prefill_seconds + g.stats.decode_seconds,
+                drafted_tokens: g.stats.drafted_tokens,
+                accepted_draft_tokens: g.stats.accepted_draft_tokens,
                 text: g.text,
             })
             .collect())

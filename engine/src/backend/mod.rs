@@ -3,7 +3,7 @@
 
 mod local;
 
-pub use local::LocalBackend;
+pub use local::{LocalBackend, Speculation};
 
 use k2_protocol::FinishReason;
 
@@ -20,6 +20,9 @@ pub struct Completion {
     pub finish: FinishReason,
     /// Wall time from the request to the last token.
     pub seconds: f64,
+    /// Speculative decoding: tokens drafted and accepted (both 0 without speculation).
+    pub drafted_tokens: usize,
+    pub accepted_draft_tokens: usize,
 }
 
 pub trait Backend: Send + Sync {

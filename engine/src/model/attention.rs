@@ -9,6 +9,10 @@ use super::rope::Rope;
 use super::Block;
 use crate::error::Result;
 
+/// Spans up to this many tokens (speculative verification, short prompts) attend query by
+/// query; longer ones (prefill) in one masked matmul.
+const QUERY_BY_QUERY_MAX: usize = 16;
+
 /// `h`: `[n, hidden]` normalized hidden states of all rows' new tokens, row after row as
 /// described by `spans` (`(start, count)` per cache row). Returns `[n, heads * head_dim]`.
 #[allow(clippy::too_many_arguments)]
@@ -47,26 +51,64 @@ pub(super) fn self_attention(
         let past = cache.len(row);
         let (keys, values) =
             cache.append(layer, row, &k.narrow(1, start, t)?, &v.narrow(1, start, t)?)?;
-        // Queries sharing a key/value head are stacked so one matmul serves the whole group.
-        let q_row =
-            q.narrow(1, start, t)?
-                .contiguous()?
-                .reshape((kv_heads, group * t, head_dim))?;
-        let scores = (q_row.matmul(&keys.t()?)? * scale)?;
-        let scores = if t > 1 {
-            scores.broadcast_add(&causal_mask(group, t, past, h.device())?)?
+        let q_span = q.narrow(1, start, t)?;
+        if t <= QUERY_BY_QUERY_MAX {
+            // Each query alone against exactly the keys it may see: the same operations, on
+            // the same shapes, as decoding that token by itself. Speculative verification
+            // then reproduces plain decoding bit for bit (a masked multi-query matmul takes
+            // other gemm paths, and the rounding difference grows through the layers).
+            for i in 0..t {
+                let seen = past + i + 1;
+                let q_one = q_span.narrow(1, i, 1)?;
+                let out = attend(
+                    &q_one,
+                    &keys.narrow(1, 0, seen)?,
+                    &values.narrow(1, 0, seen)?,
+                    None,
+                    (kv_heads, group, 1, head_dim, scale),
+                )?;
+                outputs.push(
+                    out.reshape((heads, head_dim))?
+                        .reshape((1, heads * head_dim))?,
+                );
+            }
         } else {
-            scores
-        };
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = weights.matmul(&values)?; // [kv_heads, group * t, head_dim]
-        outputs.push(
-            out.reshape((heads, t, head_dim))?
-                .transpose(0, 1)?
-                .reshape((t, heads * head_dim))?,
-        );
+            let mask = causal_mask(group, t, past, h.device())?;
+            let out = attend(
+                &q_span,
+                &keys,
+                &values,
+                Some(&mask),
+                (kv_heads, group, t, head_dim, scale),
+            )?;
+            outputs.push(
+                out.reshape((heads, t, head_dim))?
+                    .transpose(0, 1)?
+                    .reshape((t, heads * head_dim))?,
+            );
+        }
     }
     Ok(Tensor::cat(&outputs, 0)?)
+}
+
+/// Softmax attention of `q` (`[heads, t, head_dim]`) over `keys`/`values`
+/// (`[kv_heads, len, head_dim]`). Queries sharing a key/value head are stacked so one matmul
+/// serves the whole group. Returns `[kv_heads, group * t, head_dim]`.
+fn attend(
+    q: &Tensor,
+    keys: &Tensor,
+    values: &Tensor,
+    mask: Option<&Tensor>,
+    (kv_heads, group, t, head_dim, scale): (usize, usize, usize, usize, f64),
+) -> Result<Tensor> {
+    let q = q.contiguous()?.reshape((kv_heads, group * t, head_dim))?;
+    let scores = (q.matmul(&keys.t()?)? * scale)?;
+    let scores = match mask {
+        Some(mask) => scores.broadcast_add(mask)?,
+        None => scores,
+    };
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    Ok(weights.matmul(values)?)
 }
 
 /// `[group * t, past + t]`: query i (absolute position past + i) sees keys 0..=past + i.

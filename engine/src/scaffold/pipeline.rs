@@ -245,7 +245,7 @@ impl Pipeline<'_> {
             } else {
                 0.0
             },
-            acceptance_rate: None,
+            acceptance_rate: acceptance_rate(&candidates),
         };
         Ok(Some(RunOutcome {
             plan,
@@ -257,6 +257,13 @@ impl Pipeline<'_> {
             stats,
         }))
     }
+}
+
+/// Accepted over drafted tokens of all candidates; `None` when nothing was drafted.
+fn acceptance_rate(candidates: &[Completion]) -> Option<f64> {
+    let drafted: usize = candidates.iter().map(|c| c.drafted_tokens).sum();
+    let accepted: usize = candidates.iter().map(|c| c.accepted_draft_tokens).sum();
+    (drafted > 0).then(|| accepted as f64 / drafted as f64)
 }
 
 fn single_completion(mut completions: Vec<Completion>) -> Result<Completion> {

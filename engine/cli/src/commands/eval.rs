@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::ModelArgs;
 use crate::run_setup::{load_backends, Backends, ScaffoldArgs};
+use crate::spec_setup::SpecArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +87,8 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub scaffold: ScaffoldArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -151,7 +154,12 @@ struct ModeResult {
 
 pub fn run(args: Args) -> Result<()> {
     let problems = read_problems(&args.data, args.limit)?;
-    let backends = load_backends(&args.model, args.scaffold.planner.as_deref(), false)?;
+    let backends = load_backends(
+        &args.model,
+        args.scaffold.planner.as_deref(),
+        &args.spec,
+        false,
+    )?;
     let pipeline = Pipeline {
         solver: &backends.solver,
         planner: &backends.planner,

@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
+use k2_engine::batched::BatchOptions;
 use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{generate, CancelToken, GenerateOptions};
+use k2_engine::generate::{generate, CancelToken, GenerateOptions, Generation};
 use k2_engine::sample::SamplingParams;
+use k2_engine::speculative::{generate_speculative, DraftSource};
 use serde_json::json;
 
 use crate::load::{load, ModelArgs};
 use crate::output::{print_json_line, print_text, Format};
+use crate::spec_setup::SpecArgs;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -40,6 +43,8 @@ pub struct Args {
     pub stop: Vec<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -104,20 +109,48 @@ pub fn run(args: Args) -> Result<()> {
     };
     let cancel = CancelToken::new();
     let jsonl = args.format == Format::Jsonl;
-    let generation = generate(
-        &loaded.model,
-        &loaded.tokenizer,
-        &prompt_ids,
-        &options,
-        &cancel,
-        &mut |delta| {
-            if jsonl {
-                print_json_line(&json!({"token_id": delta.token_id, "text": delta.text}));
-            } else {
-                print_text(delta.text);
-            }
-        },
-    )?;
+    let speculation = args.spec.load(&loaded, &args.model, jsonl)?;
+    let mut on_delta = |delta: k2_engine::generate::Delta<'_>| {
+        if jsonl {
+            print_json_line(&json!({"token_id": delta.token_id, "text": delta.text}));
+        } else {
+            print_text(delta.text);
+        }
+    };
+    let generation: Generation = match &speculation {
+        None => generate(
+            &loaded.model,
+            &loaded.tokenizer,
+            &prompt_ids,
+            &options,
+            &cancel,
+            &mut on_delta,
+        )?,
+        Some(spec) => {
+            let source = match &spec.draft {
+                Some(draft) => DraftSource::Model(&draft.model),
+                None => DraftSource::Ngram,
+            };
+            let batch = BatchOptions {
+                n: 1,
+                generate: options.clone(),
+            };
+            let (mut batch, _) = generate_speculative(
+                &loaded.model,
+                &loaded.tokenizer,
+                &prompt_ids,
+                &batch,
+                source,
+                &spec.tuning,
+                &cancel,
+                &mut |_, delta| on_delta(delta),
+            )?;
+            batch.rows.remove(0)
+        }
+    };
+    let stats = &generation.stats;
+    let acceptance_rate = (stats.drafted_tokens > 0)
+        .then(|| stats.accepted_draft_tokens as f64 / stats.drafted_tokens as f64);
     if jsonl {
         print_json_line(&json!({
             "text": generation.text,
@@ -130,6 +163,10 @@ pub fn run(args: Args) -> Result<()> {
                 "decode_tokens_per_s": generation.stats.decode_tokens_per_s,
                 "prefill_seconds": generation.stats.prefill_seconds,
                 "decode_seconds": generation.stats.decode_seconds,
+                "target_passes": stats.target_passes,
+                "drafted_tokens": stats.drafted_tokens,
+                "accepted_draft_tokens": stats.accepted_draft_tokens,
+                "acceptance_rate": acceptance_rate,
                 "peak_rss_bytes": peak_rss_bytes(),
             },
         }));
@@ -143,6 +180,15 @@ pub fn run(args: Args) -> Result<()> {
             generation.stats.decode_tokens_per_s,
             generation.stop_reason
         );
+        if let Some(rate) = acceptance_rate {
+            eprintln!(
+                "[speculative: {} drafted, {} accepted ({:.0}%), {:.2} tokens per pass of the model]",
+                stats.drafted_tokens,
+                stats.accepted_draft_tokens,
+                rate * 100.0,
+                stats.generated_tokens as f64 / (stats.target_passes + 1) as f64
+            );
+        }
     }
     Ok(())
 }

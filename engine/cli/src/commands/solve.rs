@@ -12,6 +12,7 @@ use crate::load::ModelArgs;
 use crate::output::{print_json_line, Format};
 use crate::render::TerminalRenderer;
 use crate::run_setup::{load_backends, ScaffoldArgs};
+use crate::spec_setup::SpecArgs;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -21,13 +22,20 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub scaffold: ScaffoldArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let jsonl = args.format == Format::Jsonl;
-    let backends = load_backends(&args.model, args.scaffold.planner.as_deref(), jsonl)?;
+    let backends = load_backends(
+        &args.model,
+        args.scaffold.planner.as_deref(),
+        &args.spec,
+        jsonl,
+    )?;
     let pipeline = Pipeline {
         solver: &backends.solver,
         planner: &backends.planner,

@@ -1,0 +1,99 @@
+//! `--spec` and `--draft`: choosing and loading speculative decoding for `generate`, `solve`
+//! and `eval`.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use k2_engine::backend::Speculation;
+use k2_engine::loader::LoadedModel;
+use k2_engine::speculative::compat::check_draft_compatible;
+use k2_engine::speculative::SpecTuning;
+
+use crate::load::{load, ModelArgs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpecMode {
+    /// Plain decoding.
+    Off,
+    /// Prompt lookup: drafts copied from earlier in the prompt or output (no draft model).
+    Ngram,
+    /// A small draft model of the target's family (`--draft`).
+    Draft,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct SpecArgs {
+    /// Speculative decoding [default: draft if --draft is given, else off]. Lossless: greedy
+    /// output is identical to plain decoding, sampling keeps the model's distribution.
+    #[arg(long, value_enum)]
+    pub spec: Option<SpecMode>,
+    /// The draft model: a path or an installed model's name (same tokenizer as the model).
+    #[arg(long)]
+    pub draft: Option<String>,
+    /// Most tokens drafted per pass of the model.
+    #[arg(long, default_value_t = SpecTuning::default().max_draft)]
+    pub draft_max: usize,
+    /// The draft model stops drafting below this confidence in its top token.
+    #[arg(long, default_value_t = SpecTuning::default().p_min)]
+    pub draft_p_min: f32,
+    /// Keep the draft length fixed at --draft-max instead of adapting it to acceptance.
+    #[arg(long)]
+    pub draft_fixed: bool,
+}
+
+impl SpecArgs {
+    pub fn mode(&self) -> SpecMode {
+        self.spec.unwrap_or(if self.draft.is_some() {
+            SpecMode::Draft
+        } else {
+            SpecMode::Off
+        })
+    }
+
+    fn tuning(&self) -> SpecTuning {
+        SpecTuning {
+            max_draft: self.draft_max,
+            p_min: self.draft_p_min,
+            adaptive: !self.draft_fixed,
+            ..SpecTuning::default()
+        }
+    }
+
+    /// The speculation to decode `target` with, loading and checking the draft model; `None`
+    /// for plain decoding.
+    pub fn load(
+        &self,
+        target: &LoadedModel,
+        device: &ModelArgs,
+        quiet: bool,
+    ) -> Result<Option<Speculation>> {
+        let draft = match (self.mode(), &self.draft) {
+            (SpecMode::Off, _) => return Ok(None),
+            (SpecMode::Ngram, _) => None,
+            (SpecMode::Draft, None) => {
+                anyhow::bail!(
+                    "--spec draft needs a draft model: add --draft PATH (or use --spec ngram)"
+                )
+            }
+            (SpecMode::Draft, Some(spec)) => {
+                let args = ModelArgs {
+                    model: spec.clone(),
+                    device: device.device,
+                };
+                let draft = load(&args, quiet)?;
+                check_draft_compatible(
+                    &target.tokenizer,
+                    &target.info.name,
+                    &draft.tokenizer,
+                    &draft.info.name,
+                )?;
+                Some(Arc::new(draft))
+            }
+        };
+        Ok(Some(Speculation {
+            draft,
+            tuning: self.tuning(),
+        }))
+    }
+}

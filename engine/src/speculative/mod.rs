@@ -1,0 +1,532 @@
+//! Speculative decoding: a cheap drafter proposes several tokens, the target model checks
+//! them all in one forward pass, and every accepted token is a target pass saved.
+//!
+//! Two drafters: a small draft model of the target's family ([`DraftSource::Model`]), and
+//! prompt lookup ([`DraftSource::Ngram`]), which costs no model pass at all. Works for one
+//! row or many (best-of-N): each row drafts, verifies and rolls back on its own, and the
+//! target verifies all rows' drafts in one ragged forward pass.
+//!
+//! Exactness: verification scores each position with exactly the operations plain decoding
+//! uses (the model attends short spans query by query), so greedy speculative output is
+//! token for token the plain output; with sampling, [`accept::check_draft`] makes the output
+//! distribution exactly the target's.
+
+pub mod accept;
+pub mod compat;
+mod cost;
+pub mod ngram;
+
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::batched::{
+    check_prompt, derive_seed, prefill, BatchGeneration, BatchOptions, BatchStats,
+};
+use crate::error::{EngineError, Result};
+use crate::generate::{rate, CancelToken, Delta, RowDecoder, RowStep, StopReason};
+use crate::model::{KvCache, LogitsFor, Model};
+use crate::sample::{distribution, Distribution, SamplingParams};
+use crate::tokenizer::Tokenizer;
+
+use accept::{check_draft, one_hot, Check};
+use cost::CostModel;
+
+/// Where draft tokens come from.
+#[derive(Clone, Copy)]
+pub enum DraftSource<'a> {
+    /// Prompt lookup: continuations of earlier occurrences of the latest tokens.
+    Ngram,
+    /// A small model sharing the target's vocabulary (checked with
+    /// [`compat::check_draft_compatible`] by whoever loads it).
+    Model(&'a Model),
+}
+
+/// How drafting adapts. The defaults suit 2-16 CPU cores and GPUs alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpecTuning {
+    /// Most tokens drafted per target pass.
+    pub max_draft: usize,
+    /// A draft model stops drafting when its top token is less likely than this (llama.cpp's
+    /// p-min): unsure drafts are mostly rejected and cost a draft pass each.
+    pub p_min: f32,
+    /// Adapt each row's draft length to its running acceptance rate and to the measured
+    /// costs of drafting and verifying (down to no drafting where it does not pay).
+    pub adaptive: bool,
+    /// Prompt lookup: longest and shortest suffix looked up.
+    pub ngram_max: usize,
+    pub ngram_min: usize,
+}
+
+impl Default for SpecTuning {
+    fn default() -> Self {
+        SpecTuning {
+            max_draft: 8,
+            p_min: 0.6,
+            adaptive: true,
+            ngram_max: 4,
+            ngram_min: 2,
+        }
+    }
+}
+
+/// Speculative decoding's own counters for a whole batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpecStats {
+    pub drafted_tokens: usize,
+    pub accepted_draft_tokens: usize,
+    pub target_passes: usize,
+    /// Forward passes of the draft model (0 for prompt lookup).
+    pub draft_passes: usize,
+}
+
+impl SpecStats {
+    pub fn acceptance_rate(&self) -> Option<f64> {
+        (self.drafted_tokens > 0)
+            .then(|| self.accepted_draft_tokens as f64 / self.drafted_tokens as f64)
+    }
+}
+
+/// Starting point of each row's acceptance estimate: optimistic, so drafting starts long.
+const INITIAL_ACCEPTANCE: f32 = 0.8;
+/// Weight of the newest pass in the running acceptance estimate.
+const ACCEPTANCE_SMOOTHING: f32 = 0.3;
+/// Per pass without drafts, how far the estimate returns towards [`INITIAL_ACCEPTANCE`].
+const RECOVERY: f32 = 0.05;
+
+/// One row's speculative state beside its [`RowDecoder`].
+struct SpecRow<'t> {
+    decoder: RowDecoder<'t>,
+    /// Prompt and every token emitted so far.
+    context: Vec<u32>,
+    /// The last emitted token, not yet in the target's cache: the first token of the next
+    /// verification pass. `None` once the row finished.
+    pending: Option<u32>,
+    /// Tokens of `context` (then of the current drafts) in this row's draft cache.
+    draft_len: usize,
+    acceptance: f32,
+    /// Draws draft tokens; separate from the decoder's stream, which the target's choices use.
+    draft_rng: StdRng,
+    drafts: Vec<(u32, Distribution)>,
+    stats: SpecStats,
+}
+
+impl SpecRow<'_> {
+    /// This pass's draft length: the most expected tokens per second for this row's
+    /// acceptance rate, within its token budget and the cache's room.
+    fn draft_budget(&self, tuning: &SpecTuning, costs: &CostModel, target_room: usize) -> usize {
+        let wanted = if tuning.adaptive {
+            costs.best_draft(f64::from(self.acceptance), tuning.max_draft)
+        } else {
+            tuning.max_draft
+        };
+        // The pass also yields one token of the target's own after the drafts.
+        wanted
+            .min(self.decoder.remaining().saturating_sub(1))
+            .min(target_room)
+    }
+}
+
+/// [`generate_batch`](crate::batched::generate_batch) with speculation: `options.n` rows,
+/// each speculating on its own.
+pub fn generate_speculative(
+    target: &Model,
+    tokenizer: &Tokenizer,
+    prompt_ids: &[u32],
+    options: &BatchOptions,
+    source: DraftSource<'_>,
+    tuning: &SpecTuning,
+    cancel: &CancelToken,
+    on_delta: &mut dyn FnMut(usize, Delta<'_>),
+) -> Result<(BatchGeneration, SpecStats)> {
+    let n = options.n;
+    if n == 0 {
+        return Err(EngineError::InvalidSetting(
+            "a batch needs at least one row (n >= 1)".into(),
+        ));
+    }
+    let generate = &options.generate;
+    generate.sampling.validate()?;
+    check_prompt(target, prompt_ids)?;
+    let params = &generate.sampling;
+
+    let mut rows: Vec<SpecRow<'_>> = (0..n)
+        .map(|r| {
+            let seed = derive_seed(params.seed, r);
+            SpecRow {
+                decoder: RowDecoder::new(tokenizer, generate, seed, false),
+                context: prompt_ids.to_vec(),
+                pending: None,
+                draft_len: 0,
+                acceptance: INITIAL_ACCEPTANCE,
+                draft_rng: StdRng::seed_from_u64(seed ^ DRAFT_STREAM),
+                drafts: Vec::new(),
+                stats: SpecStats::default(),
+            }
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut cache = target.new_cache(None);
+    cache.add_row()?;
+    let Some(prompt_logits) = prefill(target, &mut cache, prompt_ids, cancel)? else {
+        return Ok(cancelled(rows, prompt_ids.len(), started, None, on_delta));
+    };
+    let per_prompt_token = started.elapsed().as_secs_f64() / prompt_ids.len() as f64;
+    let mut draft_per_prompt_token = 0.0;
+    let mut draft_cache = match source {
+        DraftSource::Model(draft) => {
+            let mut c = draft.new_cache(None);
+            c.add_row()?;
+            let draft_started = Instant::now();
+            let drafted_prompt = prefill(draft, &mut c, prompt_ids, cancel)?;
+            draft_per_prompt_token =
+                draft_started.elapsed().as_secs_f64() / prompt_ids.len() as f64;
+            if drafted_prompt.is_none() {
+                return Ok(cancelled(rows, prompt_ids.len(), started, None, on_delta));
+            }
+            if n > 1 {
+                c.fork(0, n - 1)?;
+            }
+            rows.iter_mut().for_each(|r| r.draft_len = prompt_ids.len());
+            Some(c)
+        }
+        DraftSource::Ngram => None,
+    };
+    let prefilled = Instant::now();
+    // A draft token costs at least a prompt token of the draft's prefill; measured from here.
+    let mut costs = CostModel::new(tuning.max_draft, draft_per_prompt_token, per_prompt_token);
+    if n > 1 {
+        cache.fork(0, n - 1)?;
+    }
+    for (r, row) in rows.iter_mut().enumerate() {
+        let picked = row.decoder.pick(&mut prompt_logits.clone());
+        emit(row, r, picked, on_delta);
+    }
+
+    loop {
+        if cancel.is_cancelled() {
+            for (r, row) in rows.iter_mut().enumerate() {
+                row.decoder
+                    .finish(StopReason::Cancelled, &mut |d| on_delta(r, d));
+            }
+            break;
+        }
+        // Rows whose next pass would not fit in the context end here.
+        for (r, row) in rows.iter_mut().enumerate() {
+            if row.pending.is_some() && cache.len(r) + 1 > cache.max_len() {
+                row.decoder
+                    .finish(StopReason::ContextFull, &mut |d| on_delta(r, d));
+                row.pending = None;
+            }
+        }
+        if rows.iter().all(|r| r.pending.is_none()) {
+            break;
+        }
+
+        let budgets: Vec<usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(r, row)| {
+                let room = cache.max_len() - cache.len(r) - 1;
+                if row.pending.is_some() {
+                    row.draft_budget(tuning, &costs, room)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let vocab = target.config().vocab_size;
+        match (source, draft_cache.as_mut()) {
+            (DraftSource::Model(draft), Some(dc)) => draft_with_model(
+                draft, dc, &mut rows, &budgets, params, tuning, vocab, &mut costs,
+            )?,
+            _ => draft_with_lookup(&mut rows, &budgets, tuning, vocab),
+        }
+
+        // One target pass verifies every row's pending token and drafts.
+        let feeds: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|row| match row.pending {
+                Some(p) => std::iter::once(p)
+                    .chain(row.drafts.iter().map(|d| d.0))
+                    .collect(),
+                None => Vec::new(),
+            })
+            .collect();
+        let batch: Vec<&[u32]> = feeds.iter().map(Vec::as_slice).collect();
+        let lens_before: Vec<usize> = (0..n).map(|r| cache.len(r)).collect();
+        let verify_started = Instant::now();
+        let logits = target.forward(&mut cache, &batch, LogitsFor::All)?;
+        let most_drafts = rows.iter().map(|r| r.drafts.len()).max().unwrap_or(0);
+        costs.record_verify(most_drafts, verify_started.elapsed().as_secs_f64());
+        for (r, row) in rows.iter_mut().enumerate() {
+            if feeds[r].is_empty() {
+                continue;
+            }
+            let context_before = row.context.len();
+            let accepted = verify(
+                row,
+                r,
+                logits[r].to_vec2::<f32>()?,
+                params,
+                tuning,
+                on_delta,
+            );
+            // Keep the pending token and the accepted drafts; the rest was a wrong guess.
+            cache.truncate(r, lens_before[r] + 1 + accepted);
+            if let Some(dc) = draft_cache.as_mut() {
+                // The draft cache holds the old context and the drafts it was fed: keep what
+                // the new context shares with it; the next catch-up feeds the rest.
+                let keep = (context_before + accepted).min(row.draft_len);
+                dc.truncate(r, keep);
+                row.draft_len = keep;
+            }
+        }
+    }
+
+    let mut stats = SpecStats::default();
+    for row in &rows {
+        stats.drafted_tokens += row.stats.drafted_tokens;
+        stats.accepted_draft_tokens += row.stats.accepted_draft_tokens;
+        stats.target_passes += row.stats.target_passes;
+        stats.draft_passes += row.stats.draft_passes;
+    }
+    Ok((
+        finish(rows, prompt_ids.len(), started, Some(prefilled)),
+        stats,
+    ))
+}
+
+/// Seeds each row's draft stream apart from its target stream.
+const DRAFT_STREAM: u64 = 0x5DEE_CE66_D1CE_5EED;
+
+/// Feeds `token` (or the end of the row's budget, `None`) to the row's decoder.
+fn emit(
+    row: &mut SpecRow<'_>,
+    r: usize,
+    token: Option<u32>,
+    on_delta: &mut dyn FnMut(usize, Delta<'_>),
+) {
+    match row.decoder.accept(token, &mut |d| on_delta(r, d)) {
+        RowStep::Feed(t) => {
+            row.context.push(t);
+            row.pending = Some(t);
+        }
+        RowStep::Finished => row.pending = None,
+    }
+}
+
+/// Checks the row's drafts against the target's logits (`[1 + drafts, vocab]`), emits the
+/// accepted tokens and the target's own next token, and returns how many drafts were accepted.
+fn verify(
+    row: &mut SpecRow<'_>,
+    r: usize,
+    mut logits: Vec<Vec<f32>>,
+    params: &SamplingParams,
+    tuning: &SpecTuning,
+    on_delta: &mut dyn FnMut(usize, Delta<'_>),
+) -> usize {
+    let drafts = std::mem::take(&mut row.drafts);
+    row.stats.target_passes += 1;
+    row.stats.drafted_tokens += drafts.len();
+    let mut accepted = 0;
+    let mut replacement = None;
+    for (i, (token, q)) in drafts.iter().enumerate() {
+        let position = &mut logits[i];
+        row.decoder.mask(position);
+        let p = distribution(params, position);
+        let u_accept = row.decoder.sampler().uniform();
+        let u_resample = row.decoder.sampler().uniform();
+        match check_draft(&p, q, *token, u_accept, u_resample) {
+            Check::Accept => {
+                accepted += 1;
+                emit(row, r, Some(*token), on_delta);
+                if row.pending.is_none() {
+                    break; // an end token, a stop string or the token limit
+                }
+            }
+            Check::Replace(t) => {
+                replacement = Some(t);
+                break;
+            }
+        }
+    }
+    row.stats.accepted_draft_tokens += accepted;
+    if tuning.adaptive {
+        if drafts.is_empty() {
+            // Not drafting (it did not pay): drift back towards optimism, so the row tries
+            // again later; text often turns predictable (a restated problem, a final line).
+            row.acceptance += RECOVERY * (INITIAL_ACCEPTANCE - row.acceptance);
+        } else {
+            let rate = accepted as f32 / drafts.len() as f32;
+            row.acceptance += ACCEPTANCE_SMOOTHING * (rate - row.acceptance);
+        }
+    }
+    if row.pending.is_none() && accepted > 0 {
+        return accepted;
+    }
+    let next = match replacement {
+        Some(t) => Some(t),
+        // Every draft accepted: the last position's logits give one more token for free.
+        None => row.decoder.pick(&mut logits[drafts.len()]),
+    };
+    emit(row, r, next, on_delta);
+    accepted
+}
+
+/// Prompt lookup for every row that drafts this pass.
+fn draft_with_lookup(
+    rows: &mut [SpecRow<'_>],
+    budgets: &[usize],
+    tuning: &SpecTuning,
+    vocab: usize,
+) {
+    for (row, &budget) in rows.iter_mut().zip(budgets) {
+        if budget == 0 || row.pending.is_none() {
+            continue;
+        }
+        let mut drafts = Vec::new();
+        for t in ngram::lookup(&row.context, tuning.ngram_min, tuning.ngram_max, budget) {
+            if t as usize >= vocab {
+                break;
+            }
+            drafts.push((t, one_hot(t)));
+            if row.decoder.ends_with(t) {
+                break; // nothing follows the end of the text
+            }
+        }
+        row.drafts = drafts;
+    }
+}
+
+/// Drafts with the draft model for every row that drafts this pass, all rows in one draft
+/// forward pass per step. The first step catches each row's draft cache up with its context
+/// (the tokens accepted and emitted since: at least the pending token).
+fn draft_with_model(
+    draft: &Model,
+    cache: &mut KvCache,
+    rows: &mut [SpecRow<'_>],
+    budgets: &[usize],
+    params: &SamplingParams,
+    tuning: &SpecTuning,
+    target_vocab: usize,
+    costs: &mut CostModel,
+) -> Result<()> {
+    let mut feeds: Vec<Vec<u32>> = rows
+        .iter()
+        .zip(budgets)
+        .enumerate()
+        .map(|(r, (row, &budget))| {
+            let catch_up = &row.context[row.draft_len..];
+            if budget == 0
+                || row.pending.is_none()
+                || cache.len(r) + catch_up.len() + budget > cache.max_len()
+            {
+                Vec::new()
+            } else {
+                catch_up.to_vec()
+            }
+        })
+        .collect();
+    while feeds.iter().any(|f| !f.is_empty()) {
+        let batch: Vec<&[u32]> = feeds.iter().map(Vec::as_slice).collect();
+        let step_started = Instant::now();
+        let out = draft.forward(cache, &batch, LogitsFor::Last)?;
+        costs.record_draft_token(step_started.elapsed().as_secs_f64());
+        for (r, row) in rows.iter_mut().enumerate() {
+            if feeds[r].is_empty() {
+                continue;
+            }
+            row.draft_len += feeds[r].len();
+            row.stats.draft_passes += 1;
+            feeds[r].clear();
+            let mut logits = out[r].squeeze(0)?.to_vec1::<f32>()?;
+            row.decoder.mask(&mut logits);
+            if top_probability(&logits) < tuning.p_min {
+                continue; // unsure: the target would likely reject it
+            }
+            let q = distribution(params, &logits);
+            let token = q.pick(row.draft_rng.random::<f32>());
+            if token as usize >= target_vocab {
+                continue; // a draft-only padding token: the target cannot take it
+            }
+            row.drafts.push((token, q));
+            if row.drafts.len() < budgets[r] && !row.decoder.ends_with(token) {
+                feeds[r].push(token);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Probability of the most likely token under plain softmax: the draft's confidence.
+fn top_probability(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return 0.0;
+    }
+    let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    1.0 / total
+}
+
+fn cancelled(
+    mut rows: Vec<SpecRow<'_>>,
+    prompt_tokens: usize,
+    started: Instant,
+    prefilled: Option<Instant>,
+    on_delta: &mut dyn FnMut(usize, Delta<'_>),
+) -> (BatchGeneration, SpecStats) {
+    for (r, row) in rows.iter_mut().enumerate() {
+        row.decoder
+            .finish(StopReason::Cancelled, &mut |d| on_delta(r, d));
+    }
+    (
+        finish(rows, prompt_tokens, started, prefilled),
+        SpecStats::default(),
+    )
+}
+
+fn finish(
+    rows: Vec<SpecRow<'_>>,
+    prompt_tokens: usize,
+    started: Instant,
+    prefilled: Option<Instant>,
+) -> BatchGeneration {
+    let ended = Instant::now();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|row| {
+            let mut g = row
+                .decoder
+                .into_generation(prompt_tokens, started, prefilled);
+            g.stats.drafted_tokens = row.stats.drafted_tokens;
+            g.stats.accepted_draft_tokens = row.stats.accepted_draft_tokens;
+            g.stats.target_passes = row.stats.target_passes;
+            g
+        })
+        .collect();
+    let generated_tokens = rows.iter().map(|g| g.stats.generated_tokens).sum();
+    let decode_seconds = prefilled.map_or(0.0, |p| (ended - p).as_secs_f64());
+    BatchGeneration {
+        stats: BatchStats {
+            rows: rows.len(),
+            prompt_tokens,
+            generated_tokens,
+            prefill_seconds: rows.first().map_or(0.0, |g| g.stats.prefill_seconds),
+            decode_seconds,
+            decode_passes: rows
+                .iter()
+                .map(|g| g.stats.target_passes)
+                .max()
+                .unwrap_or(0),
+            decode_tokens_per_s: rate(generated_tokens, decode_seconds),
+            forward_seconds: 0.0,
+            sampling_seconds: 0.0,
+        },
+        rows,
+    }
+}
