@@ -142,3 +142,61 @@ fn solve_streams_a_solution_and_extracts_the_answer() {
     assert!(stdout.contains("\nSolution\n"), "{stdout}");
     assert!(stdout.contains("Answer: 42"), "{stdout}");
 }
+
+#[test]
+fn speculative_generate_reports_its_counters_and_matches_plain_output() {
+    let path = model("smollm2-135m-instruct-q4_1.gguf");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--model",
+            path.to_str().unwrap(),
+            "--prompt",
+            "Repeat after me: one two three, one two three, one two three.",
+            "--max-tokens",
+            "40",
+            "--format",
+            "jsonl",
+        ];
+        args.extend_from_slice(extra);
+        let (stdout, _) = k2(&args);
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        last
+    };
+    let plain = run(&[]);
+    let lookup = run(&["--spec", "ngram", "--draft-fixed"]);
+    let drafted = run(&["--draft", path.to_str().unwrap()]);
+    assert_eq!(plain["token_ids"], lookup["token_ids"]);
+    assert_eq!(plain["token_ids"], drafted["token_ids"]);
+    for last in [&lookup, &drafted] {
+        let stats = &last["stats"];
+        let drafted_tokens = stats["drafted_tokens"].as_u64().unwrap();
+        let accepted = stats["accepted_draft_tokens"].as_u64().unwrap();
+        assert!(accepted <= drafted_tokens);
+        assert!(stats["target_passes"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(plain["stats"]["drafted_tokens"], 0);
+}
+
+#[test]
+fn a_draft_from_another_family_is_refused_with_what_to_do() {
+    let target = model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let draft = model("smollm2-135m-instruct-q4_1.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_k2"))
+        .args([
+            "generate",
+            "--model",
+            target.to_str().unwrap(),
+            "--draft",
+            draft.to_str().unwrap(),
+            "--prompt",
+            "hi",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot draft for"), "{stderr}");
+    assert!(stderr.contains("--spec ngram"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

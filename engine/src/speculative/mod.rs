@@ -131,7 +131,8 @@ impl SpecRow<'_> {
 }
 
 /// [`generate_batch`](crate::batched::generate_batch) with speculation: `options.n` rows,
-/// each speculating on its own.
+/// each speculating on its own. (The arguments mirror `generate_batch`'s plus the drafter.)
+#[allow(clippy::too_many_arguments)]
 pub fn generate_speculative(
     target: &Model,
     tokenizer: &Tokenizer,
@@ -406,6 +407,7 @@ fn draft_with_lookup(
 /// Drafts with the draft model for every row that drafts this pass, all rows in one draft
 /// forward pass per step. The first step catches each row's draft cache up with its context
 /// (the tokens accepted and emitted since: at least the pending token).
+#[allow(clippy::too_many_arguments)]
 fn draft_with_model(
     draft: &Model,
     cache: &mut KvCache,
