@@ -26,6 +26,15 @@ fn qwen_small() -> &'static LoadedModel {
     static M: OnceLock<LoadedModel> = OnceLock::new();
     M.get_or_init(|| load(QWEN_05B))
 }
+/// The 0.5B as `k2 --draft` loads it: predicting only the first 65536 ids.
+fn qwen_small_draft() -> &'static LoadedModel {
+    static M: OnceLock<LoadedModel> = OnceLock::new();
+    M.get_or_init(|| {
+        let mut lm = load(QWEN_05B);
+        assert!(lm.model.limit_output_vocabulary(65536));
+        lm
+    })
+}
 fn qwen_large() -> &'static LoadedModel {
     static M: OnceLock<LoadedModel> = OnceLock::new();
     M.get_or_init(|| load(QWEN_15B))
@@ -201,22 +210,27 @@ fn truncating_the_cache_then_continuing_equals_never_having_gone_further() {
     }
 }
 
-/// The bar: 20 prompts, 256 tokens, the 0.5B drafting for the 1.5B, greedy.
+/// The bar: 20 prompts, 256 tokens, the 0.5B drafting for the 1.5B, greedy (with the
+/// draft's output restricted as `k2` runs it; every other prompt with prompt lookup first).
 #[test]
 fn greedy_speculative_output_equals_plain_output_with_the_small_qwen_drafting() {
-    let (target, draft) = (qwen_large(), qwen_small());
+    let (target, draft) = (qwen_large(), qwen_small_draft());
     check_draft_compatible(&target.tokenizer, "1.5B", &draft.tokenizer, "0.5B").unwrap();
     let batch = options(1, SamplingParams::greedy(), 256);
     let mut totals = SpecStats::default();
-    for prompt in PROMPTS {
+    for (i, prompt) in PROMPTS.iter().enumerate() {
         let ids = chat_ids(target, prompt);
         let expected = plain(target, &ids, &batch);
+        let tuning = SpecTuning {
+            lookup_first: i % 2 == 1,
+            ..SpecTuning::default()
+        };
         let (got, stats) = speculative(
             target,
             &ids,
             &batch,
             DraftSource::Model(&draft.model),
-            &SpecTuning::default(),
+            &tuning,
         );
         assert_eq!(got[0].token_ids, expected[0].token_ids, "prompt: {prompt}");
         assert_eq!(got[0].stop_reason, expected[0].stop_reason);
@@ -246,6 +260,26 @@ fn greedy_prompt_lookup_output_equals_plain_output() {
         drafted += stats.drafted_tokens;
     }
     assert!(drafted > 0, "prompt lookup never found anything to draft");
+}
+
+#[test]
+fn a_draft_limited_to_the_first_ids_predicts_exactly_those_logits() {
+    let (full, limited) = (qwen_small(), qwen_small_draft());
+    let ids = chat_ids(full, PROMPTS[3]);
+    let logits = |lm: &LoadedModel| {
+        let mut cache = lm.model.new_cache(None);
+        cache.add_row().unwrap();
+        lm.model
+            .forward(&mut cache, &[&ids], LogitsFor::Last)
+            .unwrap()[0]
+            .squeeze(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let (all, first) = (logits(full), logits(limited));
+    assert_eq!(first.len(), 65536);
+    assert!(all[..65536] == first[..]);
 }
 
 #[test]

@@ -50,7 +50,11 @@ impl TerminalRenderer {
                 Stage::Planning => print_text(&self.heading("Plan")),
                 Stage::Solving => print_text(&self.heading(&format!(
                     "Solution{}",
-                    if self.texts.len() > 1 { " 1 (live)" } else { "" }
+                    if self.texts.len() > 1 {
+                        " 1 (live)"
+                    } else {
+                        ""
+                    }
                 ))),
                 Stage::Verifying if self.texts.len() > 1 => {
                     print_text(&self.heading("Verification"))
@@ -67,7 +71,10 @@ impl TerminalRenderer {
                 self.texts[*candidate].push_str(text);
                 self.tokens_seen[*candidate] += 1;
                 if *candidate == 0 {
-                    if self.live_part != Some(*part) && *part == TextPart::Answer && self.live_part.is_some() {
+                    if self.live_part != Some(*part)
+                        && *part == TextPart::Answer
+                        && self.live_part.is_some()
+                    {
                         print_text("\n");
                     }
                     self.live_part = Some(*part);
@@ -114,7 +121,8 @@ impl TerminalRenderer {
             }
             RunEvent::AnswerGroups { groups } if groups.len() > 1 || self.texts.len() > 1 => {
                 for g in groups {
-                    let ids: Vec<String> = g.candidates.iter().map(|c| (c + 1).to_string()).collect();
+                    let ids: Vec<String> =
+                        g.candidates.iter().map(|c| (c + 1).to_string()).collect();
                     print_text(&format!("  {} ← candidates {}\n", g.answer, ids.join(", ")));
                 }
             }
@@ -137,8 +145,12 @@ impl TerminalRenderer {
             } => {
                 let how = match method {
                     SelectionMethod::Single => String::new(),
-                    SelectionMethod::Vote => format!(" (majority vote, candidate {})", candidate + 1),
-                    SelectionMethod::Judge => format!(" (judge's choice, candidate {})", candidate + 1),
+                    SelectionMethod::Vote => {
+                        format!(" (majority vote, candidate {})", candidate + 1)
+                    }
+                    SelectionMethod::Judge => {
+                        format!(" (judge's choice, candidate {})", candidate + 1)
+                    }
                     SelectionMethod::Unanimous => " (all candidates agree)".into(),
                 };
                 let text = match answer {
@@ -147,10 +159,18 @@ impl TerminalRenderer {
                 };
                 print_text(&self.heading(&text));
             }
-            RunEvent::Stats(s) => eprintln!(
-                "[{} tokens generated at {:.1} tok/s, plan {} tokens, judge {} tokens, {:.1} s in all]",
-                s.generated_tokens, s.decode_tokens_per_s, s.plan_tokens, s.judge_tokens, s.wall_seconds
-            ),
+            RunEvent::Stats(s) => {
+                eprintln!(
+                    "[{} tokens generated at {:.1} tok/s, plan {} tokens, judge {} tokens, {:.1} s in all]",
+                    s.generated_tokens, s.decode_tokens_per_s, s.plan_tokens, s.judge_tokens, s.wall_seconds
+                );
+                if let (Some(rate), Some(per_pass)) = (s.acceptance_rate, s.tokens_per_pass) {
+                    eprintln!(
+                        "[speculative: {:.0}% of drafts accepted, {per_pass:.2} tokens per pass]",
+                        rate * 100.0
+                    );
+                }
+            }
             RunEvent::Error { message } => eprintln!("error: {message}"),
             RunEvent::Cancelled => eprintln!("cancelled"),
             _ => {}

@@ -12,6 +12,10 @@ use k2_engine::speculative::SpecTuning;
 
 use crate::load::{load, ModelArgs};
 
+/// Qwen2.5's tokenizer on the problems and solutions of shared/data: ids below 32768 cover
+/// 95.1% of tokens, below 49152 97.4%, below 65536 98.7%, below 98304 99.99%.
+const DEFAULT_DRAFT_VOCABULARY: usize = 65536;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SpecMode {
     /// Plain decoding.
@@ -40,6 +44,14 @@ pub struct SpecArgs {
     /// Keep the draft length fixed at --draft-max instead of adapting it to acceptance.
     #[arg(long)]
     pub draft_fixed: bool,
+    /// The draft model predicts only the first N token ids (0 = all). Frequent tokens come
+    /// first in BPE vocabularies, and a smaller output layer makes each draft token cheaper;
+    /// lossless either way (speculation accounts for exactly the distribution drafted from).
+    #[arg(long, default_value_t = DEFAULT_DRAFT_VOCABULARY)]
+    pub draft_vocab: usize,
+    /// With a draft model, try prompt lookup first and use the model where it finds nothing.
+    #[arg(long)]
+    pub lookup_first: bool,
 }
 
 impl SpecArgs {
@@ -56,6 +68,7 @@ impl SpecArgs {
             max_draft: self.draft_max,
             p_min: self.draft_p_min,
             adaptive: !self.draft_fixed,
+            lookup_first: self.lookup_first,
             ..SpecTuning::default()
         }
     }
@@ -81,13 +94,19 @@ impl SpecArgs {
                     model: spec.clone(),
                     device: device.device,
                 };
-                let draft = load(&args, quiet)?;
+                let mut draft = load(&args, quiet)?;
                 check_draft_compatible(
                     &target.tokenizer,
                     &target.info.name,
                     &draft.tokenizer,
                     &draft.info.name,
                 )?;
+                if self.draft_vocab > 0 && draft.model.limit_output_vocabulary(self.draft_vocab) {
+                    tracing::info!(
+                        tokens = self.draft_vocab,
+                        "draft predicts the first ids only"
+                    );
+                }
                 Some(Arc::new(draft))
             }
         };

@@ -185,6 +185,14 @@ impl QuantMatrix {
         })
     }
 
+    /// A matrix of the first `rows` rows (whole 16-row tiles are copied; `rows` is rounded
+    /// up to a multiple of 16 and capped at the matrix's rows).
+    pub fn top_rows(&self, rows: usize) -> QuantMatrix {
+        QuantMatrix {
+            p: Arc::new(self.p.top_rows(rows.div_ceil(TR) * TR)),
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.p.rows
     }

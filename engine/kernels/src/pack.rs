@@ -172,6 +172,26 @@ impl Packed {
         &self.data.as_slice()[t * tl..(t + 1) * tl]
     }
 
+    /// A copy holding the first `rows` rows (a multiple of the tile height, or all rows).
+    pub(crate) fn top_rows(&self, rows: usize) -> Packed {
+        let rows = rows.min(self.rows);
+        let n_tiles = rows.div_ceil(TR);
+        let tile_len = self.nb * self.kind.tile_bytes();
+        let mut data = AlignedBuf::zeroed(n_tiles * tile_len);
+        data.as_mut_slice()
+            .copy_from_slice(&self.data.as_slice()[..n_tiles * tile_len]);
+        Packed {
+            kind: self.kind,
+            src: self.src,
+            rows,
+            cols: self.cols,
+            n_tiles,
+            nb: self.nb,
+            data,
+            f32data: self.f32data[..(rows * self.cols).min(self.f32data.len())].to_vec(),
+        }
+    }
+
     pub(crate) fn size_bytes(&self) -> usize {
         self.data.len + self.f32data.len() * 4
     }

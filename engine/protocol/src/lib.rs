@@ -6,8 +6,10 @@
 //! Serde only, so the Leptos UI (wasm) links it without the engine.
 
 mod request;
+mod view;
 
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection};
+pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +79,24 @@ pub enum RunEvent {
 }
 
 impl RunEvent {
+    /// The `type` tag this event is serialized with (`"plan_delta"`, `"verdict"`, …).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            RunEvent::Started { .. } => "started",
+            RunEvent::Stage { .. } => "stage",
+            RunEvent::PlanDelta { .. } => "plan_delta",
+            RunEvent::PlanFinished { .. } => "plan_finished",
+            RunEvent::CandidateDelta { .. } => "candidate_delta",
+            RunEvent::CandidateFinished { .. } => "candidate_finished",
+            RunEvent::AnswerGroups { .. } => "answer_groups",
+            RunEvent::Verdict(_) => "verdict",
+            RunEvent::FinalAnswer { .. } => "final_answer",
+            RunEvent::Stats(_) => "stats",
+            RunEvent::Error { .. } => "error",
+            RunEvent::Cancelled => "cancelled",
+        }
+    }
+
     /// Whether this event ends a run's stream.
     pub fn is_terminal(&self) -> bool {
         matches!(
@@ -159,6 +179,9 @@ pub struct RunStats {
     /// Speculative decoding, when used: accepted draft tokens / drafted tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance_rate: Option<f64>,
+    /// Speculative decoding, when used: tokens generated per forward pass of the solver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_pass: Option<f64>,
 }
 
 #[cfg(test)]
@@ -172,6 +195,8 @@ mod tests {
             kind,
         };
         let json = serde_json::to_string(&event).unwrap();
+        let tag: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(tag["type"], event.kind.kind_name(), "{json}");
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event, "{json}");
     }
@@ -224,6 +249,7 @@ mod tests {
             },
             RunEvent::Stats(RunStats {
                 acceptance_rate: Some(0.8),
+                tokens_per_pass: Some(2.5),
                 ..Default::default()
             }),
             RunEvent::Error {

@@ -104,6 +104,7 @@ impl Backend for LocalBackend {
                 seconds: g.stats.prefill_seconds + g.stats.decode_seconds,
                 drafted_tokens: g.stats.drafted_tokens,
                 accepted_draft_tokens: g.stats.accepted_draft_tokens,
+                target_passes: g.stats.target_passes,
                 text: g.text,
             })
             .collect())

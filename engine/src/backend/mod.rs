@@ -23,6 +23,8 @@ pub struct Completion {
     /// Speculative decoding: tokens drafted and accepted (both 0 without speculation).
     pub drafted_tokens: usize,
     pub accepted_draft_tokens: usize,
+    /// Forward passes of the model after the prompt (one per token without speculation).
+    pub target_passes: usize,
 }
 
 pub trait Backend: Send + Sync {

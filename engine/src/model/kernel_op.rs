@@ -26,6 +26,11 @@ impl KernelMatrix {
         )
     }
 
+    /// The first `rows` rows (rounded up to whole tiles) as a matrix of their own.
+    pub fn top_rows(&self, rows: usize) -> Self {
+        KernelMatrix(self.0.top_rows(rows))
+    }
+
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
         let x = if x.dtype() == DType::F32 {
             x.contiguous()?

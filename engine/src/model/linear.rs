@@ -37,6 +37,15 @@ impl Matrix {
         })
     }
 
+    /// The first `rows` output rows as a new matrix, where the representation allows it
+    /// cheaply (k2-kernels' tiles; `None` otherwise).
+    pub fn top_rows(&self, rows: usize) -> Option<Matrix> {
+        match self {
+            Matrix::Kernel(w) => Some(Matrix::Kernel(w.top_rows(rows))),
+            _ => None,
+        }
+    }
+
     /// Rows `ids` of the matrix as f32 `[ids.len(), in]`: the embedding lookup. Never
     /// dequantizes the whole table (a 152k-token vocabulary would cost ~1 GB as f32).
     pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
@@ -56,6 +65,16 @@ pub struct Linear {
 impl Linear {
     pub fn new(weight: Arc<Matrix>, bias: Option<Tensor>) -> Self {
         Self { weight, bias }
+    }
+
+    /// The same layer restricted to its first `rows` outputs, where cheap (see
+    /// [`Matrix::top_rows`]).
+    pub fn top_rows(&self, rows: usize) -> Option<Linear> {
+        let bias = match &self.bias {
+            Some(b) => Some(b.narrow(0, 0, rows.min(b.dim(0).ok()?)).ok()?),
+            None => None,
+        };
+        Some(Linear::new(Arc::new(self.weight.top_rows(rows)?), bias))
     }
 
     /// `x`: `[m, in]` → `[m, out]`.

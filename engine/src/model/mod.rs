@@ -68,6 +68,24 @@ impl Model {
         &self.device
     }
 
+    /// Restricts the output layer to the first `tokens` ids (rounded up to 16), so logits
+    /// are `[positions, tokens']`. For draft models: BPE vocabularies put their frequent
+    /// tokens first, and a 152k-row output matrix is a large share of a small model's work
+    /// per token. Lossless for speculation, which samples drafts from, and weighs them by,
+    /// exactly this restricted distribution. Returns whether it applied (CPU kernels only).
+    pub fn limit_output_vocabulary(&mut self, tokens: usize) -> bool {
+        if tokens >= self.config.vocab_size {
+            return false;
+        }
+        match self.lm_head.top_rows(tokens) {
+            Some(head) => {
+                self.lm_head = head;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// An empty cache sized for this model, holding up to `max_len` positions per row
     /// (capped at the model's context length).
     pub fn new_cache(&self, max_len: Option<usize>) -> KvCache {

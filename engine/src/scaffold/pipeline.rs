@@ -246,6 +246,7 @@ impl Pipeline<'_> {
                 0.0
             },
             acceptance_rate: acceptance_rate(&candidates),
+            tokens_per_pass: tokens_per_pass(&candidates),
         };
         Ok(Some(RunOutcome {
             plan,
@@ -264,6 +265,14 @@ fn acceptance_rate(candidates: &[Completion]) -> Option<f64> {
     let drafted: usize = candidates.iter().map(|c| c.drafted_tokens).sum();
     let accepted: usize = candidates.iter().map(|c| c.accepted_draft_tokens).sum();
     (drafted > 0).then(|| accepted as f64 / drafted as f64)
+}
+
+/// Tokens per solver pass over all candidates, when speculation drafted anything.
+fn tokens_per_pass(candidates: &[Completion]) -> Option<f64> {
+    acceptance_rate(candidates)?;
+    let tokens: usize = candidates.iter().map(|c| c.tokens).sum();
+    let passes: usize = candidates.iter().map(|c| c.target_passes).sum();
+    (passes > 0).then(|| tokens as f64 / passes as f64)
 }
 
 fn single_completion(mut completions: Vec<Completion>) -> Result<Completion> {

@@ -56,6 +56,10 @@ pub struct SpecTuning {
     /// Adapt each row's draft length to its running acceptance rate and to the measured
     /// costs of drafting and verifying (down to no drafting where it does not pay).
     pub adaptive: bool,
+    /// With a draft model, try prompt lookup first and use the model only where lookup finds
+    /// fewer than [`LOOKUP_ENOUGH`] tokens. Off by default: on GSM8K, lookup's drafts were
+    /// accepted half as often as the 0.5B's and the mix decoded slower (BENCHMARKS.md).
+    pub lookup_first: bool,
     /// Prompt lookup: longest and shortest suffix looked up.
     pub ngram_max: usize,
     pub ngram_min: usize,
@@ -67,6 +71,7 @@ impl Default for SpecTuning {
             max_draft: 8,
             p_min: 0.6,
             adaptive: true,
+            lookup_first: false,
             ngram_max: 4,
             ngram_min: 2,
         }
@@ -92,6 +97,9 @@ impl SpecStats {
 
 /// Starting point of each row's acceptance estimate: optimistic, so drafting starts long.
 const INITIAL_ACCEPTANCE: f32 = 0.8;
+/// Lookup drafts at least this long (or the whole budget) replace the draft model's.
+pub const LOOKUP_ENOUGH: usize = 3;
+
 /// Weight of the newest pass in the running acceptance estimate.
 const ACCEPTANCE_SMOOTHING: f32 = 0.3;
 /// Per pass without drafts, how far the estimate returns towards [`INITIAL_ACCEPTANCE`].
@@ -242,9 +250,31 @@ pub fn generate_speculative(
             .collect();
         let vocab = target.config().vocab_size;
         match (source, draft_cache.as_mut()) {
-            (DraftSource::Model(draft), Some(dc)) => draft_with_model(
-                draft, dc, &mut rows, &budgets, params, tuning, vocab, &mut costs,
-            )?,
+            (DraftSource::Model(draft), Some(dc)) => {
+                let mut model_budgets = budgets.clone();
+                if tuning.lookup_first {
+                    // Free drafts first: rows whose text repeats itself skip the draft model.
+                    draft_with_lookup(&mut rows, &budgets, tuning, vocab);
+                    for (budget, row) in model_budgets.iter_mut().zip(rows.iter_mut()) {
+                        if *budget > 0 && row.drafts.len() >= LOOKUP_ENOUGH.min(*budget) {
+                            *budget = 0;
+                        } else {
+                            // Too short a match to be worth a pass: the model drafts instead.
+                            row.drafts.clear();
+                        }
+                    }
+                }
+                draft_with_model(
+                    draft,
+                    dc,
+                    &mut rows,
+                    &model_budgets,
+                    params,
+                    tuning,
+                    vocab,
+                    &mut costs,
+                )?
+            }
             _ => draft_with_lookup(&mut rows, &budgets, tuning, vocab),
         }
 
