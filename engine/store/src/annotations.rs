@@ -1,0 +1,103 @@
+//! What people add to runs: teachers' notes and students' own answers.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::clock::now_ms;
+use crate::error::Result;
+use crate::types::{Attempt, Note, ProblemId, RunId};
+use crate::Store;
+
+impl Store {
+    /// A teacher's note on a run, or on the point of it where event `seq` happened.
+    pub async fn add_note(
+        &self,
+        run: RunId,
+        seq: Option<u64>,
+        author: Option<&str>,
+        text: &str,
+    ) -> Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO notes (run_id, seq, author, text, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(run)
+        .bind(seq.map(|s| s as i64))
+        .bind(author)
+        .bind(text)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid())
+    }
+
+    /// A run's notes, in the order of the points they refer to (whole-run notes first).
+    pub async fn notes(&self, run: RunId) -> Result<Vec<Note>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, seq, author, text, created_at FROM notes WHERE run_id = ? \
+             ORDER BY seq IS NOT NULL, seq, id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(note_from_row).collect())
+    }
+
+    /// Records a student's answer. `equivalent` comes from the engine's answer checker (the
+    /// store knows no mathematics).
+    pub async fn add_attempt(
+        &self,
+        problem: ProblemId,
+        run: Option<RunId>,
+        answer: &str,
+        equivalent: Option<bool>,
+        seconds: Option<f64>,
+    ) -> Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO attempts (problem_id, run_id, answer, equivalent, seconds, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(problem)
+        .bind(run)
+        .bind(answer)
+        .bind(equivalent)
+        .bind(seconds)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid())
+    }
+
+    /// A problem's attempts, newest first.
+    pub async fn attempts(&self, problem: ProblemId) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query(
+            "SELECT id, problem_id, run_id, answer, equivalent, seconds, created_at \
+             FROM attempts WHERE problem_id = ? ORDER BY id DESC",
+        )
+        .bind(problem)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Attempt {
+                id: row.get("id"),
+                problem_id: row.get("problem_id"),
+                run_id: row.get("run_id"),
+                answer: row.get("answer"),
+                equivalent: row.get("equivalent"),
+                seconds: row.get("seconds"),
+                created_at: row.get("created_at"),
+            })
+            .collect())
+    }
+}
+
+fn note_from_row(row: &SqliteRow) -> Note {
+    Note {
+        id: row.get("id"),
+        run_id: row.get("run_id"),
+        seq: row.get("seq"),
+        author: row.get("author"),
+        text: row.get("text"),
+        created_at: row.get("created_at"),
+    }
+}

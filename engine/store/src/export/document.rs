@@ -1,0 +1,265 @@
+//! The shape of an export, independent of its format: a title, and per run a heading, a few
+//! facts and sections whose bodies are Markdown (as the models and teachers wrote them).
+
+use k2_protocol::{Event, FinishReason, RunView, SelectionMethod};
+
+use crate::clock::format_utc;
+use crate::types::{Note, Session};
+
+use super::RunExport;
+
+pub struct Document {
+    pub title: String,
+    pub runs: Vec<RunSection>,
+}
+
+pub struct RunSection {
+    pub heading: String,
+    pub facts: Vec<(String, String)>,
+    pub sections: Vec<Section>,
+}
+
+pub struct Section {
+    pub heading: String,
+    /// Markdown.
+    pub body: String,
+    /// Long and secondary (a reasoning trace): shown folded in HTML.
+    pub folded: bool,
+}
+
+impl Document {
+    pub fn of_run(run: &RunExport) -> Document {
+        Document {
+            title: format!("K2 Tutor run {}", run.detail.summary.id),
+            runs: vec![RunSection::of(run)],
+        }
+    }
+
+    pub fn of_session(session: &Session, runs: &[RunExport]) -> Document {
+        Document {
+            title: format!("K2 Tutor session: {}", session.title),
+            runs: runs.iter().map(RunSection::of).collect(),
+        }
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("# {}\n", self.title);
+        for run in &self.runs {
+            out.push_str(&format!("\n## {}\n\n", run.heading));
+            for (name, value) in &run.facts {
+                out.push_str(&format!("- **{name}:** {value}\n"));
+            }
+            for section in &run.sections {
+                out.push_str(&format!(
+                    "\n### {}\n\n{}\n",
+                    section.heading,
+                    section.body.trim_end()
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl RunSection {
+    fn of(run: &RunExport) -> RunSection {
+        let detail = &run.detail;
+        let view = &run.view;
+        let settings = &detail.config.settings;
+        let sampling = &settings.sampling;
+        let mut facts = vec![
+            ("Session".into(), detail.summary.session_title.clone()),
+            ("Started".into(), format_utc(detail.summary.started_at)),
+            ("Status".into(), detail.summary.status.to_string()),
+            ("Solver".into(), detail.config.solver.clone()),
+            (
+                "Settings".into(),
+                format!(
+                    "{} candidate(s), {}, select {}, temperature {}, top-p {}, up to {} tokens, seed {}",
+                    settings.candidates,
+                    if settings.plan { "with plan" } else { "no plan" },
+                    settings.selection,
+                    sampling.temperature,
+                    sampling.top_p,
+                    sampling.max_tokens,
+                    sampling.seed
+                ),
+            ),
+            ("Device".into(), detail.config.device.clone()),
+        ];
+        if let Some(planner) = &detail.config.planner {
+            facts.insert(4, ("Planner and judge".into(), planner.clone()));
+        }
+        if let Some(set) = &detail.problem.set_name {
+            let id = detail.problem.set_id.clone().unwrap_or_default();
+            facts.push(("Problem set".into(), format!("{set}, problem {id}")));
+        }
+        if let Some(known) = &detail.problem.known_answer {
+            facts.push(("Known answer".into(), format!("${known}$")));
+        }
+        if let Some(error) = detail.error.as_ref().or(view.error.as_ref()) {
+            facts.push(("Error".into(), error.clone()));
+        }
+
+        let mut sections = vec![Section {
+            heading: "Problem".into(),
+            body: detail.problem.text.clone(),
+            folded: false,
+        }];
+        if !view.plan.is_empty() {
+            sections.push(Section {
+                heading: "Plan".into(),
+                body: view.plan.clone(),
+                folded: false,
+            });
+        }
+        let chosen = view.final_answer.as_ref().map(|f| f.candidate);
+        for (index, candidate) in view.candidates.iter().enumerate() {
+            let mut heading = format!("Candidate {}", index + 1);
+            if let Some(outcome) = &candidate.finished {
+                let answer = outcome
+                    .answer
+                    .as_deref()
+                    .map_or("no answer".into(), |a| format!("answer ${a}$"));
+                heading.push_str(&format!(
+                    ": {answer}, {} tokens, {:.1} s{}",
+                    outcome.tokens,
+                    outcome.seconds,
+                    finish_note(outcome.finish)
+                ));
+            } else {
+                heading.push_str(" (unfinished)");
+            }
+            if chosen == Some(index) {
+                heading.push_str(" (chosen)");
+            }
+            if !candidate.reasoning.is_empty() {
+                sections.push(Section {
+                    heading: format!("{heading}: reasoning"),
+                    body: candidate.reasoning.clone(),
+                    folded: true,
+                });
+            }
+            sections.push(Section {
+                heading,
+                body: if candidate.answer_text.is_empty() {
+                    "*(no written solution)*".into()
+                } else {
+                    candidate.answer_text.clone()
+                },
+                folded: false,
+            });
+        }
+        if let Some(verification) = verification(view) {
+            sections.push(Section {
+                heading: "Verification".into(),
+                body: verification,
+                folded: false,
+            });
+        }
+        if let Some(final_answer) = &view.final_answer {
+            let answer = final_answer.answer.as_deref().map_or(
+                "*(the chosen candidate gave no final answer)*".into(),
+                |a| format!("$$\\boxed{{{a}}}$$"),
+            );
+            sections.push(Section {
+                heading: "Answer".into(),
+                body: format!(
+                    "{answer}\n\nCandidate {} chosen {}.",
+                    final_answer.candidate + 1,
+                    method_note(final_answer.method)
+                ),
+                folded: false,
+            });
+        }
+        if !run.notes.is_empty() {
+            sections.push(Section {
+                heading: "Teacher notes".into(),
+                body: notes(&run.notes, &run.events),
+                folded: false,
+            });
+        }
+        let mut problem_line: String = detail.problem.text.lines().next().unwrap_or("").into();
+        if problem_line.chars().count() > 80 {
+            problem_line = problem_line.chars().take(79).collect::<String>() + "…";
+        }
+        RunSection {
+            heading: format!("Run {}: {problem_line}", detail.summary.id),
+            facts,
+            sections,
+        }
+    }
+}
+
+fn finish_note(finish: FinishReason) -> &'static str {
+    match finish {
+        FinishReason::Complete => "",
+        FinishReason::MaxTokens => ", stopped at the token limit",
+        FinishReason::ContextFull => ", stopped when the context was full",
+        FinishReason::Cancelled => ", cancelled",
+    }
+}
+
+fn method_note(method: SelectionMethod) -> &'static str {
+    match method {
+        SelectionMethod::Single => "as the only candidate",
+        SelectionMethod::Vote => "by majority vote of equivalent answers",
+        SelectionMethod::Judge => "by the pairwise judge",
+        SelectionMethod::Unanimous => "unanimously (all answers were equivalent)",
+    }
+}
+
+fn verification(view: &RunView) -> Option<String> {
+    if view.groups.is_empty() && view.verdicts.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for group in &view.groups {
+        let members: Vec<String> = group
+            .candidates
+            .iter()
+            .map(|c| (c + 1).to_string())
+            .collect();
+        out.push_str(&format!(
+            "- Answer ${}$: candidate(s) {}\n",
+            group.answer,
+            members.join(", ")
+        ));
+    }
+    if !view.verdicts.is_empty() {
+        out.push('\n');
+    }
+    for verdict in &view.verdicts {
+        let outcome = match verdict.winner {
+            Some(winner) => format!("candidate {} is better", winner + 1),
+            None => "a tie".into(),
+        };
+        out.push_str(&format!(
+            "- **Candidate {} against {}:** {outcome}. {}\n",
+            verdict.first + 1,
+            verdict.second + 1,
+            verdict.rationale.trim()
+        ));
+    }
+    Some(out)
+}
+
+fn notes(notes: &[Note], events: &[Event]) -> String {
+    let mut out = String::new();
+    for note in notes {
+        let author = note.author.as_deref().unwrap_or("teacher");
+        let place = match note.seq {
+            None => "on the whole run".to_string(),
+            Some(seq) => match events.iter().find(|e| e.seq as i64 == seq) {
+                Some(event) => format!(
+                    "at {:.1} s (event {seq}, {})",
+                    event.elapsed_ms as f64 / 1000.0,
+                    event.kind.kind_name().replace('_', " ")
+                ),
+                None => format!("at event {seq}"),
+            },
+        };
+        out.push_str(&format!("- *{author}, {place}:* {}\n", note.text.trim()));
+    }
+    out
+}

@@ -1,0 +1,56 @@
+//! K2 Tutor's session store: every run's event log in SQLite (sqlx), with sessions, problems,
+//! history, full-text search, replay, teacher notes, student attempts and export.
+//!
+//! One place in the code for the desktop app, `k2 solve`/`k2 history` and `k2 serve`. A stored
+//! run *is* its event log (the `k2_protocol::Event`s exactly as streamed), so a replay shows what
+//! the student saw; the `runs` row only caches what listing and search need.
+//!
+//! Writing happens off the generation loop: a [`RunRecorder`] queues events without blocking and
+//! a background task commits them in small transactions, so a crash loses at most the last
+//! fraction of a second.
+
+mod annotations;
+mod clock;
+mod error;
+mod events;
+pub mod export;
+mod open;
+pub mod problem_set;
+mod problems;
+mod recorder;
+mod runs;
+mod search;
+mod sessions;
+mod types;
+
+pub use clock::{format_utc, now_ms};
+pub use error::{Result, StoreError};
+pub use open::{default_path, latest_schema_version, MIGRATOR};
+pub use problem_set::{ImportReport, LineError};
+pub use recorder::{RecordSummary, RunRecorder, FLUSH_EVENTS, FLUSH_INTERVAL};
+pub use types::{
+    Attempt, Cursor, NewProblem, Note, Page, PageRequest, Problem, ProblemId, RunConfig, RunDetail,
+    RunId, RunStatus, RunSummary, SearchHit, Session, SessionId,
+};
+
+use std::path::{Path, PathBuf};
+
+use sqlx::SqlitePool;
+
+/// An open session database. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for pending writes and closes every connection.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}

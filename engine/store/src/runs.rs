@@ -1,0 +1,159 @@
+//! Runs: starting one, listing them newest first a page at a time, and reading one back.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::clock::now_ms;
+use crate::error::{Result, StoreError};
+use crate::problems::{problem_from_row, PROBLEM_COLUMNS};
+use crate::types::{
+    Cursor, Page, PageRequest, ProblemId, RunConfig, RunDetail, RunId, RunStatus, RunSummary,
+    SessionId,
+};
+use crate::Store;
+
+const SUMMARY_COLUMNS: &str = "r.id, r.session_id, s.title AS session_title, r.problem_id, \
+     substr(p.text, 1, 200) AS problem, r.status, r.started_at, r.finished_at, r.answer";
+const SUMMARY_FROM: &str =
+    "FROM runs r JOIN sessions s ON s.id = r.session_id JOIN problems p ON p.id = r.problem_id";
+
+impl Store {
+    /// Records that a run of `problem` has started in `session`; its events follow through a
+    /// [`crate::RunRecorder`].
+    pub async fn start_run(
+        &self,
+        session: SessionId,
+        problem: ProblemId,
+        config: &RunConfig,
+    ) -> Result<RunId> {
+        let now = now_ms();
+        let config = serde_json::to_string(config).expect("a run configuration serializes");
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query(
+            "INSERT INTO runs (session_id, problem_id, config, status, started_at, heartbeat_at, writer_pid) \
+             VALUES (?, ?, ?, 'running', ?, ?, ?)",
+        )
+        .bind(session)
+        .bind(problem)
+        .bind(config)
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(std::process::id()))
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        sqlx::query("UPDATE sessions SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(session)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Runs newest first; of one session, or of all.
+    pub async fn list_runs(
+        &self,
+        session: Option<SessionId>,
+        page: PageRequest,
+    ) -> Result<Page<RunSummary>> {
+        let before = page.after.map_or(i64::MAX, |c| c.id);
+        let limit = page.clamped_limit();
+        let filter = if session.is_some() {
+            "r.session_id = ? AND"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} {SUMMARY_FROM} WHERE {filter} r.id < ? \
+             ORDER BY r.id DESC LIMIT ?"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(session) = session {
+            query = query.bind(session);
+        }
+        let rows = query
+            .bind(before)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items: Vec<RunSummary> = rows.iter().map(summary_from_row).collect();
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|r| Cursor {
+                key: r.id,
+                id: r.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    pub async fn run(&self, id: RunId) -> Result<RunDetail> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, r.config, r.plan, r.error {SUMMARY_FROM} WHERE r.id = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "run", id })?;
+        let summary = summary_from_row(&row);
+        let config: String = row.get("config");
+        let config: RunConfig = serde_json::from_str(&config)
+            .map_err(|source| StoreError::BadConfig { run: id, source })?;
+        let problem_sql = format!("SELECT {PROBLEM_COLUMNS} FROM problems WHERE id = ?");
+        let problem = sqlx::query(&problem_sql)
+            .bind(summary.problem_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(RunDetail {
+            problem: problem_from_row(&problem),
+            config,
+            plan: row.get("plan"),
+            error: row.get("error"),
+            summary,
+        })
+    }
+
+    /// Deletes a run and its events, notes and search entry.
+    pub async fn delete_run(&self, id: RunId) -> Result<()> {
+        let deleted = sqlx::query("DELETE FROM runs WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound { what: "run", id });
+        }
+        Ok(())
+    }
+
+    /// Sets a run's final status by hand (a run whose writer failed before recording its end).
+    pub async fn set_run_status(&self, id: RunId, status: RunStatus) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET status = ?, finished_at = coalesce(finished_at, ?) WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn summary_from_row(row: &SqliteRow) -> RunSummary {
+    RunSummary {
+        id: row.get("id"),
+        session_id: row.get("session_id"),
+        session_title: row.get("session_title"),
+        problem_id: row.get("problem_id"),
+        problem: row.get("problem"),
+        status: RunStatus::parse(row.get("status")),
+        started_at: row.get("started_at"),
+        finished_at: row.get("finished_at"),
+        answer: row.get("answer"),
+    }
+}

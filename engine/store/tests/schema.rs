@@ -1,0 +1,209 @@
+//! Opening databases: fresh, from every earlier schema version, written by a newer version,
+//! damaged, and left with runs `running` by a crash.
+
+mod common;
+
+use std::borrow::Cow;
+
+use common::{config, record_run, temp_store};
+use k2_store::{latest_schema_version, NewProblem, RunStatus, Store, StoreError, MIGRATOR};
+use sqlx::migrate::Migrator;
+
+fn migrator_up_to(version_count: usize) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(MIGRATOR.migrations[..version_count].to_vec()),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+#[tokio::test]
+async fn a_new_database_gets_the_latest_schema_and_passes_the_integrity_check() {
+    let t = temp_store().await;
+    assert_eq!(
+        t.store.schema_version().await.unwrap(),
+        latest_schema_version()
+    );
+    assert!(latest_schema_version() >= 3);
+    t.store.integrity_check().await.unwrap();
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(
+            &sqlx::SqlitePool::connect(&format!("sqlite://{}", t.store.path().display()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[tokio::test]
+async fn every_earlier_schema_version_upgrades_keeping_its_runs_searchable() {
+    for earlier in 1..MIGRATOR.migrations.len() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let old = Store::open_with(&path, &migrator_up_to(earlier))
+                .await
+                .unwrap();
+            assert_eq!(old.schema_version().await.unwrap(), earlier as i64);
+            let session = old.create_session("Algebra homework").await.unwrap();
+            record_run(
+                &old,
+                session,
+                "Find the product of the roots of $x^2-5x+6$.",
+                "6",
+            )
+            .await;
+            old.close().await;
+        }
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            latest_schema_version()
+        );
+        let runs = store
+            .list_runs(None, k2_store::PageRequest::first(10))
+            .await
+            .unwrap();
+        assert_eq!(runs.items.len(), 1, "from version {earlier}");
+        assert_eq!(runs.items[0].status, RunStatus::Done);
+        assert_eq!(
+            store.events(runs.items[0].id).await.unwrap().len(),
+            common::run_events("", "6").len()
+        );
+        let hits = store.search("Vieta", 10).await.unwrap();
+        assert_eq!(
+            hits.len(),
+            1,
+            "plans stored at version {earlier} are searchable"
+        );
+        store.integrity_check().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
+    let t = temp_store().await;
+    let path = t.store.path().to_path_buf();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99, 'from the future', 1, x'00', 0)",
+    )
+    .execute(
+        &sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    t.store.clone().close().await;
+    let before = std::fs::read(&path).unwrap();
+    let error = Store::open(&path).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::NewerSchema { found: 99, .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("newer K2 Tutor") && message.contains("untouched"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+}
+
+#[tokio::test]
+async fn a_damaged_file_gives_a_clear_error_and_can_be_set_aside_for_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &garbage).unwrap();
+    let error = Store::open(&path).await.unwrap_err();
+    assert!(error.is_corrupt(), "{error:?}");
+    assert!(error.to_string().contains("k2 history recover"), "{error}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage);
+
+    let (store, kept) = Store::set_aside_and_start_fresh(&path).await.unwrap();
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        garbage,
+        "the old file is kept as it was"
+    );
+    store.integrity_check().await.unwrap();
+    assert_eq!(
+        store
+            .list_runs(None, k2_store::PageRequest::first(5))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_database_truncated_mid_file_is_reported_as_damaged() {
+    let t = temp_store().await;
+    let session = t.store.create_session("s").await.unwrap();
+    for i in 0..40 {
+        record_run(
+            &t.store,
+            session,
+            &format!("problem {i} {}", "x".repeat(2000)),
+            "1",
+        )
+        .await;
+    }
+    let path = t.store.path().to_path_buf();
+    t.store.clone().close().await;
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    let result = match Store::open(&path).await {
+        Ok(store) => store.integrity_check().await,
+        Err(e) => Err(e),
+    };
+    let error = result.unwrap_err();
+    assert!(error.is_corrupt(), "{error:?}");
+}
+
+#[tokio::test]
+async fn runs_left_running_by_a_dead_process_are_marked_interrupted_at_the_next_start() {
+    let t = temp_store().await;
+    let session = t.store.create_session("s").await.unwrap();
+    let problem = t
+        .store
+        .add_problem(&NewProblem::typed("1+1"))
+        .await
+        .unwrap();
+    let ours = t
+        .store
+        .start_run(session, problem, &config())
+        .await
+        .unwrap();
+    let orphan = t
+        .store
+        .start_run(session, problem, &config())
+        .await
+        .unwrap();
+    // A process id that cannot exist (above Linux's pid_max).
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", t.store.path().display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE runs SET writer_pid = 99999999 WHERE id = ?")
+        .bind(orphan)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let reopened = Store::open(t.store.path()).await.unwrap();
+    let status = |id| {
+        let store = reopened.clone();
+        async move { store.run(id).await.unwrap().summary.status }
+    };
+    assert_eq!(status(orphan).await, RunStatus::Interrupted);
+    assert_eq!(
+        status(ours).await,
+        RunStatus::Running,
+        "this process is alive"
+    );
+}
