@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/fetch-test-models.sh
+# Runs that tests solve are stored; keep them out of the user's own session history.
+export K2_DB="${K2_DB:-$(mktemp -d)/sessions.db}"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace --no-fail-fast

@@ -6,6 +6,7 @@ mod output;
 mod render;
 mod run_setup;
 mod spec_setup;
+mod store_setup;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Measure prefill and decode speed.
     Bench(commands::bench::Args),
+    /// Stored runs: list, search, show, export, notes, problem sets.
+    History(commands::history::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Models(args) => commands::models::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::History(args) => commands::history::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod eval;
 pub mod generate;
+pub mod history;
 pub mod models;
 pub mod solve;
