@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AnswerGroup, CandidateId, Event, FinishReason, RunEvent, RunRequest, RunStats,
-    SelectionMethod, Stage, TextPart, Verdict,
+    AnswerGroup, CandidateId, Event, FinishReason, RunEvent, RunRequest, RunStats, SelectionMethod,
+    Stage, TextPart, Verdict,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
