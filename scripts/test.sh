@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/fetch-test-models.sh
+# The browser tests drive the system Chromium through playwright-core (no browser download).
+npm ci --prefix tests/browser --no-audit --no-fund --silent
 # Runs that tests solve are stored; keep them out of the user's own session history.
 export K2_DB="${K2_DB:-$(mktemp -d)/sessions.db}"
 cargo fmt --all -- --check
