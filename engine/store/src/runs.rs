@@ -77,17 +77,13 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut items: Vec<RunSummary> = rows.iter().map(summary_from_row).collect();
-        let next = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|r| Cursor {
+        let items = rows.iter().map(summary_from_row).collect();
+        Ok(Page::from_overfetched(items, limit, |r: &RunSummary| {
+            Cursor {
                 key: r.id,
                 id: r.id,
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+            }
+        }))
     }
 
     pub async fn run(&self, id: RunId) -> Result<RunDetail> {

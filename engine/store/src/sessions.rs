@@ -110,17 +110,11 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut items: Vec<Session> = rows.iter().map(session_from_row).collect();
-        let next = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|s| Cursor {
-                key: s.updated_at,
-                id: s.id,
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items = rows.iter().map(session_from_row).collect();
+        Ok(Page::from_overfetched(items, limit, |s: &Session| Cursor {
+            key: s.updated_at,
+            id: s.id,
+        }))
     }
 }
 

@@ -205,6 +205,24 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page from a query that fetched `limit + 1` rows: the extra row only says that more
+    /// follow, and the cursor continues after the last item kept.
+    pub(crate) fn from_overfetched(
+        mut items: Vec<T>,
+        limit: i64,
+        cursor_of: impl Fn(&T) -> Cursor,
+    ) -> Page<T> {
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
 /// One search result: the run, and where the words were found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {

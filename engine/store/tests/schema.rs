@@ -87,17 +87,18 @@ async fn every_earlier_schema_version_upgrades_keeping_its_runs_searchable() {
 async fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
     let t = temp_store().await;
     let path = t.store.path().to_path_buf();
+    let writer = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (99, 'from the future', 1, x'00', 0)",
     )
-    .execute(
-        &sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap(),
-    )
+    .execute(&writer)
     .await
     .unwrap();
+    // Every connection closed (and the WAL checkpointed) before the file is read as "before".
+    writer.close().await;
     t.store.clone().close().await;
     let before = std::fs::read(&path).unwrap();
     let error = Store::open(&path).await.unwrap_err();
