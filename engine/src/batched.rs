@@ -259,33 +259,51 @@ pub fn generate_batch_with_stats(
 }
 
 /// Every active row's next token (`None` for finished rows and rows at their limit), cache
-/// slot by cache slot. Rows pick on separate threads, up to the CPU threads configured for
-/// the kernels: top-p over a 152k vocabulary costs ~1 ms a row, which three rows in a row
-/// would add to every ~20-40 ms step. Only the samplers run here; streaming and callbacks
-/// stay on the caller's thread, in row order.
+/// slot by cache slot.
 fn pick_all(
     rows: &mut [RowDecoder<'_>],
     slots: &[usize],
     logits: &mut [Vec<f32>],
 ) -> Vec<Option<u32>> {
     let mut by_row: Vec<Option<&mut RowDecoder<'_>>> = rows.iter_mut().map(Some).collect();
-    let mut work: Vec<(Option<&mut RowDecoder<'_>>, &mut Vec<f32>, Option<u32>)> = slots
+    let mut jobs: Vec<PickJob<'_, '_>> = slots
         .iter()
         .zip(logits.iter_mut())
-        .map(|(&r, l)| (by_row.get_mut(r).and_then(Option::take), l, None))
+        .map(|(&r, logits)| PickJob {
+            row: by_row.get_mut(r).and_then(Option::take),
+            logits,
+            picked: None,
+        })
         .collect();
-    let pick = |work: &mut [(Option<&mut RowDecoder<'_>>, &mut Vec<f32>, Option<u32>)]| {
-        for (row, logits, picked) in work {
-            *picked = row.as_mut().and_then(|row| row.pick(logits));
+    pick_parallel(&mut jobs);
+    jobs.into_iter().map(|job| job.picked).collect()
+}
+
+/// One row's sampling work for a step: the row (`None`: nothing to pick), its logits, and
+/// the token it picked.
+pub(crate) struct PickJob<'a, 't> {
+    pub row: Option<&'a mut RowDecoder<'t>>,
+    pub logits: &'a mut Vec<f32>,
+    pub picked: Option<u32>,
+}
+
+/// Runs every job's sampler, on up to the CPU threads configured for the kernels: top-p over
+/// a 152k vocabulary costs ~1 ms a row, which rows picking one after another would add to
+/// every ~20-40 ms step. Only the samplers run here; streaming and callbacks stay on the
+/// caller's thread, in row order.
+pub(crate) fn pick_parallel(jobs: &mut [PickJob<'_, '_>]) {
+    let pick = |jobs: &mut [PickJob<'_, '_>]| {
+        for job in jobs {
+            job.picked = job.row.as_mut().and_then(|row| row.pick(job.logits));
         }
     };
-    let threads = k2_kernels::num_threads().min(work.len()).max(1);
+    let threads = k2_kernels::num_threads().min(jobs.len()).max(1);
     if threads == 1 {
-        pick(&mut work);
+        pick(jobs);
     } else {
-        let per_thread = work.len().div_ceil(threads);
+        let per_thread = jobs.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let mut chunks = work.chunks_mut(per_thread);
+            let mut chunks = jobs.chunks_mut(per_thread);
             let own = chunks.next();
             for chunk in chunks {
                 s.spawn(move || pick(chunk));
@@ -295,7 +313,6 @@ fn pick_all(
             }
         });
     }
-    work.into_iter().map(|(_, _, picked)| picked).collect()
 }
 
 /// Length of cache row `slot`; before the fork every row is the one prefilled row.

@@ -67,6 +67,14 @@ pub enum EngineError {
 
     #[error("kernel error: {0}")]
     Kernel(String),
+
+    /// The server's queue is full; the request was not started.
+    #[error("the server is busy ({reason}); retry in {retry_after_s} s")]
+    Busy { reason: String, retry_after_s: u64 },
+
+    /// A remote backend failed; the message says what happened and what to check.
+    #[error("remote backend {url}: {message}")]
+    Remote { url: String, message: String },
 }
 
 impl EngineError {

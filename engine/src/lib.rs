@@ -16,6 +16,7 @@ pub mod model;
 pub mod models_dir;
 pub mod sample;
 pub mod scaffold;
+pub mod serving;
 pub mod speculative;
 mod stop;
 pub mod tokenizer;

@@ -13,14 +13,17 @@ use k2_engine::models_dir::resolve_model;
 pub struct ModelArgs {
     /// A .gguf file, a Hugging Face model folder, or the name of an installed model.
     #[arg(long, short = 'm', env = "K2_MODEL")]
-    pub model: String,
+    pub model: Option<String>,
     /// Where to run: auto (CUDA, else Metal, else CPU), cpu, cuda, metal.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
 
 pub fn load(args: &ModelArgs, quiet: bool) -> Result<LoadedModel> {
-    let path = resolve_model(&args.model)?;
+    let Some(model) = &args.model else {
+        anyhow::bail!("no model given: add --model PATH or NAME (see `k2 models`)");
+    };
+    let path = resolve_model(model)?;
     let selected = select_device(args.device)?;
     tracing::info!(device = selected.name, reason = %selected.reason, "device selected");
     let bar = if quiet || !std::io::stderr().is_terminal() {

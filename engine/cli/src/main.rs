@@ -40,6 +40,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Stored runs: list, search, show, export, notes, problem sets.
     History(commands::history::Args),
+    /// Serve a model to a classroom: OpenAI-compatible API, the scaffold, the browser UI.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::History(args) => commands::history::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

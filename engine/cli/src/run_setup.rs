@@ -2,10 +2,11 @@
 //! turning flags into run settings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use k2_engine::backend::LocalBackend;
+use k2_engine::backend::{Backend, LocalBackend, RemoteBackend, RemoteConfig};
 use k2_engine::models_dir::resolve_model;
 use k2_protocol::{RunSettings, SamplingSettings, Selection};
 
@@ -66,48 +67,131 @@ impl ScaffoldArgs {
     }
 }
 
-pub struct Backends {
-    pub solver: LocalBackend,
-    pub planner: LocalBackend,
+/// Remote backends (OpenAI-compatible servers), per role.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct RemoteArgs {
+    /// Solve on this OpenAI-compatible server (`k2 serve`, llama.cpp, vLLM...) instead of a
+    /// local model, e.g. http://lab-server:8000.
+    #[arg(long, env = "K2_BACKEND")]
+    pub backend: Option<String>,
+    /// The server's bearer token.
+    #[arg(long, env = "K2_BACKEND_TOKEN", hide_env_values = true)]
+    pub backend_token: Option<String>,
+    /// The model to ask the server for [default: the first it lists].
+    #[arg(long)]
+    pub backend_model: Option<String>,
+    /// Plan and judge on this server instead of a local model.
+    #[arg(long)]
+    pub planner_backend: Option<String>,
+    /// The planner server's token [default: --backend-token].
+    #[arg(long, hide_env_values = true)]
+    pub planner_backend_token: Option<String>,
+    #[arg(long)]
+    pub planner_backend_model: Option<String>,
+    /// Seconds a server may stay silent before the request fails.
+    #[arg(long, default_value_t = 120)]
+    pub backend_timeout: u64,
+    /// Ask remote servers for whole answers instead of streams.
+    #[arg(long)]
+    pub backend_no_stream: bool,
 }
 
-/// Loads the solver and, unless it is the same model, the planner.
+impl RemoteArgs {
+    fn config(&self, url: &str, token: Option<&String>, model: Option<&String>) -> RemoteConfig {
+        RemoteConfig {
+            token: token.cloned(),
+            model: model.cloned(),
+            stream: !self.backend_no_stream,
+            idle_timeout: Duration::from_secs(self.backend_timeout.max(1)),
+            ..RemoteConfig::new(url)
+        }
+    }
+
+    fn solver(&self) -> Result<Option<Arc<dyn Backend>>> {
+        let Some(url) = &self.backend else {
+            return Ok(None);
+        };
+        let config = self.config(url, self.backend_token.as_ref(), self.backend_model.as_ref());
+        Ok(Some(Arc::new(RemoteBackend::connect(config)?)))
+    }
+
+    fn planner(&self) -> Result<Option<Arc<dyn Backend>>> {
+        let Some(url) = &self.planner_backend else {
+            return Ok(None);
+        };
+        let token = self
+            .planner_backend_token
+            .as_ref()
+            .or(self.backend_token.as_ref());
+        let config = self.config(url, token, self.planner_backend_model.as_ref());
+        Ok(Some(Arc::new(RemoteBackend::connect(config)?)))
+    }
+}
+
+pub struct Backends {
+    pub solver: Arc<dyn Backend>,
+    pub planner: Arc<dyn Backend>,
+}
+
+/// The solver (local, or remote with `--backend`) and the planner/judge (remote with
+/// `--planner-backend`, else `--planner`, else the default planner if installed, else the
+/// solver).
 pub fn load_backends(
     model: &ModelArgs,
     planner: Option<&str>,
     spec: &SpecArgs,
+    remote: &RemoteArgs,
     quiet: bool,
 ) -> Result<Backends> {
-    let solver = Arc::new(load(model, quiet)?);
-    let speculation = spec.load(&solver, model, quiet)?;
-    let planner_spec = match planner {
-        Some(spec) => Some(spec.to_owned()),
-        None => resolve_model(DEFAULT_PLANNER)
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned()),
+    let remote_solver = remote.solver()?;
+    if remote_solver.is_some() && model.model.is_some() {
+        anyhow::bail!("--model and --backend both name the solver; give one of them");
+    }
+    if remote_solver.is_some() && spec.draft.is_some() {
+        anyhow::bail!("--draft runs beside a local model; a remote server does its own decoding");
+    }
+    let local_solver = match remote_solver {
+        Some(_) => None,
+        None => Some(Arc::new(load(model, quiet)?)),
     };
-    let planner = match planner_spec.as_deref() {
-        None | Some("solver") => solver.clone(),
-        Some(spec) => {
-            let args = ModelArgs {
-                model: spec.to_owned(),
-                device: model.device,
-            };
-            let planner = load(&args, quiet)?;
-            if planner.info.path == solver.info.path {
-                solver.clone()
-            } else {
-                Arc::new(planner)
+    let solver: Arc<dyn Backend> = match (&remote_solver, &local_solver) {
+        (Some(remote), _) => remote.clone(),
+        (None, Some(local)) => {
+            let backend = LocalBackend::new(local.clone());
+            Arc::new(match spec.load(local, model, quiet)? {
+                Some(s) => backend.with_speculation(s),
+                None => backend,
+            })
+        }
+        (None, None) => unreachable!("a solver is local when it is not remote"),
+    };
+
+    let planner: Arc<dyn Backend> = if let Some(remote) = remote.planner()? {
+        remote
+    } else {
+        let planner_spec = match planner {
+            Some(spec) => Some(spec.to_owned()),
+            None => resolve_model(DEFAULT_PLANNER)
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+        };
+        match (planner_spec.as_deref(), &local_solver) {
+            (None | Some("solver"), _) => solver.clone(),
+            (Some(spec), local) => {
+                let args = ModelArgs {
+                    model: Some(spec.to_owned()),
+                    device: model.device,
+                };
+                let planner = load(&args, quiet)?;
+                match local {
+                    Some(local) if local.info.path == planner.info.path => {
+                        Arc::new(LocalBackend::new(local.clone()))
+                    }
+                    _ => Arc::new(LocalBackend::new(Arc::new(planner))),
+                }
             }
         }
     };
-    tracing::info!(solver = %solver.info.name, planner = %planner.info.name, "models loaded");
-    let solver_backend = LocalBackend::new(solver);
-    Ok(Backends {
-        solver: match speculation {
-            Some(s) => solver_backend.with_speculation(s),
-            None => solver_backend,
-        },
-        planner: LocalBackend::new(planner),
-    })
+    tracing::info!(solver = %solver.describe(), planner = %planner.describe(), "backends ready");
+    Ok(Backends { solver, planner })
 }

@@ -91,7 +91,7 @@ impl SpecArgs {
             }
             (SpecMode::Draft, Some(spec)) => {
                 let args = ModelArgs {
-                    model: spec.clone(),
+                    model: Some(spec.clone()),
                     device: device.device,
                 };
                 let mut draft = load(&args, quiet)?;

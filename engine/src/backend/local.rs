@@ -95,18 +95,6 @@ impl Backend for LocalBackend {
                 generation.rows
             }
         };
-        Ok(generations
-            .into_iter()
-            .map(|g| Completion {
-                prompt_tokens: g.stats.prompt_tokens,
-                tokens: g.stats.generated_tokens,
-                finish: g.stop_reason.into(),
-                seconds: g.stats.prefill_seconds + g.stats.decode_seconds,
-                drafted_tokens: g.stats.drafted_tokens,
-                accepted_draft_tokens: g.stats.accepted_draft_tokens,
-                target_passes: g.stats.target_passes,
-                text: g.text,
-            })
-            .collect())
+        Ok(generations.into_iter().map(Completion::from).collect())
     }
 }

@@ -2,14 +2,16 @@
 //! [`Backend`] trait, so it runs the same on a local model or a remote OpenAI-compatible server.
 
 mod local;
+mod remote;
 
 pub use local::{LocalBackend, Speculation};
+pub use remote::{RemoteBackend, RemoteConfig};
 
 use k2_protocol::FinishReason;
 
 use crate::chat::ChatMessage;
 use crate::error::Result;
-use crate::generate::{CancelToken, GenerateOptions, StopReason};
+use crate::generate::{CancelToken, GenerateOptions, Generation, StopReason};
 
 /// One finished completion.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,21 @@ pub trait Backend: Send + Sync {
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(usize, &str),
     ) -> Result<Vec<Completion>>;
+}
+
+impl From<Generation> for Completion {
+    fn from(g: Generation) -> Self {
+        Completion {
+            prompt_tokens: g.stats.prompt_tokens,
+            tokens: g.stats.generated_tokens,
+            finish: g.stop_reason.into(),
+            seconds: g.stats.prefill_seconds + g.stats.decode_seconds,
+            drafted_tokens: g.stats.drafted_tokens,
+            accepted_draft_tokens: g.stats.accepted_draft_tokens,
+            target_passes: g.stats.target_passes,
+            text: g.text,
+        }
+    }
 }
 
 impl From<StopReason> for FinishReason {

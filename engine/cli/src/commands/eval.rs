@@ -19,7 +19,7 @@ use k2_protocol::{FinishReason, RunRequest, RunSettings, Selection};
 use serde::{Deserialize, Serialize};
 
 use crate::load::ModelArgs;
-use crate::run_setup::{load_backends, Backends, ScaffoldArgs};
+use crate::run_setup::{load_backends, Backends, RemoteArgs, ScaffoldArgs};
 use crate::spec_setup::SpecArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -89,6 +89,8 @@ pub struct Args {
     pub scaffold: ScaffoldArgs,
     #[command(flatten)]
     pub spec: SpecArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -158,11 +160,12 @@ pub fn run(args: Args) -> Result<()> {
         &args.model,
         args.scaffold.planner.as_deref(),
         &args.spec,
+        &args.remote,
         false,
     )?;
     let pipeline = Pipeline {
-        solver: &backends.solver,
-        planner: &backends.planner,
+        solver: &*backends.solver,
+        planner: &*backends.planner,
     };
     let base = args.scaffold.settings();
     let mut done = match (&args.out, args.resume) {
@@ -279,8 +282,8 @@ fn write_report(
 ) -> Result<()> {
     let report = Report {
         data: args.data.clone(),
-        solver: backends.solver.model().info.name.clone(),
-        planner: backends.planner.model().info.name.clone(),
+        solver: backends.solver.describe(),
+        planner: backends.planner.describe(),
         settings: base.clone(),
         modes: summaries(args, base, done),
     };

@@ -4,3 +4,4 @@ pub mod generate;
 pub mod history;
 pub mod models;
 pub mod solve;
+pub mod serve;

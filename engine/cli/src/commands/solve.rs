@@ -14,7 +14,7 @@ use tokio::runtime::Runtime;
 use crate::load::ModelArgs;
 use crate::output::{print_json_line, Format};
 use crate::render::TerminalRenderer;
-use crate::run_setup::{load_backends, Backends, ScaffoldArgs};
+use crate::run_setup::{load_backends, Backends, RemoteArgs, ScaffoldArgs};
 use crate::spec_setup::SpecArgs;
 use crate::store_setup::StoreArgs;
 
@@ -31,6 +31,8 @@ pub struct Args {
     pub scaffold: ScaffoldArgs,
     #[command(flatten)]
     pub spec: SpecArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     #[command(flatten)]
@@ -49,11 +51,12 @@ pub fn run(args: Args) -> Result<()> {
         &args.model,
         args.scaffold.planner.as_deref(),
         &args.spec,
+        &args.remote,
         jsonl,
     )?;
     let pipeline = Pipeline {
-        solver: &backends.solver,
-        planner: &backends.planner,
+        solver: &*backends.solver,
+        planner: &*backends.planner,
     };
     let request = RunRequest {
         problem: args.problem.clone(),
@@ -105,8 +108,8 @@ struct Recording {
 
 fn start_recording(args: &Args, backends: &Backends, request: &RunRequest) -> Result<Recording> {
     let (runtime, store) = args.store.open()?;
-    let solver = backends.solver.model().info.name.clone();
-    let planner = backends.planner.model().info.name.clone();
+    let solver = backends.solver.describe();
+    let planner = backends.planner.describe();
     let config = RunConfig {
         planner: (request.settings.plan || request.settings.candidates > 1).then_some(planner),
         solver,

@@ -1,0 +1,105 @@
+//! `k2 serve`: the classroom server (OpenAI-compatible API, the scaffold over SSE, the UI).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args as ClapArgs;
+use k2_engine::serving::SchedulerConfig;
+use k2_server::{Limits, ServerConfig};
+
+use crate::load::{load, ModelArgs};
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on. The default serves this machine only; use 0.0.0.0 to serve a lab.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Bearer token clients must send. Default: K2_SERVE_TOKEN, else the token generated at the
+    /// first start (kept in the K2 Tutor data directory, printed when created).
+    #[arg(long, env = "K2_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Rows decoded together (all clients' completions; a request with n=3 takes 3).
+    #[arg(long, default_value_t = 32)]
+    pub max_rows: usize,
+    /// Requests allowed to wait for rows; beyond this clients get 429 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub max_waiting: usize,
+    /// Largest max_tokens a request may ask for (also the default).
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens_limit: usize,
+    /// Largest request body, in KiB.
+    #[arg(long, default_value_t = 1024)]
+    pub max_body_kib: usize,
+    /// Positions per row (prompt + answer), at most the model's context.
+    #[arg(long, default_value_t = 8192)]
+    pub context: usize,
+    /// Prompt tokens processed per step over all new requests (lower: steadier streams for
+    /// clients already answering; higher: faster first tokens).
+    #[arg(long, default_value_t = 512)]
+    pub prefill_budget: usize,
+    /// The built browser UI to serve at / [default: ui/dist if present].
+    #[arg(long)]
+    pub ui: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let token = match args.token.clone() {
+        Some(token) if token.len() >= 8 => token,
+        Some(_) => anyhow::bail!("--token must be at least 8 characters"),
+        None => {
+            let path = k2_server::token::default_token_path()
+                .context("no data directory to keep the server token in; pass --token")?;
+            let (token, created) = k2_server::token::load_or_create(&path)
+                .with_context(|| format!("cannot keep the server token in {}", path.display()))?;
+            if created {
+                eprintln!("generated a token for this server (kept in {}):", path.display());
+                eprintln!("  {token}");
+            } else {
+                eprintln!("token: the one in {}", path.display());
+            }
+            token
+        }
+    };
+    let model = Arc::new(load(&args.model, false)?);
+    let ui_dir = args.ui.clone().or_else(|| {
+        let default = PathBuf::from("ui/dist");
+        default.join("index.html").is_file().then_some(default)
+    });
+    let config = ServerConfig {
+        address: SocketAddr::new(args.host, args.port),
+        token,
+        scheduler: SchedulerConfig {
+            max_rows: args.max_rows,
+            max_waiting: args.max_waiting,
+            prefill_budget: args.prefill_budget,
+            context: args.context,
+        },
+        limits: Limits {
+            max_body_bytes: args.max_body_kib * 1024,
+            max_tokens: args.max_tokens_limit,
+        },
+        ui_dir,
+    };
+    let model_name = model.info.name.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("k2-serve")
+        .build()?;
+    runtime
+        .block_on(k2_server::serve(model, config, |address| {
+            // Tests and scripts wait for this line.
+            eprintln!("k2 serve: serving {model_name} at http://{address}");
+            if address.ip().is_loopback() {
+                eprintln!("  (this machine only; --host 0.0.0.0 serves the lab)");
+            }
+        }))
+        .context("the server stopped")?;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `k2 serve`, the classroom server (K2-Think's "remote accelerator" role): one machine runs
+//! the model and every lab machine or browser uses it.
+//!
+//! - `POST /v1/chat/completions` (streaming or not), `GET /v1/models`: OpenAI-compatible.
+//! - `POST /v1/k2/runs`: the K2 scaffold for one problem, streamed as protocol events.
+//! - `GET /health`: liveness and load, without a token.
+//! - `/`: the browser UI.
+//!
+//! Requests from all clients are decoded together by the engine's continuous-batching
+//! scheduler. Every `/v1` route needs the bearer token.
+
+mod auth;
+mod error;
+mod openai;
+mod runs;
+mod state;
+pub mod token;
+mod ui;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use k2_engine::loader::LoadedModel;
+use k2_engine::serving::{Scheduler, SchedulerConfig};
+use serde_json::{json, Value};
+
+pub use error::ApiError;
+pub use state::{AppState, Limits};
+
+/// Everything `k2 serve` is started with.
+pub struct ServerConfig {
+    pub address: SocketAddr,
+    pub token: String,
+    pub scheduler: SchedulerConfig,
+    pub limits: Limits,
+    /// The built UI (`ui/dist`), if any.
+    pub ui_dir: Option<PathBuf>,
+}
+
+/// The application: routes, limits and authentication, over a running scheduler.
+pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
+    let api = Router::new()
+        .route("/models", get(openai::models))
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/k2/runs", post(runs::start_run))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/health", get(health))
+        .nest("/v1", api)
+        .merge(ui::routes(ui_dir))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let load = state.scheduler.load();
+    let config = state.scheduler.config();
+    Json(json!({
+        "status": "ok",
+        "model": state.model_id,
+        "waiting": load.waiting,
+        "active_requests": load.active_requests,
+        "active_rows": load.active_rows,
+        "max_rows": config.max_rows,
+        "max_waiting": config.max_waiting,
+    }))
+}
+
+/// Serves until Ctrl-C (or SIGTERM); `on_listening` gets the bound address (port 0 picks one).
+pub async fn serve(
+    model: Arc<LoadedModel>,
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let scheduler = Scheduler::start(model.clone(), config.scheduler)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let state = AppState {
+        model_id: model.info.name.clone(),
+        model,
+        scheduler: scheduler.clone(),
+        token: config.token.into(),
+        limits: config.limits,
+        started: SystemTime::now(),
+    };
+    let app = router(state, config.ui_dir);
+    let listener = tokio::net::TcpListener::bind(config.address).await?;
+    on_listening(listener.local_addr()?);
+    let stopping = scheduler.clone();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Ends every stream with an error chunk, so open connections close promptly.
+            stopping.shutdown();
+        })
+        .await;
+    scheduler.shutdown();
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

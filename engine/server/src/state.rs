@@ -1,0 +1,36 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use k2_engine::loader::LoadedModel;
+use k2_engine::serving::Scheduler;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub model: Arc<LoadedModel>,
+    /// The name clients use for the model (`/v1/models`, `model` in answers).
+    pub model_id: String,
+    pub scheduler: Scheduler,
+    pub token: Arc<str>,
+    pub limits: Limits,
+    pub started: SystemTime,
+}
+
+/// Per-request limits, so one client cannot take the server for itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest `max_tokens` a request may ask for (also the default when it asks none).
+    pub max_tokens: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_tokens: 4096,
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! The scheduler thread and its queue.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::batched::{derive_seed, pick_parallel, PickJob};
+use crate::error::{EngineError, Result};
+use crate::generate::{CancelToken, GenerateOptions, Generation, RowDecoder, RowStep, StopReason};
+use crate::loader::LoadedModel;
+use crate::model::{KvCache, LogitsFor, Model};
+use crate::tokenizer::Tokenizer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Rows decoded together at most (a request with `n` completions takes `n` rows).
+    pub max_rows: usize,
+    /// Requests that may wait for rows; beyond this a request is refused as busy.
+    pub max_waiting: usize,
+    /// Prompt tokens processed per step, over all rows: bounds how long one client's long
+    /// prompt delays every other client's next token.
+    pub prefill_budget: usize,
+    /// Positions per row (prompt and completion), at most the model's context.
+    pub context: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_rows: 32,
+            max_waiting: 64,
+            prefill_budget: 512,
+            context: 4096,
+        }
+    }
+}
+
+/// A templated, tokenized prompt and how to continue it.
+#[derive(Debug, Clone)]
+pub struct ServeRequest {
+    pub prompt_ids: Vec<u32>,
+    /// Independent completions; row `r` samples with `derive_seed(options.sampling.seed, r)`.
+    pub n: usize,
+    pub options: GenerateOptions,
+}
+
+/// What a client receives, in order: `Admitted`, then each row's deltas and its `Finished`
+/// (rows interleave), or `Failed`.
+#[derive(Debug)]
+pub enum ServeEvent {
+    /// The request left the queue; its prompt is being processed.
+    Admitted { queue_seconds: f64 },
+    /// More text of row `row`.
+    Delta { row: usize, text: String },
+    /// Row `row` is complete (every row of the request gets exactly one).
+    Finished { row: usize, generation: Generation },
+    /// The model failed; the request ends.
+    Failed { message: String },
+}
+
+/// How busy the scheduler is (for `/health` and logs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    pub waiting: usize,
+    pub active_requests: usize,
+    pub active_rows: usize,
+}
+
+/// A handle to the scheduler thread; cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: SchedulerConfig,
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: VecDeque<Pending>,
+    load: Load,
+    stopped: bool,
+    next_id: u64,
+    /// Moving average of a request's time from admission to its last row (for Retry-After).
+    service_seconds: f64,
+}
+
+struct Pending {
+    id: u64,
+    request: ServeRequest,
+    events: mpsc::UnboundedSender<ServeEvent>,
+    cancel: CancelToken,
+    submitted: Instant,
+}
+
+impl Scheduler {
+    /// Starts the scheduler thread for `model`.
+    pub fn start(model: Arc<LoadedModel>, config: SchedulerConfig) -> Result<Scheduler> {
+        if config.max_rows == 0 || config.prefill_budget == 0 {
+            return Err(EngineError::InvalidSetting(
+                "the scheduler needs at least one row and a prefill budget of at least 1".into(),
+            ));
+        }
+        let config = SchedulerConfig {
+            context: config.context.min(model.model.config().context_length),
+            ..config
+        };
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(QueueState::default()),
+            wake: Condvar::new(),
+        });
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("k2-scheduler".into())
+            .spawn(move || run(&thread_shared, &model))
+            .map_err(|e| EngineError::InvalidSetting(format!("cannot start the scheduler: {e}")))?;
+        Ok(Scheduler { shared })
+    }
+
+    pub fn config(&self) -> SchedulerConfig {
+        self.shared.config
+    }
+
+    pub fn load(&self) -> Load {
+        self.shared.lock().load
+    }
+
+    /// Queues `request`; its events arrive on the returned channel. Cancelling `cancel` (or
+    /// dropping the receiver) ends the request at the next step.
+    pub fn submit(
+        &self,
+        request: ServeRequest,
+        cancel: CancelToken,
+    ) -> Result<mpsc::UnboundedReceiver<ServeEvent>> {
+        let config = self.shared.config;
+        if request.n == 0 || request.n > config.max_rows {
+            return Err(EngineError::InvalidSetting(format!(
+                "n must be between 1 and {} (the server's rows)",
+                config.max_rows
+            )));
+        }
+        if request.prompt_ids.is_empty() {
+            return Err(EngineError::InvalidSetting("the prompt is empty".into()));
+        }
+        if request.prompt_ids.len() >= config.context {
+            return Err(EngineError::PromptTooLong {
+                prompt_tokens: request.prompt_ids.len(),
+                context_length: config.context,
+            });
+        }
+        request.options.sampling.validate()?;
+        let (events, receiver) = mpsc::unbounded_channel();
+        let mut state = self.shared.lock();
+        if state.stopped {
+            return Err(EngineError::InvalidSetting(
+                "the model's scheduler has stopped".into(),
+            ));
+        }
+        // Requests queue until the scheduler's next step admits them: those that free rows
+        // will take at once never count against the waiting limit.
+        let free_rows = config.max_rows.saturating_sub(state.load.active_rows);
+        if state.waiting.len() >= config.max_waiting + free_rows {
+            let rounds = (state.waiting.len() as f64 / config.max_rows as f64).ceil() + 1.0;
+            let retry_after_s = (state.service_seconds.max(1.0) * rounds).ceil().min(120.0) as u64;
+            return Err(EngineError::Busy {
+                reason: format!("{} requests are waiting", state.waiting.len()),
+                retry_after_s,
+            });
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        state.waiting.push_back(Pending {
+            id,
+            request,
+            events,
+            cancel,
+            submitted: Instant::now(),
+        });
+        state.load.waiting = state.waiting.len();
+        drop(state);
+        self.shared.wake.notify_one();
+        Ok(receiver)
+    }
+
+    /// Stops the thread: waiting and active requests fail with a message.
+    pub fn shutdown(&self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic on the scheduler thread must not take every request handler with it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The scheduler thread: admit, step, repeat; sleep while there is nothing to do.
+fn run(shared: &Shared, model: &LoadedModel) {
+    let mut batch = Batch::new(&model.model, &model.tokenizer, shared.config);
+    loop {
+        let mut state = shared.lock();
+        loop {
+            if state.stopped {
+                let waiting = std::mem::take(&mut state.waiting);
+                drop(state);
+                for p in waiting {
+                    let _ = p.events.send(ServeEvent::Failed {
+                        message: "the server is shutting down".into(),
+                    });
+                }
+                batch.fail_all("the server is shutting down");
+                return;
+            }
+            admit(&mut state, &mut batch);
+            if !batch.is_idle() {
+                break;
+            }
+            state = shared
+                .wake
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(state);
+
+        let finished = match batch.step() {
+            Ok(finished) => finished,
+            Err(e) => {
+                tracing::error!(error = %e, "batch step failed; failing its requests");
+                batch.fail_all(&e.to_string());
+                Vec::new()
+            }
+        };
+        let mut state = shared.lock();
+        for seconds in finished {
+            state.service_seconds = if state.service_seconds == 0.0 {
+                seconds
+            } else {
+                0.8 * state.service_seconds + 0.2 * seconds
+            };
+        }
+        state.load = Load {
+            waiting: state.waiting.len(),
+            ..batch.load()
+        };
+    }
+}
+
+/// Moves waiting requests into the batch, in arrival order, while their rows fit.
+fn admit(state: &mut QueueState, batch: &mut Batch<'_>) {
+    while let Some(front) = state.waiting.front() {
+        if front.cancel.is_cancelled() || front.events.is_closed() {
+            let gone = state.waiting.pop_front();
+            drop(gone);
+            continue;
+        }
+        if batch.rows_in_use() + front.request.n > batch.config.max_rows {
+            break;
+        }
+        let Some(pending) = state.waiting.pop_front() else {
+            break;
+        };
+        if let Err(e) = batch.add(pending) {
+            tracing::error!(error = %e, "could not add a request to the batch");
+        }
+    }
+    state.load = Load {
+        waiting: state.waiting.len(),
+        ..batch.load()
+    };
+}
+
+/// A request being served.
+struct Active {
+    id: u64,
+    prompt: Vec<u32>,
+    n: usize,
+    options: GenerateOptions,
+    events: mpsc::UnboundedSender<ServeEvent>,
+    cancel: CancelToken,
+    admitted: Instant,
+    prefilled: Option<Instant>,
+    rows_left: usize,
+}
+
+impl Active {
+    fn is_abandoned(&self) -> bool {
+        self.cancel.is_cancelled() || self.events.is_closed()
+    }
+
+    fn send(&self, event: ServeEvent) {
+        // A closed channel means the client left; the request is dropped at the next step.
+        let _ = self.events.send(event);
+    }
+}
+
+/// One cache row's job.
+struct Slot<'t> {
+    request: u64,
+    state: SlotState<'t>,
+}
+
+enum SlotState<'t> {
+    /// Prompt tokens before `next` are in the cache.
+    Prefill { next: usize },
+    /// Completion row `row`; `feed` is the token for the next pass.
+    Decode {
+        row: usize,
+        decoder: RowDecoder<'t>,
+        feed: Option<u32>,
+    },
+}
+
+/// The rows decoding together: `slots[i]` describes cache row `i`.
+struct Batch<'m> {
+    model: &'m Model,
+    tokenizer: &'m Tokenizer,
+    config: SchedulerConfig,
+    cache: KvCache,
+    slots: Vec<Slot<'m>>,
+    requests: Vec<Active>,
+}
+
+impl<'m> Batch<'m> {
+    fn new(model: &'m Model, tokenizer: &'m Tokenizer, config: SchedulerConfig) -> Self {
+        Batch {
+            model,
+            tokenizer,
+            config,
+            cache: model.new_cache(Some(config.context)),
+            slots: Vec::new(),
+            requests: Vec::new(),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Rows reserved by active requests (a prefilling request reserves all `n` of its rows).
+    fn rows_in_use(&self) -> usize {
+        self.requests.iter().map(|r| r.rows_left).sum()
+    }
+
+    fn load(&self) -> Load {
+        Load {
+            waiting: 0,
+            active_requests: self.requests.len(),
+            active_rows: self.rows_in_use(),
+        }
+    }
+
+    fn add(&mut self, pending: Pending) -> Result<()> {
+        let admitted = Instant::now();
+        let queue_seconds = (admitted - pending.submitted).as_secs_f64();
+        let _ = pending.events.send(ServeEvent::Admitted { queue_seconds });
+        self.cache.add_row()?;
+        self.slots.push(Slot {
+            request: pending.id,
+            state: SlotState::Prefill { next: 0 },
+        });
+        self.requests.push(Active {
+            id: pending.id,
+            prompt: pending.request.prompt_ids,
+            n: pending.request.n,
+            options: pending.request.options,
+            events: pending.events,
+            cancel: pending.cancel,
+            admitted,
+            prefilled: None,
+            rows_left: pending.request.n,
+        });
+        Ok(())
+    }
+
+    fn request(&self, id: u64) -> &Active {
+        self.requests
+            .iter()
+            .find(|r| r.id == id)
+            .expect("every slot belongs to an active request")
+    }
+
+    /// One forward pass for every row. Returns the service times of requests that completed.
+    fn step(&mut self) -> Result<Vec<f64>> {
+        self.drop_abandoned();
+        if self.slots.is_empty() {
+            return Ok(self.retire_finished_requests());
+        }
+
+        // What each row feeds: one token, or the next slice of its prompt within the budget.
+        let mut budget = self.config.prefill_budget;
+        let mut inputs: Vec<Vec<u32>> = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            inputs.push(match &slot.state {
+                SlotState::Prefill { next } => {
+                    let prompt = &self.request(slot.request).prompt;
+                    let take = (prompt.len() - next).min(budget);
+                    budget -= take;
+                    prompt[*next..next + take].to_vec()
+                }
+                SlotState::Decode { feed, .. } => feed.iter().copied().collect(),
+            });
+        }
+        let batch: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
+        let out = self.model.forward(&mut self.cache, &batch, LogitsFor::Last)?;
+        let mut logits: Vec<Vec<f32>> = out
+            .iter()
+            .map(|t| {
+                Ok(if t.dim(0)? == 0 {
+                    Vec::new()
+                } else {
+                    t.squeeze(0)?.to_vec1::<f32>()?
+                })
+            })
+            .collect::<Result<_>>()?;
+
+        // Prompts that are now fully cached become `n` decoding rows.
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            let id = self.slots[i].request;
+            let SlotState::Prefill { next } = &mut self.slots[i].state else {
+                continue;
+            };
+            *next += inputs[i].len();
+            let active = self
+                .requests
+                .iter_mut()
+                .find(|r| r.id == id)
+                .expect("every slot belongs to an active request");
+            if *next < active.prompt.len() {
+                continue;
+            }
+            active.prefilled = Some(now);
+            let (n, seed) = (active.n, active.options.sampling.seed);
+            let options = active.options.clone();
+            if n > 1 {
+                self.cache.fork(i, n - 1)?;
+            }
+            for row in 0..n {
+                let state = SlotState::Decode {
+                    row,
+                    decoder: RowDecoder::new(
+                        self.tokenizer,
+                        &options,
+                        derive_seed(seed, row),
+                        false,
+                    ),
+                    feed: None,
+                };
+                if row == 0 {
+                    self.slots[i].state = state;
+                } else {
+                    self.slots.push(Slot { request: id, state });
+                    logits.push(logits[i].clone());
+                }
+            }
+        }
+
+        // Sample every decoding row that has fresh logits, in parallel.
+        let mut jobs: Vec<PickJob<'_, 'm>> = self
+            .slots
+            .iter_mut()
+            .zip(logits.iter_mut())
+            .map(|(slot, logits)| {
+                let row = match &mut slot.state {
+                    SlotState::Decode { decoder, .. } if !logits.is_empty() => Some(decoder),
+                    _ => None,
+                };
+                PickJob {
+                    row,
+                    logits,
+                    picked: None,
+                }
+            })
+            .collect();
+        pick_parallel(&mut jobs);
+        let picks: Vec<Option<u32>> = jobs.into_iter().map(|job| job.picked).collect();
+
+        // Stream, and find the rows that ended.
+        let mut ended = Vec::new();
+        for (i, picked) in picks.into_iter().enumerate() {
+            if logits[i].is_empty() {
+                continue;
+            }
+            let cached = self.cache.len(i);
+            let limit = self.cache.max_len();
+            let Slot { request, state } = &mut self.slots[i];
+            let SlotState::Decode {
+                row, decoder, feed, ..
+            } = state
+            else {
+                continue;
+            };
+            let active = self
+                .requests
+                .iter()
+                .find(|r| r.id == *request)
+                .expect("every slot belongs to an active request");
+            let row = *row;
+            let mut on_delta = |d: crate::generate::Delta<'_>| {
+                if !d.text.is_empty() {
+                    active.send(ServeEvent::Delta {
+                        row,
+                        text: d.text.to_owned(),
+                    });
+                }
+            };
+            *feed = match decoder.accept(picked, &mut on_delta) {
+                RowStep::Feed(_) if cached + 1 > limit => {
+                    decoder.finish(StopReason::ContextFull, &mut on_delta);
+                    None
+                }
+                RowStep::Feed(token) => Some(token),
+                RowStep::Finished => None,
+            };
+            if feed.is_none() {
+                ended.push(i);
+            }
+        }
+        self.remove_slots(&ended, None);
+        Ok(self.retire_finished_requests())
+    }
+
+    /// Removes the rows of requests whose client cancelled or went away.
+    fn drop_abandoned(&mut self) {
+        let abandoned: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|r| r.is_abandoned())
+            .map(|r| r.id)
+            .collect();
+        if abandoned.is_empty() {
+            return;
+        }
+        let slots: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| abandoned.contains(&self.slots[i].request))
+            .collect();
+        self.remove_slots(&slots, Some(StopReason::Cancelled));
+        // Prefilling requests have rows not yet in any slot: their rows end too.
+        for active in &mut self.requests {
+            if abandoned.contains(&active.id) && active.prefilled.is_none() {
+                for row in 0..active.n {
+                    let decoder = RowDecoder::new(self.tokenizer, &active.options, 0, false);
+                    let mut decoder = decoder;
+                    decoder.finish(StopReason::Cancelled, &mut |_| {});
+                    active.send(ServeEvent::Finished {
+                        row,
+                        generation: decoder.into_generation(
+                            active.prompt.len(),
+                            active.admitted,
+                            None,
+                        ),
+                    });
+                }
+                active.rows_left = 0;
+            }
+        }
+    }
+
+    /// Drops cache rows `indices` (ascending), sending each decoding row's result; `reason`
+    /// ends rows that are still running.
+    fn remove_slots(&mut self, indices: &[usize], reason: Option<StopReason>) {
+        if indices.is_empty() {
+            return;
+        }
+        let mut keep = Vec::with_capacity(self.slots.len());
+        let mut kept_slots = Vec::with_capacity(self.slots.len());
+        for (i, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if indices.binary_search(&i).is_err() {
+                keep.push(i);
+                kept_slots.push(slot);
+                continue;
+            }
+            let SlotState::Decode {
+                row, mut decoder, ..
+            } = slot.state
+            else {
+                continue;
+            };
+            let active = self
+                .requests
+                .iter_mut()
+                .find(|r| r.id == slot.request)
+                .expect("every slot belongs to an active request");
+            if let Some(reason) = reason {
+                decoder.finish(reason, &mut |d| {
+                    if !d.text.is_empty() {
+                        let _ = active.events.send(ServeEvent::Delta {
+                            row,
+                            text: d.text.to_owned(),
+                        });
+                    }
+                });
+            }
+            let generation =
+                decoder.into_generation(active.prompt.len(), active.admitted, active.prefilled);
+            active.send(ServeEvent::Finished { row, generation });
+            active.rows_left -= 1;
+        }
+        self.slots = kept_slots;
+        self.cache.select(&keep);
+    }
+
+    /// Forgets requests with no rows left; returns their service times.
+    fn retire_finished_requests(&mut self) -> Vec<f64> {
+        let mut seconds = Vec::new();
+        self.requests.retain(|r| {
+            if r.rows_left > 0 {
+                return true;
+            }
+            seconds.push(r.admitted.elapsed().as_secs_f64());
+            false
+        });
+        seconds
+    }
+
+    /// Ends every request with `message` and empties the cache (after a failed step its
+    /// contents are unknown).
+    fn fail_all(&mut self, message: &str) {
+        for active in self.requests.drain(..) {
+            active.send(ServeEvent::Failed {
+                message: message.to_owned(),
+            });
+        }
+        self.slots.clear();
+        self.cache.clear();
+    }
+}
