@@ -12,3 +12,7 @@ export K2_DB="${K2_DB:-$(mktemp -d)/sessions.db}"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace --no-fail-fast
+# Real OpenAI-compatible peers: the openai client against `k2 serve`, and k2's remote backend
+# against llama-cpp-python's server.
+PYTHON="$(scripts/python-env.sh)"
+K2_BIN="${CARGO_TARGET_DIR:-target}/release/k2" "$PYTHON" tests/python/remote_peers.py

@@ -80,7 +80,10 @@ fn collect(events: &mut UnboundedReceiver<ServeEvent>, n: usize) -> (Vec<String>
     let mut rows: Vec<Option<Generation>> = vec![None; n];
     let mut admitted = false;
     while rows.iter().any(Option::is_none) {
-        match events.blocking_recv().expect("the scheduler ends every row") {
+        match events
+            .blocking_recv()
+            .expect("the scheduler ends every row")
+        {
             ServeEvent::Admitted { queue_seconds } => {
                 assert!(!admitted && queue_seconds >= 0.0);
                 admitted = true;
@@ -112,7 +115,7 @@ fn requests_joining_and_leaving_decode_exactly_as_alone() {
         },
     )
     .unwrap();
-    let requests = vec![
+    let requests = [
         ServeRequest {
             prompt_ids: chat_tokens("What is 7 times 8?"),
             n: 1,
@@ -141,13 +144,20 @@ fn requests_joining_and_leaving_decode_exactly_as_alone() {
         if i > 0 {
             std::thread::sleep(Duration::from_millis(60));
         }
-        receivers.push(scheduler.submit(request.clone(), CancelToken::new()).unwrap());
+        receivers.push(
+            scheduler
+                .submit(request.clone(), CancelToken::new())
+                .unwrap(),
+        );
     }
     for (request, mut events) in requests.iter().zip(receivers) {
         let (texts, served) = collect(&mut events, request.n);
         let expected = alone(request);
         for (row, (got, want)) in served.iter().zip(&expected).enumerate() {
-            assert_eq!(got.token_ids, want.token_ids, "row {row} differs from decoding alone");
+            assert_eq!(
+                got.token_ids, want.token_ids,
+                "row {row} differs from decoding alone"
+            );
             assert_eq!(got.text, want.text);
             assert_eq!(got.stop_reason, want.stop_reason);
             assert_eq!(texts[row], got.text, "streamed text is the row's text");
@@ -201,7 +211,10 @@ fn collect_after_admission(
 ) -> (Vec<String>, Vec<Generation>) {
     let mut rows: Vec<Option<Generation>> = vec![None; n];
     while rows.iter().any(Option::is_none) {
-        match events.blocking_recv().expect("the scheduler ends every row") {
+        match events
+            .blocking_recv()
+            .expect("the scheduler ends every row")
+        {
             ServeEvent::Finished { row, generation } => rows[row] = Some(generation),
             ServeEvent::Failed { message } => panic!("request failed: {message}"),
             _ => {}

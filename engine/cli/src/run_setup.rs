@@ -111,7 +111,11 @@ impl RemoteArgs {
         let Some(url) = &self.backend else {
             return Ok(None);
         };
-        let config = self.config(url, self.backend_token.as_ref(), self.backend_model.as_ref());
+        let config = self.config(
+            url,
+            self.backend_token.as_ref(),
+            self.backend_model.as_ref(),
+        );
         Ok(Some(Arc::new(RemoteBackend::connect(config)?)))
     }
 

@@ -66,25 +66,47 @@ fn remote_solving_through_k2_serve_gives_the_local_answer() {
     let local = solve(&["--model", smollm().to_str().unwrap()], None, "60")
         .output()
         .unwrap();
-    assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
     let url = server.url();
     let remote = solve(&["--backend", &url, "--backend-token", TOKEN], None, "60")
         .output()
         .unwrap();
-    assert!(remote.status.success(), "{}", String::from_utf8_lossy(&remote.stderr));
+    assert!(
+        remote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
     let (local, remote) = (events(&local), events(&remote));
     let (local, remote) = (RunView::replay(&local), RunView::replay(&remote));
     assert_eq!(local.candidates.len(), 1);
-    assert!(!local.candidates[0].answer_text.is_empty() || !local.candidates[0].reasoning.is_empty());
+    assert!(
+        !local.candidates[0].answer_text.is_empty() || !local.candidates[0].reasoning.is_empty()
+    );
     assert_eq!(
-        (&remote.candidates[0].reasoning, &remote.candidates[0].answer_text),
-        (&local.candidates[0].reasoning, &local.candidates[0].answer_text),
+        (
+            &remote.candidates[0].reasoning,
+            &remote.candidates[0].answer_text
+        ),
+        (
+            &local.candidates[0].reasoning,
+            &local.candidates[0].answer_text
+        ),
         "greedy decoding on the server equals decoding here"
     );
 
     // Whole answers instead of streams give the same text.
     let whole = solve(
-        &["--backend", &url, "--backend-token", TOKEN, "--backend-no-stream"],
+        &[
+            "--backend",
+            &url,
+            "--backend-token",
+            TOKEN,
+            "--backend-no-stream",
+        ],
         None,
         "60",
     )
@@ -92,16 +114,31 @@ fn remote_solving_through_k2_serve_gives_the_local_answer() {
     .unwrap();
     assert!(whole.status.success());
     let whole = RunView::replay(&events(&whole));
-    assert_eq!(whole.candidates[0].answer_text, local.candidates[0].answer_text);
+    assert_eq!(
+        whole.candidates[0].answer_text,
+        local.candidates[0].answer_text
+    );
 
     // The full scaffold, planner and judge on the server too, three sampled candidates.
     let full = k2()
         .args(["solve", "What is 3 * 14?", "-n", "3", "--max-tokens", "40"])
         .args(["--backend", &url, "--backend-token", TOKEN])
-        .args(["--planner-backend", &url, "--select", "judge", "--format", "jsonl", "--no-store"])
+        .args([
+            "--planner-backend",
+            &url,
+            "--select",
+            "judge",
+            "--format",
+            "jsonl",
+            "--no-store",
+        ])
         .output()
         .unwrap();
-    assert!(full.status.success(), "{}", String::from_utf8_lossy(&full.stderr));
+    assert!(
+        full.status.success(),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
     let view = RunView::replay(&events(&full));
     assert_eq!(view.candidates.len(), 3);
     assert!(view.candidates.iter().all(|c| c.finished.is_some()));
@@ -116,9 +153,29 @@ fn a_server_killed_mid_answer_fails_the_run_and_it_is_stored_as_failed() {
     let url = server.url();
     // Greedy on the story prompt below runs to the token limit rather than ending early.
     let mut child = k2()
-        .args(["solve", "Tell a very long story about a triangle.", "-n", "1", "--no-plan"])
-        .args(["--planner", "solver", "--temperature", "0", "--max-tokens", "4000"])
-        .args(["--backend", &url, "--backend-token", TOKEN, "--format", "jsonl"])
+        .args([
+            "solve",
+            "Tell a very long story about a triangle.",
+            "-n",
+            "1",
+            "--no-plan",
+        ])
+        .args([
+            "--planner",
+            "solver",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "4000",
+        ])
+        .args([
+            "--backend",
+            &url,
+            "--backend-token",
+            TOKEN,
+            "--format",
+            "jsonl",
+        ])
         .args(["--db", db.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,7 +186,10 @@ fn a_server_killed_mid_answer_fails_the_run_and_it_is_stored_as_failed() {
     // Wait for streamed text, then kill the server under it.
     loop {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "k2 solve ended early");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "k2 solve ended early"
+        );
         if line.contains("candidate_delta") {
             break;
         }
@@ -139,10 +199,18 @@ fn a_server_killed_mid_answer_fails_the_run_and_it_is_stored_as_failed() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "the client hung");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the client hung"
+    );
     assert!(!status.success());
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(
         stderr.contains("mid-answer"),
         "the error says the stream broke: {stderr}"
@@ -311,15 +379,25 @@ fn reasoning_sent_as_reasoning_content_arrives_as_the_candidates_reasoning() {
                 let _ = write!(stream, "data: {data}\n\n");
             }
             let _ = stream.write_all(chunk("The answer is \\boxed{19}.").as_bytes());
-            let done = serde_json::json!({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]});
+            let done =
+                serde_json::json!({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]});
             let _ = write!(stream, "data: {done}\n\ndata: [DONE]\n\n");
         })
     });
     let url = format!("http://{address}");
-    let output = run_with_deadline(solve(&["--backend", &url], None, "50"), Duration::from_secs(30));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run_with_deadline(
+        solve(&["--backend", &url], None, "50"),
+        Duration::from_secs(30),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let view = RunView::replay(&events(&output));
-    assert!(view.candidates[0].reasoning.contains("Nine plus ten is nineteen."));
+    assert!(view.candidates[0]
+        .reasoning
+        .contains("Nine plus ten is nineteen."));
     assert!(view.candidates[0].answer_text.contains("\\boxed{19}"));
     assert_eq!(view.final_answer.unwrap().answer.as_deref(), Some("19"));
 }

@@ -18,7 +18,13 @@ fn chat_completions_whole_and_streamed_agree_and_report_usage_and_time() {
         "What is 6 times 7?",
         json!({"max_tokens": 40, "temperature": 0}),
     );
-    let whole = request(server.address, "POST", "/v1/chat/completions", &[auth()], &body);
+    let whole = request(
+        server.address,
+        "POST",
+        "/v1/chat/completions",
+        &[auth()],
+        &body,
+    );
     assert_eq!(whole.status, 200, "{}", whole.text());
     let whole = whole.json();
     let text = whole["choices"][0]["message"]["content"]
@@ -30,7 +36,10 @@ fn chat_completions_whole_and_streamed_agree_and_report_usage_and_time() {
     assert!(whole["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     assert!(whole["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
     for field in ["queue_time", "prompt_time", "completion_time", "total_time"] {
-        assert!(whole["time_info"][field].as_f64().unwrap() >= 0.0, "{field}");
+        assert!(
+            whole["time_info"][field].as_f64().unwrap() >= 0.0,
+            "{field}"
+        );
     }
 
     let body = chat_body(
@@ -38,7 +47,13 @@ fn chat_completions_whole_and_streamed_agree_and_report_usage_and_time() {
         json!({"max_tokens": 40, "temperature": 0, "stream": true,
                "stream_options": {"include_usage": true}}),
     );
-    let streamed = request(server.address, "POST", "/v1/chat/completions", &[auth()], &body);
+    let streamed = request(
+        server.address,
+        "POST",
+        "/v1/chat/completions",
+        &[auth()],
+        &body,
+    );
     assert_eq!(streamed.status, 200);
     assert!(streamed
         .header("content-type")
@@ -67,7 +82,13 @@ fn chat_completions_whole_and_streamed_agree_and_report_usage_and_time() {
         "Name a prime number.",
         json!({"max_tokens": 12, "n": 3, "seed": 4, "stream": true}),
     );
-    let streamed = request(server.address, "POST", "/v1/chat/completions", &[auth()], &body);
+    let streamed = request(
+        server.address,
+        "POST",
+        "/v1/chat/completions",
+        &[auth()],
+        &body,
+    );
     let mut finished = [false; 3];
     for d in sse_data(&streamed.text()) {
         if d == "[DONE]" {
@@ -82,8 +103,7 @@ fn chat_completions_whole_and_streamed_agree_and_report_usage_and_time() {
 
     let models = request(server.address, "GET", "/v1/models", &[auth()], b"").json();
     assert_eq!(
-        models["data"][0]["id"],
-        "smollm2-135m-instruct-q4_1",
+        models["data"][0]["id"], "smollm2-135m-instruct-q4_1",
         "{models}"
     );
 }
@@ -136,7 +156,11 @@ fn tokens_limits_and_static_paths_are_enforced() {
     let greedy = chat_body("hi", json!({"max_tokens": 1_000_000_000u64}));
     let refused = request(addr, "POST", "/v1/chat/completions", &[auth()], &greedy);
     assert_eq!(refused.status, 400);
-    assert!(refused.text().contains("limit of 256"), "{}", refused.text());
+    assert!(
+        refused.text().contains("limit of 256"),
+        "{}",
+        refused.text()
+    );
     let too_many = chat_body("hi", json!({"n": 1000}));
     assert_eq!(
         request(addr, "POST", "/v1/chat/completions", &[auth()], &too_many).status,
@@ -144,17 +168,37 @@ fn tokens_limits_and_static_paths_are_enforced() {
     );
     let other_model = chat_body("hi", json!({"model": "gpt-9"}));
     assert_eq!(
-        request(addr, "POST", "/v1/chat/completions", &[auth()], &other_model).status,
+        request(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[auth()],
+            &other_model
+        )
+        .status,
         404
     );
-    let broken = request(addr, "POST", "/v1/chat/completions", &[auth()], b"{\"messages\": [");
-    assert!(broken.status == 400 || broken.status == 422, "{}", broken.status);
+    let broken = request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[auth()],
+        b"{\"messages\": [",
+    );
+    assert!(
+        broken.status == 400 || broken.status == 422,
+        "{}",
+        broken.status
+    );
 
     // The UI folder and nothing outside it.
     let index = request(addr, "GET", "/", &[], b"");
     assert_eq!(index.status, 200);
     assert!(index.text().contains("UI-OK"));
-    assert_eq!(request(addr, "GET", "/app.js", &[], b"").text(), "console.log(1)");
+    assert_eq!(
+        request(addr, "GET", "/app.js", &[], b"").text(),
+        "console.log(1)"
+    );
     for path in [
         "/../secret.txt",
         "/%2e%2e/secret.txt",
@@ -186,7 +230,13 @@ fn a_full_queue_answers_429_with_retry_after_and_hung_up_clients_free_their_rows
     server.wait_for("the first request to decode", |h| h["active_rows"] == 1);
     // ...a second waits...
     let mut second = TcpStream::connect(addr).unwrap();
-    write_request(&mut second, "POST", "/v1/chat/completions", &[auth()], &long);
+    write_request(
+        &mut second,
+        "POST",
+        "/v1/chat/completions",
+        &[auth()],
+        &long,
+    );
     server.wait_for("the second request to wait", |h| h["waiting"] == 1);
     // ...and a third is refused at once, saying when to come back.
     let third = request(addr, "POST", "/v1/chat/completions", &[auth()], &long);

@@ -203,7 +203,11 @@ pub async fn chat_completions(
     let events = state
         .scheduler
         .submit(prepared.request.clone(), CancelToken::new())?;
-    let answer = Answer::new(&state.model_id, prepared.n, prepared.request.prompt_ids.len());
+    let answer = Answer::new(
+        &state.model_id,
+        prepared.n,
+        prepared.request.prompt_ids.len(),
+    );
     if stream {
         Ok(streamed(answer, events, prepared.include_usage))
     } else {
@@ -258,9 +262,7 @@ impl Answer {
             .clone()
             .map(|g| g.stats.prefill_seconds)
             .fold(0.0, f64::max);
-        let completion = finished
-            .map(|g| g.stats.decode_seconds)
-            .fold(0.0, f64::max);
+        let completion = finished.map(|g| g.stats.decode_seconds).fold(0.0, f64::max);
         json!({
             "queue_time": self.queue_seconds,
             "prompt_time": prompt,
@@ -298,7 +300,9 @@ async fn whole(
             Some(ServeEvent::Delta { .. }) => {}
             Some(ServeEvent::Finished { row, generation }) => answer.rows[row] = Some(generation),
             Some(ServeEvent::Failed { message }) => {
-                return Err(ApiError::unavailable(format!("generation failed: {message}")))
+                return Err(ApiError::unavailable(format!(
+                    "generation failed: {message}"
+                )))
             }
             None => return Err(ApiError::unavailable("the scheduler stopped")),
         }
@@ -339,7 +343,10 @@ fn streamed(
     tokio::spawn(async move {
         let send = |value: Value| {
             let out = out.clone();
-            async move { out.send(Ok(SseEvent::default().data(value.to_string()))).await }
+            async move {
+                out.send(Ok(SseEvent::default().data(value.to_string())))
+                    .await
+            }
         };
         let roles: Vec<Value> = (0..answer.rows.len())
             .map(|i| json!({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}))
@@ -368,7 +375,9 @@ fn streamed(
                 Some(ServeEvent::Failed { message }) => {
                     json!({"error": {"message": format!("generation failed: {message}"), "type": "server_error"}})
                 }
-                None => json!({"error": {"message": "the scheduler stopped", "type": "server_error"}}),
+                None => {
+                    json!({"error": {"message": "the scheduler stopped", "type": "server_error"}})
+                }
             };
             let failed = chunk.get("error").is_some();
             if send(chunk).await.is_err() || failed {

@@ -45,7 +45,10 @@ pub async fn start_run(
             let mut sink = |event: k2_protocol::Event| {
                 let name = event.kind.kind_name();
                 let data = serde_json::to_string(&event).unwrap_or_default();
-                if out.send(Ok(SseEvent::default().event(name).data(data))).is_err() {
+                if out
+                    .send(Ok(SseEvent::default().event(name).data(data)))
+                    .is_err()
+                {
                     // The client went away: stop generating for it.
                     cancel.cancel();
                 }

@@ -198,7 +198,9 @@ impl Scheduler {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         // A panic on the scheduler thread must not take every request handler with it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -313,7 +315,8 @@ enum SlotState<'t> {
     /// Completion row `row`; `feed` is the token for the next pass.
     Decode {
         row: usize,
-        decoder: RowDecoder<'t>,
+        // Boxed: a decoder is large, and a prefilling slot holds none.
+        decoder: Box<RowDecoder<'t>>,
         feed: Option<u32>,
     },
 }
@@ -409,7 +412,9 @@ impl<'m> Batch<'m> {
             });
         }
         let batch: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
-        let out = self.model.forward(&mut self.cache, &batch, LogitsFor::Last)?;
+        let out = self
+            .model
+            .forward(&mut self.cache, &batch, LogitsFor::Last)?;
         let mut logits: Vec<Vec<f32>> = out
             .iter()
             .map(|t| {
@@ -446,12 +451,12 @@ impl<'m> Batch<'m> {
             for row in 0..n {
                 let state = SlotState::Decode {
                     row,
-                    decoder: RowDecoder::new(
+                    decoder: Box::new(RowDecoder::new(
                         self.tokenizer,
                         &options,
                         derive_seed(seed, row),
                         false,
-                    ),
+                    )),
                     feed: None,
                 };
                 if row == 0 {
@@ -470,7 +475,7 @@ impl<'m> Batch<'m> {
             .zip(logits.iter_mut())
             .map(|(slot, logits)| {
                 let row = match &mut slot.state {
-                    SlotState::Decode { decoder, .. } if !logits.is_empty() => Some(decoder),
+                    SlotState::Decode { decoder, .. } if !logits.is_empty() => Some(&mut **decoder),
                     _ => None,
                 };
                 PickJob {
@@ -600,7 +605,7 @@ impl<'m> Batch<'m> {
                 });
             }
             let generation =
-                decoder.into_generation(active.prompt.len(), active.admitted, active.prefilled);
+                (*decoder).into_generation(active.prompt.len(), active.admitted, active.prefilled);
             active.send(ServeEvent::Finished { row, generation });
             active.rows_left -= 1;
         }

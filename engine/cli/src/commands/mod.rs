@@ -3,5 +3,5 @@ pub mod eval;
 pub mod generate;
 pub mod history;
 pub mod models;
-pub mod solve;
 pub mod serve;
+pub mod solve;

@@ -58,7 +58,10 @@ pub fn run(args: Args) -> Result<()> {
             let (token, created) = k2_server::token::load_or_create(&path)
                 .with_context(|| format!("cannot keep the server token in {}", path.display()))?;
             if created {
-                eprintln!("generated a token for this server (kept in {}):", path.display());
+                eprintln!(
+                    "generated a token for this server (kept in {}):",
+                    path.display()
+                );
                 eprintln!("  {token}");
             } else {
                 eprintln!("token: the one in {}", path.display());

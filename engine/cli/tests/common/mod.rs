@@ -82,7 +82,10 @@ impl Server {
             if ready(&health) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {health}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {health}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -196,10 +199,7 @@ pub fn parse_response(raw: &[u8]) -> Response {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..end]);
         let Ok(size) = usize::from_str_radix(size_text.trim(), 16) else {
             break;

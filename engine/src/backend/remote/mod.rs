@@ -150,10 +150,9 @@ impl Backend for RemoteBackend {
                 top_p: options.sampling.top_p,
                 seed,
                 stop: &options.stop,
-                stream_options: self
-                    .config
-                    .stream
-                    .then_some(wire::StreamOptions { include_usage: true }),
+                stream_options: self.config.stream.then_some(wire::StreamOptions {
+                    include_usage: true,
+                }),
             };
             let body = serde_json::to_string(&request)
                 .map_err(|e| self.error(format!("cannot encode the request: {e}")))?;
@@ -362,10 +361,8 @@ impl Call {
             usage = chunk.usage.or(usage);
             for choice in chunk.choices {
                 if let Some(delta) = choice.delta {
-                    let text = assembler.push(
-                        delta.reasoning_content.as_deref(),
-                        delta.content.as_deref(),
-                    );
+                    let text = assembler
+                        .push(delta.reasoning_content.as_deref(), delta.content.as_deref());
                     self.emit(text);
                 }
                 if let Some(reason) = choice.finish_reason {
