@@ -76,7 +76,8 @@ impl From<&k2_protocol::SamplingSettings> for SamplingParams {
 }
 
 /// A probability distribution over a subset of the vocabulary (every other token has
-/// probability zero), most likely first.
+/// probability zero): most likely first when top-k or top-p cut it, else the whole vocabulary
+/// in id order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Distribution {
     pub tokens: Vec<u32>,
@@ -85,6 +86,10 @@ pub struct Distribution {
 
 impl Distribution {
     pub fn prob(&self, token: u32) -> f32 {
+        // The whole vocabulary in id order: the token is at its own index.
+        if self.tokens.get(token as usize) == Some(&token) {
+            return self.probs[token as usize];
+        }
         self.tokens
             .iter()
             .position(|&t| t == token)
@@ -208,15 +213,14 @@ pub fn distribution(params: &SamplingParams, logits: &[f32]) -> Distribution {
                 .map_or(order.len(), |i| i + 1)
         });
         order.truncate(keep);
-    } else if sorted_len == 0 {
-        order.sort_unstable_by(by_logit);
     }
+    // Without top-k or top-p the whole vocabulary stays, in id order: sorting 150k tokens
+    // would cost several milliseconds per row and step, for the same distribution.
 
     if params.min_p > 0.0 {
-        // Relative to the most likely token: weight(top) == 1 after the max shift.
+        // Relative to the most likely token, whose weight is 1 after the max shift.
         let floor = params.min_p;
-        let top_weight = weight(order[0]);
-        order.retain(|&t| weight(t) >= floor * top_weight);
+        order.retain(|&t| weight(t) >= floor);
     }
 
     let weights: Vec<f32> = order.iter().map(|&t| weight(t)).collect();

@@ -4,6 +4,7 @@
 use candle_core::{Device, Tensor};
 
 use super::config::ModelConfig;
+use super::decode_attention;
 use super::kv_cache::KvCache;
 use super::rope::Rope;
 use super::Block;
@@ -60,10 +61,22 @@ pub(super) fn self_attention(
             for i in 0..t {
                 let seen = past + i + 1;
                 let q_one = q_span.narrow(1, i, 1)?;
+                let (keys_seen, values_seen) =
+                    (keys.narrow(1, 0, seen)?, values.narrow(1, 0, seen)?);
+                if let Some(out) = decode_attention::attend_one(
+                    &q_one,
+                    &keys_seen,
+                    &values_seen,
+                    group,
+                    scale as f32,
+                )? {
+                    outputs.push(out);
+                    continue;
+                }
                 let out = attend(
                     &q_one,
-                    &keys.narrow(1, 0, seen)?,
-                    &values.narrow(1, 0, seen)?,
+                    &keys_seen,
+                    &values_seen,
                     None,
                     (kv_heads, group, 1, head_dim, scale),
                 )?;

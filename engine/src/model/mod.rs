@@ -7,6 +7,7 @@
 
 mod attention;
 pub mod config;
+mod decode_attention;
 mod kernel_op;
 mod kv_cache;
 mod linear;

@@ -329,6 +329,46 @@ struct Batch<'m> {
     cache: KvCache,
     slots: Vec<Slot<'m>>,
     requests: Vec<Active>,
+    timings: StepTimings,
+}
+
+/// Where step time goes, logged at debug level every [`StepTimings::EVERY`] steps.
+#[derive(Default)]
+struct StepTimings {
+    steps: u32,
+    rows: usize,
+    tokens: usize,
+    forward: std::time::Duration,
+    sampling: std::time::Duration,
+}
+
+impl StepTimings {
+    const EVERY: u32 = 100;
+
+    fn record(
+        &mut self,
+        rows: usize,
+        tokens: usize,
+        forward: std::time::Duration,
+        sampling: std::time::Duration,
+    ) {
+        self.steps += 1;
+        self.rows += rows;
+        self.tokens += tokens;
+        self.forward += forward;
+        self.sampling += sampling;
+        if self.steps == Self::EVERY {
+            let steps = f64::from(self.steps);
+            tracing::debug!(
+                mean_rows = self.rows as f64 / steps,
+                mean_tokens = self.tokens as f64 / steps,
+                forward_ms = self.forward.as_secs_f64() * 1e3 / steps,
+                sampling_ms = self.sampling.as_secs_f64() * 1e3 / steps,
+                "scheduler steps"
+            );
+            *self = StepTimings::default();
+        }
+    }
 }
 
 impl<'m> Batch<'m> {
@@ -340,6 +380,7 @@ impl<'m> Batch<'m> {
             cache: model.new_cache(Some(config.context)),
             slots: Vec::new(),
             requests: Vec::new(),
+            timings: StepTimings::default(),
         }
     }
 
@@ -412,6 +453,7 @@ impl<'m> Batch<'m> {
             });
         }
         let batch: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
+        let forward_started = Instant::now();
         let out = self
             .model
             .forward(&mut self.cache, &batch, LogitsFor::Last)?;
@@ -425,6 +467,7 @@ impl<'m> Batch<'m> {
                 })
             })
             .collect::<Result<_>>()?;
+        let forward = forward_started.elapsed();
 
         // Prompts that are now fully cached become `n` decoding rows.
         let now = Instant::now();
@@ -485,8 +528,15 @@ impl<'m> Batch<'m> {
                 }
             })
             .collect();
+        let pick_started = Instant::now();
         pick_parallel(&mut jobs);
         let picks: Vec<Option<u32>> = jobs.into_iter().map(|job| job.picked).collect();
+        self.timings.record(
+            self.slots.len(),
+            inputs.iter().map(Vec::len).sum(),
+            forward,
+            pick_started.elapsed(),
+        );
 
         // Stream, and find the rows that ended.
         let mut ended = Vec::new();
