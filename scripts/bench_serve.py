@@ -4,7 +4,8 @@ time each, for several C, against `k2 serve` and llama-cpp-python's server with 
 on the same machine, in one run.
 
 Each client asks GSM8K problems one after another (streaming, temperature 0.7, max_tokens
---max-tokens) until the time is up. Reported per level: aggregate tokens/s (streamed content
+--max-tokens). Tokens are counted in a window of --seconds after a --warmup (steady state:
+every client's first prompt is in), and every client hangs up at the window's end. Reported per level: aggregate tokens/s (streamed content
 chunks, one per token on both servers), mean per-client tokens/s, p50/p99 time to first token,
 completed requests and errors; and aggregate throughput at each level vs 1 client.
 
@@ -61,8 +62,9 @@ def model_path(name):
     return matches[0]
 
 
-def one_request(port, problem, max_tokens, seed, headers):
-    """Streams one completion; returns (time to first token, tokens, error)."""
+def one_request(port, problem, max_tokens, seed, headers, window=(0.0, float("inf"))):
+    """Streams one completion; returns (time to first token, tokens inside `window`, error).
+    At the window's end the client hangs up (the server must free the request's rows)."""
     body = json.dumps({
         "messages": [{"role": "user", "content": problem}],
         "stream": True, "max_tokens": max_tokens, "temperature": 0.7, "seed": seed,
@@ -84,11 +86,16 @@ def one_request(port, problem, max_tokens, seed, headers):
             if data == "[DONE]":
                 break
             chunk = json.loads(data)
+            now = time.perf_counter()
+            if now >= window[1]:
+                return first, tokens, "cut"
             for choice in chunk.get("choices", []):
                 if (choice.get("delta") or {}).get("content"):
-                    tokens += 1
+                    tokens += window[0] <= now
                     if first is None:
-                        first = time.perf_counter() - started
+                        first = now - started
+        if first is None:
+            return None, tokens, "empty answer"
         return first, tokens, None
     except Exception as e:  # noqa: BLE001 - every failure counts as an error
         return None, tokens, str(e)
@@ -96,8 +103,12 @@ def one_request(port, problem, max_tokens, seed, headers):
         conn.close()
 
 
-def load_level(port, clients, seconds, problems, max_tokens, headers):
-    deadline = time.perf_counter() + seconds
+def load_level(port, clients, seconds, warmup, problems, max_tokens, headers):
+    begin = time.perf_counter()
+    # Tokens count from the end of the warm-up (every client has had its first prompt
+    # processed) to the deadline, where every client hangs up: steady state only.
+    window = (begin + warmup, begin + warmup + seconds)
+    deadline = window[1]
     lock = threading.Lock()
     ttfts, per_client, errors = [], [0] * clients, []
     completed = [0]
@@ -106,10 +117,12 @@ def load_level(port, clients, seconds, problems, max_tokens, headers):
         rng = random.Random(i)
         while time.perf_counter() < deadline:
             first, tokens, error = one_request(
-                port, rng.choice(problems), max_tokens, rng.randrange(1 << 30), headers
+                port, rng.choice(problems), max_tokens, rng.randrange(1 << 30), headers, window
             )
             with lock:
                 per_client[i] += tokens
+                if error == "cut":
+                    break
                 if error:
                     errors.append(error)
                 else:
@@ -117,13 +130,12 @@ def load_level(port, clients, seconds, problems, max_tokens, headers):
                     if first is not None:
                         ttfts.append(first)
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = seconds
     ttfts.sort()
 
     def pct(p):
@@ -131,7 +143,8 @@ def load_level(port, clients, seconds, problems, max_tokens, headers):
 
     return {
         "clients": clients,
-        "seconds": round(elapsed, 1),
+        "seconds": elapsed,
+        "warmup": warmup,
         "aggregate_tok_s": sum(per_client) / elapsed,
         "per_client_tok_s": statistics.mean(per_client) / elapsed,
         "ttft_p50_s": pct(0.50),
@@ -153,13 +166,15 @@ def run_server(name, args, port, health):
     return proc
 
 
-def bench(name, proc, port, levels, seconds, problems, max_tokens, headers):
+def bench(name, proc, port, levels, seconds, warmup, problems, max_tokens, headers):
     try:
         # Warm-up: first-request costs (page-in, allocation) are not part of any level.
         one_request(port, problems[0], 16, 0, headers)
         rows = []
         for clients in levels:
-            row = load_level(port, clients, seconds, problems, max_tokens, headers)
+            row = load_level(port, clients, seconds, warmup, problems, max_tokens, headers)
+            # Let the server notice the hang-ups before the next level starts.
+            time.sleep(2)
             row["server"] = name
             rows.append(row)
             print(f"[bench] {name} {json.dumps(row)}", file=sys.stderr)
@@ -190,7 +205,8 @@ def main():
     ap.add_argument("--k2", default=str(ROOT / "target/release/k2"))
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 32])
-    ap.add_argument("--seconds", type=float, default=40)
+    ap.add_argument("--seconds", type=float, default=40, help="measured time per level")
+    ap.add_argument("--warmup", type=float, default=10, help="unmeasured time before it")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/gsm8k-dev.jsonl"))
@@ -210,7 +226,7 @@ def main():
          "--max-rows", str(max_rows), "--max-waiting", str(4 * max_rows)],
         port, "/health",
     )
-    rows += bench("k2 serve", proc, port, args.clients, args.seconds, problems,
+    rows += bench("k2 serve", proc, port, args.clients, args.seconds, args.warmup, problems,
                   args.max_tokens, {"Authorization": f"Bearer {TOKEN}",
                                     "Content-Type": "application/json"})
 
@@ -220,10 +236,13 @@ def main():
             "llama-cpp-python",
             [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--port", str(port),
              "--host", "127.0.0.1", "--n_ctx", "4096", "--n_threads", str(args.threads),
-             "--verbose", "false"],
+             # By default a new request interrupts the one being answered (its client gets
+             # an empty answer); queueing is what a classroom needs.
+             "--interrupt_requests", "false", "--verbose", "false"],
             port, "/v1/models",
         )
-        rows += bench("llama-cpp-python", proc, port, args.clients, args.seconds, problems,
+        rows += bench("llama-cpp-python", proc, port, args.clients, args.seconds, args.warmup,
+                      problems,
                       args.max_tokens, {"Content-Type": "application/json"})
 
     print(table(rows))

@@ -44,6 +44,11 @@ impl SamplingParams {
         Self::default()
     }
 
+    /// Neither top-k, top-p nor min-p removes any token.
+    pub fn keeps_whole_vocabulary(&self) -> bool {
+        !(self.top_k > 0 || self.top_p < 1.0 || self.min_p > 0.0)
+    }
+
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0 || self.top_k == 1
     }
@@ -130,6 +135,10 @@ impl Sampler {
         if self.params.is_greedy() {
             return argmax(logits);
         }
+        if self.params.keeps_whole_vocabulary() {
+            let u = self.uniform();
+            return sample_softmax(logits, self.params.temperature, u);
+        }
         let dist = distribution(&self.params, logits);
         let u = self.uniform();
         dist.pick(u)
@@ -139,6 +148,28 @@ impl Sampler {
     pub fn uniform(&mut self) -> f32 {
         self.rng.random::<f32>()
     }
+}
+
+/// Draws from softmax(logits / temperature) over the whole vocabulary, in id order, with `u`
+/// uniform in [0, 1): the same token `distribution(..).pick(u)` gives, without building the
+/// 150k-entry distribution (no sort, no allocation; a server samples every row every step).
+fn sample_softmax(logits: &[f32], temperature: f32, u: f32) -> u32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let inv_t = 1.0 / temperature;
+    let weight = |l: f32| ((l - max) * inv_t).exp();
+    let total: f32 = logits.iter().map(|&l| weight(l)).sum();
+    let mut acc = 0.0;
+    for (i, &l) in logits.iter().enumerate() {
+        acc += weight(l) / total;
+        if u < acc {
+            return i as u32;
+        }
+    }
+    // Rounding can leave the running sum a hair below 1: the last token that has any mass.
+    logits
+        .iter()
+        .rposition(|&l| weight(l) > 0.0)
+        .unwrap_or(logits.len() - 1) as u32
 }
 
 /// The most likely token; ties go to the lowest id, as in llama.cpp.
@@ -305,6 +336,17 @@ mod tests {
         let d = distribution(&params(1.0, 0, 0.5, 0.0), &logits);
         assert_eq!(d.tokens.len(), 2500);
         assert!((d.probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn whole_vocabulary_sampling_draws_what_the_distribution_picks() {
+        let logits: Vec<f32> = (0..500).map(|i| ((i * 31) % 17) as f32 * 0.4).collect();
+        let p = params(0.8, 0, 1.0, 0.0);
+        let dist = distribution(&p, &logits);
+        for k in 0..200 {
+            let u = k as f32 / 200.0;
+            assert_eq!(sample_softmax(&logits, 0.8, u), dist.pick(u), "u = {u}");
+        }
     }
 
     #[test]

@@ -401,3 +401,26 @@ fn reasoning_sent_as_reasoning_content_arrives_as_the_candidates_reasoning() {
     assert!(view.candidates[0].answer_text.contains("\\boxed{19}"));
     assert_eq!(view.final_answer.unwrap().answer.as_deref(), Some("19"));
 }
+
+#[test]
+fn a_server_that_stays_busy_is_retried_then_reported() {
+    let address = fake_server(|head, stream| {
+        models_or(head, stream, |stream| {
+            let body = r#"{"error":{"message":"queue full","type":"rate_limit_error"}}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        })
+    });
+    let started = Instant::now();
+    let (stderr, _) = failing_solve(address);
+    assert!(stderr.contains("busy (HTTP 429: queue full)"), "{stderr}");
+    // Three retries, each after the server's Retry-After of one second.
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

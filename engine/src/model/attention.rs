@@ -42,9 +42,15 @@ pub(super) fn self_attention(
     let k = rope.apply(&k, cos, sin)?.squeeze(0)?;
     let v = v.squeeze(0)?;
 
-    let scale = 1.0 / (head_dim as f64).sqrt();
-    let group = heads / kv_heads;
-    let mut outputs = Vec::with_capacity(spans.len());
+    let geometry = Geometry {
+        heads,
+        kv_heads,
+        group: heads / kv_heads,
+        head_dim,
+        scale: 1.0 / (head_dim as f64).sqrt(),
+    };
+    // New keys and values go into the cache first (it needs `&mut`), then rows attend.
+    let mut work = Vec::with_capacity(spans.len());
     for (row, &(start, t)) in spans.iter().enumerate() {
         if t == 0 {
             continue;
@@ -52,56 +58,137 @@ pub(super) fn self_attention(
         let past = cache.len(row);
         let (keys, values) =
             cache.append(layer, row, &k.narrow(1, start, t)?, &v.narrow(1, start, t)?)?;
-        let q_span = q.narrow(1, start, t)?;
-        if t <= QUERY_BY_QUERY_MAX {
-            // Each query alone against exactly the keys it may see: the same operations, on
-            // the same shapes, as decoding that token by itself. Speculative verification
-            // then reproduces plain decoding bit for bit (a masked multi-query matmul takes
-            // other gemm paths, and the rounding difference grows through the layers).
-            for i in 0..t {
-                let seen = past + i + 1;
-                let q_one = q_span.narrow(1, i, 1)?;
-                let (keys_seen, values_seen) =
-                    (keys.narrow(1, 0, seen)?, values.narrow(1, 0, seen)?);
-                if let Some(out) = decode_attention::attend_one(
-                    &q_one,
-                    &keys_seen,
-                    &values_seen,
-                    group,
-                    scale as f32,
-                )? {
-                    outputs.push(out);
-                    continue;
-                }
-                let out = attend(
-                    &q_one,
-                    &keys_seen,
-                    &values_seen,
-                    None,
-                    (kv_heads, group, 1, head_dim, scale),
-                )?;
-                outputs.push(
-                    out.reshape((heads, head_dim))?
-                        .reshape((1, heads * head_dim))?,
-                );
+        work.push(RowWork {
+            q: q.narrow(1, start, t)?,
+            keys,
+            values,
+            past,
+            t,
+        });
+    }
+    let outputs = attend_rows(&work, &geometry, h.device())?;
+    Ok(Tensor::cat(&outputs, 0)?)
+}
+
+#[derive(Clone, Copy)]
+struct Geometry {
+    heads: usize,
+    kv_heads: usize,
+    group: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+/// One row's attention inputs: its new queries and everything cached for it.
+struct RowWork {
+    q: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    past: usize,
+    t: usize,
+}
+
+/// Each row's `[t, heads * head_dim]`, in row order. On CPU, rows are split over two threads
+/// by their work (queries × cached positions): rows are independent, and the matmul pool's
+/// threads are idle while attention runs. Each row's arithmetic is the same either way.
+fn attend_rows(work: &[RowWork], geometry: &Geometry, device: &Device) -> Result<Vec<Tensor>> {
+    let threads = k2_kernels::num_threads().min(2);
+    let total: usize = work.iter().map(|w| w.t * (w.past + w.t)).sum();
+    // Below this much work a thread costs more than it saves.
+    const PARALLEL_MIN_WORK: usize = 2048;
+    if !matches!(device, Device::Cpu) || threads < 2 || work.len() < 2 || total < PARALLEL_MIN_WORK
+    {
+        return work.iter().map(|w| attend_row(w, geometry)).collect();
+    }
+    // The first rows up to half the work on a helper thread, the rest here.
+    let mut acc = 0;
+    let split = work
+        .iter()
+        .position(|w| {
+            acc += w.t * (w.past + w.t);
+            acc * 2 >= total
+        })
+        .map_or(work.len(), |i| (i + 1).min(work.len() - 1));
+    let (first, second) = work.split_at(split);
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(|| {
+            first
+                .iter()
+                .map(|w| attend_row(w, geometry))
+                .collect::<Result<Vec<_>>>()
+        });
+        let mine = second
+            .iter()
+            .map(|w| attend_row(w, geometry))
+            .collect::<Result<Vec<_>>>();
+        let mut outputs = helper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        outputs.extend(mine?);
+        Ok(outputs)
+    })
+}
+
+/// One row's attention: `[t, heads * head_dim]`.
+fn attend_row(work: &RowWork, geometry: &Geometry) -> Result<Tensor> {
+    let Geometry {
+        heads,
+        kv_heads,
+        group,
+        head_dim,
+        scale,
+    } = *geometry;
+    let RowWork {
+        q: q_span,
+        keys,
+        values,
+        past,
+        t,
+    } = work;
+    let (past, t) = (*past, *t);
+    if t <= QUERY_BY_QUERY_MAX {
+        // Each query alone against exactly the keys it may see: the same operations, on
+        // the same shapes, as decoding that token by itself. Speculative verification
+        // then reproduces plain decoding bit for bit (a masked multi-query matmul takes
+        // other gemm paths, and the rounding difference grows through the layers).
+        let mut outputs = Vec::with_capacity(t);
+        for i in 0..t {
+            let seen = past + i + 1;
+            let q_one = q_span.narrow(1, i, 1)?;
+            let (keys_seen, values_seen) = (keys.narrow(1, 0, seen)?, values.narrow(1, 0, seen)?);
+            if let Some(out) =
+                decode_attention::attend_one(&q_one, &keys_seen, &values_seen, group, scale as f32)?
+            {
+                outputs.push(out);
+                continue;
             }
-        } else {
-            let mask = causal_mask(group, t, past, h.device())?;
             let out = attend(
-                &q_span,
-                &keys,
-                &values,
-                Some(&mask),
-                (kv_heads, group, t, head_dim, scale),
+                &q_one,
+                &keys_seen,
+                &values_seen,
+                None,
+                (kv_heads, group, 1, head_dim, scale),
             )?;
             outputs.push(
-                out.reshape((heads, t, head_dim))?
-                    .transpose(0, 1)?
-                    .reshape((t, heads * head_dim))?,
+                out.reshape((heads, head_dim))?
+                    .reshape((1, heads * head_dim))?,
             );
         }
+        Ok(Tensor::cat(&outputs, 0)?)
+    } else {
+        let mask = causal_mask(group, t, past, q_span.device())?;
+        let out = attend(
+            &q_span,
+            &keys,
+            &values,
+            Some(&mask),
+            (kv_heads, group, t, head_dim, scale),
+        )?;
+        Ok(out
+            .reshape((heads, t, head_dim))?
+            .transpose(0, 1)?
+            .reshape((t, heads * head_dim))?)
     }
-    Ok(Tensor::cat(&outputs, 0)?)
 }
 
 /// Softmax attention of `q` (`[heads, t, head_dim]`) over `keys`/`values`
