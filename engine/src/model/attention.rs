@@ -178,9 +178,9 @@ fn attend_row(work: &RowWork, geometry: &Geometry) -> Result<Tensor> {
     } else {
         let mask = causal_mask(group, t, past, q_span.device())?;
         let out = attend(
-            &q_span,
-            &keys,
-            &values,
+            q_span,
+            keys,
+            values,
             Some(&mask),
             (kv_heads, group, t, head_dim, scale),
         )?;
