@@ -211,6 +211,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/gsm8k-dev.jsonl"))
     ap.add_argument("--skip-llama", action="store_true")
+    ap.add_argument("--k2-flag", action="append", default=[],
+                    help="extra flag for k2 serve (repeatable), e.g. --k2-flag=--no-prefix-cache")
     ap.add_argument("--out", help="write the rows as JSON here")
     args = ap.parse_args()
 
@@ -223,7 +225,7 @@ def main():
     proc = run_server(
         "k2 serve",
         [args.k2, "serve", "--model", str(gguf), "--port", str(port), "--token", TOKEN,
-         "--max-rows", str(max_rows), "--max-waiting", str(4 * max_rows)],
+         "--max-rows", str(max_rows), "--max-waiting", str(4 * max_rows), *args.k2_flag],
         port, "/health",
     )
     rows += bench("k2 serve", proc, port, args.clients, args.seconds, args.warmup, problems,

@@ -112,6 +112,9 @@ fn requests_joining_and_leaving_decode_exactly_as_alone() {
             // As plain prefill: every prompt here goes in one pass, as it does alone.
             prefill_budget: 512,
             context: 2048,
+            // Prompts computed whole, as alone (a cached prefix was computed in another
+            // request's pass, whose shape rounds differently).
+            prefix_cache: false,
         },
     )
     .unwrap();
@@ -232,6 +235,7 @@ fn a_full_queue_is_refused_with_a_retry_estimate_and_bad_requests_are_rejected()
             max_waiting: 1,
             prefill_budget: 64,
             context: 256,
+            prefix_cache: true,
         },
     )
     .unwrap();
@@ -302,4 +306,85 @@ fn rows_that_fill_the_context_end_with_context_full() {
         assert!(rows[0].token_ids.len() <= 11);
     }
     scheduler.shutdown();
+}
+
+#[test]
+fn a_prompt_prefix_shared_by_requests_is_computed_once() {
+    let scheduler = Scheduler::start(model(), SchedulerConfig::default()).unwrap();
+    let lm = model();
+    let system = "You are a patient mathematics tutor for a class of students preparing for \
+                  competitions. Explain every step, check the arithmetic twice, and end with \
+                  the final answer in a box.";
+    let prompt = |question: &str| {
+        let text = lm
+            .template
+            .render(
+                &[ChatMessage::system(system), ChatMessage::user(question)],
+                true,
+            )
+            .unwrap();
+        lm.tokenizer.encode_prompt(&text, true).unwrap()
+    };
+    let questions = ["What is 2 + 2?", "What is 3 * 5?", "What is 10 - 7?"];
+    let prompts: Vec<Vec<u32>> = questions.iter().map(|q| prompt(q)).collect();
+    let shared = prompts[0]
+        .iter()
+        .zip(&prompts[1])
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(shared > 30, "the system prompt is shared: {shared} tokens");
+    for (i, ids) in prompts.iter().enumerate() {
+        let request = ServeRequest {
+            prompt_ids: ids.clone(),
+            n: 1,
+            options: options(0.0, 0, 24),
+        };
+        let mut events = scheduler.submit(request, CancelToken::new()).unwrap();
+        let (texts, rows) = collect(&mut events, 1);
+        assert!(!texts[0].is_empty());
+        assert_eq!(rows[0].stats.prompt_tokens, ids.len());
+        let reused = scheduler.load().reused_prompt_tokens;
+        match i {
+            // The first two requests show the prefix is shared; the third starts from it.
+            0 | 1 => assert_eq!(reused, 0),
+            _ => {
+                let with_third = prompts[1]
+                    .iter()
+                    .zip(&prompts[2])
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                assert_eq!(reused, shared.min(with_third) as u64)
+            }
+        }
+    }
+    scheduler.shutdown();
+}
+
+#[test]
+fn a_row_started_from_a_cached_prefix_continues_exactly_like_its_source() {
+    let lm = model();
+    let prompt = chat_tokens("Explain why the sum of two odd numbers is even.");
+    let mut cache = lm.model.new_cache(None);
+    cache.add_row().unwrap();
+    lm.model
+        .forward(&mut cache, &[&prompt], k2_engine::model::LogitsFor::Last)
+        .unwrap();
+    // A second row made from the first row's cached prompt, in a cache of its own.
+    let prefix = cache.prefix_of(0, prompt.len()).unwrap();
+    let mut other = lm.model.new_cache(None);
+    other.add_row_from(&prefix, prompt.len()).unwrap();
+    let next = [prompt[3], prompt[5], prompt[7]];
+    let original = lm
+        .model
+        .forward(&mut cache, &[&next], k2_engine::model::LogitsFor::All)
+        .unwrap()[0]
+        .to_vec2::<f32>()
+        .unwrap();
+    let copied = lm
+        .model
+        .forward(&mut other, &[&next], k2_engine::model::LogitsFor::All)
+        .unwrap()[0]
+        .to_vec2::<f32>()
+        .unwrap();
+    assert_eq!(original, copied, "same cached keys and values, same logits");
 }

@@ -69,6 +69,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "waiting": load.waiting,
         "active_requests": load.active_requests,
         "active_rows": load.active_rows,
+        "reused_prompt_tokens": load.reused_prompt_tokens,
         "max_rows": config.max_rows,
         "max_waiting": config.max_waiting,
     }))

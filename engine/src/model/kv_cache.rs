@@ -105,6 +105,56 @@ impl KvCache {
         Ok(())
     }
 
+    /// A one-row cache holding the first `len` positions of `row` (a prompt prefix that later
+    /// requests can start from, see [`KvCache::add_row_from`]).
+    pub fn prefix_of(&self, row: usize, len: usize) -> Result<KvCache> {
+        let len = len.min(self.lens[row]);
+        let mut prefix = KvCache::new(
+            self.layers.len(),
+            self.kv_heads,
+            self.head_dim,
+            self.max_len,
+            self.dtype,
+            &self.device,
+        );
+        for (layer, rows) in self.layers.iter().enumerate() {
+            prefix.layers[layer].push(RowKv {
+                keys: rows[row].keys.narrow(1, 0, len)?.copy()?,
+                values: rows[row].values.narrow(1, 0, len)?.copy()?,
+            });
+        }
+        prefix.lens.push(len);
+        prefix.capacity = len;
+        Ok(prefix)
+    }
+
+    /// Adds a row that starts with the first `len` positions of `source`'s row 0 (a cache
+    /// of the same model), and returns its index.
+    pub fn add_row_from(&mut self, source: &KvCache, len: usize) -> Result<usize> {
+        let len = len.min(source.lens.first().copied().unwrap_or(0));
+        if source.layers.len() != self.layers.len()
+            || (source.kv_heads, source.head_dim) != (self.kv_heads, self.head_dim)
+        {
+            return Err(EngineError::InvalidSetting(
+                "a cached prefix from another model cannot start this row".into(),
+            ));
+        }
+        let longest = self.lens.iter().max().copied().unwrap_or(0);
+        self.reserve(len.saturating_sub(longest))?;
+        let row = self.add_row()?;
+        for (layer, rows) in self.layers.iter_mut().enumerate() {
+            let from = &source.layers[layer][0];
+            rows[row]
+                .keys
+                .slice_set(&from.keys.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+            rows[row]
+                .values
+                .slice_set(&from.values.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+        }
+        self.lens[row] = len;
+        Ok(row)
+    }
+
     /// Keeps only `rows`, in that order (drops finished candidates, reorders for the caller).
     pub fn select(&mut self, rows: &[usize]) {
         for layer in &mut self.layers {

@@ -24,6 +24,10 @@ pub struct SchedulerConfig {
     pub prefill_budget: usize,
     /// Positions per row (prompt and completion), at most the model's context.
     pub context: usize,
+    /// Start new rows from the cached keys and values of the prompt prefix that recent
+    /// requests shared (the system prompt and template, in a classroom every request's),
+    /// instead of recomputing it. Off: every prompt is computed whole, exactly as alone.
+    pub prefix_cache: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -33,6 +37,7 @@ impl Default for SchedulerConfig {
             max_waiting: 64,
             prefill_budget: 512,
             context: 4096,
+            prefix_cache: true,
         }
     }
 }
@@ -66,6 +71,8 @@ pub struct Load {
     pub waiting: usize,
     pub active_requests: usize,
     pub active_rows: usize,
+    /// Prompt tokens taken from the prefix cache instead of computed, since the start.
+    pub reused_prompt_tokens: u64,
 }
 
 /// A handle to the scheduler thread; cheap to clone.
@@ -279,10 +286,26 @@ fn admit(state: &mut QueueState, batch: &mut Batch<'_>) {
     };
 }
 
+/// Shared prompt prefixes shorter than this are recomputed (copying is not worth it).
+const MIN_SHARED_PREFIX: usize = 16;
+
+/// The keys and values of a prompt prefix that recent requests shared.
+struct CachedPrefix {
+    tokens: Vec<u32>,
+    kv: KvCache,
+}
+
+/// Length of the common prefix of `a` and `b`.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 /// A request being served.
 struct Active {
     id: u64,
     prompt: Vec<u32>,
+    /// Tokens this prompt shares with the one admitted before it.
+    shared_with_previous: usize,
     n: usize,
     options: GenerateOptions,
     events: mpsc::UnboundedSender<ServeEvent>,
@@ -330,6 +353,9 @@ struct Batch<'m> {
     slots: Vec<Slot<'m>>,
     requests: Vec<Active>,
     timings: StepTimings,
+    prefix: Option<CachedPrefix>,
+    last_prompt: Vec<u32>,
+    reused_prompt_tokens: u64,
 }
 
 /// Where step time goes, logged at debug level every [`StepTimings::EVERY`] steps.
@@ -381,6 +407,9 @@ impl<'m> Batch<'m> {
             slots: Vec::new(),
             requests: Vec::new(),
             timings: StepTimings::default(),
+            prefix: None,
+            last_prompt: Vec::new(),
+            reused_prompt_tokens: 0,
         }
     }
 
@@ -398,6 +427,7 @@ impl<'m> Batch<'m> {
             waiting: 0,
             active_requests: self.requests.len(),
             active_rows: self.rows_in_use(),
+            reused_prompt_tokens: self.reused_prompt_tokens,
         }
     }
 
@@ -405,14 +435,35 @@ impl<'m> Batch<'m> {
         let admitted = Instant::now();
         let queue_seconds = (admitted - pending.submitted).as_secs_f64();
         let _ = pending.events.send(ServeEvent::Admitted { queue_seconds });
-        self.cache.add_row()?;
+        let prompt = pending.request.prompt_ids;
+        let shared_with_previous = common_prefix(&self.last_prompt, &prompt);
+        self.last_prompt.clone_from(&prompt);
+        // At least the prompt's last token is computed: its logits give the first token.
+        let reusable = match &self.prefix {
+            Some(prefix) if self.config.prefix_cache => {
+                common_prefix(&prefix.tokens, &prompt).min(prompt.len() - 1)
+            }
+            _ => 0,
+        };
+        let next = match &self.prefix {
+            Some(prefix) if reusable >= MIN_SHARED_PREFIX => {
+                self.cache.add_row_from(&prefix.kv, reusable)?;
+                self.reused_prompt_tokens += reusable as u64;
+                reusable
+            }
+            _ => {
+                self.cache.add_row()?;
+                0
+            }
+        };
         self.slots.push(Slot {
             request: pending.id,
-            state: SlotState::Prefill { next: 0 },
+            state: SlotState::Prefill { next },
         });
         self.requests.push(Active {
             id: pending.id,
-            prompt: pending.request.prompt_ids,
+            prompt,
+            shared_with_previous,
             n: pending.request.n,
             options: pending.request.options,
             events: pending.events,
@@ -486,6 +537,18 @@ impl<'m> Batch<'m> {
                 continue;
             }
             active.prefilled = Some(now);
+            let shared = active.shared_with_previous.min(active.prompt.len() - 1);
+            if self.config.prefix_cache && shared >= MIN_SHARED_PREFIX {
+                let covered = self.prefix.as_ref().is_some_and(|p| {
+                    p.tokens.len() >= shared && p.tokens[..shared] == active.prompt[..shared]
+                });
+                if !covered {
+                    self.prefix = Some(CachedPrefix {
+                        tokens: active.prompt[..shared].to_vec(),
+                        kv: self.cache.prefix_of(i, shared)?,
+                    });
+                }
+            }
             let (n, seed) = (active.n, active.options.sampling.seed);
             let options = active.options.clone();
             if n > 1 {

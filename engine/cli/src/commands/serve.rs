@@ -43,6 +43,10 @@ pub struct Args {
     /// clients already answering; higher: faster first tokens).
     #[arg(long, default_value_t = 512)]
     pub prefill_budget: usize,
+    /// Compute every prompt whole instead of starting from the cached prefix that recent
+    /// requests shared (the system prompt and template).
+    #[arg(long)]
+    pub no_prefix_cache: bool,
     /// The built browser UI to serve at / [default: ui/dist if present].
     #[arg(long)]
     pub ui: Option<PathBuf>,
@@ -82,6 +86,7 @@ pub fn run(args: Args) -> Result<()> {
             max_waiting: args.max_waiting,
             prefill_budget: args.prefill_budget,
             context: args.context,
+            prefix_cache: !args.no_prefix_cache,
         },
         limits: Limits {
             max_body_bytes: args.max_body_kib * 1024,

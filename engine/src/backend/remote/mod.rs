@@ -74,6 +74,10 @@ impl RemoteBackend {
     pub fn connect(config: RemoteConfig) -> Result<Self> {
         let api = api_base(&config.url)?;
         let agent = ureq::AgentBuilder::new()
+            // Every request opens its own connection: a pooled one may have been closed by
+            // the server (idle timeout, restart) and a POST on it cannot be safely retried.
+            // Completions are long streams, so a connection per request costs nothing.
+            .max_idle_connections(0)
             .timeout_connect(config.connect_timeout)
             .timeout_read(config.idle_timeout)
             .timeout_write(config.idle_timeout)
