@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::Device;
 
-use crate::chat::ChatTemplate;
+use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::model::{load_gguf, load_safetensors, LoadProgress, Model, ModelConfig};
@@ -17,6 +17,15 @@ pub struct LoadedModel {
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
     pub info: ModelInfo,
+}
+
+impl LoadedModel {
+    /// A conversation as the model's prompt: rendered by its chat template (ending where the
+    /// assistant's turn starts) and tokenized, the template's special tokens parsed as such.
+    pub fn chat_prompt_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let prompt = self.template.render(messages, true)?;
+        self.tokenizer.encode_prompt(&prompt, true)
+    }
 }
 
 /// Loads the model at `path` onto `device`, reporting weight bytes read to `progress`.

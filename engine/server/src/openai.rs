@@ -155,15 +155,9 @@ impl ChatCompletionRequest {
             .validate()
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
 
-        let prompt = state
-            .model
-            .template
-            .render(&messages, true)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let prompt_ids = state
             .model
-            .tokenizer
-            .encode_prompt(&prompt, true)
+            .chat_prompt_ids(&messages)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(Prepared {
             request: ServeRequest {

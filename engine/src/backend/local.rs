@@ -56,9 +56,7 @@ impl Backend for LocalBackend {
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(usize, &str),
     ) -> Result<Vec<Completion>> {
-        let prompt = self.model.template.render(messages, true)?;
-        // The template's own special tokens must be parsed as such.
-        let prompt_ids = self.model.tokenizer.encode_prompt(&prompt, true)?;
+        let prompt_ids = self.model.chat_prompt_ids(messages)?;
         let batch = BatchOptions {
             n,
             generate: options.clone(),

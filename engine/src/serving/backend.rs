@@ -34,8 +34,7 @@ impl Backend for ScheduledBackend {
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(usize, &str),
     ) -> Result<Vec<Completion>> {
-        let prompt = self.model.template.render(messages, true)?;
-        let prompt_ids = self.model.tokenizer.encode_prompt(&prompt, true)?;
+        let prompt_ids = self.model.chat_prompt_ids(messages)?;
         let request = ServeRequest {
             prompt_ids,
             n,

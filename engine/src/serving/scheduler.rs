@@ -661,12 +661,12 @@ impl<'m> Batch<'m> {
             .filter(|&i| abandoned.contains(&self.slots[i].request))
             .collect();
         self.remove_slots(&slots, Some(StopReason::Cancelled));
-        // Prefilling requests have rows not yet in any slot: their rows end too.
+        // A request still prefilling has no decoding rows yet: each of its rows ends with an
+        // empty, cancelled result.
         for active in &mut self.requests {
             if abandoned.contains(&active.id) && active.prefilled.is_none() {
                 for row in 0..active.n {
-                    let decoder = RowDecoder::new(self.tokenizer, &active.options, 0, false);
-                    let mut decoder = decoder;
+                    let mut decoder = RowDecoder::new(self.tokenizer, &active.options, 0, false);
                     decoder.finish(StopReason::Cancelled, &mut |_| {});
                     active.send(ServeEvent::Finished {
                         row,
