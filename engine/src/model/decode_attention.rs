@@ -40,31 +40,51 @@ pub(super) fn attend_one(
     }
     let (k_start, v_start) = (k_layout.start_offset(), v_layout.start_offset());
 
+    // The query heads sharing a key/value head go together: each cached key and value row
+    // is loaded once for the whole group instead of once per head. Per head, the arithmetic
+    // and its order are unchanged.
     let mut out = vec![0f32; heads * head_dim];
-    let mut scores = vec![0f32; len];
-    for h in 0..heads {
-        let kv = h / group;
-        let q_h = &q[h * head_dim..(h + 1) * head_dim];
-        let mut max = f32::NEG_INFINITY;
-        for (j, score) in scores.iter_mut().enumerate() {
+    let mut scores = vec![0f32; group * len];
+    let mut maxima = vec![f32::NEG_INFINITY; group];
+    for kv in 0..kv_heads {
+        let q_group = &q[kv * group * head_dim..(kv + 1) * group * head_dim];
+        maxima.fill(f32::NEG_INFINITY);
+        for j in 0..len {
             let at = k_start + kv * k_stride[0] + j * k_stride[1];
-            *score = dot(q_h, &k_data[at..at + head_dim]) * scale;
-            max = max.max(*score);
-        }
-        let mut total = 0f32;
-        for score in scores.iter_mut() {
-            *score = (*score - max).exp();
-            total += *score;
-        }
-        let out_h = &mut out[h * head_dim..(h + 1) * head_dim];
-        for (j, &weight) in scores.iter().enumerate() {
-            let at = v_start + kv * v_stride[0] + j * v_stride[1];
-            for (o, &v) in out_h.iter_mut().zip(&v_data[at..at + head_dim]) {
-                *o += weight * v;
+            let key = &k_data[at..at + head_dim];
+            for g in 0..group {
+                let score = dot(&q_group[g * head_dim..(g + 1) * head_dim], key) * scale;
+                scores[g * len + j] = score;
+                maxima[g] = maxima[g].max(score);
             }
         }
-        let inv = 1.0 / total;
-        out_h.iter_mut().for_each(|o| *o *= inv);
+        let mut totals = vec![0f32; group];
+        for g in 0..group {
+            for score in &mut scores[g * len..(g + 1) * len] {
+                *score = (*score - maxima[g]).exp();
+                totals[g] += *score;
+            }
+        }
+        let out_group = &mut out[kv * group * head_dim..(kv + 1) * group * head_dim];
+        for j in 0..len {
+            let at = v_start + kv * v_stride[0] + j * v_stride[1];
+            let value = &v_data[at..at + head_dim];
+            for g in 0..group {
+                let weight = scores[g * len + j];
+                for (o, &v) in out_group[g * head_dim..(g + 1) * head_dim]
+                    .iter_mut()
+                    .zip(value)
+                {
+                    *o += weight * v;
+                }
+            }
+        }
+        for g in 0..group {
+            let inv = 1.0 / totals[g];
+            out_group[g * head_dim..(g + 1) * head_dim]
+                .iter_mut()
+                .for_each(|o| *o *= inv);
+        }
     }
     Ok(Some(Tensor::from_vec(
         out,
