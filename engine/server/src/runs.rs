@@ -24,14 +24,7 @@ pub async fn start_run(
     Json(request): Json<RunRequest>,
 ) -> Result<Response, ApiError> {
     check(&state, &request)?;
-    let load = state.scheduler.load();
-    if load.waiting >= state.scheduler.config().max_waiting {
-        return Err(k2_engine::EngineError::Busy {
-            reason: format!("{} requests are waiting", load.waiting),
-            retry_after_s: 10,
-        }
-        .into());
-    }
+    state.scheduler.check_room()?;
     let (out, stream) = mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
     let cancel = CancelToken::new();
     std::thread::Builder::new()

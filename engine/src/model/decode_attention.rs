@@ -46,9 +46,11 @@ pub(super) fn attend_one(
     let mut out = vec![0f32; heads * head_dim];
     let mut scores = vec![0f32; group * len];
     let mut maxima = vec![f32::NEG_INFINITY; group];
+    let mut totals = vec![0f32; group];
     for kv in 0..kv_heads {
         let q_group = &q[kv * group * head_dim..(kv + 1) * group * head_dim];
         maxima.fill(f32::NEG_INFINITY);
+        totals.fill(0.0);
         for j in 0..len {
             let at = k_start + kv * k_stride[0] + j * k_stride[1];
             let key = &k_data[at..at + head_dim];
@@ -58,7 +60,6 @@ pub(super) fn attend_one(
                 maxima[g] = maxima[g].max(score);
             }
         }
-        let mut totals = vec![0f32; group];
         for g in 0..group {
             for score in &mut scores[g * len..(g + 1) * len] {
                 *score = (*score - maxima[g]).exp();

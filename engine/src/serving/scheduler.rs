@@ -169,17 +169,7 @@ impl Scheduler {
                 "the model's scheduler has stopped".into(),
             ));
         }
-        // Requests queue until the scheduler's next step admits them: those that free rows
-        // will take at once never count against the waiting limit.
-        let free_rows = config.max_rows.saturating_sub(state.load.active_rows);
-        if state.waiting.len() >= config.max_waiting + free_rows {
-            let rounds = (state.waiting.len() as f64 / config.max_rows as f64).ceil() + 1.0;
-            let retry_after_s = (state.service_seconds.max(1.0) * rounds).ceil().min(120.0) as u64;
-            return Err(EngineError::Busy {
-                reason: format!("{} requests are waiting", state.waiting.len()),
-                retry_after_s,
-            });
-        }
+        state.check_room(&config)?;
         let id = state.next_id;
         state.next_id += 1;
         state.waiting.push_back(Pending {
@@ -195,10 +185,42 @@ impl Scheduler {
         Ok(receiver)
     }
 
+    /// `Err(Busy)` when a new request would be refused for a full queue: what `submit`
+    /// checks, for callers (the scaffold endpoint) that must refuse before starting work.
+    pub fn check_room(&self) -> Result<()> {
+        self.shared.lock().check_room(&self.shared.config)
+    }
+
     /// Stops the thread: waiting and active requests fail with a message.
     pub fn shutdown(&self) {
         self.shared.lock().stopped = true;
         self.shared.wake.notify_one();
+    }
+}
+
+impl QueueState {
+    /// Refuses a new request when the queue is full. Requests queue until the scheduler's next
+    /// step admits them: those that free rows will take at once never count against the
+    /// waiting limit.
+    fn check_room(&self, config: &SchedulerConfig) -> Result<()> {
+        let free_rows = config.max_rows.saturating_sub(self.load.active_rows);
+        if self.waiting.len() < config.max_waiting + free_rows {
+            return Ok(());
+        }
+        let rounds = (self.waiting.len() as f64 / config.max_rows as f64).ceil() + 1.0;
+        let retry_after_s = (self.service_seconds.max(1.0) * rounds).ceil().min(120.0) as u64;
+        Err(EngineError::Busy {
+            reason: format!("{} requests are waiting", self.waiting.len()),
+            retry_after_s,
+        })
+    }
+
+    /// Publishes the queue's and the batch's current load.
+    fn publish_load(&mut self, batch: &Batch<'_>) {
+        self.load = Load {
+            waiting: self.waiting.len(),
+            ..batch.load()
+        };
     }
 }
 
@@ -255,10 +277,7 @@ fn run(shared: &Shared, model: &LoadedModel) {
                 0.8 * state.service_seconds + 0.2 * seconds
             };
         }
-        state.load = Load {
-            waiting: state.waiting.len(),
-            ..batch.load()
-        };
+        state.publish_load(&batch);
     }
 }
 
@@ -280,10 +299,7 @@ fn admit(state: &mut QueueState, batch: &mut Batch<'_>) {
             tracing::error!(error = %e, "could not add a request to the batch");
         }
     }
-    state.load = Load {
-        waiting: state.waiting.len(),
-        ..batch.load()
-    };
+    state.publish_load(batch);
 }
 
 /// Shared prompt prefixes shorter than this are recomputed (copying is not worth it).
