@@ -66,12 +66,34 @@ fn cuda() -> std::result::Result<SelectedDevice, String> {
     if !candle_core::utils::cuda_is_available() {
         return Err("is not built in (build with --features cuda)".into());
     }
-    let device = Device::new_cuda(0).map_err(|e| format!("has no usable GPU ({e})"))?;
+    let device = shared_cuda_device()?;
     Ok(SelectedDevice {
         device,
         name: "cuda",
         reason: "CUDA GPU 0 found".into(),
     })
+}
+
+/// GPU 0, opened once per process: every model (target, draft, planner) then runs on the
+/// same CUDA stream, so stream order alone orders every use of every tensor. That is why
+/// candle's per-tensor event tracking is switched off: it records and waits on events
+/// around each operation to order uses across streams, several microseconds per
+/// operation, and a 64-layer decoding step runs over a thousand small operations.
+fn shared_cuda_device() -> std::result::Result<Device, String> {
+    static DEVICE: std::sync::OnceLock<std::result::Result<Device, String>> =
+        std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let device = Device::new_cuda(0).map_err(|e| format!("has no usable GPU ({e})"))?;
+            #[cfg(feature = "cuda")]
+            if let Device::Cuda(cuda) = &device {
+                // SAFETY: tensors are created after this call and used on this device's
+                // one stream only (see above); nothing crosses to another stream.
+                unsafe { cuda.disable_event_tracking() };
+            }
+            Ok(device)
+        })
+        .clone()
 }
 
 fn metal() -> std::result::Result<SelectedDevice, String> {

@@ -27,21 +27,7 @@ pub(super) fn self_attention(
     layer: usize,
     spans: &[(usize, usize)],
 ) -> Result<Tensor> {
-    let n = h.dim(0)?;
     let (heads, kv_heads, head_dim) = (config.num_heads, config.num_kv_heads, config.head_dim);
-    let split_heads = |x: Tensor, count: usize| -> Result<Tensor> {
-        Ok(x.reshape((n, count, head_dim))?
-            .transpose(0, 1)?
-            .contiguous()?
-            .unsqueeze(0)?)
-    };
-    let q = split_heads(block.q.forward(h)?, heads)?;
-    let k = split_heads(block.k.forward(h)?, kv_heads)?;
-    let v = split_heads(block.v.forward(h)?, kv_heads)?;
-    let q = rope.apply(&q, cos, sin)?.squeeze(0)?;
-    let k = rope.apply(&k, cos, sin)?.squeeze(0)?;
-    let v = v.squeeze(0)?;
-
     let geometry = Geometry {
         heads,
         kv_heads,
@@ -49,6 +35,19 @@ pub(super) fn self_attention(
         head_dim,
         scale: 1.0 / (head_dim as f64).sqrt(),
     };
+    let qkv = block.qkv.forward(h)?;
+    let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
+    #[cfg(feature = "cuda")]
+    if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
+        return cuda_self_attention(q, k, v, rope, (cos, sin), cache, layer, spans, &geometry);
+    }
+    let q = rope
+        .apply(&heads_major(q, heads, head_dim)?, cos, sin)?
+        .squeeze(0)?;
+    let k = rope
+        .apply(&heads_major(k, kv_heads, head_dim)?, cos, sin)?
+        .squeeze(0)?;
+    let v = heads_major(v, kv_heads, head_dim)?.squeeze(0)?;
     // New keys and values go into the cache first (it needs `&mut`), then rows attend.
     let mut work = Vec::with_capacity(spans.len());
     for (row, &(start, t)) in spans.iter().enumerate() {
@@ -68,6 +67,102 @@ pub(super) fn self_attention(
     }
     let outputs = attend_rows(&work, &geometry, h.device())?;
     Ok(Tensor::cat(&outputs, 0)?)
+}
+
+/// `[t, count * head_dim]` token rows → `[1, count, t, head_dim]`, contiguous (the layout
+/// rotary embedding and the matmul attention take).
+fn heads_major(x: &Tensor, count: usize, head_dim: usize) -> Result<Tensor> {
+    let t = x.dim(0)?;
+    Ok(x.contiguous()?
+        .reshape((t, count, head_dim))?
+        .transpose(0, 1)?
+        .contiguous()?
+        .unsqueeze(0)?)
+}
+
+/// On CUDA, every query of a short span (decoding, verification) goes through the fused
+/// kernels of `cuda_attention`, all rows in two launches, straight from the projections
+/// (rotary embedding included); prefill spans take the matmul path.
+#[cfg(feature = "cuda")]
+#[allow(clippy::too_many_arguments)]
+fn cuda_self_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    rope: &Rope,
+    (cos, sin): (&Tensor, &Tensor),
+    cache: &mut KvCache,
+    layer: usize,
+    spans: &[(usize, usize)],
+    geometry: &Geometry,
+) -> Result<Tensor> {
+    use super::cuda_attention::{write_and_attend, Lane, LaneGeometry};
+
+    let short = |t: usize| t > 0 && t <= QUERY_BY_QUERY_MAX;
+    let mut lanes = Vec::new();
+    for (row, &(start, t)) in spans.iter().enumerate() {
+        if short(t) {
+            let past = cache.len(row);
+            lanes.extend((0..t).map(|i| Lane {
+                tok: start + i,
+                pos: past + i,
+                row,
+            }));
+        }
+    }
+    let fused = if lanes.is_empty() {
+        None
+    } else {
+        let lane_geometry = LaneGeometry {
+            heads: geometry.heads,
+            kv_heads: geometry.kv_heads,
+            head_dim: geometry.head_dim,
+            scale: geometry.scale as f32,
+            interleaved_rope: rope.interleaved(),
+        };
+        Some(write_and_attend(
+            (q, k, v),
+            (cos, sin),
+            &cache.layer_storage(layer),
+            &lanes,
+            &lane_geometry,
+        )?)
+    };
+    // Spans in order: short ones are slices of the fused result, long ones attend as on CPU.
+    let (heads, kv_heads, head_dim) = (geometry.heads, geometry.kv_heads, geometry.head_dim);
+    let mut outputs = Vec::with_capacity(spans.len());
+    let mut lane = 0;
+    for (row, &(start, t)) in spans.iter().enumerate() {
+        if t == 0 {
+            continue;
+        }
+        if short(t) {
+            let fused = fused.as_ref().expect("short spans have lanes");
+            outputs.push(fused.narrow(0, lane, t)?);
+            lane += t;
+            continue;
+        }
+        let (cos, sin) = (cos.narrow(0, start, t)?, sin.narrow(0, start, t)?);
+        let rows = |x: &Tensor, count| heads_major(&x.narrow(0, start, t)?, count, head_dim);
+        let q_span = rope.apply(&rows(q, heads)?, &cos, &sin)?.squeeze(0)?;
+        let k_span = rope.apply(&rows(k, kv_heads)?, &cos, &sin)?.squeeze(0)?;
+        let v_span = rows(v, kv_heads)?.squeeze(0)?;
+        let past = cache.len(row);
+        let (keys, values) = cache.append(layer, row, &k_span, &v_span)?;
+        let work = RowWork {
+            q: q_span,
+            keys,
+            values,
+            past,
+            t,
+        };
+        outputs.push(attend_row(&work, geometry)?);
+    }
+    Ok(if outputs.len() == 1 {
+        outputs.pop().expect("one output")
+    } else {
+        Tensor::cat(&outputs, 0)?
+    })
 }
 
 #[derive(Clone, Copy)]

@@ -31,6 +31,10 @@ impl KernelMatrix {
         KernelMatrix(self.0.top_rows(rows))
     }
 
+    pub fn storage_bytes(&self) -> usize {
+        self.0.size_bytes()
+    }
+
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
         let x = if x.dtype() == DType::F32 {
             x.contiguous()?

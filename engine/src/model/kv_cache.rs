@@ -52,6 +52,10 @@ impl KvCache {
         }
     }
 
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     pub fn rows(&self) -> usize {
         self.lens.len()
     }
@@ -161,6 +165,16 @@ impl KvCache {
             *layer = rows.iter().map(|&r| layer[r].clone()).collect();
         }
         self.lens = rows.iter().map(|&r| self.lens[r]).collect();
+    }
+
+    /// Every row's whole key and value storage for `layer` (`[kv_heads, capacity, head_dim]`,
+    /// contiguous), for kernels that write new positions themselves.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(super) fn layer_storage(&self, layer: usize) -> Vec<(&Tensor, &Tensor)> {
+        self.layers[layer]
+            .iter()
+            .map(|r| (&r.keys, &r.values))
+            .collect()
     }
 
     /// Forgets every position of `row` from `len` on (rejected speculative tokens).

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 
 use crate::error::Result;
 
@@ -32,9 +32,18 @@ impl Matrix {
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Matrix::Candle { matmul, .. } => matmul.forward(x)?,
-            Matrix::Dense(w) => x.matmul(&w.t()?)?,
+            Matrix::Dense(w) => dense_matmul(x, w)?,
             Matrix::Kernel(w) => w.matmul(x)?,
         })
+    }
+
+    /// Bytes of weights one product reads: what bounds decoding speed on a GPU.
+    pub fn storage_bytes(&self) -> usize {
+        match self {
+            Matrix::Candle { tensor, .. } => tensor.storage_size_in_bytes(),
+            Matrix::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
+            Matrix::Kernel(w) => w.storage_bytes(),
+        }
     }
 
     /// The first `rows` output rows as a new matrix, where the representation allows it
@@ -51,10 +60,22 @@ impl Matrix {
     pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Matrix::Candle { tensor, .. } => tensor.embedding(ids)?,
-            Matrix::Dense(w) => w.index_select(ids, 0)?,
+            Matrix::Dense(w) => w.index_select(ids, 0)?.to_dtype(DType::F32)?,
             Matrix::Kernel(w) => w.rows(ids)?,
         })
     }
+}
+
+/// `x @ w^T`. Half-precision weights (bf16/f16, kept so on a GPU) multiply activations
+/// cast to their type, so the product reads half the bytes and runs on the matrix units;
+/// the result returns to the f32 of the residual stream.
+fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dtype() == w.dtype() {
+        return Ok(x.matmul(&w.t()?)?);
+    }
+    Ok(x.to_dtype(w.dtype())?
+        .matmul(&w.t()?)?
+        .to_dtype(x.dtype())?)
 }
 
 pub struct Linear {
@@ -75,6 +96,10 @@ impl Linear {
             None => None,
         };
         Some(Linear::new(Arc::new(self.weight.top_rows(rows)?), bias))
+    }
+
+    pub fn weight(&self) -> &Matrix {
+        &self.weight
     }
 
     /// `x`: `[m, in]` → `[m, out]`.

@@ -14,6 +14,7 @@ use candle_core::{Device, Tensor};
 use super::config::ModelConfig;
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
+use super::projections::{stacked_bias, Projections};
 use super::rope::Rope;
 use super::{Block, Model};
 use crate::error::{EngineError, Result};
@@ -105,6 +106,53 @@ impl TensorReader<'_> {
         Ok(Arc::new(Matrix::candle(q)?))
     }
 
+    /// Layers reading one input: on a GPU, stacked into one matrix when they share a block
+    /// format (see `projections`); on CPU, or with mixed formats, separate.
+    fn projections(&mut self, prefixes: &[String]) -> Result<Projections> {
+        let separate = |reader: &mut Self| -> Result<Projections> {
+            let parts = prefixes.iter().map(|p| reader.linear(p));
+            Ok(Projections::Separate(parts.collect::<Result<_>>()?))
+        };
+        if self.device.is_cpu() {
+            return separate(self);
+        }
+        // Dims are `[out, in]`; stacking needs one format and one input width.
+        let infos = &self.gguf.content.tensor_infos;
+        let formats: Vec<_> = prefixes
+            .iter()
+            .filter_map(|p| infos.get(&format!("{p}.weight")))
+            .map(|i| (i.ggml_dtype, i.shape.dims().to_vec()))
+            .collect();
+        let (dtype, in_features) = match formats.first() {
+            Some((dtype, dims)) if dims.len() == 2 => (*dtype, dims[1]),
+            _ => return separate(self),
+        };
+        let stackable = formats.len() == prefixes.len()
+            && formats
+                .iter()
+                .all(|(d, dims)| *d == dtype && dims.len() == 2 && dims[1] == in_features);
+        if !stackable {
+            return separate(self);
+        }
+        let mut bytes = Vec::new();
+        let mut outs = Vec::with_capacity(prefixes.len());
+        for p in prefixes {
+            let (_, dims) = self.read_raw(&format!("{p}.weight"))?;
+            bytes.extend_from_slice(&self.buffer);
+            outs.push(dims[0]);
+        }
+        let rows: usize = outs.iter().sum();
+        let q = qtensor_from_ggml(dtype, &bytes, vec![rows, in_features], &self.device)?;
+        let biases = prefixes
+            .iter()
+            .map(|p| self.optional_vector(&format!("{p}.bias")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Projections::Stacked {
+            linear: Linear::new(Arc::new(Matrix::candle(q)?), stacked_bias(biases, &outs)?),
+            outs,
+        })
+    }
+
     fn linear(&mut self, prefix: &str) -> Result<Linear> {
         let weight = self.matrix(&format!("{prefix}.weight"))?;
         let bias = self.optional_vector(&format!("{prefix}.bias"))?;
@@ -140,13 +188,10 @@ pub fn load_gguf(
         let p = |name: &str| format!("blk.{i}.{name}");
         blocks.push(Block {
             attn_norm: reader.vector(&p("attn_norm.weight"))?,
-            q: reader.linear(&p("attn_q"))?,
-            k: reader.linear(&p("attn_k"))?,
-            v: reader.linear(&p("attn_v"))?,
+            qkv: reader.projections(&[p("attn_q"), p("attn_k"), p("attn_v")])?,
             o: reader.linear(&p("attn_output"))?,
             mlp_norm: reader.vector(&p("ffn_norm.weight"))?,
-            gate: reader.linear(&p("ffn_gate"))?,
-            up: reader.linear(&p("ffn_up"))?,
+            gate_up: reader.projections(&[p("ffn_gate"), p("ffn_up")])?,
             down: reader.linear(&p("ffn_down"))?,
         });
     }

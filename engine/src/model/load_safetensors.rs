@@ -1,5 +1,5 @@
 //! Building a [`Model`] from a Hugging Face folder: `config.json` and one or more
-//! `*.safetensors` files (memory-mapped; weights kept dense in f32 for exactness).
+//! `*.safetensors` files (memory-mapped; weights dense in f32 on CPU for exactness, bf16/f16 kept on GPUs).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
 use super::linear::{Linear, Matrix};
+use super::projections::{stacked_bias, Projections};
 use super::rope::Rope;
 use super::{Block, Model};
 use crate::error::{EngineError, Result};
@@ -25,20 +26,58 @@ impl Weights {
     }
 
     fn tensor(&self, name: &str) -> Result<Tensor> {
+        Ok(self.tensor_as_stored(name)?.to_dtype(DType::F32)?)
+    }
+
+    fn tensor_as_stored(&self, name: &str) -> Result<Tensor> {
         if !self.has(name) {
             return Err(EngineError::CorruptModel {
                 path: self.folder.clone(),
                 reason: format!("tensor `{name}` is missing"),
             });
         }
-        Ok(self
-            .tensors
-            .load(name, &self.device)?
-            .to_dtype(DType::F32)?)
+        Ok(self.tensors.load(name, &self.device)?)
+    }
+
+    /// A weight matrix: half precision stays half on a GPU (a 32B model in bf16 would not
+    /// fit widened to f32, and the GPU multiplies bf16 at full speed); f32 elsewhere.
+    fn matrix(&self, name: &str) -> Result<Tensor> {
+        let w = self.tensor_as_stored(name)?;
+        let keep = !self.device.is_cpu() && matches!(w.dtype(), DType::BF16 | DType::F16);
+        Ok(if keep { w } else { w.to_dtype(DType::F32)? })
+    }
+
+    /// Layers reading one input: stacked into one matrix on a GPU (see `projections`).
+    fn projections(&self, prefixes: &[String]) -> Result<Projections> {
+        if self.device.is_cpu() {
+            let parts = prefixes.iter().map(|p| self.linear(p));
+            return Ok(Projections::Separate(parts.collect::<Result<_>>()?));
+        }
+        let weights = prefixes
+            .iter()
+            .map(|p| self.matrix(&format!("{p}.weight")))
+            .collect::<Result<Vec<_>>>()?;
+        let outs = weights
+            .iter()
+            .map(|w| w.dim(0))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let biases = prefixes
+            .iter()
+            .map(|p| {
+                let name = format!("{p}.bias");
+                self.has(&name).then(|| self.tensor(&name)).transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let weight = Arc::new(Matrix::Dense(Tensor::cat(&weights, 0)?));
+        let bias = stacked_bias(biases, &outs)?;
+        Ok(Projections::Stacked {
+            linear: Linear::new(weight, bias),
+            outs,
+        })
     }
 
     fn linear(&self, prefix: &str) -> Result<Linear> {
-        let weight = Arc::new(Matrix::Dense(self.tensor(&format!("{prefix}.weight"))?));
+        let weight = Arc::new(Matrix::Dense(self.matrix(&format!("{prefix}.weight"))?));
         let bias_name = format!("{prefix}.bias");
         let bias = if self.has(&bias_name) {
             Some(self.tensor(&bias_name)?)
@@ -83,19 +122,20 @@ pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
         device: device.clone(),
     };
 
-    let embed = Arc::new(Matrix::Dense(w.tensor("model.embed_tokens.weight")?));
+    let embed = Arc::new(Matrix::Dense(w.matrix("model.embed_tokens.weight")?));
     let mut blocks = Vec::with_capacity(config.num_layers);
     for i in 0..config.num_layers {
         let p = |name: &str| format!("model.layers.{i}.{name}");
         blocks.push(Block {
             attn_norm: w.tensor(&p("input_layernorm.weight"))?,
-            q: w.linear(&p("self_attn.q_proj"))?,
-            k: w.linear(&p("self_attn.k_proj"))?,
-            v: w.linear(&p("self_attn.v_proj"))?,
+            qkv: w.projections(&[
+                p("self_attn.q_proj"),
+                p("self_attn.k_proj"),
+                p("self_attn.v_proj"),
+            ])?,
             o: w.linear(&p("self_attn.o_proj"))?,
             mlp_norm: w.tensor(&p("post_attention_layernorm.weight"))?,
-            gate: w.linear(&p("mlp.gate_proj"))?,
-            up: w.linear(&p("mlp.up_proj"))?,
+            gate_up: w.projections(&[p("mlp.gate_proj"), p("mlp.up_proj")])?,
             down: w.linear(&p("mlp.down_proj"))?,
         });
     }

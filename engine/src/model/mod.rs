@@ -7,13 +7,17 @@
 
 mod attention;
 pub mod config;
+#[cfg(feature = "cuda")]
+mod cuda_attention;
 mod decode_attention;
 mod kernel_op;
 mod kv_cache;
 mod linear;
 mod load_gguf;
 mod load_safetensors;
+mod projections;
 mod rope;
+mod synthetic;
 
 use std::sync::Arc;
 
@@ -25,8 +29,10 @@ pub use linear::{Linear, Matrix};
 pub use load_gguf::load_gguf;
 pub use load_gguf::LoadProgress;
 pub use load_safetensors::{load_safetensors, safetensors_files};
+pub use synthetic::{random_matrix_bytes, synthetic_model, SyntheticSpec, WeightFormat};
 
 use crate::error::{EngineError, Result};
+use projections::Projections;
 use rope::Rope;
 
 /// Which positions a forward pass returns logits for.
@@ -40,13 +46,12 @@ pub enum LogitsFor {
 
 struct Block {
     attn_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k and v, in that order.
+    qkv: Projections,
     o: Linear,
     mlp_norm: Tensor,
-    gate: Linear,
-    up: Linear,
+    /// gate and up, in that order.
+    gate_up: Projections,
     down: Linear,
 }
 
@@ -67,6 +72,24 @@ impl Model {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Bytes of weights one decoding step reads (every layer's matrices and the output
+    /// matrix; the embedding table only gives up one row per token): with the memory
+    /// bandwidth, the floor under a step's time on a GPU.
+    pub fn decode_weight_bytes(&self) -> usize {
+        let layers: usize = self
+            .blocks
+            .iter()
+            .flat_map(|b| {
+                let mut layers = b.qkv.linears();
+                layers.extend(b.gate_up.linears());
+                layers.extend([&b.o, &b.down]);
+                layers
+            })
+            .map(|l| l.weight().storage_bytes())
+            .sum();
+        layers + self.lm_head.weight().storage_bytes()
     }
 
     /// Restricts the output layer to the first `tokens` ids (rounded up to 16), so logits
@@ -167,8 +190,9 @@ impl Model {
             )?;
             x = (x + block.o.forward(&attn)?)?;
             let h = candle_nn::ops::rms_norm(&x, &block.mlp_norm, eps)?;
-            let gate = candle_nn::ops::silu(&block.gate.forward(&h)?)?;
-            let mlp = block.down.forward(&(gate * block.up.forward(&h)?)?)?;
+            let gate_up = block.gate_up.forward(&h)?;
+            let gate = candle_nn::ops::silu(&gate_up[0])?;
+            let mlp = block.down.forward(&(gate * &gate_up[1])?)?;
             x = (x + mlp)?;
         }
         for (row, &(_, t)) in spans.iter().enumerate() {

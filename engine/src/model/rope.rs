@@ -35,6 +35,12 @@ impl Rope {
         })
     }
 
+    /// Whether pairs are (2i, 2i + 1) rather than (i, i + d/2).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub fn interleaved(&self) -> bool {
+        self.style == RopeStyle::Interleaved
+    }
+
     /// Cosine and sine rows for the given positions (`[n]` u32), computed once per forward
     /// pass and shared by every layer.
     pub fn tables(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {

@@ -1,0 +1,540 @@
+//! GPU correctness and speed, measured on the device machine (see `scripts/gpu/run.sh`).
+//!
+//! `device_bench check`: CUDA against CPU on identical random weights in the geometries of
+//!   our real small models and every storage format, plus the CUDA paths the decoders use
+//!   (batched rows, multi-position verification passes, cache truncation) against decoding
+//!   one row, one token at a time.
+//! `device_bench bench --format q4_k_m|q8_0|bf16`: the K2-Think 32B geometry with random
+//!   weights built on the GPU: copy bandwidth, decode tokens/s at several batch sizes,
+//!   prefill tokens/s, the cost of a target pass over 1..8 positions, and decode as a
+//!   fraction of the memory-bandwidth floor.
+//! Both print a table and write JSON (`--out FILE`).
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use k2_engine::model::{
+    synthetic_model, Architecture, KvCache, LogitsFor, Model, ModelConfig, RopeStyle,
+    SyntheticSpec, WeightFormat,
+};
+use serde_json::{json, Value};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let out = flag("--out");
+    // `--cpu` runs everything on the CPU instead: a dry run of the harness itself.
+    let device = if args.iter().any(|a| a == "--cpu") {
+        Device::Cpu
+    } else {
+        cuda()?
+    };
+    let report = match args.first().map(String::as_str) {
+        Some("check") => check(&device)?,
+        Some("bench") => {
+            let format = flag("--format").unwrap_or_else(|| "q8_0".into());
+            let format = WeightFormat::parse(&format).context("unknown --format")?;
+            let batches: Vec<usize> = flag("--batches")
+                .unwrap_or_else(|| "1,3,16".into())
+                .split(',')
+                .map(|b| b.parse())
+                .collect::<std::result::Result<_, _>>()?;
+            let steps = flag("--steps").map_or(Ok(32), |s| s.parse())?;
+            let layers = flag("--layers").map_or(Ok(64), |s| s.parse())?;
+            bench(&device, format, &batches, steps, layers)?
+        }
+        _ => bail!(
+            "usage: device_bench check | bench --format F [--batches 1,3,16] [--steps N] \
+             [--layers N] [--cpu] [--out FILE]"
+        ),
+    };
+    if let Some(out) = out {
+        std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- geometries
+
+fn smollm2_135m() -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Llama,
+        vocab_size: 49152,
+        hidden_size: 576,
+        intermediate_size: 1536,
+        num_layers: 30,
+        num_heads: 9,
+        num_kv_heads: 3,
+        head_dim: 64,
+        rope_theta: 100_000.0,
+        rope_style: RopeStyle::Interleaved,
+        rms_norm_eps: 1e-5,
+        context_length: 2048,
+    }
+}
+
+fn qwen25_05b() -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Qwen2,
+        vocab_size: 151936,
+        hidden_size: 896,
+        intermediate_size: 4864,
+        num_layers: 24,
+        num_heads: 14,
+        num_kv_heads: 2,
+        head_dim: 64,
+        rope_theta: 1_000_000.0,
+        rope_style: RopeStyle::Halves,
+        rms_norm_eps: 1e-6,
+        context_length: 2048,
+    }
+}
+
+/// Qwen2.5-32B, the geometry of K2-Think.
+fn k2_think_32b(layers: usize) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Qwen2,
+        vocab_size: 152064,
+        hidden_size: 5120,
+        intermediate_size: 27648,
+        num_layers: layers,
+        num_heads: 40,
+        num_kv_heads: 8,
+        head_dim: 128,
+        rope_theta: 1_000_000.0,
+        rope_style: RopeStyle::Halves,
+        rms_norm_eps: 1e-5,
+        context_length: 4096,
+    }
+}
+
+fn cuda() -> Result<Device> {
+    let selected = k2_engine::device::select_device(k2_engine::device::DeviceChoice::Cuda)?;
+    Ok(selected.device)
+}
+
+/// Deterministic token ids below `vocab`.
+fn tokens(count: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..count)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) % vocab as u64) as u32
+        })
+        .collect()
+}
+
+fn cache_with_rows(model: &Model, rows: usize, max_len: usize) -> Result<KvCache> {
+    let mut cache = model.new_cache(Some(max_len));
+    for _ in 0..rows {
+        cache.add_row()?;
+    }
+    Ok(cache)
+}
+
+fn to_cpu_f32(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?)
+}
+
+/// ‖a − b‖ / ‖b‖.
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        diff += ((x - y) as f64).powi(2);
+        norm += (*y as f64).powi(2);
+    }
+    if a.iter().any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
+    (diff / norm.max(1e-30)).sqrt()
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 {
+                (i, x)
+            } else {
+                best
+            }
+        })
+        .0 as u32
+}
+
+// ---------------------------------------------------------------- correctness
+
+/// How far CUDA may sit from the exact (dense f32) function of the weights, as a multiple of
+/// how far our CPU path sits, plus a floor for formats the CPU computes exactly.
+struct Tolerance {
+    vs_cpu_error: f64,
+    floor: f64,
+}
+
+fn tolerance(format: WeightFormat) -> Tolerance {
+    match format {
+        // The CPU widens half-precision weights to f32 (exact); CUDA multiplies in bf16/f16,
+        // rounding activations to 8 (bf16) or 11 (f16) bits of mantissa.
+        WeightFormat::Bf16 => Tolerance {
+            vs_cpu_error: 1.0,
+            floor: 3e-2,
+        },
+        WeightFormat::F16 => Tolerance {
+            vs_cpu_error: 1.0,
+            floor: 5e-3,
+        },
+        // Both quantize activations to 8 bits, each its own way: errors of one size (CUDA's
+        // Q4_1 products measured 2.0x ours, the other formats 0.7-1.0x).
+        _ => Tolerance {
+            vs_cpu_error: 2.5,
+            floor: 1e-3,
+        },
+    }
+}
+
+fn check(gpu: &Device) -> Result<Value> {
+    let cases = [
+        ("smollm2-135m", smollm2_135m(), false, WeightFormat::Q4_1),
+        ("smollm2-135m", smollm2_135m(), false, WeightFormat::Q8_0),
+        ("smollm2-135m", smollm2_135m(), false, WeightFormat::F16),
+        ("qwen2.5-0.5b", qwen25_05b(), true, WeightFormat::Q4KM),
+        ("qwen2.5-0.5b", qwen25_05b(), true, WeightFormat::Q8_0),
+        ("qwen2.5-0.5b", qwen25_05b(), true, WeightFormat::Bf16),
+    ];
+    let mut results = Vec::new();
+    let mut failures = 0;
+    println!(
+        "{:<14} {:<7} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}  verdict",
+        "geometry", "format", "cpu~ref", "cuda~ref", "argmax", "batched", "multipos", "truncate"
+    );
+    for (name, config, tied, format) in cases {
+        let spec = |dense_reference| SyntheticSpec {
+            config: config.clone(),
+            format,
+            tied_output: tied,
+            seed: 11,
+            dense_reference,
+        };
+        let reference = synthetic_model(&spec(true), &Device::Cpu)?;
+        let cpu_model = synthetic_model(&spec(false), &Device::Cpu)?;
+        let gpu_model = synthetic_model(&spec(false), gpu)?;
+        let vocab = config.vocab_size;
+        let prompt = tokens(24, vocab, 1);
+        let steps = 16;
+
+        // The reference decodes greedily; the others are fed the same tokens, so every
+        // step compares like with like even where a near-tie flips an argmax.
+        let (ref_logits, forced) = greedy(&reference, &prompt, steps)?;
+        let worst = |logits: &[Vec<f32>]| {
+            ref_logits
+                .iter()
+                .zip(logits)
+                .map(|(r, l)| rel_err(l, r))
+                .fold(0f64, f64::max)
+        };
+        let cpu_err = worst(&teacher_forced(&cpu_model, &prompt, &forced)?);
+        let gpu_logits = teacher_forced(&gpu_model, &prompt, &forced)?;
+        let gpu_err = worst(&gpu_logits);
+        let same_argmax = ref_logits
+            .iter()
+            .zip(&gpu_logits)
+            .filter(|(r, g)| argmax(r) == argmax(g))
+            .count();
+
+        let batched = batched_vs_alone(&gpu_model, vocab)?;
+        let multipos = multi_position_vs_single(&gpu_model, &prompt, vocab)?;
+        let truncate = truncate_vs_fresh(&gpu_model, &prompt, vocab)?;
+        let tol = tolerance(format);
+        let allowed = (tol.vs_cpu_error * cpu_err).max(tol.floor);
+        // Other paths through the same kernels: at most the error CUDA has anyway.
+        let paths_allowed = gpu_err.max(1e-5);
+        let ok = gpu_err <= allowed
+            && batched <= paths_allowed
+            && multipos <= paths_allowed
+            && truncate <= 1e-6
+            // Random weights give near-flat logits, where 8-bit noise flips close calls.
+            && same_argmax * 10 >= ref_logits.len() * 8;
+        failures += usize::from(!ok);
+        println!(
+            "{:<14} {:<7} {:>9.2e} {:>9.2e} {:>4}/{:<2} {:>9.2e} {:>9.2e} {:>9.2e}  {}",
+            name,
+            format.name(),
+            cpu_err,
+            gpu_err,
+            same_argmax,
+            ref_logits.len(),
+            batched,
+            multipos,
+            truncate,
+            if ok { "ok" } else { "FAIL" }
+        );
+        results.push(json!({
+            "geometry": name, "format": format.name(),
+            "cpu_vs_reference_rel_err": cpu_err, "cuda_vs_reference_rel_err": gpu_err,
+            "cuda_allowed_rel_err": allowed, "argmax_agree_with_reference": same_argmax,
+            "positions": ref_logits.len(), "batched_rel_err": batched,
+            "multi_position_rel_err": multipos, "truncate_rel_err": truncate, "ok": ok,
+        }));
+    }
+    println!("{} passed, {} failed", results.len() - failures, failures);
+    if failures > 0 {
+        bail!("{failures} CUDA correctness case(s) failed");
+    }
+    Ok(json!({ "check": results }))
+}
+
+/// Logits after the prompt and after each of `steps` greedy tokens, and those tokens.
+fn greedy(model: &Model, prompt: &[u32], steps: usize) -> Result<(Vec<Vec<f32>>, Vec<u32>)> {
+    let mut cache = cache_with_rows(model, 1, prompt.len() + steps + 1)?;
+    let mut logits = vec![to_cpu_f32(
+        &model.forward(&mut cache, &[prompt], LogitsFor::Last)?[0],
+    )?];
+    let mut chosen = Vec::new();
+    for _ in 0..steps {
+        let next = argmax(logits.last().expect("one logits row"));
+        chosen.push(next);
+        logits.push(to_cpu_f32(
+            &model.forward(&mut cache, &[&[next]], LogitsFor::Last)?[0],
+        )?);
+    }
+    Ok((logits, chosen))
+}
+
+fn teacher_forced(model: &Model, prompt: &[u32], forced: &[u32]) -> Result<Vec<Vec<f32>>> {
+    let mut cache = cache_with_rows(model, 1, prompt.len() + forced.len() + 1)?;
+    let mut logits = vec![to_cpu_f32(
+        &model.forward(&mut cache, &[prompt], LogitsFor::Last)?[0],
+    )?];
+    for &t in forced {
+        logits.push(to_cpu_f32(
+            &model.forward(&mut cache, &[&[t]], LogitsFor::Last)?[0],
+        )?);
+    }
+    Ok(logits)
+}
+
+/// Three rows of different lengths prefilled and decoded together vs each alone.
+fn batched_vs_alone(model: &Model, vocab: usize) -> Result<f64> {
+    let prompts = [
+        tokens(24, vocab, 2),
+        tokens(17, vocab, 3),
+        tokens(9, vocab, 4),
+    ];
+    let follow: Vec<Vec<u32>> = (0..3).map(|r| tokens(8, vocab, 10 + r)).collect();
+    let mut cache = cache_with_rows(model, 3, 40)?;
+    let batch: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let mut together: Vec<Vec<Vec<f32>>> = model
+        .forward(&mut cache, &batch, LogitsFor::Last)?
+        .iter()
+        .map(|l| Ok(vec![to_cpu_f32(l)?]))
+        .collect::<Result<_>>()?;
+    for step in 0..8 {
+        let ids: Vec<[u32; 1]> = follow.iter().map(|f| [f[step]]).collect();
+        let batch: Vec<&[u32]> = ids.iter().map(|i| i.as_slice()).collect();
+        for (row, l) in model
+            .forward(&mut cache, &batch, LogitsFor::Last)?
+            .iter()
+            .enumerate()
+        {
+            together[row].push(to_cpu_f32(l)?);
+        }
+    }
+    let mut worst = 0f64;
+    for row in 0..3 {
+        let alone = teacher_forced(model, &prompts[row], &follow[row])?;
+        for (a, t) in alone.iter().zip(&together[row]) {
+            worst = worst.max(rel_err(t, a));
+        }
+    }
+    Ok(worst)
+}
+
+/// One pass over 8 new positions (speculative verification) vs 8 one-token passes.
+fn multi_position_vs_single(model: &Model, prompt: &[u32], vocab: usize) -> Result<f64> {
+    let draft = tokens(8, vocab, 20);
+    let mut cache = cache_with_rows(model, 1, prompt.len() + 9)?;
+    model.forward(&mut cache, &[prompt], LogitsFor::Last)?;
+    let all = model.forward(&mut cache, &[&draft], LogitsFor::All)?;
+    let all = to_cpu_f32(&all[0])?;
+    let single = teacher_forced(model, prompt, &draft)?;
+    // single[i + 1] follows draft[i]; all's row i likewise.
+    Ok((0..draft.len())
+        .map(|i| rel_err(&all[i * vocab..(i + 1) * vocab], &single[i + 1]))
+        .fold(0f64, f64::max))
+}
+
+/// Going 8 positions further, truncating back and taking other tokens equals never having
+/// gone further.
+fn truncate_vs_fresh(model: &Model, prompt: &[u32], vocab: usize) -> Result<f64> {
+    let (rejected, taken) = (tokens(8, vocab, 30), tokens(4, vocab, 31));
+    let mut cache = cache_with_rows(model, 1, prompt.len() + 9)?;
+    model.forward(&mut cache, &[prompt], LogitsFor::Last)?;
+    model.forward(&mut cache, &[&rejected], LogitsFor::All)?;
+    cache.truncate(0, prompt.len());
+    let after = to_cpu_f32(&model.forward(&mut cache, &[&taken], LogitsFor::All)?[0])?;
+    let mut fresh_cache = cache_with_rows(model, 1, prompt.len() + 9)?;
+    model.forward(&mut fresh_cache, &[prompt], LogitsFor::Last)?;
+    let fresh = to_cpu_f32(&model.forward(&mut fresh_cache, &[&taken], LogitsFor::All)?[0])?;
+    Ok(rel_err(&after, &fresh))
+}
+
+// ---------------------------------------------------------------- speed
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Milliseconds of `f` per call, median of `reps` after one warm-up, device synchronized.
+fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    device.synchronize()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        f()?;
+        device.synchronize()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(times))
+}
+
+/// Device-to-device copy of 2 GiB of random data into a buffer allocated once (the driver's
+/// copy, as `cudaMemcpy` does it), counting bytes read plus bytes written (GB/s): the
+/// ceiling decode speed is held against.
+fn copy_bandwidth(device: &Device) -> Result<f64> {
+    let elems = 1usize << 29;
+    let src = Tensor::rand(0f32, 1f32, elems, device)?;
+    let ms = match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(dev) => {
+            let (store, _) = src.storage_and_layout();
+            let candle_core::Storage::Cuda(cs) = &*store else {
+                bail!("not a CUDA tensor")
+            };
+            let from = cs.as_cuda_slice::<f32>()?;
+            let mut to = dev.alloc_zeros::<f32>(elems)?;
+            time_ms(device, 20, || Ok(dev.memcpy_dtod(from, &mut to)?))?
+        }
+        _ => {
+            let dst = Tensor::zeros(elems, DType::F32, device)?;
+            time_ms(device, 20, || Ok(dst.slice_set(&src, 0, 0)?))?
+        }
+    };
+    Ok(2.0 * (elems * 4) as f64 / (ms / 1e3) / 1e9)
+}
+
+fn bench(
+    gpu: &Device,
+    format: WeightFormat,
+    batches: &[usize],
+    steps: usize,
+    layers: usize,
+) -> Result<Value> {
+    let bandwidth = copy_bandwidth(gpu)?;
+    println!("copy bandwidth (read + write): {bandwidth:.0} GB/s");
+
+    let spec = SyntheticSpec {
+        config: k2_think_32b(layers),
+        format,
+        tied_output: false,
+        seed: 5,
+        dense_reference: false,
+    };
+    let start = Instant::now();
+    let model = synthetic_model(&spec, gpu)?;
+    gpu.synchronize()?;
+    let build_s = start.elapsed().as_secs_f64();
+    let weight_bytes = model.decode_weight_bytes();
+    let floor_ms = weight_bytes as f64 / (bandwidth * 1e9) * 1e3;
+    println!(
+        "{} layers, {}: {:.1} GB of weights read per step (built in {build_s:.0} s); floor {floor_ms:.2} ms per step",
+        layers,
+        format.name(),
+        weight_bytes as f64 / 1e9
+    );
+    let vocab = spec.config.vocab_size;
+    let prompt_len = 64;
+
+    let mut decode = Vec::new();
+    let mut batch1_ms = None;
+    for &rows in batches {
+        let prompts: Vec<Vec<u32>> = (0..rows)
+            .map(|r| tokens(prompt_len, vocab, 100 + r as u64))
+            .collect();
+        let mut cache = cache_with_rows(&model, rows, prompt_len + steps + 8)?;
+        let batch: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let mut logits = model.forward(&mut cache, &batch, LogitsFor::Last)?;
+        let mut step = || -> Result<()> {
+            // Greedy on the GPU: only the chosen ids come back to the host.
+            let next: Vec<u32> = Tensor::cat(&logits, 0)?.argmax(1)?.to_vec1()?;
+            let ids: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
+            let batch: Vec<&[u32]> = ids.iter().map(|i| i.as_slice()).collect();
+            logits = model.forward(&mut cache, &batch, LogitsFor::Last)?;
+            Ok(())
+        };
+        let step_ms = time_ms(gpu, steps, &mut step)?;
+        let tokens_per_s = rows as f64 / (step_ms / 1e3);
+        if rows == 1 {
+            batch1_ms = Some(step_ms);
+        }
+        let vs_batch1 = batch1_ms.map(|b| step_ms / b);
+        println!(
+            "decode batch {rows:>2}: {step_ms:8.2} ms/step {tokens_per_s:9.1} tok/s  floor fraction {:.2}{}",
+            floor_ms / step_ms,
+            vs_batch1.map_or(String::new(), |r| format!("  step time {r:.2}x batch 1"))
+        );
+        decode.push(json!({
+            "rows": rows, "step_ms": step_ms, "tokens_per_s": tokens_per_s,
+            "floor_fraction": floor_ms / step_ms, "step_vs_batch1": vs_batch1,
+        }));
+    }
+
+    let prefill_len = 512;
+    let prompt = tokens(prefill_len, vocab, 7);
+    let prefill_ms = time_ms(gpu, 3, || {
+        let mut cache = cache_with_rows(&model, 1, prefill_len)?;
+        model.forward(&mut cache, &[&prompt], LogitsFor::Last)?;
+        Ok(())
+    })?;
+    let prefill_tps = prefill_len as f64 / (prefill_ms / 1e3);
+    println!("prefill {prefill_len} tokens: {prefill_ms:.1} ms, {prefill_tps:.0} tok/s");
+
+    let mut passes = Vec::new();
+    let mut cache = cache_with_rows(&model, 1, prompt_len + 16)?;
+    let base = tokens(prompt_len, vocab, 8);
+    model.forward(&mut cache, &[&base], LogitsFor::Last)?;
+    let mut line = String::from("target pass over k positions (ms):");
+    for k in 1..=8 {
+        let draft = tokens(k, vocab, 40 + k as u64);
+        let ms = time_ms(gpu, 7, || {
+            let logits = model.forward(&mut cache, &[&draft], LogitsFor::All)?;
+            let _ids: Vec<u32> = logits[0].argmax(1)?.to_vec1()?;
+            cache.truncate(0, prompt_len);
+            Ok(())
+        })?;
+        line.push_str(&format!(" {k}:{ms:.2}"));
+        passes.push(json!({ "positions": k, "ms": ms }));
+    }
+    println!("{line}");
+
+    Ok(json!({
+        "format": format.name(), "layers": layers,
+        "copy_bandwidth_gb_s": bandwidth, "weight_bytes_per_step": weight_bytes,
+        "floor_ms_per_step": floor_ms, "build_s": build_s,
+        "decode": decode, "prefill_tokens": prefill_len, "prefill_ms": prefill_ms,
+        "prefill_tokens_per_s": prefill_tps, "verify_passes": passes,
+    }))
+}

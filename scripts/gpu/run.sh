@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool), from the repository root, with the binary that
+# scripts/gpu/build.sh put in .device/. Steps, any subset, in order:
+#   check            CUDA vs CPU logits and the CUDA decoding paths (small geometries)
+#   q4_k_m q8_0 bf16 the K2-Think 32B geometry with random weights in that format
+#   transformers     the same geometry in bf16 through PyTorch transformers (baseline)
+# Logs and JSON go to $OUT (the device tool brings them back).
+set -uo pipefail
+OUT=${OUT:-/tmp/k2-gpu-out}
+mkdir -p "$OUT"
+BIN=.device/device_bench
+status=0
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader \
+    | tee -a "$OUT/gpu.txt"
+for step in "$@"; do
+    echo "== $step"
+    case "$step" in
+        check) "$BIN" check --out "$OUT/check.json" 2>&1 | tee "$OUT/check.log" ;;
+        transformers) PYTHONUNBUFFERED=1 python3 scripts/gpu/transformers_baseline.py \
+            --out "$OUT/transformers.json" 2>&1 | tee "$OUT/transformers.log" ;;
+        *) "$BIN" bench --format "$step" --out "$OUT/bench-$step.json" 2>&1 \
+            | tee "$OUT/bench-$step.log" ;;
+    esac
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
+exit $status
