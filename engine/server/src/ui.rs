@@ -29,7 +29,7 @@ async fn no_ui() -> Html<&'static str> {
         "<h1>K2 Tutor server</h1>",
         "<p>This server answers the OpenAI-compatible API at <code>/v1/chat/completions</code> ",
         "and runs the K2 scaffold at <code>/v1/k2/runs</code> (both need the server's token).</p>",
-        "<p>The browser UI is not built on this machine: build <code>ui/</code> and start ",
-        "<code>k2 serve --ui ui/dist</code>.</p></body></html>"
+        "<p>The browser UI is not built on this machine: run <code>scripts/build-ui.sh</code> ",
+        "and start <code>k2 serve</code> again (or pass <code>--ui DIR</code>).</p></body></html>"
     ))
 }

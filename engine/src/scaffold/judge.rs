@@ -163,9 +163,12 @@ pub fn compare(
             let (done, cut) = if a.finished { (a, b) } else { (b, a) };
             return Ok(verdict(
                 Some(done.id),
+                // Numbered from 1, as people (and the UI) count candidates.
                 format!(
                     "Candidate {} finished and candidate {} did not, so {} wins without judging.",
-                    done.id, cut.id, done.id
+                    done.id + 1,
+                    cut.id + 1,
+                    done.id + 1
                 ),
             ));
         }

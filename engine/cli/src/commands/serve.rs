@@ -95,6 +95,7 @@ pub fn run(args: Args) -> Result<()> {
         ui_dir,
     };
     let model_name = model.info.name.clone();
+    let ui_link_token = config.ui_dir.as_ref().map(|_| config.token.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -104,6 +105,10 @@ pub fn run(args: Args) -> Result<()> {
         .block_on(k2_server::serve(model, config, |address| {
             // Tests and scripts wait for this line.
             eprintln!("k2 serve: serving {model_name} at http://{address}");
+            if let Some(token) = &ui_link_token {
+                // The token rides in the fragment: browsers never send it to the server.
+                eprintln!("  open the app: http://{address}/#token={token}");
+            }
             if address.ip().is_loopback() {
                 eprintln!("  (this machine only; --host 0.0.0.0 serves the lab)");
             }

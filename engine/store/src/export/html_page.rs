@@ -3,7 +3,7 @@
 
 use super::document::Document;
 use super::escape_html;
-use super::markdown::markdown_to_html;
+use k2_render::markdown_to_html;
 
 const STYLE: &str = "\
 body{font:16px/1.55 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2430;background:#fff;margin:0}\

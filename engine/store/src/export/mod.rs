@@ -4,12 +4,9 @@
 
 mod document;
 mod html_page;
-mod markdown;
-mod math;
 
 pub use document::{Document, RunSection, Section};
-pub use markdown::markdown_to_html;
-pub use math::{normalize_math_delimiters, render_math};
+pub use k2_render::{markdown_to_html, normalize_math_delimiters, render_math};
 
 use k2_protocol::{Event, RunView};
 use serde::Serialize;
@@ -88,17 +85,4 @@ fn render(document: &Document, format: ExportFormat) -> String {
     }
 }
 
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use k2_render::escape_html;

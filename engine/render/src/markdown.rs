@@ -3,7 +3,7 @@
 
 use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
 
-use super::math::{normalize_math_delimiters, render_math};
+use crate::math::{normalize_math_delimiters, render_math};
 
 pub fn markdown_to_html(markdown: &str) -> String {
     let text = normalize_math_delimiters(markdown);

@@ -1,0 +1,133 @@
+// End to end in real Chromium: `k2 serve` with a real model serves the built UI; the test
+// solves a problem and watches the plan, the candidates and the answer stream in, stops a run
+// midway, and checks that model-made HTML runs nothing. Screenshots go to $SHOTS (default: a
+// temporary folder) to be looked at.
+// Usage: node ui_e2e.mjs K2_BIN MODEL UI_DIR
+// Prints "N passed, N failed" last and exits non-zero on any failure.
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [k2, model, uiDir] = process.argv.slice(2);
+const token = "ui-e2e-token-" + Math.random().toString(36).slice(2);
+const shots = process.env.SHOTS || mkdtempSync(join(tmpdir(), "k2-ui-"));
+mkdirSync(shots, { recursive: true });
+
+const server = spawn(k2, ["serve", "--model", model, "--port", "0", "--token", token,
+                          "--ui", uiDir, "--max-tokens-limit", "4096"],
+                     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, K2_LOG: "warn" } });
+const origin = await new Promise((resolve, reject) => {
+  let log = "";
+  const timer = setTimeout(() => reject(new Error(`k2 serve did not start:\n${log}`)), 120000);
+  server.stderr.on("data", (chunk) => {
+    log += chunk;
+    const link = log.match(/open the app: (http:\/\/[^/\s]+)\/#token=/);
+    if (link) { clearTimeout(timer); resolve(link[1]); }
+  });
+  server.on("exit", (code) => reject(new Error(`k2 serve exited (${code}):\n${log}`)));
+});
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+const problems = [];
+page.on("pageerror", (error) => problems.push(`script error: ${error.message}`));
+page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+page.on("request", (r) => { if (!r.url().startsWith(origin)) problems.push(`request elsewhere: ${r.url()}`); });
+page.on("dialog", (d) => { problems.push(`a dialog opened: ${d.message()}`); d.dismiss(); });
+
+let passed = 0;
+let failed = 0;
+async function check(name, body) {
+  const before = problems.length;
+  try {
+    await body();
+    if (problems.length > before) throw new Error(problems.slice(before).join("; "));
+    passed += 1;
+    console.log(`ok ${name}`);
+  } catch (error) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${error.message}`);
+    await page.screenshot({ path: join(shots, `failed-${name.replace(/\W+/g, "-")}.png`) }).catch(() => {});
+  }
+}
+const text = (selector) => page.locator(selector).first().innerText();
+const status = () => text("#status");
+
+await check("the app loads and keeps the token out of the address bar", async () => {
+  await page.goto(`${origin}/#token=${token}`);
+  await page.waitForSelector("#solve", { timeout: 15000 });
+  const hash = await page.evaluate(() => location.hash);
+  if (hash !== "") throw new Error(`token still in the URL: ${hash}`);
+  if ((await status()) !== "ready") throw new Error(`status ${await status()}`);
+});
+
+await check("the problem's LaTeX is previewed as it is typed", async () => {
+  await page.fill("#problem", "What is $\\frac{3}{4} + \\frac{1}{4}$? Put the answer in \\boxed{}.");
+  await page.waitForSelector(".preview math", { timeout: 5000 });
+});
+
+await check("a run streams its plan, three candidates and the answer", async () => {
+  await page.fill("#max-tokens", "160");
+  await page.locator("#max-tokens").dispatchEvent("change");
+  await page.click("#solve");
+  await page.waitForSelector("#plan .markdown", { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelectorAll(".candidate").length === 3,
+                             null, { timeout: 60000 });
+  // Streaming: candidate text grows while the run is still going.
+  const streamed = () => [...document.querySelectorAll(".candidate .markdown")]
+    .some((m) => m.innerText.trim().length > 40);
+  await page.waitForFunction(streamed, null, { timeout: 60000 });
+  await page.screenshot({ path: join(shots, "solve-streaming.png") });
+  await page.waitForSelector("#final-answer", { timeout: 180000 });
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 30000 });
+  const summaries = await page.locator(".candidate summary").allInnerTexts();
+  if (!summaries.every((s) => s.startsWith("Thought for"))) throw new Error(`summaries: ${summaries}`);
+  await page.screenshot({ path: join(shots, "solve-done.png"), fullPage: true });
+});
+
+await check("a run stopped midway says so and the next can start", async () => {
+  await page.fill("#max-tokens", "1024");
+  await page.locator("#max-tokens").dispatchEvent("change");
+  await page.fill("#problem", "Write out, step by step, the sum of the integers from 1 to 40.");
+  await page.click("#solve");
+  await page.waitForFunction(() => [...document.querySelectorAll(".candidate .markdown")]
+    .some((m) => m.innerText.trim().length > 20), null, { timeout: 60000 });
+  await page.click("#stop");
+  const summaries = await page.locator(".candidate summary").allInnerTexts();
+  if (!summaries.every((s) => s === "Stopped" || s.startsWith("Thought for"))) {
+    throw new Error(`after Stop the candidates say: ${summaries}`);
+  }
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("stopped"),
+                             null, { timeout: 5000 });
+  if (await page.isDisabled("#solve")) throw new Error("Solve stays disabled after Stop");
+  await page.screenshot({ path: join(shots, "stopped.png") });
+});
+
+await check("HTML and script in text are shown, never run", async () => {
+  await page.evaluate(() => { window.__xss = 0; });
+  await page.fill("#problem", [
+    "<img src=x onerror=\"window.__xss=1\"> <script>window.__xss=2</script>",
+    "[link](javascript:window.__xss=3) $\\href{javascript:window.__xss=4}{x}$",
+  ].join("\n\n"));
+  await page.waitForTimeout(300);
+  const seen = await page.evaluate(() => ({
+    xss: window.__xss,
+    img: document.querySelectorAll(".preview img").length,
+    scripts: document.querySelectorAll(".preview script").length,
+    jsLinks: document.querySelectorAll('.preview a[href^="javascript"]').length,
+  }));
+  if (seen.xss !== 0 || seen.img || seen.scripts || seen.jsLinks) throw new Error(JSON.stringify(seen));
+});
+
+await browser.close();
+server.kill("SIGTERM");
+console.log(`screenshots: ${shots}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);

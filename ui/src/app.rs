@@ -1,0 +1,103 @@
+//! The app: the solve view and the state of the run on screen.
+
+use k2_protocol::{RunRequest, RunView};
+use leptos::prelude::*;
+
+use crate::session;
+use crate::transport::{HttpTransport, RunHandle, Transport};
+use crate::views::{Candidates, FinalAnswer, PlanPanel, ProblemInput, StatusBar, Verdicts};
+
+/// What the page shows of the current run.
+#[derive(Clone, Copy)]
+pub struct RunState {
+    pub view: RwSignal<RunView>,
+    pub running: RwSignal<bool>,
+    /// A failure outside the run's own events (server unreachable, refused).
+    pub failure: RwSignal<Option<String>>,
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let token = RwSignal::new(session::token().unwrap_or_default());
+    let state = RunState {
+        view: RwSignal::new(RunView::default()),
+        running: RwSignal::new(false),
+        failure: RwSignal::new(None),
+    };
+    let problem = RwSignal::new(String::new());
+    let candidates = RwSignal::new(3usize);
+    let plan = RwSignal::new(true);
+    let max_tokens = RwSignal::new(2048usize);
+    let handle: StoredValue<Option<RunHandle>, LocalStorage> = StoredValue::new_local(None);
+
+    let start = move || {
+        let text = problem.get_untracked();
+        if text.trim().is_empty() || state.running.get_untracked() {
+            return;
+        }
+        let mut request = RunRequest::new(text);
+        request.settings.candidates = candidates.get_untracked();
+        request.settings.plan = plan.get_untracked();
+        request.settings.sampling.max_tokens = max_tokens.get_untracked();
+        state.view.set(RunView::default());
+        state.failure.set(None);
+        state.running.set(true);
+        session::remember_token(&token.get_untracked());
+        let transport = HttpTransport {
+            base: session::server_base(),
+            token: token.get_untracked(),
+        };
+        let run = transport.start_run(
+            &request,
+            Box::new(move |event| state.view.update(|v| v.apply(&event))),
+            Box::new(move |failure| {
+                if failure.is_some() {
+                    state.failure.set(failure);
+                }
+                state.running.set(false);
+            }),
+        );
+        handle.set_value(Some(run));
+    };
+    let stop = move || {
+        handle.update_value(|h| {
+            if let Some(run) = h.as_mut() {
+                run.stop();
+            }
+        });
+        state.running.set(false);
+        state.view.update(|v| v.cancelled = true);
+    };
+
+    view! {
+        <header class="topbar">
+            <h1>"K2 Tutor"</h1>
+            <StatusBar state=state />
+        </header>
+        <main>
+            <Show when=move || token.get().is_empty()>
+                <section class="notice">
+                    <p>"This server needs its access token. Open the link "
+                       <code>"k2 serve"</code>" printed, or paste the token here:"</p>
+                    <input id="token" type="password" placeholder="token"
+                        on:change=move |ev| token.set(event_target_value(&ev)) />
+                </section>
+            </Show>
+            <ProblemInput problem=problem candidates=candidates plan=plan max_tokens=max_tokens
+                state=state
+                on_start=start on_stop=stop />
+            <Show when=move || state.failure.get().is_some()>
+                <p class="error" role="alert">{move || state.failure.get().unwrap_or_default()}</p>
+            </Show>
+            <Show when=move || state.view.with(|v| v.error.is_some())>
+                <p class="error" role="alert">
+                    {move || state.view.with(|v| v.error.clone().unwrap_or_default())}
+                </p>
+            </Show>
+            <PlanPanel state=state />
+            <Candidates state=state />
+            <Verdicts state=state />
+            <FinalAnswer state=state />
+        </main>
+    }
+}

@@ -1,0 +1,35 @@
+//! Where the browser app finds its server and token. `k2 serve` prints a link with the token
+//! in the URL fragment (`#token=…`: never sent to any server, not kept in its logs); the app
+//! keeps it in this browser's storage and takes it out of the address bar.
+
+const TOKEN_KEY: &str = "k2.token";
+
+pub fn server_base() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
+/// The token from `#token=…` (remembered), else the remembered one.
+pub fn token() -> Option<String> {
+    let window = web_sys::window()?;
+    let storage = window.local_storage().ok().flatten();
+    let hash = window.location().hash().unwrap_or_default();
+    if let Some(token) = hash.strip_prefix("#token=").filter(|t| !t.is_empty()) {
+        if let Some(storage) = &storage {
+            let _ = storage.set_item(TOKEN_KEY, token);
+        }
+        if let Ok(history) = window.history() {
+            let path = window.location().pathname().unwrap_or_else(|_| "/".into());
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+        }
+        return Some(token.to_owned());
+    }
+    storage?.get_item(TOKEN_KEY).ok().flatten()
+}
+
+pub fn remember_token(token: &str) {
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.set_item(TOKEN_KEY, token);
+    }
+}

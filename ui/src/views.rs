@@ -1,0 +1,229 @@
+//! The solve view's panels. Model text is rendered by k2-render (Markdown, KaTeX math, raw HTML
+//! escaped) and only then put into the page.
+
+use k2_protocol::{FinishReason, SelectionMethod, Stage};
+use k2_render::{markdown_to_html, render_math};
+use leptos::prelude::*;
+
+use crate::app::RunState;
+
+#[component]
+pub fn ProblemInput(
+    problem: RwSignal<String>,
+    candidates: RwSignal<usize>,
+    plan: RwSignal<bool>,
+    max_tokens: RwSignal<usize>,
+    state: RunState,
+    on_start: impl Fn() + Copy + 'static,
+    on_stop: impl Fn() + Copy + 'static,
+) -> impl IntoView {
+    let preview = move || markdown_to_html(&problem.get());
+    view! {
+        <section class="problem">
+            <label for="problem">"Problem"</label>
+            <textarea id="problem" rows="4"
+                placeholder="Type a problem; LaTeX between $…$ is previewed below."
+                prop:value=move || problem.get()
+                on:input=move |ev| problem.set(event_target_value(&ev))
+                on:keydown=move |ev| {
+                    if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+                        on_start();
+                    }
+                } />
+            <div class="preview" inner_html=preview></div>
+            <div class="controls">
+                <label>"Candidates "
+                    <select id="candidates"
+                        on:change=move |ev| {
+                            candidates.set(event_target_value(&ev).parse().unwrap_or(3))
+                        }>
+                        {[1usize, 2, 3, 4, 5].map(|n| view! {
+                            <option value=n.to_string() selected=move || candidates.get() == n>
+                                {n}
+                            </option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label>"Max tokens "
+                    <input id="max-tokens" type="number" min="16" max="32768" step="16"
+                        prop:value=move || max_tokens.get().to_string()
+                        on:change=move |ev| {
+                            if let Ok(n) = event_target_value(&ev).parse::<usize>() {
+                                max_tokens.set(n.clamp(16, 32768));
+                            }
+                        } />
+                </label>
+                <label><input type="checkbox" id="plan" prop:checked=move || plan.get()
+                    on:change=move |ev| plan.set(event_target_checked(&ev)) />" Plan first"</label>
+                <button id="solve" on:click=move |_| on_start()
+                    disabled=move || state.running.get() || problem.get().trim().is_empty()>
+                    "Solve"
+                </button>
+                <button id="stop" on:click=move |_| on_stop()
+                    disabled=move || !state.running.get()>"Stop"</button>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+pub fn StatusBar(state: RunState) -> impl IntoView {
+    let status = move || {
+        state.view.with(|v| {
+            let stage = match v.stage {
+                _ if v.cancelled => "stopped",
+                _ if v.error.is_some() => "failed",
+                None if state.running.get() => "starting",
+                None => "ready",
+                Some(Stage::Planning) => "planning",
+                Some(Stage::Solving) => "solving",
+                Some(Stage::Verifying) => "verifying",
+                Some(Stage::Done) => "done",
+            };
+            let mut line = stage.to_string();
+            if v.elapsed_ms > 0 {
+                line.push_str(&format!(" · {:.1} s", v.elapsed_ms as f64 / 1000.0));
+            }
+            if let Some(stats) = &v.stats {
+                line.push_str(&format!(" · {:.1} tok/s", stats.decode_tokens_per_s));
+                if let Some(rate) = stats.acceptance_rate {
+                    line.push_str(&format!(" · {:.0}% drafts accepted", rate * 100.0));
+                }
+            }
+            line
+        })
+    };
+    view! { <span id="status" class="status">{status}</span> }
+}
+
+#[component]
+pub fn PlanPanel(state: RunState) -> impl IntoView {
+    let has_plan = move || state.view.with(|v| !v.plan.is_empty());
+    let html = move || state.view.with(|v| markdown_to_html(&v.plan));
+    view! {
+        <Show when=has_plan>
+            <section id="plan" class="panel">
+                <h2>"Plan"</h2>
+                <div class="markdown" inner_html=html></div>
+            </section>
+        </Show>
+    }
+}
+
+#[component]
+pub fn Candidates(state: RunState) -> impl IntoView {
+    let count = move || state.view.with(|v| v.candidates.len());
+    view! {
+        <section id="candidates-panel" class="candidates">
+            <For each=move || 0..count() key=|i| *i let:index>
+                <Candidate state=state index=index />
+            </For>
+        </section>
+    }
+}
+
+#[component]
+fn Candidate(state: RunState, index: usize) -> impl IntoView {
+    let with = move |f: &dyn Fn(&k2_protocol::CandidateView) -> String| {
+        state
+            .view
+            .with(|v| v.candidates.get(index).map(f).unwrap_or_default())
+    };
+    let stopped = move || state.view.with(|v| v.cancelled || v.error.is_some());
+    let reasoning = move || with(&|c| markdown_to_html(&c.reasoning));
+    let answer = move || with(&|c| markdown_to_html(&c.answer_text));
+    let answering = move || with(&|c| c.answer_text.clone()).trim().len() > 0;
+    let summary = move || {
+        with(&|c| match &c.finished {
+            Some(done) => format!(
+                "Thought for {:.0} s · {} tokens{}",
+                done.seconds,
+                done.tokens,
+                match done.finish {
+                    FinishReason::Complete => "",
+                    FinishReason::MaxTokens => " · stopped at the token limit",
+                    FinishReason::ContextFull => " · context full",
+                    FinishReason::Cancelled => " · stopped",
+                }
+            ),
+            None if stopped() => "Stopped".into(),
+            None if c.answer_text.is_empty() => "Thinking…".into(),
+            None => "Writing the answer…".into(),
+        })
+    };
+    view! {
+        <article class="candidate" data-index=index>
+            <h3>{format!("Candidate {}", index + 1)}</h3>
+            <details class="reasoning" prop:open=move || !answering()>
+                <summary>{summary}</summary>
+                <div class="markdown" inner_html=reasoning></div>
+            </details>
+            <div class="answer markdown" inner_html=answer></div>
+        </article>
+    }
+}
+
+#[component]
+pub fn Verdicts(state: RunState) -> impl IntoView {
+    let items = move || {
+        state.view.with(|v| {
+            v.verdicts
+                .iter()
+                .map(|verdict| {
+                    let outcome = match verdict.winner {
+                        Some(w) => format!("candidate {} is better", w + 1),
+                        None => "a tie".into(),
+                    };
+                    let line = format!(
+                        "Candidate {} vs {}: {outcome}",
+                        verdict.first + 1,
+                        verdict.second + 1
+                    );
+                    let rationale = markdown_to_html(&verdict.rationale);
+                    view! {
+                        <li><strong>{line}</strong><div class="markdown" inner_html=rationale></div></li>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let any = move || state.view.with(|v| !v.verdicts.is_empty());
+    view! {
+        <Show when=any>
+            <section id="verdicts" class="panel">
+                <h2>"Verification"</h2>
+                <ul>{items}</ul>
+            </section>
+        </Show>
+    }
+}
+
+#[component]
+pub fn FinalAnswer(state: RunState) -> impl IntoView {
+    let content = move || {
+        state.view.with(|v| {
+            v.final_answer.as_ref().map(|f| {
+                let how = match f.method {
+                    SelectionMethod::Single => "the only candidate",
+                    SelectionMethod::Vote => "most candidates agree",
+                    SelectionMethod::Judge => "chosen by the judge",
+                    SelectionMethod::Unanimous => "all candidates agree",
+                };
+                let answer = match &f.answer {
+                    Some(answer) => render_math(answer, true),
+                    None => "<p>No final answer was found in the chosen solution.</p>".into(),
+                };
+                (format!("Candidate {}, {how}", f.candidate + 1), answer)
+            })
+        })
+    };
+    view! {
+        <Show when=move || content().is_some()>
+            <section id="final-answer" class="panel answer-card">
+                <h2>"Answer"</h2>
+                <div class="math" inner_html=move || content().map(|c| c.1).unwrap_or_default()></div>
+                <p class="how">{move || content().map(|c| c.0).unwrap_or_default()}</p>
+            </section>
+        </Show>
+    }
+}

@@ -1,0 +1,3 @@
+// Loads the wasm app (a module script: inline scripts are forbidden by the page's CSP).
+import init from "./k2_ui.js";
+init();
