@@ -3,8 +3,9 @@
 use k2_protocol::{RunRequest, RunView};
 use leptos::prelude::*;
 
+use crate::history::History;
 use crate::session;
-use crate::transport::{HttpTransport, RunHandle, Transport};
+use crate::transport::{self, RunHandle};
 use crate::views::{Candidates, FinalAnswer, PlanPanel, ProblemInput, StatusBar, Verdicts};
 
 /// What the page shows of the current run.
@@ -43,10 +44,7 @@ pub fn App() -> impl IntoView {
         state.failure.set(None);
         state.running.set(true);
         session::remember_token(&token.get_untracked());
-        let transport = HttpTransport {
-            base: session::server_base(),
-            token: token.get_untracked(),
-        };
+        let transport = transport::detect(token.get_untracked());
         let run = transport.start_run(
             &request,
             Box::new(move |event| state.view.update(|v| v.apply(&event))),
@@ -75,7 +73,7 @@ pub fn App() -> impl IntoView {
             <StatusBar state=state />
         </header>
         <main>
-            <Show when=move || token.get().is_empty()>
+            <Show when=move || token.get().is_empty() && !transport::in_desktop_app()>
                 <section class="notice">
                     <p>"This server needs its access token. Open the link "
                        <code>"k2 serve"</code>" printed, or paste the token here:"</p>
@@ -98,6 +96,9 @@ pub fn App() -> impl IntoView {
             <Candidates state=state />
             <Verdicts state=state />
             <FinalAnswer state=state />
+            <Show when=transport::in_desktop_app>
+                <History state=state problem=problem />
+            </Show>
         </main>
     }
 }

@@ -1,7 +1,12 @@
 //! K2 Tutor's interface (Leptos, client-side rendered, compiled to wasm). The same app runs in
 //! the desktop window and in a browser served by `k2 serve`; only its [`transport`] differs.
 
+// Warnings fail the build here (scripts/build-ui.sh passes no -D warnings: RUSTFLAGS would
+// rebuild the standard library).
+#![deny(warnings)]
+
 mod app;
+mod history;
 mod session;
 mod transport;
 mod views;

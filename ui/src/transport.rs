@@ -18,17 +18,18 @@ pub trait Transport {
     ) -> RunHandle;
 }
 
-/// A run in flight. Dropping it stops the run (the server sees the client go away).
+/// A run in flight. Dropping it stops the run.
 pub struct RunHandle {
-    controller: Option<web_sys::AbortController>,
+    /// Stops the run (a JavaScript function the transport returned).
+    stopper: Option<js_sys::Function>,
     // The callbacks live as long as the run can call them.
     _callbacks: Vec<Box<dyn std::any::Any>>,
 }
 
 impl RunHandle {
     pub fn stop(&mut self) {
-        if let Some(controller) = self.controller.take() {
-            controller.abort();
+        if let Some(stop) = self.stopper.take() {
+            let _ = stop.call0(&JsValue::NULL);
         }
     }
 }
@@ -80,7 +81,34 @@ export function k2_stream_run(url, token, body, onData, onEnd) {
         : `Lost the connection to the server (${error}). Is k2 serve still running?`);
     }
   })();
-  return controller;
+  return () => controller.abort();
+}
+
+// Inside the desktop app: Tauri's command and channel.
+export function k2_tauri_invoke(command, args, onDone) {
+  window.__TAURI__.core.invoke(command, JSON.parse(args))
+    .then((value) => onDone(JSON.stringify(value), undefined))
+    .catch((error) => onDone(undefined, String(error)));
+}
+export function k2_tauri_available() {
+  return !!(window.__TAURI__ && window.__TAURI__.core);
+}
+export function k2_tauri_run(body, onData, onEnd) {
+  const core = window.__TAURI__.core;
+  const channel = new core.Channel();
+  let run = null, stopAsked = false, ended = false;
+  const end = (error) => { if (!ended) { ended = true; onEnd(error); } };
+  channel.onmessage = (event) => {
+    onData(JSON.stringify(event));
+    if (["stats", "error", "cancelled"].includes(event.type)) end(undefined);
+  };
+  core.invoke("start_run", { request: JSON.parse(body), onEvent: channel })
+    .then((id) => { run = id; if (stopAsked) core.invoke("cancel_run", { run }); })
+    .catch((error) => end(`The app could not start the run: ${error}`));
+  return () => {
+    stopAsked = true;
+    if (run !== null) core.invoke("cancel_run", { run });
+  };
 }
 "#)]
 extern "C" {
@@ -90,7 +118,86 @@ extern "C" {
         body: &str,
         on_data: &Closure<dyn FnMut(String)>,
         on_end: &Closure<dyn FnMut(Option<String>)>,
-    ) -> web_sys::AbortController;
+    ) -> js_sys::Function;
+    fn k2_tauri_available() -> bool;
+    fn k2_tauri_invoke(command: &str, args: &str, on_done: JsValue);
+    fn k2_tauri_run(
+        body: &str,
+        on_data: &Closure<dyn FnMut(String)>,
+        on_end: &Closure<dyn FnMut(Option<String>)>,
+    ) -> js_sys::Function;
+}
+
+/// The transport of where the app runs: the desktop window's, else `k2 serve`'s.
+pub fn detect(token: String) -> Box<dyn Transport> {
+    if k2_tauri_available() {
+        Box::new(TauriTransport)
+    } else {
+        Box::new(HttpTransport {
+            base: crate::session::server_base(),
+            token,
+        })
+    }
+}
+
+/// Whether the app runs in the desktop window (no server token needed there).
+pub fn in_desktop_app() -> bool {
+    k2_tauri_available()
+}
+
+/// Calls a desktop app command with JSON `args`; `done` gets its JSON result or its error.
+pub fn desktop_command(
+    command: &str,
+    args: serde_json::Value,
+    done: impl FnOnce(Result<String, String>) + 'static,
+) {
+    let callback = Closure::once_into_js(move |value: Option<String>, error: Option<String>| {
+        done(match (value, error) {
+            (Some(value), None) => Ok(value),
+            (_, error) => Err(error.unwrap_or_else(|| "no answer from the app".into())),
+        })
+    });
+    k2_tauri_invoke(command, &args.to_string(), callback);
+}
+
+/// The JavaScript callbacks of a run: each event's JSON, then the end.
+fn callbacks(
+    mut on_event: Box<dyn FnMut(Event)>,
+    mut on_end: Box<dyn FnMut(Option<String>)>,
+) -> (
+    Closure<dyn FnMut(String)>,
+    Closure<dyn FnMut(Option<String>)>,
+) {
+    let on_data =
+        Closure::<dyn FnMut(String)>::new(move |data: String| {
+            match serde_json::from_str::<Event>(&data) {
+                Ok(event) => on_event(event),
+                Err(e) => web_sys::console::warn_1(&format!("unreadable event: {e}").into()),
+            }
+        });
+    let on_end =
+        Closure::<dyn FnMut(Option<String>)>::new(move |error: Option<String>| on_end(error));
+    (on_data, on_end)
+}
+
+/// The desktop app's engine, through Tauri's `start_run`/`cancel_run` commands.
+pub struct TauriTransport;
+
+impl Transport for TauriTransport {
+    fn start_run(
+        &self,
+        request: &RunRequest,
+        on_event: Box<dyn FnMut(Event)>,
+        on_end: Box<dyn FnMut(Option<String>)>,
+    ) -> RunHandle {
+        let body = serde_json::to_string(request).unwrap_or_default();
+        let (on_data, on_end) = callbacks(on_event, on_end);
+        let stopper = k2_tauri_run(&body, &on_data, &on_end);
+        RunHandle {
+            stopper: Some(stopper),
+            _callbacks: vec![Box::new(on_data), Box::new(on_end)],
+        }
+    }
 }
 
 /// `k2 serve`'s `POST /v1/k2/runs`, from the page it served (same origin).
@@ -103,23 +210,16 @@ impl Transport for HttpTransport {
     fn start_run(
         &self,
         request: &RunRequest,
-        mut on_event: Box<dyn FnMut(Event)>,
-        mut on_end: Box<dyn FnMut(Option<String>)>,
+        on_event: Box<dyn FnMut(Event)>,
+        on_end: Box<dyn FnMut(Option<String>)>,
     ) -> RunHandle {
         let body = serde_json::to_string(request).unwrap_or_default();
-        let on_data = Closure::<dyn FnMut(String)>::new(move |data: String| {
-            match serde_json::from_str::<Event>(&data) {
-                Ok(event) => on_event(event),
-                Err(e) => web_sys::console::warn_1(&format!("unreadable event: {e}").into()),
-            }
-        });
-        let on_end_js =
-            Closure::<dyn FnMut(Option<String>)>::new(move |error: Option<String>| on_end(error));
+        let (on_data, on_end) = callbacks(on_event, on_end);
         let url = format!("{}/v1/k2/runs", self.base);
-        let controller = k2_stream_run(&url, &self.token, &body, &on_data, &on_end_js);
+        let stopper = k2_stream_run(&url, &self.token, &body, &on_data, &on_end);
         RunHandle {
-            controller: Some(controller),
-            _callbacks: vec![Box::new(on_data), Box::new(on_end_js)],
+            stopper: Some(stopper),
+            _callbacks: vec![Box::new(on_data), Box::new(on_end)],
         }
     }
 }

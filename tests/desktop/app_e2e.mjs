@@ -1,0 +1,120 @@
+// End to end in the real desktop window: the Tauri app (WebKitGTK) driven through tauri-driver
+// over WebDriver, under Xvfb. Solves a problem with a real model and checks that the plan,
+// the candidates and the answer appear; measures how soon the window is interactive.
+// Usage (under xvfb-run): node app_e2e.mjs APP_BINARY
+// Needs `tauri-driver` and WebKitWebDriver on PATH; the app's model comes from K2_MODEL.
+// Prints "N passed, N failed" last and exits non-zero on any failure.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [app] = process.argv.slice(2);
+const shots = process.env.SHOTS || mkdtempSync(join(tmpdir(), "k2-desktop-"));
+mkdirSync(shots, { recursive: true });
+const port = 4444 + Math.floor(Math.random() * 500);
+const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(port + 1000)],
+                     { stdio: ["ignore", "ignore", "inherit"] });
+const base = `http://127.0.0.1:${port}`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function wd(method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json();
+  if (!response.ok || (json.value && json.value.error)) {
+    throw new Error(`${method} ${path}: ${JSON.stringify(json.value)}`);
+  }
+  return json.value;
+}
+
+for (let i = 0; ; i++) {
+  try { await fetch(`${base}/status`); break; } catch (e) {
+    if (i > 100) throw new Error("tauri-driver did not start");
+    await sleep(100);
+  }
+}
+
+let passed = 0;
+let failed = 0;
+let session = null;
+const script = (source, ...args) => wd("POST", `/session/${session}/execute/sync`, { script: source, args });
+async function waitFor(source, timeoutMs) {
+  const start = Date.now();
+  for (;;) {
+    if (await script(source)) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for: ${source}`);
+    await sleep(100);
+  }
+}
+async function check(name, body) {
+  try {
+    await body();
+    passed += 1;
+    console.log(`ok ${name}`);
+  } catch (error) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${error.message}`);
+  }
+}
+async function screenshot(name) {
+  const png = await wd("GET", `/session/${session}/screenshot`);
+  writeFileSync(join(shots, name), Buffer.from(png, "base64"));
+}
+
+await check("the window opens and is interactive quickly", async () => {
+  const launched = Date.now();
+  const created = await wd("POST", "/session", {
+    capabilities: { alwaysMatch: { "tauri:options": { application: app } } },
+  });
+  session = created.sessionId;
+  await waitFor("return !!document.querySelector('#solve')", 15000);
+  const interactive = Date.now() - launched;
+  console.log(`  window interactive ${interactive} ms after launch (WebDriver session included)`);
+  const desktop = await script("return !!(window.__TAURI__ && window.__TAURI__.core)");
+  if (!desktop) throw new Error("the page does not see the Tauri runtime");
+  const tokenBox = await script("return !!document.querySelector('#token')");
+  if (tokenBox) throw new Error("the desktop app asks for a server token");
+});
+
+await check("a problem is solved in the window: plan, candidates, answer", async () => {
+  await script(`
+    const set = (id, value, kind) => {
+      const el = document.querySelector(id);
+      el.value = value;
+      el.dispatchEvent(new Event(kind, { bubbles: true }));
+    };
+    set('#problem', 'Natalia sold clips to 48 of her friends in April, and then she sold half '
+      + 'as many clips in May. How many clips did she sell altogether in April and May?', 'input');
+    set('#max-tokens', '96', 'change');`);
+  await script("document.querySelector('#solve').click()");
+  await waitFor("return document.querySelectorAll('.candidate').length === 3", 120000);
+  await waitFor("return !!document.querySelector('#final-answer')", 240000);
+  await waitFor("return document.querySelector('#status').innerText.startsWith('done')", 30000);
+  await screenshot("desktop-solved.png");
+  const plan = await script("const p = document.querySelector('#plan .markdown'); return p ? p.textContent.length : 0");
+  if (plan < 20) throw new Error(`no plan shown (${plan} characters)`);
+});
+
+await check("after a restart the run is in History and replays", async () => {
+  await wd("DELETE", `/session/${session}`);
+  const created = await wd("POST", "/session", {
+    capabilities: { alwaysMatch: { "tauri:options": { application: app } } },
+  });
+  session = created.sessionId;
+  await waitFor("return !!document.querySelector('#history-toggle')", 15000);
+  await script("document.querySelector('#history-toggle').click()");
+  await waitFor("return document.querySelectorAll('.history-item').length >= 1", 10000);
+  await script("document.querySelector('.history-item').click()");
+  await waitFor("return !!document.querySelector('#final-answer') && document.querySelectorAll('.candidate').length === 3", 10000);
+  await screenshot("desktop-replayed.png");
+});
+
+if (session) await wd("DELETE", `/session/${session}`).catch(() => {});
+driver.kill("SIGTERM");
+console.log(`screenshots: ${shots}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -1,0 +1,103 @@
+//! History (desktop app): the runs the session store kept, newest first; opening one replays
+//! its stored events into the solve view exactly as they streamed.
+
+use k2_protocol::{Event, RunView};
+use leptos::prelude::*;
+use serde_json::{json, Value};
+
+use crate::app::RunState;
+use crate::transport::desktop_command;
+
+#[derive(Clone, PartialEq)]
+struct Item {
+    id: i64,
+    problem: String,
+    status: String,
+    answer: Option<String>,
+}
+
+fn items(json: &str) -> Vec<Item> {
+    let runs: Vec<Value> = serde_json::from_str(json).unwrap_or_default();
+    runs.iter()
+        .filter_map(|run| {
+            Some(Item {
+                id: run.get("id")?.as_i64()?,
+                problem: run.get("problem")?.as_str()?.to_owned(),
+                status: run
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                answer: run.get("answer").and_then(Value::as_str).map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+#[component]
+pub fn History(state: RunState, problem: RwSignal<String>) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let runs = RwSignal::new(Vec::<Item>::new());
+    let failure = RwSignal::new(None::<String>);
+    let refresh = move || {
+        desktop_command("list_runs", json!({}), move |result| match result {
+            Ok(json) => runs.set(items(&json)),
+            Err(e) => failure.set(Some(format!("History is unavailable: {e}"))),
+        })
+    };
+    let toggle = move |_| {
+        open.update(|o| *o = !*o);
+        if open.get_untracked() {
+            refresh();
+        }
+    };
+    let replay = move |item: Item| {
+        if state.running.get_untracked() {
+            return;
+        }
+        problem.set(item.problem.clone());
+        desktop_command(
+            "run_events",
+            json!({ "run": item.id }),
+            move |result| match result
+                .and_then(|j| serde_json::from_str::<Vec<Event>>(&j).map_err(|e| e.to_string()))
+            {
+                Ok(events) => state.view.set(RunView::replay(&events)),
+                Err(e) => failure.set(Some(format!("This run cannot be opened: {e}"))),
+            },
+        );
+    };
+    // A finished run appears at the top of an open list.
+    Effect::new(move |_| {
+        if !state.running.get() && open.get_untracked() {
+            refresh();
+        }
+    });
+    view! {
+        <section id="history" class="panel">
+            <h2><button id="history-toggle" class="link" on:click=toggle>
+                {move || if open.get() { "History ▾" } else { "History ▸" }}
+            </button></h2>
+            <Show when=move || failure.get().is_some()>
+                <p class="error">{move || failure.get().unwrap_or_default()}</p>
+            </Show>
+            <Show when=move || open.get()>
+                <ul class="history">
+                    <For each=move || runs.get() key=|item| (item.id, item.status.clone()) let:item>
+                        <li>
+                            <button class="link history-item" data-run=item.id
+                                on:click={
+                                    let item = item.clone();
+                                    move |_| replay(item.clone())
+                                }>
+                                {item.problem.chars().take(90).collect::<String>()}
+                            </button>
+                            <span class="muted">{format!(" · {}", item.status)}
+                                {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
+                        </li>
+                    </For>
+                </ul>
+            </Show>
+        </section>
+    }
+}
