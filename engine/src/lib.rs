@@ -3,7 +3,8 @@
 //! The engine never prints and never touches SQL, HTTP or windows: it returns results and
 //! reports progress through callbacks; logging goes through `tracing`.
 
-pub mod answer;
+/// Final answers: extraction and equivalence (its own crate, so the wasm UI shares it).
+pub use k2_answer as answer;
 pub mod backend;
 pub mod batched;
 pub mod chat;

@@ -6,7 +6,7 @@
 // Prints "N passed, N failed" last and exits non-zero on any failure.
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -124,6 +124,103 @@ await check("HTML and script in text are shown, never run", async () => {
     jsLinks: document.querySelectorAll('.preview a[href^="javascript"]').length,
   }));
   if (seen.xss !== 0 || seen.img || seen.scripts || seen.jsLinks) throw new Error(JSON.stringify(seen));
+});
+
+await check("theme and text size change and are remembered", async () => {
+  await page.selectOption("#theme", "dark");
+  await page.click("#larger");
+  await page.reload();
+  await page.waitForSelector("#solve");
+  const seen = await page.evaluate(() => ({
+    theme: document.documentElement.dataset.theme,
+    size: getComputedStyle(document.documentElement).fontSize,
+    background: getComputedStyle(document.body).backgroundColor,
+  }));
+  if (seen.theme !== "dark" || seen.size !== "17px" || seen.background !== "rgb(21, 24, 28)") {
+    throw new Error(JSON.stringify(seen));
+  }
+  await page.screenshot({ path: join(shots, "dark.png") });
+  await page.selectOption("#theme", "system");
+  await page.click("#smaller");
+});
+
+// Recorded real model output (tests/browser/fixtures, made by `k2 solve` with the 1.5B model
+// and `k2 history show --events`) and hostile synthetic output, served in place of the
+// server's stream: deterministic runs for rendering, student mode and answer checking.
+const here = new URL(".", import.meta.url).pathname;
+const recorded = readFileSync(join(here, "fixtures/qwen-1.5b-natalia.jsonl"), "utf8")
+  .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+const expectedAnswer = recorded.find((e) => e.type === "final_answer").answer;
+const sse = (events) => events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join("");
+async function serveRun(events) {
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  await page.route("**/v1/k2/runs", (route) => route.fulfill({
+    status: 200, headers: { "content-type": "text/event-stream" }, body: sse(events),
+  }));
+}
+
+await check("student mode: hints one at a time, the solution only when asked", async () => {
+  await serveRun(recorded);
+  await page.fill("#problem", recorded[0].request.problem);
+  await page.check("#student");
+  await page.click("#solve");
+  await page.waitForSelector("#reveal", { timeout: 10000 });
+  if (await page.locator("#final-answer, .candidate").count()) throw new Error("solution shown in student mode");
+  const before = (await text("#plan .markdown")).length;
+  if (await page.locator("#hint").count()) {
+    await page.click("#hint");
+    const after = (await text("#plan .markdown")).length;
+    if (!(after > before)) throw new Error(`a hint added nothing (${before} -> ${after})`);
+  }
+  await page.screenshot({ path: join(shots, "student-hints.png") });
+});
+
+await check("check my answer: right and wrong, without revealing the answer", async () => {
+  await page.fill("#my-answer", `${expectedAnswer}`);
+  await page.click("#check-button");
+  await page.waitForSelector("#check-result.right", { timeout: 5000 });
+  await page.fill("#my-answer", "71.5");
+  await page.click("#check-button");
+  await page.waitForSelector("#check-result.wrong", { timeout: 5000 });
+  if (await page.locator("#final-answer").count()) throw new Error("the answer card appeared");
+  await page.click("#reveal");
+  await page.waitForSelector("#final-answer math", { timeout: 5000 });
+  await page.uncheck("#student");
+  await page.screenshot({ path: join(shots, "recorded-run.png"), fullPage: true });
+});
+
+await check("model output with HTML, script and hostile math runs nothing", async () => {
+  const hostile = [
+    "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">",
+    "<a href=\"javascript:window.__xss=3\">click</a> [md](javascript:window.__xss=4)",
+    "$\\href{javascript:window.__xss=5}{x}$ $$\\htmlClass{x}{y}$$ <svg onload=\"window.__xss=6\">",
+    "<iframe src=\"javascript:window.__xss=7\"></iframe> <style>body{display:none}</style>",
+  ].join("\n\n");
+  const request = { problem: "hostile", settings: { candidates: 1, plan: true } };
+  let seq = 0;
+  const ev = (kind) => ({ seq: seq++, elapsed_ms: 10 * seq, ...kind });
+  await serveRun([
+    ev({ type: "started", request }),
+    ev({ type: "plan_delta", text: hostile }),
+    ev({ type: "plan_finished", plan: hostile, tokens: 10, seconds: 0.1 }),
+    ev({ type: "candidate_delta", candidate: 0, part: "reasoning", text: hostile }),
+    ev({ type: "candidate_delta", candidate: 0, part: "answer", text: hostile }),
+    ev({ type: "candidate_finished", candidate: 0, answer: "<img src=x onerror=window.__xss=8>", finish: "complete", tokens: 10, seconds: 0.1 }),
+    ev({ type: "final_answer", candidate: 0, answer: "<img src=x onerror=window.__xss=8>", method: "single" }),
+    ev({ type: "stats", prompt_tokens: 1, generated_tokens: 10, plan_tokens: 1, judge_tokens: 0, wall_seconds: 0.1, decode_tokens_per_s: 100 }),
+  ]);
+  await page.evaluate(() => { window.__xss = 0; });
+  await page.fill("#problem", "hostile");
+  await page.click("#solve");
+  await page.waitForSelector("#final-answer", { timeout: 10000 });
+  await page.waitForTimeout(300);
+  const seen = await page.evaluate(() => ({
+    xss: window.__xss,
+    scripts: document.querySelectorAll("main script, main iframe, main svg, main img, main style").length,
+    jsLinks: document.querySelectorAll('main a[href^="javascript"]').length,
+    visible: document.body.offsetHeight > 0,
+  }));
+  if (seen.xss !== 0 || seen.scripts || seen.jsLinks || !seen.visible) throw new Error(JSON.stringify(seen));
 });
 
 await browser.close();

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 
 use crate::history::History;
 use crate::session;
+use crate::student::{CheckAnswer, RevealSolution};
 use crate::transport::{self, RunHandle};
 use crate::views::{Candidates, FinalAnswer, PlanPanel, ProblemInput, StatusBar, Verdicts};
 
@@ -15,6 +16,17 @@ pub struct RunState {
     pub running: RwSignal<bool>,
     /// A failure outside the run's own events (server unreachable, refused).
     pub failure: RwSignal<Option<String>>,
+    /// Student mode: the plan comes as hints one at a time, the solution only when asked.
+    pub student: RwSignal<bool>,
+    /// In student mode, whether the student asked to see the solution of this run.
+    pub revealed: RwSignal<bool>,
+}
+
+impl RunState {
+    /// Whether candidates, verdicts and the answer may be shown.
+    pub fn solution_visible(&self) -> bool {
+        !self.student.get() || self.revealed.get()
+    }
 }
 
 #[component]
@@ -24,6 +36,8 @@ pub fn App() -> impl IntoView {
         view: RwSignal::new(RunView::default()),
         running: RwSignal::new(false),
         failure: RwSignal::new(None),
+        student: RwSignal::new(false),
+        revealed: RwSignal::new(false),
     };
     let problem = RwSignal::new(String::new());
     let candidates = RwSignal::new(3usize);
@@ -42,12 +56,13 @@ pub fn App() -> impl IntoView {
         request.settings.sampling.max_tokens = max_tokens.get_untracked();
         state.view.set(RunView::default());
         state.failure.set(None);
+        state.revealed.set(false);
         state.running.set(true);
         session::remember_token(&token.get_untracked());
         let transport = transport::detect(token.get_untracked());
         let run = transport.start_run(
             &request,
-            Box::new(move |event| state.view.update(|v| v.apply(&event))),
+            Box::new(crate::render::batched_apply(state.view)),
             Box::new(move |failure| {
                 if failure.is_some() {
                     state.failure.set(failure);
@@ -71,6 +86,7 @@ pub fn App() -> impl IntoView {
         <header class="topbar">
             <h1>"K2 Tutor"</h1>
             <StatusBar state=state />
+            <crate::settings::Settings />
         </header>
         <main>
             <Show when=move || token.get().is_empty() && !transport::in_desktop_app()>
@@ -93,9 +109,13 @@ pub fn App() -> impl IntoView {
                 </p>
             </Show>
             <PlanPanel state=state />
-            <Candidates state=state />
-            <Verdicts state=state />
-            <FinalAnswer state=state />
+            <RevealSolution state=state />
+            <Show when=move || state.solution_visible()>
+                <Candidates state=state />
+                <Verdicts state=state />
+                <FinalAnswer state=state />
+            </Show>
+            <CheckAnswer state=state />
             <Show when=transport::in_desktop_app>
                 <History state=state problem=problem />
             </Show>

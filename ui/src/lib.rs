@@ -7,7 +7,10 @@
 
 mod app;
 mod history;
+mod render;
 mod session;
+mod settings;
+mod student;
 mod transport;
 mod views;
 

@@ -6,6 +6,7 @@ use k2_render::{markdown_to_html, render_math};
 use leptos::prelude::*;
 
 use crate::app::RunState;
+use crate::render::{incremental, Markdown};
 
 #[component]
 pub fn ProblemInput(
@@ -53,6 +54,11 @@ pub fn ProblemInput(
                             }
                         } />
                 </label>
+                <label title="Hints one at a time; the solution only when asked">
+                    <input type="checkbox" id="student" prop:checked=move || state.student.get()
+                        on:change=move |ev| state.student.set(event_target_checked(&ev)) />
+                    " Student mode"
+                </label>
                 <label><input type="checkbox" id="plan" prop:checked=move || plan.get()
                     on:change=move |ev| plan.set(event_target_checked(&ev)) />" Plan first"</label>
                 <button id="solve" on:click=move |_| on_start()
@@ -99,12 +105,34 @@ pub fn StatusBar(state: RunState) -> impl IntoView {
 #[component]
 pub fn PlanPanel(state: RunState) -> impl IntoView {
     let has_plan = move || state.view.with(|v| !v.plan.is_empty());
-    let html = move || state.view.with(|v| markdown_to_html(&v.plan));
+    let hints_shown = RwSignal::new(1usize);
+    // Each run starts with its first hint.
+    Effect::new(move |_| {
+        state.view.with(|v| v.events == 0);
+        hints_shown.set(1);
+    });
+    let hints = move || state.view.with(|v| crate::student::hints(&v.plan));
+    let full_plan = incremental(state.view, |v| v.plan.as_str());
+    let as_hints = move || state.student.get() && !state.revealed.get();
+    let hints_html = move || {
+        let hints = hints();
+        let shown = hints_shown.get().min(hints.len());
+        markdown_to_html(&hints[..shown].join("\n\n"))
+    };
+    let more =
+        move || state.student.get() && !state.revealed.get() && hints_shown.get() < hints().len();
     view! {
         <Show when=has_plan>
             <section id="plan" class="panel">
-                <h2>"Plan"</h2>
-                <div class="markdown" inner_html=html></div>
+                <h2>{move || if state.student.get() { "Hints" } else { "Plan" }}</h2>
+                <Show when=as_hints fallback=move || view! { <Markdown rendered=full_plan /> }>
+                    <div class="markdown" inner_html=hints_html></div>
+                </Show>
+                <Show when=more>
+                    <button id="hint" on:click=move |_| hints_shown.update(|n| *n += 1)>
+                        {move || format!("Another hint ({} of {})", hints_shown.get() + 1, hints().len())}
+                    </button>
+                </Show>
             </section>
         </Show>
     }
@@ -130,9 +158,22 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
             .with(|v| v.candidates.get(index).map(f).unwrap_or_default())
     };
     let stopped = move || state.view.with(|v| v.cancelled || v.error.is_some());
-    let reasoning = move || with(&|c| markdown_to_html(&c.reasoning));
-    let answer = move || with(&|c| markdown_to_html(&c.answer_text));
-    let answering = move || with(&|c| c.answer_text.clone()).trim().len() > 0;
+    // Read in place; these memos change only when this candidate's text does.
+    let reasoning = incremental(state.view, move |v| {
+        v.candidates.get(index).map_or("", |c| c.reasoning.as_str())
+    });
+    let answer = incremental(state.view, move |v| {
+        v.candidates
+            .get(index)
+            .map_or("", |c| c.answer_text.as_str())
+    });
+    let answering = move || {
+        state.view.with(|v| {
+            v.candidates
+                .get(index)
+                .is_some_and(|c| !c.answer_text.trim().is_empty())
+        })
+    };
     let summary = move || {
         with(&|c| match &c.finished {
             Some(done) => format!(
@@ -156,9 +197,9 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
             <h3>{format!("Candidate {}", index + 1)}</h3>
             <details class="reasoning" prop:open=move || !answering()>
                 <summary>{summary}</summary>
-                <div class="markdown" inner_html=reasoning></div>
+                <Markdown rendered=reasoning />
             </details>
-            <div class="answer markdown" inner_html=answer></div>
+            <Markdown rendered=answer class="answer" />
         </article>
     }
 }

@@ -146,7 +146,43 @@ fn wrap_bare_environments(text: &str) -> String {
     out
 }
 
+/// `$ \frac{1}{2} $`: models often pad inline math with spaces, which Markdown's math rule
+/// (made so that "$5 and $10" stays money) does not read as math. A padded pair whose content
+/// holds a LaTeX command is tightened to `$\frac{1}{2}$`; money has no backslashes.
+fn tighten_padded_math(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.contains("$ ") {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find("$ ") {
+        let after = &rest[open + 2..];
+        let close = after.find(" $").filter(|&c| {
+            let inner = &after[..c];
+            inner.contains('\\') && !inner.contains('$') && !inner.trim().is_empty()
+        });
+        let doubled = open > 0 && rest.as_bytes()[open - 1] == b'$';
+        match close {
+            Some(c) if !doubled => {
+                out.push_str(&rest[..open]);
+                out.push('$');
+                out.push_str(after[..c].trim());
+                out.push('$');
+                rest = &after[c + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..open + 2]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 fn rewrite_line(line: &str, out: &mut String) {
+    let line = tighten_padded_math(line);
+    let line = line.as_ref();
     let mut in_code_span = false;
     let mut chars = line.chars().peekable();
     let mut backslashes = 0usize;
@@ -190,6 +226,18 @@ mod tests {
         assert_eq!(
             normalize_math_delimiters("```\n\\(x\\)\n```\n\\(y\\)"),
             "```\n\\(x\\)\n```\n$y$"
+        );
+    }
+
+    #[test]
+    fn padded_inline_math_is_read_as_math_and_money_stays_money() {
+        assert_eq!(
+            normalize_math_delimiters("is $ \\frac{48}{2} = 24 $."),
+            "is $\\frac{48}{2} = 24$."
+        );
+        assert_eq!(
+            normalize_math_delimiters("costs $5 and $10 or $ 3 $"),
+            "costs $5 and $10 or $ 3 $"
         );
     }
 

@@ -1,0 +1,105 @@
+//! For students: the plan as hints, the solution behind a button, and "check my answer", which
+//! says whether a typed answer is mathematically the same as the solution's without showing it
+//! (k2-answer's equivalence, the engine's own, running here in the page).
+
+use leptos::prelude::*;
+
+use crate::app::RunState;
+
+/// The plan cut into hints: its list items and paragraphs, in order.
+pub fn hints(plan: &str) -> Vec<String> {
+    let mut hints: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in plan.lines() {
+        let trimmed = line.trim_start();
+        let starts_item = trimmed.starts_with("- ")
+            || trimmed.starts_with("* ")
+            || trimmed
+                .split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        let top_level = line.len() == trimmed.len();
+        if trimmed.is_empty() || (starts_item && top_level) {
+            if !current.trim().is_empty() {
+                hints.push(std::mem::take(&mut current));
+            }
+            current.clear();
+        }
+        if !trimmed.is_empty() {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    if !current.trim().is_empty() {
+        hints.push(current);
+    }
+    hints
+}
+
+#[component]
+pub fn RevealSolution(state: RunState) -> impl IntoView {
+    let hidden = move || {
+        state.student.get()
+            && !state.revealed.get()
+            && state.view.with(|v| !v.candidates.is_empty())
+    };
+    view! {
+        <Show when=hidden>
+            <section class="panel reveal">
+                <p>{move || if state.view.with(|v| v.final_answer.is_some()) {
+                    "The solution is ready. Try it yourself first, then check your answer below."
+                } else {
+                    "The solution is being worked out."
+                }}</p>
+                <button id="reveal" on:click=move |_| state.revealed.set(true)>"Show the solution"</button>
+            </section>
+        </Show>
+    }
+}
+
+#[component]
+pub fn CheckAnswer(state: RunState) -> impl IntoView {
+    let expected = move || {
+        state
+            .view
+            .with(|v| v.final_answer.as_ref().and_then(|f| f.answer.clone()))
+    };
+    let given = RwSignal::new(String::new());
+    let verdict = RwSignal::new(None::<bool>);
+    // A new run clears the last verdict.
+    Effect::new(move |_| {
+        expected();
+        verdict.set(None);
+    });
+    let check = move || {
+        let answer = given.get_untracked();
+        if answer.trim().is_empty() {
+            return;
+        }
+        if let Some(expected) = expected() {
+            verdict.set(Some(k2_answer::equivalent(&answer, &expected)));
+        }
+    };
+    view! {
+        <Show when=move || expected().is_some()>
+            <section id="check" class="panel">
+                <h2>"Check my answer"</h2>
+                <div class="controls">
+                    <input id="my-answer" placeholder="Your answer, e.g. 3/4 or \\frac{3}{4}"
+                        prop:value=move || given.get()
+                        on:input=move |ev| { given.set(event_target_value(&ev)); verdict.set(None); }
+                        on:keydown=move |ev| if ev.key() == "Enter" { check() } />
+                    <button id="check-button" on:click=move |_| check()>"Check"</button>
+                </div>
+                <p id="check-result" class=move || match verdict.get() {
+                    Some(true) => "right", Some(false) => "wrong", None => "",
+                }>
+                    {move || match verdict.get() {
+                        Some(true) => "Right: that is the solution's answer.",
+                        Some(false) => "Not the same as the solution's answer. Look again and retry.",
+                        None => "",
+                    }}
+                </p>
+            </section>
+        </Show>
+    }
+}
