@@ -15,8 +15,9 @@ const token = "ui-e2e-token-" + Math.random().toString(36).slice(2);
 const shots = process.env.SHOTS || mkdtempSync(join(tmpdir(), "k2-ui-"));
 mkdirSync(shots, { recursive: true });
 
+const db = join(mkdtempSync(join(tmpdir(), "k2-ui-db-")), "sessions.db");
 const server = spawn(k2, ["serve", "--model", model, "--port", "0", "--token", token,
-                          "--ui", uiDir, "--max-tokens-limit", "4096"],
+                          "--ui", uiDir, "--max-tokens-limit", "4096", "--db", db],
                      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, K2_LOG: "warn" } });
 const origin = await new Promise((resolve, reject) => {
   let log = "";
@@ -108,6 +109,19 @@ await check("a run stopped midway says so and the next can start", async () => {
                              null, { timeout: 5000 });
   if (await page.isDisabled("#solve")) throw new Error("Solve stays disabled after Stop");
   await page.screenshot({ path: join(shots, "stopped.png") });
+});
+
+await check("after a reload the runs are in History and one replays", async () => {
+  await page.reload();
+  await page.waitForSelector("#history-toggle");
+  await page.click("#history-toggle");
+  await page.waitForFunction(() => document.querySelectorAll(".history-item").length >= 2,
+                             null, { timeout: 10000 });
+  await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
+  await page.waitForSelector("#final-answer", { timeout: 10000 });
+  const candidates = await page.locator(".candidate").count();
+  if (candidates !== 3) throw new Error(`${candidates} candidates replayed`);
+  await page.screenshot({ path: join(shots, "history-replay.png") });
 });
 
 await check("HTML and script in text are shown, never run", async () => {

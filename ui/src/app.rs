@@ -116,9 +116,7 @@ pub fn App() -> impl IntoView {
                 <FinalAnswer state=state />
             </Show>
             <CheckAnswer state=state />
-            <Show when=transport::in_desktop_app>
-                <History state=state problem=problem />
-            </Show>
+            <History state=state problem=problem token=token />
         </main>
     }
 }

@@ -1,12 +1,12 @@
-//! History (desktop app): the runs the session store kept, newest first; opening one replays
-//! its stored events into the solve view exactly as they streamed.
+//! History: the runs the session store kept (the desktop app's, or `k2 serve`'s), newest first;
+//! opening one replays its stored events into the solve view exactly as they streamed.
 
 use k2_protocol::{Event, RunView};
 use leptos::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::app::RunState;
-use crate::transport::desktop_command;
+use crate::transport;
 
 #[derive(Clone, PartialEq)]
 struct Item {
@@ -35,12 +35,16 @@ fn items(json: &str) -> Vec<Item> {
 }
 
 #[component]
-pub fn History(state: RunState, problem: RwSignal<String>) -> impl IntoView {
+pub fn History(
+    state: RunState,
+    problem: RwSignal<String>,
+    token: RwSignal<String>,
+) -> impl IntoView {
     let open = RwSignal::new(false);
     let runs = RwSignal::new(Vec::<Item>::new());
     let failure = RwSignal::new(None::<String>);
     let refresh = move || {
-        desktop_command("list_runs", json!({}), move |result| match result {
+        transport::list_runs(&token.get_untracked(), move |result| match result {
             Ok(json) => runs.set(items(&json)),
             Err(e) => failure.set(Some(format!("History is unavailable: {e}"))),
         })
@@ -56,16 +60,15 @@ pub fn History(state: RunState, problem: RwSignal<String>) -> impl IntoView {
             return;
         }
         problem.set(item.problem.clone());
-        desktop_command(
-            "run_events",
-            json!({ "run": item.id }),
-            move |result| match result
-                .and_then(|j| serde_json::from_str::<Vec<Event>>(&j).map_err(|e| e.to_string()))
-            {
+        transport::run_events(&token.get_untracked(), item.id, move |result| {
+            let events = result.and_then(|json: String| {
+                serde_json::from_str::<Vec<Event>>(&json).map_err(|e| e.to_string())
+            });
+            match events {
                 Ok(events) => state.view.set(RunView::replay(&events)),
                 Err(e) => failure.set(Some(format!("This run cannot be opened: {e}"))),
-            },
-        );
+            }
+        });
     };
     // A finished run appears at the top of an open list.
     Effect::new(move |_| {

@@ -27,6 +27,18 @@ pub struct RunHandle {
 }
 
 impl RunHandle {
+    /// A run stopped by calling `stopper`, whose callbacks must live as long as it.
+    fn new(
+        stopper: js_sys::Function,
+        on_data: Closure<dyn FnMut(String)>,
+        on_end: Closure<dyn FnMut(Option<String>)>,
+    ) -> Self {
+        RunHandle {
+            stopper: Some(stopper),
+            _callbacks: vec![Box::new(on_data), Box::new(on_end)],
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(stop) = self.stopper.take() {
             let _ = stop.call0(&JsValue::NULL);
@@ -84,6 +96,21 @@ export function k2_stream_run(url, token, body, onData, onEnd) {
   return () => controller.abort();
 }
 
+// A GET of `k2 serve`'s API, answering its JSON text or an error in words.
+export function k2_http_get(url, token, onDone) {
+  fetch(url, { headers: { "Authorization": "Bearer " + token } })
+    .then(async (response) => {
+      const text = await response.text();
+      if (response.ok) onDone(text, undefined);
+      else {
+        let message = text;
+        try { message = JSON.parse(text).error.message; } catch (_) {}
+        onDone(undefined, `HTTP ${response.status}: ${message}`);
+      }
+    })
+    .catch((error) => onDone(undefined, `cannot reach the server (${error})`));
+}
+
 // Inside the desktop app: Tauri's command and channel.
 export function k2_tauri_invoke(command, args, onDone) {
   window.__TAURI__.core.invoke(command, JSON.parse(args))
@@ -120,6 +147,7 @@ extern "C" {
         on_end: &Closure<dyn FnMut(Option<String>)>,
     ) -> js_sys::Function;
     fn k2_tauri_available() -> bool;
+    fn k2_http_get(url: &str, token: &str, on_done: JsValue);
     fn k2_tauri_invoke(command: &str, args: &str, on_done: JsValue);
     fn k2_tauri_run(
         body: &str,
@@ -151,13 +179,37 @@ pub fn desktop_command(
     args: serde_json::Value,
     done: impl FnOnce(Result<String, String>) + 'static,
 ) {
-    let callback = Closure::once_into_js(move |value: Option<String>, error: Option<String>| {
+    k2_tauri_invoke(command, &args.to_string(), json_callback(done));
+}
+
+fn json_callback(done: impl FnOnce(Result<String, String>) + 'static) -> JsValue {
+    Closure::once_into_js(move |value: Option<String>, error: Option<String>| {
         done(match (value, error) {
             (Some(value), None) => Ok(value),
-            (_, error) => Err(error.unwrap_or_else(|| "no answer from the app".into())),
+            (_, error) => Err(error.unwrap_or_else(|| "no answer".into())),
         })
-    });
-    k2_tauri_invoke(command, &args.to_string(), callback);
+    })
+}
+
+/// The stored runs, newest first (JSON of the store's run summaries), from wherever the app
+/// runs: the desktop app's store or `k2 serve`'s.
+pub fn list_runs(token: &str, done: impl FnOnce(Result<String, String>) + 'static) {
+    if in_desktop_app() {
+        desktop_command("list_runs", serde_json::json!({}), done);
+    } else {
+        let url = format!("{}/v1/k2/runs", crate::session::server_base());
+        k2_http_get(&url, token, json_callback(done));
+    }
+}
+
+/// A stored run's events (JSON), to replay it.
+pub fn run_events(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
+    if in_desktop_app() {
+        desktop_command("run_events", serde_json::json!({ "run": run }), done);
+    } else {
+        let url = format!("{}/v1/k2/runs/{run}/events", crate::session::server_base());
+        k2_http_get(&url, token, json_callback(done));
+    }
 }
 
 /// The JavaScript callbacks of a run: each event's JSON, then the end.
@@ -193,10 +245,7 @@ impl Transport for TauriTransport {
         let body = serde_json::to_string(request).unwrap_or_default();
         let (on_data, on_end) = callbacks(on_event, on_end);
         let stopper = k2_tauri_run(&body, &on_data, &on_end);
-        RunHandle {
-            stopper: Some(stopper),
-            _callbacks: vec![Box::new(on_data), Box::new(on_end)],
-        }
+        RunHandle::new(stopper, on_data, on_end)
     }
 }
 
@@ -217,9 +266,6 @@ impl Transport for HttpTransport {
         let (on_data, on_end) = callbacks(on_event, on_end);
         let url = format!("{}/v1/k2/runs", self.base);
         let stopper = k2_stream_run(&url, &self.token, &body, &on_data, &on_end);
-        RunHandle {
-            stopper: Some(stopper),
-            _callbacks: vec![Box::new(on_data), Box::new(on_end)],
-        }
+        RunHandle::new(stopper, on_data, on_end)
     }
 }

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// The built UI (`ui/dist`), if any.
     pub ui_dir: Option<PathBuf>,
+    /// The session database scaffold runs are stored in (history); `None`: not stored.
+    pub db: Option<PathBuf>,
 }
 
 /// The application: routes, limits and authentication, over a running scheduler.
@@ -47,7 +49,8 @@ pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
     let api = Router::new()
         .route("/models", get(openai::models))
         .route("/chat/completions", post(openai::chat_completions))
-        .route("/k2/runs", post(runs::start_run))
+        .route("/k2/runs", post(runs::start_run).get(runs::list_runs))
+        .route("/k2/runs/{id}/events", get(runs::run_events))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -83,7 +86,18 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let scheduler = Scheduler::start(model.clone(), config.scheduler)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let store = match &config.db {
+        Some(path) => match k2_store::Store::open(path).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::error!("runs will not be kept ({}): {e}", path.display());
+                None
+            }
+        },
+        None => None,
+    };
     let state = AppState {
+        store,
         model_id: model.info.name.clone(),
         model,
         scheduler: scheduler.clone(),

@@ -25,6 +25,8 @@ pub async fn start_run(
 ) -> Result<Response, ApiError> {
     check(&state, &request)?;
     state.scheduler.check_room()?;
+    let recorder = record(&state, &request).await;
+    let runtime = tokio::runtime::Handle::current();
     let (out, stream) = mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
     let cancel = CancelToken::new();
     std::thread::Builder::new()
@@ -36,6 +38,9 @@ pub async fn start_run(
                 planner: &backend,
             };
             let mut sink = |event: k2_protocol::Event| {
+                if let Some(recorder) = &recorder {
+                    recorder.record(&event);
+                }
                 let name = event.kind.kind_name();
                 let data = serde_json::to_string(&event).unwrap_or_default();
                 if out
@@ -48,6 +53,11 @@ pub async fn start_run(
             };
             // The outcome is in the events; errors end the stream with an `error` event.
             let _ = pipeline.run(&request, &cancel, &mut sink);
+            if let Some(recorder) = recorder {
+                if let Err(e) = runtime.block_on(recorder.finish()) {
+                    tracing::error!("a run could not be stored completely: {e}");
+                }
+            }
         })
         .map_err(|e| ApiError::unavailable(format!("cannot start the run: {e}")))?;
     Ok(Sse::new(UnboundedReceiverStream::new(stream))
@@ -73,4 +83,64 @@ fn check(state: &AppState, request: &RunRequest) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// The session runs from the browser are filed under.
+const SESSION: &str = "Classroom server";
+
+/// A stored run and its recorder for `request`, or `None` (no store, or it failed: the run
+/// goes on unrecorded rather than not at all).
+async fn record(state: &AppState, request: &RunRequest) -> Option<k2_store::RunRecorder> {
+    let store = state.store.as_ref()?;
+    let stored = async {
+        let session = store.session_titled(SESSION).await?;
+        let problem = store
+            .add_problem(&k2_store::NewProblem::typed(&request.problem))
+            .await?;
+        let config = k2_store::RunConfig {
+            solver: state.model_id.clone(),
+            planner: None,
+            draft: None,
+            device: "server".into(),
+            settings: request.settings.clone(),
+        };
+        store.start_run(session, problem, &config).await
+    };
+    match stored.await {
+        Ok(run) => Some(k2_store::RunRecorder::start(store, run)),
+        Err(e) => {
+            tracing::error!("a run will not be kept: {e}");
+            None
+        }
+    }
+}
+
+/// `GET /v1/k2/runs`: the newest stored runs (history).
+pub async fn list_runs(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<k2_store::RunSummary>>, ApiError> {
+    let Some(store) = &state.store else {
+        return Ok(Json(Vec::new()));
+    };
+    let page = store
+        .list_runs(None, k2_store::PageRequest::first(100))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("history is unavailable: {e}")))?;
+    Ok(Json(page.items))
+}
+
+/// `GET /v1/k2/runs/{id}/events`: a stored run's events, to replay it as it streamed.
+pub async fn run_events(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<Json<Vec<k2_protocol::Event>>, ApiError> {
+    let store = state
+        .store
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("this server keeps no history"))?;
+    let events = store
+        .events(id)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("this run cannot be read: {e}")))?;
+    Ok(Json(events))
 }

@@ -15,6 +15,8 @@ pub struct AppState {
     pub token: Arc<str>,
     pub limits: Limits,
     pub started: SystemTime,
+    /// Where runs of `/v1/k2/runs` are kept for history; `None`: not kept.
+    pub store: Option<k2_store::Store>,
 }
 
 /// Per-request limits, so one client cannot take the server for itself.

@@ -15,7 +15,6 @@ use super::config::ModelConfig;
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{stacked_bias, Projections};
-use super::rope::Rope;
 use super::{Block, Model};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
@@ -202,20 +201,11 @@ pub fn load_gguf(
     } else {
         Linear::new(embed.clone(), None)
     };
-    let rope = Rope::new(&config, device)?;
     tracing::info!(
         architecture = config.architecture.name(),
         layers = config.num_layers,
         "model loaded from {}",
         gguf.path.display()
     );
-    Ok(Model {
-        config,
-        embed,
-        blocks,
-        final_norm,
-        lm_head,
-        rope,
-        device: device.clone(),
-    })
+    Model::from_parts(config, embed, blocks, final_norm, lm_head, device)
 }

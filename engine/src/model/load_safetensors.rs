@@ -10,7 +10,6 @@ use candle_core::{DType, Device, Tensor};
 use super::config::ModelConfig;
 use super::linear::{Linear, Matrix};
 use super::projections::{stacked_bias, Projections};
-use super::rope::Rope;
 use super::{Block, Model};
 use crate::error::{EngineError, Result};
 
@@ -145,14 +144,5 @@ pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
     } else {
         Linear::new(embed.clone(), None)
     };
-    let rope = Rope::new(&config, device)?;
-    Ok(Model {
-        config,
-        embed,
-        blocks,
-        final_norm,
-        lm_head,
-        rope,
-        device: device.clone(),
-    })
+    Model::from_parts(config, embed, blocks, final_norm, lm_head, device)
 }

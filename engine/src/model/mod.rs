@@ -66,6 +66,27 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model from its loaded parts (every loader ends here): adds the rotary tables.
+    fn from_parts(
+        config: ModelConfig,
+        embed: Arc<Matrix>,
+        blocks: Vec<Block>,
+        final_norm: Tensor,
+        lm_head: Linear,
+        device: &Device,
+    ) -> Result<Model> {
+        let rope = Rope::new(&config, device)?;
+        Ok(Model {
+            config,
+            embed,
+            blocks,
+            final_norm,
+            lm_head,
+            rope,
+            device: device.clone(),
+        })
+    }
+
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }

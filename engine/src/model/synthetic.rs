@@ -21,7 +21,6 @@ use super::config::ModelConfig;
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{stacked_bias, Projections};
-use super::rope::Rope;
 use super::{Block, Model};
 use crate::error::{EngineError, Result};
 
@@ -158,16 +157,7 @@ pub fn synthetic_model(spec: &SyntheticSpec, device: &Device) -> Result<Model> {
             None,
         )
     };
-    let rope = Rope::new(&config, device)?;
-    Ok(Model {
-        config,
-        embed,
-        blocks,
-        final_norm,
-        lm_head,
-        rope,
-        device: device.clone(),
-    })
+    Model::from_parts(config, embed, blocks, final_norm, lm_head, device)
 }
 
 struct Builder<'a> {

@@ -50,6 +50,15 @@ pub struct Args {
     /// The built browser UI to serve at / [default: ui/dist if present].
     #[arg(long)]
     pub ui: Option<PathBuf>,
+
+    /// Where scaffold runs are kept for the app's history [default: $K2_DB, else the session
+    /// database in the K2 Tutor data folder].
+    #[arg(long, env = "K2_DB")]
+    pub db: Option<PathBuf>,
+
+    /// Keep no history of runs.
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -93,6 +102,7 @@ pub fn run(args: Args) -> Result<()> {
             max_tokens: args.max_tokens_limit,
         },
         ui_dir,
+        db: (!args.no_history).then(|| args.db.clone().unwrap_or_else(k2_store::default_path)),
     };
     let model_name = model.info.name.clone();
     let ui_link_token = config.ui_dir.as_ref().map(|_| config.token.clone());
