@@ -179,3 +179,10 @@ pub async fn run_events(state: State<'_, DesktopState>, run: i64) -> Result<Vec<
     let store = state.store.as_ref().ok_or("no session store")?;
     store.events(run).await.map_err(|e| e.to_string())
 }
+
+/// Removes a stored run and everything attached to it (the UI asks for confirmation first).
+#[tauri::command]
+pub async fn delete_run(state: State<'_, DesktopState>, run: i64) -> Result<(), String> {
+    let store = state.store.as_ref().ok_or("no session store")?;
+    store.delete_run(run).await.map_err(|e| e.to_string())
+}

@@ -34,6 +34,7 @@ fn main() {
             commands::cancel_run,
             commands::engine_status,
             commands::list_runs,
+            commands::delete_run,
             commands::run_events
         ])
         .run(tauri::generate_context!());

@@ -40,7 +40,12 @@ const problems = [];
 page.on("pageerror", (error) => problems.push(`script error: ${error.message}`));
 page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
 page.on("request", (r) => { if (!r.url().startsWith(origin)) problems.push(`request elsewhere: ${r.url()}`); });
-page.on("dialog", (d) => { problems.push(`a dialog opened: ${d.message()}`); d.dismiss(); });
+let confirmDialogs = null;  // "accept" or "dismiss" while a test expects a confirmation
+page.on("dialog", (d) => {
+  if (confirmDialogs && d.type() === "confirm") return confirmDialogs === "accept" ? d.accept() : d.dismiss();
+  problems.push(`a dialog opened: ${d.message()}`);
+  d.dismiss();
+});
 
 let passed = 0;
 let failed = 0;
@@ -122,6 +127,20 @@ await check("after a reload the runs are in History and one replays", async () =
   const candidates = await page.locator(".candidate").count();
   if (candidates !== 3) throw new Error(`${candidates} candidates replayed`);
   await page.screenshot({ path: join(shots, "history-replay.png") });
+});
+
+await check("deleting a run asks first and then removes it", async () => {
+  const count = () => page.locator(".history-item").count();
+  const before = await count();
+  confirmDialogs = "dismiss";
+  await page.locator(".history .delete").first().click();
+  await page.waitForTimeout(300);
+  if ((await count()) !== before) throw new Error("deleted without confirmation");
+  confirmDialogs = "accept";
+  await page.locator(".history .delete").first().click();
+  await page.waitForFunction((n) => document.querySelectorAll(".history-item").length === n - 1,
+                             before, { timeout: 5000 });
+  confirmDialogs = null;
 });
 
 await check("HTML and script in text are shown, never run", async () => {

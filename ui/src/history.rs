@@ -70,6 +70,25 @@ pub fn History(
             }
         });
     };
+    let delete = move |item: Item| {
+        let question = format!(
+            "Delete this run for good?\n\n{}",
+            item.problem.chars().take(120).collect::<String>()
+        );
+        let confirmed = web_sys::window()
+            .and_then(|w| w.confirm_with_message(&question).ok())
+            .unwrap_or(false);
+        if confirmed {
+            transport::delete_run(
+                &token.get_untracked(),
+                item.id,
+                move |result| match result {
+                    Ok(_) => refresh(),
+                    Err(e) => failure.set(Some(format!("The run was not deleted: {e}"))),
+                },
+            );
+        }
+    };
     // A finished run appears at the top of an open list.
     Effect::new(move |_| {
         if !state.running.get() && open.get_untracked() {
@@ -95,6 +114,11 @@ pub fn History(
                                 }>
                                 {item.problem.chars().take(90).collect::<String>()}
                             </button>
+                            <button class="link delete" title="Delete this run"
+                                on:click={
+                                    let item = item.clone();
+                                    move |_| delete(item.clone())
+                                }>" delete"</button>
                             <span class="muted">{format!(" · {}", item.status)}
                                 {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
                         </li>

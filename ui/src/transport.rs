@@ -97,8 +97,8 @@ export function k2_stream_run(url, token, body, onData, onEnd) {
 }
 
 // A GET of `k2 serve`'s API, answering its JSON text or an error in words.
-export function k2_http_get(url, token, onDone) {
-  fetch(url, { headers: { "Authorization": "Bearer " + token } })
+export function k2_http(method, url, token, onDone) {
+  fetch(url, { method, headers: { "Authorization": "Bearer " + token } })
     .then(async (response) => {
       const text = await response.text();
       if (response.ok) onDone(text, undefined);
@@ -147,7 +147,7 @@ extern "C" {
         on_end: &Closure<dyn FnMut(Option<String>)>,
     ) -> js_sys::Function;
     fn k2_tauri_available() -> bool;
-    fn k2_http_get(url: &str, token: &str, on_done: JsValue);
+    fn k2_http(method: &str, url: &str, token: &str, on_done: JsValue);
     fn k2_tauri_invoke(command: &str, args: &str, on_done: JsValue);
     fn k2_tauri_run(
         body: &str,
@@ -198,7 +198,17 @@ pub fn list_runs(token: &str, done: impl FnOnce(Result<String, String>) + 'stati
         desktop_command("list_runs", serde_json::json!({}), done);
     } else {
         let url = format!("{}/v1/k2/runs", crate::session::server_base());
-        k2_http_get(&url, token, json_callback(done));
+        k2_http("GET", &url, token, json_callback(done));
+    }
+}
+
+/// Deletes a stored run.
+pub fn delete_run(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
+    if in_desktop_app() {
+        desktop_command("delete_run", serde_json::json!({ "run": run }), done);
+    } else {
+        let url = format!("{}/v1/k2/runs/{run}", crate::session::server_base());
+        k2_http("DELETE", &url, token, json_callback(done));
     }
 }
 
@@ -208,7 +218,7 @@ pub fn run_events(token: &str, run: i64, done: impl FnOnce(Result<String, String
         desktop_command("run_events", serde_json::json!({ "run": run }), done);
     } else {
         let url = format!("{}/v1/k2/runs/{run}/events", crate::session::server_base());
-        k2_http_get(&url, token, json_callback(done));
+        k2_http("GET", &url, token, json_callback(done));
     }
 }
 

@@ -50,6 +50,7 @@ pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
         .route("/models", get(openai::models))
         .route("/chat/completions", post(openai::chat_completions))
         .route("/k2/runs", post(runs::start_run).get(runs::list_runs))
+        .route("/k2/runs/{id}", axum::routing::delete(runs::delete_run))
         .route("/k2/runs/{id}/events", get(runs::run_events))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -144,3 +144,19 @@ pub async fn run_events(
         .map_err(|e| ApiError::unavailable(format!("this run cannot be read: {e}")))?;
     Ok(Json(events))
 }
+
+/// `DELETE /v1/k2/runs/{id}`: removes a stored run and everything attached to it.
+pub async fn delete_run(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let store = state
+        .store
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("this server keeps no history"))?;
+    store
+        .delete_run(id)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("this run cannot be deleted: {e}")))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
