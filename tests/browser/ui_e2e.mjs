@@ -105,6 +105,9 @@ await check("a run stopped midway says so and the next can start", async () => {
   await page.click("#solve");
   await page.waitForFunction(() => [...document.querySelectorAll(".candidate .markdown")]
     .some((m) => m.innerText.trim().length > 20), null, { timeout: 60000 });
+  // The live decoding rate shows while the run streams.
+  await page.waitForFunction(() => /≈\d+ tok\/s/.test(document.querySelector("#status").innerText),
+                             null, { timeout: 20000 });
   await page.click("#stop");
   const summaries = await page.locator(".candidate summary").allInnerTexts();
   if (!summaries.every((s) => s === "Stopped" || s.startsWith("Thought for"))) {

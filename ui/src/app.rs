@@ -20,6 +20,8 @@ pub struct RunState {
     pub student: RwSignal<bool>,
     /// In student mode, whether the student asked to see the solution of this run.
     pub revealed: RwSignal<bool>,
+    /// The decoding rate while the run streams.
+    pub live: RwSignal<crate::render::LiveRate>,
 }
 
 impl RunState {
@@ -38,6 +40,7 @@ pub fn App() -> impl IntoView {
         failure: RwSignal::new(None),
         student: RwSignal::new(false),
         revealed: RwSignal::new(false),
+        live: RwSignal::new(Default::default()),
     };
     let problem = RwSignal::new(String::new());
     let candidates = RwSignal::new(3usize);
@@ -62,7 +65,7 @@ pub fn App() -> impl IntoView {
         let transport = transport::detect(token.get_untracked());
         let run = transport.start_run(
             &request,
-            Box::new(crate::render::batched_apply(state.view)),
+            Box::new(crate::render::batched_apply(state.view, state.live)),
             Box::new(move |failure| {
                 if failure.is_some() {
                     state.failure.set(failure);

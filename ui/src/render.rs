@@ -15,8 +15,37 @@ use k2_render::markdown_to_html;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
-/// Applies events to `view` at most once per animation frame, all queued events at once.
-pub fn batched_apply(view: RwSignal<RunView>) -> impl FnMut(Event) {
+/// The live decoding rate of a run: candidate text pieces (one per generated token, as the
+/// engine streams them) over the run time they span.
+#[derive(Clone, Copy, Default, PartialEq)]
+pub struct LiveRate {
+    pub pieces: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+}
+
+impl LiveRate {
+    fn count(&mut self, event: &Event) {
+        if matches!(event.kind, k2_protocol::RunEvent::CandidateDelta { .. }) {
+            if self.pieces == 0 {
+                self.first_ms = event.elapsed_ms;
+            }
+            self.pieces += 1;
+            self.last_ms = event.elapsed_ms;
+        }
+    }
+
+    /// Tokens per second, once a second of decoding has been seen.
+    pub fn per_second(&self) -> Option<f64> {
+        let span = self.last_ms.saturating_sub(self.first_ms);
+        (span >= 1000).then(|| self.pieces as f64 * 1000.0 / span as f64)
+    }
+}
+
+/// Applies events to `view` at most once per animation frame, all queued events at once, and
+/// keeps `live` up to date.
+pub fn batched_apply(view: RwSignal<RunView>, live: RwSignal<LiveRate>) -> impl FnMut(Event) {
+    live.set(LiveRate::default());
     let queue: Rc<RefCell<Vec<Event>>> = Rc::default();
     let scheduled = Rc::new(RefCell::new(false));
     move |event: Event| {
@@ -28,6 +57,7 @@ pub fn batched_apply(view: RwSignal<RunView>) -> impl FnMut(Event) {
         let flush = Closure::once_into_js(move || {
             scheduled.replace(false);
             let events = std::mem::take(&mut *queue.borrow_mut());
+            live.update(|rate| events.iter().for_each(|e| rate.count(e)));
             view.update(|v| events.iter().for_each(|e| v.apply(e)));
         });
         let window = web_sys::window().expect("a window");

@@ -90,6 +90,11 @@ pub fn StatusBar(state: RunState) -> impl IntoView {
             if v.elapsed_ms > 0 {
                 line.push_str(&format!(" · {:.1} s", v.elapsed_ms as f64 / 1000.0));
             }
+            if v.stats.is_none() && state.running.get() {
+                if let Some(rate) = state.live.get().per_second() {
+                    line.push_str(&format!(" · ≈{rate:.0} tok/s"));
+                }
+            }
             if let Some(stats) = &v.stats {
                 line.push_str(&format!(" · {:.1} tok/s", stats.decode_tokens_per_s));
                 if let Some(rate) = stats.acceptance_rate {
