@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use k2_engine::generate::CancelToken;
 use k2_engine::scaffold::pipeline::Pipeline;
 use k2_protocol::{Event, RunEvent, RunRequest};
-use k2_store::{NewProblem, PageRequest, RunConfig, RunRecorder, RunSummary, Store};
+use k2_store::{PageRequest, RunConfig, RunRecorder, RunSummary, Store};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -42,21 +42,15 @@ impl DesktopState {
         let Some(store) = &self.store else {
             return Ok(None);
         };
-        let stored = async {
-            let session = store.session_titled(SESSION).await?;
-            let problem = store
-                .add_problem(&NewProblem::typed(&request.problem))
-                .await?;
-            let config = RunConfig {
-                solver: std::env::var("K2_MODEL").unwrap_or_else(|_| "default".into()),
-                planner: None,
-                draft: None,
-                device: "auto".into(),
-                settings: request.settings.clone(),
-            };
-            store.start_run(session, problem, &config).await
+        let config = RunConfig {
+            solver: std::env::var("K2_MODEL").unwrap_or_else(|_| "default".into()),
+            planner: None,
+            draft: None,
+            device: "auto".into(),
+            settings: request.settings.clone(),
         };
-        let run = stored
+        let run = store
+            .start_typed_run(SESSION, &request.problem, &config)
             .await
             .map_err(|e| format!("cannot record the run: {e}"))?;
         Ok(Some(RunRecorder::start(store, run)))

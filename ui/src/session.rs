@@ -4,6 +4,11 @@
 
 const TOKEN_KEY: &str = "k2.token";
 
+/// This browser's (or the desktop window's) local storage, where the app keeps its settings.
+pub fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
 pub fn server_base() -> String {
     web_sys::window()
         .and_then(|w| w.location().origin().ok())
@@ -13,7 +18,7 @@ pub fn server_base() -> String {
 /// The token from `#token=…` (remembered), else the remembered one.
 pub fn token() -> Option<String> {
     let window = web_sys::window()?;
-    let storage = window.local_storage().ok().flatten();
+    let storage = local_storage();
     let hash = window.location().hash().unwrap_or_default();
     if let Some(token) = hash.strip_prefix("#token=").filter(|t| !t.is_empty()) {
         if let Some(storage) = &storage {
@@ -29,7 +34,7 @@ pub fn token() -> Option<String> {
 }
 
 pub fn remember_token(token: &str) {
-    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+    if let Some(storage) = local_storage() {
         let _ = storage.set_item(TOKEN_KEY, token);
     }
 }

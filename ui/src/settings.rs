@@ -3,12 +3,10 @@
 
 use leptos::prelude::*;
 
+use crate::session::local_storage as storage;
+
 const THEME_KEY: &str = "k2.theme";
 const SIZE_KEY: &str = "k2.font-size";
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
-}
 
 fn load(key: &str) -> Option<String> {
     storage()?.get_item(key).ok().flatten()

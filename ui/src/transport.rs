@@ -191,35 +191,44 @@ fn json_callback(done: impl FnOnce(Result<String, String>) + 'static) -> JsValue
     })
 }
 
-/// The stored runs, newest first (JSON of the store's run summaries), from wherever the app
-/// runs: the desktop app's store or `k2 serve`'s.
-pub fn list_runs(token: &str, done: impl FnOnce(Result<String, String>) + 'static) {
+/// A history call to wherever the app runs: the desktop app's `command` with `args`, or
+/// `method` on `k2 serve`'s `path`. `done` gets the JSON answer or an error in words.
+fn history_call(
+    token: &str,
+    (command, args): (&str, serde_json::Value),
+    (method, path): (&str, &str),
+    done: impl FnOnce(Result<String, String>) + 'static,
+) {
     if in_desktop_app() {
-        desktop_command("list_runs", serde_json::json!({}), done);
+        desktop_command(command, args, done);
     } else {
-        let url = format!("{}/v1/k2/runs", crate::session::server_base());
-        k2_http("GET", &url, token, json_callback(done));
+        let url = format!("{}{path}", crate::session::server_base());
+        k2_http(method, &url, token, json_callback(done));
     }
+}
+
+/// The stored runs, newest first (JSON of the store's run summaries).
+pub fn list_runs(token: &str, done: impl FnOnce(Result<String, String>) + 'static) {
+    let desktop = ("list_runs", serde_json::json!({}));
+    history_call(token, desktop, ("GET", "/v1/k2/runs"), done);
 }
 
 /// Deletes a stored run.
 pub fn delete_run(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
-    if in_desktop_app() {
-        desktop_command("delete_run", serde_json::json!({ "run": run }), done);
-    } else {
-        let url = format!("{}/v1/k2/runs/{run}", crate::session::server_base());
-        k2_http("DELETE", &url, token, json_callback(done));
-    }
+    let desktop = ("delete_run", serde_json::json!({ "run": run }));
+    history_call(
+        token,
+        desktop,
+        ("DELETE", &format!("/v1/k2/runs/{run}")),
+        done,
+    );
 }
 
 /// A stored run's events (JSON), to replay it.
 pub fn run_events(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
-    if in_desktop_app() {
-        desktop_command("run_events", serde_json::json!({ "run": run }), done);
-    } else {
-        let url = format!("{}/v1/k2/runs/{run}/events", crate::session::server_base());
-        k2_http("GET", &url, token, json_callback(done));
-    }
+    let desktop = ("run_events", serde_json::json!({ "run": run }));
+    let path = format!("/v1/k2/runs/{run}/events");
+    history_call(token, desktop, ("GET", &path), done);
 }
 
 /// The JavaScript callbacks of a run: each event's JSON, then the end.

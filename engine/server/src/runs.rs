@@ -92,21 +92,17 @@ const SESSION: &str = "Classroom server";
 /// goes on unrecorded rather than not at all).
 async fn record(state: &AppState, request: &RunRequest) -> Option<k2_store::RunRecorder> {
     let store = state.store.as_ref()?;
-    let stored = async {
-        let session = store.session_titled(SESSION).await?;
-        let problem = store
-            .add_problem(&k2_store::NewProblem::typed(&request.problem))
-            .await?;
-        let config = k2_store::RunConfig {
-            solver: state.model_id.clone(),
-            planner: None,
-            draft: None,
-            device: "server".into(),
-            settings: request.settings.clone(),
-        };
-        store.start_run(session, problem, &config).await
+    let config = k2_store::RunConfig {
+        solver: state.model_id.clone(),
+        planner: None,
+        draft: None,
+        device: "server".into(),
+        settings: request.settings.clone(),
     };
-    match stored.await {
+    match store
+        .start_typed_run(SESSION, &request.problem, &config)
+        .await
+    {
         Ok(run) => Some(k2_store::RunRecorder::start(store, run)),
         Err(e) => {
             tracing::error!("a run will not be kept: {e}");

@@ -54,16 +54,14 @@ pub(super) fn self_attention(
         if t == 0 {
             continue;
         }
-        let past = cache.len(row);
-        let (keys, values) =
-            cache.append(layer, row, &k.narrow(1, start, t)?, &v.narrow(1, start, t)?)?;
-        work.push(RowWork {
-            q: q.narrow(1, start, t)?,
-            keys,
-            values,
-            past,
-            t,
-        });
+        work.push(RowWork::append(
+            cache,
+            layer,
+            row,
+            q.narrow(1, start, t)?,
+            &k.narrow(1, start, t)?,
+            &v.narrow(1, start, t)?,
+        )?);
     }
     let outputs = attend_rows(&work, &geometry, h.device())?;
     Ok(Tensor::cat(&outputs, 0)?)
@@ -147,15 +145,7 @@ fn cuda_self_attention(
         let q_span = rope.apply(&rows(q, heads)?, &cos, &sin)?.squeeze(0)?;
         let k_span = rope.apply(&rows(k, kv_heads)?, &cos, &sin)?.squeeze(0)?;
         let v_span = rows(v, kv_heads)?.squeeze(0)?;
-        let past = cache.len(row);
-        let (keys, values) = cache.append(layer, row, &k_span, &v_span)?;
-        let work = RowWork {
-            q: q_span,
-            keys,
-            values,
-            past,
-            t,
-        };
+        let work = RowWork::append(cache, layer, row, q_span, &k_span, &v_span)?;
         outputs.push(attend_row(&work, geometry)?);
     }
     Ok(if outputs.len() == 1 {
@@ -181,6 +171,30 @@ struct RowWork {
     values: Tensor,
     past: usize,
     t: usize,
+}
+
+impl RowWork {
+    /// Appends the row's new keys/values (`[kv_heads, t, head_dim]`) to its cache and pairs
+    /// its queries (`[heads, t, head_dim]`) with everything now cached.
+    fn append(
+        cache: &mut KvCache,
+        layer: usize,
+        row: usize,
+        q: Tensor,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<RowWork> {
+        let past = cache.len(row);
+        let t = q.dim(1)?;
+        let (keys, values) = cache.append(layer, row, k, v)?;
+        Ok(RowWork {
+            q,
+            keys,
+            values,
+            past,
+            t,
+        })
+    }
 }
 
 /// Each row's `[t, heads * head_dim]`, in row order. On CPU, rows are split over two threads

@@ -7,8 +7,8 @@ use crate::clock::now_ms;
 use crate::error::{Result, StoreError};
 use crate::problems::{problem_from_row, PROBLEM_COLUMNS};
 use crate::types::{
-    Cursor, Page, PageRequest, ProblemId, RunConfig, RunDetail, RunId, RunStatus, RunSummary,
-    SessionId,
+    Cursor, NewProblem, Page, PageRequest, ProblemId, RunConfig, RunDetail, RunId, RunStatus,
+    RunSummary, SessionId,
 };
 use crate::Store;
 
@@ -18,6 +18,19 @@ const SUMMARY_FROM: &str =
     "FROM runs r JOIN sessions s ON s.id = r.session_id JOIN problems p ON p.id = r.problem_id";
 
 impl Store {
+    /// Starts a run of a problem someone typed, in the session titled `session` (created
+    /// when new): what every front end (terminal, desktop app, classroom server) records.
+    pub async fn start_typed_run(
+        &self,
+        session: &str,
+        problem: &str,
+        config: &RunConfig,
+    ) -> Result<RunId> {
+        let session = self.session_titled(session).await?;
+        let problem = self.add_problem(&NewProblem::typed(problem)).await?;
+        self.start_run(session, problem, config).await
+    }
+
     /// Records that a run of `problem` has started in `session`; its events follow through a
     /// [`crate::RunRecorder`].
     pub async fn start_run(

@@ -7,7 +7,7 @@ use clap::Args as ClapArgs;
 use k2_engine::generate::CancelToken;
 use k2_engine::scaffold::pipeline::Pipeline;
 use k2_protocol::{Event, RunRequest};
-use k2_store::{NewProblem, RunConfig, RunRecorder, Store};
+use k2_store::{RunConfig, RunRecorder, Store};
 use serde_json::json;
 use tokio::runtime::Runtime;
 
@@ -117,13 +117,7 @@ fn start_recording(args: &Args, backends: &Backends, request: &RunRequest) -> Re
         device: format!("{:?}", args.model.device).to_lowercase(),
         settings: request.settings.clone(),
     };
-    let run = runtime.block_on(async {
-        let session = store.session_titled(&args.session).await?;
-        let problem = store
-            .add_problem(&NewProblem::typed(&request.problem))
-            .await?;
-        store.start_run(session, problem, &config).await
-    })?;
+    let run = runtime.block_on(store.start_typed_run(&args.session, &request.problem, &config))?;
     let recorder = {
         let _context = runtime.enter();
         RunRecorder::start(&store, run)
