@@ -246,9 +246,11 @@ pub fn Verdicts(state: RunState) -> impl IntoView {
 
 #[component]
 pub fn FinalAnswer(state: RunState) -> impl IntoView {
-    let content = move || {
-        state.view.with(|v| {
-            v.final_answer.as_ref().map(|f| {
+    // KaTeX runs when the answer changes, not on every event of the run.
+    let final_answer = Memo::new(move |_| state.view.with(|v| v.final_answer.clone()));
+    let content = Memo::new(move |_| {
+        final_answer.with(|f| {
+            f.as_ref().map(|f| {
                 let how = match f.method {
                     SelectionMethod::Single => "the only candidate",
                     SelectionMethod::Vote => "most candidates agree",
@@ -262,13 +264,15 @@ pub fn FinalAnswer(state: RunState) -> impl IntoView {
                 (format!("Candidate {}, {how}", f.candidate + 1), answer)
             })
         })
-    };
+    });
     view! {
-        <Show when=move || content().is_some()>
+        <Show when=move || content.with(Option::is_some)>
             <section id="final-answer" class="panel answer-card">
                 <h2>"Answer"</h2>
-                <div class="math" inner_html=move || content().map(|c| c.1).unwrap_or_default()></div>
-                <p class="how">{move || content().map(|c| c.0).unwrap_or_default()}</p>
+                <div class="math"
+                    inner_html=move || content.with(|c| c.as_ref().map(|c| c.1.clone()).unwrap_or_default())>
+                </div>
+                <p class="how">{move || content.with(|c| c.as_ref().map(|c| c.0.clone()).unwrap_or_default())}</p>
             </section>
         </Show>
     }
