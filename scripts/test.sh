@@ -25,7 +25,12 @@ K2_BIN="$BIN/k2" "$PYTHON" tests/python/remote_peers.py
 # The app in real Chromium, served by `k2 serve` with a real model.
 node tests/browser/ui_e2e.mjs "$BIN/k2" smollm2-135m-instruct-q4_1 ui/dist
 # The desktop app in its real window (WebKitGTK under Xvfb, driven by tauri-driver), with a
-# fresh database so a restart must find the run it just stored.
-K2_MODEL=smollm2-135m-instruct-q4_1 K2_DB="$(mktemp -d)/desktop.db" \
+# fresh database so a restart must find the run it just stored, an empty models folder to
+# import into, and its own user and system configuration files.
+DESKTOP="$(mktemp -d)"
+MODELS="$(K2_MODELS_DIR= "$BIN/k2" models --format jsonl | python3 -c \
+    'import json,sys; print(next(json.loads(l)["path"] for l in sys.stdin if "smollm2" in l))')"
+K2_MODEL="$MODELS" K2_DB="$DESKTOP/desktop.db" K2_MODELS_DIR="$DESKTOP/models" \
+    K2_CONFIG="$DESKTOP/config.toml" K2_SYSTEM_CONFIG="$DESKTOP/system.toml" \
     xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" \
     node tests/desktop/app_e2e.mjs "$BIN/k2-tutor"

@@ -72,6 +72,19 @@ pub enum EngineError {
     #[error("the server is busy ({reason}); retry in {retry_after_s} s")]
     Busy { reason: String, retry_after_s: u64 },
 
+    #[error("a model named `{name}` is already installed at {path}; remove it first or pick another file")]
+    AlreadyInstalled { name: String, path: PathBuf },
+
+    #[error("download of {url} failed: {message}")]
+    Download { url: String, message: String },
+
+    #[error("{path} does not match its checksum (expected sha256 {expected}, got {found}); it was not installed, download it again")]
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
     /// A remote backend failed; the message says what happened and what to check.
     #[error("remote backend {url}: {message}")]
     Remote { url: String, message: String },

@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod install;
 pub mod loader;
 pub mod model;
 pub mod models_dir;

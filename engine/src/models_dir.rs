@@ -49,17 +49,21 @@ pub struct ModelInfo {
 
 /// Resolves `--model`: an existing path, or a name (file stem or file name) in the models dir.
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
+    resolve_model_in(spec, &models_dir())
+}
+
+/// Resolves a model path or name, names looked up in `dir`.
+pub fn resolve_model_in(spec: &str, dir: &Path) -> Result<PathBuf> {
     let as_path = Path::new(spec);
     if as_path.exists() {
         return Ok(as_path.to_owned());
     }
-    let dir = models_dir();
     let candidates = [dir.join(spec), dir.join(format!("{spec}.gguf"))];
     if let Some(found) = candidates.into_iter().find(|p| p.exists()) {
         return Ok(found);
     }
     // A unique prefix of an installed model's name is enough ("qwen2.5-coder-1.5b").
-    let matches: Vec<ModelInfo> = list_models(&dir)
+    let matches: Vec<ModelInfo> = list_models(dir)
         .into_iter()
         .filter(|m| m.name.starts_with(spec))
         .collect();

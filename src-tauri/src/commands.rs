@@ -1,6 +1,6 @@
 //! What the UI can ask of the app (Tauri commands): start a run, whose events stream back over
-//! a channel and are stored as they come (the session store, SQLite); stop it; list stored runs
-//! and replay one; ask whether the engine is ready.
+//! a channel and are stored as they come (the session store, SQLite); stop it; ask whether the
+//! engine is ready. The history commands are in `history.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,32 +9,53 @@ use std::sync::{Arc, Mutex};
 use k2_engine::generate::CancelToken;
 use k2_engine::scaffold::pipeline::Pipeline;
 use k2_protocol::{Event, RunEvent, RunRequest};
-use k2_store::{PageRequest, RunConfig, RunRecorder, RunSummary, Store};
+use k2_store::{RunConfig, RunRecorder, Store};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 
+use crate::config::Layers;
 use crate::engine::Engine;
 
 /// The session the desktop app files its runs under.
 const SESSION: &str = "Desktop";
 
 pub struct DesktopState {
-    engine: Engine,
+    /// Replaced when the Models view changes the models; runs keep the one they started on.
+    engine: Mutex<Engine>,
+    layers: Mutex<Layers>,
     /// `None` when the database could not be opened: runs still work, unrecorded.
-    store: Option<Store>,
+    pub(crate) store: Option<Store>,
     next_run: AtomicU64,
     running: Arc<Mutex<HashMap<u64, CancelToken>>>,
 }
 
 impl DesktopState {
-    pub fn new(engine: Engine, store: Option<Store>) -> Self {
+    pub fn new(engine: Engine, layers: Layers, store: Option<Store>) -> Self {
         DesktopState {
-            engine,
+            engine: Mutex::new(engine),
+            layers: Mutex::new(layers),
             store,
             next_run: AtomicU64::new(1),
             running: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn replace_engine(&self, engine: Engine) {
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = engine;
+    }
+
+    pub fn layers(&self) -> Result<std::sync::MutexGuard<'_, Layers>, String> {
+        self.layers
+            .lock()
+            .map_err(|_| "the app's settings are broken; restart K2 Tutor".into())
     }
 
     /// A stored run for `request` and its recorder, or `None` without a store.
@@ -42,11 +63,19 @@ impl DesktopState {
         let Some(store) = &self.store else {
             return Ok(None);
         };
+        let chosen = self.layers()?.effective();
         let config = RunConfig {
-            solver: std::env::var("K2_MODEL").unwrap_or_else(|_| "default".into()),
-            planner: None,
-            draft: None,
-            device: "auto".into(),
+            solver: std::env::var("K2_MODEL")
+                .ok()
+                .or(chosen.solver)
+                .or_else(|| chosen.remote_url.clone())
+                .unwrap_or_else(|| "default".into()),
+            planner: chosen.planner,
+            draft: chosen.draft,
+            device: chosen
+                .remote_url
+                .or(chosen.device)
+                .unwrap_or_else(|| "auto".into()),
             settings: request.settings.clone(),
         };
         let run = store
@@ -57,14 +86,21 @@ impl DesktopState {
     }
 }
 
-/// Starts a run and returns its id at once; its events arrive on `on_event`, ending with
-/// `stats`, `error` or `cancelled`.
+/// A started run: `id` to stop it, `stored` to attach notes and attempts to its record.
+#[derive(Serialize)]
+pub struct StartedRun {
+    id: u64,
+    stored: Option<i64>,
+}
+
+/// Starts a run and answers at once; its events arrive on `on_event`, ending with `stats`,
+/// `error` or `cancelled`.
 #[tauri::command]
 pub async fn start_run(
     state: State<'_, DesktopState>,
     request: RunRequest,
     on_event: Channel<Event>,
-) -> Result<u64, String> {
+) -> Result<StartedRun, String> {
     if request.problem.trim().is_empty() {
         return Err("Type a problem first.".into());
     }
@@ -76,7 +112,8 @@ pub async fn start_run(
         .map_err(|_| "the app's run table is broken; restart K2 Tutor")?
         .insert(id, cancel.clone());
     let recorder = state.record(&request).await?;
-    let engine = state.engine.clone();
+    let stored = recorder.as_ref().map(RunRecorder::run);
+    let engine = state.engine();
     let running = state.running.clone();
     std::thread::Builder::new()
         .name(format!("k2-run-{id}"))
@@ -112,7 +149,7 @@ pub async fn start_run(
             }
         })
         .map_err(|e| format!("cannot start the run: {e}"))?;
-    Ok(id)
+    Ok(StartedRun { id, stored })
 }
 
 /// Stops a run; its stream ends with `cancelled`. Unknown or finished runs are ignored.
@@ -135,7 +172,7 @@ pub struct EngineStatus {
 
 #[tauri::command]
 pub fn engine_status(state: State<'_, DesktopState>) -> EngineStatus {
-    match state.engine.status() {
+    match state.engine().status() {
         None => EngineStatus {
             state: "loading",
             device: None,
@@ -152,31 +189,4 @@ pub fn engine_status(state: State<'_, DesktopState>) -> EngineStatus {
             message: Some(message),
         },
     }
-}
-
-/// The newest stored runs (history).
-#[tauri::command]
-pub async fn list_runs(state: State<'_, DesktopState>) -> Result<Vec<RunSummary>, String> {
-    let Some(store) = &state.store else {
-        return Ok(Vec::new());
-    };
-    let page = store
-        .list_runs(None, PageRequest::first(100))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(page.items)
-}
-
-/// A stored run's events, to replay it exactly as it streamed.
-#[tauri::command]
-pub async fn run_events(state: State<'_, DesktopState>, run: i64) -> Result<Vec<Event>, String> {
-    let store = state.store.as_ref().ok_or("no session store")?;
-    store.events(run).await.map_err(|e| e.to_string())
-}
-
-/// Removes a stored run and everything attached to it (the UI asks for confirmation first).
-#[tauri::command]
-pub async fn delete_run(state: State<'_, DesktopState>, run: i64) -> Result<(), String> {
-    let store = state.store.as_ref().ok_or("no session store")?;
-    store.delete_run(run).await.map_err(|e| e.to_string())
 }

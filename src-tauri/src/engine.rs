@@ -1,14 +1,20 @@
 //! The models the desktop app runs, loaded on a background thread so the window is usable at
-//! once. Which models: `K2_MODEL` (solver) and `K2_PLANNER` (planner and judge), each a path or
-//! an installed model's name; by default the installed 1.5B solver and 0.5B planner (the solver
-//! plans for itself when the 0.5B is not installed).
+//! once, and loaded again when the Models view changes them. Which models: the configuration
+//! (`config.rs`: solver, planner, draft, device, or a remote server), where `K2_MODEL` and
+//! `K2_PLANNER` override the solver and planner (tests); by default the installed 1.5B solver
+//! and 0.5B planner (the solver plans for itself when the 0.5B is not installed).
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-use k2_engine::backend::{Backend, LocalBackend};
+use k2_engine::backend::{Backend, LocalBackend, RemoteBackend, RemoteConfig, Speculation};
 use k2_engine::device::{select_device, DeviceChoice};
 use k2_engine::loader::load_model;
-use k2_engine::models_dir::resolve_model;
+use k2_engine::models_dir::{models_dir, resolve_model_in};
+use k2_engine::speculative::compat::check_draft_compatible;
+use k2_engine::speculative::SpecTuning;
+
+use crate::config::Config;
 
 const DEFAULT_SOLVER: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m";
 const DEFAULT_PLANNER: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
@@ -29,13 +35,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn load_in_background() -> Engine {
+    pub fn load_in_background(config: Config) -> Engine {
         let engine = Engine {
             slot: Arc::new((Mutex::new(None), Condvar::new())),
         };
         let slot = engine.slot.clone();
         std::thread::spawn(move || {
-            let loaded = load().map(Arc::new);
+            let loaded = load(&config).map(Arc::new);
             if let Err(e) = &loaded {
                 tracing::error!("{e}");
             }
@@ -66,25 +72,63 @@ impl Engine {
     }
 }
 
-fn load() -> Result<Backends, String> {
-    let solver_name = std::env::var("K2_MODEL").unwrap_or_else(|_| DEFAULT_SOLVER.into());
-    let solver_path = resolve_model(&solver_name).map_err(|e| {
-        format!(
-            "{e}. Install a model (see the README, \"Models\") or set K2_MODEL to a .gguf file."
-        )
-    })?;
-    let planner_path = match std::env::var("K2_PLANNER") {
-        Ok(name) => Some(resolve_model(&name).map_err(|e| e.to_string())?),
-        Err(_) => resolve_model(DEFAULT_PLANNER).ok(),
+/// The models folder in force: the configuration's, else `K2_MODELS_DIR` or the default.
+pub fn effective_models_dir(config: &Config) -> PathBuf {
+    config.models_dir.clone().unwrap_or_else(models_dir)
+}
+
+fn load(config: &Config) -> Result<Backends, String> {
+    if let Some(url) = &config.remote_url {
+        return connect(url, config.remote_token.clone());
+    }
+    let dir = effective_models_dir(config);
+    let resolve = |name: &str| {
+        resolve_model_in(name, &dir).map_err(|e| {
+            format!("{e}. Install a model in the Models view (or see the README, \"Models\").")
+        })
     };
-    let device = select_device(DeviceChoice::Auto).map_err(|e| e.to_string())?;
+    let solver_name = std::env::var("K2_MODEL")
+        .ok()
+        .or_else(|| config.solver.clone())
+        .unwrap_or_else(|| DEFAULT_SOLVER.into());
+    let solver_path = resolve(&solver_name)?;
+    let planner_path = match std::env::var("K2_PLANNER")
+        .ok()
+        .or_else(|| config.planner.clone())
+    {
+        Some(name) => Some(resolve(&name)?),
+        None => resolve_model_in(DEFAULT_PLANNER, &dir).ok(),
+    };
+    let choice: DeviceChoice = config
+        .device
+        .as_deref()
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e: k2_engine::error::EngineError| e.to_string())?;
+    let device = select_device(choice).map_err(|e| e.to_string())?;
     tracing::info!(device = device.name, reason = %device.reason, "device selected");
-    let load = |path: &std::path::Path| {
+    let load = |path: &Path| {
         load_model(path, &device.device, &mut |_| {})
             .map(Arc::new)
             .map_err(|e| e.to_string())
     };
-    let solver: Arc<dyn Backend> = Arc::new(LocalBackend::new(load(&solver_path)?));
+    let solver_model = load(&solver_path)?;
+    let mut solver = LocalBackend::new(solver_model.clone());
+    if let Some(draft) = &config.draft {
+        let draft = load(&resolve(draft)?)?;
+        check_draft_compatible(
+            &solver_model.tokenizer,
+            &solver_model.info.name,
+            &draft.tokenizer,
+            &draft.info.name,
+        )
+        .map_err(|e| e.to_string())?;
+        solver = solver.with_speculation(Speculation {
+            draft: Some(draft),
+            tuning: SpecTuning::default(),
+        });
+    }
+    let solver: Arc<dyn Backend> = Arc::new(solver);
     let planner: Arc<dyn Backend> = match planner_path {
         Some(path) if path != solver_path => Arc::new(LocalBackend::new(load(&path)?)),
         _ => solver.clone(),
@@ -93,5 +137,20 @@ fn load() -> Result<Backends, String> {
         solver,
         planner,
         device: device.name.to_owned(),
+    })
+}
+
+/// A classroom server for everything: solving, planning and judging.
+fn connect(url: &str, token: Option<String>) -> Result<Backends, String> {
+    let mut remote = RemoteConfig::new(url);
+    remote.token = token;
+    let backend: Arc<dyn Backend> = Arc::new(
+        RemoteBackend::connect(remote)
+            .map_err(|e| format!("{e}. Check the server address and token in the Models view."))?,
+    );
+    Ok(Backends {
+        solver: backend.clone(),
+        planner: backend,
+        device: format!("server {url}"),
     })
 }

@@ -6,7 +6,10 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod config;
 mod engine;
+mod history;
+mod models;
 
 fn main() {
     tracing_subscriber::fmt()
@@ -15,7 +18,8 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let engine = engine::Engine::load_in_background();
+    let layers = config::Layers::load();
+    let engine = engine::Engine::load_in_background(layers.effective());
     // K2_DB overrides where runs are kept (tests); the default is the user's data directory.
     let store = tauri::async_runtime::block_on(async {
         match std::env::var_os("K2_DB") {
@@ -26,16 +30,24 @@ fn main() {
     let store = store
         .map_err(|e| tracing::error!("runs will not be kept: {e}"))
         .ok();
-    let state = commands::DesktopState::new(engine, store);
+    let state = commands::DesktopState::new(engine, layers, store);
     let result = tauri::Builder::default()
         .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::start_run,
             commands::cancel_run,
             commands::engine_status,
-            commands::list_runs,
-            commands::delete_run,
-            commands::run_events
+            history::list_runs,
+            history::delete_run,
+            history::run_events,
+            history::run_notes,
+            history::add_note,
+            history::check_attempt,
+            history::export_run,
+            models::models_view,
+            models::save_config,
+            models::import_model,
+            models::download_model
         ])
         .run(tauri::generate_context!());
     if let Err(error) = result {

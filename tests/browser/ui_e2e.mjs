@@ -5,7 +5,7 @@
 // Usage: node ui_e2e.mjs K2_BIN MODEL UI_DIR
 // Prints "N passed, N failed" last and exits non-zero on any failure.
 import { chromium } from "playwright-core";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -130,6 +130,93 @@ await check("after a reload the runs are in History and one replays", async () =
   const candidates = await page.locator(".candidate").count();
   if (candidates !== 3) throw new Error(`${candidates} candidates replayed`);
   await page.screenshot({ path: join(shots, "history-replay.png") });
+});
+
+await check("a teacher steps through a kept run stage by stage and adds notes", async () => {
+  await page.waitForSelector("#review #step-label", { timeout: 10000 });
+  const label = () => text("#step-label");
+  if (!/: the whole run$/.test(await label())) throw new Error(`opens at ${await label()}`);
+  while (await page.locator("#step-back:not([disabled])").count()) await page.click("#step-back");
+  if (!/^1 of \d+: the plan$/.test(await label())) throw new Error(`first step: ${await label()}`);
+  const solved = await page.evaluate(() => [...document.querySelectorAll(".candidate .markdown")]
+    .some((m) => m.textContent.trim()) || !!document.querySelector("#final-answer"));
+  if (solved) throw new Error("the plan step shows the candidates' work");
+  await page.fill("#note-text", "Good plan: name the formula you use.");
+  await page.click("#add-note");
+  await page.waitForFunction(() => /at the plan: Good plan/.test(document.querySelector("#notes").innerText),
+                             null, { timeout: 5000 });
+  await page.screenshot({ path: join(shots, "review-plan-step.png"), fullPage: true });
+  await page.click("#step-next");
+  await page.waitForFunction(() => document.querySelectorAll(".candidate").length === 3, null, { timeout: 5000 });
+  await page.check("#note-whole");
+  await page.fill("#note-text", "Overall: check the arithmetic <b>twice</b>.");
+  await page.press("#note-text", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#notes li").length === 2, null, { timeout: 5000 });
+  if (await page.locator("#notes b").count()) throw new Error("a note's HTML was rendered");
+  // Notes are kept: after a reload the run opens with both.
+  await page.reload();
+  await page.click("#history-toggle");
+  await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
+  await page.waitForFunction(() => document.querySelectorAll("#notes li").length === 2, null, { timeout: 10000 });
+  const notes = await text("#notes");
+  if (!/^whole run: Overall/.test(notes)) throw new Error(`whole-run note first: ${notes}`);
+});
+
+await check("a kept run exports as Markdown and as standalone HTML with its notes", async () => {
+  const save = async (button) => {
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
+    return { name: download.suggestedFilename(), body: readFileSync(await download.path(), "utf8") };
+  };
+  const md = await save("#export-md");
+  if (!/^k2-run-\d+\.md$/.test(md.name) || !md.body.includes("Put the answer in")
+      || !md.body.includes("Good plan: name the formula")) throw new Error(md.name + "\n" + md.body.slice(0, 400));
+  const html = await save("#export-html");
+  if (!html.name.endsWith(".html") || !html.body.includes("<math")
+      || !html.body.includes("check the arithmetic &lt;b&gt;twice")) throw new Error(html.body.slice(0, 400));
+  await page.waitForFunction(() => /Downloaded k2-run-/.test(document.querySelector("#review-message").innerText),
+                             null, { timeout: 5000 });
+});
+
+await check("checking an answer to a kept run keeps the attempt", async () => {
+  // A short greedy run that ends with an answer to check against.
+  await page.fill("#problem", "What is 2 + 3? Reply with the number only.");
+  await page.selectOption("#candidates", "1");
+  await page.uncheck("#plan");
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 120000 });
+  await page.waitForSelector("#check", { timeout: 5000 });
+  await page.fill("#my-answer", "-987654");
+  await page.click("#check-button");
+  await page.waitForSelector("#check-result.wrong", { timeout: 5000 });
+  await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
+                             null, { timeout: 5000 });
+  const kept = execFileSync("python3", ["-c",
+    "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(" +
+    "'select answer, equivalent from attempts').fetchall())", db]).toString();
+  if (!kept.includes("('-987654', 0)")) throw new Error(`attempts: ${kept}`);
+  await page.selectOption("#candidates", "3");
+  await page.check("#plan");
+});
+
+await check("history search finds runs by their words, LaTeX included", async () => {
+  const first = () => page.evaluate(() => {
+    const item = document.querySelector(".history-item");
+    const snippet = document.querySelector(".snippet");
+    return item && snippet ? `${item.innerText} | ${snippet.innerText}` : "";
+  });
+  for (const [query, problem] of [["integers from 1 to 40", "Write out"], ["\\frac{3}{4}", "What is $"]]) {
+    await page.fill("#history-search", query);
+    await page.waitForFunction((p) => (document.querySelector(".history-item") || {}).innerText?.startsWith(p)
+      && document.querySelector(".snippet"), problem, { timeout: 5000 })
+      .catch(async () => { throw new Error(`"${query}": ${await text("#history")}`); });
+    if (!(await first()).includes("«")) throw new Error(`no highlighted words: ${await first()}`);
+  }
+  await page.fill("#history-search", "zebra OR \"");
+  await page.waitForSelector("#history-empty", { timeout: 5000 });
+  if (!/No run matches/.test(await text("#history-empty"))) throw new Error("no 'no match' message");
+  await page.fill("#history-search", "");
+  await page.waitForFunction(() => document.querySelectorAll(".history-item").length >= 3, null, { timeout: 5000 });
 });
 
 await check("deleting a run asks first and then removes it", async () => {

@@ -5,7 +5,7 @@
 // Needs `tauri-driver` and WebKitWebDriver on PATH; the app's model comes from K2_MODEL.
 // Prints "N passed, N failed" last and exits non-zero on any failure.
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -111,6 +111,63 @@ await check("after a restart the run is in History and replays", async () => {
   await script("document.querySelector('.history-item').click()");
   await waitFor("return !!document.querySelector('#final-answer') && document.querySelectorAll('.candidate').length === 3", 10000);
   await screenshot("desktop-replayed.png");
+});
+
+await check("a kept run is stepped through, annotated and exported to a file", async () => {
+  await waitFor("return /the whole run$/.test((document.querySelector('#step-label') || {}).innerText || '')", 10000);
+  // Stepping back from the first stage stays there, so ten clicks reach it from any run.
+  await script("for (let i = 0; i < 10; i++) document.querySelector('#step-back').click()");
+  await waitFor("return /^1 of \\d+: the plan$/.test(document.querySelector('#step-label').innerText)", 5000);
+  const solved = await script("return [...document.querySelectorAll('.candidate .markdown')]"
+    + ".some((m) => m.textContent.trim()) || !!document.querySelector('#final-answer')");
+  if (solved) throw new Error("the plan step shows the candidates' work");
+  await script(`
+    const note = document.querySelector('#note-text');
+    note.value = 'Desktop note: why halve?';
+    note.dispatchEvent(new Event('input', { bubbles: true }));
+    document.querySelector('#add-note').click();`);
+  await waitFor("return /at the plan: Desktop note/.test(document.querySelector('#notes').innerText)", 5000);
+  await script("document.querySelector('#export-md').click()");
+  await waitFor("return /^Saved to /.test((document.querySelector('#review-message') || {}).innerText || '')", 5000);
+  const saved = (await script("return document.querySelector('#review-message').innerText")).replace(/^Saved to /, "");
+  const body = readFileSync(saved, "utf8");
+  rmSync(saved);
+  if (!body.includes("Desktop note: why halve?") || !body.includes("Natalia")) throw new Error(body.slice(0, 300));
+  await screenshot("desktop-review.png");
+});
+
+await check("the Models view shows the engine, imports a model from disk and lists it", async () => {
+  await script("document.querySelector('#models-toggle').click()");
+  await waitFor("return /^Ready on /.test((document.querySelector('#engine-state') || {}).innerText || '')", 60000);
+  await script(`
+    const path = document.querySelector('#import-path');
+    path.value = ${JSON.stringify(process.env.K2_MODEL)};
+    path.dispatchEvent(new Event('input', { bubbles: true }));
+    document.querySelector('#import-link').click();
+    document.querySelector('#import').click();`);
+  await waitFor("return /^Installed smollm2-135m-instruct-q4_1/.test((document.querySelector('#models-message') || {}).innerText || '')", 30000);
+  const table = await script("return document.querySelector('#model-list').innerText");
+  if (!/smollm2-135m-instruct-q4_1\s+\d+ MB\s+llama\s+Q4_1/.test(table)) throw new Error(table);
+  await script(`
+    const path = document.querySelector('#import-path');
+    path.value = '/etc/hostname';
+    path.dispatchEvent(new Event('input', { bubbles: true }));
+    document.querySelector('#import').click();`);
+  await waitFor("return /^Not installed: /.test((document.querySelector('#models-message') || {}).innerText || '')", 10000);
+  await script("document.querySelector('#models').scrollIntoView()");
+  await screenshot("desktop-models.png");
+});
+
+await check("a lab's system configuration fixes student mode", async () => {
+  writeFileSync(process.env.K2_SYSTEM_CONFIG, "student_mode = true\n");
+  await wd("DELETE", `/session/${session}`);
+  const created = await wd("POST", "/session", {
+    capabilities: { alwaysMatch: { "tauri:options": { application: app } } },
+  });
+  session = created.sessionId;
+  await waitFor("return !!document.querySelector('#student') && document.querySelector('#student').checked", 15000);
+  if (!(await script("return document.querySelector('#student').disabled"))) throw new Error("students can turn it off");
+  rmSync(process.env.K2_SYSTEM_CONFIG);
 });
 
 if (session) await wd("DELETE", `/session/${session}`).catch(() => {});

@@ -18,10 +18,16 @@ pub struct RunState {
     pub failure: RwSignal<Option<String>>,
     /// Student mode: the plan comes as hints one at a time, the solution only when asked.
     pub student: RwSignal<bool>,
+    /// Student mode fixed by the lab administrator (the desktop app's system configuration).
+    pub student_locked: RwSignal<bool>,
     /// In student mode, whether the student asked to see the solution of this run.
     pub revealed: RwSignal<bool>,
     /// The decoding rate while the run streams.
     pub live: RwSignal<crate::render::LiveRate>,
+    /// The history's id of the run on screen, once it is known (notes, attempts, export).
+    pub stored: RwSignal<Option<i64>>,
+    /// The events of the live run so far (review steps through them once it ends).
+    pub log: StoredValue<Vec<k2_protocol::Event>, LocalStorage>,
 }
 
 impl RunState {
@@ -39,13 +45,15 @@ pub fn App() -> impl IntoView {
         running: RwSignal::new(false),
         failure: RwSignal::new(None),
         student: RwSignal::new(false),
+        student_locked: RwSignal::new(false),
         revealed: RwSignal::new(false),
         live: RwSignal::new(Default::default()),
+        stored: RwSignal::new(None),
+        log: StoredValue::new_local(Vec::new()),
     };
+    crate::models::apply_student_mode(state.student, state.student_locked);
     let problem = RwSignal::new(String::new());
-    let candidates = RwSignal::new(3usize);
-    let plan = RwSignal::new(true);
-    let max_tokens = RwSignal::new(2048usize);
+    let settings = crate::run_settings::remembered();
     let handle: StoredValue<Option<RunHandle>, LocalStorage> = StoredValue::new_local(None);
 
     let start = move || {
@@ -54,25 +62,32 @@ pub fn App() -> impl IntoView {
             return;
         }
         let mut request = RunRequest::new(text);
-        request.settings.candidates = candidates.get_untracked();
-        request.settings.plan = plan.get_untracked();
-        request.settings.sampling.max_tokens = max_tokens.get_untracked();
+        request.settings = settings.get_untracked();
         state.view.set(RunView::default());
+        state.stored.set(None);
+        state.log.set_value(Vec::new());
         state.failure.set(None);
         state.revealed.set(false);
         state.running.set(true);
         session::remember_token(&token.get_untracked());
         let transport = transport::detect(token.get_untracked());
-        let run = transport.start_run(
-            &request,
-            Box::new(crate::render::batched_apply(state.view, state.live)),
-            Box::new(move |failure| {
+        let callbacks = transport::RunCallbacks {
+            on_stored: Box::new(move |id| state.stored.set(Some(id))),
+            on_event: Box::new({
+                let mut apply = crate::render::batched_apply(state.view, state.live);
+                move |event| {
+                    state.log.update_value(|log| log.push(event.clone()));
+                    apply(event)
+                }
+            }),
+            on_end: Box::new(move |failure| {
                 if failure.is_some() {
                     state.failure.set(failure);
                 }
                 state.running.set(false);
             }),
-        );
+        };
+        let run = transport.start_run(&request, callbacks);
         handle.set_value(Some(run));
     };
     let stop = move || {
@@ -100,9 +115,9 @@ pub fn App() -> impl IntoView {
                         on:change=move |ev| token.set(event_target_value(&ev)) />
                 </section>
             </Show>
-            <ProblemInput problem=problem candidates=candidates plan=plan max_tokens=max_tokens
-                state=state
+            <ProblemInput problem=problem settings=settings state=state
                 on_start=start on_stop=stop />
+            <crate::run_settings::RunSettingsPanel settings=settings />
             <Show when=move || state.failure.get().is_some()>
                 <p class="error" role="alert">{move || state.failure.get().unwrap_or_default()}</p>
             </Show>
@@ -118,8 +133,10 @@ pub fn App() -> impl IntoView {
                 <Verdicts state=state />
                 <FinalAnswer state=state />
             </Show>
-            <CheckAnswer state=state />
+            <CheckAnswer state=state token=token />
+            <crate::review::Review state=state token=token />
             <History state=state problem=problem token=token />
+            <crate::models::Models />
         </main>
     }
 }

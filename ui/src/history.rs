@@ -1,7 +1,7 @@
 //! History: the runs the session store kept (the desktop app's, or `k2 serve`'s), newest first;
 //! opening one replays its stored events into the solve view exactly as they streamed.
 
-use k2_protocol::{Event, RunView};
+use k2_protocol::RunView;
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -14,6 +14,8 @@ struct Item {
     problem: String,
     status: String,
     answer: Option<String>,
+    /// Where a search found its words (« and » around them).
+    snippet: Option<String>,
 }
 
 fn items(json: &str) -> Vec<Item> {
@@ -29,6 +31,10 @@ fn items(json: &str) -> Vec<Item> {
                     .unwrap_or("")
                     .to_owned(),
                 answer: run.get("answer").and_then(Value::as_str).map(str::to_owned),
+                snippet: run
+                    .get("snippet")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             })
         })
         .collect()
@@ -43,10 +49,22 @@ pub fn History(
     let open = RwSignal::new(false);
     let runs = RwSignal::new(Vec::<Item>::new());
     let failure = RwSignal::new(None::<String>);
+    let query = RwSignal::new(String::new());
     let refresh = move || {
-        transport::list_runs(&token.get_untracked(), move |result| match result {
-            Ok(json) => runs.set(items(&json)),
-            Err(e) => failure.set(Some(format!("History is unavailable: {e}"))),
+        let asked = query.get_untracked();
+        let search = asked.clone();
+        transport::list_runs(&token.get_untracked(), &search, move |result| {
+            // A slower answer to an older query must not replace a newer one.
+            if query.get_untracked() != asked {
+                return;
+            }
+            match result {
+                Ok(json) => {
+                    failure.set(None);
+                    runs.set(items(&json));
+                }
+                Err(e) => failure.set(Some(format!("History is unavailable: {e}"))),
+            }
         })
     };
     let toggle = move |_| {
@@ -55,20 +73,16 @@ pub fn History(
             refresh();
         }
     };
+    // Review loads the run's events and shows it.
     let replay = move |item: Item| {
         if state.running.get_untracked() {
             return;
         }
         problem.set(item.problem.clone());
-        transport::run_events(&token.get_untracked(), item.id, move |result| {
-            let events = result.and_then(|json: String| {
-                serde_json::from_str::<Vec<Event>>(&json).map_err(|e| e.to_string())
-            });
-            match events {
-                Ok(events) => state.view.set(RunView::replay(&events)),
-                Err(e) => failure.set(Some(format!("This run cannot be opened: {e}"))),
-            }
-        });
+        state.failure.set(None);
+        state.view.set(RunView::default());
+        state.log.set_value(Vec::new());
+        state.stored.set(Some(item.id));
     };
     let delete = move |item: Item| {
         let question = format!(
@@ -104,8 +118,19 @@ pub fn History(
                 <p class="error">{move || failure.get().unwrap_or_default()}</p>
             </Show>
             <Show when=move || open.get()>
+                <input id="history-search" type="search"
+                    placeholder="Search problems, plans and answers"
+                    prop:value=move || query.get()
+                    on:input=move |ev| { query.set(event_target_value(&ev)); refresh(); } />
+                <Show when=move || runs.with(Vec::is_empty)>
+                    <p class="muted" id="history-empty">{move || if query.with(String::is_empty) {
+                        "No runs kept yet."
+                    } else {
+                        "No run matches."
+                    }}</p>
+                </Show>
                 <ul class="history">
-                    <For each=move || runs.get() key=|item| (item.id, item.status.clone()) let:item>
+                    <For each=move || runs.get() key=|item| (item.id, item.status.clone(), item.snippet.clone()) let:item>
                         <li>
                             <button class="link history-item" data-run=item.id
                                 on:click={
@@ -121,6 +146,9 @@ pub fn History(
                                 }>" delete"</button>
                             <span class="muted">{format!(" · {}", item.status)}
                                 {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
+                            {item.snippet.clone().map(|s| view! {
+                                <div class="snippet muted">{s}</div>
+                            })}
                         </li>
                     </For>
                 </ul>

@@ -7,7 +7,10 @@
 
 mod app;
 mod history;
+mod models;
 mod render;
+mod review;
+mod run_settings;
 mod session;
 mod settings;
 mod student;

@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 
 use crate::app::RunState;
+use crate::transport;
 
 /// The plan cut into hints: its list items and paragraphs, in order.
 pub fn hints(plan: &str) -> Vec<String> {
@@ -57,7 +58,7 @@ pub fn RevealSolution(state: RunState) -> impl IntoView {
 }
 
 #[component]
-pub fn CheckAnswer(state: RunState) -> impl IntoView {
+pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
     let expected = move || {
         state
             .view
@@ -65,10 +66,12 @@ pub fn CheckAnswer(state: RunState) -> impl IntoView {
     };
     let given = RwSignal::new(String::new());
     let verdict = RwSignal::new(None::<bool>);
+    let kept = RwSignal::new(None::<String>);
     // A new run clears the last verdict.
     Effect::new(move |_| {
         expected();
         verdict.set(None);
+        kept.set(None);
     });
     let check = move || {
         let answer = given.get_untracked();
@@ -76,7 +79,16 @@ pub fn CheckAnswer(state: RunState) -> impl IntoView {
             return;
         }
         if let Some(expected) = expected() {
+            // Checked here at once; the history checks it again itself when it keeps it.
             verdict.set(Some(k2_answer::equivalent(&answer, &expected)));
+        }
+        if let Some(run) = state.stored.get_untracked() {
+            transport::check_attempt(&token.get_untracked(), run, &answer, move |result| {
+                kept.set(Some(match result {
+                    Ok(_) => "Your attempt is kept in the history.".into(),
+                    Err(e) => format!("Your attempt was not kept: {e}"),
+                }))
+            });
         }
     };
     view! {
@@ -99,6 +111,7 @@ pub fn CheckAnswer(state: RunState) -> impl IntoView {
                         None => "",
                     }}
                 </p>
+                <p id="attempt-kept" class="muted">{move || kept.get().unwrap_or_default()}</p>
             </section>
         </Show>
     }

@@ -7,15 +7,17 @@ use wasm_bindgen::prelude::*;
 
 /// What the UI asks of a backend.
 pub trait Transport {
-    /// Starts `request`; `on_event` gets every event in order, `on_end` once at the end
-    /// (`Some(message)` when the connection failed). The handle stops the run when asked or
-    /// dropped.
-    fn start_run(
-        &self,
-        request: &RunRequest,
-        on_event: Box<dyn FnMut(Event)>,
-        on_end: Box<dyn FnMut(Option<String>)>,
-    ) -> RunHandle;
+    /// Starts `request`; `on_stored` gets the id the history keeps it under (if it does),
+    /// `on_event` every event in order, `on_end` is called once at the end (`Some(message)`
+    /// when the connection failed). The handle stops the run when asked or dropped.
+    fn start_run(&self, request: &RunRequest, callbacks: RunCallbacks) -> RunHandle;
+}
+
+/// What a run reports to the page.
+pub struct RunCallbacks {
+    pub on_stored: Box<dyn FnMut(i64)>,
+    pub on_event: Box<dyn FnMut(Event)>,
+    pub on_end: Box<dyn FnMut(Option<String>)>,
 }
 
 /// A run in flight. Dropping it stops the run.
@@ -28,14 +30,14 @@ pub struct RunHandle {
 
 impl RunHandle {
     /// A run stopped by calling `stopper`, whose callbacks must live as long as it.
-    fn new(
-        stopper: js_sys::Function,
-        on_data: Closure<dyn FnMut(String)>,
-        on_end: Closure<dyn FnMut(Option<String>)>,
-    ) -> Self {
+    fn new(stopper: js_sys::Function, callbacks: JsCallbacks) -> Self {
         RunHandle {
             stopper: Some(stopper),
-            _callbacks: vec![Box::new(on_data), Box::new(on_end)],
+            _callbacks: vec![
+                Box::new(callbacks.on_stored),
+                Box::new(callbacks.on_data),
+                Box::new(callbacks.on_end),
+            ],
         }
     }
 
@@ -54,7 +56,7 @@ impl Drop for RunHandle {
 
 #[wasm_bindgen(inline_js = r#"
 // POST a run and read its server-sent events (EventSource cannot POST or send headers).
-export function k2_stream_run(url, token, body, onData, onEnd) {
+export function k2_stream_run(url, token, body, onStored, onData, onEnd) {
   const controller = new AbortController();
   (async () => {
     try {
@@ -71,6 +73,8 @@ export function k2_stream_run(url, token, body, onData, onEnd) {
         onEnd(`The server refused the run (HTTP ${response.status}): ${message}`);
         return;
       }
+      const stored = response.headers.get("x-k2-run");
+      if (stored) onStored(Number(stored));
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       let buffer = "";
@@ -96,9 +100,12 @@ export function k2_stream_run(url, token, body, onData, onEnd) {
   return () => controller.abort();
 }
 
-// A GET of `k2 serve`'s API, answering its JSON text or an error in words.
-export function k2_http(method, url, token, onDone) {
-  fetch(url, { method, headers: { "Authorization": "Bearer " + token } })
+// A call to `k2 serve`'s API (`body`: JSON text or undefined), answering its text or an error
+// in words.
+export function k2_http(method, url, token, body, onDone) {
+  const headers = { "Authorization": "Bearer " + token };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  fetch(url, { method, headers, body })
     .then(async (response) => {
       const text = await response.text();
       if (response.ok) onDone(text, undefined);
@@ -117,10 +124,19 @@ export function k2_tauri_invoke(command, args, onDone) {
     .then((value) => onDone(JSON.stringify(value), undefined))
     .catch((error) => onDone(undefined, String(error)));
 }
+// A command that reports progress on a channel (`onProgress` gets each message's JSON).
+export function k2_tauri_invoke_progress(command, args, onProgress, onDone) {
+  const core = window.__TAURI__.core;
+  const channel = new core.Channel();
+  channel.onmessage = (message) => onProgress(JSON.stringify(message));
+  core.invoke(command, { ...JSON.parse(args), onProgress: channel })
+    .then((value) => onDone(JSON.stringify(value), undefined))
+    .catch((error) => onDone(undefined, String(error)));
+}
 export function k2_tauri_available() {
   return !!(window.__TAURI__ && window.__TAURI__.core);
 }
-export function k2_tauri_run(body, onData, onEnd) {
+export function k2_tauri_run(body, onStored, onData, onEnd) {
   const core = window.__TAURI__.core;
   const channel = new core.Channel();
   let run = null, stopAsked = false, ended = false;
@@ -130,12 +146,28 @@ export function k2_tauri_run(body, onData, onEnd) {
     if (["stats", "error", "cancelled"].includes(event.type)) end(undefined);
   };
   core.invoke("start_run", { request: JSON.parse(body), onEvent: channel })
-    .then((id) => { run = id; if (stopAsked) core.invoke("cancel_run", { run }); })
+    .then((started) => {
+      run = started.id;
+      if (started.stored !== null) onStored(started.stored);
+      if (stopAsked) core.invoke("cancel_run", { run });
+    })
     .catch((error) => end(`The app could not start the run: ${error}`));
   return () => {
     stopAsked = true;
     if (run !== null) core.invoke("cancel_run", { run });
   };
+}
+
+// Saves `text` as a file the browser downloads.
+export function k2_download(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 "#)]
 extern "C" {
@@ -143,17 +175,26 @@ extern "C" {
         url: &str,
         token: &str,
         body: &str,
+        on_stored: &Closure<dyn FnMut(f64)>,
         on_data: &Closure<dyn FnMut(String)>,
         on_end: &Closure<dyn FnMut(Option<String>)>,
     ) -> js_sys::Function;
     fn k2_tauri_available() -> bool;
-    fn k2_http(method: &str, url: &str, token: &str, on_done: JsValue);
+    fn k2_http(method: &str, url: &str, token: &str, body: Option<String>, on_done: JsValue);
     fn k2_tauri_invoke(command: &str, args: &str, on_done: JsValue);
+    fn k2_tauri_invoke_progress(
+        command: &str,
+        args: &str,
+        on_progress: &Closure<dyn FnMut(String)>,
+        on_done: JsValue,
+    );
     fn k2_tauri_run(
         body: &str,
+        on_stored: &Closure<dyn FnMut(f64)>,
         on_data: &Closure<dyn FnMut(String)>,
         on_end: &Closure<dyn FnMut(Option<String>)>,
     ) -> js_sys::Function;
+    fn k2_download(name: &str, media_type: &str, text: &str);
 }
 
 /// The transport of where the app runs: the desktop window's, else `k2 serve`'s.
@@ -182,6 +223,29 @@ pub fn desktop_command(
     k2_tauri_invoke(command, &args.to_string(), json_callback(done));
 }
 
+/// A desktop app command that reports progress: `progress` gets each report's JSON until
+/// `done` gets the result.
+pub fn desktop_command_with_progress(
+    command: &str,
+    args: serde_json::Value,
+    progress: impl FnMut(String) + 'static,
+    done: impl FnOnce(Result<String, String>) + 'static,
+) {
+    let progress = Closure::<dyn FnMut(String)>::new(progress);
+    let on_progress = std::rc::Rc::new(progress);
+    let keep = on_progress.clone();
+    k2_tauri_invoke_progress(
+        command,
+        &args.to_string(),
+        &on_progress,
+        // The progress callback lives until the command is done.
+        json_callback(move |result| {
+            drop(keep);
+            done(result)
+        }),
+    );
+}
+
 fn json_callback(done: impl FnOnce(Result<String, String>) + 'static) -> JsValue {
     Closure::once_into_js(move |value: Option<String>, error: Option<String>| {
         done(match (value, error) {
@@ -192,53 +256,159 @@ fn json_callback(done: impl FnOnce(Result<String, String>) + 'static) -> JsValue
 }
 
 /// A history call to wherever the app runs: the desktop app's `command` with `args`, or
-/// `method` on `k2 serve`'s `path`. `done` gets the JSON answer or an error in words.
+/// `k2 serve`'s [`HttpCall`]. `done` gets the JSON answer or an error in words.
 fn history_call(
     token: &str,
     (command, args): (&str, serde_json::Value),
-    (method, path): (&str, &str),
+    http: HttpCall,
     done: impl FnOnce(Result<String, String>) + 'static,
 ) {
     if in_desktop_app() {
         desktop_command(command, args, done);
     } else {
-        let url = format!("{}{path}", crate::session::server_base());
-        k2_http(method, &url, token, json_callback(done));
+        let url = format!("{}{}", crate::session::server_base(), http.path);
+        let body = http.body.map(|b| b.to_string());
+        k2_http(http.method, &url, token, body, json_callback(done));
     }
 }
 
-/// The stored runs, newest first (JSON of the store's run summaries).
-pub fn list_runs(token: &str, done: impl FnOnce(Result<String, String>) + 'static) {
-    let desktop = ("list_runs", serde_json::json!({}));
-    history_call(token, desktop, ("GET", "/v1/k2/runs"), done);
+/// A request to `k2 serve`'s API.
+struct HttpCall {
+    method: &'static str,
+    path: String,
+    body: Option<serde_json::Value>,
+}
+
+impl HttpCall {
+    fn get(path: String) -> Self {
+        HttpCall {
+            method: "GET",
+            path,
+            body: None,
+        }
+    }
+
+    fn post(path: String, body: serde_json::Value) -> Self {
+        HttpCall {
+            method: "POST",
+            path,
+            body: Some(body),
+        }
+    }
+}
+
+/// The stored runs, newest first, or those matching `query` (JSON of the history's items).
+pub fn list_runs(token: &str, query: &str, done: impl FnOnce(Result<String, String>) + 'static) {
+    let desktop = ("list_runs", serde_json::json!({ "query": query }));
+    let encoded: String = js_sys::encode_uri_component(query).into();
+    let http = HttpCall::get(format!("/v1/k2/runs?q={encoded}"));
+    history_call(token, desktop, http, done);
+}
+
+/// A run's notes (JSON).
+pub fn run_notes(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
+    let desktop = ("run_notes", serde_json::json!({ "run": run }));
+    let http = HttpCall::get(format!("/v1/k2/runs/{run}/notes"));
+    history_call(token, desktop, http, done);
+}
+
+/// Adds a note on the run, or on its event `seq`; answers all its notes (JSON).
+pub fn add_note(
+    token: &str,
+    run: i64,
+    note: serde_json::Value,
+    done: impl FnOnce(Result<String, String>) + 'static,
+) {
+    let desktop = ("add_note", serde_json::json!({ "run": run, "note": note }));
+    let http = HttpCall::post(format!("/v1/k2/runs/{run}/notes"), note);
+    history_call(token, desktop, http, done);
+}
+
+/// Checks and keeps a student's answer to a stored run; answers `{equivalent, attempt}`.
+pub fn check_attempt(
+    token: &str,
+    run: i64,
+    answer: &str,
+    done: impl FnOnce(Result<String, String>) + 'static,
+) {
+    let desktop = (
+        "check_attempt",
+        serde_json::json!({ "run": run, "answer": answer }),
+    );
+    let body = serde_json::json!({ "answer": answer });
+    let http = HttpCall::post(format!("/v1/k2/runs/{run}/attempts"), body);
+    history_call(token, desktop, http, done);
+}
+
+/// Exports a run as `format` (`markdown` or `html`): the desktop app saves it in Downloads,
+/// the browser downloads it. `done` gets where it went.
+pub fn export_run(
+    token: &str,
+    run: i64,
+    format: &'static str,
+    done: impl FnOnce(Result<String, String>) + 'static,
+) {
+    if in_desktop_app() {
+        let args = serde_json::json!({ "run": run, "format": format });
+        desktop_command("export_run", args, move |saved| {
+            done(saved.map(|path| {
+                let path: String = serde_json::from_str(&path).unwrap_or(path);
+                format!("Saved to {path}")
+            }))
+        });
+        return;
+    }
+    let (extension, media_type) = match format {
+        "html" => ("html", "text/html"),
+        _ => ("md", "text/markdown"),
+    };
+    let url = format!(
+        "{}/v1/k2/runs/{run}/export?format={format}",
+        crate::session::server_base()
+    );
+    let callback = json_callback(move |text| {
+        done(text.map(|text| {
+            let name = format!("k2-run-{run}.{extension}");
+            k2_download(&name, media_type, &text);
+            format!("Downloaded {name}")
+        }))
+    });
+    k2_http("GET", &url, token, None, callback);
 }
 
 /// Deletes a stored run.
 pub fn delete_run(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
     let desktop = ("delete_run", serde_json::json!({ "run": run }));
-    history_call(
-        token,
-        desktop,
-        ("DELETE", &format!("/v1/k2/runs/{run}")),
-        done,
-    );
+    let http = HttpCall {
+        method: "DELETE",
+        path: format!("/v1/k2/runs/{run}"),
+        body: None,
+    };
+    history_call(token, desktop, http, done);
 }
 
 /// A stored run's events (JSON), to replay it.
 pub fn run_events(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
     let desktop = ("run_events", serde_json::json!({ "run": run }));
-    let path = format!("/v1/k2/runs/{run}/events");
-    history_call(token, desktop, ("GET", &path), done);
+    let http = HttpCall::get(format!("/v1/k2/runs/{run}/events"));
+    history_call(token, desktop, http, done);
 }
 
-/// The JavaScript callbacks of a run: each event's JSON, then the end.
-fn callbacks(
-    mut on_event: Box<dyn FnMut(Event)>,
-    mut on_end: Box<dyn FnMut(Option<String>)>,
-) -> (
-    Closure<dyn FnMut(String)>,
-    Closure<dyn FnMut(Option<String>)>,
-) {
+/// A run's callbacks as JavaScript sees them.
+struct JsCallbacks {
+    on_stored: Closure<dyn FnMut(f64)>,
+    on_data: Closure<dyn FnMut(String)>,
+    on_end: Closure<dyn FnMut(Option<String>)>,
+}
+
+/// The JavaScript callbacks of a run: the stored id, each event's JSON, then the end.
+fn js_callbacks(callbacks: RunCallbacks) -> JsCallbacks {
+    let RunCallbacks {
+        mut on_stored,
+        mut on_event,
+        mut on_end,
+    } = callbacks;
+    let on_stored = Closure::<dyn FnMut(f64)>::new(move |id: f64| on_stored(id as i64));
     let on_data =
         Closure::<dyn FnMut(String)>::new(move |data: String| {
             match serde_json::from_str::<Event>(&data) {
@@ -248,23 +418,22 @@ fn callbacks(
         });
     let on_end =
         Closure::<dyn FnMut(Option<String>)>::new(move |error: Option<String>| on_end(error));
-    (on_data, on_end)
+    JsCallbacks {
+        on_stored,
+        on_data,
+        on_end,
+    }
 }
 
 /// The desktop app's engine, through Tauri's `start_run`/`cancel_run` commands.
 pub struct TauriTransport;
 
 impl Transport for TauriTransport {
-    fn start_run(
-        &self,
-        request: &RunRequest,
-        on_event: Box<dyn FnMut(Event)>,
-        on_end: Box<dyn FnMut(Option<String>)>,
-    ) -> RunHandle {
+    fn start_run(&self, request: &RunRequest, callbacks: RunCallbacks) -> RunHandle {
         let body = serde_json::to_string(request).unwrap_or_default();
-        let (on_data, on_end) = callbacks(on_event, on_end);
-        let stopper = k2_tauri_run(&body, &on_data, &on_end);
-        RunHandle::new(stopper, on_data, on_end)
+        let js = js_callbacks(callbacks);
+        let stopper = k2_tauri_run(&body, &js.on_stored, &js.on_data, &js.on_end);
+        RunHandle::new(stopper, js)
     }
 }
 
@@ -275,16 +444,18 @@ pub struct HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    fn start_run(
-        &self,
-        request: &RunRequest,
-        on_event: Box<dyn FnMut(Event)>,
-        on_end: Box<dyn FnMut(Option<String>)>,
-    ) -> RunHandle {
+    fn start_run(&self, request: &RunRequest, callbacks: RunCallbacks) -> RunHandle {
         let body = serde_json::to_string(request).unwrap_or_default();
-        let (on_data, on_end) = callbacks(on_event, on_end);
+        let js = js_callbacks(callbacks);
         let url = format!("{}/v1/k2/runs", self.base);
-        let stopper = k2_stream_run(&url, &self.token, &body, &on_data, &on_end);
-        RunHandle::new(stopper, on_data, on_end)
+        let stopper = k2_stream_run(
+            &url,
+            &self.token,
+            &body,
+            &js.on_stored,
+            &js.on_data,
+            &js.on_end,
+        );
+        RunHandle::new(stopper, js)
     }
 }

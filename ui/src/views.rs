@@ -1,7 +1,7 @@
 //! The solve view's panels. Model text is rendered by k2-render (Markdown, KaTeX math, raw HTML
 //! escaped) and only then put into the page.
 
-use k2_protocol::{FinishReason, SelectionMethod, Stage};
+use k2_protocol::{FinishReason, RunSettings, SelectionMethod, Stage};
 use k2_render::{markdown_to_html, render_math};
 use leptos::prelude::*;
 
@@ -11,9 +11,7 @@ use crate::render::{incremental, Markdown};
 #[component]
 pub fn ProblemInput(
     problem: RwSignal<String>,
-    candidates: RwSignal<usize>,
-    plan: RwSignal<bool>,
-    max_tokens: RwSignal<usize>,
+    settings: RwSignal<RunSettings>,
     state: RunState,
     on_start: impl Fn() + Copy + 'static,
     on_stop: impl Fn() + Copy + 'static,
@@ -36,10 +34,12 @@ pub fn ProblemInput(
                 <label>"Candidates "
                     <select id="candidates"
                         on:change=move |ev| {
-                            candidates.set(event_target_value(&ev).parse().unwrap_or(3))
+                            let n = event_target_value(&ev).parse().unwrap_or(3);
+                            settings.update(|s| s.candidates = n);
                         }>
                         {[1usize, 2, 3, 4, 5].map(|n| view! {
-                            <option value=n.to_string() selected=move || candidates.get() == n>
+                            <option value=n.to_string()
+                                selected=move || settings.with(|s| s.candidates == n)>
                                 {n}
                             </option>
                         }).collect_view()}
@@ -47,20 +47,23 @@ pub fn ProblemInput(
                 </label>
                 <label>"Max tokens "
                     <input id="max-tokens" type="number" min="16" max="32768" step="16"
-                        prop:value=move || max_tokens.get().to_string()
+                        prop:value=move || settings.with(|s| s.sampling.max_tokens.to_string())
                         on:change=move |ev| {
                             if let Ok(n) = event_target_value(&ev).parse::<usize>() {
-                                max_tokens.set(n.clamp(16, 32768));
+                                settings.update(|s| s.sampling.max_tokens = n.clamp(16, 32768));
                             }
                         } />
                 </label>
                 <label title="Hints one at a time; the solution only when asked">
                     <input type="checkbox" id="student" prop:checked=move || state.student.get()
+                        disabled=move || state.student_locked.get()
                         on:change=move |ev| state.student.set(event_target_checked(&ev)) />
                     " Student mode"
                 </label>
-                <label><input type="checkbox" id="plan" prop:checked=move || plan.get()
-                    on:change=move |ev| plan.set(event_target_checked(&ev)) />" Plan first"</label>
+                <label><input type="checkbox" id="plan"
+                    prop:checked=move || settings.with(|s| s.plan)
+                    on:change=move |ev| settings.update(|s| s.plan = event_target_checked(&ev)) />
+                    " Plan first"</label>
                 <button id="solve" on:click=move |_| on_start()
                     disabled=move || state.running.get() || problem.get().trim().is_empty()>
                     "Solve"

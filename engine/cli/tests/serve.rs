@@ -299,3 +299,97 @@ fn the_scaffold_streams_its_protocol_events_over_sse() {
     // Every SSE event is named by its type, for EventSource listeners.
     assert!(response.text().contains("event: plan_delta"));
 }
+
+#[test]
+fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("classroom.db");
+    let server = Server::start(&["--db", db.to_str().unwrap()]);
+    let addr = server.address;
+    let run = json!({
+        "problem": "What is 12 + 30? <b>bold</b>",
+        "settings": {"candidates": 2, "plan": false, "selection": "vote",
+                     "sampling": {"max_tokens": 32, "seed": 5}}
+    });
+    let body = serde_json::to_vec(&run).unwrap();
+    let streamed = request(addr, "POST", "/v1/k2/runs", &[auth()], &body);
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    let id: i64 = streamed.header("x-k2-run").unwrap().parse().unwrap();
+    let get = |path: &str| request(addr, "GET", path, &[auth()], b"");
+    let post = |path: &str, body: serde_json::Value| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let headers = [auth(), ("Content-Type", "application/json".to_owned())];
+        request(addr, "POST", path, &headers, &bytes)
+    };
+
+    let listed = get("/v1/k2/runs").json();
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["status"], "done");
+    let found = get("/v1/k2/runs?q=12%20%2B%2030").json();
+    assert_eq!(found[0]["id"], id);
+    assert!(found[0]["snippet"].as_str().unwrap().contains('«'));
+    assert_eq!(get("/v1/k2/runs?q=zebra").json(), json!([]));
+
+    // Notes on the whole run and on one event; a note past the last event is refused.
+    let notes = post(
+        &format!("/v1/k2/runs/{id}/notes"),
+        json!({"text": "Well argued"}),
+    );
+    assert_eq!(notes.status, 200, "{}", notes.text());
+    let notes = post(
+        &format!("/v1/k2/runs/{id}/notes"),
+        json!({"text": "Why this step?", "seq": 1}),
+    )
+    .json();
+    assert_eq!(notes.as_array().unwrap().len(), 2);
+    assert_eq!(notes[1]["seq"], 1);
+    let beyond = post(
+        &format!("/v1/k2/runs/{id}/notes"),
+        json!({"text": "x", "seq": 1_000_000}),
+    );
+    assert_eq!(beyond.status, 400);
+    assert_eq!(get(&format!("/v1/k2/runs/{id}/notes")).json(), notes);
+
+    // The attempt is checked against the stored answer; the answer itself is never sent back.
+    let events: Vec<k2_protocol::Event> =
+        serde_json::from_value(get(&format!("/v1/k2/runs/{id}/events")).json()).unwrap();
+    let view = k2_protocol::RunView::replay(&events);
+    let attempt = post(
+        &format!("/v1/k2/runs/{id}/attempts"),
+        json!({"answer": "certainly not this"}),
+    );
+    assert_eq!(attempt.status, 200, "{}", attempt.text());
+    let attempt = attempt.json();
+    let has_answer = view.final_answer.and_then(|f| f.answer).is_some();
+    assert_eq!(attempt["equivalent"], json!(has_answer.then_some(false)));
+    assert_eq!(attempt.as_object().unwrap().len(), 2, "{attempt}");
+
+    let html = get(&format!("/v1/k2/runs/{id}/export?format=html"));
+    assert_eq!(html.status, 200);
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(html
+        .header("content-disposition")
+        .unwrap()
+        .contains(&format!("k2-run-{id}.html")));
+    assert!(html.text().contains("Why this step?"));
+    assert!(
+        !html.text().contains("<b>bold</b>"),
+        "model input is escaped"
+    );
+    assert!(get(&format!("/v1/k2/runs/{id}/export"))
+        .text()
+        .contains("Well argued"));
+    assert_eq!(
+        get(&format!("/v1/k2/runs/{id}/export?format=pdf")).status,
+        400
+    );
+
+    let deleted = request(addr, "DELETE", &format!("/v1/k2/runs/{id}"), &[auth()], b"");
+    assert_eq!(deleted.status, 204);
+    assert_eq!(get(&format!("/v1/k2/runs/{id}/events")).status, 404);
+    assert_eq!(get(&format!("/v1/k2/runs/{id}/notes")).status, 404);
+    assert_eq!(get("/v1/k2/runs").json(), json!([]));
+}

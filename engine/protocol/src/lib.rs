@@ -6,9 +6,11 @@
 //! Serde only, so the Leptos UI (wasm) links it without the engine.
 
 mod request;
+mod steps;
 mod view;
 
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection};
+pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
 
 use serde::{Deserialize, Serialize};

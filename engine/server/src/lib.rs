@@ -2,7 +2,9 @@
 //! the model and every lab machine or browser uses it.
 //!
 //! - `POST /v1/chat/completions` (streaming or not), `GET /v1/models`: OpenAI-compatible.
-//! - `POST /v1/k2/runs`: the K2 scaffold for one problem, streamed as protocol events.
+//! - `POST /v1/k2/runs`: the K2 scaffold for one problem, streamed as protocol events (the
+//!   stored run's id in the `x-k2-run` header).
+//! - `/v1/k2/runs…`: history: list and search, replay, delete, export, notes, attempts.
 //! - `GET /health`: liveness and load, without a token.
 //! - `/`: the browser UI.
 //!
@@ -11,6 +13,7 @@
 
 mod auth;
 mod error;
+mod history;
 mod openai;
 mod runs;
 mod state;
@@ -49,9 +52,15 @@ pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
     let api = Router::new()
         .route("/models", get(openai::models))
         .route("/chat/completions", post(openai::chat_completions))
-        .route("/k2/runs", post(runs::start_run).get(runs::list_runs))
-        .route("/k2/runs/{id}", axum::routing::delete(runs::delete_run))
-        .route("/k2/runs/{id}/events", get(runs::run_events))
+        .route("/k2/runs", post(runs::start_run).get(history::list))
+        .route("/k2/runs/{id}", axum::routing::delete(history::delete))
+        .route("/k2/runs/{id}/events", get(history::events))
+        .route("/k2/runs/{id}/export", get(history::export))
+        .route(
+            "/k2/runs/{id}/notes",
+            get(history::notes).post(history::add_note),
+        )
+        .route("/k2/runs/{id}/attempts", post(history::check_attempt))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

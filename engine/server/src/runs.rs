@@ -19,6 +19,9 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The response header that carries the stored run's id.
+pub const RUN_HEADER: &str = "x-k2-run";
+
 pub async fn start_run(
     State(state): State<AppState>,
     Json(request): Json<RunRequest>,
@@ -26,6 +29,7 @@ pub async fn start_run(
     check(&state, &request)?;
     state.scheduler.check_room()?;
     let recorder = record(&state, &request).await;
+    let stored = recorder.as_ref().map(|r| r.run());
     let runtime = tokio::runtime::Handle::current();
     let (out, stream) = mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
     let cancel = CancelToken::new();
@@ -60,9 +64,14 @@ pub async fn start_run(
             }
         })
         .map_err(|e| ApiError::unavailable(format!("cannot start the run: {e}")))?;
-    Ok(Sse::new(UnboundedReceiverStream::new(stream))
+    let mut response = Sse::new(UnboundedReceiverStream::new(stream))
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response();
+    if let Some(run) = stored {
+        // Clients use it to attach attempts and notes to the run they watch.
+        response.headers_mut().insert(RUN_HEADER, run.into());
+    }
+    Ok(response)
 }
 
 fn check(state: &AppState, request: &RunRequest) -> Result<(), ApiError> {
@@ -109,50 +118,4 @@ async fn record(state: &AppState, request: &RunRequest) -> Option<k2_store::RunR
             None
         }
     }
-}
-
-/// `GET /v1/k2/runs`: the newest stored runs (history).
-pub async fn list_runs(
-    State(state): State<AppState>,
-) -> Result<Json<Vec<k2_store::RunSummary>>, ApiError> {
-    let Some(store) = &state.store else {
-        return Ok(Json(Vec::new()));
-    };
-    let page = store
-        .list_runs(None, k2_store::PageRequest::first(100))
-        .await
-        .map_err(|e| ApiError::unavailable(format!("history is unavailable: {e}")))?;
-    Ok(Json(page.items))
-}
-
-/// `GET /v1/k2/runs/{id}/events`: a stored run's events, to replay it as it streamed.
-pub async fn run_events(
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<i64>,
-) -> Result<Json<Vec<k2_protocol::Event>>, ApiError> {
-    let store = state
-        .store
-        .as_ref()
-        .ok_or_else(|| ApiError::unavailable("this server keeps no history"))?;
-    let events = store
-        .events(id)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("this run cannot be read: {e}")))?;
-    Ok(Json(events))
-}
-
-/// `DELETE /v1/k2/runs/{id}`: removes a stored run and everything attached to it.
-pub async fn delete_run(
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<i64>,
-) -> Result<axum::http::StatusCode, ApiError> {
-    let store = state
-        .store
-        .as_ref()
-        .ok_or_else(|| ApiError::unavailable("this server keeps no history"))?;
-    store
-        .delete_run(id)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("this run cannot be deleted: {e}")))?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -1,21 +1,128 @@
-//! `k2 models`: what is installed, where.
+//! `k2 models`: what is installed, where; `k2 models import` and `k2 models download` install
+//! more.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::Args as ClapArgs;
-use k2_engine::models_dir::{list_models, models_dir, MODELS_DIR_ENV};
+use clap::{Args as ClapArgs, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use k2_engine::generate::CancelToken;
+use k2_engine::install::download::{download_model, HfFile};
+use k2_engine::install::{import_model, ImportMode};
+use k2_engine::models_dir::{list_models, models_dir, ModelInfo, MODELS_DIR_ENV};
 
 use crate::output::{print_json_line, Format};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum Action {
+    /// Copy (or link) a .gguf file or a Hugging Face model folder into the models directory.
+    Import {
+        path: PathBuf,
+        /// Link to the file instead of copying it (it must then stay where it is).
+        #[arg(long)]
+        link: bool,
+    },
+    /// Download a model file from Hugging Face (resumes an interrupted download; HF_ENDPOINT
+    /// selects a mirror).
+    Download {
+        /// The repository, e.g. Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF.
+        repo: String,
+        /// The file in it, e.g. qwen2.5-coder-1.5b-instruct-q4_k_m.gguf.
+        file: String,
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// The expected SHA-256 (else the checksum Hugging Face publishes is checked).
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+}
+
 pub fn run(args: Args) -> Result<()> {
+    match args.action {
+        None => list(args.format),
+        Some(Action::Import { path, link }) => {
+            let mode = if link {
+                ImportMode::Link
+            } else {
+                ImportMode::Copy
+            };
+            let bar = bytes_bar("importing");
+            let info = import_model(&path, &models_dir(), mode, &mut |done, total| {
+                bar.set_length(total.unwrap_or(0));
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            installed(&info, args.format);
+            Ok(())
+        }
+        Some(Action::Download {
+            repo,
+            file,
+            revision,
+            sha256,
+        }) => {
+            let wanted = HfFile {
+                repo,
+                file,
+                revision,
+                sha256,
+            };
+            eprintln!("downloading {}", wanted.url());
+            let bar = bytes_bar("downloading");
+            let info = download_model(
+                &wanted,
+                &models_dir(),
+                &mut |done, total| {
+                    bar.set_length(total.unwrap_or(0));
+                    bar.set_position(done);
+                },
+                &CancelToken::new(),
+            )?;
+            bar.finish_and_clear();
+            installed(&info, args.format);
+            Ok(())
+        }
+    }
+}
+
+fn bytes_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn installed(info: &ModelInfo, format: Format) {
+    if format == Format::Jsonl {
+        print_json_line(info);
+    } else {
+        println!(
+            "installed {} ({}, {}, {}) at {}",
+            info.name,
+            human_size(info.size_bytes),
+            info.architecture,
+            info.quantization,
+            info.path.display()
+        );
+    }
+}
+
+fn list(format: Format) -> Result<()> {
     let dir = models_dir();
     let models = list_models(&dir);
-    if args.format == Format::Jsonl {
+    if format == Format::Jsonl {
         for m in &models {
             print_json_line(m);
         }

@@ -1,0 +1,185 @@
+//! The history operations of K2 Tutor's front ends, in one place: the desktop app's Tauri
+//! commands and `k2 serve`'s `/v1/k2/runs` routes are thin adapters over these functions, so a
+//! classroom browser and the desktop window behave the same.
+//!
+//! Students' attempts are checked here, against the stored run's final answer with the
+//! engine's equivalence checker, so the kept record never depends on what a client claims.
+
+use k2_protocol::Event;
+use k2_store::export::{export_run, ExportFormat};
+use k2_store::{Note, PageRequest, RunId, RunSummary, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// How many runs a listing or a search shows.
+pub const LIST_LIMIT: u32 = 100;
+/// The longest note or attempt accepted, in characters.
+pub const MAX_TEXT: usize = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The request itself is wrong (empty note, unknown format): the user can fix it.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("run {0} is not in the history (it may have been deleted)")]
+    NotFound(RunId),
+    /// The database failed; the message says what to do.
+    #[error("the history is unavailable: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for HistoryError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { id, .. } => HistoryError::NotFound(id),
+            other => HistoryError::Store(other),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, HistoryError>;
+
+/// One row of the history list: the run, and for a search where the words were found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    #[serde(flatten)]
+    pub run: RunSummary,
+    /// Matching text with the matched words between « and » (searches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+}
+
+/// The newest runs, or with a non-blank `query` the runs whose problem, plan or answer contain
+/// every word of it, best first.
+pub async fn list(store: &Store, query: Option<&str>) -> Result<Vec<HistoryItem>> {
+    match query.map(str::trim).filter(|q| !q.is_empty()) {
+        Some(query) => Ok(store
+            .search(query, LIST_LIMIT)
+            .await?
+            .into_iter()
+            .map(|hit| HistoryItem {
+                run: hit.run,
+                snippet: Some(hit.snippet),
+            })
+            .collect()),
+        None => Ok(store
+            .list_runs(None, PageRequest::first(LIST_LIMIT))
+            .await?
+            .items
+            .into_iter()
+            .map(|run| HistoryItem { run, snippet: None })
+            .collect()),
+    }
+}
+
+/// A stored run's events, to replay it exactly as it streamed.
+pub async fn events(store: &Store, run: RunId) -> Result<Vec<Event>> {
+    store.run(run).await?;
+    Ok(store.events(run).await?)
+}
+
+pub async fn delete(store: &Store, run: RunId) -> Result<()> {
+    store.run(run).await?;
+    Ok(store.delete_run(run).await?)
+}
+
+/// An exported run: what to call the file, its media type and its text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportedRun {
+    pub file_name: String,
+    pub media_type: &'static str,
+    pub content: String,
+}
+
+/// A run as Markdown (`markdown`, `md`) or as a standalone HTML page (`html`), notes included.
+pub async fn export(store: &Store, run: RunId, format: &str) -> Result<ExportedRun> {
+    let (format, extension, media_type) = match format {
+        "markdown" | "md" => (ExportFormat::Markdown, "md", "text/markdown; charset=utf-8"),
+        "html" => (ExportFormat::Html, "html", "text/html; charset=utf-8"),
+        other => {
+            return Err(HistoryError::BadRequest(format!(
+                "`{other}` is not an export format (markdown or html)"
+            )))
+        }
+    };
+    let loaded = store.load_run_export(run).await?;
+    Ok(ExportedRun {
+        file_name: format!("k2-run-{run}.{extension}"),
+        media_type,
+        content: export_run(&loaded, format),
+    })
+}
+
+pub async fn notes(store: &Store, run: RunId) -> Result<Vec<Note>> {
+    store.run(run).await?;
+    Ok(store.notes(run).await?)
+}
+
+/// A note to add: on the whole run, or on the point where event `seq` happened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewNote {
+    #[serde(default)]
+    pub seq: Option<u64>,
+    #[serde(default)]
+    pub author: Option<String>,
+    pub text: String,
+}
+
+/// Adds a teacher's note and answers the run's notes with it.
+pub async fn add_note(store: &Store, run: RunId, note: &NewNote) -> Result<Vec<Note>> {
+    let text = checked_text(&note.text, "note")?;
+    store.run(run).await?;
+    let events = store.event_count(run).await?;
+    if let Some(seq) = note.seq.filter(|&seq| seq >= events) {
+        return Err(HistoryError::BadRequest(format!(
+            "the run has {events} events; a note cannot refer to event {seq}"
+        )));
+    }
+    let author = note
+        .author
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
+    store.add_note(run, note.seq, author, text).await?;
+    notes(store, run).await
+}
+
+/// The result of checking a student's answer; the run's own answer is never part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptResult {
+    /// `None` when the run has no final answer to compare with.
+    pub equivalent: Option<bool>,
+    /// The stored attempt.
+    pub attempt: i64,
+}
+
+/// Checks a student's answer against the run's final answer, mathematically (`3/4` equals
+/// `\frac{3}{4}` and `0.75`), and keeps the attempt with the run's problem.
+pub async fn check_attempt(store: &Store, run: RunId, answer: &str) -> Result<AttemptResult> {
+    let answer = checked_text(answer, "answer")?;
+    let detail = store.run(run).await?;
+    let equivalent = detail
+        .summary
+        .answer
+        .as_deref()
+        .map(|expected| k2_answer::equivalent(answer, expected));
+    let attempt = store
+        .add_attempt(detail.problem.id, Some(run), answer, equivalent, None)
+        .await?;
+    Ok(AttemptResult {
+        equivalent,
+        attempt,
+    })
+}
+
+fn checked_text<'a>(text: &'a str, what: &str) -> Result<&'a str> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(HistoryError::BadRequest(format!("the {what} is empty")));
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(HistoryError::BadRequest(format!(
+            "the {what} is longer than {MAX_TEXT} characters"
+        )));
+    }
+    Ok(text)
+}

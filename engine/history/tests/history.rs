@@ -1,0 +1,154 @@
+//! The front ends' history operations on a real SQLite file with recorded runs.
+
+#[path = "../../store/tests/common/mod.rs"]
+mod common;
+
+use common::{record_run, temp_store};
+use k2_history::{HistoryError, NewNote};
+
+#[tokio::test]
+async fn lists_newest_first_and_searches_with_snippets() {
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let first = record_run(&t.store, session, "Find $\\frac{5}{6}$ of 12.", "10").await;
+    let second = record_run(&t.store, session, "What is 7 squared?", "49").await;
+
+    let all = k2_history::list(&t.store, None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|i| i.run.id).collect::<Vec<_>>(),
+        [second, first]
+    );
+    assert!(all.iter().all(|i| i.snippet.is_none()));
+    // Blank queries list everything.
+    assert_eq!(k2_history::list(&t.store, Some("  ")).await.unwrap(), all);
+
+    let hits = k2_history::list(&t.store, Some("squared")).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].run.id, second);
+    assert!(hits[0].snippet.as_deref().unwrap().contains("«squared»"));
+    // LaTeX and query syntax are searched for, never parsed.
+    let hits = k2_history::list(&t.store, Some("\\frac{5}{6}"))
+        .await
+        .unwrap();
+    assert_eq!(hits.iter().map(|i| i.run.id).collect::<Vec<_>>(), [first]);
+    assert!(k2_history::list(&t.store, Some("NEAR( OR \""))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn attempts_are_checked_against_the_stored_answer_and_kept() {
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let run = record_run(&t.store, session, "Half of 3/2?", "\\frac{3}{4}").await;
+    let right = k2_history::check_attempt(&t.store, run, " 0.75 ")
+        .await
+        .unwrap();
+    assert_eq!(right.equivalent, Some(true));
+    let wrong = k2_history::check_attempt(&t.store, run, "4/3")
+        .await
+        .unwrap();
+    assert_eq!(wrong.equivalent, Some(false));
+
+    let problem = t.store.run(run).await.unwrap().problem.id;
+    let kept = t.store.attempts(problem).await.unwrap();
+    assert_eq!(
+        kept.iter()
+            .map(|a| (a.answer.as_str(), a.equivalent, a.run_id))
+            .collect::<Vec<_>>(),
+        [
+            ("4/3", Some(false), Some(run)),
+            ("0.75", Some(true), Some(run))
+        ]
+    );
+    assert!(matches!(
+        k2_history::check_attempt(&t.store, run, "   ").await,
+        Err(HistoryError::BadRequest(_))
+    ));
+    assert!(matches!(
+        k2_history::check_attempt(&t.store, run + 100, "1").await,
+        Err(HistoryError::NotFound(id)) if id == run + 100
+    ));
+}
+
+#[tokio::test]
+async fn notes_refer_to_the_run_or_to_one_of_its_events() {
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let run = record_run(&t.store, session, "p", "1").await;
+    let events = k2_history::events(&t.store, run).await.unwrap();
+    let last = events.last().unwrap().seq;
+
+    let whole = NewNote {
+        text: "Good work overall.".into(),
+        ..NewNote::default()
+    };
+    let at_plan = NewNote {
+        seq: Some(2),
+        author: Some("  Ms. Rivera ".into()),
+        text: "The plan names Vieta; ask why.".into(),
+    };
+    k2_history::add_note(&t.store, run, &at_plan).await.unwrap();
+    let notes = k2_history::add_note(&t.store, run, &whole).await.unwrap();
+    // Whole-run notes first, then in the order of the run.
+    assert_eq!(notes[0].text, "Good work overall.");
+    assert_eq!(
+        (notes[1].seq, notes[1].author.as_deref()),
+        (Some(2), Some("Ms. Rivera"))
+    );
+
+    let beyond = NewNote {
+        seq: Some(last + 1),
+        text: "x".into(),
+        ..NewNote::default()
+    };
+    assert!(matches!(
+        k2_history::add_note(&t.store, run, &beyond).await,
+        Err(HistoryError::BadRequest(m)) if m.contains("cannot refer to event")
+    ));
+    assert!(matches!(
+        k2_history::add_note(&t.store, run, &NewNote::default()).await,
+        Err(HistoryError::BadRequest(_))
+    ));
+    assert_eq!(k2_history::notes(&t.store, run).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn exports_carry_the_notes_and_escape_model_html() {
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let run = record_run(&t.store, session, "Is <script>alert(1)</script> 2?", "2").await;
+    let note = NewNote {
+        text: "Check the units.".into(),
+        ..NewNote::default()
+    };
+    k2_history::add_note(&t.store, run, &note).await.unwrap();
+
+    let markdown = k2_history::export(&t.store, run, "markdown").await.unwrap();
+    assert_eq!(markdown.file_name, format!("k2-run-{run}.md"));
+    assert!(markdown.content.contains("Check the units."));
+    let html = k2_history::export(&t.store, run, "html").await.unwrap();
+    assert!(html.media_type.starts_with("text/html"));
+    assert!(html.content.contains("Check the units."));
+    assert!(!html.content.contains("<script>alert"));
+    assert!(matches!(
+        k2_history::export(&t.store, run, "pdf").await,
+        Err(HistoryError::BadRequest(m)) if m.contains("pdf")
+    ));
+}
+
+#[tokio::test]
+async fn deleted_runs_are_gone_and_say_so() {
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let run = record_run(&t.store, session, "p", "1").await;
+    k2_history::delete(&t.store, run).await.unwrap();
+    assert!(k2_history::list(&t.store, None).await.unwrap().is_empty());
+    let gone = k2_history::events(&t.store, run).await.unwrap_err();
+    assert!(gone.to_string().contains("not in the history"), "{gone}");
+    assert!(matches!(
+        k2_history::delete(&t.store, run).await,
+        Err(HistoryError::NotFound(_))
+    ));
+}
