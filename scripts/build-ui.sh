@@ -9,7 +9,8 @@ export CARGO_TARGET_DIR="${K2_UI_TARGET_DIR:-$HOME/.cache/k2-tutor/target-ui}"
 (cd ui && RUSTC_BOOTSTRAP=1 RUSTFLAGS="" /usr/bin/cargo build --release --locked \
     --target wasm32-unknown-unknown)
 rm -rf ui/dist && mkdir -p ui/dist
-wasm-bindgen --target web --no-typescript --out-dir ui/dist --out-name k2_ui \
+# No name section: it is 85% of the module and only serves debuggers.
+wasm-bindgen --target web --no-typescript --remove-name-section --out-dir ui/dist --out-name k2_ui \
     "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/k2_ui.wasm"
 cp ui/index.html ui/style.css ui/static/* ui/dist/
 # KaTeX for the page: the very copy katex-rs embeds for exports (same version, no network).

@@ -6,7 +6,7 @@
 // Prints "N passed, N failed" last and exits non-zero on any failure.
 import { chromium } from "playwright-core";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -345,6 +345,93 @@ await check("model output with HTML, script and hostile math runs nothing", asyn
   }));
   if (seen.xss !== 0 || seen.scripts || seen.jsLinks || !seen.visible) throw new Error(JSON.stringify(seen));
 });
+
+// Golden rendering: real model outputs (scripts/record-golden.sh, the 1.5B model asked for
+// each delimiter and environment) rendered by the page as a candidate's answer. The rendered
+// structure (elements, MathML, text) must equal tests/browser/fixtures/golden/NAME.golden
+// (UPDATE_GOLDEN=1 writes them), and each must show what its mathematics needs.
+const goldenDir = join(here, "fixtures/golden");
+const needs = {
+  "inline-dollars": { inline: 3, display: 0 },
+  "display-dollars": { display: 1 },
+  // Cut off at 220 tokens inside its last \[ … : the unfinished formula stays readable source.
+  "paren-brackets": { inline: 10, display: 0, text: "$$ k^2 + (2" },
+  // The model put its align environment in a ```latex block: shown as code, not rendered.
+  "align": { display: 0, code: "\\begin{align}" },
+  "cases": { display: 1, table: 1 },
+  "matrix": { display: 1, table: 1 },
+  "multiline": { display: 1 },
+  "money": { display: 0, boxed: 1, text: "costs $5." },
+};
+for (const name of Object.keys(needs)) {
+  await check(`golden rendering of a real ${name} answer`, async () => {
+    const source = readFileSync(join(goldenDir, `${name}.md`), "utf8").replace(/^<!--[\s\S]*?-->\n/, "");
+    let seq = 0;
+    const ev = (kind) => ({ seq: seq++, elapsed_ms: seq, ...kind });
+    const request = { problem: name, settings: { candidates: 1, plan: false } };
+    await serveRun([
+      ev({ type: "started", request }),
+      ev({ type: "candidate_delta", candidate: 0, part: "answer", text: source }),
+      ev({ type: "candidate_finished", candidate: 0, answer: null, finish: "complete", tokens: 1, seconds: 0.1 }),
+      ev({ type: "stage", stage: "done" }),
+      ev({ type: "stats", prompt_tokens: 1, generated_tokens: 1, plan_tokens: 0, judge_tokens: 0, wall_seconds: 0.1, decode_tokens_per_s: 1 }),
+    ]);
+    await page.fill("#problem", name);
+    await page.click("#solve");
+    await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
+    const seen = await page.evaluate(() => {
+      const root = document.querySelector(".candidate .answer");
+      const lines = [];
+      const walk = (node, depth) => {
+        for (const child of node.childNodes) {
+          if (child.nodeType === 3) {
+            const text = child.textContent.replace(/\s+/g, " ").trim();
+            if (text) lines.push("  ".repeat(depth) + JSON.stringify(text));
+          } else if (child.nodeType === 1) {
+            const tag = child.tagName.toLowerCase();
+            if (tag === "annotation") continue;
+            const attrs = ["display", "class", "notation"].filter((a) => child.getAttribute(a))
+              .map((a) => ` ${a}="${child.getAttribute(a)}"`).join("");
+            lines.push(`${"  ".repeat(depth)}<${tag}${attrs}>`);
+            walk(child, depth + 1);
+          }
+        }
+      };
+      walk(root, 0);
+      const maths = [...root.querySelectorAll("math")];
+      return {
+        structure: lines.join("\n") + "\n",
+        inline: maths.filter((m) => m.getAttribute("display") !== "block").length,
+        display: maths.filter((m) => m.getAttribute("display") === "block").length,
+        table: root.querySelectorAll("math mtable").length,
+        boxed: root.querySelectorAll("math menclose").length,
+        errors: root.querySelectorAll(".math-error").length,
+        text: root.innerText,
+        code: [...root.querySelectorAll("pre code")].map((c) => c.textContent).join("\n"),
+        visible: maths.every((m) => m.getBoundingClientRect().width > 0),
+      };
+    });
+    const goldenFile = join(goldenDir, `${name}.golden`);
+    if (process.env.UPDATE_GOLDEN) writeFileSync(goldenFile, seen.structure);
+    const golden = readFileSync(goldenFile, "utf8");
+    if (golden !== seen.structure) {
+      const at = [...golden].findIndex((c, i) => c !== seen.structure[i]);
+      throw new Error(`differs from ${name}.golden at ${at}: …${seen.structure.slice(Math.max(0, at - 80), at + 80)}…`);
+    }
+    const want = needs[name];
+    const problems = [];
+    for (const key of ["display", "table", "boxed"]) {
+      if (want[key] !== undefined && (want[key] === 0 ? seen[key] !== 0 : seen[key] < want[key])) problems.push(`${key} ${seen[key]}`);
+    }
+    if (want.inline !== undefined && (want.inline === 0 ? seen.inline !== 0 : seen.inline < want.inline)) problems.push(`inline ${seen.inline}`);
+    if (want.text && !seen.text.includes(want.text)) problems.push(`text lacks ${want.text}`);
+    if (want.code && !seen.code.includes(want.code)) problems.push(`code lacks ${want.code}`);
+    if (seen.errors) problems.push(`${seen.errors} math errors`);
+    if (!seen.visible) problems.push("a formula has no width");
+    if (problems.length) throw new Error(problems.join(", "));
+    await page.locator(".candidate .answer").screenshot({ path: join(shots, `golden-${name}.png`) });
+  });
+}
 
 await browser.close();
 server.kill("SIGTERM");

@@ -126,7 +126,7 @@ fn wrap_bare_environments(text: &str) -> String {
         let end_tag = format!("\\end{{{name}}}");
         let inside_math = {
             let head = out.trim_end();
-            head.ends_with("$$") || head.ends_with("\\[") || head.ends_with('$')
+            head.ends_with('$') || inside_open_math(&out)
         };
         match from_begin.find(&end_tag) {
             Some(end) if MATH_ENVIRONMENTS.contains(&name) && !inside_math => {
@@ -144,6 +144,15 @@ fn wrap_bare_environments(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Whether `before` ends inside math: a `\[` or `\(` not yet closed, or an odd number of `$$`
+/// (an environment there is part of the formula, as in `\[ |x| = \begin{cases}…` or
+/// `\(\begin{pmatrix}…`).
+fn inside_open_math(before: &str) -> bool {
+    before.matches("\\[").count() > before.matches("\\]").count()
+        || before.matches("\\(").count() > before.matches("\\)").count()
+        || before.matches("$$").count() % 2 == 1
 }
 
 /// `$ \frac{1}{2} $`: models often pad inline math with spaces, which Markdown's math rule
@@ -192,16 +201,30 @@ fn rewrite_line(line: &str, out: &mut String) {
         }
         // `\\[2pt]` is a LaTeX line break, not a delimiter: only an unescaped backslash opens.
         if c == '\\' && !in_code_span && backslashes.is_multiple_of(2) {
-            let replacement = match chars.peek() {
-                Some('(') | Some(')') => Some("$"),
-                Some('[') | Some(']') => Some("$$"),
-                _ => None,
-            };
-            if let Some(replacement) = replacement {
-                chars.next();
-                out.push_str(replacement);
-                backslashes = 0;
-                continue;
+            match chars.peek() {
+                // `\( n \)`: the padding goes, or Markdown would not read `$ n $` as math.
+                Some('(') => {
+                    chars.next();
+                    out.push('$');
+                    while chars.next_if_eq(&' ').is_some() {}
+                    backslashes = 0;
+                    continue;
+                }
+                Some(')') => {
+                    chars.next();
+                    let kept = out.trim_end_matches(' ').len();
+                    out.truncate(kept);
+                    out.push('$');
+                    backslashes = 0;
+                    continue;
+                }
+                Some('[') | Some(']') => {
+                    chars.next();
+                    out.push_str("$$");
+                    backslashes = 0;
+                    continue;
+                }
+                _ => {}
             }
         }
         backslashes = if c == '\\' { backslashes + 1 } else { 0 };
@@ -212,6 +235,31 @@ fn rewrite_line(line: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // From the 1.5B model's real answers (tests/browser/fixtures/golden).
+    #[test]
+    fn padded_parentheses_are_math_and_environments_inside_brackets_stay_inside() {
+        assert_eq!(
+            normalize_math_delimiters("the first \\( n \\) odd numbers is \\(  n^2 \\)."),
+            "the first $n$ odd numbers is $n^2$."
+        );
+        let cases = "\\[\n|x| = \n\\begin{cases} \nx & \\text{if } x \\geq 0 \\\\\n-x & \\text{if } x < 0 \n\\end{cases}\n\\]\n";
+        let normalized = normalize_math_delimiters(cases);
+        assert_eq!(normalized.matches("$$").count(), 2, "{normalized}");
+        let html = crate::markdown_to_html(cases);
+        assert_eq!(html.matches("<math").count(), 1, "{html}");
+        assert!(html.contains("<mtable"), "{html}");
+        let inline = r"the matrix is \(\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}\). So";
+        assert_eq!(
+            normalize_math_delimiters(inline),
+            r"the matrix is $\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}$. So"
+        );
+        let inline = "the matrix is \\(\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}\\). So";
+        assert_eq!(
+            normalize_math_delimiters(inline),
+            "the matrix is $\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}$. So"
+        );
+    }
 
     #[test]
     fn model_delimiters_become_dollars_outside_code() {
