@@ -34,3 +34,5 @@ K2_MODEL="$MODELS" K2_DB="$DESKTOP/desktop.db" K2_MODELS_DIR="$DESKTOP/models" \
     K2_CONFIG="$DESKTOP/config.toml" K2_SYSTEM_CONFIG="$DESKTOP/system.toml" \
     xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" \
     node tests/desktop/app_e2e.mjs "$BIN/k2-tutor"
+# The classroom install: the .deb built by Tauri's bundler, installed with apt, launched.
+scripts/test-package.sh

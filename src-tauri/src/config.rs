@@ -297,4 +297,19 @@ mod tests {
             Config::default()
         );
     }
+
+    #[test]
+    fn the_shipped_example_names_every_key_and_parses_once_uncommented() {
+        let example = include_str!("../../assets/config.toml.example");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| line.contains(" = "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config: Config = toml::from_str(&uncommented).unwrap();
+        assert_eq!(config.set_keys(), KEYS);
+        // As shipped (all commented out) it sets nothing.
+        assert_eq!(toml::from_str::<Config>(example).unwrap(), Config::default());
+    }
 }
