@@ -310,6 +310,9 @@ mod tests {
         let config: Config = toml::from_str(&uncommented).unwrap();
         assert_eq!(config.set_keys(), KEYS);
         // As shipped (all commented out) it sets nothing.
-        assert_eq!(toml::from_str::<Config>(example).unwrap(), Config::default());
+        assert_eq!(
+            toml::from_str::<Config>(example).unwrap(),
+            Config::default()
+        );
     }
 }
