@@ -28,9 +28,14 @@ node tests/browser/ui_e2e.mjs "$BIN/k2" smollm2-135m-instruct-q4_1 ui/dist
 # fresh database so a restart must find the run it just stored, an empty models folder to
 # import into, and its own user and system configuration files.
 DESKTOP="$(mktemp -d)"
-MODELS="$(K2_MODELS_DIR= "$BIN/k2" models --format jsonl | python3 -c \
-    'import json,sys; print(next(json.loads(l)["path"] for l in sys.stdin if "smollm2" in l))')"
-K2_MODEL="$MODELS" K2_DB="$DESKTOP/desktop.db" K2_MODELS_DIR="$DESKTOP/models" \
+installed() {
+  K2_MODELS_DIR= "$BIN/k2" models --format jsonl | python3 -c \
+    'import json,sys; print(next(json.loads(l)["path"] for l in sys.stdin if sys.argv[1] in l))' "$1"
+}
+HUB_PORT=$((20000 + RANDOM % 20000))
+K2_MODEL="$(installed smollm2)" K2_IMPORT_MODEL="$(installed qwen2.5-coder-0.5b)" \
+    HF_ENDPOINT="http://127.0.0.1:$HUB_PORT" \
+    K2_DB="$DESKTOP/desktop.db" K2_MODELS_DIR="$DESKTOP/models" \
     K2_CONFIG="$DESKTOP/config.toml" K2_SYSTEM_CONFIG="$DESKTOP/system.toml" \
     xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" \
     node tests/desktop/app_e2e.mjs "$BIN/k2-tutor"

@@ -5,9 +5,11 @@
 // Needs `tauri-driver` and WebKitWebDriver on PATH; the app's model comes from K2_MODEL.
 // Prints "N passed, N failed" last and exits non-zero on any failure.
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createServer } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 const [app] = process.argv.slice(2);
 const shots = process.env.SHOTS || mkdtempSync(join(tmpdir(), "k2-desktop-"));
@@ -16,6 +18,38 @@ const port = 4444 + Math.floor(Math.random() * 500);
 const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(port + 1000)],
                      { stdio: ["ignore", "ignore", "inherit"] });
 const base = `http://127.0.0.1:${port}`;
+
+// A stand-in for Hugging Face: the real model file at its URL, 40 MB/s, with the checksum
+// Hugging Face publishes (HEAD answers a redirect with X-Linked-Etag). The app finds it
+// through HF_ENDPOINT, which tauri-driver passes on.
+const hub = { requests: 0 };
+if (process.env.HF_ENDPOINT && process.env.K2_MODEL) {
+  const body = readFileSync(process.env.K2_MODEL);
+  const sha = createHash("sha256").update(body).digest("hex");
+  const server = createServer((request, response) => {
+    hub.requests += 1;
+    if (!request.url.endsWith("/resolve/main/" + basename(process.env.K2_MODEL))) {
+      response.writeHead(404).end();
+      return;
+    }
+    if (request.method === "HEAD") {
+      response.writeHead(302, { location: request.url, "x-linked-etag": `"${sha}"` }).end();
+      return;
+    }
+    response.writeHead(200, { "content-length": body.length, "content-type": "application/octet-stream" });
+    let at = 0;
+    const chunk = 4 << 20;
+    const send = () => {
+      if (at >= body.length) return response.end();
+      response.write(body.subarray(at, at + chunk));
+      at += chunk;
+      setTimeout(send, 100);
+    };
+    send();
+  });
+  await new Promise((resolve) => server.listen(Number(new URL(process.env.HF_ENDPOINT).port), "127.0.0.1", resolve));
+  server.unref();
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function wd(method, path, body) {
@@ -139,23 +173,30 @@ if (!launchOnly) await check("a kept run is stepped through, annotated and expor
   await screenshot("desktop-review.png");
 });
 
-if (!launchOnly) await check("the Models view shows the engine, imports a model from disk and lists it", async () => {
+if (!launchOnly) await check("the Models view downloads a model with progress, imports one from disk and lists both", async () => {
   await script("document.querySelector('#models-toggle').click()");
   await waitFor("return /^Ready on /.test((document.querySelector('#engine-state') || {}).innerText || '')", 60000);
-  await script(`
-    const path = document.querySelector('#import-path');
-    path.value = ${JSON.stringify(process.env.K2_MODEL)};
-    path.dispatchEvent(new Event('input', { bubbles: true }));
-    document.querySelector('#import-link').click();
-    document.querySelector('#import').click();`);
-  await waitFor("return /^Installed smollm2-135m-instruct-q4_1/.test((document.querySelector('#models-message') || {}).innerText || '')", 30000);
+  const fill = (id, value) => script(`
+    const el = document.querySelector('${id}');
+    el.value = ${JSON.stringify(value)};
+    el.dispatchEvent(new Event('input', { bubbles: true }));`);
+  // From the stand-in Hugging Face (HF_ENDPOINT), throttled so the progress bar shows.
+  await fill("#hf-repo", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF");
+  await fill("#hf-file", "smollm2-135m-instruct-q4_1.gguf");
+  await script("document.querySelector('#download').click()");
+  await waitFor("const p = document.querySelector('#install-progress'); return !!p && p.max > 0 && p.value > 0", 20000);
+  await script("document.querySelector('#install-progress').scrollIntoView()");
+  await screenshot("desktop-downloading.png");
+  await waitFor("return /^Installed smollm2-135m-instruct-q4_1/.test((document.querySelector('#models-message') || {}).innerText || '')", 120000);
+  if (hub.requests < 2) throw new Error(`the checksum was not looked up (${hub.requests} requests)`);
+  await fill("#import-path", process.env.K2_IMPORT_MODEL);
+  await script("document.querySelector('#import-link').click(); document.querySelector('#import').click();");
+  await waitFor("return /^Installed qwen2.5-coder-0.5b/.test((document.querySelector('#models-message') || {}).innerText || '')", 30000);
   const table = await script("return document.querySelector('#model-list').innerText");
-  if (!/smollm2-135m-instruct-q4_1\s+\d+ MB\s+llama\s+Q4_1/.test(table)) throw new Error(table);
-  await script(`
-    const path = document.querySelector('#import-path');
-    path.value = '/etc/hostname';
-    path.dispatchEvent(new Event('input', { bubbles: true }));
-    document.querySelector('#import').click();`);
+  if (!/qwen2.5-coder-0.5b-instruct-q4_k_m\s+\d+ MB\s+qwen2/.test(table)
+      || !/smollm2-135m-instruct-q4_1\s+\d+ MB\s+llama\s+Q4_1/.test(table)) throw new Error(table);
+  await fill("#import-path", "/etc/hostname");
+  await script("document.querySelector('#import').click()");
   await waitFor("return /^Not installed: /.test((document.querySelector('#models-message') || {}).innerText || '')", 10000);
   await script("document.querySelector('#models').scrollIntoView()");
   await screenshot("desktop-models.png");
