@@ -8,125 +8,33 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use k2_protocol::AppConfig as Config;
 
 pub const SYSTEM_PATH: &str = "/etc/k2-tutor/config.toml";
 
-/// One layer of settings; `None` leaves the key to the layer below (or the default).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The solver: an installed model's name or a path.
-    pub solver: Option<String>,
-    /// The planner and judge; the solver itself when unset and the default is missing.
-    pub planner: Option<String>,
-    /// A draft model for speculative decoding of the solver (same tokenizer family).
-    pub draft: Option<String>,
-    /// `auto`, `cpu`, `cuda` or `metal`.
-    pub device: Option<String>,
-    /// A classroom server (`k2 serve` or any OpenAI-compatible one) instead of local models.
-    pub remote_url: Option<String>,
-    pub remote_token: Option<String>,
-    /// Where models are installed (lab machines: a shared, read-only folder).
-    pub models_dir: Option<PathBuf>,
-    /// Hints one at a time and the solution only on request.
-    pub student_mode: Option<bool>,
+/// Reads `path`; a missing file is an empty layer, a malformed one an error saying where.
+pub fn read(path: &Path) -> Result<Config, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| format!("{} is not a valid configuration: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
 }
 
-/// The keys of [`Config`], in the order the Models view shows them.
-pub const KEYS: [&str; 8] = [
-    "solver",
-    "planner",
-    "draft",
-    "device",
-    "remote_url",
-    "remote_token",
-    "models_dir",
-    "student_mode",
-];
-
-impl Config {
-    /// Reads `path`; a missing file is an empty layer, a malformed one an error saying where.
-    pub fn read(path: &Path) -> Result<Config, String> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| format!("{} is not a valid configuration: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        }
+/// Writes `path` whole through a temporary file, so a crash never leaves half a file.
+pub fn write(config: &Config, path: &Path) -> Result<(), String> {
+    let text = toml::to_string_pretty(config).map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-
-    /// Writes `path` whole through a temporary file, so a crash never leaves half a file.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
-        let text = toml::to_string_pretty(self).map_err(|e| e.to_string())?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        let partial = path.with_extension("toml.partial");
-        std::fs::write(&partial, text)
-            .and_then(|_| std::fs::rename(&partial, path))
-            .map_err(|e| format!("cannot save {}: {e}", path.display()))
-    }
-
-    /// Which keys are set in this layer.
-    pub fn set_keys(&self) -> Vec<&'static str> {
-        let set = [
-            self.solver.is_some(),
-            self.planner.is_some(),
-            self.draft.is_some(),
-            self.device.is_some(),
-            self.remote_url.is_some(),
-            self.remote_token.is_some(),
-            self.models_dir.is_some(),
-            self.student_mode.is_some(),
-        ];
-        KEYS.iter()
-            .zip(set)
-            .filter_map(|(key, set)| set.then_some(*key))
-            .collect()
-    }
-
-    /// This layer with `over`'s keys on top.
-    pub fn overlaid(&self, over: &Config) -> Config {
-        Config {
-            solver: over.solver.clone().or_else(|| self.solver.clone()),
-            planner: over.planner.clone().or_else(|| self.planner.clone()),
-            draft: over.draft.clone().or_else(|| self.draft.clone()),
-            device: over.device.clone().or_else(|| self.device.clone()),
-            remote_url: over.remote_url.clone().or_else(|| self.remote_url.clone()),
-            remote_token: over
-                .remote_token
-                .clone()
-                .or_else(|| self.remote_token.clone()),
-            models_dir: over.models_dir.clone().or_else(|| self.models_dir.clone()),
-            student_mode: over.student_mode.or(self.student_mode),
-        }
-    }
-
-    /// Empty strings mean "not set" (a cleared field in the form).
-    fn normalized(mut self) -> Config {
-        for value in [
-            &mut self.solver,
-            &mut self.planner,
-            &mut self.draft,
-            &mut self.device,
-            &mut self.remote_url,
-            &mut self.remote_token,
-        ] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                *value = None;
-            }
-        }
-        if self
-            .models_dir
-            .as_deref()
-            .is_some_and(|d| d.as_os_str().is_empty())
-        {
-            self.models_dir = None;
-        }
-        self
-    }
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, text)
+        .and_then(|_| std::fs::rename(&partial, path))
+        .map_err(|e| format!("cannot save {}: {e}", path.display()))
 }
 
 /// The two files and what they add up to.
@@ -147,7 +55,7 @@ impl Layers {
         let (user_path, system_path) = Self::paths();
         let mut problems = Vec::new();
         let mut read = |path: &Path| {
-            Config::read(path).unwrap_or_else(|e| {
+            read(path).unwrap_or_else(|e| {
                 tracing::error!("{e}");
                 problems.push(e);
                 Config::default()
@@ -196,8 +104,8 @@ impl Layers {
             .locked()
             .into_iter()
             .filter(|key| {
-                let asked = value_of(&wanted, key);
-                asked.is_some() && asked != value_of(&self.system, key)
+                let asked = wanted.value_of(key);
+                asked.is_some() && asked != self.system.value_of(key)
             })
             .collect();
         if !changed_locked.is_empty() {
@@ -207,29 +115,16 @@ impl Layers {
                 self.system_path.display()
             ));
         }
-        wanted.write(&self.user_path)?;
+        write(&wanted, &self.user_path)?;
         self.user = wanted;
         Ok(())
-    }
-}
-
-fn value_of(config: &Config, key: &str) -> Option<String> {
-    match key {
-        "solver" => config.solver.clone(),
-        "planner" => config.planner.clone(),
-        "draft" => config.draft.clone(),
-        "device" => config.device.clone(),
-        "remote_url" => config.remote_url.clone(),
-        "remote_token" => config.remote_token.clone(),
-        "models_dir" => config.models_dir.as_ref().map(|d| d.display().to_string()),
-        "student_mode" => config.student_mode.map(|s| s.to_string()),
-        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k2_protocol::CONFIG_KEYS as KEYS;
 
     fn layers(system: &str) -> (tempfile::TempDir, Layers) {
         let dir = tempfile::tempdir().unwrap();
@@ -237,7 +132,7 @@ mod tests {
         std::fs::write(&system_path, system).unwrap();
         let layers = Layers {
             user: Config::default(),
-            system: Config::read(&system_path).unwrap(),
+            system: read(&system_path).unwrap(),
             user_path: dir.path().join("user/config.toml"),
             system_path,
             problems: Vec::new(),
@@ -271,7 +166,7 @@ mod tests {
         };
         layers.save_user(mine).unwrap();
         assert_eq!(
-            Config::read(&layers.user_path).unwrap().solver.as_deref(),
+            read(&layers.user_path).unwrap().solver.as_deref(),
             Some("qwen")
         );
         assert_eq!(layers.user.planner, None, "an empty field is unset");
@@ -286,14 +181,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "studnet_mode = true\n").unwrap();
-        let error = Config::read(&path).unwrap_err();
+        let error = read(&path).unwrap_err();
         assert!(
             error.contains("config.toml is not a valid configuration"),
             "{error}"
         );
         assert!(error.contains("studnet_mode"), "{error}");
         assert_eq!(
-            Config::read(&dir.path().join("missing.toml")).unwrap(),
+            read(&dir.path().join("missing.toml")).unwrap(),
             Config::default()
         );
     }

@@ -198,6 +198,16 @@ if (!launchOnly) await check("the Models view downloads a model with progress, i
   await fill("#import-path", "/etc/hostname");
   await script("document.querySelector('#import').click()");
   await waitFor("return /^Not installed: /.test((document.querySelector('#models-message') || {}).innerText || '')", 10000);
+  // Choosing the device is kept in the user's file and loads the engine again.
+  await script(`
+    const device = document.querySelector('#device');
+    device.value = 'cpu';
+    device.dispatchEvent(new Event('change', { bubbles: true }));
+    document.querySelector('#save-models').click();`);
+  await waitFor("return /^Saved/.test((document.querySelector('#models-message') || {}).innerText || '')", 10000);
+  await waitFor("return /^Ready on cpu/.test((document.querySelector('#engine-state') || {}).innerText || '')", 60000);
+  const saved = readFileSync(process.env.K2_CONFIG, "utf8");
+  if (!/^device = "cpu"$/m.test(saved)) throw new Error(`config file: ${saved}`);
   await script("document.querySelector('#models').scrollIntoView()");
   await screenshot("desktop-models.png");
 });

@@ -2,23 +2,12 @@
 //! the device or a classroom server, importing a model from disk and downloading one from
 //! Hugging Face with progress. Keys the lab administrator fixed are shown, not editable.
 
+use k2_protocol::AppConfig as Config;
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use wasm_bindgen::JsCast;
 
 use crate::transport::{desktop_command, desktop_command_with_progress, in_desktop_app};
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    pub solver: Option<String>,
-    pub planner: Option<String>,
-    pub draft: Option<String>,
-    pub device: Option<String>,
-    pub remote_url: Option<String>,
-    pub remote_token: Option<String>,
-    pub models_dir: Option<String>,
-    pub student_mode: Option<bool>,
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 struct ModelInfo {

@@ -5,10 +5,12 @@
 //!
 //! Serde only, so the Leptos UI (wasm) links it without the engine.
 
+mod app_config;
 mod request;
 mod steps;
 mod view;
 
+pub use app_config::{AppConfig, CONFIG_KEYS};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
