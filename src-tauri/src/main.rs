@@ -44,6 +44,7 @@ fn main() {
             history::add_note,
             history::check_attempt,
             history::export_run,
+            models::app_config,
             models::models_view,
             models::save_config,
             models::import_model,

@@ -14,13 +14,18 @@ use crate::commands::DesktopState;
 use crate::config::Config;
 use crate::engine::{effective_models_dir, Engine};
 
+/// The configuration in force and what the administrator fixed.
+#[derive(Serialize)]
+pub struct ConfigView {
+    effective: Config,
+    locked: Vec<&'static str>,
+}
+
 /// Everything the Models view shows.
 #[derive(Serialize)]
 pub struct ModelsView {
-    /// What is in force.
-    effective: Config,
-    /// The keys the administrator's file fixes.
-    locked: Vec<&'static str>,
+    #[serde(flatten)]
+    config: ConfigView,
     system_path: String,
     user_path: String,
     models_dir: String,
@@ -43,14 +48,27 @@ fn view(state: &DesktopState) -> Result<ModelsView, String> {
         devices.push("metal");
     }
     Ok(ModelsView {
-        locked: layers.locked(),
+        config: ConfigView {
+            locked: layers.locked(),
+            effective,
+        },
         system_path: layers.system_path.display().to_string(),
         user_path: layers.user_path.display().to_string(),
         models_dir: dir.display().to_string(),
         models: list_models(&dir),
         devices,
         problems: layers.problems.clone(),
-        effective,
+    })
+}
+
+/// The configuration alone: what the page needs at start (student mode), without reading
+/// every installed model's header as the Models view does.
+#[tauri::command]
+pub fn app_config(state: State<'_, DesktopState>) -> Result<ConfigView, String> {
+    let layers = state.layers()?;
+    Ok(ConfigView {
+        effective: layers.effective(),
+        locked: layers.locked(),
     })
 }
 

@@ -73,13 +73,9 @@ pub fn App() -> impl IntoView {
         let transport = transport::detect(token.get_untracked());
         let callbacks = transport::RunCallbacks {
             on_stored: Box::new(move |id| state.stored.set(Some(id))),
-            on_event: Box::new({
-                let mut apply = crate::render::batched_apply(state.view, state.live);
-                move |event| {
-                    state.log.update_value(|log| log.push(event.clone()));
-                    apply(event)
-                }
-            }),
+            on_event: Box::new(crate::render::batched_apply(
+                state.view, state.live, state.log,
+            )),
             on_end: Box::new(move |failure| {
                 if failure.is_some() {
                     state.failure.set(failure);

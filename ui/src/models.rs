@@ -19,9 +19,15 @@ struct ModelInfo {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-struct ModelsView {
+struct ConfigView {
     effective: Config,
     locked: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+struct ModelsView {
+    #[serde(flatten)]
+    config: ConfigView,
     system_path: String,
     models_dir: String,
     models: Vec<ModelInfo>,
@@ -60,9 +66,9 @@ pub fn apply_student_mode(student: RwSignal<bool>, locked: RwSignal<bool>) {
     if !in_desktop_app() {
         return;
     }
-    desktop_command("models_view", serde_json::json!({}), move |result| {
+    desktop_command("app_config", serde_json::json!({}), move |result| {
         if let Ok(view) =
-            result.and_then(|j| serde_json::from_str::<ModelsView>(&j).map_err(|e| e.to_string()))
+            result.and_then(|j| serde_json::from_str::<ConfigView>(&j).map_err(|e| e.to_string()))
         {
             if let Some(on) = view.effective.student_mode {
                 student.set(on);
@@ -94,7 +100,7 @@ pub fn Models() -> impl IntoView {
                 .and_then(|j| serde_json::from_str::<ModelsView>(&j).map_err(|e| e.to_string()))
             {
                 Ok(view) => {
-                    form.set(view.effective.clone());
+                    form.set(view.config.effective.clone());
                     view_state.set(Some(view));
                 }
                 Err(e) => message.set(Some(format!("Models are unavailable: {e}"))),
@@ -133,7 +139,7 @@ pub fn Models() -> impl IntoView {
     let locked = move |key: &'static str| {
         view_state.with(|v| {
             v.as_ref()
-                .is_some_and(|v| v.locked.iter().any(|k| k == key))
+                .is_some_and(|v| v.config.locked.iter().any(|k| k == key))
         })
     };
     let save = move || {
@@ -146,7 +152,7 @@ pub fn Models() -> impl IntoView {
                 .and_then(|j| serde_json::from_str::<ModelsView>(&j).map_err(|e| e.to_string()))
             {
                 Ok(view) => {
-                    form.set(view.effective.clone());
+                    form.set(view.config.effective.clone());
                     view_state.set(Some(view));
                     message.set(Some("Saved. The models are loading again.".into()));
                     poll();
@@ -316,7 +322,7 @@ pub fn Models() -> impl IntoView {
                     <Show when=move || message.get().is_some()>
                         <p id="models-message" role="status">{move || message.get().unwrap_or_default()}</p>
                     </Show>
-                    <p class="muted">{move || view_state.with(|v| v.as_ref().filter(|v| !v.locked.is_empty())
+                    <p class="muted">{move || view_state.with(|v| v.as_ref().filter(|v| !v.config.locked.is_empty())
                         .map(|v| format!("Some settings are fixed by {}.", v.system_path)))}</p>
                 </Show>
             </section>

@@ -6,7 +6,7 @@
 //! change (everything before the last blank line outside code and display math) are rendered
 //! once and kept; only the open paragraph at the end is rendered again.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -42,23 +42,32 @@ impl LiveRate {
     }
 }
 
-/// Applies events to `view` at most once per animation frame, all queued events at once, and
-/// keeps `live` up to date.
-pub fn batched_apply(view: RwSignal<RunView>, live: RwSignal<LiveRate>) -> impl FnMut(Event) {
+/// Keeps every event in `log` (the run's record, which review steps through) and applies the
+/// new ones to `view` at most once per animation frame, all at once, keeping `live` up to date.
+/// The log is the queue: a frame applies what came after the last frame's end.
+pub fn batched_apply(
+    view: RwSignal<RunView>,
+    live: RwSignal<LiveRate>,
+    log: StoredValue<Vec<Event>, LocalStorage>,
+) -> impl FnMut(Event) {
     live.set(LiveRate::default());
-    let queue: Rc<RefCell<Vec<Event>>> = Rc::default();
-    let scheduled = Rc::new(RefCell::new(false));
+    let applied = Rc::new(Cell::new(0usize));
+    let scheduled = Rc::new(Cell::new(false));
     move |event: Event| {
-        queue.borrow_mut().push(event);
+        log.update_value(|log| log.push(event));
         if scheduled.replace(true) {
             return;
         }
-        let (queue, scheduled) = (queue.clone(), scheduled.clone());
+        let (applied, scheduled) = (applied.clone(), scheduled.clone());
         let flush = Closure::once_into_js(move || {
-            scheduled.replace(false);
-            let events = std::mem::take(&mut *queue.borrow_mut());
-            live.update(|rate| events.iter().for_each(|e| rate.count(e)));
-            view.update(|v| events.iter().for_each(|e| v.apply(e)));
+            scheduled.set(false);
+            log.with_value(|log| {
+                // A log cleared by a newer run since: nothing of this one is left to apply.
+                let new = &log[applied.get().min(log.len())..];
+                live.update(|rate| new.iter().for_each(|e| rate.count(e)));
+                view.update(|v| new.iter().for_each(|e| v.apply(e)));
+                applied.set(log.len());
+            });
         });
         let window = web_sys::window().expect("a window");
         let _ = window.request_animation_frame(flush.unchecked_ref());

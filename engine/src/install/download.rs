@@ -111,7 +111,12 @@ pub fn download_model(
         .timeout_connect(Duration::from_secs(15))
         .timeout_read(Duration::from_secs(60))
         .build();
-    let published = published_checksum(&url);
+    // Hugging Face is asked for its checksum only when the caller gave none.
+    let published = file
+        .sha256
+        .is_none()
+        .then(|| published_checksum(&url))
+        .flatten();
     let partial = partial_path(&target);
     let have = partial.metadata().map(|m| m.len()).unwrap_or(0);
     let mut request = agent.get(&url);

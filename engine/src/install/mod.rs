@@ -101,26 +101,38 @@ fn link(_original: &Path, target: &Path) -> Result<()> {
     )))
 }
 
-fn copy_file(source: &Path, to: &Path, total: u64, progress: Progress) -> Result<()> {
-    let mut input = File::open(source).map_err(|e| EngineError::io(source, e))?;
-    let mut output = File::create(to).map_err(|e| EngineError::io(to, e))?;
+/// Reads `path` from start to end in 1 MiB chunks, handing each to `chunk`.
+fn for_each_chunk(path: &Path, mut chunk: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    let mut file = File::open(path).map_err(|e| EngineError::io(path, e))?;
     let mut buffer = vec![0u8; 1 << 20];
-    let mut done = 0u64;
     loop {
-        let n = input
+        let n = file
             .read(&mut buffer)
-            .map_err(|e| EngineError::io(source, e))?;
+            .map_err(|e| EngineError::io(path, e))?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        output.write_all(&buffer[..n]).map_err(|e| {
-            let _ = std::fs::remove_file(to);
-            EngineError::io(to, e)
-        })?;
-        done += n as u64;
-        progress(done, Some(total));
+        chunk(&buffer[..n])?;
     }
-    output.sync_all().map_err(|e| EngineError::io(to, e))
+}
+
+fn copy_file(source: &Path, to: &Path, total: u64, progress: Progress) -> Result<()> {
+    let mut output = File::create(to).map_err(|e| EngineError::io(to, e))?;
+    let mut done = 0u64;
+    let copied = for_each_chunk(source, |bytes| {
+        output
+            .write_all(bytes)
+            .map_err(|e| EngineError::io(to, e))?;
+        done += bytes.len() as u64;
+        progress(done, Some(total));
+        Ok(())
+    })
+    .and_then(|()| output.sync_all().map_err(|e| EngineError::io(to, e)));
+    if copied.is_err() {
+        // Half a copy is never left behind (a full disk, an unreadable source).
+        let _ = std::fs::remove_file(to);
+    }
+    copied
 }
 
 /// Copies a Hugging Face folder (its files, not subfolders) as `target.partial/`, then renames.
@@ -152,18 +164,11 @@ fn copy_folder(source: &Path, target: &Path, progress: Progress) -> Result<()> {
 
 /// The SHA-256 of a file, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|e| EngineError::io(path, e))?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| EngineError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
+    for_each_chunk(path, |bytes| {
+        hasher.update(bytes);
+        Ok(())
+    })?;
     Ok(hex(&hasher.finalize()))
 }
 
