@@ -48,9 +48,17 @@ fn main() -> Result<()> {
             let layers = flag("--layers").map_or(Ok(64), |s| s.parse())?;
             bench(&device, format, &batches, steps, layers)?
         }
+        Some("profile") => {
+            let format = flag("--format").unwrap_or_else(|| "q8_0".into());
+            let format = WeightFormat::parse(&format).context("unknown --format")?;
+            let rows = flag("--rows").map_or(Ok(1), |s| s.parse())?;
+            let layers = flag("--layers").map_or(Ok(2), |s| s.parse())?;
+            let context = flag("--context").map_or(Ok(64), |s| s.parse())?;
+            profile(&device, format, rows, layers, context)?
+        }
         _ => bail!(
             "usage: device_bench check | bench --format F [--batches 1,3,16] [--steps N] \
-             [--layers N] [--cpu] [--out FILE]"
+             [--layers N] [--cpu] [--out FILE] | profile --format F [--rows N] [--layers N] [--context N]"
         ),
     };
     if let Some(out) = out {
@@ -91,7 +99,7 @@ fn qwen25_05b() -> ModelConfig {
         rope_theta: 1_000_000.0,
         rope_style: RopeStyle::Halves,
         rms_norm_eps: 1e-6,
-        context_length: 2048,
+        context_length: 8192,
     }
 }
 
@@ -216,8 +224,16 @@ fn check(gpu: &Device) -> Result<Value> {
     let mut results = Vec::new();
     let mut failures = 0;
     println!(
-        "{:<14} {:<7} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}  verdict",
-        "geometry", "format", "cpu~ref", "cuda~ref", "argmax", "batched", "multipos", "truncate"
+        "{:<14} {:<7} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}  verdict",
+        "geometry",
+        "format",
+        "cpu~ref",
+        "cuda~ref",
+        "argmax",
+        "batched",
+        "multipos",
+        "truncate",
+        "graphs"
     );
     for (name, config, tied, format) in cases {
         let spec = |dense_reference| SyntheticSpec {
@@ -247,6 +263,16 @@ fn check(gpu: &Device) -> Result<Value> {
         let cpu_err = worst(&teacher_forced(&cpu_model, &prompt, &forced)?);
         let gpu_logits = teacher_forced(&gpu_model, &prompt, &forced)?;
         let gpu_err = worst(&gpu_logits);
+        // Decoding steps replayed as CUDA graphs (the default) against op by op: the same
+        // kernels with the same arguments, so the same bits.
+        gpu_model.set_cuda_graphs(false);
+        let op_by_op = teacher_forced(&gpu_model, &prompt, &forced)?;
+        gpu_model.set_cuda_graphs(true);
+        let graphs = gpu_logits
+            .iter()
+            .zip(&op_by_op)
+            .map(|(g, o)| rel_err(g, o))
+            .fold(0f64, f64::max);
         let same_argmax = ref_logits
             .iter()
             .zip(&gpu_logits)
@@ -258,17 +284,21 @@ fn check(gpu: &Device) -> Result<Value> {
         let truncate = truncate_vs_fresh(&gpu_model, &prompt, vocab)?;
         let tol = tolerance(format);
         let allowed = (tol.vs_cpu_error * cpu_err).max(tol.floor);
-        // Other paths through the same kernels: at most the error CUDA has anyway.
+        // Batched rows go through the same kernels as one row: at most the error CUDA has
+        // anyway. A multi-position pass of quantized weights goes through another product
+        // kernel (MMQ, not MMVQ); each is within CUDA's error of the exact function, so the
+        // two are within twice that of each other.
         let paths_allowed = gpu_err.max(1e-5);
         let ok = gpu_err <= allowed
             && batched <= paths_allowed
-            && multipos <= paths_allowed
+            && multipos <= 2.0 * paths_allowed
             && truncate <= 1e-6
+            && graphs == 0.0
             // Random weights give near-flat logits, where 8-bit noise flips close calls.
             && same_argmax * 10 >= ref_logits.len() * 8;
         failures += usize::from(!ok);
         println!(
-            "{:<14} {:<7} {:>9.2e} {:>9.2e} {:>4}/{:<2} {:>9.2e} {:>9.2e} {:>9.2e}  {}",
+            "{:<14} {:<7} {:>9.2e} {:>9.2e} {:>4}/{:<2} {:>9.2e} {:>9.2e} {:>9.2e} {:>9.2e}  {}",
             name,
             format.name(),
             cpu_err,
@@ -278,6 +308,7 @@ fn check(gpu: &Device) -> Result<Value> {
             batched,
             multipos,
             truncate,
+            graphs,
             if ok { "ok" } else { "FAIL" }
         );
         results.push(json!({
@@ -285,7 +316,8 @@ fn check(gpu: &Device) -> Result<Value> {
             "cpu_vs_reference_rel_err": cpu_err, "cuda_vs_reference_rel_err": gpu_err,
             "cuda_allowed_rel_err": allowed, "argmax_agree_with_reference": same_argmax,
             "positions": ref_logits.len(), "batched_rel_err": batched,
-            "multi_position_rel_err": multipos, "truncate_rel_err": truncate, "ok": ok,
+            "multi_position_rel_err": multipos, "truncate_rel_err": truncate,
+            "graphs_vs_op_by_op_rel_err": graphs, "ok": ok,
         }));
     }
     println!("{} passed, {} failed", results.len() - failures, failures);
@@ -397,6 +429,83 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// One op-by-op decoding step of the K2-Think geometry (`layers` layers) between the CUDA
+/// profiler's start and stop, for `ncu --profile-from-start off`: each kernel's time and
+/// bytes, to see where a step's time beyond the weight reads goes.
+fn profile(
+    gpu: &Device,
+    format: WeightFormat,
+    rows: usize,
+    layers: usize,
+    context: usize,
+) -> Result<Value> {
+    let spec = SyntheticSpec {
+        config: k2_think_32b(layers),
+        format,
+        tied_output: false,
+        seed: 5,
+        dense_reference: false,
+    };
+    let model = synthetic_model(&spec, gpu)?;
+    model.set_cuda_graphs(false);
+    let vocab = spec.config.vocab_size;
+    let prompts: Vec<Vec<u32>> = (0..rows)
+        .map(|r| tokens(context, vocab, 100 + r as u64))
+        .collect();
+    let mut cache = cache_with_rows(&model, rows, context + 16)?;
+    let batch: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    model.forward(&mut cache, &batch, LogitsFor::Last)?;
+    let step = |cache: &mut KvCache| -> Result<()> {
+        let ids = vec![[7u32]; rows];
+        let batch: Vec<&[u32]> = ids.iter().map(|i| i.as_slice()).collect();
+        let logits = model.forward(cache, &batch, LogitsFor::Last)?;
+        let _: Vec<u32> = Tensor::cat(&logits, 0)?.argmax(1)?.to_vec1()?;
+        Ok(())
+    };
+    for _ in 0..3 {
+        step(&mut cache)?;
+    }
+    gpu.synchronize()?;
+    #[cfg(feature = "cuda")]
+    candle_core::cuda_backend::cudarc::driver::profiler_start()?;
+    step(&mut cache)?;
+    gpu.synchronize()?;
+    #[cfg(feature = "cuda")]
+    candle_core::cuda_backend::cudarc::driver::profiler_stop()?;
+    println!(
+        "profiled one decoding step: {layers} layers, {rows} rows, {}",
+        format.name()
+    );
+    Ok(json!({ "profiled": { "layers": layers, "rows": rows, "format": format.name() } }))
+}
+
+/// Milliseconds per greedy decoding step of `rows` rows after a prompt, median of
+/// `steps` (the sampled ids come back to the host every step, as in real decoding).
+fn decode_step_ms(
+    gpu: &Device,
+    model: &Model,
+    rows: usize,
+    steps: usize,
+    prompt_len: usize,
+) -> Result<f64> {
+    let vocab = model.config().vocab_size;
+    let prompts: Vec<Vec<u32>> = (0..rows)
+        .map(|r| tokens(prompt_len, vocab, 100 + r as u64))
+        .collect();
+    let mut cache = cache_with_rows(model, rows, prompt_len + steps + 8)?;
+    let batch: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let mut logits = model.forward(&mut cache, &batch, LogitsFor::Last)?;
+    let step = || -> Result<()> {
+        // Greedy on the GPU: only the chosen ids come back to the host.
+        let next: Vec<u32> = Tensor::cat(&logits, 0)?.argmax(1)?.to_vec1()?;
+        let ids: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
+        let batch: Vec<&[u32]> = ids.iter().map(|i| i.as_slice()).collect();
+        logits = model.forward(&mut cache, &batch, LogitsFor::Last)?;
+        Ok(())
+    };
+    time_ms(gpu, steps, step)
+}
+
 /// Milliseconds of `f` per call, median of `reps` after one warm-up, device synchronized.
 fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
@@ -471,36 +580,39 @@ fn bench(
     let mut decode = Vec::new();
     let mut batch1_ms = None;
     for &rows in batches {
-        let prompts: Vec<Vec<u32>> = (0..rows)
-            .map(|r| tokens(prompt_len, vocab, 100 + r as u64))
-            .collect();
-        let mut cache = cache_with_rows(&model, rows, prompt_len + steps + 8)?;
-        let batch: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
-        let mut logits = model.forward(&mut cache, &batch, LogitsFor::Last)?;
-        let mut step = || -> Result<()> {
-            // Greedy on the GPU: only the chosen ids come back to the host.
-            let next: Vec<u32> = Tensor::cat(&logits, 0)?.argmax(1)?.to_vec1()?;
-            let ids: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
-            let batch: Vec<&[u32]> = ids.iter().map(|i| i.as_slice()).collect();
-            logits = model.forward(&mut cache, &batch, LogitsFor::Last)?;
-            Ok(())
-        };
-        let step_ms = time_ms(gpu, steps, &mut step)?;
+        // Op by op first, then replayed as CUDA graphs, on the same model in the same run.
+        let mut timed = Vec::new();
+        for graphs in [false, true] {
+            model.set_cuda_graphs(graphs);
+            timed.push(decode_step_ms(gpu, &model, rows, steps, prompt_len)?);
+        }
+        let (op_by_op_ms, step_ms) = (timed[0], timed[1]);
         let tokens_per_s = rows as f64 / (step_ms / 1e3);
         if rows == 1 {
             batch1_ms = Some(step_ms);
         }
         let vs_batch1 = batch1_ms.map(|b| step_ms / b);
         println!(
-            "decode batch {rows:>2}: {step_ms:8.2} ms/step {tokens_per_s:9.1} tok/s  floor fraction {:.2}{}",
+            "decode batch {rows:>2}: {step_ms:8.2} ms/step {tokens_per_s:9.1} tok/s  floor fraction {:.2}  (op by op {op_by_op_ms:.2} ms, {:.2}x){}",
             floor_ms / step_ms,
+            op_by_op_ms / step_ms,
             vs_batch1.map_or(String::new(), |r| format!("  step time {r:.2}x batch 1"))
         );
         decode.push(json!({
             "rows": rows, "step_ms": step_ms, "tokens_per_s": tokens_per_s,
             "floor_fraction": floor_ms / step_ms, "step_vs_batch1": vs_batch1,
+            "op_by_op_step_ms": op_by_op_ms, "op_by_op_floor_fraction": floor_ms / op_by_op_ms,
         }));
     }
+
+    // Deep into a reasoning trace: one row decoding after 4,000 cached positions.
+    let long_context = 4000;
+    let long_ms = decode_step_ms(gpu, &model, 1, steps, long_context)?;
+    println!(
+        "decode batch  1 after {long_context} positions: {long_ms:8.2} ms/step {:9.1} tok/s  floor fraction {:.2}",
+        1e3 / long_ms,
+        floor_ms / long_ms
+    );
 
     let prefill_len = 512;
     let prompt = tokens(prefill_len, vocab, 7);
@@ -516,17 +628,22 @@ fn bench(
     let mut cache = cache_with_rows(&model, 1, prompt_len + 16)?;
     let base = tokens(prompt_len, vocab, 8);
     model.forward(&mut cache, &[&base], LogitsFor::Last)?;
-    let mut line = String::from("target pass over k positions (ms):");
+    let mut line = String::from("target pass over k positions, ms (op by op):");
     for k in 1..=8 {
         let draft = tokens(k, vocab, 40 + k as u64);
-        let ms = time_ms(gpu, 7, || {
-            let logits = model.forward(&mut cache, &[&draft], LogitsFor::All)?;
-            let _ids: Vec<u32> = logits[0].argmax(1)?.to_vec1()?;
-            cache.truncate(0, prompt_len);
-            Ok(())
-        })?;
-        line.push_str(&format!(" {k}:{ms:.2}"));
-        passes.push(json!({ "positions": k, "ms": ms }));
+        let mut timed = Vec::new();
+        for graphs in [false, true] {
+            model.set_cuda_graphs(graphs);
+            timed.push(time_ms(gpu, 7, || {
+                let logits = model.forward(&mut cache, &[&draft], LogitsFor::All)?;
+                let _ids: Vec<u32> = logits[0].argmax(1)?.to_vec1()?;
+                cache.truncate(0, prompt_len);
+                Ok(())
+            })?);
+        }
+        let (op_by_op, ms) = (timed[0], timed[1]);
+        line.push_str(&format!(" {k}:{ms:.2} ({op_by_op:.2})"));
+        passes.push(json!({ "positions": k, "ms": ms, "op_by_op_ms": op_by_op }));
     }
     println!("{line}");
 
@@ -534,7 +651,9 @@ fn bench(
         "format": format.name(), "layers": layers,
         "copy_bandwidth_gb_s": bandwidth, "weight_bytes_per_step": weight_bytes,
         "floor_ms_per_step": floor_ms, "build_s": build_s,
-        "decode": decode, "prefill_tokens": prefill_len, "prefill_ms": prefill_ms,
+        "decode": decode,
+        "long_context": { "cached_positions": long_context, "step_ms": long_ms },
+        "prefill_tokens": prefill_len, "prefill_ms": prefill_ms,
         "prefill_tokens_per_s": prefill_tps, "verify_passes": passes,
     }))
 }

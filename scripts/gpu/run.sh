@@ -4,6 +4,8 @@
 #   check            CUDA vs CPU logits and the CUDA decoding paths (small geometries)
 #   q4_k_m q8_0 bf16 the K2-Think 32B geometry with random weights in that format
 #   transformers     the same geometry in bf16 through PyTorch transformers (baseline)
+#   profile-FORMAT   one op-by-op decoding step (1 layer, 64 cached positions) under Nsight
+#                    Compute: each kernel's time and bytes (scripts/gpu/ncu_table.py)
 # Logs and JSON go to $OUT (the device tool brings them back).
 set -uo pipefail
 OUT=${OUT:-/tmp/k2-gpu-out}
@@ -16,6 +18,12 @@ for step in "$@"; do
     echo "== $step"
     case "$step" in
         check) "$BIN" check --out "$OUT/check.json" 2>&1 | tee "$OUT/check.log" ;;
+        profile-*) /usr/local/cuda/bin/ncu --profile-from-start off \
+                --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
+                --log-file "$OUT/ncu-${step#profile-}.csv" \
+                "$BIN" profile --format "${step#profile-}" --layers 1 --context 64 >/dev/null \
+            && python3 scripts/gpu/ncu_table.py "$OUT/ncu-${step#profile-}.csv" \
+                | tee "$OUT/profile-${step#profile-}.txt" ;;
         transformers) PYTHONUNBUFFERED=1 python3 scripts/gpu/transformers_baseline.py \
             --out "$OUT/transformers.json" 2>&1 | tee "$OUT/transformers.log" ;;
         *) "$BIN" bench --format "$step" --out "$OUT/bench-$step.json" 2>&1 \

@@ -7,12 +7,19 @@ use super::config::ModelConfig;
 use super::decode_attention;
 use super::kv_cache::KvCache;
 use super::rope::Rope;
+use super::step::StepInputs;
 use super::Block;
 use crate::error::Result;
 
 /// Spans up to this many tokens (speculative verification, short prompts) attend query by
 /// query; longer ones (prefill) in one masked matmul.
-const QUERY_BY_QUERY_MAX: usize = 16;
+pub(super) const QUERY_BY_QUERY_MAX: usize = 16;
+
+/// Whether a span of `t` new tokens attends query by query (on CUDA: in the fused kernels).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(super) fn is_short(t: usize) -> bool {
+    t > 0 && t <= QUERY_BY_QUERY_MAX
+}
 
 /// `h`: `[n, hidden]` normalized hidden states of all rows' new tokens, row after row as
 /// described by `spans` (`(start, count)` per cache row). Returns `[n, heads * head_dim]`.
@@ -25,8 +32,9 @@ pub(super) fn self_attention(
     h: &Tensor,
     cache: &mut KvCache,
     layer: usize,
-    spans: &[(usize, usize)],
+    step: &StepInputs,
 ) -> Result<Tensor> {
+    let spans = &step.spans;
     let (heads, kv_heads, head_dim) = (config.num_heads, config.num_kv_heads, config.head_dim);
     let geometry = Geometry {
         heads,
@@ -39,7 +47,7 @@ pub(super) fn self_attention(
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
     #[cfg(feature = "cuda")]
     if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
-        return cuda_self_attention(q, k, v, rope, (cos, sin), cache, layer, spans, &geometry);
+        return cuda_self_attention(q, k, v, rope, (cos, sin), cache, layer, step, &geometry);
     }
     let q = rope
         .apply(&heads_major(q, heads, head_dim)?, cos, sin)?
@@ -91,40 +99,30 @@ fn cuda_self_attention(
     (cos, sin): (&Tensor, &Tensor),
     cache: &mut KvCache,
     layer: usize,
-    spans: &[(usize, usize)],
+    step: &StepInputs,
     geometry: &Geometry,
 ) -> Result<Tensor> {
-    use super::cuda_attention::{write_and_attend, Lane, LaneGeometry};
+    use super::cuda_attention::{write_and_attend, LaneGeometry};
 
-    let short = |t: usize| t > 0 && t <= QUERY_BY_QUERY_MAX;
-    let mut lanes = Vec::new();
-    for (row, &(start, t)) in spans.iter().enumerate() {
-        if short(t) {
-            let past = cache.len(row);
-            lanes.extend((0..t).map(|i| Lane {
-                tok: start + i,
-                pos: past + i,
-                row,
-            }));
+    let spans = &step.spans;
+    let fused = match &step.lanes {
+        None => None,
+        Some(table) => {
+            let lane_geometry = LaneGeometry {
+                heads: geometry.heads,
+                kv_heads: geometry.kv_heads,
+                head_dim: geometry.head_dim,
+                scale: geometry.scale as f32,
+                interleaved_rope: rope.interleaved(),
+            };
+            Some(write_and_attend(
+                (q, k, v),
+                (cos, sin),
+                table,
+                layer,
+                &lane_geometry,
+            )?)
         }
-    }
-    let fused = if lanes.is_empty() {
-        None
-    } else {
-        let lane_geometry = LaneGeometry {
-            heads: geometry.heads,
-            kv_heads: geometry.kv_heads,
-            head_dim: geometry.head_dim,
-            scale: geometry.scale as f32,
-            interleaved_rope: rope.interleaved(),
-        };
-        Some(write_and_attend(
-            (q, k, v),
-            (cos, sin),
-            &cache.layer_storage(layer),
-            &lanes,
-            &lane_geometry,
-        )?)
     };
     // Spans in order: short ones are slices of the fused result, long ones attend as on CPU.
     let (heads, kv_heads, head_dim) = (geometry.heads, geometry.kv_heads, geometry.head_dim);
@@ -134,8 +132,7 @@ fn cuda_self_attention(
         if t == 0 {
             continue;
         }
-        if short(t) {
-            let fused = fused.as_ref().expect("short spans have lanes");
+        if let (true, Some(fused)) = (is_short(t), &fused) {
             outputs.push(fused.narrow(0, lane, t)?);
             lane += t;
             continue;

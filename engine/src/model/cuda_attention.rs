@@ -12,13 +12,15 @@
 
 use std::sync::OnceLock;
 
-use candle_core::cuda_backend::cudarc::driver::CudaStream;
-use candle_core::cuda_backend::cudarc::driver::{DevicePtr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+};
 use candle_core::cuda_backend::cudarc::nvrtc::compile_ptx;
 use candle_core::cuda_backend::CudaStorage;
 use candle_core::op::BackpropOp;
-use candle_core::{DType, Shape, Storage, Tensor};
+use candle_core::{DType, Device, Shape, Storage, Tensor};
 
+use super::kv_cache::KvCache;
 use crate::error::{EngineError, Result};
 
 const SOURCE: &str = r#"
@@ -63,83 +65,188 @@ extern "C" __global__ void k2_kv_write(
     V[dst] = vt[d];
 }
 
-// Lane r, head h: softmax(rope(q)·K[0..=pos]ᵀ · scale) · V[0..=pos] into out
-// ([lanes, heads, head_dim]). Four warps split the positions, each keeping a running
-// maximum, sum and weighted value (online softmax); the warps combine at the end.
-#define WARPS 4
-#define MAX_PER_LANE 8   // head_dim <= 256
+// Lane r, head h: softmax(rope(q)·K[0..=pos]ᵀ · scale) · V[0..=pos], in two kernels
+// (flash decoding). A block of the first attends one chunk of CHUNK positions: its warps
+// split the chunk, each keeping a running maximum, sum and weighted value (online softmax),
+// and the block writes its chunk's (max, sum, values) to `part`
+// ([lanes, heads, chunks, head_dim + 2]). The second combines a lane's chunks. Positions
+// are spread over many blocks because one warp walking a long cache alone waits on a
+// memory round trip per position: at a few thousand positions (a reasoning trace) that
+// was most of a decoding step. The grid covers the cache's capacity; blocks past a lane's
+// length return at once, so the launch's shape never depends on the step's positions (a
+// captured graph replays it unchanged).
+#define WARPS 8
+#define CHUNK 32
+#define MAX_PER_LANE 4   // head_dim <= 128
+#define MAX_GROUP 8      // query heads per kv head
 // NVRTC has no math.h: -infinity spelled out.
 #define NEG_INF __int_as_float(0xff800000)
-extern "C" __global__ void k2_decode_attention(
+extern "C" __global__ void k2_decode_attention_part(
     const float* __restrict__ q, long long q_stride,
     const float* __restrict__ cos_t, const float* __restrict__ sin_t, int interleaved,
     const unsigned long long* __restrict__ table, int lanes,
-    float* __restrict__ out,
+    float* __restrict__ part,
     int heads, int group, int head_dim, int capacity, float scale)
 {
-    const int r = blockIdx.x, h = blockIdx.y, kvh = h / group;
+    // One block per (lane, kv head, chunk) serves the kv head's `group` query heads, so
+    // each cached row is read once, not once per query head. Every loop over a register
+    // array has a constant bound and is unrolled: an array indexed by a runtime value
+    // would live in (slow) local memory.
+    const int r = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
+    const int chunks = gridDim.z;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int per_lane = (head_dim + 31) / 32;
     const long long t = (long long)table[2 * lanes + r];
     const int len = (int)table[3 * lanes + r] + 1;
+    const int begin = chunk * CHUNK;
+    if (begin >= len) return;
+    const int end = min(begin + CHUNK, len);
     const float* K = (const float*)table[r] + (size_t)kvh * capacity * head_dim;
     const float* V = (const float*)table[lanes + r] + (size_t)kvh * capacity * head_dim;
-    const float* qt = q + t * q_stride + (long long)h * head_dim;
     const int half = head_dim / 2;
 
-    float qr[MAX_PER_LANE], acc[MAX_PER_LANE];
-    for (int i = 0; i < MAX_PER_LANE; i++) {
-        const int d = lane + 32 * i;
-        qr[i] = (i < per_lane && d < head_dim)
-            ? rotated(qt, cos_t + t * half, sin_t + t * half, d, head_dim, interleaved)
-            : 0.0f;
-        acc[i] = 0.0f;
+    float qr[MAX_GROUP][MAX_PER_LANE], acc[MAX_GROUP][MAX_PER_LANE];
+    float m[MAX_GROUP], s[MAX_GROUP];
+    #pragma unroll
+    for (int g = 0; g < MAX_GROUP; g++) {
+        const float* qt = q + t * q_stride + (long long)(kvh * group + g) * head_dim;
+        #pragma unroll
+        for (int i = 0; i < MAX_PER_LANE; i++) {
+            const int d = lane + 32 * i;
+            qr[g][i] = (g < group && d < head_dim)
+                ? rotated(qt, cos_t + t * half, sin_t + t * half, d, head_dim, interleaved)
+                : 0.0f;
+            acc[g][i] = 0.0f;
+        }
+        m[g] = NEG_INF;
+        s[g] = 0.0f;
     }
-    float m = NEG_INF, s = 0.0f;
-    for (int j = warp; j < len; j += WARPS) {
+    for (int j = begin + warp; j < end; j += WARPS) {
         const float* kj = K + (size_t)j * head_dim;
-        float dot = 0.0f;
-        for (int i = 0; i < per_lane; i++) {
-            const int d = lane + 32 * i;
-            if (d < head_dim) dot += qr[i] * kj[d];
-        }
-        for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        dot *= scale;
-        const float m_new = fmaxf(m, dot);
-        const float keep = expf(m - m_new);
-        const float p = expf(dot - m_new);
-        s = s * keep + p;
         const float* vj = V + (size_t)j * head_dim;
-        for (int i = 0; i < per_lane; i++) {
+        // Both rows are requested before either is used: one memory round trip, not two.
+        float kv[MAX_PER_LANE], vv[MAX_PER_LANE];
+        #pragma unroll
+        for (int i = 0; i < MAX_PER_LANE; i++) {
             const int d = lane + 32 * i;
-            if (d < head_dim) acc[i] = acc[i] * keep + p * vj[d];
+            kv[i] = d < head_dim ? kj[d] : 0.0f;
+            vv[i] = d < head_dim ? vj[d] : 0.0f;
         }
-        m = m_new;
+        #pragma unroll
+        for (int g = 0; g < MAX_GROUP; g++) {
+            if (g < group) {
+                float dot = 0.0f;
+                #pragma unroll
+                for (int i = 0; i < MAX_PER_LANE; i++) dot += qr[g][i] * kv[i];
+                #pragma unroll
+                for (int off = 16; off > 0; off >>= 1)
+                    dot += __shfl_xor_sync(0xffffffffu, dot, off);
+                dot *= scale;
+                const float m_new = fmaxf(m[g], dot);
+                const float keep = expf(m[g] - m_new);
+                const float p = expf(dot - m_new);
+                s[g] = s[g] * keep + p;
+                #pragma unroll
+                for (int i = 0; i < MAX_PER_LANE; i++) acc[g][i] = acc[g][i] * keep + p * vv[i];
+                m[g] = m_new;
+            }
+        }
     }
 
-    __shared__ float warp_max[WARPS], warp_sum[WARPS];
-    __shared__ float warp_acc[WARPS][32 * MAX_PER_LANE];
-    if (lane == 0) { warp_max[warp] = m; warp_sum[warp] = s; }
-    for (int i = 0; i < per_lane; i++) warp_acc[warp][lane + 32 * i] = acc[i];
+    __shared__ float warp_max[WARPS][MAX_GROUP], warp_sum[WARPS][MAX_GROUP];
+    __shared__ float warp_acc[WARPS][MAX_GROUP][32 * MAX_PER_LANE];
+    #pragma unroll
+    for (int g = 0; g < MAX_GROUP; g++) {
+        if (g < group) {
+            if (lane == 0) { warp_max[warp][g] = m[g]; warp_sum[warp][g] = s[g]; }
+            #pragma unroll
+            for (int i = 0; i < MAX_PER_LANE; i++) warp_acc[warp][g][lane + 32 * i] = acc[g][i];
+        }
+    }
     __syncthreads();
-    if (warp != 0) return;
+    // Warp g (of the first `group`) writes query head kvh * group + g's chunk result.
+    const int g = warp;
+    if (g >= group) return;
+    float chunk_max = NEG_INF;
+    for (int w = 0; w < WARPS; w++) chunk_max = fmaxf(chunk_max, warp_max[w][g]);
+    const int h = kvh * group + g;
+    float* o = part + (((size_t)r * heads + h) * chunks + chunk) * (head_dim + 2);
+    // A warp that had no position keeps m = -inf and contributes nothing.
+    for (int d = lane; d < head_dim; d += 32) {
+        float a = 0.0f;
+        for (int w = 0; w < WARPS; w++)
+            if (warp_max[w][g] != NEG_INF) a += warp_acc[w][g][d] * expf(warp_max[w][g] - chunk_max);
+        o[2 + d] = a;
+    }
+    if (lane == 0) {
+        float total = 0.0f;
+        for (int w = 0; w < WARPS; w++)
+            if (warp_max[w][g] != NEG_INF) total += warp_sum[w][g] * expf(warp_max[w][g] - chunk_max);
+        o[0] = chunk_max;
+        o[1] = total;
+    }
+}
+
+// Lane r, head h: combines the lane's chunks into out ([lanes, heads, head_dim]). The
+// block's warps split the chunks (a long cache has hundreds), then add up their sums.
+extern "C" __global__ void k2_decode_attention_combine(
+    const unsigned long long* __restrict__ table, int lanes,
+    const float* __restrict__ part, float* __restrict__ out,
+    int heads, int head_dim, int chunks)
+{
+    const int r = blockIdx.x, h = blockIdx.y;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int len = (int)table[3 * lanes + r] + 1;
+    const int used = (len + CHUNK - 1) / CHUNK;
+    const int stride = head_dim + 2;
+    const float* p = part + ((size_t)r * heads + h) * chunks * stride;
+
+    __shared__ float warp_max[WARPS], warp_total[WARPS];
+    __shared__ float warp_acc[WARPS][32 * MAX_PER_LANE];
+    float mx = NEG_INF;
+    for (int c = threadIdx.x; c < used; c += 32 * WARPS) mx = fmaxf(mx, p[c * stride]);
+    #pragma unroll
+    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    if (lane == 0) warp_max[warp] = mx;
+    __syncthreads();
     float total_max = NEG_INF;
     for (int w = 0; w < WARPS; w++) total_max = fmaxf(total_max, warp_max[w]);
-    float total = 0.0f;
-    for (int w = 0; w < WARPS; w++) total += warp_sum[w] * expf(warp_max[w] - total_max);
-    float* o = out + ((size_t)r * heads + h) * head_dim;
-    for (int i = 0; i < per_lane; i++) {
-        const int d = lane + 32 * i;
-        if (d >= head_dim) continue;
-        float a = 0.0f;
-        for (int w = 0; w < WARPS; w++) a += warp_acc[w][d] * expf(warp_max[w] - total_max);
-        o[d] = a / total;
+
+    float total = 0.0f, a[MAX_PER_LANE];
+    #pragma unroll
+    for (int i = 0; i < MAX_PER_LANE; i++) a[i] = 0.0f;
+    for (int c = warp; c < used; c += WARPS) {
+        const float* pc = p + (size_t)c * stride;
+        const float w = expf(pc[0] - total_max);
+        total += pc[1] * w;
+        #pragma unroll
+        for (int i = 0; i < MAX_PER_LANE; i++) {
+            const int d = lane + 32 * i;
+            if (d < head_dim) a[i] += pc[2 + d] * w;
+        }
+    }
+    if (lane == 0) warp_total[warp] = total;
+    #pragma unroll
+    for (int i = 0; i < MAX_PER_LANE; i++) warp_acc[warp][lane + 32 * i] = a[i];
+    __syncthreads();
+    if (warp != 0) return;
+    float sum = 0.0f;
+    for (int w = 0; w < WARPS; w++) sum += warp_total[w];
+    for (int d = lane; d < head_dim; d += 32) {
+        float v = 0.0f;
+        for (int w = 0; w < WARPS; w++) v += warp_acc[w][d];
+        out[((size_t)r * heads + h) * head_dim + d] = v / sum;
     }
 }
 "#;
 
 const MODULE: &str = "k2_decode_attention";
-const MAX_HEAD_DIM: usize = 256;
+const MAX_HEAD_DIM: usize = 128;
+/// Query heads per key/value head the kernels serve (`MAX_GROUP` above).
+const MAX_GROUP: usize = 8;
+/// Positions per block of the attention kernel, and the warps of its blocks (`CHUNK`,
+/// `WARPS` above).
+const CHUNK: usize = 32;
+const PART_WARPS: u32 = 8;
 
 /// The PTX, compiled once per process by NVRTC on the machine that runs it.
 fn ptx() -> Result<&'static str> {
@@ -172,26 +279,98 @@ pub(super) struct LaneGeometry {
     pub interleaved_rope: bool,
 }
 
-/// Writes the lanes' rotated keys and values into `caches` (per row: `[kv_heads, capacity,
-/// head_dim]` key and value tensors, contiguous f32) and returns their attention,
-/// `[lanes, heads * head_dim]`. `q`, `k`, `v`: the projections' `[n, * head_dim]` token
-/// rows (views into one stacked product are fine), before rotary embedding; `cos`/`sin`:
-/// each token's `[n, head_dim / 2]` row.
+/// Whether the kernels serve this attention geometry (other models attend through candle's
+/// operations, as on CPU).
+pub(super) fn supports(heads: usize, kv_heads: usize, head_dim: usize) -> bool {
+    head_dim <= MAX_HEAD_DIM
+        && head_dim.is_multiple_of(2)
+        && kv_heads > 0
+        && heads.is_multiple_of(kv_heads)
+        && heads / kv_heads <= MAX_GROUP
+}
+
+/// What the kernels need to know about a step's lanes, for every layer, in one device
+/// buffer uploaded once per step: per layer, the lanes' key rows, value rows, token
+/// indices and positions (`4 * lanes` entries). Kernels read positions and cache addresses
+/// from here rather than from their arguments, so a captured CUDA graph replays any step
+/// of the same shape (see `cuda_graph`) after the table is rewritten.
+pub(super) struct LaneTable {
+    lanes: Vec<Lane>,
+    capacity: usize,
+    table: CudaSlice<u64>,
+}
+
+impl LaneTable {
+    pub fn new(cache: &KvCache, lanes: Vec<Lane>, device: &Device) -> Result<LaneTable> {
+        let Device::Cuda(dev) = device else {
+            return Err(not_cuda());
+        };
+        let entries = Self::entries(cache, &lanes)?;
+        Ok(LaneTable {
+            table: dev.clone_htod(&entries)?,
+            capacity: cache.capacity(),
+            lanes,
+        })
+    }
+
+    /// Rewrites the table for the same number of lanes at new positions, or of another
+    /// cache of the same capacity (a captured graph's next step).
+    pub fn rewrite(&mut self, cache: &KvCache, lanes: Vec<Lane>) -> Result<()> {
+        if lanes.len() != self.lanes.len() || cache.capacity() != self.capacity {
+            return Err(EngineError::Kernel(
+                "a lane table was rewritten for a step of another shape".into(),
+            ));
+        }
+        let entries = Self::entries(cache, &lanes)?;
+        let stream = self.table.stream().clone();
+        stream
+            .memcpy_htod(&entries, &mut self.table)
+            .map_err(kernel_error)?;
+        self.lanes = lanes;
+        Ok(())
+    }
+
+    fn entries(cache: &KvCache, lanes: &[Lane]) -> Result<Vec<u64>> {
+        let mut entries = Vec::with_capacity(cache.layers() * 4 * lanes.len());
+        for layer in 0..cache.layers() {
+            let storage = cache.layer_storage(layer);
+            for lane in lanes {
+                entries.push(device_address(storage[lane.row].0)?);
+            }
+            for lane in lanes {
+                entries.push(device_address(storage[lane.row].1)?);
+            }
+            entries.extend(lanes.iter().map(|l| l.tok as u64));
+            entries.extend(lanes.iter().map(|l| l.pos as u64));
+        }
+        Ok(entries)
+    }
+
+    /// The device address of `layer`'s part of the table.
+    fn layer_address(&self, layer: usize) -> u64 {
+        let (base, _sync) = self.table.device_ptr(self.table.stream());
+        base + (layer * 4 * self.lanes.len() * std::mem::size_of::<u64>()) as u64
+    }
+}
+
+/// Writes `layer`'s lanes' rotated keys and values into their rows' caches (addresses in
+/// `table`) and returns their attention, `[lanes, heads * head_dim]`. `q`, `k`, `v`: the
+/// projections' `[n, * head_dim]` token rows (views into one stacked product are fine),
+/// before rotary embedding; `cos`/`sin`: each token's `[n, head_dim / 2]` row.
 pub(super) fn write_and_attend(
     (q, k, v): (&Tensor, &Tensor, &Tensor),
     (cos, sin): (&Tensor, &Tensor),
-    caches: &[(&Tensor, &Tensor)],
-    lanes: &[Lane],
+    table: &LaneTable,
+    layer: usize,
     g: &LaneGeometry,
 ) -> Result<Tensor> {
-    let capacity = caches[0].0.dim(1)?;
-    if g.head_dim > MAX_HEAD_DIM
-        || !g.head_dim.is_multiple_of(2)
-        || !g.heads.is_multiple_of(g.kv_heads)
-    {
+    let capacity = table.capacity;
+    if !supports(g.heads, g.kv_heads, g.head_dim) {
         return Err(EngineError::Kernel(format!(
-            "CUDA attention supports even head_dim <= {MAX_HEAD_DIM} (got {})",
-            g.head_dim
+            "CUDA attention supports even head_dim <= {MAX_HEAD_DIM} and up to {MAX_GROUP} \
+             query heads per key/value head (got {} and {})",
+            g.head_dim,
+            g.heads / g.kv_heads.max(1)
         )));
     }
     let Storage::Cuda(q_store) = &*q.storage_and_layout().0 else {
@@ -208,18 +387,8 @@ pub(super) fn write_and_attend(
     let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
     let (cos_ptr, _) = token_rows(&cos, &stream)?;
     let (sin_ptr, _) = token_rows(&sin, &stream)?;
-    // One upload per layer: key rows, value rows, token indices, positions.
-    let mut table: Vec<u64> = Vec::with_capacity(4 * lanes.len());
-    for lane in lanes {
-        table.push(token_rows(caches[lane.row].0, &stream)?.0);
-    }
-    for lane in lanes {
-        table.push(token_rows(caches[lane.row].1, &stream)?.0);
-    }
-    table.extend(lanes.iter().map(|l| l.tok as u64));
-    table.extend(lanes.iter().map(|l| l.pos as u64));
-    let table = dev.clone_htod(&table)?;
-    let count = lanes.len();
+    let table_ptr = table.layer_address(layer);
+    let count = table.lanes.len();
     // SAFETY: every element is written by the attention kernel before it is read.
     let mut out = unsafe { dev.alloc::<f32>(count * g.heads * g.head_dim)? };
     let (lanes_i, hd_i, cap_i) = (count as i32, g.head_dim as i32, capacity as i32);
@@ -236,7 +405,7 @@ pub(super) fn write_and_attend(
         .arg(&cos_ptr)
         .arg(&sin_ptr)
         .arg(&interleaved)
-        .arg(&table)
+        .arg(&table_ptr)
         .arg(&lanes_i)
         .arg(&hd_i)
         .arg(&cap_i);
@@ -245,7 +414,13 @@ pub(super) fn write_and_attend(
     let threads = g.head_dim.next_multiple_of(32) as u32;
     unsafe { launch.launch(config(count, g.kv_heads, threads)) }.map_err(kernel_error)?;
 
-    let attend = dev.get_or_load_custom_func("k2_decode_attention", MODULE, ptx()?)?;
+    // Chunks of CHUNK positions up to the capacity: the launch's shape depends on the
+    // cache's storage only, never on the positions of this step.
+    let chunks = capacity.div_ceil(CHUNK);
+    // SAFETY: the combine kernel reads only chunks the part kernel wrote (those below each
+    // lane's length).
+    let mut part = unsafe { dev.alloc::<f32>(count * g.heads * chunks * (g.head_dim + 2))? };
+    let attend = dev.get_or_load_custom_func("k2_decode_attention_part", MODULE, ptx()?)?;
     let mut launch = attend.builder();
     launch
         .arg(&q_ptr)
@@ -253,16 +428,35 @@ pub(super) fn write_and_attend(
         .arg(&cos_ptr)
         .arg(&sin_ptr)
         .arg(&interleaved)
-        .arg(&table)
+        .arg(&table_ptr)
         .arg(&lanes_i)
-        .arg(&mut out)
+        .arg(&mut part)
         .arg(&heads_i)
         .arg(&group_i)
         .arg(&hd_i)
         .arg(&cap_i)
         .arg(&g.scale);
-    // SAFETY: as above; `out` holds lanes × heads × head_dim floats.
-    unsafe { launch.launch(config(count, g.heads, 128)) }.map_err(kernel_error)?;
+    let part_config = LaunchConfig {
+        grid_dim: (count as u32, g.kv_heads as u32, chunks as u32),
+        block_dim: (32 * PART_WARPS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: as above; `part` holds lanes × heads × chunks × (head_dim + 2) floats.
+    unsafe { launch.launch(part_config) }.map_err(kernel_error)?;
+
+    let combine = dev.get_or_load_custom_func("k2_decode_attention_combine", MODULE, ptx()?)?;
+    let mut launch = combine.builder();
+    let chunks_i = chunks as i32;
+    launch
+        .arg(&table_ptr)
+        .arg(&lanes_i)
+        .arg(&part)
+        .arg(&mut out)
+        .arg(&heads_i)
+        .arg(&hd_i)
+        .arg(&chunks_i);
+    // SAFETY: `out` holds lanes × heads × head_dim floats.
+    unsafe { launch.launch(config(count, g.heads, 32 * PART_WARPS)) }.map_err(kernel_error)?;
 
     let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(out, dev.clone()));
     let shape = Shape::from((count, g.heads * g.head_dim));
@@ -288,6 +482,14 @@ fn not_cuda() -> EngineError {
 
 fn kernel_error(e: impl std::fmt::Display) -> EngineError {
     EngineError::Kernel(format!("CUDA attention launch failed: {e}"))
+}
+
+/// The device address of a contiguous f32 CUDA tensor's first element.
+fn device_address(t: &Tensor) -> Result<u64> {
+    let Device::Cuda(dev) = t.device() else {
+        return Err(not_cuda());
+    };
+    Ok(token_rows(t, &dev.cuda_stream())?.0)
 }
 
 /// The device address of an f32 CUDA tensor's first element and the distance between its

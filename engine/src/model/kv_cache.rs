@@ -73,6 +73,17 @@ impl KvCache {
         self.max_len
     }
 
+    /// Positions every row has room for before storage grows.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Layers the cache holds keys and values for.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(super) fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// Adds an empty row and returns its index.
     pub fn add_row(&mut self) -> Result<usize> {
         for layer in &mut self.layers {

@@ -70,6 +70,10 @@ impl Matrix {
 /// cast to their type, so the product reads half the bytes and runs on the matrix units;
 /// the result returns to the f32 of the residual stream.
 fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(y) = super::cuda_ops::half_matmul(x, w)? {
+        return Ok(y);
+    }
     if x.dtype() == w.dtype() {
         return Ok(x.matmul(&w.t()?)?);
     }

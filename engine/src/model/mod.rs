@@ -9,6 +9,10 @@ mod attention;
 pub mod config;
 #[cfg(feature = "cuda")]
 mod cuda_attention;
+#[cfg(feature = "cuda")]
+mod cuda_graph;
+#[cfg(feature = "cuda")]
+mod cuda_ops;
 mod decode_attention;
 mod kernel_op;
 mod kv_cache;
@@ -17,6 +21,7 @@ mod load_gguf;
 mod load_safetensors;
 mod projections;
 mod rope;
+mod step;
 mod synthetic;
 
 use std::sync::Arc;
@@ -34,6 +39,7 @@ pub use synthetic::{random_matrix_bytes, synthetic_model, SyntheticSpec, WeightF
 use crate::error::{EngineError, Result};
 use projections::Projections;
 use rope::Rope;
+use step::{StepInputs, StepPlan};
 
 /// Which positions a forward pass returns logits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +69,9 @@ pub struct Model {
     lm_head: Linear,
     rope: Rope,
     device: Device,
+    /// Captured decoding steps, replayed on the GPU (see `cuda_graph`).
+    #[cfg(feature = "cuda")]
+    graphs: cuda_graph::StepGraphs,
 }
 
 impl Model {
@@ -84,6 +93,8 @@ impl Model {
             lm_head,
             rope,
             device: device.clone(),
+            #[cfg(feature = "cuda")]
+            graphs: cuda_graph::StepGraphs::default(),
         })
     }
 
@@ -93,6 +104,15 @@ impl Model {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Switches the replay of decoding steps as CUDA graphs on or off (on unless
+    /// `K2_CUDA_GRAPHS=0`; see `cuda_graph`). Nothing changes on other devices.
+    pub fn set_cuda_graphs(&self, enabled: bool) {
+        #[cfg(feature = "cuda")]
+        self.graphs.set_enabled(enabled);
+        #[cfg(not(feature = "cuda"))]
+        let _ = enabled;
     }
 
     /// Bytes of weights one decoding step reads (every layer's matrices and the output
@@ -170,79 +190,17 @@ impl Model {
         let longest_existing = (0..cache.rows()).map(|r| cache.len(r)).max().unwrap_or(0);
         cache.reserve(needed.saturating_sub(longest_existing))?;
 
-        let mut ids = Vec::new();
-        let mut positions = Vec::new();
-        let mut spans = Vec::with_capacity(batch.len());
-        for (row, tokens) in batch.iter().enumerate() {
-            spans.push((ids.len(), tokens.len()));
-            let start = cache.len(row);
-            for (i, &id) in tokens.iter().enumerate() {
-                if id as usize >= self.config.vocab_size {
-                    return Err(EngineError::InvalidSetting(format!(
-                        "token id {id} is outside the model's vocabulary of {}",
-                        self.config.vocab_size
-                    )));
-                }
-                ids.push(id);
-                positions.push((start + i) as u32);
-            }
-        }
-        if ids.is_empty() {
+        let plan = StepPlan::new(cache, batch, want, self.config.vocab_size)?;
+        if plan.is_empty() {
             return batch.iter().map(|_| self.empty_logits()).collect();
         }
-        let n = ids.len();
-        let ids = Tensor::from_vec(ids, n, &self.device)?;
-        let positions = Tensor::from_vec(positions, n, &self.device)?;
-        let (cos, sin) = self.rope.tables(&positions)?;
-
-        let mut x = self.embed.rows(&ids)?;
-        let eps = self.config.rms_norm_eps;
-        for (layer, block) in self.blocks.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
-            let attn = attention::self_attention(
-                &self.config,
-                &self.rope,
-                (&cos, &sin),
-                block,
-                &h,
-                cache,
-                layer,
-                &spans,
-            )?;
-            x = (x + block.o.forward(&attn)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &block.mlp_norm, eps)?;
-            let gate_up = block.gate_up.forward(&h)?;
-            let gate = candle_nn::ops::silu(&gate_up[0])?;
-            let mlp = block.down.forward(&(gate * &gate_up[1])?)?;
-            x = (x + mlp)?;
-        }
-        for (row, &(_, t)) in spans.iter().enumerate() {
+        let logits = self.run_step(cache, &plan)?;
+        for (row, &(_, t)) in plan.spans.iter().enumerate() {
             cache.advance(row, t);
         }
-
-        // Only the requested positions go through the final norm and the (large) output matrix.
-        let (picked, counts): (Vec<u32>, Vec<usize>) = match want {
-            LogitsFor::All => ((0..n as u32).collect(), spans.iter().map(|s| s.1).collect()),
-            LogitsFor::Last => {
-                let picked = spans
-                    .iter()
-                    .filter(|s| s.1 > 0)
-                    .map(|&(start, t)| (start + t - 1) as u32)
-                    .collect();
-                (picked, spans.iter().map(|s| usize::from(s.1 > 0)).collect())
-            }
-        };
-        let x = if picked.len() == n {
-            x
-        } else {
-            let picked_len = picked.len();
-            x.index_select(&Tensor::from_vec(picked, picked_len, &self.device)?, 0)?
-        };
-        let x = candle_nn::ops::rms_norm(&x, &self.final_norm, eps)?;
-        let logits = self.lm_head.forward(&x)?;
-        let mut out = Vec::with_capacity(counts.len());
+        let mut out = Vec::with_capacity(plan.counts.len());
         let mut offset = 0;
-        for count in counts {
+        for &count in &plan.counts {
             out.push(if count == 0 {
                 self.empty_logits()?
             } else {
@@ -253,6 +211,58 @@ impl Model {
         Ok(out)
     }
 
+    /// Runs a planned step: on CUDA, through a captured graph where one fits (see
+    /// `cuda_graph`), else op by op. Returns the picked positions' logits, row after row.
+    fn run_step(&self, cache: &mut KvCache, plan: &StepPlan) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() {
+            return self.graphs.run(self, cache, plan);
+        }
+        let inputs = StepInputs::upload(plan, cache, &self.config, &self.device)?;
+        self.compute(&inputs, cache)
+    }
+
+    /// The forward pass proper, on inputs already on the device: enqueues every operation
+    /// and leaves the cache's lengths alone (the caller advances them). On CUDA this is
+    /// what a graph captures, so it must not copy between host and device.
+    fn compute(&self, step: &StepInputs, cache: &mut KvCache) -> Result<Tensor> {
+        let (cos, sin) = self.rope.tables(&step.positions)?;
+        let eps = self.config.rms_norm_eps;
+        let mut x = self.embed.rows(&step.ids)?;
+        // `h` is always the norm of `x` for what comes next: each residual connection and
+        // the norm after it are one step (one launch on CUDA).
+        let mut h = match self.blocks.first() {
+            Some(first) => rms_norm(&x, &first.attn_norm, eps)?,
+            None => rms_norm(&x, &self.final_norm, eps)?,
+        };
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let attn = attention::self_attention(
+                &self.config,
+                &self.rope,
+                (&cos, &sin),
+                block,
+                &h,
+                cache,
+                layer,
+                step,
+            )?;
+            (x, h) = add_rms_norm(&x, &block.o.forward(&attn)?, &block.mlp_norm, eps)?;
+            let gate_up = block.gate_up.forward(&h)?;
+            let mlp = block.down.forward(&silu_mul(&gate_up[0], &gate_up[1])?)?;
+            let next_norm = match self.blocks.get(layer + 1) {
+                Some(next) => &next.attn_norm,
+                None => &self.final_norm,
+            };
+            (x, h) = add_rms_norm(&x, &mlp, next_norm, eps)?;
+        }
+        // The norm is per position, so picking after it is the same as before.
+        let h = match &step.picked {
+            Some(picked) => h.index_select(picked, 0)?,
+            None => h,
+        };
+        self.lm_head.forward(&h)
+    }
+
     fn empty_logits(&self) -> Result<Tensor> {
         Ok(Tensor::zeros(
             (0, self.config.vocab_size),
@@ -260,4 +270,33 @@ impl Model {
             &self.device,
         )?)
     }
+}
+
+/// RMS norm of each row of `x` times `w`: one launch of our own on CUDA (see `cuda_ops`).
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(y) = cuda_ops::rms_norm(x, w, eps)? {
+        return Ok(y);
+    }
+    Ok(candle_nn::ops::rms_norm(x, w, eps)?)
+}
+
+/// `x + y` (a residual connection) and its RMS norm times `w`.
+fn add_rms_norm(x: &Tensor, y: &Tensor, w: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if let Some(pair) = cuda_ops::add_rms_norm(x, y, w, eps)? {
+        return Ok(pair);
+    }
+    let sum = (x + y)?;
+    let h = rms_norm(&sum, w, eps)?;
+    Ok((sum, h))
+}
+
+/// The gated MLP's activation, SiLU(gate) · up: one launch on CUDA (see `cuda_ops`).
+fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let Some(y) = cuda_ops::silu_mul(gate, up)? {
+        return Ok(y);
+    }
+    Ok((candle_nn::ops::silu(gate)? * up)?)
 }

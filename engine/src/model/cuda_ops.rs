@@ -1,0 +1,330 @@
+//! Small CUDA operations of a decoding step, each one launch where candle takes more.
+//!
+//! At batch 1 a 64-layer step is memory-bound on its weights, and every other launch adds
+//! a few microseconds of nearly idle GPU time (measured kernel by kernel with Nsight
+//! Compute: `scripts/gpu/run.sh profile`). These replace the ones that cost most:
+//! - a residual connection and the RMS norm after it, in one kernel (two per layer);
+//! - SiLU(gate) · up: one kernel reading both halves of the stacked gate/up product,
+//!   instead of an activation and a product (and their strided-view bookkeeping);
+//! - half-precision products with f32 results: cuBLAS writes f32 directly, instead of a
+//!   half-precision result that a separate kernel casts back (four casts per layer).
+//!
+//! Each returns `None` where it does not apply (another device, dtype or layout), and the
+//! caller uses candle's operation.
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::cuda_backend::cudarc::cublas::{result as cublas, sys as cublas_sys, CudaBlas};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+};
+use candle_core::cuda_backend::cudarc::nvrtc::compile_ptx;
+use candle_core::cuda_backend::{CudaDevice, CudaStorage};
+use candle_core::op::BackpropOp;
+use candle_core::{DType, Device, Shape, Storage, Tensor};
+
+use crate::error::{EngineError, Result};
+
+const SOURCE: &str = r#"
+// y = x / rms(x) * w, one block per row.
+extern "C" __global__ void k2_rms_norm(
+    const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
+    int cols, float eps)
+{
+    const float* xr = x + (size_t)blockIdx.x * cols;
+    float* yr = y + (size_t)blockIdx.x * cols;
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) sum += xr[i] * xr[i];
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    __shared__ float warp_sums[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) warp_sums[warp] = sum;
+    __syncthreads();
+    float total = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) total += warp_sums[i];
+    const float scale = rsqrtf(total / cols + eps);
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+}
+
+// The residual stream's step and the next norm in one pass: sum = x + y, then
+// h = sum / rms(sum) * w, one block per row.
+extern "C" __global__ void k2_add_rms_norm(
+    const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ w,
+    float* __restrict__ sum_out, float* __restrict__ h, int cols, float eps)
+{
+    const size_t row = (size_t)blockIdx.x * cols;
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const float v = x[row + i] + y[row + i];
+        sum_out[row + i] = v;
+        sum += v * v;
+    }
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    __shared__ float warp_sums[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) warp_sums[warp] = sum;
+    __syncthreads();
+    float total = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) total += warp_sums[i];
+    const float scale = rsqrtf(total / cols + eps);
+    // Each thread reads back only the elements it wrote itself.
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) h[row + i] = sum_out[row + i] * scale * w[i];
+}
+
+// out[r, c] = silu(gate[r, c]) * up[r, c]; gate and up rows are `stride` apart (views into
+// one stacked product).
+extern "C" __global__ void k2_silu_mul(
+    const float* __restrict__ gate, const float* __restrict__ up, long long stride,
+    float* __restrict__ out, int rows, int cols)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)rows * cols) return;
+    const long long r = i / cols, c = i % cols;
+    const float g = gate[r * stride + c];
+    out[i] = g / (1.0f + expf(-g)) * up[r * stride + c];
+}
+"#;
+
+const MODULE: &str = "k2_step_ops";
+
+fn ptx() -> Result<&'static str> {
+    static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+    PTX.get_or_init(|| {
+        compile_ptx(SOURCE)
+            .map(|p| p.to_src())
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map(String::as_str)
+    .map_err(|e| EngineError::Kernel(format!("compiling the CUDA step kernels: {e}")))
+}
+
+/// RMS norm of each row of `x` (`[rows, cols]`, f32, contiguous) times `w` (`[cols]`).
+pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Option<Tensor>> {
+    let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
+        return Ok(None);
+    };
+    if x.dtype() != DType::F32 || w.dtype() != DType::F32 || !x.is_contiguous() {
+        return Ok(None);
+    }
+    if !w.is_contiguous() || w.elem_count() != cols {
+        return Ok(None);
+    }
+    let stream = dev.cuda_stream();
+    let (x_ptr, w_ptr) = (address(x, &stream)?, address(w, &stream)?);
+    // SAFETY: the kernel writes every element.
+    let mut y = unsafe { dev.alloc::<f32>(rows * cols)? };
+    let func = dev.get_or_load_custom_func("k2_rms_norm", MODULE, ptx()?)?;
+    let mut launch = func.builder();
+    let (cols_i, eps_f) = (cols as i32, eps);
+    launch
+        .arg(&x_ptr)
+        .arg(&w_ptr)
+        .arg(&mut y)
+        .arg(&cols_i)
+        .arg(&eps_f);
+    // SAFETY: x and y hold rows × cols floats, w holds cols; all live past the launch.
+    unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
+    Ok(Some(wrap(y, dev, (rows, cols))))
+}
+
+/// `x + y` and the RMS norm of that times `w`, in one launch (`[rows, cols]` f32,
+/// contiguous): a residual connection and the norm that follows it.
+pub(super) fn add_rms_norm(
+    x: &Tensor,
+    y: &Tensor,
+    w: &Tensor,
+    eps: f32,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
+        return Ok(None);
+    };
+    let all_f32 = [x, y, w].iter().all(|t| t.dtype() == DType::F32);
+    if !all_f32 || !x.is_contiguous() || !y.is_contiguous() || y.dims2()? != (rows, cols) {
+        return Ok(None);
+    }
+    if !w.is_contiguous() || w.elem_count() != cols {
+        return Ok(None);
+    }
+    let stream = dev.cuda_stream();
+    let (x_ptr, y_ptr, w_ptr) = (
+        address(x, &stream)?,
+        address(y, &stream)?,
+        address(w, &stream)?,
+    );
+    // SAFETY: the kernel writes every element of both.
+    let (mut sum, mut h) = unsafe {
+        (
+            dev.alloc::<f32>(rows * cols)?,
+            dev.alloc::<f32>(rows * cols)?,
+        )
+    };
+    let func = dev.get_or_load_custom_func("k2_add_rms_norm", MODULE, ptx()?)?;
+    let mut launch = func.builder();
+    let cols_i = cols as i32;
+    launch
+        .arg(&x_ptr)
+        .arg(&y_ptr)
+        .arg(&w_ptr)
+        .arg(&mut sum)
+        .arg(&mut h)
+        .arg(&cols_i)
+        .arg(&eps);
+    // SAFETY: x, y, sum and h hold rows × cols floats, w holds cols; all live past the launch.
+    unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
+    Ok(Some((
+        wrap(sum, dev, (rows, cols)),
+        wrap(h, dev, (rows, cols)),
+    )))
+}
+
+/// SiLU(gate) · up for `[rows, cols]` f32 views whose rows sit `stride` apart in the same
+/// storage layout (the two halves of one stacked product, or two contiguous tensors).
+pub(super) fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Option<Tensor>> {
+    let (Device::Cuda(dev), Ok((rows, cols))) = (gate.device(), gate.dims2()) else {
+        return Ok(None);
+    };
+    let (Some(stride), Some(up_stride)) = (row_stride(gate), row_stride(up)) else {
+        return Ok(None);
+    };
+    if gate.dtype() != DType::F32 || up.dtype() != DType::F32 || up.dims2()? != (rows, cols) {
+        return Ok(None);
+    }
+    if stride != up_stride {
+        return Ok(None);
+    }
+    let stream = dev.cuda_stream();
+    let (gate_ptr, up_ptr) = (address(gate, &stream)?, address(up, &stream)?);
+    let n = rows * cols;
+    // SAFETY: the kernel writes every element.
+    let mut out = unsafe { dev.alloc::<f32>(n)? };
+    let func = dev.get_or_load_custom_func("k2_silu_mul", MODULE, ptx()?)?;
+    let mut launch = func.builder();
+    let (stride_i, rows_i, cols_i) = (stride as i64, rows as i32, cols as i32);
+    launch
+        .arg(&gate_ptr)
+        .arg(&up_ptr)
+        .arg(&stride_i)
+        .arg(&mut out)
+        .arg(&rows_i)
+        .arg(&cols_i);
+    // SAFETY: both views cover rows × cols elements `stride` apart; all live past the launch.
+    unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(launch_error)?;
+    Ok(Some(wrap(out, dev, (rows, cols))))
+}
+
+/// `x @ w^T` with `w` half precision (`[out, in]`, contiguous) and `x` f32 `[rows, in]`:
+/// `x` is cast to `w`'s type (the product runs on the matrix units and reads half the
+/// bytes), and cuBLAS accumulates and writes in f32.
+pub(super) fn half_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    let (Device::Cuda(dev), Ok((rows, inner)), Ok((out, w_inner))) =
+        (x.device(), x.dims2(), w.dims2())
+    else {
+        return Ok(None);
+    };
+    let data_type = match w.dtype() {
+        DType::BF16 => cublas_sys::cudaDataType::CUDA_R_16BF,
+        DType::F16 => cublas_sys::cudaDataType::CUDA_R_16F,
+        _ => return Ok(None),
+    };
+    if x.dtype() != DType::F32 || inner != w_inner || !w.is_contiguous() {
+        return Ok(None);
+    }
+    let x_half = x.to_dtype(w.dtype())?.contiguous()?;
+    let stream = dev.cuda_stream();
+    let (x_ptr, w_ptr) = (address(&x_half, &stream)?, address(w, &stream)?);
+    // SAFETY: cuBLAS writes every element (beta = 0).
+    let y = unsafe { dev.alloc::<f32>(rows * out)? };
+    let (y_ptr, _sync) = y.device_ptr(&stream);
+    let (alpha, beta) = (1.0f32, 0.0f32);
+    let blas = blas(dev)?;
+    // Column-major view: yᵀ [out × rows] = (wᵀ)ᵀ [out × in] · xᵀ [in × rows].
+    // SAFETY: the pointers address live buffers of the sizes given; the handle runs on
+    // candle's stream, so the product is ordered with every other operation.
+    unsafe {
+        cublas::gemm_ex(
+            *blas.handle(),
+            cublas_sys::cublasOperation_t::CUBLAS_OP_T,
+            cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+            out as i32,
+            rows as i32,
+            inner as i32,
+            &alpha as *const f32 as *const _,
+            w_ptr as *const _,
+            data_type,
+            inner as i32,
+            x_ptr as *const _,
+            data_type,
+            inner as i32,
+            &beta as *const f32 as *const _,
+            y_ptr as *mut _,
+            cublas_sys::cudaDataType::CUDA_R_32F,
+            out as i32,
+            cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+        )
+    }
+    .map_err(|e| EngineError::Kernel(format!("cuBLAS half-precision product: {e:?}")))?;
+    drop(_sync);
+    Ok(Some(wrap(y, dev, (rows, out))))
+}
+
+/// One block per row, a thread per element up to 1,024.
+fn row_blocks(rows: usize, cols: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (rows as u32, 1, 1),
+        block_dim: (cols.div_ceil(32).clamp(1, 32) as u32 * 32, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The process's cuBLAS handle for these products, on candle's stream (one GPU per
+/// process, see `device.rs`; calls are serialized by `cuda_graph`).
+fn blas(dev: &CudaDevice) -> Result<&'static CudaBlas> {
+    static BLAS: OnceLock<std::result::Result<CudaBlas, String>> = OnceLock::new();
+    BLAS.get_or_init(|| CudaBlas::new(dev.cuda_stream()).map_err(|e| format!("{e:?}")))
+        .as_ref()
+        .map_err(|e| EngineError::Kernel(format!("creating a cuBLAS handle: {e}")))
+}
+
+/// The distance between rows of a 2-D view whose rows are contiguous, in elements.
+fn row_stride(t: &Tensor) -> Option<usize> {
+    let layout = t.layout();
+    let (dims, stride) = (layout.dims(), layout.stride());
+    (dims.len() == 2 && (stride[1] == 1 || dims[1] == 1) && stride[0] >= dims[1])
+        .then_some(stride[0])
+}
+
+/// The device address of the first element of a CUDA tensor (f32, bf16 or f16).
+fn address(t: &Tensor, stream: &Arc<CudaStream>) -> Result<u64> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cuda(cs) = &*storage else {
+        return Err(EngineError::Kernel(
+            "a CUDA step operand is not on the GPU".into(),
+        ));
+    };
+    let base = match t.dtype() {
+        DType::F32 => cs.as_cuda_slice::<f32>()?.device_ptr(stream).0,
+        DType::BF16 => cs.as_cuda_slice::<half::bf16>()?.device_ptr(stream).0,
+        DType::F16 => cs.as_cuda_slice::<half::f16>()?.device_ptr(stream).0,
+        other => {
+            return Err(EngineError::Kernel(format!(
+                "a CUDA step operand of {other:?}"
+            )))
+        }
+    };
+    Ok(base + (layout.start_offset() * t.dtype().size_in_bytes()) as u64)
+}
+
+fn wrap(
+    slice: candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>,
+    dev: &CudaDevice,
+    shape: (usize, usize),
+) -> Tensor {
+    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(slice, dev.clone()));
+    Tensor::from_storage(storage, Shape::from(shape), BackpropOp::none(), false)
+}
+
+fn launch_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Kernel(format!("CUDA step kernel launch failed: {e}"))
+}
