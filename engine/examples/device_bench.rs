@@ -48,6 +48,11 @@ fn main() -> Result<()> {
             let layers = flag("--layers").map_or(Ok(64), |s| s.parse())?;
             bench(&device, format, &batches, steps, layers)?
         }
+        Some("real") => {
+            let model = flag("--model").context("real needs --model FILE.gguf")?;
+            let steps = flag("--steps").map_or(Ok(32), |s| s.parse())?;
+            real_model(&device, std::path::Path::new(&model), steps)?
+        }
         Some("profile") => {
             let format = flag("--format").unwrap_or_else(|| "q8_0".into());
             let format = WeightFormat::parse(&format).context("unknown --format")?;
@@ -58,7 +63,7 @@ fn main() -> Result<()> {
         }
         _ => bail!(
             "usage: device_bench check | bench --format F [--batches 1,3,16] [--steps N] \
-             [--layers N] [--cpu] [--out FILE] | profile --format F [--rows N] [--layers N] [--context N]"
+             [--layers N] [--cpu] [--out FILE] | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N]"
         ),
     };
     if let Some(out) = out {
@@ -427,6 +432,72 @@ fn truncate_vs_fresh(model: &Model, prompt: &[u32], vocab: usize) -> Result<f64>
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// A real GGUF model (carried to the GPU machine) on CPU and on CUDA: for a few math
+/// prompts with the model's chat template, the CPU decodes greedily; CUDA is fed the same
+/// tokens (logits compared step by step) and also decodes greedily on its own (how many
+/// leading tokens agree with the CPU's).
+fn real_model(gpu: &Device, path: &std::path::Path, steps: usize) -> Result<Value> {
+    use k2_engine::chat::ChatMessage;
+    use k2_engine::loader::load_model;
+    let cpu = load_model(path, &Device::Cpu, &mut |_| {})?;
+    let cuda = load_model(path, gpu, &mut |_| {})?;
+    let problems = [
+        "What is 17 times 23?",
+        "Solve for x: 3x + 7 = 22.",
+        "How many positive divisors does 36 have?",
+        "A train travels 180 km in 2.5 hours. What is its average speed in km/h?",
+        "Simplify \\frac{2}{3} + \\frac{3}{4}.",
+    ];
+    println!(
+        "{:<72} {:>9} {:>7} {:>13}",
+        "prompt", "worst err", "argmax", "same greedy"
+    );
+    let mut results = Vec::new();
+    for problem in problems {
+        let prompt = cpu.chat_prompt_ids(&[ChatMessage::user(problem)])?;
+        let (cpu_logits, tokens) = greedy(&cpu.model, &prompt, steps)?;
+        let cuda_logits = teacher_forced(&cuda.model, &prompt, &tokens)?;
+        let worst = cpu_logits
+            .iter()
+            .zip(&cuda_logits)
+            .map(|(c, g)| rel_err(g, c))
+            .fold(0f64, f64::max);
+        let same_argmax = cpu_logits
+            .iter()
+            .zip(&cuda_logits)
+            .filter(|(c, g)| argmax(c) == argmax(g))
+            .count();
+        let (_, cuda_tokens) = greedy(&cuda.model, &prompt, steps)?;
+        let same_prefix = tokens
+            .iter()
+            .zip(&cuda_tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        println!(
+            "{:<72} {:>9.2e} {:>4}/{:<2} {:>10}/{:<2}",
+            problem,
+            worst,
+            same_argmax,
+            cpu_logits.len(),
+            same_prefix,
+            tokens.len()
+        );
+        results.push(json!({
+            "problem": problem, "prompt_tokens": prompt.len(),
+            "cpu_text": cpu.tokenizer.decode(&tokens)?,
+            "cuda_text": cuda.tokenizer.decode(&cuda_tokens)?,
+            "worst_logits_rel_err": worst, "argmax_agree": same_argmax,
+            "positions": cpu_logits.len(), "same_greedy_prefix": same_prefix,
+            "greedy_tokens": tokens.len(),
+        }));
+    }
+    if let Some(first) = results.first() {
+        println!("CPU:  {}", first["cpu_text"].as_str().unwrap_or_default());
+        println!("CUDA: {}", first["cuda_text"].as_str().unwrap_or_default());
+    }
+    Ok(json!({ "model": path.display().to_string(), "real": results }))
 }
 
 /// One op-by-op decoding step of the K2-Think geometry (`layers` layers) between the CUDA
