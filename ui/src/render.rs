@@ -74,6 +74,27 @@ pub fn batched_apply(
     }
 }
 
+/// Appends `blocks[from..]` to `parent`: first filling its last chunk up to
+/// [`BLOCKS_PER_CHUNK`] (block `i` belongs to chunk `i / BLOCKS_PER_CHUNK`), then in new
+/// chunks, one DOM insertion per chunk.
+fn append_in_chunks(parent: &web_sys::Element, blocks: &[Arc<str>], from: usize) {
+    let mut start = from;
+    while start < blocks.len() {
+        let end = ((start / BLOCKS_PER_CHUNK + 1) * BLOCKS_PER_CHUNK).min(blocks.len());
+        let html: String = blocks[start..end]
+            .iter()
+            .map(|block| format!("<div class=\"block\">{block}</div>"))
+            .collect();
+        if start % BLOCKS_PER_CHUNK == 0 {
+            let _ = parent.insert_adjacent_html("beforeend", "<div class=\"chunk\"></div>");
+        }
+        if let Some(chunk) = parent.last_element_child() {
+            let _ = chunk.insert_adjacent_html("beforeend", &html);
+        }
+        start = end;
+    }
+}
+
 /// A growing text rendered as blocks that never change again plus the open block at the end.
 /// The page adds each settled block once and only ever replaces the tail's HTML, so the
 /// browser's work per frame does not grow with the text.
@@ -171,8 +192,16 @@ pub fn incremental(
     })
 }
 
+/// Settled blocks per chunk: the unit the browser may skip when off screen.
+const BLOCKS_PER_CHUNK: usize = 64;
+
 /// Shows a [`Rendered`] text: settled blocks are appended to the page once (straight into the
 /// DOM, no diffing of what is already there), the tail is replaced.
+///
+/// Settled blocks go into chunks of [`BLOCKS_PER_CHUNK`], and the chunks carry
+/// `content-visibility: auto` (style.css), not each block: the browser checks every such
+/// element against the viewport on every frame, and a reasoning trace of thousands of
+/// paragraphs made that check (with hit testing) a large part of each frame.
 #[component]
 pub fn Markdown(rendered: Memo<Rendered>, #[prop(optional)] class: &'static str) -> impl IntoView {
     let settled = NodeRef::<leptos::html::Div>::new();
@@ -195,10 +224,7 @@ pub fn Markdown(rendered: Memo<Rendered>, #[prop(optional)] class: &'static str)
                 element.set_inner_html("");
                 0
             };
-            for block in &r.settled[from..] {
-                let html = format!("<div class=\"block\">{block}</div>");
-                let _ = element.insert_adjacent_html("beforeend", &html);
-            }
+            append_in_chunks(&element, &r.settled, from);
             shown.set_value((r.settled.len(), r.settled.first().cloned()));
         })
     });
