@@ -17,7 +17,7 @@ use tauri::State;
 use crate::config::Layers;
 use crate::engine::Engine;
 
-/// The session the desktop app files its runs under.
+/// The session the desktop app files its runs under when the request names none.
 const SESSION: &str = "Desktop";
 
 pub struct DesktopState {
@@ -79,7 +79,7 @@ impl DesktopState {
             settings: request.settings.clone(),
         };
         let run = store
-            .start_typed_run(SESSION, &request.problem, &config)
+            .start_typed_run(&request.session_or(SESSION), &request.problem, &config)
             .await
             .map_err(|e| format!("cannot record the run: {e}"))?;
         Ok(Some(RunRecorder::start(store, run)))

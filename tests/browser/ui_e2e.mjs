@@ -99,6 +99,8 @@ await check("a run streams its plan, three candidates and the answer", async () 
 });
 
 await check("a run stopped midway says so and the next can start", async () => {
+  // Filed under a session of the student's own (the first run went to the server's).
+  await page.fill("#session", "Homework 3");
   await page.fill("#max-tokens", "1024");
   await page.locator("#max-tokens").dispatchEvent("change");
   await page.fill("#problem", "Write out, step by step, the sum of the integers from 1 to 40.");
@@ -125,6 +127,11 @@ await check("after a reload the runs are in History and one replays", async () =
   await page.click("#history-toggle");
   await page.waitForFunction(() => document.querySelectorAll(".history-item").length >= 2,
                              null, { timeout: 10000 });
+  // Runs are grouped by session, the session typed is remembered over the reload.
+  const sessions = await page.locator(".session-title").allInnerTexts();
+  if (!sessions.some((t) => t.startsWith("Homework 3")) || !sessions.some((t) => t.startsWith("Classroom server")))
+    throw new Error(`sessions in History: ${JSON.stringify(sessions)}`);
+  if (await page.inputValue("#session") !== "Homework 3") throw new Error("the session title was not remembered");
   await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
   await page.waitForSelector("#final-answer", { timeout: 10000 });
   const candidates = await page.locator(".candidate").count();

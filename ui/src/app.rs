@@ -54,6 +54,7 @@ pub fn App() -> impl IntoView {
     crate::models::apply_student_mode(state.student, state.student_locked);
     let problem = RwSignal::new(String::new());
     let settings = crate::run_settings::remembered();
+    let session_title = RwSignal::new(session::remembered_session());
     let handle: StoredValue<Option<RunHandle>, LocalStorage> = StoredValue::new_local(None);
 
     let start = move || {
@@ -63,6 +64,9 @@ pub fn App() -> impl IntoView {
         }
         let mut request = RunRequest::new(text);
         request.settings = settings.get_untracked();
+        let title = session_title.get_untracked();
+        request.session = Some(title.trim().to_owned()).filter(|t| !t.is_empty());
+        session::remember_session(&title);
         state.view.set(RunView::default());
         state.stored.set(None);
         state.log.set_value(Vec::new());
@@ -111,7 +115,7 @@ pub fn App() -> impl IntoView {
                         on:change=move |ev| token.set(event_target_value(&ev)) />
                 </section>
             </Show>
-            <ProblemInput problem=problem settings=settings state=state
+            <ProblemInput problem=problem session=session_title settings=settings state=state
                 on_start=start on_stop=stop />
             <crate::run_settings::RunSettingsPanel settings=settings />
             <Show when=move || state.failure.get().is_some()>

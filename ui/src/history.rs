@@ -1,5 +1,6 @@
-//! History: the runs the session store kept (the desktop app's, or `k2 serve`'s), newest first;
-//! opening one replays its stored events into the solve view exactly as they streamed.
+//! History: the runs the session store kept (the desktop app's, or `k2 serve`'s), grouped by
+//! session, newest first; opening one replays its stored events into the solve view exactly
+//! as they streamed.
 
 use k2_protocol::RunView;
 use leptos::prelude::*;
@@ -8,9 +9,11 @@ use serde_json::Value;
 use crate::app::RunState;
 use crate::transport;
 
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct Item {
     id: i64,
+    /// The title of the session the run is filed under.
+    session: String,
     problem: String,
     status: String,
     answer: Option<String>,
@@ -24,6 +27,11 @@ fn items(json: &str) -> Vec<Item> {
         .filter_map(|run| {
             Some(Item {
                 id: run.get("id")?.as_i64()?,
+                session: run
+                    .get("session_title")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
                 problem: run.get("problem")?.as_str()?.to_owned(),
                 status: run
                     .get("status")
@@ -38,6 +46,19 @@ fn items(json: &str) -> Vec<Item> {
             })
         })
         .collect()
+}
+
+/// Runs grouped by session: sessions in the order of their first run in `items` (newest
+/// first, or best match first for a search), each session's runs in that order too.
+fn by_session(items: Vec<Item>) -> Vec<(String, Vec<Item>)> {
+    let mut groups: Vec<(String, Vec<Item>)> = Vec::new();
+    for item in items {
+        match groups.iter_mut().find(|(title, _)| *title == item.session) {
+            Some((_, runs)) => runs.push(item),
+            None => groups.push((item.session.clone(), vec![item])),
+        }
+    }
+    groups
 }
 
 #[component]
@@ -130,29 +151,43 @@ pub fn History(
                     }}</p>
                 </Show>
                 <ul class="history">
-                    <For each=move || runs.get() key=|item| (item.id, item.status.clone(), item.snippet.clone()) let:item>
-                        <li>
-                            <button class="link history-item" data-run=item.id
-                                on:click={
-                                    let item = item.clone();
-                                    move |_| replay(item.clone())
-                                }>
-                                {item.problem.chars().take(90).collect::<String>()}
-                            </button>
-                            <button class="link delete" title="Delete this run"
-                                on:click={
-                                    let item = item.clone();
-                                    move |_| delete(item.clone())
-                                }>" delete"</button>
-                            <span class="muted">{format!(" · {}", item.status)}
-                                {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
-                            {item.snippet.clone().map(|s| view! {
-                                <div class="snippet muted">{s}</div>
-                            })}
+                    <For each=move || by_session(runs.get())
+                        key=|(title, items)| (title.clone(), items.clone()) let:group>
+                        <li class="session">
+                            <h3 class="session-title">{group.0.clone()}
+                                <span class="muted">{format!(" · {} run{}", group.1.len(),
+                                    if group.1.len() == 1 { "" } else { "s" })}</span></h3>
+                            <ul class="runs">
+                                {group.1.into_iter().map(|item| run_row(item, replay, delete)).collect_view()}
+                            </ul>
                         </li>
                     </For>
                 </ul>
             </Show>
         </section>
+    }
+}
+
+/// One run in the list: open it, delete it, its status and answer, and where a search matched.
+fn run_row(
+    item: Item,
+    replay: impl Fn(Item) + Copy + 'static,
+    delete: impl Fn(Item) + Copy + 'static,
+) -> impl IntoView {
+    let (open_item, delete_item) = (item.clone(), item.clone());
+    view! {
+        <li>
+            <button class="link history-item" data-run=item.id
+                on:click=move |_| replay(open_item.clone())>
+                {item.problem.chars().take(90).collect::<String>()}
+            </button>
+            <button class="link delete" title="Delete this run"
+                on:click=move |_| delete(delete_item.clone())>" delete"</button>
+            <span class="muted">{format!(" · {}", item.status)}
+                {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
+            {item.snippet.clone().map(|s| view! {
+                <div class="snippet muted">{s}</div>
+            })}
+        </li>
     }
 }

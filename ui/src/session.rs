@@ -33,6 +33,22 @@ pub fn token() -> Option<String> {
     storage?.get_item(TOKEN_KEY).ok().flatten()
 }
 
+/// The session title runs are filed under, as last typed in this browser (empty: the
+/// server's or the app's own session).
+pub fn remembered_session() -> String {
+    local_storage()
+        .and_then(|s| s.get_item(SESSION_KEY).ok().flatten())
+        .unwrap_or_default()
+}
+
+pub fn remember_session(title: &str) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(SESSION_KEY, title);
+    }
+}
+
+const SESSION_KEY: &str = "k2.session";
+
 pub fn remember_token(token: &str) {
     if let Some(storage) = local_storage() {
         let _ = storage.set_item(TOKEN_KEY, token);

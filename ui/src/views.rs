@@ -11,6 +11,7 @@ use crate::render::{incremental, Markdown};
 #[component]
 pub fn ProblemInput(
     problem: RwSignal<String>,
+    session: RwSignal<String>,
     settings: RwSignal<RunSettings>,
     state: RunState,
     on_start: impl Fn() + Copy + 'static,
@@ -30,6 +31,12 @@ pub fn ProblemInput(
                     }
                 } />
             <div class="preview" inner_html=preview></div>
+            <label class="session">"Session "
+                <input id="session" type="text" maxlength="100"
+                    placeholder="e.g. Homework 3 (runs are grouped by it in History)"
+                    prop:value=move || session.get()
+                    on:input=move |ev| session.set(event_target_value(&ev)) />
+            </label>
             <div class="controls">
                 <label>"Candidates "
                     <select id="candidates"

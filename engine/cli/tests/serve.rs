@@ -309,7 +309,8 @@ fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_delet
     let run = json!({
         "problem": "What is 12 + 30? <b>bold</b>",
         "settings": {"candidates": 2, "plan": false, "selection": "vote",
-                     "sampling": {"max_tokens": 32, "seed": 5}}
+                     "sampling": {"max_tokens": 32, "seed": 5}},
+        "session": "  Homework 3 "
     });
     let body = serde_json::to_vec(&run).unwrap();
     let streamed = request(addr, "POST", "/v1/k2/runs", &[auth()], &body);
@@ -325,6 +326,7 @@ fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_delet
     let listed = get("/v1/k2/runs").json();
     assert_eq!(listed[0]["id"], id);
     assert_eq!(listed[0]["status"], "done");
+    assert_eq!(listed[0]["session_title"], "Homework 3");
     let found = get("/v1/k2/runs?q=12%20%2B%2030").json();
     assert_eq!(found[0]["id"], id);
     assert!(found[0]["snippet"].as_str().unwrap().contains('«'));

@@ -11,7 +11,7 @@ mod steps;
 mod view;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
-pub use request::{RunRequest, RunSettings, SamplingSettings, Selection};
+pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
 
@@ -284,5 +284,25 @@ mod tests {
         assert!(RunEvent::Cancelled.is_terminal());
         assert!(RunEvent::Stats(RunStats::default()).is_terminal());
         assert!(!RunEvent::Stage { stage: Stage::Done }.is_terminal());
+    }
+
+    #[test]
+    fn a_request_names_its_session_trimmed_and_capped_or_takes_the_front_ends() {
+        let mut request = RunRequest::new("1 + 1?");
+        assert_eq!(request.session_or("Desktop"), "Desktop");
+        request.session = Some("   ".into());
+        assert_eq!(request.session_or("Desktop"), "Desktop");
+        request.session = Some("  Homework 3 ".into());
+        assert_eq!(request.session_or("Desktop"), "Homework 3");
+        request.session = Some("é".repeat(SESSION_TITLE_MAX + 5));
+        assert_eq!(
+            request.session_or("Desktop").chars().count(),
+            SESSION_TITLE_MAX
+        );
+        // Old clients send no session; it is not written when absent.
+        let json = serde_json::to_value(RunRequest::new("x")).unwrap();
+        assert!(json.get("session").is_none());
+        let parsed: RunRequest = serde_json::from_str(r#"{"problem": "x"}"#).unwrap();
+        assert_eq!(parsed.session, None);
     }
 }

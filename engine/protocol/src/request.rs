@@ -9,6 +9,10 @@ pub struct RunRequest {
     pub problem: String,
     #[serde(default)]
     pub settings: RunSettings,
+    /// The session the run is filed under in the history ("Homework 3", "Olympiad
+    /// practice"); the front end's own session when absent or blank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 impl RunRequest {
@@ -16,9 +20,30 @@ impl RunRequest {
         RunRequest {
             problem: problem.into(),
             settings: RunSettings::default(),
+            session: None,
+        }
+    }
+
+    /// The session title to file this run under: the request's own (trimmed, at most
+    /// [`SESSION_TITLE_MAX`] characters) or `default` when it names none.
+    pub fn session_or<'a>(&'a self, default: &'a str) -> std::borrow::Cow<'a, str> {
+        match self
+            .session
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(title) if title.chars().count() > SESSION_TITLE_MAX => {
+                std::borrow::Cow::Owned(title.chars().take(SESSION_TITLE_MAX).collect())
+            }
+            Some(title) => std::borrow::Cow::Borrowed(title),
+            None => std::borrow::Cow::Borrowed(default),
         }
     }
 }
+
+/// The longest session title kept, in characters.
+pub const SESSION_TITLE_MAX: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

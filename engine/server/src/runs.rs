@@ -94,7 +94,7 @@ fn check(state: &AppState, request: &RunRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The session runs from the browser are filed under.
+/// The session runs from the browser are filed under when the request names none.
 const SESSION: &str = "Classroom server";
 
 /// A stored run and its recorder for `request`, or `None` (no store, or it failed: the run
@@ -109,7 +109,7 @@ async fn record(state: &AppState, request: &RunRequest) -> Option<k2_store::RunR
         settings: request.settings.clone(),
     };
     match store
-        .start_typed_run(SESSION, &request.problem, &config)
+        .start_typed_run(&request.session_or(SESSION), &request.problem, &config)
         .await
     {
         Ok(run) => Some(k2_store::RunRecorder::start(store, run)),

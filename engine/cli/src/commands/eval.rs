@@ -235,6 +235,7 @@ fn solve_one(
     let request = RunRequest {
         problem: problem.problem.clone(),
         settings: mode.settings(base),
+        session: None,
     };
     let started = Instant::now();
     let outcome = pipeline

@@ -61,6 +61,7 @@ pub fn run(args: Args) -> Result<()> {
     let request = RunRequest {
         problem: args.problem.clone(),
         settings: args.scaffold.settings(),
+        session: Some(args.session.clone()),
     };
     let recording = if args.no_store {
         None
@@ -117,7 +118,11 @@ fn start_recording(args: &Args, backends: &Backends, request: &RunRequest) -> Re
         device: format!("{:?}", args.model.device).to_lowercase(),
         settings: request.settings.clone(),
     };
-    let run = runtime.block_on(store.start_typed_run(&args.session, &request.problem, &config))?;
+    let run = runtime.block_on(store.start_typed_run(
+        &request.session_or(&args.session),
+        &request.problem,
+        &config,
+    ))?;
     let recorder = {
         let _context = runtime.enter();
         RunRecorder::start(&store, run)
