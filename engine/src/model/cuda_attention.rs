@@ -15,11 +15,11 @@ use std::sync::OnceLock;
 use candle_core::cuda_backend::cudarc::driver::{
     CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
 };
-use candle_core::cuda_backend::cudarc::nvrtc::compile_ptx;
 use candle_core::cuda_backend::CudaStorage;
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
+use super::cuda_util::{compiled_ptx, device_address};
 use super::kv_cache::KvCache;
 use crate::error::{EngineError, Result};
 
@@ -251,14 +251,7 @@ const PART_WARPS: u32 = 8;
 /// The PTX, compiled once per process by NVRTC on the machine that runs it.
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        compile_ptx(SOURCE)
-            .map(|p| p.to_src())
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map(String::as_str)
-    .map_err(|e| EngineError::Kernel(format!("compiling the CUDA attention kernels: {e}")))
+    compiled_ptx(&PTX, SOURCE, "attention")
 }
 
 /// One query of the step: token `tok` of the batch, attending `row`'s cache up to and
@@ -482,14 +475,6 @@ fn not_cuda() -> EngineError {
 
 fn kernel_error(e: impl std::fmt::Display) -> EngineError {
     EngineError::Kernel(format!("CUDA attention launch failed: {e}"))
-}
-
-/// The device address of a contiguous f32 CUDA tensor's first element.
-fn device_address(t: &Tensor) -> Result<u64> {
-    let Device::Cuda(dev) = t.device() else {
-        return Err(not_cuda());
-    };
-    Ok(token_rows(t, &dev.cuda_stream())?.0)
 }
 
 /// The device address of an f32 CUDA tensor's first element and the distance between its

@@ -25,10 +25,11 @@ use std::time::Instant;
 use candle_core::cuda_backend::cudarc::driver::sys::{
     CUgraphInstantiate_flags, CUstreamCaptureMode,
 };
-use candle_core::cuda_backend::cudarc::driver::{result, CudaGraph, CudaStream, DevicePtr};
-use candle_core::{DType, Device, Storage, Tensor};
+use candle_core::cuda_backend::cudarc::driver::{result, CudaGraph, CudaStream};
+use candle_core::{DType, Device, Tensor};
 
 use super::attention::QUERY_BY_QUERY_MAX;
+use super::cuda_util::device_address;
 use super::kv_cache::KvCache;
 use super::step::{fused_attention, StepInputs, StepPlan};
 use super::Model;
@@ -181,7 +182,7 @@ fn capture(
     stream: &std::sync::Arc<CudaStream>,
 ) -> Result<Captured> {
     let logits = Tensor::zeros((rows, vocab), DType::F32, &model.device)?;
-    let out = address(&logits)?;
+    let out = device_address(&logits)?;
     stream
         .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
         .map_err(graph_error)?;
@@ -196,7 +197,7 @@ fn capture(
         }
         // SAFETY: both buffers hold `bytes` and live past the copy (`logits` in the
         // graph's owner, `step` until the graph frees it after this copy).
-        unsafe { result::memcpy_dtod_async(out, address(&step)?, bytes, stream.cu_stream()) }
+        unsafe { result::memcpy_dtod_async(out, device_address(&step)?, bytes, stream.cu_stream()) }
             .map_err(graph_error)
     })();
     // Capture always ends, also after an error, or the stream stays unusable.
@@ -230,32 +231,6 @@ impl Captured {
     }
 }
 
-/// The device address of a contiguous CUDA tensor's first element.
-fn address(t: &Tensor) -> Result<u64> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cuda(cs) = &*storage else {
-        return Err(EngineError::Kernel(
-            "a CUDA graph buffer is not on the GPU".into(),
-        ));
-    };
-    let base = match t.dtype() {
-        DType::F32 => {
-            let s = cs.as_cuda_slice::<f32>()?;
-            s.device_ptr(s.stream()).0
-        }
-        DType::U32 => {
-            let s = cs.as_cuda_slice::<u32>()?;
-            s.device_ptr(s.stream()).0
-        }
-        other => {
-            return Err(EngineError::Kernel(format!(
-                "a CUDA graph buffer of {other:?}"
-            )))
-        }
-    };
-    Ok(base + (layout.start_offset() * t.dtype().size_in_bytes()) as u64)
-}
-
 /// Copies `values` into the u32 tensor `t` in place, in stream order.
 fn overwrite(t: &Tensor, values: &[u32]) -> Result<()> {
     if t.elem_count() != values.len() || t.dtype() != DType::U32 {
@@ -270,7 +245,7 @@ fn overwrite(t: &Tensor, values: &[u32]) -> Result<()> {
     };
     // SAFETY: `t` holds `values.len()` u32s; a copy from pageable host memory is staged
     // before the call returns, so `values` may go right after.
-    unsafe { result::memcpy_htod_async(address(t)?, values, dev.cuda_stream().cu_stream()) }
+    unsafe { result::memcpy_htod_async(device_address(t)?, values, dev.cuda_stream().cu_stream()) }
         .map_err(graph_error)
 }
 

@@ -12,17 +12,15 @@
 //! Each returns `None` where it does not apply (another device, dtype or layout), and the
 //! caller uses candle's operation.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use candle_core::cuda_backend::cudarc::cublas::{result as cublas, sys as cublas_sys, CudaBlas};
-use candle_core::cuda_backend::cudarc::driver::{
-    CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
-};
-use candle_core::cuda_backend::cudarc::nvrtc::compile_ptx;
+use candle_core::cuda_backend::cudarc::driver::{DevicePtr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
+use super::cuda_util::{compiled_ptx, device_address};
 use crate::error::{EngineError, Result};
 
 const SOURCE: &str = r#"
@@ -89,14 +87,7 @@ const MODULE: &str = "k2_step_ops";
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        compile_ptx(SOURCE)
-            .map(|p| p.to_src())
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map(String::as_str)
-    .map_err(|e| EngineError::Kernel(format!("compiling the CUDA step kernels: {e}")))
+    compiled_ptx(&PTX, SOURCE, "step")
 }
 
 /// RMS norm of each row of `x` (`[rows, cols]`, f32, contiguous) times `w` (`[cols]`).
@@ -110,8 +101,7 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Option<Tensor
     if !w.is_contiguous() || w.elem_count() != cols {
         return Ok(None);
     }
-    let stream = dev.cuda_stream();
-    let (x_ptr, w_ptr) = (address(x, &stream)?, address(w, &stream)?);
+    let (x_ptr, w_ptr) = (device_address(x)?, device_address(w)?);
     // SAFETY: the kernel writes every element.
     let mut y = unsafe { dev.alloc::<f32>(rows * cols)? };
     let func = dev.get_or_load_custom_func("k2_rms_norm", MODULE, ptx()?)?;
@@ -146,12 +136,7 @@ pub(super) fn add_rms_norm(
     if !w.is_contiguous() || w.elem_count() != cols {
         return Ok(None);
     }
-    let stream = dev.cuda_stream();
-    let (x_ptr, y_ptr, w_ptr) = (
-        address(x, &stream)?,
-        address(y, &stream)?,
-        address(w, &stream)?,
-    );
+    let (x_ptr, y_ptr, w_ptr) = (device_address(x)?, device_address(y)?, device_address(w)?);
     // SAFETY: the kernel writes every element of both.
     let (mut sum, mut h) = unsafe {
         (
@@ -193,8 +178,7 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Option<Tensor>> {
     if stride != up_stride {
         return Ok(None);
     }
-    let stream = dev.cuda_stream();
-    let (gate_ptr, up_ptr) = (address(gate, &stream)?, address(up, &stream)?);
+    let (gate_ptr, up_ptr) = (device_address(gate)?, device_address(up)?);
     let n = rows * cols;
     // SAFETY: the kernel writes every element.
     let mut out = unsafe { dev.alloc::<f32>(n)? };
@@ -232,7 +216,7 @@ pub(super) fn half_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     }
     let x_half = x.to_dtype(w.dtype())?.contiguous()?;
     let stream = dev.cuda_stream();
-    let (x_ptr, w_ptr) = (address(&x_half, &stream)?, address(w, &stream)?);
+    let (x_ptr, w_ptr) = (device_address(&x_half)?, device_address(w)?);
     // SAFETY: cuBLAS writes every element (beta = 0).
     let y = unsafe { dev.alloc::<f32>(rows * out)? };
     let (y_ptr, _sync) = y.device_ptr(&stream);
@@ -293,27 +277,6 @@ fn row_stride(t: &Tensor) -> Option<usize> {
     let (dims, stride) = (layout.dims(), layout.stride());
     (dims.len() == 2 && (stride[1] == 1 || dims[1] == 1) && stride[0] >= dims[1])
         .then_some(stride[0])
-}
-
-/// The device address of the first element of a CUDA tensor (f32, bf16 or f16).
-fn address(t: &Tensor, stream: &Arc<CudaStream>) -> Result<u64> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cuda(cs) = &*storage else {
-        return Err(EngineError::Kernel(
-            "a CUDA step operand is not on the GPU".into(),
-        ));
-    };
-    let base = match t.dtype() {
-        DType::F32 => cs.as_cuda_slice::<f32>()?.device_ptr(stream).0,
-        DType::BF16 => cs.as_cuda_slice::<half::bf16>()?.device_ptr(stream).0,
-        DType::F16 => cs.as_cuda_slice::<half::f16>()?.device_ptr(stream).0,
-        other => {
-            return Err(EngineError::Kernel(format!(
-                "a CUDA step operand of {other:?}"
-            )))
-        }
-    };
-    Ok(base + (layout.start_offset() * t.dtype().size_in_bytes()) as u64)
 }
 
 fn wrap(

@@ -13,6 +13,8 @@ mod cuda_attention;
 mod cuda_graph;
 #[cfg(feature = "cuda")]
 mod cuda_ops;
+#[cfg(feature = "cuda")]
+mod cuda_util;
 mod decode_attention;
 mod kernel_op;
 mod kv_cache;
