@@ -20,7 +20,7 @@ use crate::error::{EngineError, Result};
 use crate::generate::{
     rate, CancelToken, Delta, GenerateOptions, Generation, RowDecoder, RowStep, StopReason,
 };
-use crate::model::{KvCache, LogitsFor, Model};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
 
 /// Prompt tokens per prefill forward pass: bounds the attention scores' memory on long prompts.
@@ -236,16 +236,7 @@ pub fn generate_batch_with_stats(
             .map(|(t, one)| if t.is_some() { &one[..] } else { &[][..] })
             .collect();
         let out = model.forward(&mut cache, &batch, LogitsFor::Last)?;
-        logits = out
-            .iter()
-            .map(|t| {
-                if t.dim(0)? == 0 {
-                    Ok(Vec::new())
-                } else {
-                    Ok(t.squeeze(0)?.to_vec1::<f32>()?)
-                }
-            })
-            .collect::<Result<_>>()?;
+        logits = logits_to_host(&out)?;
         timings.forward += forward.elapsed();
         timings.passes += 1;
     }

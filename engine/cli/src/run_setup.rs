@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use k2_engine::backend::{Backend, LocalBackend, RemoteBackend, RemoteConfig};
+use k2_engine::loader::LoadedModel;
 use k2_engine::models_dir::resolve_model;
+use k2_engine::serving::{ScheduledBackend, Scheduler, SchedulerConfig};
 use k2_protocol::{RunSettings, SamplingSettings, Selection};
 
 use crate::load::{load, ModelArgs};
@@ -140,14 +142,32 @@ pub struct Backends {
 /// The solver (local, or remote with `--backend`) and the planner/judge (remote with
 /// `--planner-backend`, else `--planner`, else the default planner if installed, else the
 /// solver).
+///
+/// With `batching`, each local model decodes through its own continuous-batching scheduler, so
+/// completions requested from several threads at once share forward passes (`k2 eval --jobs`).
 pub fn load_backends(
     model: &ModelArgs,
     planner: Option<&str>,
     spec: &SpecArgs,
     remote: &RemoteArgs,
+    batching: Option<SchedulerConfig>,
     quiet: bool,
 ) -> Result<Backends> {
     let remote_solver = remote.solver()?;
+    if batching.is_some() && spec.draft.is_some() {
+        anyhow::bail!(
+            "--draft decodes one conversation at a time; leave it out to run problems in parallel"
+        );
+    }
+    let local_backend = |model: Arc<LoadedModel>| -> Result<Arc<dyn Backend>> {
+        Ok(match batching {
+            Some(config) => {
+                let scheduler = Scheduler::start(model.clone(), config)?;
+                Arc::new(ScheduledBackend::new(model, scheduler))
+            }
+            None => Arc::new(LocalBackend::new(model)),
+        })
+    };
     if remote_solver.is_some() && model.model.is_some() {
         anyhow::bail!("--model and --backend both name the solver; give one of them");
     }
@@ -160,13 +180,10 @@ pub fn load_backends(
     };
     let solver: Arc<dyn Backend> = match (&remote_solver, &local_solver) {
         (Some(remote), _) => remote.clone(),
-        (None, Some(local)) => {
-            let backend = LocalBackend::new(local.clone());
-            Arc::new(match spec.load(local, model, quiet)? {
-                Some(s) => backend.with_speculation(s),
-                None => backend,
-            })
-        }
+        (None, Some(local)) => match spec.load(local, model, quiet)? {
+            Some(s) => Arc::new(LocalBackend::new(local.clone()).with_speculation(s)),
+            None => local_backend(local.clone())?,
+        },
         (None, None) => unreachable!("a solver is local when it is not remote"),
     };
 
@@ -188,10 +205,12 @@ pub fn load_backends(
                 };
                 let planner = load(&args, quiet)?;
                 match local {
-                    Some(local) if local.info.path == planner.info.path => {
-                        Arc::new(LocalBackend::new(local.clone()))
-                    }
-                    _ => Arc::new(LocalBackend::new(Arc::new(planner))),
+                    // The same file as the solver: share its weights (and its batch).
+                    Some(local) if local.info.path == planner.info.path => match batching {
+                        Some(_) => solver.clone(),
+                        None => Arc::new(LocalBackend::new(local.clone())),
+                    },
+                    _ => local_backend(Arc::new(planner))?,
                 }
             }
         }

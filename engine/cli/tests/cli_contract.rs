@@ -200,3 +200,75 @@ fn a_draft_from_another_family_is_refused_with_what_to_do() {
     assert!(stderr.contains("--spec ngram"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `k2 eval` on a small problem set of our own, `--jobs 1` then `--jobs 3`: the report's items
+/// must be the same, so a parallel (batched) evaluation is the recorded one's equal.
+#[test]
+fn eval_in_parallel_grades_every_problem_exactly_as_one_at_a_time() {
+    let smollm = model("smollm2-135m-instruct-q4_1.gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("problems.jsonl");
+    std::fs::write(
+        &data,
+        concat!(
+            r#"{"id": "a", "problem": "What is 7 + 5?", "answer": "12"}"#,
+            "\n",
+            r#"{"id": "b", "problem": "What is 3 times 4?", "answer": "12"}"#,
+            "\n",
+            r#"{"id": "c", "problem": "Write 1/4 as a decimal.", "answer": "0.25"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let report = |jobs: &str| {
+        let out = dir.path().join(format!("jobs-{jobs}.json"));
+        k2(&[
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--mode",
+            "single",
+            "--mode",
+            "bon",
+            "--max-tokens",
+            "24",
+            "--seed",
+            "5",
+            "--model",
+            smollm.to_str().unwrap(),
+            "--planner",
+            "solver",
+            "--jobs",
+            jobs,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        report
+    };
+    let (alone, together) = (report("1"), report("3"));
+    let items = |report: &serde_json::Value, mode: usize| {
+        let mut items = report["modes"][mode]["items"].as_array().unwrap().clone();
+        for item in &mut items {
+            // Wall time is the one field that may differ.
+            item.as_object_mut().unwrap().remove("seconds");
+        }
+        items
+    };
+    for mode in 0..2 {
+        let (a, b) = (items(&alone, mode), items(&together, mode));
+        assert_eq!(a.len(), 3, "every problem graded once: {a:?}");
+        let ids: Vec<&str> = b.iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["a", "b", "c"], "items kept in the problems' order");
+        assert_eq!(
+            a, b,
+            "mode {mode}: parallel results differ from sequential ones"
+        );
+    }
+    let candidates = items(&together, 1)[0]["candidates"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(candidates, 3, "best-of-N samples three candidates");
+}

@@ -16,6 +16,7 @@ mod cuda_ops;
 #[cfg(feature = "cuda")]
 mod cuda_util;
 mod decode_attention;
+mod host_logits;
 mod kernel_op;
 mod kv_cache;
 mod linear;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 pub use config::{Architecture, ModelConfig, RopeStyle};
+pub use host_logits::logits_to_host;
 pub use kv_cache::KvCache;
 pub use linear::{Linear, Matrix};
 pub use load_gguf::load_gguf;

@@ -10,7 +10,7 @@ use crate::batched::{derive_seed, pick_parallel, PickJob};
 use crate::error::{EngineError, Result};
 use crate::generate::{CancelToken, GenerateOptions, Generation, RowDecoder, RowStep, StopReason};
 use crate::loader::LoadedModel;
-use crate::model::{KvCache, LogitsFor, Model};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -524,16 +524,7 @@ impl<'m> Batch<'m> {
         let out = self
             .model
             .forward(&mut self.cache, &batch, LogitsFor::Last)?;
-        let mut logits: Vec<Vec<f32>> = out
-            .iter()
-            .map(|t| {
-                Ok(if t.dim(0)? == 0 {
-                    Vec::new()
-                } else {
-                    t.squeeze(0)?.to_vec1::<f32>()?
-                })
-            })
-            .collect::<Result<_>>()?;
+        let mut logits = logits_to_host(&out)?;
         let forward = forward_started.elapsed();
 
         // Prompts that are now fully cached become `n` decoding rows.

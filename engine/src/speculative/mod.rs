@@ -27,7 +27,7 @@ use crate::batched::{
 };
 use crate::error::{EngineError, Result};
 use crate::generate::{rate, CancelToken, Delta, RowDecoder, RowStep, StopReason};
-use crate::model::{KvCache, LogitsFor, Model};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::sample::{distribution, Distribution, SamplingParams};
 use crate::tokenizer::Tokenizer;
 
@@ -291,7 +291,10 @@ pub fn generate_speculative(
         let batch: Vec<&[u32]> = feeds.iter().map(Vec::as_slice).collect();
         let lens_before: Vec<usize> = (0..n).map(|r| cache.len(r)).collect();
         let verify_started = Instant::now();
-        let logits = target.forward(&mut cache, &batch, LogitsFor::All)?;
+        let out = target.forward(&mut cache, &batch, LogitsFor::All)?;
+        // On the host inside the timing: on a GPU the pass only ends when its logits arrive.
+        let mut logits = logits_to_host(&out)?;
+        let vocab = target.config().vocab_size;
         let most_drafts = rows.iter().map(|r| r.drafts.len()).max().unwrap_or(0);
         costs.record_verify(most_drafts, verify_started.elapsed().as_secs_f64());
         for (r, row) in rows.iter_mut().enumerate() {
@@ -302,7 +305,10 @@ pub fn generate_speculative(
             let accepted = verify(
                 row,
                 r,
-                logits[r].to_vec2::<f32>()?,
+                std::mem::take(&mut logits[r])
+                    .chunks(vocab)
+                    .map(<[f32]>::to_vec)
+                    .collect(),
                 params,
                 tuning,
                 on_delta,
@@ -468,6 +474,7 @@ fn draft_with_model(
         let batch: Vec<&[u32]> = feeds.iter().map(Vec::as_slice).collect();
         let step_started = Instant::now();
         let out = draft.forward(cache, &batch, LogitsFor::Last)?;
+        let mut host = logits_to_host(&out)?;
         costs.record_draft_token(step_started.elapsed().as_secs_f64());
         for (r, row) in rows.iter_mut().enumerate() {
             if feeds[r].is_empty() {
@@ -476,7 +483,7 @@ fn draft_with_model(
             row.draft_len += feeds[r].len();
             row.stats.draft_passes += 1;
             feeds[r].clear();
-            let mut logits = out[r].squeeze(0)?.to_vec1::<f32>()?;
+            let mut logits = std::mem::take(&mut host[r]);
             row.decoder.mask(&mut logits);
             if top_probability(&logits) < tuning.p_min {
                 continue; // unsure: the target would likely reject it

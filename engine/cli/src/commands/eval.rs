@@ -3,8 +3,11 @@
 //! the engine's equivalence checker, and prints accuracy (with a 95% Wilson interval), mean
 //! tokens and wall time per mode: the shape of K2-Think's ablation table.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +18,7 @@ use k2_engine::generate::CancelToken;
 use k2_engine::scaffold::judge::{CandidateView, JudgeReply, PairJudge};
 use k2_engine::scaffold::pipeline::{BackendJudge, Pipeline, RunOutcome};
 use k2_engine::scaffold::select::select;
+use k2_engine::serving::SchedulerConfig;
 use k2_protocol::{FinishReason, RunRequest, RunSettings, Selection};
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +87,11 @@ pub struct Args {
     /// selection strategies are compared on identical samples (costs the judge's calls).
     #[arg(long)]
     pub compare_selection: bool,
+    /// Problems solved at once, each on its own thread. Above 1, every local model decodes
+    /// through a continuous-batching scheduler, so concurrent problems share forward passes
+    /// (far faster on a GPU); each problem's result is the same as when solved alone.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -161,6 +170,7 @@ pub fn run(args: Args) -> Result<()> {
         args.scaffold.planner.as_deref(),
         &args.spec,
         &args.remote,
+        batching(&args),
         false,
     )?;
     let pipeline = Pipeline {
@@ -172,33 +182,62 @@ pub fn run(args: Args) -> Result<()> {
         (Some(out), true) => read_previous(out, &args.mode)?,
         _ => args.mode.iter().map(|_| Vec::new()).collect(),
     };
-    let total = (problems.len() * args.mode.len()) as u64;
-    let bar = progress_bar(total);
-    bar.set_position(done.iter().map(|items| items.len() as u64).sum());
-    let cancel = CancelToken::new();
+    let order: HashMap<&str, usize> = problems
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
     // Problems outside, modes inside: a run stopped early still compares every mode on the
     // same problems, and `--resume` continues where it stopped.
-    for problem in &problems {
-        for (slot, &mode) in args.mode.iter().enumerate() {
-            if done[slot].iter().any(|item| item.id == problem.id) {
-                continue;
-            }
-            bar.set_message(format!("{} {}", mode.name(), problem.id));
-            let item = solve_one(
-                &pipeline,
-                &base,
-                mode,
-                problem,
-                &cancel,
-                args.compare_selection,
-            )?;
+    let work: Vec<(&Problem, usize)> = problems
+        .iter()
+        .flat_map(|problem| (0..args.mode.len()).map(move |slot| (problem, slot)))
+        .filter(|(problem, slot)| !done[*slot].iter().any(|item| item.id == problem.id))
+        .collect();
+    let total = (problems.len() * args.mode.len()) as u64;
+    let bar = progress_bar(total);
+    bar.set_position(total - work.len() as u64);
+    let cancel = CancelToken::new();
+    let next = AtomicUsize::new(0);
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        let (results, received) = mpsc::channel();
+        for _ in 0..usize::from(args.jobs).min(work.len()) {
+            let results = results.clone();
+            let (pipeline, base, cancel, next, work) = (&pipeline, &base, &cancel, &next, &work);
+            let (modes, compare) = (&args.mode, args.compare_selection);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= work.len() || cancel.is_cancelled() {
+                    break;
+                }
+                let (problem, slot) = work[i];
+                let item = solve_one(pipeline, base, modes[slot], problem, cancel, compare);
+                if item.is_err() {
+                    // The other threads stop at their next problem; their current one ends.
+                    cancel.cancel();
+                }
+                if results.send((slot, item)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(results);
+        for (slot, item) in received {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
+            };
             if bar.is_hidden() {
                 // No terminal (a background run, CI): one line per problem instead of a bar.
                 eprintln!(
                     "{}/{} {} {}: {} (expected {}, got {}), {} tokens, {:.1} s",
                     bar.position() + 1,
                     total,
-                    mode.name(),
+                    args.mode[slot].name(),
                     item.id,
                     if item.correct { "correct" } else { "wrong" },
                     item.expected,
@@ -207,13 +246,23 @@ pub fn run(args: Args) -> Result<()> {
                     item.seconds
                 );
             }
+            bar.set_message(format!("{} {}", args.mode[slot].name(), item.id));
             done[slot].push(item);
+            // In the problems' order, whichever thread finished first.
+            done[slot].sort_by_key(|item| order.get(item.id.as_str()).copied());
             bar.inc(1);
             if let Some(out) = &args.out {
                 // Written after every problem so that a long run interrupted loses one item.
-                write_report(out, &args, &backends, &base, &done)?;
+                if let Err(e) = write_report(out, &args, &backends, &base, &done) {
+                    cancel.cancel();
+                    failure.get_or_insert(e);
+                }
             }
         }
+    });
+    if let Some(e) = failure {
+        bar.abandon();
+        return Err(e);
     }
     bar.finish_and_clear();
     let results = summaries(&args, &base, &done);
@@ -222,6 +271,21 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("results written to {}", out.display());
     }
     Ok(())
+}
+
+/// With `--jobs` above 1, a scheduler per local model with a row for every candidate of every
+/// job, so no request ever waits for rows. Prompts are computed whole, never from another
+/// request's cached prefix, so each problem decodes exactly as it would alone.
+fn batching(args: &Args) -> Option<SchedulerConfig> {
+    let jobs = usize::from(args.jobs);
+    (jobs > 1).then(|| SchedulerConfig {
+        max_rows: jobs * args.scaffold.n.max(1),
+        max_waiting: jobs,
+        prefill_budget: usize::MAX,
+        // Capped at the model's context by the scheduler; storage grows as rows need it.
+        context: usize::MAX,
+        prefix_cache: false,
+    })
 }
 
 fn solve_one(

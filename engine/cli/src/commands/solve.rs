@@ -52,6 +52,7 @@ pub fn run(args: Args) -> Result<()> {
         args.scaffold.planner.as_deref(),
         &args.spec,
         &args.remote,
+        None,
         jsonl,
     )?;
     let pipeline = Pipeline {
