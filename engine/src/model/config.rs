@@ -61,6 +61,15 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The widest input of any weight product: the MLP's down projection, or the attention's
+    /// output projection or the hidden state where those are wider.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn widest_product_input(&self) -> usize {
+        self.hidden_size
+            .max(self.intermediate_size)
+            .max(self.num_heads * self.head_dim)
+    }
+
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
         let arch_name = gguf.architecture()?;
         let architecture =

@@ -39,8 +39,48 @@ use crate::error::{EngineError, Result};
 /// candidates finish, a server's usual batch sizes.
 const MAX_GRAPHS: usize = 8;
 
-/// One CUDA step at a time in the process (see the module's note).
-static SERIAL: Mutex<()> = Mutex::new(());
+/// One CUDA step at a time in the process (see the module's note); the lock also guards
+/// what is known of candle's product scratch buffers.
+static SERIAL: Mutex<Scratch> = Mutex::new(Scratch {
+    vector: 0,
+    tiled: 0,
+    epoch: 0,
+});
+
+/// Candle's quantized products quantize their input into per-device scratch buffers that are
+/// shared by every model and only grow: a larger product than any before replaces the buffer
+/// (freeing the old one). A captured graph keeps the old address, so after a growth every
+/// graph of every model would read and write freed memory. The largest product of a step is
+/// its widest input (the MLP's down projection, fed every token) times its tokens: up to 8
+/// for the vector kernels' buffer, any count for the tiled kernels'. A step larger than all
+/// before starts a new epoch, and graphs of older epochs are dropped.
+struct Scratch {
+    vector: usize,
+    tiled: usize,
+    epoch: u64,
+}
+
+/// Rows a product may have and still use candle's vector (MMVQ) kernels.
+const VECTOR_KERNEL_MAX_ROWS: usize = 8;
+
+impl Scratch {
+    /// Records a step of `tokens` positions through products at most `widest_input` wide,
+    /// and returns the epoch the step runs in.
+    fn record(&mut self, tokens: usize, widest_input: usize) -> u64 {
+        let vector = tokens.min(VECTOR_KERNEL_MAX_ROWS) * widest_input;
+        let tiled = if tokens > VECTOR_KERNEL_MAX_ROWS {
+            tokens * widest_input
+        } else {
+            0
+        };
+        if vector > self.vector || tiled > self.tiled {
+            self.vector = self.vector.max(vector);
+            self.tiled = self.tiled.max(tiled);
+            self.epoch += 1;
+        }
+        self.epoch
+    }
+}
 
 pub(super) struct StepGraphs {
     enabled: AtomicBool,
@@ -59,6 +99,8 @@ impl Default for StepGraphs {
 
 #[derive(Default)]
 struct State {
+    /// The scratch epoch the graphs were captured in (see [`Scratch`]).
+    epoch: u64,
     /// The key of the last step run, so a shape is captured when it repeats.
     previous: Option<StepKey>,
     /// Most recently used last.
@@ -110,12 +152,19 @@ impl StepGraphs {
     }
 
     pub fn run(&self, model: &Model, cache: &mut KvCache, plan: &StepPlan) -> Result<Tensor> {
-        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let epoch = serial.record(plan.ids.len(), model.config.widest_product_input());
+        let mut state = self.lock();
+        if state.epoch != epoch {
+            // Candle's scratch buffers grow in this step: the graphs' addresses go stale.
+            state.graphs.clear();
+            state.previous = None;
+            state.epoch = epoch;
+        }
         let key = StepKey::of(plan, cache, model).filter(|_| self.enabled.load(Ordering::Relaxed));
         let Some(key) = key else {
             return eager(model, cache, plan);
         };
-        let mut state = self.lock();
         if let Some(i) = state.graphs.iter().position(|c| c.key == key) {
             let mut captured = state.graphs.remove(i);
             let logits = captured.replay(cache, plan);
