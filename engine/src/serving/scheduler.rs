@@ -117,6 +117,15 @@ impl Scheduler {
             context: config.context.min(model.model.config().context_length),
             ..config
         };
+        if model.model.device().is_cuda() {
+            // Found by `k2 eval --jobs 24` on an H100 (BENCHMARKS.md, "Evaluation on the GPU"):
+            // most rows ran to their token limit there, against one in twenty on the CPU. The
+            // cause is not found yet, so whoever serves from a GPU is told.
+            tracing::warn!(
+                "continuous batching on CUDA has a known defect: some rows' text degenerates \
+                 under a full batch; serve from the CPU (--device cpu) where answers matter"
+            );
+        }
         let shared = Arc::new(Shared {
             config,
             state: Mutex::new(QueueState::default()),
