@@ -14,11 +14,17 @@
 //! it comes in a row, so one-off shapes (a speculative pass of a new length, a server batch
 //! that changes every step) never pay for a capture.
 //!
-//! Every model runs on the process's one CUDA stream (`device.rs`), and a capture would
-//! record any work another thread put on that stream meanwhile, so CUDA steps of all models
-//! are serialized here.
+//! Every model runs on the process's one CUDA stream (`device.rs`), and a capture records
+//! any work put on that stream meanwhile, by any thread: another thread's kernels, copies and
+//! even the frees of its dropped tensors would become part of the graph (not run now, and
+//! run again at every replay, on memory long gone). CUDA steps of all models are serialized
+//! here, but a thread's work between its steps (reading logits, growing or forking a cache,
+//! dropping tensors) is not, so graphs are only captured while at most one thread decodes on
+//! the GPU: threads that decode alongside others (a scheduler per model) say so with
+//! [`ConcurrentUser`]. Replaying a captured graph is an ordinary stream operation and stays
+//! safe with any number of threads.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -50,15 +56,44 @@ static SERIAL: Mutex<Scratch> = Mutex::new(Scratch {
 /// Candle's quantized products quantize their input into per-device scratch buffers that are
 /// shared by every model and only grow: a larger product than any before replaces the buffer
 /// (freeing the old one). A captured graph keeps the old address, so after a growth every
-/// graph of every model would read and write freed memory. The largest product of a step is
-/// its widest input (the MLP's down projection, fed every token) times its tokens: up to 8
-/// for the vector kernels' buffer, any count for the tiled kernels'. A step larger than all
-/// before starts a new epoch, and graphs of older epochs are dropped.
+/// graph of every model would read and write freed memory. Both buffers hold each input row
+/// padded to a multiple of 512 values, so a step's largest need is its widest input (the
+/// MLP's down projection, fed every token) padded that way, times its tokens: up to 8 for
+/// the vector kernels' buffer, any count for the tiled kernels'. Without the padding, two
+/// models' needs compare wrongly (a 4,864-wide input pads to 5,120, a 8,960-wide one to
+/// 9,216). A step larger than all before starts a new epoch, and graphs of older epochs are
+/// dropped.
 struct Scratch {
     vector: usize,
     tiled: usize,
     epoch: u64,
 }
+
+/// Threads decoding on the GPU that announced themselves (see [`ConcurrentUser`]).
+static CONCURRENT_USERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Held by a thread that issues GPU work while other threads may too; while two or more are
+/// held, no new graph is captured (see the module's note).
+pub(super) struct ConcurrentUser(());
+
+impl ConcurrentUser {
+    pub fn enter() -> ConcurrentUser {
+        // Waits for a capture in progress: it must not record this thread's first work.
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        CONCURRENT_USERS.fetch_add(1, Ordering::SeqCst);
+        ConcurrentUser(())
+    }
+}
+
+impl Drop for ConcurrentUser {
+    fn drop(&mut self) {
+        CONCURRENT_USERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Values each input row of a quantized product is padded to a multiple of in candle's
+/// scratch buffers (`MATRIX_ROW_PADDING` in candle's CUDA quantized code).
+const SCRATCH_ROW_PADDING: usize = 512;
 
 /// Rows a product may have and still use candle's vector (MMVQ) kernels.
 const VECTOR_KERNEL_MAX_ROWS: usize = 8;
@@ -67,6 +102,7 @@ impl Scratch {
     /// Records a step of `tokens` positions through products at most `widest_input` wide,
     /// and returns the epoch the step runs in.
     fn record(&mut self, tokens: usize, widest_input: usize) -> u64 {
+        let widest_input = widest_input.next_multiple_of(SCRATCH_ROW_PADDING);
         let vector = tokens.min(VECTOR_KERNEL_MAX_ROWS) * widest_input;
         let tiled = if tokens > VECTOR_KERNEL_MAX_ROWS {
             tokens * widest_input
@@ -173,6 +209,11 @@ impl StepGraphs {
         }
         if state.previous.as_ref() != Some(&key) {
             state.previous = Some(key);
+            return eager(model, cache, plan);
+        }
+        if CONCURRENT_USERS.load(Ordering::SeqCst) > 1 {
+            // Another thread's work could land in the capture; graphs already captured
+            // still replay.
             return eager(model, cache, plan);
         }
         let Device::Cuda(dev) = &model.device else {

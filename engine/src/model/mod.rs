@@ -45,6 +45,26 @@ use projections::Projections;
 use rope::Rope;
 use step::{StepInputs, StepPlan};
 
+/// Held by a thread that decodes on the GPU while other threads may too (each model's
+/// serving scheduler): on CUDA, steps are then no longer captured as graphs, since a capture
+/// would record the other threads' work on the shared stream (see `cuda_graph`). Nothing on
+/// other devices.
+pub struct SharedGpuThread {
+    #[cfg(feature = "cuda")]
+    _user: Option<cuda_graph::ConcurrentUser>,
+}
+
+impl SharedGpuThread {
+    pub fn enter(device: &Device) -> SharedGpuThread {
+        #[cfg(not(feature = "cuda"))]
+        let _ = device;
+        SharedGpuThread {
+            #[cfg(feature = "cuda")]
+            _user: device.is_cuda().then(cuda_graph::ConcurrentUser::enter),
+        }
+    }
+}
+
 /// Which positions a forward pass returns logits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogitsFor {

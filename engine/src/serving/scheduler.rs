@@ -10,7 +10,7 @@ use crate::batched::{derive_seed, pick_parallel, PickJob};
 use crate::error::{EngineError, Result};
 use crate::generate::{CancelToken, GenerateOptions, Generation, RowDecoder, RowStep, StopReason};
 use crate::loader::LoadedModel;
-use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model, SharedGpuThread};
 use crate::tokenizer::Tokenizer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,11 +119,11 @@ impl Scheduler {
         };
         if model.model.device().is_cuda() {
             // Found by `k2 eval --jobs 24` on an H100 (BENCHMARKS.md, "Evaluation on the GPU"):
-            // most rows ran to their token limit there, against one in twenty on the CPU. The
-            // cause is not found yet, so whoever serves from a GPU is told.
+            // with two such processes on one GPU, a third of the rows ran to their token limit,
+            // against one in ten with one process. The cause is not found yet.
             tracing::warn!(
-                "continuous batching on CUDA has a known defect: some rows' text degenerates \
-                 under a full batch; serve from the CPU (--device cpu) where answers matter"
+                "continuous batching on CUDA: run one serving or evaluation process per GPU; \
+                 two processes sharing a GPU were seen to degrade each other's text"
             );
         }
         let shared = Arc::new(Shared {
@@ -244,6 +244,8 @@ impl Shared {
 
 /// The scheduler thread: admit, step, repeat; sleep while there is nothing to do.
 fn run(shared: &Shared, model: &LoadedModel) {
+    // Other models' schedulers may share the GPU with this thread.
+    let _gpu = SharedGpuThread::enter(model.model.device());
     let mut batch = Batch::new(&model.model, &model.tokenizer, shared.config);
     loop {
         let mut state = shared.lock();
