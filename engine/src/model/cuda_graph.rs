@@ -37,6 +37,7 @@ use candle_core::{DType, Device, Tensor};
 use super::attention::QUERY_BY_QUERY_MAX;
 use super::cuda_util::device_address;
 use super::kv_cache::KvCache;
+use super::scratch_epoch::Scratch;
 use super::step::{fused_attention, StepInputs, StepPlan};
 use super::Model;
 use crate::error::{EngineError, Result};
@@ -47,27 +48,7 @@ const MAX_GRAPHS: usize = 8;
 
 /// One CUDA step at a time in the process (see the module's note); the lock also guards
 /// what is known of candle's product scratch buffers.
-static SERIAL: Mutex<Scratch> = Mutex::new(Scratch {
-    vector: 0,
-    tiled: 0,
-    epoch: 0,
-});
-
-/// Candle's quantized products quantize their input into per-device scratch buffers that are
-/// shared by every model and only grow: a larger product than any before replaces the buffer
-/// (freeing the old one). A captured graph keeps the old address, so after a growth every
-/// graph of every model would read and write freed memory. Both buffers hold each input row
-/// padded to a multiple of 512 values, so a step's largest need is its widest input (the
-/// MLP's down projection, fed every token) padded that way, times its tokens: up to 8 for
-/// the vector kernels' buffer, any count for the tiled kernels'. Without the padding, two
-/// models' needs compare wrongly (a 4,864-wide input pads to 5,120, a 8,960-wide one to
-/// 9,216). A step larger than all before starts a new epoch, and graphs of older epochs are
-/// dropped.
-struct Scratch {
-    vector: usize,
-    tiled: usize,
-    epoch: u64,
-}
+static SERIAL: Mutex<Scratch> = Mutex::new(Scratch::new());
 
 /// Threads decoding on the GPU that announced themselves (see [`ConcurrentUser`]).
 static CONCURRENT_USERS: AtomicUsize = AtomicUsize::new(0);
@@ -88,33 +69,6 @@ impl ConcurrentUser {
 impl Drop for ConcurrentUser {
     fn drop(&mut self) {
         CONCURRENT_USERS.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Values each input row of a quantized product is padded to a multiple of in candle's
-/// scratch buffers (`MATRIX_ROW_PADDING` in candle's CUDA quantized code).
-const SCRATCH_ROW_PADDING: usize = 512;
-
-/// Rows a product may have and still use candle's vector (MMVQ) kernels.
-const VECTOR_KERNEL_MAX_ROWS: usize = 8;
-
-impl Scratch {
-    /// Records a step of `tokens` positions through products at most `widest_input` wide,
-    /// and returns the epoch the step runs in.
-    fn record(&mut self, tokens: usize, widest_input: usize) -> u64 {
-        let widest_input = widest_input.next_multiple_of(SCRATCH_ROW_PADDING);
-        let vector = tokens.min(VECTOR_KERNEL_MAX_ROWS) * widest_input;
-        let tiled = if tokens > VECTOR_KERNEL_MAX_ROWS {
-            tokens * widest_input
-        } else {
-            0
-        };
-        if vector > self.vector || tiled > self.tiled {
-            self.vector = self.vector.max(vector);
-            self.tiled = self.tiled.max(tiled);
-            self.epoch += 1;
-        }
-        self.epoch
     }
 }
 

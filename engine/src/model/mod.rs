@@ -24,6 +24,7 @@ mod load_gguf;
 mod load_safetensors;
 mod projections;
 mod rope;
+mod scratch_epoch;
 mod step;
 mod synthetic;
 
