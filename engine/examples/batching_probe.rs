@@ -23,6 +23,9 @@ use k2_engine::model::{
 };
 use serde_json::{json, Value};
 
+mod support;
+use support::{argmax, greedy, rel_err, teacher_forced};
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| {
@@ -360,7 +363,7 @@ fn synthetic_workload(
         .collect();
     let alone = rows
         .iter()
-        .map(|r| decode_alone(&model, &r.prompt, &r.forced))
+        .map(|r| teacher_forced(&model, &r.prompt, &r.forced))
         .collect::<Result<_>>()?;
     let name = "synthetic qwen2.5-1.5b geometry, q4_k_m".to_string();
     Ok((
@@ -393,7 +396,7 @@ fn real_workload(
             .context("a line without problem")?;
         let prompt = loaded.chat_prompt_ids(&[ChatMessage::user(problem)])?;
         let steps = forced.unwrap_or(200 + (rows.len() * 53) % 250);
-        let (logits, forced) = greedy_alone(&loaded.model, &prompt, steps)?;
+        let (logits, forced) = greedy(&loaded.model, &prompt, steps)?;
         rows.push(Row {
             prompt,
             forced,
@@ -413,39 +416,6 @@ fn real_workload(
             alone,
         },
     ))
-}
-
-/// Logits of one row fed `prompt` then `forced`, alone in its cache.
-fn decode_alone(model: &Model, prompt: &[u32], forced: &[u32]) -> Result<Vec<Vec<f32>>> {
-    let mut cache = model.new_cache(Some(prompt.len() + forced.len() + 1));
-    cache.add_row()?;
-    let mut logits = logits_to_host(&model.forward(&mut cache, &[prompt], LogitsFor::Last)?)?;
-    for &t in forced {
-        logits.extend(logits_to_host(&model.forward(
-            &mut cache,
-            &[&[t]],
-            LogitsFor::Last,
-        )?)?);
-    }
-    Ok(logits)
-}
-
-/// Greedy decoding alone: the logits after the prompt and each chosen token, and the tokens.
-fn greedy_alone(model: &Model, prompt: &[u32], steps: usize) -> Result<(Vec<Vec<f32>>, Vec<u32>)> {
-    let mut cache = model.new_cache(Some(prompt.len() + steps + 1));
-    cache.add_row()?;
-    let mut logits = logits_to_host(&model.forward(&mut cache, &[prompt], LogitsFor::Last)?)?;
-    let mut chosen = Vec::new();
-    for _ in 0..steps {
-        let next = argmax(logits.last().context("logits")?);
-        chosen.push(next);
-        logits.extend(logits_to_host(&model.forward(
-            &mut cache,
-            &[&[next]],
-            LogitsFor::Last,
-        )?)?);
-    }
-    Ok((logits, chosen))
 }
 
 /// Every row's logits after its prompt and after each forced token (one trace per cache row,
@@ -571,32 +541,6 @@ fn compare(traces: &[(usize, Vec<Vec<f32>>)], alone: &[Vec<Vec<f32>>], compared:
         positions: errors.len(),
         per_row_worst,
     }
-}
-
-/// ‖a − b‖ / ‖b‖ (infinite when `a` holds a non-finite value).
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() || a.iter().any(|v| !v.is_finite()) {
-        return f64::INFINITY;
-    }
-    let (mut diff, mut norm) = (0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        diff += ((x - y) as f64).powi(2);
-        norm += (*y as f64).powi(2);
-    }
-    (diff / norm.max(1e-30)).sqrt()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
-            if x > best.1 {
-                (i, x)
-            } else {
-                best
-            }
-        })
-        .0 as u32
 }
 
 /// Candle's quantized products on the GPU for every batch size the scheduler produces, each

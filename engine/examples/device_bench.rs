@@ -20,6 +20,9 @@ use k2_engine::model::{
 };
 use serde_json::{json, Value};
 
+mod support;
+use support::{argmax, cache_with_rows, greedy, rel_err, teacher_forced, to_cpu_f32};
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| {
@@ -144,47 +147,6 @@ fn tokens(count: usize, vocab: usize, seed: u64) -> Vec<u32> {
             ((x >> 33) % vocab as u64) as u32
         })
         .collect()
-}
-
-fn cache_with_rows(model: &Model, rows: usize, max_len: usize) -> Result<KvCache> {
-    let mut cache = model.new_cache(Some(max_len));
-    for _ in 0..rows {
-        cache.add_row()?;
-    }
-    Ok(cache)
-}
-
-fn to_cpu_f32(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.to_device(&Device::Cpu)?
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1()?)
-}
-
-/// ‖a − b‖ / ‖b‖.
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let (mut diff, mut norm) = (0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        diff += ((x - y) as f64).powi(2);
-        norm += (*y as f64).powi(2);
-    }
-    if a.iter().any(|v| !v.is_finite()) {
-        return f64::INFINITY;
-    }
-    (diff / norm.max(1e-30)).sqrt()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
-            if x > best.1 {
-                (i, x)
-            } else {
-                best
-            }
-        })
-        .0 as u32
 }
 
 // ---------------------------------------------------------------- correctness
@@ -338,36 +300,6 @@ fn check(gpu: &Device) -> Result<Value> {
         bail!("{failures} CUDA correctness case(s) failed");
     }
     Ok(json!({ "check": results }))
-}
-
-/// Logits after the prompt and after each of `steps` greedy tokens, and those tokens.
-fn greedy(model: &Model, prompt: &[u32], steps: usize) -> Result<(Vec<Vec<f32>>, Vec<u32>)> {
-    let mut cache = cache_with_rows(model, 1, prompt.len() + steps + 1)?;
-    let mut logits = vec![to_cpu_f32(
-        &model.forward(&mut cache, &[prompt], LogitsFor::Last)?[0],
-    )?];
-    let mut chosen = Vec::new();
-    for _ in 0..steps {
-        let next = argmax(logits.last().expect("one logits row"));
-        chosen.push(next);
-        logits.push(to_cpu_f32(
-            &model.forward(&mut cache, &[&[next]], LogitsFor::Last)?[0],
-        )?);
-    }
-    Ok((logits, chosen))
-}
-
-fn teacher_forced(model: &Model, prompt: &[u32], forced: &[u32]) -> Result<Vec<Vec<f32>>> {
-    let mut cache = cache_with_rows(model, 1, prompt.len() + forced.len() + 1)?;
-    let mut logits = vec![to_cpu_f32(
-        &model.forward(&mut cache, &[prompt], LogitsFor::Last)?[0],
-    )?];
-    for &t in forced {
-        logits.push(to_cpu_f32(
-            &model.forward(&mut cache, &[&[t]], LogitsFor::Last)?[0],
-        )?);
-    }
-    Ok(logits)
 }
 
 /// Decoding 12 rows with CUDA graphs (quantized products of more than 8 rows use candle's

@@ -1,0 +1,78 @@
+//! Helpers shared by the GPU examples (`device_bench`, `batching_probe`): one-row reference
+//! decoding and the ways logits are compared.
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use k2_engine::model::{KvCache, LogitsFor, Model};
+
+pub fn cache_with_rows(model: &Model, rows: usize, max_len: usize) -> Result<KvCache> {
+    let mut cache = model.new_cache(Some(max_len));
+    for _ in 0..rows {
+        cache.add_row()?;
+    }
+    Ok(cache)
+}
+
+pub fn to_cpu_f32(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?)
+}
+
+/// ‖a − b‖ / ‖b‖ (infinite when the lengths differ or `a` holds a non-finite value).
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() || a.iter().any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        diff += ((x - y) as f64).powi(2);
+        norm += (*y as f64).powi(2);
+    }
+    (diff / norm.max(1e-30)).sqrt()
+}
+
+pub fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 {
+                (i, x)
+            } else {
+                best
+            }
+        })
+        .0 as u32
+}
+
+/// Logits after the prompt and after each of `steps` greedy tokens, and those tokens.
+pub fn greedy(model: &Model, prompt: &[u32], steps: usize) -> Result<(Vec<Vec<f32>>, Vec<u32>)> {
+    let mut cache = cache_with_rows(model, 1, prompt.len() + steps + 1)?;
+    let mut logits = vec![to_cpu_f32(
+        &model.forward(&mut cache, &[prompt], LogitsFor::Last)?[0],
+    )?];
+    let mut chosen = Vec::new();
+    for _ in 0..steps {
+        let next = argmax(logits.last().expect("one logits row"));
+        chosen.push(next);
+        logits.push(to_cpu_f32(
+            &model.forward(&mut cache, &[&[next]], LogitsFor::Last)?[0],
+        )?);
+    }
+    Ok((logits, chosen))
+}
+
+/// Logits after the prompt and after each of `forced`, fed one by one to a row alone.
+pub fn teacher_forced(model: &Model, prompt: &[u32], forced: &[u32]) -> Result<Vec<Vec<f32>>> {
+    let mut cache = cache_with_rows(model, 1, prompt.len() + forced.len() + 1)?;
+    let mut logits = vec![to_cpu_f32(
+        &model.forward(&mut cache, &[prompt], LogitsFor::Last)?[0],
+    )?];
+    for &t in forced {
+        logits.push(to_cpu_f32(
+            &model.forward(&mut cache, &[&[t]], LogitsFor::Last)?[0],
+        )?);
+    }
+    Ok(logits)
+}
