@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use k2_engine::model::{
     logits_to_host, synthetic_model, Architecture, LogitsFor, Model, ModelConfig, RopeStyle,
-    SharedGpuThread, SyntheticSpec, WeightFormat,
+    SyntheticSpec, WeightFormat,
 };
 use serde_json::{json, Value};
 
@@ -99,13 +99,9 @@ fn main() -> Result<()> {
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| -> Result<()> {
             let other = background.then(|| {
-                scope.spawn(|| {
-                    let _gpu = SharedGpuThread::enter(model.device());
-                    busy_elsewhere(&model, &stop)
-                })
+                // Its cache counts it among the threads sharing the GPU, as a scheduler's does.
+                scope.spawn(|| busy_elsewhere(&model, &stop))
             });
-            // Both threads say they share the GPU, as two schedulers do.
-            let _gpu = background.then(|| SharedGpuThread::enter(model.device()));
             let result = run_schedules(
                 &model,
                 &workload,

@@ -74,17 +74,27 @@ fn cuda() -> std::result::Result<SelectedDevice, String> {
     })
 }
 
-/// GPU 0, opened once per process: every model (target, draft, planner) then runs on the
-/// same CUDA stream, so stream order alone orders every use of every tensor. That is why
-/// candle's per-tensor event tracking is switched off: it records and waits on events
-/// around each operation to order uses across streams, several microseconds per
-/// operation, and a 64-layer decoding step runs over a thousand small operations.
+/// GPU 0, opened once per process, with one CUDA stream of its own that every thread uses:
+/// every model (target, draft, planner) and every thread (a scheduler per model, the app's
+/// runs) then enqueues on the same stream, so stream order alone orders every use of every
+/// tensor. That is why candle's per-tensor event tracking is switched off: it records and
+/// waits on events around each operation to order uses across streams, several
+/// microseconds per operation, and a 64-layer decoding step runs over a thousand small
+/// operations.
+///
+/// Candle's plain `Device::new_cuda` would not do: it hands out CUDA's per-thread default
+/// stream, a different stream for each host thread. With event tracking off, two threads'
+/// work then ran unordered: two schedulers' kernels overlapped on the GPU and shared
+/// cuBLAS's workspace (prefill attention), and a buffer freed on one thread's stream could
+/// be read on another's. It showed as degenerate text when the GPU was slow enough for the
+/// two streams to overlap, e.g. shared with a second process.
 fn shared_cuda_device() -> std::result::Result<Device, String> {
     static DEVICE: std::sync::OnceLock<std::result::Result<Device, String>> =
         std::sync::OnceLock::new();
     DEVICE
         .get_or_init(|| {
-            let device = Device::new_cuda(0).map_err(|e| format!("has no usable GPU ({e})"))?;
+            let device =
+                Device::new_cuda_with_stream(0).map_err(|e| format!("has no usable GPU ({e})"))?;
             #[cfg(feature = "cuda")]
             if let Device::Cuda(cuda) = &device {
                 // SAFETY: tensors are created after this call and used on this device's

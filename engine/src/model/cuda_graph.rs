@@ -19,10 +19,11 @@
 //! even the frees of its dropped tensors would become part of the graph (not run now, and
 //! run again at every replay, on memory long gone). CUDA steps of all models are serialized
 //! here, but a thread's work between its steps (reading logits, growing or forking a cache,
-//! dropping tensors) is not, so graphs are only captured while at most one thread decodes on
-//! the GPU: threads that decode alongside others (a scheduler per model) say so with
-//! [`ConcurrentUser`]. Replaying a captured graph is an ordinary stream operation and stays
-//! safe with any number of threads.
+//! dropping tensors) is not, so graphs are only captured while at most one thread uses the
+//! GPU. Threads count themselves in ([`GpuThread`]) before their first GPU work: on creating
+//! a cache and on their first step, and loading counts for as long as it uploads. Replaying
+//! a captured graph is an ordinary stream operation and stays safe with any number of
+//! threads.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -47,28 +48,40 @@ use crate::error::{EngineError, Result};
 const MAX_GRAPHS: usize = 8;
 
 /// One CUDA step at a time in the process (see the module's note); the lock also guards
-/// what is known of candle's product scratch buffers.
+/// the largest product workspace a step has needed (see [`Scratch`]).
 static SERIAL: Mutex<Scratch> = Mutex::new(Scratch::new());
 
-/// Threads decoding on the GPU that announced themselves (see [`ConcurrentUser`]).
-static CONCURRENT_USERS: AtomicUsize = AtomicUsize::new(0);
+/// Threads using the GPU, counted in by [`GpuThread`].
+static GPU_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Held by a thread that issues GPU work while other threads may too; while two or more are
+/// One thread counted among those using the GPU while it is held; while two or more are
 /// held, no new graph is captured (see the module's note).
-pub(super) struct ConcurrentUser(());
+pub(super) struct GpuThread(());
 
-impl ConcurrentUser {
-    pub fn enter() -> ConcurrentUser {
+impl GpuThread {
+    /// Counts the calling thread in until the result is dropped (a model load).
+    pub fn enter() -> GpuThread {
         // Waits for a capture in progress: it must not record this thread's first work.
         let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-        CONCURRENT_USERS.fetch_add(1, Ordering::SeqCst);
-        ConcurrentUser(())
+        GPU_THREADS.fetch_add(1, Ordering::SeqCst);
+        GpuThread(())
+    }
+
+    /// Counts the calling thread in until it exits; once per thread. Must not be called
+    /// with `SERIAL` held.
+    pub fn register_current() {
+        thread_local! {
+            static REGISTERED: std::cell::OnceCell<GpuThread> = const { std::cell::OnceCell::new() };
+        }
+        REGISTERED.with(|registered| {
+            registered.get_or_init(GpuThread::enter);
+        });
     }
 }
 
-impl Drop for ConcurrentUser {
+impl Drop for GpuThread {
     fn drop(&mut self) {
-        CONCURRENT_USERS.fetch_sub(1, Ordering::SeqCst);
+        GPU_THREADS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -142,11 +155,13 @@ impl StepGraphs {
     }
 
     pub fn run(&self, model: &Model, cache: &mut KvCache, plan: &StepPlan) -> Result<Tensor> {
+        GpuThread::register_current();
         let mut serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
         let epoch = serial.record(plan.ids.len(), model.config.widest_product_input());
         let mut state = self.lock();
         if state.epoch != epoch {
-            // Candle's scratch buffers grow in this step: the graphs' addresses go stale.
+            // This step needs more product workspace than any before: graphs captured earlier
+            // were seen to go stale then (see `Scratch`).
             state.graphs.clear();
             state.previous = None;
             state.epoch = epoch;
@@ -165,7 +180,7 @@ impl StepGraphs {
             state.previous = Some(key);
             return eager(model, cache, plan);
         }
-        if CONCURRENT_USERS.load(Ordering::SeqCst) > 1 {
+        if GPU_THREADS.load(Ordering::SeqCst) > 1 {
             // Another thread's work could land in the capture; graphs already captured
             // still replay.
             return eager(model, cache, plan);

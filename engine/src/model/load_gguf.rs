@@ -165,6 +165,7 @@ pub fn load_gguf(
     device: &Device,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<Model> {
+    let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_gguf(gguf)?;
     let file = File::open(&gguf.path).map_err(|e| EngineError::io(&gguf.path, e))?;
     let total = gguf

@@ -100,6 +100,7 @@ pub fn safetensors_files(folder: &Path) -> Result<Vec<PathBuf>> {
 
 /// Loads a Hugging Face model folder onto `device`.
 pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
+    let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_hf_config(&folder.join("config.json"))?;
     let files = safetensors_files(folder)?;
     if files.is_empty() {

@@ -46,22 +46,21 @@ use projections::Projections;
 use rope::Rope;
 use step::{StepInputs, StepPlan};
 
-/// Held by a thread that decodes on the GPU while other threads may too (each model's
-/// serving scheduler): on CUDA, steps are then no longer captured as graphs, since a capture
-/// would record the other threads' work on the shared stream (see `cuda_graph`). Nothing on
-/// other devices.
-pub struct SharedGpuThread {
+/// Held while a thread uploads a model's weights: on CUDA it counts among the threads using
+/// the GPU, so no decoding step is captured as a graph meanwhile (a capture would record the
+/// uploads, see `cuda_graph`). Nothing on other devices.
+struct UploadScope {
     #[cfg(feature = "cuda")]
-    _user: Option<cuda_graph::ConcurrentUser>,
+    _thread: Option<cuda_graph::GpuThread>,
 }
 
-impl SharedGpuThread {
-    pub fn enter(device: &Device) -> SharedGpuThread {
+impl UploadScope {
+    fn enter(device: &Device) -> UploadScope {
         #[cfg(not(feature = "cuda"))]
         let _ = device;
-        SharedGpuThread {
+        UploadScope {
             #[cfg(feature = "cuda")]
-            _user: device.is_cuda().then(cuda_graph::ConcurrentUser::enter),
+            _thread: device.is_cuda().then(cuda_graph::GpuThread::enter),
         }
     }
 }
@@ -179,6 +178,11 @@ impl Model {
     /// An empty cache sized for this model, holding up to `max_len` positions per row
     /// (capped at the model's context length).
     pub fn new_cache(&self, max_len: Option<usize>) -> KvCache {
+        // The thread's cache work goes on the GPU's shared stream from now on.
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() {
+            cuda_graph::GpuThread::register_current();
+        }
         let c = &self.config;
         let max_len = max_len.unwrap_or(c.context_length).min(c.context_length);
         KvCache::new(

@@ -1,17 +1,18 @@
-//! When candle's quantized-product scratch buffers grow, which frees the old ones (see
-//! `cuda_graph`: a captured graph keeps the address it was captured with). Plain arithmetic,
-//! kept apart from the CUDA code so it is tested on every machine.
+//! When a step needs more product workspace than any before, after which captured graphs are
+//! dropped (see `cuda_graph`). Plain arithmetic, kept apart from the CUDA code so it is
+//! tested on every machine.
 
-/// Candle's quantized products quantize their input into per-device scratch buffers that are
-/// shared by every model and only grow: a larger product than any before replaces the buffer
-/// (freeing the old one). A captured graph keeps the old address, so after a growth every
-/// graph of every model would read and write freed memory. Both buffers hold each input row
-/// padded to a multiple of 512 values, so a step's largest need is its widest input (the
-/// MLP's down projection, fed every token) padded that way, times its tokens: up to 8 for
-/// the vector kernels' buffer, any count for the tiled kernels'. Without the padding, two
-/// models' needs compare wrongly (a 4,864-wide input pads to 5,120, a 8,960-wide one to
-/// 9,216). A step larger than all before starts a new epoch, and graphs of older epochs are
-/// dropped.
+/// Candle's quantized products quantize their input into a workspace holding each input row
+/// padded to a multiple of 512 values: up to 8 rows for the vector kernels, any count for the
+/// tiled ones. A step's largest need is its widest input (the MLP's down projection, fed
+/// every token) padded that way, times its tokens. Graphs captured before a step larger than
+/// any before were seen to replay wrong logits afterwards (`device_bench`'s growth check, on
+/// the H100), and dropping them then fixed it. We first took the workspace for a per-device
+/// buffer that grows; candle 0.11.1 in fact allocates it per product from CUDA's
+/// stream-ordered pool, so what went stale is not pinned down, and this guard stays a
+/// conservative, measured fix. Without the padding, two models' needs compare wrongly (a
+/// 4,864-wide input pads to 5,120, a 8,960-wide one to 9,216). A step larger than all before
+/// starts a new epoch, and graphs of older epochs are dropped.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(super) struct Scratch {
     vector: usize,

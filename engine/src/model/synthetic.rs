@@ -110,6 +110,7 @@ pub struct SyntheticSpec {
 /// Builds the model of `spec` on `device`. On CPU, quantized matrices use k2-kernels and
 /// float matrices are widened to f32 (exactly); on a GPU both keep their storage format.
 pub fn synthetic_model(spec: &SyntheticSpec, device: &Device) -> Result<Model> {
+    let _uploading = super::UploadScope::enter(device);
     let config = spec.config.clone();
     let builder = Builder {
         spec,

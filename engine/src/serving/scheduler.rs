@@ -10,7 +10,7 @@ use crate::batched::{derive_seed, pick_parallel, PickJob};
 use crate::error::{EngineError, Result};
 use crate::generate::{CancelToken, GenerateOptions, Generation, RowDecoder, RowStep, StopReason};
 use crate::loader::LoadedModel;
-use crate::model::{logits_to_host, KvCache, LogitsFor, Model, SharedGpuThread};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,15 +117,6 @@ impl Scheduler {
             context: config.context.min(model.model.config().context_length),
             ..config
         };
-        if model.model.device().is_cuda() {
-            // Found by `k2 eval --jobs 24` on an H100 (BENCHMARKS.md, "Evaluation on the GPU"):
-            // with two such processes on one GPU, a third of the rows ran to their token limit,
-            // against one in ten with one process. The cause is not found yet.
-            tracing::warn!(
-                "continuous batching on CUDA: run one serving or evaluation process per GPU; \
-                 two processes sharing a GPU were seen to degrade each other's text"
-            );
-        }
         let shared = Arc::new(Shared {
             config,
             state: Mutex::new(QueueState::default()),
@@ -244,8 +235,7 @@ impl Shared {
 
 /// The scheduler thread: admit, step, repeat; sleep while there is nothing to do.
 fn run(shared: &Shared, model: &LoadedModel) {
-    // Other models' schedulers may share the GPU with this thread.
-    let _gpu = SharedGpuThread::enter(model.model.device());
+    // The batch's cache counts this thread among those sharing the GPU (see `model`).
     let mut batch = Batch::new(&model.model, &model.tokenizer, shared.config);
     loop {
         let mut state = shared.lock();
