@@ -15,6 +15,7 @@
 //! Everything here takes untrusted model or student text: no panics, no unbounded recursion,
 //! no unbounded arithmetic.
 
+mod degrees;
 mod equivalence;
 mod expr;
 mod extract;
@@ -45,6 +46,18 @@ const MAX_ANSWER_CHARS: usize = 4000;
 
 /// Compares two final answers (as extracted, with or without `\boxed{}`/`$`).
 pub fn compare(a: &str, b: &str) -> Equivalence {
+    let verdict = compare_cleaned(a, b);
+    if verdict == Equivalence::Same {
+        return verdict;
+    }
+    // An angle in degrees against one in radians (see `degrees`).
+    match degrees::radians_pair(a, b) {
+        Some((a, b)) if compare_cleaned(&a, &b) == Equivalence::Same => Equivalence::Same,
+        _ => verdict,
+    }
+}
+
+fn compare_cleaned(a: &str, b: &str) -> Equivalence {
     let (ca, cb) = (normalize::clean(a), normalize::clean(b));
     if ca.is_empty() || cb.is_empty() {
         return Equivalence::Unparseable;
