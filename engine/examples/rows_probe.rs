@@ -1,6 +1,6 @@
 //! Times one decode step (one new token per row) for 1..=32 rows that each hold 200 cached
-//! positions: the cost of serving more clients at once. `--rows R --steps S` repeats one size
-//! (for `perf record`).
+//! positions (`--context N` for another count): the cost of serving more clients at once.
+//! `--rows R --steps S` repeats one size (for `perf record`).
 use candle_core::Device;
 use k2_engine::loader::load_model;
 use k2_engine::model::LogitsFor;
@@ -17,14 +17,15 @@ fn main() {
     };
     let lm = load_model(std::path::Path::new(path), &Device::Cpu, &mut |_| {}).unwrap();
     let m = &lm.model;
-    let context: Vec<u32> = (0..200).map(|i| 1000 + i).collect();
+    let context_len = flag("--context").unwrap_or(200) as u32;
+    let context: Vec<u32> = (0..context_len).map(|i| 1000 + i).collect();
     let sizes = match flag("--rows") {
         Some(r) => vec![r],
         None => vec![1, 2, 4, 8, 16, 32],
     };
     let steps = flag("--steps").unwrap_or(8);
     for rows in sizes {
-        let mut cache = m.new_cache(Some(1024));
+        let mut cache = m.new_cache(Some(context.len() + 64));
         for r in 0..rows {
             cache.add_row().unwrap();
             let mut batch: Vec<&[u32]> = vec![&[]; rows];
