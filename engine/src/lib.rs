@@ -10,6 +10,7 @@ pub mod batched;
 pub mod chat;
 pub mod device;
 pub mod error;
+mod fast_exp;
 pub mod generate;
 pub mod gguf;
 pub mod install;

@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
+use crate::fast_exp::exp_nonpositive;
 
 /// Candidates looked at before falling back to sorting the whole vocabulary for top-p.
 const TOP_P_FIRST_PASS: usize = 1024;
@@ -154,22 +155,51 @@ impl Sampler {
 /// uniform in [0, 1): the same token `distribution(..).pick(u)` gives, without building the
 /// 150k-entry distribution (no sort, no allocation; a server samples every row every step).
 fn sample_softmax(logits: &[f32], temperature: f32, u: f32) -> u32 {
+    thread_local! {
+        // One vocabulary of weights per sampling thread, reused: a fresh 600 KB buffer per
+        // row and step would cost its page faults every time.
+        static WEIGHTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let inv_t = 1.0 / temperature;
-    let weight = |l: f32| ((l - max) * inv_t).exp();
-    let total: f32 = logits.iter().map(|&l| weight(l)).sum();
-    let mut acc = 0.0;
-    for (i, &l) in logits.iter().enumerate() {
-        acc += weight(l) / total;
-        if u < acc {
-            return i as u32;
+    WEIGHTS.with(|weights| {
+        let mut weights = weights.borrow_mut();
+        weights.clear();
+        weights.extend(logits.iter().map(|&l| exp_nonpositive((l - max) * inv_t)));
+        let total = lane_sum(&weights);
+        let mut acc = 0.0;
+        for (i, &w) in weights.iter().enumerate() {
+            acc += w / total;
+            if u < acc {
+                return i as u32;
+            }
+        }
+        // Rounding can leave the running sum a hair below 1: the last token that has any mass.
+        weights
+            .iter()
+            .rposition(|&w| w > 0.0)
+            .unwrap_or(logits.len() - 1) as u32
+    })
+}
+
+/// A sum in 16 independent lanes (vector code), then the lanes as a tree. Both samplers
+/// total their weights this way, so they agree to the last bit.
+fn lane_sum(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
         }
     }
-    // Rounding can leave the running sum a hair below 1: the last token that has any mass.
-    logits
-        .iter()
-        .rposition(|&l| weight(l) > 0.0)
-        .unwrap_or(logits.len() - 1) as u32
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    lanes[0] + chunks.remainder().iter().sum::<f32>()
 }
 
 /// The most likely token; ties go to the lowest id, as in llama.cpp.
@@ -210,7 +240,7 @@ pub fn distribution(params: &SamplingParams, logits: &[f32]) -> Distribution {
         .map(|&t| logits[t as usize])
         .fold(f32::NEG_INFINITY, f32::max);
     let inv_t = 1.0 / params.temperature;
-    let weight = |t: u32| ((logits[t as usize] - max_logit) * inv_t).exp();
+    let weight = |t: u32| exp_nonpositive((logits[t as usize] - max_logit) * inv_t);
     let total: f32 = order.iter().map(|&t| weight(t)).sum();
 
     if params.top_p < 1.0 {
@@ -255,7 +285,7 @@ pub fn distribution(params: &SamplingParams, logits: &[f32]) -> Distribution {
     }
 
     let weights: Vec<f32> = order.iter().map(|&t| weight(t)).collect();
-    let sum: f32 = weights.iter().sum();
+    let sum = lane_sum(&weights);
     Distribution {
         tokens: order,
         probs: weights.into_iter().map(|w| w / sum).collect(),
@@ -346,6 +376,29 @@ mod tests {
         for k in 0..200 {
             let u = k as f32 / 200.0;
             assert_eq!(sample_softmax(&logits, 0.8, u), dist.pick(u), "u = {u}");
+        }
+    }
+
+    #[test]
+    fn lane_sum_adds_every_value() {
+        let values: Vec<f32> = (0..1000).map(|i| (i % 7) as f32).collect();
+        assert_eq!(lane_sum(&values), values.iter().sum::<f32>());
+        assert_eq!(lane_sum(&values[..5]), 10.0);
+        assert_eq!(lane_sum(&[]), 0.0);
+    }
+
+    #[test]
+    fn whole_vocabulary_sampling_matches_the_distribution_on_a_real_size() {
+        // 152k entries, as Qwen's vocabulary: both samplers must pick the same token for
+        // every u, to the last bit of their running sums.
+        let logits: Vec<f32> = (0..151_936)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.02 - 10.0)
+            .collect();
+        let p = params(0.7, 0, 1.0, 0.0);
+        let dist = distribution(&p, &logits);
+        for k in 0..64 {
+            let u = k as f32 / 64.0 + 0.003;
+            assert_eq!(sample_softmax(&logits, 0.7, u), dist.pick(u), "u = {u}");
         }
     }
 

@@ -11,6 +11,7 @@
 use candle_core::{DType, Device, Storage, Tensor};
 
 use crate::error::Result;
+use crate::fast_exp::exp_nonpositive;
 
 /// `q`: `[heads, 1, head_dim]` (any layout); `keys`/`values`: `[kv_heads, len, head_dim]`
 /// views with unit stride in the last dimension. Returns `[1, heads * head_dim]`, or `None`
@@ -61,10 +62,12 @@ pub(super) fn attend_one(
             }
         }
         for g in 0..group {
-            for score in &mut scores[g * len..(g + 1) * len] {
-                *score = (*score - maxima[g]).exp();
-                totals[g] += *score;
+            let row = &mut scores[g * len..(g + 1) * len];
+            // Vector code: `exp_nonpositive` is branch-free (a libm call per score is not).
+            for score in row.iter_mut() {
+                *score = exp_nonpositive(*score - maxima[g]);
             }
+            totals[g] = row.iter().sum();
         }
         let out_group = &mut out[kv * group * head_dim..(kv + 1) * group * head_dim];
         for j in 0..len {
