@@ -1,8 +1,8 @@
 //! The models the desktop app runs, loaded on a background thread so the window is usable at
 //! once, and loaded again when the Models view changes them. Which models: the configuration
 //! (`config.rs`: solver, planner, draft, device, or a remote server), where `K2_MODEL` and
-//! `K2_PLANNER` override the solver and planner (tests); by default the installed 1.5B solver
-//! and 0.5B planner (the solver plans for itself when the 0.5B is not installed).
+//! `K2_PLANNER` override the solver and planner (tests); by default the installed 1.5B solver,
+//! which also plans and judges unless a planner is configured.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,7 +17,6 @@ use k2_engine::speculative::SpecTuning;
 use crate::config::Config;
 
 const DEFAULT_SOLVER: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m";
-const DEFAULT_PLANNER: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
 
 pub struct Backends {
     pub solver: Arc<dyn Backend>,
@@ -97,7 +96,9 @@ fn load(config: &Config) -> Result<Backends, String> {
         .or_else(|| config.planner.clone())
     {
         Some(name) => Some(resolve(&name)?),
-        None => resolve_model_in(DEFAULT_PLANNER, &dir).ok(),
+        // No planner chosen: the solver plans and judges. The small 0.5B planner cost accuracy
+        // in every measured mode (BENCHMARKS.md, "Evaluation on the GPU").
+        None => None,
     };
     let choice: DeviceChoice = config
         .device

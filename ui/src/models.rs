@@ -261,7 +261,7 @@ pub fn Models() -> impl IntoView {
                     <p class="muted">{move || view_state.with(|v| v.as_ref().map(|v| format!("In {}", v.models_dir)))}</p>
                     <div class="controls">
                         {choice("solver", "Solver ", "solver", |f| f.solver.clone(), |f, v| f.solver = v, "default (1.5B)")}
-                        {choice("planner", "Planner and judge ", "planner", |f| f.planner.clone(), |f, v| f.planner = v, "default (0.5B)")}
+                        {choice("planner", "Planner and judge ", "planner", |f| f.planner.clone(), |f, v| f.planner = v, "default (the solver)")}
                         {choice("draft", "Draft ", "draft", |f| f.draft.clone(), |f, v| f.draft = v, "none")}
                         <label>"Device "
                             <select id="device" disabled=move || locked("device")

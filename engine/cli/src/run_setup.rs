@@ -8,20 +8,17 @@ use anyhow::Result;
 use clap::Args as ClapArgs;
 use k2_engine::backend::{Backend, LocalBackend, RemoteBackend, RemoteConfig};
 use k2_engine::loader::LoadedModel;
-use k2_engine::models_dir::resolve_model;
 use k2_engine::serving::{ScheduledBackend, Scheduler, SchedulerConfig};
 use k2_protocol::{RunSettings, SamplingSettings, Selection};
 
 use crate::load::{load, ModelArgs};
 use crate::spec_setup::SpecArgs;
 
-/// The planner/verifier K2 Tutor uses when it is installed (as K2-Think uses a second model).
-const DEFAULT_PLANNER: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
-
 #[derive(ClapArgs, Debug, Clone)]
 pub struct ScaffoldArgs {
     /// The model that plans and judges: a path, an installed model's name, or `solver` to use
-    /// the solver itself [default: qwen2.5-coder-0.5b-instruct-q4_k_m if installed, else solver].
+    /// the solver itself [default: solver: with the 0.5B as planner the plan modes scored 5-14
+    /// points below the same modes without a plan, with the solver no worse (BENCHMARKS.md)].
     #[arg(long)]
     pub planner: Option<String>,
     /// Number of candidate solutions (best-of-N).
@@ -190,13 +187,7 @@ pub fn load_backends(
     let planner: Arc<dyn Backend> = if let Some(remote) = remote.planner()? {
         remote
     } else {
-        let planner_spec = match planner {
-            Some(spec) => Some(spec.to_owned()),
-            None => resolve_model(DEFAULT_PLANNER)
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned()),
-        };
-        match (planner_spec.as_deref(), &local_solver) {
+        match (planner, &local_solver) {
             (None | Some("solver"), _) => solver.clone(),
             (Some(spec), local) => {
                 let args = ModelArgs {
