@@ -91,15 +91,13 @@ fn load(config: &Config) -> Result<Backends, String> {
         .or_else(|| config.solver.clone())
         .unwrap_or_else(|| DEFAULT_SOLVER.into());
     let solver_path = resolve(&solver_name)?;
-    let planner_path = match std::env::var("K2_PLANNER")
+    // No planner chosen: the solver plans and judges. The small 0.5B planner cost accuracy
+    // in every measured mode (BENCHMARKS.md, "Evaluation on the GPU").
+    let planner_path = std::env::var("K2_PLANNER")
         .ok()
         .or_else(|| config.planner.clone())
-    {
-        Some(name) => Some(resolve(&name)?),
-        // No planner chosen: the solver plans and judges. The small 0.5B planner cost accuracy
-        // in every measured mode (BENCHMARKS.md, "Evaluation on the GPU").
-        None => None,
-    };
+        .map(|name| resolve(&name))
+        .transpose()?;
     let choice: DeviceChoice = config
         .device
         .as_deref()

@@ -3,15 +3,7 @@
 //! `145^\circ`, and both must match), so a side written in degrees is also read in radians,
 //! but only against a side that mentions π: otherwise `180^\circ` would equal `3.14159...`.
 
-/// Degree signs, longest first (the same forms cleaning drops).
-const DEGREE_MARKS: &[&str] = &[
-    "{}^\\circ",
-    "^{\\circ}",
-    "^\\circ",
-    "\\circ",
-    "\\degree",
-    "°",
-];
+use crate::normalize::DEGREE_MARKS;
 
 /// The pair to compare again with the degree side read in radians, if exactly one side has
 /// degree signs and the other mentions π.
@@ -63,7 +55,7 @@ fn next_mark(s: &str) -> Option<(usize, &'static str)> {
     DEGREE_MARKS
         .iter()
         .filter_map(|m| s.find(m).map(|at| (at, *m)))
-        // The earliest; at one offset the longest form (listed first) wins.
+        // The earliest; at one offset the longest form wins.
         .min_by_key(|(at, m)| (*at, usize::MAX - m.len()))
 }
 

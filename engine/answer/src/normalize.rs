@@ -24,8 +24,9 @@ const TEXT_COMMANDS: &[&str] = &[
     "\\texttt",
 ];
 
-/// Pieces of LaTeX that never change the value (order matters: longer first).
-const DROPPED: &[&str] = &[
+/// Pieces of LaTeX that never change the value, dropped in this order: these, then
+/// [`DEGREE_MARKS`], then [`DROPPED_LAST`] (order matters: longer first).
+const DROPPED_FIRST: &[&str] = &[
     "\\displaystyle",
     "\\textstyle",
     "\\scriptstyle",
@@ -33,16 +34,20 @@ const DROPPED: &[&str] = &[
     "\\quad",
     "\\left.",
     "\\right.",
+];
+
+/// Degree signs: dropped here (the MATH convention writes `145` for `145^\circ`), and read
+/// as radians by `degrees` against an answer with π.
+pub(crate) const DEGREE_MARKS: &[&str] = &[
     "^{\\circ}",
     "^\\circ",
     "{}^\\circ",
     "\\circ",
     "\\degree",
     "°",
-    "~",
-    "\\$",
-    "$",
 ];
+
+const DROPPED_LAST: &[&str] = &["~", "\\$", "$"];
 
 /// Cleans one answer (see the module doc). The result may still be any text.
 pub fn clean(answer: &str) -> String {
@@ -65,7 +70,7 @@ pub fn clean(answer: &str) -> String {
     ] {
         s = s.replace(from, to);
     }
-    for piece in DROPPED {
+    for piece in DROPPED_FIRST.iter().chain(DEGREE_MARKS).chain(DROPPED_LAST) {
         s = s.replace(piece, " ");
     }
     s = drop_left_right(&s);

@@ -51,7 +51,6 @@ pub(super) fn attend_one(
     for kv in 0..kv_heads {
         let q_group = &q[kv * group * head_dim..(kv + 1) * group * head_dim];
         maxima.fill(f32::NEG_INFINITY);
-        totals.fill(0.0);
         for j in 0..len {
             let at = k_start + kv * k_stride[0] + j * k_stride[1];
             let key = &k_data[at..at + head_dim];
