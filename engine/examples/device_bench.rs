@@ -51,6 +51,7 @@ fn main() -> Result<()> {
             let layers = flag("--layers").map_or(Ok(64), |s| s.parse())?;
             bench(&device, format, &batches, steps, layers)?
         }
+        Some("products") => products(&device)?,
         Some("real") => {
             let model = flag("--model").context("real needs --model FILE.gguf")?;
             let steps = flag("--steps").map_or(Ok(32), |s| s.parse())?;
@@ -66,7 +67,7 @@ fn main() -> Result<()> {
         }
         _ => bail!(
             "usage: device_bench check | bench --format F [--batches 1,3,16] [--steps N] \
-             [--layers N] [--cpu] [--out FILE] | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N]"
+             [--layers N] [--cpu] [--out FILE] | products | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N]"
         ),
     };
     if let Some(out) = out {
@@ -572,6 +573,88 @@ fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> R
 /// Device-to-device copy of 2 GiB of random data into a buffer allocated once (the driver's
 /// copy, as `cudaMemcpy` does it), counting bytes read plus bytes written (GB/s): the
 /// ceiling decode speed is held against.
+/// Q8_0 products in the K2-Think geometry, one at a time, through this engine's kernels
+/// (`cuda_q8`) and candle's, alternated: weight bytes read per second at 1, 3 and 8
+/// activation rows, the two kernels' relative difference, and whether ours gives each row
+/// the same bits at every row count.
+fn products(gpu: &Device) -> Result<Value> {
+    use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
+    use k2_engine::model::{random_matrix_bytes, set_cuda_q8_0_kernels, Matrix};
+    let shapes = [
+        ("q/k/v", 7168, 5120),
+        ("o", 5120, 5120),
+        ("gate/up", 55296, 5120),
+        ("down", 5120, 27648),
+        ("output", 152064, 5120),
+    ];
+    let mut results = Vec::new();
+    for (name, out, cols) in shapes {
+        let bytes = random_matrix_bytes(GgmlDType::Q8_0, out, cols, 0.05, 11);
+        let weight_gb = bytes.len() as f64 / 1e9;
+        let w = Matrix::candle(qtensor_from_ggml(
+            GgmlDType::Q8_0,
+            &bytes,
+            vec![out, cols],
+            gpu,
+        )?)?;
+        let x8 = Tensor::randn(0f32, 1f32, (8, cols), gpu)?;
+        let mut first_row_alone = None;
+        for rows in [1, 3, 8] {
+            let x = x8.narrow(0, 0, rows)?.contiguous()?;
+            let mut best = [f64::INFINITY; 2];
+            let mut outputs = Vec::new();
+            // The GPU lowers its clocks while the host builds the next matrix: a few hundred
+            // products first bring them back up.
+            for _ in 0..300 {
+                w.matmul(&x)?;
+            }
+            for round in 0..3 {
+                for (i, own) in [false, true].into_iter().enumerate() {
+                    set_cuda_q8_0_kernels(own);
+                    if round == 0 {
+                        outputs.push(to_cpu_f32(&w.matmul(&x)?)?);
+                    }
+                    // Products queued back to back, as in a decoding step.
+                    const QUEUED: usize = 20;
+                    let ms = time_ms(gpu, 5, || {
+                        for _ in 0..QUEUED {
+                            w.matmul(&x)?;
+                        }
+                        Ok(())
+                    })? / QUEUED as f64;
+                    best[i] = best[i].min(ms);
+                }
+            }
+            set_cuda_q8_0_kernels(true);
+            let ours = &outputs[1];
+            let first_row = ours[..out].to_vec();
+            let same_bits = match &first_row_alone {
+                None => {
+                    first_row_alone = Some(first_row);
+                    true
+                }
+                Some(alone) => *alone == first_row,
+            };
+            let [candle_ms, ours_ms] = best;
+            let diff = rel_err(&outputs[0], ours);
+            println!(
+                "{name:>8} {out:>6}x{cols:<5} rows {rows}: candle {candle_ms:.4} ms ({:.0} GB/s), ours {ours_ms:.4} ms ({:.0} GB/s), {:.2}x; rel diff {diff:.1e}; row 0 same bits as 1 row: {same_bits}",
+                weight_gb / (candle_ms / 1e3),
+                weight_gb / (ours_ms / 1e3),
+                candle_ms / ours_ms,
+            );
+            results.push(json!({
+                "matrix": name, "out": out, "in": cols, "rows": rows,
+                "candle_ms": candle_ms, "ours_ms": ours_ms,
+                "candle_gb_per_s": weight_gb / (candle_ms / 1e3),
+                "ours_gb_per_s": weight_gb / (ours_ms / 1e3),
+                "rel_diff": diff, "row0_bits_as_one_row": same_bits,
+            }));
+        }
+    }
+    Ok(json!({ "products": results }))
+}
+
 fn copy_bandwidth(device: &Device) -> Result<f64> {
     let elems = 1usize << 29;
     let src = Tensor::rand(0f32, 1f32, elems, device)?;
@@ -654,6 +737,21 @@ fn bench(
         }));
     }
 
+    // Candle's quantized kernels in place of this engine's (Q8_0 only), same model and run.
+    let mut candle_kernels = Vec::new();
+    if format == WeightFormat::Q8_0 {
+        model.set_cuda_q8_0_kernels(false);
+        for rows in [1, 3] {
+            let step_ms = decode_step_ms(gpu, &model, rows, steps, prompt_len)?;
+            println!(
+                "decode batch {rows:>2} with candle's Q8_0 kernels: {step_ms:8.2} ms/step  floor fraction {:.2}",
+                floor_ms / step_ms
+            );
+            candle_kernels.push(json!({ "rows": rows, "step_ms": step_ms }));
+        }
+        model.set_cuda_q8_0_kernels(true);
+    }
+
     // Deep into a reasoning trace: one row decoding after 4,000 cached positions.
     let long_context = 4000;
     let long_ms = decode_step_ms(gpu, &model, 1, steps, long_context)?;
@@ -700,7 +798,7 @@ fn bench(
         "format": format.name(), "layers": layers,
         "copy_bandwidth_gb_s": bandwidth, "weight_bytes_per_step": weight_bytes,
         "floor_ms_per_step": floor_ms, "build_s": build_s,
-        "decode": decode,
+        "decode": decode, "decode_with_candle_kernels": candle_kernels,
         "long_context": { "cached_positions": long_context, "step_ms": long_ms },
         "prefill_tokens": prefill_len, "prefill_ms": prefill_ms,
         "prefill_tokens_per_s": prefill_tps, "verify_passes": passes,

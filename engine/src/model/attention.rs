@@ -47,7 +47,9 @@ pub(super) fn self_attention(
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
     #[cfg(feature = "cuda")]
     if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
-        return cuda_self_attention(q, k, v, rope, (cos, sin), cache, layer, step, &geometry);
+        let for_q8 = block.o.weight().reads_q8_0();
+        let io = (cache, layer, step, for_q8);
+        return cuda_self_attention(q, k, v, rope, (cos, sin), io, &geometry);
     }
     let q = rope
         .apply(&heads_major(q, heads, head_dim)?, cos, sin)?
@@ -97,9 +99,7 @@ fn cuda_self_attention(
     v: &Tensor,
     rope: &Rope,
     (cos, sin): (&Tensor, &Tensor),
-    cache: &mut KvCache,
-    layer: usize,
-    step: &StepInputs,
+    (cache, layer, step, for_q8): (&mut KvCache, usize, &StepInputs, bool),
     geometry: &Geometry,
 ) -> Result<Tensor> {
     use super::cuda_attention::{write_and_attend, LaneGeometry};
@@ -121,9 +121,17 @@ fn cuda_self_attention(
                 table,
                 layer,
                 &lane_geometry,
+                for_q8,
             )?)
         }
     };
+    // Decoding and verification: every span is short, and the fused result holds them in
+    // order, so it is the output as it stands (no copies; and the o projection finds the
+    // int8 form the kernels left for it, see `cuda_q8::offer`).
+    let all_short = spans.iter().all(|&(_, t)| t == 0 || is_short(t));
+    if let (true, Some(fused)) = (all_short, &fused) {
+        return Ok(fused.clone());
+    }
     // Spans in order: short ones are slices of the fused result, long ones attend as on CPU.
     let (heads, kv_heads, head_dim) = (geometry.heads, geometry.kv_heads, geometry.head_dim);
     let mut outputs = Vec::with_capacity(spans.len());

@@ -19,11 +19,14 @@ use candle_core::cuda_backend::CudaStorage;
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
-use super::cuda_util::{compiled_ptx, device_address};
+use super::cuda_q8;
+use super::cuda_util::{address_of, compiled_ptx, device_address};
 use super::kv_cache::KvCache;
 use crate::error::{EngineError, Result};
 
-const SOURCE: &str = r#"
+const SOURCE: &str = concat!(
+    include_str!("cuda_quantize.cuh"),
+    r#"
 // Inputs are the projections' token rows: element d of head h of token t sits at
 // base[t * stride + h * head_dim + d]. Rotary embedding uses the token's cos/sin row
 // ([n, head_dim / 2]); pairs are (2i, 2i + 1) when interleaved, else (i, i + head_dim / 2).
@@ -191,7 +194,7 @@ extern "C" __global__ void k2_decode_attention_part(
 extern "C" __global__ void k2_decode_attention_combine(
     const unsigned long long* __restrict__ table, int lanes,
     const float* __restrict__ part, float* __restrict__ out,
-    int heads, int head_dim, int chunks)
+    int heads, int head_dim, int chunks, signed char* __restrict__ q, float* __restrict__ qd)
 {
     const int r = blockIdx.x, h = blockIdx.y;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -234,10 +237,14 @@ extern "C" __global__ void k2_decode_attention_combine(
     for (int d = lane; d < head_dim; d += 32) {
         float v = 0.0f;
         for (int w = 0; w < WARPS; w++) v += warp_acc[w][d];
-        out[((size_t)r * heads + h) * head_dim + d] = v / sum;
+        const size_t i = ((size_t)r * heads + h) * head_dim + d;
+        out[i] = v / sum;
+        // Quantized for a Q8_0 o projection: 32 dims of a head are a block of its input.
+        if (q != nullptr) k2_quantize_lane(v / sum, q, qd, i);
     }
 }
-"#;
+"#
+);
 
 const MODULE: &str = "k2_decode_attention";
 const MAX_HEAD_DIM: usize = 128;
@@ -356,6 +363,7 @@ pub(super) fn write_and_attend(
     table: &LaneTable,
     layer: usize,
     g: &LaneGeometry,
+    for_q8: bool,
 ) -> Result<Tensor> {
     let capacity = table.capacity;
     if !supports(g.heads, g.kv_heads, g.head_dim) {
@@ -437,6 +445,17 @@ pub(super) fn write_and_attend(
     // SAFETY: as above; `part` holds lanes × heads × chunks × (head_dim + 2) floats.
     unsafe { launch.launch(part_config) }.map_err(kernel_error)?;
 
+    let width = g.heads * g.head_dim;
+    // A warp of the combining kernel writes 32 dims of one head: a block of the int8 form
+    // only if heads are whole blocks.
+    let quantized = if for_q8 && g.head_dim.is_multiple_of(32) {
+        cuda_q8::input_buffers(&dev, count, width)?
+    } else {
+        None
+    };
+    let (q8_ptr, q8_scales_ptr) = quantized
+        .as_ref()
+        .map_or((0, 0), |(q, d)| (address_of(q), address_of(d)));
     let combine = dev.get_or_load_custom_func("k2_decode_attention_combine", MODULE, ptx()?)?;
     let mut launch = combine.builder();
     let chunks_i = chunks as i32;
@@ -447,18 +466,20 @@ pub(super) fn write_and_attend(
         .arg(&mut out)
         .arg(&heads_i)
         .arg(&hd_i)
-        .arg(&chunks_i);
-    // SAFETY: `out` holds lanes × heads × head_dim floats.
+        .arg(&chunks_i)
+        .arg(&q8_ptr)
+        .arg(&q8_scales_ptr);
+    // SAFETY: `out` holds lanes × heads × head_dim floats, the quantized buffers (if any)
+    // as many values.
     unsafe { launch.launch(config(count, g.heads, 32 * PART_WARPS)) }.map_err(kernel_error)?;
 
     let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(out, dev.clone()));
-    let shape = Shape::from((count, g.heads * g.head_dim));
-    Ok(Tensor::from_storage(
-        storage,
-        shape,
-        BackpropOp::none(),
-        false,
-    ))
+    let shape = Shape::from((count, width));
+    let out = Tensor::from_storage(storage, shape, BackpropOp::none(), false);
+    if let Some((q, d)) = quantized {
+        cuda_q8::offer(&out, q, d);
+    }
+    Ok(out)
 }
 
 fn config(lanes: usize, heads: usize, threads: u32) -> LaunchConfig {

@@ -154,6 +154,13 @@ impl StepGraphs {
         self.enabled.store(enabled, Ordering::Relaxed);
     }
 
+    /// Drops every captured graph (they replay the kernels chosen when captured).
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        state.graphs.clear();
+        state.previous = None;
+    }
+
     pub fn run(&self, model: &Model, cache: &mut KvCache, plan: &StepPlan) -> Result<Tensor> {
         GpuThread::register_current();
         let mut serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);

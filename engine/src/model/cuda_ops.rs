@@ -15,19 +15,24 @@
 use std::sync::OnceLock;
 
 use candle_core::cuda_backend::cudarc::cublas::{result as cublas, sys as cublas_sys, CudaBlas};
-use candle_core::cuda_backend::cudarc::driver::{DevicePtr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, DevicePtr, LaunchConfig, PushKernelArg,
+};
 use candle_core::cuda_backend::{CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
-use super::cuda_util::{compiled_ptx, device_address};
+use super::cuda_q8;
+use super::cuda_util::{address_of, compiled_ptx, device_address};
 use crate::error::{EngineError, Result};
 
-const SOURCE: &str = r#"
+const SOURCE: &str = concat!(
+    include_str!("cuda_quantize.cuh"),
+    r#"
 // y = x / rms(x) * w, one block per row.
 extern "C" __global__ void k2_rms_norm(
     const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
-    int cols, float eps)
+    int cols, float eps, signed char* __restrict__ q, float* __restrict__ qd)
 {
     const float* xr = x + (size_t)blockIdx.x * cols;
     float* yr = y + (size_t)blockIdx.x * cols;
@@ -41,14 +46,19 @@ extern "C" __global__ void k2_rms_norm(
     float total = 0.0f;
     for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) total += warp_sums[i];
     const float scale = rsqrtf(total / cols + eps);
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const float v = xr[i] * scale * w[i];
+        yr[i] = v;
+        if (q != nullptr) k2_quantize_lane(v, q, qd, (size_t)blockIdx.x * cols + i);
+    }
 }
 
 // The residual stream's step and the next norm in one pass: sum = x + y, then
 // h = sum / rms(sum) * w, one block per row.
 extern "C" __global__ void k2_add_rms_norm(
     const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ w,
-    float* __restrict__ sum_out, float* __restrict__ h, int cols, float eps)
+    float* __restrict__ sum_out, float* __restrict__ h, int cols, float eps,
+    signed char* __restrict__ q, float* __restrict__ qd)
 {
     const size_t row = (size_t)blockIdx.x * cols;
     float sum = 0.0f;
@@ -66,22 +76,30 @@ extern "C" __global__ void k2_add_rms_norm(
     for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) total += warp_sums[i];
     const float scale = rsqrtf(total / cols + eps);
     // Each thread reads back only the elements it wrote itself.
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) h[row + i] = sum_out[row + i] * scale * w[i];
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const float v = sum_out[row + i] * scale * w[i];
+        h[row + i] = v;
+        if (q != nullptr) k2_quantize_lane(v, q, qd, row + i);
+    }
 }
 
 // out[r, c] = silu(gate[r, c]) * up[r, c]; gate and up rows are `stride` apart (views into
 // one stacked product).
 extern "C" __global__ void k2_silu_mul(
     const float* __restrict__ gate, const float* __restrict__ up, long long stride,
-    float* __restrict__ out, int rows, int cols)
+    float* __restrict__ out, int rows, int cols, signed char* __restrict__ q,
+    float* __restrict__ qd)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)rows * cols) return;
     const long long r = i / cols, c = i % cols;
     const float g = gate[r * stride + c];
-    out[i] = g / (1.0f + expf(-g)) * up[r * stride + c];
+    const float v = g / (1.0f + expf(-g)) * up[r * stride + c];
+    out[i] = v;
+    if (q != nullptr) k2_quantize_lane(v, q, qd, i);
 }
-"#;
+"#
+);
 
 const MODULE: &str = "k2_step_ops";
 
@@ -90,8 +108,9 @@ fn ptx() -> Result<&'static str> {
     compiled_ptx(&PTX, SOURCE, "step")
 }
 
-/// RMS norm of each row of `x` (`[rows, cols]`, f32, contiguous) times `w` (`[cols]`).
-pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Option<Tensor>> {
+/// RMS norm of each row of `x` (`[rows, cols]`, f32, contiguous) times `w` (`[cols]`);
+/// with `quantize`, also quantized for a Q8_0 product (see `cuda_q8::offer`).
+pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Result<Option<Tensor>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
         return Ok(None);
     };
@@ -104,6 +123,8 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Option<Tensor
     let (x_ptr, w_ptr) = (device_address(x)?, device_address(w)?);
     // SAFETY: the kernel writes every element.
     let mut y = unsafe { dev.alloc::<f32>(rows * cols)? };
+    let quantized = quantized_buffers(dev, rows, cols, quantize)?;
+    let (q_ptr, d_ptr) = quantized_addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (cols_i, eps_f) = (cols as i32, eps);
@@ -112,19 +133,26 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Option<Tensor
         .arg(&w_ptr)
         .arg(&mut y)
         .arg(&cols_i)
-        .arg(&eps_f);
-    // SAFETY: x and y hold rows × cols floats, w holds cols; all live past the launch.
+        .arg(&eps_f)
+        .arg(&q_ptr)
+        .arg(&d_ptr);
+    // SAFETY: x and y hold rows × cols floats, w holds cols, the quantized buffers (if any)
+    // rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
-    Ok(Some(wrap(y, dev, (rows, cols))))
+    let y = wrap(y, dev, (rows, cols));
+    offer(&y, quantized);
+    Ok(Some(y))
 }
 
 /// `x + y` and the RMS norm of that times `w`, in one launch (`[rows, cols]` f32,
-/// contiguous): a residual connection and the norm that follows it.
+/// contiguous): a residual connection and the norm that follows it; with `quantize`, the
+/// norm also quantized for a Q8_0 product (see `cuda_q8::offer`).
 pub(super) fn add_rms_norm(
     x: &Tensor,
     y: &Tensor,
     w: &Tensor,
     eps: f32,
+    quantize: bool,
 ) -> Result<Option<(Tensor, Tensor)>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
         return Ok(None);
@@ -144,6 +172,8 @@ pub(super) fn add_rms_norm(
             dev.alloc::<f32>(rows * cols)?,
         )
     };
+    let quantized = quantized_buffers(dev, rows, cols, quantize)?;
+    let (q_ptr, d_ptr) = quantized_addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_add_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let cols_i = cols as i32;
@@ -154,18 +184,21 @@ pub(super) fn add_rms_norm(
         .arg(&mut sum)
         .arg(&mut h)
         .arg(&cols_i)
-        .arg(&eps);
-    // SAFETY: x, y, sum and h hold rows × cols floats, w holds cols; all live past the launch.
+        .arg(&eps)
+        .arg(&q_ptr)
+        .arg(&d_ptr);
+    // SAFETY: x, y, sum and h hold rows × cols floats, w holds cols, the quantized buffers
+    // (if any) rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
-    Ok(Some((
-        wrap(sum, dev, (rows, cols)),
-        wrap(h, dev, (rows, cols)),
-    )))
+    let h = wrap(h, dev, (rows, cols));
+    offer(&h, quantized);
+    Ok(Some((wrap(sum, dev, (rows, cols)), h)))
 }
 
 /// SiLU(gate) · up for `[rows, cols]` f32 views whose rows sit `stride` apart in the same
-/// storage layout (the two halves of one stacked product, or two contiguous tensors).
-pub(super) fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Option<Tensor>> {
+/// storage layout (the two halves of one stacked product, or two contiguous tensors); with
+/// `quantize`, also quantized for a Q8_0 product (see `cuda_q8::offer`).
+pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Option<Tensor>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (gate.device(), gate.dims2()) else {
         return Ok(None);
     };
@@ -182,6 +215,8 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Option<Tensor>> {
     let n = rows * cols;
     // SAFETY: the kernel writes every element.
     let mut out = unsafe { dev.alloc::<f32>(n)? };
+    let quantized = quantized_buffers(dev, rows, cols, quantize)?;
+    let (q_ptr, d_ptr) = quantized_addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_silu_mul", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (stride_i, rows_i, cols_i) = (stride as i64, rows as i32, cols as i32);
@@ -191,10 +226,16 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Option<Tensor>> {
         .arg(&stride_i)
         .arg(&mut out)
         .arg(&rows_i)
-        .arg(&cols_i);
-    // SAFETY: both views cover rows × cols elements `stride` apart; all live past the launch.
+        .arg(&cols_i)
+        .arg(&q_ptr)
+        .arg(&d_ptr);
+    // SAFETY: both views cover rows × cols elements `stride` apart, the quantized buffers
+    // (if any) rows × cols values; all live past the launch. Blocks of 1,024 threads keep
+    // each warp on 32 consecutive elements, one block of the quantized form.
     unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(launch_error)?;
-    Ok(Some(wrap(out, dev, (rows, cols))))
+    let out = wrap(out, dev, (rows, cols));
+    offer(&out, quantized);
+    Ok(Some(out))
 }
 
 /// `x @ w^T` with `w` half precision (`[out, in]`, contiguous) and `x` f32 `[rows, in]`:
@@ -251,6 +292,29 @@ pub(super) fn half_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     .map_err(|e| EngineError::Kernel(format!("cuBLAS half-precision product: {e:?}")))?;
     drop(_sync);
     Ok(Some(wrap(y, dev, (rows, out))))
+}
+
+type Quantized = Option<(CudaSlice<i8>, CudaSlice<f32>)>;
+
+/// Buffers for an output's quantized form, when asked for and a Q8_0 product can take it.
+fn quantized_buffers(dev: &CudaDevice, rows: usize, cols: usize, asked: bool) -> Result<Quantized> {
+    if !asked {
+        return Ok(None);
+    }
+    cuda_q8::input_buffers(dev, rows, cols)
+}
+
+/// The kernels' arguments for [`Quantized`] buffers: null pointers when there are none.
+fn quantized_addresses(quantized: &Quantized) -> (u64, u64) {
+    quantized
+        .as_ref()
+        .map_or((0, 0), |(q, d)| (address_of(q), address_of(d)))
+}
+
+fn offer(of: &Tensor, quantized: Quantized) {
+    if let Some((q, d)) = quantized {
+        cuda_q8::offer(of, q, d);
+    }
 }
 
 /// One block per row, a thread per element up to 1,024.

@@ -49,6 +49,9 @@ pub(super) fn device_address(t: &Tensor) -> Result<u64> {
     Ok(base + (layout.start_offset() * t.dtype().size_in_bytes()) as u64)
 }
 
-fn address_of<T>(slice: &candle_core::cuda_backend::cudarc::driver::CudaSlice<T>) -> u64 {
+/// The device address of a buffer's first element.
+pub(super) fn address_of<T>(
+    slice: &candle_core::cuda_backend::cudarc::driver::CudaSlice<T>,
+) -> u64 {
     slice.device_ptr(slice.stream()).0
 }

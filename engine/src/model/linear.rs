@@ -31,10 +31,30 @@ impl Matrix {
     /// `x`: `[m, in]` → `[m, out]`.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Matrix::Candle { matmul, .. } => matmul.forward(x)?,
+            Matrix::Candle { tensor, matmul } => {
+                #[cfg(feature = "cuda")]
+                if let Some(y) = super::cuda_q8::q8_0_matmul(tensor, x, None)? {
+                    return Ok(y);
+                }
+                #[cfg(not(feature = "cuda"))]
+                let _ = tensor;
+                matmul.forward(x)?
+            }
             Matrix::Dense(w) => dense_matmul(x, w)?,
             Matrix::Kernel(w) => w.matmul(x)?,
         })
+    }
+
+    /// Whether the product runs on CUDA from int8 activations with this engine's Q8_0
+    /// kernels (`cuda_q8`), so whatever produces its input may quantize it on the way.
+    pub fn reads_q8_0(&self) -> bool {
+        match self {
+            Matrix::Candle { tensor, .. } => {
+                tensor.dtype() == candle_core::quantized::GgmlDType::Q8_0
+                    && matches!(tensor.device(), candle_core::Device::Cuda(_))
+            }
+            _ => false,
+        }
     }
 
     /// Bytes of weights one product reads: what bounds decoding speed on a GPU.
@@ -108,6 +128,13 @@ impl Linear {
 
     /// `x`: `[m, in]` → `[m, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // On CUDA a Q8_0 product adds the bias itself (one launch fewer).
+        #[cfg(feature = "cuda")]
+        if let Matrix::Candle { tensor, .. } = &*self.weight {
+            if let Some(y) = super::cuda_q8::q8_0_matmul(tensor, x, self.bias.as_ref())? {
+                return Ok(y);
+            }
+        }
         let y = self.weight.matmul(x)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,

@@ -14,6 +14,8 @@ mod cuda_graph;
 #[cfg(feature = "cuda")]
 mod cuda_ops;
 #[cfg(feature = "cuda")]
+mod cuda_q8;
+#[cfg(feature = "cuda")]
 mod cuda_util;
 mod decode_attention;
 mod host_logits;
@@ -45,6 +47,15 @@ use crate::error::{EngineError, Result};
 use projections::Projections;
 use rope::Rope;
 use step::{StepInputs, StepPlan};
+
+/// Switches this engine's Q8_0 product kernels on CUDA on or off for the process (see
+/// [`Model::set_cuda_q8_0_kernels`], which also drops a model's captured graphs).
+pub fn set_cuda_q8_0_kernels(enabled: bool) {
+    #[cfg(feature = "cuda")]
+    cuda_q8::set_enabled(enabled);
+    #[cfg(not(feature = "cuda"))]
+    let _ = enabled;
+}
 
 /// Held while a thread uploads a model's weights: on CUDA it counts among the threads using
 /// the GPU, so no decoding step is captured as a graph meanwhile (a capture would record the
@@ -137,6 +148,15 @@ impl Model {
         self.graphs.set_enabled(enabled);
         #[cfg(not(feature = "cuda"))]
         let _ = enabled;
+    }
+
+    /// Switches this engine's Q8_0 product kernels on CUDA (`cuda_q8`) on or off for the
+    /// whole process (on unless `K2_CUDA_Q8_KERNELS=0`); off, candle's run every product.
+    /// Benchmarks compare the two in one process. Nothing changes on other devices.
+    pub fn set_cuda_q8_0_kernels(&self, enabled: bool) {
+        set_cuda_q8_0_kernels(enabled);
+        #[cfg(feature = "cuda")]
+        self.graphs.clear();
     }
 
     /// Bytes of weights one decoding step reads (every layer's matrices and the output
@@ -255,14 +275,24 @@ impl Model {
     /// and leaves the cache's lengths alone (the caller advances them). On CUDA this is
     /// what a graph captures, so it must not copy between host and device.
     fn compute(&self, step: &StepInputs, cache: &mut KvCache) -> Result<Tensor> {
+        let logits = self.compute_layers(step, cache);
+        #[cfg(feature = "cuda")]
+        cuda_q8::forget_offer();
+        logits
+    }
+
+    fn compute_layers(&self, step: &StepInputs, cache: &mut KvCache) -> Result<Tensor> {
         let (cos, sin) = self.rope.tables(&step.positions)?;
         let eps = self.config.rms_norm_eps;
         let mut x = self.embed.rows(&step.ids)?;
         // `h` is always the norm of `x` for what comes next: each residual connection and
-        // the norm after it are one step (one launch on CUDA).
+        // the norm after it are one step (one launch on CUDA). Each producer of a product's
+        // input is told whether that product reads int8 activations (Q8_0 on CUDA), so it
+        // quantizes them as it writes them.
+        let output_reads_q8 = step.picked.is_none() && self.lm_head.weight().reads_q8_0();
         let mut h = match self.blocks.first() {
-            Some(first) => rms_norm(&x, &first.attn_norm, eps)?,
-            None => rms_norm(&x, &self.final_norm, eps)?,
+            Some(first) => rms_norm(&x, &first.attn_norm, eps, first.qkv.reads_q8_0())?,
+            None => rms_norm(&x, &self.final_norm, eps, output_reads_q8)?,
         };
         for (layer, block) in self.blocks.iter().enumerate() {
             let attn = attention::self_attention(
@@ -275,14 +305,19 @@ impl Model {
                 layer,
                 step,
             )?;
-            (x, h) = add_rms_norm(&x, &block.o.forward(&attn)?, &block.mlp_norm, eps)?;
+            let o = block.o.forward(&attn)?;
+            let gate_up_reads_q8 = block.gate_up.reads_q8_0();
+            (x, h) = add_rms_norm(&x, &o, &block.mlp_norm, eps, gate_up_reads_q8)?;
             let gate_up = block.gate_up.forward(&h)?;
-            let mlp = block.down.forward(&silu_mul(&gate_up[0], &gate_up[1])?)?;
-            let next_norm = match self.blocks.get(layer + 1) {
-                Some(next) => &next.attn_norm,
-                None => &self.final_norm,
+            let down_reads_q8 = block.down.weight().reads_q8_0();
+            let mlp = block
+                .down
+                .forward(&silu_mul(&gate_up[0], &gate_up[1], down_reads_q8)?)?;
+            let (next_norm, next_reads_q8) = match self.blocks.get(layer + 1) {
+                Some(next) => (&next.attn_norm, next.qkv.reads_q8_0()),
+                None => (&self.final_norm, output_reads_q8),
             };
-            (x, h) = add_rms_norm(&x, &mlp, next_norm, eps)?;
+            (x, h) = add_rms_norm(&x, &mlp, next_norm, eps, next_reads_q8)?;
         }
         // The norm is per position, so picking after it is the same as before.
         let h = match &step.picked {
@@ -301,31 +336,41 @@ impl Model {
     }
 }
 
-/// RMS norm of each row of `x` times `w`: one launch of our own on CUDA (see `cuda_ops`).
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
+/// RMS norm of each row of `x` times `w`: one launch of our own on CUDA (see `cuda_ops`),
+/// which also quantizes the result if `for_q8` (the next product reads int8 activations).
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, for_q8: bool) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if let Some(y) = cuda_ops::rms_norm(x, w, eps)? {
+    if let Some(y) = cuda_ops::rms_norm(x, w, eps, for_q8)? {
         return Ok(y);
     }
+    let _ = for_q8;
     Ok(candle_nn::ops::rms_norm(x, w, eps)?)
 }
 
-/// `x + y` (a residual connection) and its RMS norm times `w`.
-fn add_rms_norm(x: &Tensor, y: &Tensor, w: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+/// `x + y` (a residual connection) and its RMS norm times `w` (quantized too if `for_q8`).
+fn add_rms_norm(
+    x: &Tensor,
+    y: &Tensor,
+    w: &Tensor,
+    eps: f32,
+    for_q8: bool,
+) -> Result<(Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
-    if let Some(pair) = cuda_ops::add_rms_norm(x, y, w, eps)? {
+    if let Some(pair) = cuda_ops::add_rms_norm(x, y, w, eps, for_q8)? {
         return Ok(pair);
     }
     let sum = (x + y)?;
-    let h = rms_norm(&sum, w, eps)?;
+    let h = rms_norm(&sum, w, eps, for_q8)?;
     Ok((sum, h))
 }
 
-/// The gated MLP's activation, SiLU(gate) · up: one launch on CUDA (see `cuda_ops`).
-fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+/// The gated MLP's activation, SiLU(gate) · up: one launch on CUDA (see `cuda_ops`),
+/// quantized too if `for_q8`.
+fn silu_mul(gate: &Tensor, up: &Tensor, for_q8: bool) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if let Some(y) = cuda_ops::silu_mul(gate, up)? {
+    if let Some(y) = cuda_ops::silu_mul(gate, up, for_q8)? {
         return Ok(y);
     }
+    let _ = for_q8;
     Ok((candle_nn::ops::silu(gate)? * up)?)
 }

@@ -40,6 +40,13 @@ impl Projections {
         }
     }
 
+    /// Whether the first product reads int8 activations (see `Matrix::reads_q8_0`).
+    pub fn reads_q8_0(&self) -> bool {
+        self.linears()
+            .first()
+            .is_some_and(|l| l.weight().reads_q8_0())
+    }
+
     /// The underlying layers (one when stacked), for counting weight bytes.
     pub fn linears(&self) -> Vec<&Linear> {
         match self {
