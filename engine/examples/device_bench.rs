@@ -7,8 +7,11 @@
 //! `device_bench bench --format q4_k_m|q8_0|bf16`: the K2-Think 32B geometry with random
 //!   weights built on the GPU: copy bandwidth, decode tokens/s at several batch sizes,
 //!   prefill tokens/s, the cost of a target pass over 1..8 positions, and decode as a
-//!   fraction of the memory-bandwidth floor.
-//! Both print a table and write JSON (`--out FILE`).
+//!   fraction of the memory-bandwidth floor; for Q8_0 and Q4_K_M also decoding through
+//!   candle's quantized kernels instead of ours, same model and process.
+//! `device_bench products`: Q8_0 and Q4_K matrices of that geometry one product at a time,
+//!   our int8 kernels against candle's (bytes per second, difference, same bits per row).
+//! All print a table and write JSON (`--out FILE`).
 
 use std::time::Instant;
 
@@ -573,13 +576,13 @@ fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> R
 /// Device-to-device copy of 2 GiB of random data into a buffer allocated once (the driver's
 /// copy, as `cudaMemcpy` does it), counting bytes read plus bytes written (GB/s): the
 /// ceiling decode speed is held against.
-/// Q8_0 products in the K2-Think geometry, one at a time, through this engine's kernels
-/// (`cuda_q8`) and candle's, alternated: weight bytes read per second at 1, 3 and 8
+/// Q8_0 and Q4_K products in the K2-Think geometry, one at a time, through this engine's
+/// int8 kernels (`cuda_q8`) and candle's, alternated: weight bytes read per second at 1, 3 and 8
 /// activation rows, the two kernels' relative difference, and whether ours gives each row
 /// the same bits at every row count.
 fn products(gpu: &Device) -> Result<Value> {
     use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
-    use k2_engine::model::{random_matrix_bytes, set_cuda_q8_0_kernels, Matrix};
+    use k2_engine::model::{random_matrix_bytes, set_cuda_int8_products, Matrix};
     let shapes = [
         ("q/k/v", 7168, 5120),
         ("o", 5120, 5120),
@@ -588,15 +591,13 @@ fn products(gpu: &Device) -> Result<Value> {
         ("output", 152064, 5120),
     ];
     let mut results = Vec::new();
-    for (name, out, cols) in shapes {
-        let bytes = random_matrix_bytes(GgmlDType::Q8_0, out, cols, 0.05, 11);
+    for (dtype, (name, out, cols)) in [GgmlDType::Q8_0, GgmlDType::Q4K]
+        .into_iter()
+        .flat_map(|dtype| shapes.map(|shape| (dtype, shape)))
+    {
+        let bytes = random_matrix_bytes(dtype, out, cols, 0.05, 11);
         let weight_gb = bytes.len() as f64 / 1e9;
-        let w = Matrix::candle(qtensor_from_ggml(
-            GgmlDType::Q8_0,
-            &bytes,
-            vec![out, cols],
-            gpu,
-        )?)?;
+        let w = Matrix::candle(qtensor_from_ggml(dtype, &bytes, vec![out, cols], gpu)?)?;
         let x8 = Tensor::randn(0f32, 1f32, (8, cols), gpu)?;
         let mut first_row_alone = None;
         for rows in [1, 3, 8] {
@@ -610,7 +611,7 @@ fn products(gpu: &Device) -> Result<Value> {
             }
             for round in 0..3 {
                 for (i, own) in [false, true].into_iter().enumerate() {
-                    set_cuda_q8_0_kernels(own);
+                    set_cuda_int8_products(own);
                     if round == 0 {
                         outputs.push(to_cpu_f32(&w.matmul(&x)?)?);
                     }
@@ -625,7 +626,7 @@ fn products(gpu: &Device) -> Result<Value> {
                     best[i] = best[i].min(ms);
                 }
             }
-            set_cuda_q8_0_kernels(true);
+            set_cuda_int8_products(true);
             let ours = &outputs[1];
             let first_row = ours[..out].to_vec();
             let same_bits = match &first_row_alone {
@@ -638,13 +639,13 @@ fn products(gpu: &Device) -> Result<Value> {
             let [candle_ms, ours_ms] = best;
             let diff = rel_err(&outputs[0], ours);
             println!(
-                "{name:>8} {out:>6}x{cols:<5} rows {rows}: candle {candle_ms:.4} ms ({:.0} GB/s), ours {ours_ms:.4} ms ({:.0} GB/s), {:.2}x; rel diff {diff:.1e}; row 0 same bits as 1 row: {same_bits}",
+                "{dtype:?} {name:>8} {out:>6}x{cols:<5} rows {rows}: candle {candle_ms:.4} ms ({:.0} GB/s), ours {ours_ms:.4} ms ({:.0} GB/s), {:.2}x; rel diff {diff:.1e}; row 0 same bits as 1 row: {same_bits}",
                 weight_gb / (candle_ms / 1e3),
                 weight_gb / (ours_ms / 1e3),
                 candle_ms / ours_ms,
             );
             results.push(json!({
-                "matrix": name, "out": out, "in": cols, "rows": rows,
+                "format": format!("{dtype:?}"), "matrix": name, "out": out, "in": cols, "rows": rows,
                 "candle_ms": candle_ms, "ours_ms": ours_ms,
                 "candle_gb_per_s": weight_gb / (candle_ms / 1e3),
                 "ours_gb_per_s": weight_gb / (ours_ms / 1e3),
@@ -737,19 +738,19 @@ fn bench(
         }));
     }
 
-    // Candle's quantized kernels in place of this engine's (Q8_0 only), same model and run.
+    // Candle's quantized kernels in place of this engine's, same model and run.
     let mut candle_kernels = Vec::new();
-    if format == WeightFormat::Q8_0 {
-        model.set_cuda_q8_0_kernels(false);
+    if matches!(format, WeightFormat::Q8_0 | WeightFormat::Q4KM) {
+        model.set_cuda_int8_products(false);
         for rows in [1, 3] {
             let step_ms = decode_step_ms(gpu, &model, rows, steps, prompt_len)?;
             println!(
-                "decode batch {rows:>2} with candle's Q8_0 kernels: {step_ms:8.2} ms/step  floor fraction {:.2}",
+                "decode batch {rows:>2} with candle's quantized kernels: {step_ms:8.2} ms/step  floor fraction {:.2}",
                 floor_ms / step_ms
             );
             candle_kernels.push(json!({ "rows": rows, "step_ms": step_ms }));
         }
-        model.set_cuda_q8_0_kernels(true);
+        model.set_cuda_int8_products(true);
     }
 
     // Deep into a reasoning trace: one row decoding after 4,000 cached positions.

@@ -18,7 +18,7 @@ for step in "$@"; do
     echo "== $step"
     case "$step" in
         check) "$BIN" check --out "$OUT/check.json" 2>&1 | tee "$OUT/check.log" ;;
-        profile-*) /usr/local/cuda/bin/ncu --profile-from-start off \
+        profile-*) /usr/local/cuda/bin/ncu --profile-from-start off --clock-control none \
                 --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
                 --log-file "$OUT/ncu-${step#profile-}.csv" \
                 "$BIN" profile --format "${step#profile-}" --layers 1 --context 64 >/dev/null \

@@ -47,7 +47,7 @@ pub(super) fn self_attention(
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
     #[cfg(feature = "cuda")]
     if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
-        let for_q8 = block.o.weight().reads_q8_0();
+        let for_q8 = block.o.weight().reads_int8_input();
         let io = (cache, layer, step, for_q8);
         return cuda_self_attention(q, k, v, rope, (cos, sin), io, &geometry);
     }

@@ -20,7 +20,7 @@ use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
 use super::cuda_q8;
-use super::cuda_util::{address_of, compiled_ptx, device_address};
+use super::cuda_util::{compiled_ptx, device_address};
 use super::kv_cache::KvCache;
 use crate::error::{EngineError, Result};
 
@@ -453,9 +453,7 @@ pub(super) fn write_and_attend(
     } else {
         None
     };
-    let (q8_ptr, q8_scales_ptr) = quantized
-        .as_ref()
-        .map_or((0, 0), |(q, d)| (address_of(q), address_of(d)));
+    let [q8_ptr, q8_scales_ptr] = cuda_q8::addresses(&quantized);
     let combine = dev.get_or_load_custom_func("k2_decode_attention_combine", MODULE, ptx()?)?;
     let mut launch = combine.builder();
     let chunks_i = chunks as i32;
@@ -476,8 +474,8 @@ pub(super) fn write_and_attend(
     let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(out, dev.clone()));
     let shape = Shape::from((count, width));
     let out = Tensor::from_storage(storage, shape, BackpropOp::none(), false);
-    if let Some((q, d)) = quantized {
-        cuda_q8::offer(&out, q, d);
+    if let Some(rows) = quantized {
+        cuda_q8::offer(&out, rows);
     }
     Ok(out)
 }

@@ -15,15 +15,13 @@
 use std::sync::OnceLock;
 
 use candle_core::cuda_backend::cudarc::cublas::{result as cublas, sys as cublas_sys, CudaBlas};
-use candle_core::cuda_backend::cudarc::driver::{
-    CudaSlice, DevicePtr, LaunchConfig, PushKernelArg,
-};
+use candle_core::cuda_backend::cudarc::driver::{DevicePtr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
-use super::cuda_q8;
-use super::cuda_util::{address_of, compiled_ptx, device_address};
+use super::cuda_q8::{self, Int8Rows};
+use super::cuda_util::{compiled_ptx, device_address};
 use crate::error::{EngineError, Result};
 
 const SOURCE: &str = concat!(
@@ -109,7 +107,7 @@ fn ptx() -> Result<&'static str> {
 }
 
 /// RMS norm of each row of `x` (`[rows, cols]`, f32, contiguous) times `w` (`[cols]`);
-/// with `quantize`, also quantized for a Q8_0 product (see `cuda_q8::offer`).
+/// with `quantize`, also quantized for an int8 product (see `cuda_q8::offer`).
 pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Result<Option<Tensor>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
         return Ok(None);
@@ -124,7 +122,7 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Resu
     // SAFETY: the kernel writes every element.
     let mut y = unsafe { dev.alloc::<f32>(rows * cols)? };
     let quantized = quantized_buffers(dev, rows, cols, quantize)?;
-    let (q_ptr, d_ptr) = quantized_addresses(&quantized);
+    let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (cols_i, eps_f) = (cols as i32, eps);
@@ -146,7 +144,7 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Resu
 
 /// `x + y` and the RMS norm of that times `w`, in one launch (`[rows, cols]` f32,
 /// contiguous): a residual connection and the norm that follows it; with `quantize`, the
-/// norm also quantized for a Q8_0 product (see `cuda_q8::offer`).
+/// norm also quantized for an int8 product (see `cuda_q8::offer`).
 pub(super) fn add_rms_norm(
     x: &Tensor,
     y: &Tensor,
@@ -173,7 +171,7 @@ pub(super) fn add_rms_norm(
         )
     };
     let quantized = quantized_buffers(dev, rows, cols, quantize)?;
-    let (q_ptr, d_ptr) = quantized_addresses(&quantized);
+    let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_add_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let cols_i = cols as i32;
@@ -197,7 +195,7 @@ pub(super) fn add_rms_norm(
 
 /// SiLU(gate) · up for `[rows, cols]` f32 views whose rows sit `stride` apart in the same
 /// storage layout (the two halves of one stacked product, or two contiguous tensors); with
-/// `quantize`, also quantized for a Q8_0 product (see `cuda_q8::offer`).
+/// `quantize`, also quantized for an int8 product (see `cuda_q8::offer`).
 pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Option<Tensor>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (gate.device(), gate.dims2()) else {
         return Ok(None);
@@ -216,7 +214,7 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Opt
     // SAFETY: the kernel writes every element.
     let mut out = unsafe { dev.alloc::<f32>(n)? };
     let quantized = quantized_buffers(dev, rows, cols, quantize)?;
-    let (q_ptr, d_ptr) = quantized_addresses(&quantized);
+    let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_silu_mul", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (stride_i, rows_i, cols_i) = (stride as i64, rows as i32, cols as i32);
@@ -294,26 +292,22 @@ pub(super) fn half_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     Ok(Some(wrap(y, dev, (rows, out))))
 }
 
-type Quantized = Option<(CudaSlice<i8>, CudaSlice<f32>)>;
-
-/// Buffers for an output's quantized form, when asked for and a Q8_0 product can take it.
-fn quantized_buffers(dev: &CudaDevice, rows: usize, cols: usize, asked: bool) -> Result<Quantized> {
+/// Buffers for an output's quantized form, when asked for and an int8 product can take it.
+fn quantized_buffers(
+    dev: &CudaDevice,
+    rows: usize,
+    cols: usize,
+    asked: bool,
+) -> Result<Option<Int8Rows>> {
     if !asked {
         return Ok(None);
     }
     cuda_q8::input_buffers(dev, rows, cols)
 }
 
-/// The kernels' arguments for [`Quantized`] buffers: null pointers when there are none.
-fn quantized_addresses(quantized: &Quantized) -> (u64, u64) {
-    quantized
-        .as_ref()
-        .map_or((0, 0), |(q, d)| (address_of(q), address_of(d)))
-}
-
-fn offer(of: &Tensor, quantized: Quantized) {
-    if let Some((q, d)) = quantized {
-        cuda_q8::offer(of, q, d);
+fn offer(of: &Tensor, quantized: Option<Int8Rows>) {
+    if let Some(rows) = quantized {
+        cuda_q8::offer(of, rows);
     }
 }
 

@@ -1,4 +1,4 @@
-// Activations quantized to int8 in blocks of 32 values, the input of the Q8_0 products
+// Activations quantized to int8 in blocks of 32 values, the input of the int8 products
 // (cuda_q8.cu). Shared by the kernel that only quantizes and by the kernels that quantize
 // what they produce (cuda_ops.rs), so both give the same bits.
 //

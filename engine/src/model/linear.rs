@@ -33,7 +33,7 @@ impl Matrix {
         Ok(match self {
             Matrix::Candle { tensor, matmul } => {
                 #[cfg(feature = "cuda")]
-                if let Some(y) = super::cuda_q8::q8_0_matmul(tensor, x, None)? {
+                if let Some(y) = super::cuda_q8::int8_matmul(tensor, x, None)? {
                     return Ok(y);
                 }
                 #[cfg(not(feature = "cuda"))]
@@ -45,16 +45,15 @@ impl Matrix {
         })
     }
 
-    /// Whether the product runs on CUDA from int8 activations with this engine's Q8_0
-    /// kernels (`cuda_q8`), so whatever produces its input may quantize it on the way.
-    pub fn reads_q8_0(&self) -> bool {
-        match self {
-            Matrix::Candle { tensor, .. } => {
-                tensor.dtype() == candle_core::quantized::GgmlDType::Q8_0
-                    && matches!(tensor.device(), candle_core::Device::Cuda(_))
-            }
-            _ => false,
+    /// Whether the product runs on CUDA from int8 activations with this engine's kernels
+    /// (`cuda_q8`), so whatever produces its input may quantize it on the way.
+    pub fn reads_int8_input(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        if let Matrix::Candle { tensor, .. } = self {
+            return super::cuda_q8::kernel_prefix(tensor.dtype()).is_some()
+                && matches!(tensor.device(), candle_core::Device::Cuda(_));
         }
+        false
     }
 
     /// Bytes of weights one product reads: what bounds decoding speed on a GPU.
@@ -128,10 +127,10 @@ impl Linear {
 
     /// `x`: `[m, in]` → `[m, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // On CUDA a Q8_0 product adds the bias itself (one launch fewer).
+        // On CUDA an int8 product (Q8_0, Q4_K) adds the bias itself (one launch fewer).
         #[cfg(feature = "cuda")]
         if let Matrix::Candle { tensor, .. } = &*self.weight {
-            if let Some(y) = super::cuda_q8::q8_0_matmul(tensor, x, self.bias.as_ref())? {
+            if let Some(y) = super::cuda_q8::int8_matmul(tensor, x, self.bias.as_ref())? {
                 return Ok(y);
             }
         }

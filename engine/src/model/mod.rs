@@ -48,9 +48,9 @@ use projections::Projections;
 use rope::Rope;
 use step::{StepInputs, StepPlan};
 
-/// Switches this engine's Q8_0 product kernels on CUDA on or off for the process (see
-/// [`Model::set_cuda_q8_0_kernels`], which also drops a model's captured graphs).
-pub fn set_cuda_q8_0_kernels(enabled: bool) {
+/// Switches this engine's int8 product kernels (Q8_0, Q4_K) on CUDA on or off for the
+/// process (see [`Model::set_cuda_int8_products`], which also drops a model's captured graphs).
+pub fn set_cuda_int8_products(enabled: bool) {
     #[cfg(feature = "cuda")]
     cuda_q8::set_enabled(enabled);
     #[cfg(not(feature = "cuda"))]
@@ -150,11 +150,12 @@ impl Model {
         let _ = enabled;
     }
 
-    /// Switches this engine's Q8_0 product kernels on CUDA (`cuda_q8`) on or off for the
-    /// whole process (on unless `K2_CUDA_Q8_KERNELS=0`); off, candle's run every product.
+    /// Switches this engine's int8 product kernels on CUDA (`cuda_q8`: Q8_0, Q4_K) on or off
+    /// for the whole process (on unless `K2_CUDA_INT8_PRODUCTS=0`); off, candle's run every
+    /// product.
     /// Benchmarks compare the two in one process. Nothing changes on other devices.
-    pub fn set_cuda_q8_0_kernels(&self, enabled: bool) {
-        set_cuda_q8_0_kernels(enabled);
+    pub fn set_cuda_int8_products(&self, enabled: bool) {
+        set_cuda_int8_products(enabled);
         #[cfg(feature = "cuda")]
         self.graphs.clear();
     }
@@ -289,9 +290,9 @@ impl Model {
         // the norm after it are one step (one launch on CUDA). Each producer of a product's
         // input is told whether that product reads int8 activations (Q8_0 on CUDA), so it
         // quantizes them as it writes them.
-        let output_reads_q8 = step.picked.is_none() && self.lm_head.weight().reads_q8_0();
+        let output_reads_q8 = step.picked.is_none() && self.lm_head.weight().reads_int8_input();
         let mut h = match self.blocks.first() {
-            Some(first) => rms_norm(&x, &first.attn_norm, eps, first.qkv.reads_q8_0())?,
+            Some(first) => rms_norm(&x, &first.attn_norm, eps, first.qkv.reads_int8_input())?,
             None => rms_norm(&x, &self.final_norm, eps, output_reads_q8)?,
         };
         for (layer, block) in self.blocks.iter().enumerate() {
@@ -306,15 +307,15 @@ impl Model {
                 step,
             )?;
             let o = block.o.forward(&attn)?;
-            let gate_up_reads_q8 = block.gate_up.reads_q8_0();
+            let gate_up_reads_q8 = block.gate_up.reads_int8_input();
             (x, h) = add_rms_norm(&x, &o, &block.mlp_norm, eps, gate_up_reads_q8)?;
             let gate_up = block.gate_up.forward(&h)?;
-            let down_reads_q8 = block.down.weight().reads_q8_0();
+            let down_reads_q8 = block.down.weight().reads_int8_input();
             let mlp = block
                 .down
                 .forward(&silu_mul(&gate_up[0], &gate_up[1], down_reads_q8)?)?;
             let (next_norm, next_reads_q8) = match self.blocks.get(layer + 1) {
-                Some(next) => (&next.attn_norm, next.qkv.reads_q8_0()),
+                Some(next) => (&next.attn_norm, next.qkv.reads_int8_input()),
                 None => (&self.final_norm, output_reads_q8),
             };
             (x, h) = add_rms_norm(&x, &mlp, next_norm, eps, next_reads_q8)?;

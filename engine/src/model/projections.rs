@@ -40,11 +40,11 @@ impl Projections {
         }
     }
 
-    /// Whether the first product reads int8 activations (see `Matrix::reads_q8_0`).
-    pub fn reads_q8_0(&self) -> bool {
+    /// Whether the first product reads int8 activations (see `Matrix::reads_int8_input`).
+    pub fn reads_int8_input(&self) -> bool {
         self.linears()
             .first()
-            .is_some_and(|l| l.weight().reads_q8_0())
+            .is_some_and(|l| l.weight().reads_int8_input())
     }
 
     /// The underlying layers (one when stacked), for counting weight bytes.
