@@ -55,7 +55,7 @@ template <int NC>
 __device__ void q8_0_product(
     const unsigned char* __restrict__ w, const signed char* __restrict__ q,
     const float* __restrict__ d, const float* __restrict__ bias, float* __restrict__ y,
-    int rows, int cols)
+    int rows, int cols, int /* split: always 1 */)
 {
     __shared__ __align__(16) unsigned char stage[WARPS_PER_BLOCK][GROUP_PAD_BYTES];
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -126,24 +126,22 @@ __device__ void q8_0_product(
     }
 }
 
-#define K2_Q8_0_PRODUCT(NC)                                                              \
+// The launchable kernels: `<format>_product_<rows>` for 1..=8 rows (cuda_q8.rs picks one).
+#define K2_INT8_PRODUCT(NAME, BODY, NC)                                                  \
     extern "C" __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)                   \
-    k2_q8_0_product_##NC(const unsigned char* __restrict__ w,                            \
-                         const signed char* __restrict__ q, const float* __restrict__ d, \
-                         const float* __restrict__ bias, float* __restrict__ y,          \
-                         int rows, int cols, int split)                                  \
+    NAME##_##NC(const unsigned char* __restrict__ w, const signed char* __restrict__ q,  \
+                const float* __restrict__ d, const float* __restrict__ bias,             \
+                float* __restrict__ y, int rows, int cols, int split)                    \
     {                                                                                    \
-        q8_0_product<NC>(w, q, d, bias, y, rows, cols);                                  \
+        BODY<NC>(w, q, d, bias, y, rows, cols, split);                                   \
     }
+#define K2_INT8_PRODUCTS(NAME, BODY)                                                     \
+    K2_INT8_PRODUCT(NAME, BODY, 1) K2_INT8_PRODUCT(NAME, BODY, 2)                        \
+    K2_INT8_PRODUCT(NAME, BODY, 3) K2_INT8_PRODUCT(NAME, BODY, 4)                        \
+    K2_INT8_PRODUCT(NAME, BODY, 5) K2_INT8_PRODUCT(NAME, BODY, 6)                        \
+    K2_INT8_PRODUCT(NAME, BODY, 7) K2_INT8_PRODUCT(NAME, BODY, 8)
 
-K2_Q8_0_PRODUCT(1)
-K2_Q8_0_PRODUCT(2)
-K2_Q8_0_PRODUCT(3)
-K2_Q8_0_PRODUCT(4)
-K2_Q8_0_PRODUCT(5)
-K2_Q8_0_PRODUCT(6)
-K2_Q8_0_PRODUCT(7)
-K2_Q8_0_PRODUCT(8)
+K2_INT8_PRODUCTS(k2_q8_0_product, q8_0_product)
 
 // The same product for Q4_K weights: super-blocks of 256 values in 144 bytes (f16 d and
 // dmin, twelve bytes of 6-bit scales and mins for eight sub-blocks of 32, then 128 bytes
@@ -261,21 +259,4 @@ __device__ void q4_k_product(
     y[(size_t)lane * rows + row] = sum + (bias != nullptr ? bias[row] : 0.0f);
 }
 
-#define K2_Q4_K_PRODUCT(NC)                                                              \
-    extern "C" __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)                   \
-    k2_q4_k_product_##NC(const unsigned char* __restrict__ w,                            \
-                         const signed char* __restrict__ q, const float* __restrict__ d, \
-                         const float* __restrict__ bias, float* __restrict__ y,          \
-                         int rows, int cols, int split)                                  \
-    {                                                                                    \
-        q4_k_product<NC>(w, q, d, bias, y, rows, cols, split);                           \
-    }
-
-K2_Q4_K_PRODUCT(1)
-K2_Q4_K_PRODUCT(2)
-K2_Q4_K_PRODUCT(3)
-K2_Q4_K_PRODUCT(4)
-K2_Q4_K_PRODUCT(5)
-K2_Q4_K_PRODUCT(6)
-K2_Q4_K_PRODUCT(7)
-K2_Q4_K_PRODUCT(8)
+K2_INT8_PRODUCTS(k2_q4_k_product, q4_k_product)
