@@ -86,6 +86,8 @@ extern "C" __global__ void k2_kv_write(
 #define NEG_INF __int_as_float(0xff800000)
 extern "C" __global__ void k2_decode_attention_part(
     const float* __restrict__ q, long long q_stride,
+    const float* __restrict__ k, long long k_stride,
+    const float* __restrict__ v, long long v_stride, int write_new,
     const float* __restrict__ cos_t, const float* __restrict__ sin_t, int interleaved,
     const unsigned long long* __restrict__ table, int lanes,
     float* __restrict__ part,
@@ -106,6 +108,20 @@ extern "C" __global__ void k2_decode_attention_part(
     const float* K = (const float*)table[r] + (size_t)kvh * capacity * head_dim;
     const float* V = (const float*)table[lanes + r] + (size_t)kvh * capacity * head_dim;
     const int half = head_dim / 2;
+    if (write_new && len - 1 < end) {
+        // This lane's own key and value, written by the block that attends to their chunk
+        // (what k2_kv_write does, one launch fewer per layer). Only when every lane is its
+        // own cache row: no other lane's block reads them.
+        const int pos = len - 1;
+        const float* kt = k + t * k_stride + (long long)kvh * head_dim;
+        const float* vt = v + t * v_stride + (long long)kvh * head_dim;
+        for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+            ((float*)K)[(size_t)pos * head_dim + d] =
+                rotated(kt, cos_t + t * half, sin_t + t * half, d, head_dim, interleaved);
+            ((float*)V)[(size_t)pos * head_dim + d] = vt[d];
+        }
+        __syncthreads();
+    }
 
     float qr[MAX_GROUP][MAX_PER_LANE], acc[MAX_GROUP][MAX_PER_LANE];
     float m[MAX_GROUP], s[MAX_GROUP];
@@ -396,24 +412,31 @@ pub(super) fn write_and_attend(
     let (heads_i, group_i) = (g.heads as i32, (g.heads / g.kv_heads) as i32);
     let interleaved = i32::from(g.interleaved_rope);
 
-    let write = dev.get_or_load_custom_func("k2_kv_write", MODULE, ptx()?)?;
-    let mut launch = write.builder();
-    launch
-        .arg(&k_ptr)
-        .arg(&k_stride)
-        .arg(&v_ptr)
-        .arg(&v_stride)
-        .arg(&cos_ptr)
-        .arg(&sin_ptr)
-        .arg(&interleaved)
-        .arg(&table_ptr)
-        .arg(&lanes_i)
-        .arg(&hd_i)
-        .arg(&cap_i);
-    // SAFETY: the table holds live cache tensors of `capacity` positions (the caller
-    // reserved room for every lane's position); token indices are rows of q/k/v/cos/sin.
-    let threads = g.head_dim.next_multiple_of(32) as u32;
-    unsafe { launch.launch(config(count, g.kv_heads, threads)) }.map_err(kernel_error)?;
+    // Decoding steps (every lane its own cache row) write the new keys and values inside
+    // the attention kernel; spans of several tokens need them written for all lanes first.
+    let mut rows: Vec<usize> = table.lanes.iter().map(|lane| lane.row).collect();
+    rows.sort_unstable();
+    let write_in_attention = rows.windows(2).all(|pair| pair[0] != pair[1]);
+    if !write_in_attention {
+        let write = dev.get_or_load_custom_func("k2_kv_write", MODULE, ptx()?)?;
+        let mut launch = write.builder();
+        launch
+            .arg(&k_ptr)
+            .arg(&k_stride)
+            .arg(&v_ptr)
+            .arg(&v_stride)
+            .arg(&cos_ptr)
+            .arg(&sin_ptr)
+            .arg(&interleaved)
+            .arg(&table_ptr)
+            .arg(&lanes_i)
+            .arg(&hd_i)
+            .arg(&cap_i);
+        // SAFETY: the table holds live cache tensors of `capacity` positions (the caller
+        // reserved room for every lane's position); token indices are rows of q/k/v/cos/sin.
+        let threads = g.head_dim.next_multiple_of(32) as u32;
+        unsafe { launch.launch(config(count, g.kv_heads, threads)) }.map_err(kernel_error)?;
+    }
 
     // Chunks of CHUNK positions up to the capacity: the launch's shape depends on the
     // cache's storage only, never on the positions of this step.
@@ -423,9 +446,15 @@ pub(super) fn write_and_attend(
     let mut part = unsafe { dev.alloc::<f32>(count * g.heads * chunks * (g.head_dim + 2))? };
     let attend = dev.get_or_load_custom_func("k2_decode_attention_part", MODULE, ptx()?)?;
     let mut launch = attend.builder();
+    let write_new = i32::from(write_in_attention);
     launch
         .arg(&q_ptr)
         .arg(&q_stride)
+        .arg(&k_ptr)
+        .arg(&k_stride)
+        .arg(&v_ptr)
+        .arg(&v_stride)
+        .arg(&write_new)
         .arg(&cos_ptr)
         .arg(&sin_ptr)
         .arg(&interleaved)

@@ -27,6 +27,25 @@ use crate::error::{EngineError, Result};
 const SOURCE: &str = concat!(
     include_str!("cuda_quantize.cuh"),
     r#"
+// Σ of `v` over the block (every thread gets it): warps add up with shuffles, then the
+// first warp adds up the warps' sums the same way.
+__device__ __forceinline__ float k2_block_sum(float v)
+{
+    __shared__ float warp_sums[32];
+    __shared__ float total;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (lane == 0) warp_sums[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float s = lane < (int)(blockDim.x + 31) / 32 ? warp_sums[lane] : 0.0f;
+        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (lane == 0) total = s;
+    }
+    __syncthreads();
+    return total;
+}
+
 // y = x / rms(x) * w, one block per row.
 extern "C" __global__ void k2_rms_norm(
     const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
@@ -36,14 +55,7 @@ extern "C" __global__ void k2_rms_norm(
     float* yr = y + (size_t)blockIdx.x * cols;
     float sum = 0.0f;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) sum += xr[i] * xr[i];
-    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    __shared__ float warp_sums[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) warp_sums[warp] = sum;
-    __syncthreads();
-    float total = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) total += warp_sums[i];
-    const float scale = rsqrtf(total / cols + eps);
+    const float scale = rsqrtf(k2_block_sum(sum) / cols + eps);
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         const float v = xr[i] * scale * w[i];
         yr[i] = v;
@@ -52,32 +64,39 @@ extern "C" __global__ void k2_rms_norm(
 }
 
 // The residual stream's step and the next norm in one pass: sum = x + y, then
-// h = sum / rms(sum) * w, one block per row.
+// h = sum / rms(sum) * w, one block per row. A thread keeps its (at most NORM_PER_THREAD)
+// elements and their weights in registers from the first pass to the second: at batch 1
+// this kernel is all latency (5,120 values), and a second trip to memory was a third of it.
+#define NORM_PER_THREAD 8
 extern "C" __global__ void k2_add_rms_norm(
     const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ w,
     float* __restrict__ sum_out, float* __restrict__ h, int cols, float eps,
     signed char* __restrict__ q, float* __restrict__ qd)
 {
     const size_t row = (size_t)blockIdx.x * cols;
-    float sum = 0.0f;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-        const float v = x[row + i] + y[row + i];
-        sum_out[row + i] = v;
-        sum += v * v;
+    float v[NORM_PER_THREAD], wv[NORM_PER_THREAD];
+    float squares = 0.0f;
+    #pragma unroll
+    for (int k = 0; k < NORM_PER_THREAD; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        v[k] = 0.0f;
+        wv[k] = 0.0f;
+        if (i < cols) {
+            v[k] = x[row + i] + y[row + i];
+            wv[k] = w[i];
+            sum_out[row + i] = v[k];
+            squares += v[k] * v[k];
+        }
     }
-    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    __shared__ float warp_sums[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) warp_sums[warp] = sum;
-    __syncthreads();
-    float total = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x + 31) / 32; i++) total += warp_sums[i];
-    const float scale = rsqrtf(total / cols + eps);
-    // Each thread reads back only the elements it wrote itself.
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-        const float v = sum_out[row + i] * scale * w[i];
-        h[row + i] = v;
-        if (q != nullptr) k2_quantize_lane(v, q, qd, row + i);
+    const float scale = rsqrtf(k2_block_sum(squares) / cols + eps);
+    #pragma unroll
+    for (int k = 0; k < NORM_PER_THREAD; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < cols) {
+            const float out = v[k] * scale * wv[k];
+            h[row + i] = out;
+            if (q != nullptr) k2_quantize_lane(out, q, qd, row + i);
+        }
     }
 }
 
@@ -100,6 +119,9 @@ extern "C" __global__ void k2_silu_mul(
 );
 
 const MODULE: &str = "k2_step_ops";
+/// The widest row `k2_add_rms_norm` takes: 1,024 threads of `NORM_PER_THREAD` (8) values
+/// (hidden sizes up to Qwen2.5-72B's 8,192); wider ones take candle's operations.
+const NORM_MAX_COLS: usize = 8 * 1024;
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
@@ -159,7 +181,7 @@ pub(super) fn add_rms_norm(
     if !all_f32 || !x.is_contiguous() || !y.is_contiguous() || y.dims2()? != (rows, cols) {
         return Ok(None);
     }
-    if !w.is_contiguous() || w.elem_count() != cols {
+    if !w.is_contiguous() || w.elem_count() != cols || cols > NORM_MAX_COLS {
         return Ok(None);
     }
     let (x_ptr, y_ptr, w_ptr) = (device_address(x)?, device_address(y)?, device_address(w)?);
