@@ -6,7 +6,7 @@
 //! read weights only in aligned 16-byte words (Q8_0's 34-byte blocks through shared memory,
 //! 16 blocks at a time), multiply int8 activations with `dp4a`, and compute each activation
 //! row by the same operations whatever the row count, so one row and eight give
-//! bit-identical results (greedy speculative decoding stays exact on CUDA for these).
+//! bit-identical results (a verification pass's products match one-token decoding's).
 //! The activations arrive quantized from the kernel that produced them where it can
 //! ([`offer`]): the norms, SiLU·up and the attention's combining kernel.
 //!
