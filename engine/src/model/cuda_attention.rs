@@ -312,6 +312,9 @@ pub(super) fn supports(heads: usize, kv_heads: usize, head_dim: usize) -> bool {
 /// of the same shape (see `cuda_graph`) after the table is rewritten.
 pub(super) struct LaneTable {
     lanes: Vec<Lane>,
+    /// No two lanes share a cache row (a decoding step): found once per step, read by
+    /// every layer.
+    one_lane_per_row: bool,
     capacity: usize,
     table: CudaSlice<u64>,
 }
@@ -325,6 +328,7 @@ impl LaneTable {
         Ok(LaneTable {
             table: dev.clone_htod(&entries)?,
             capacity: cache.capacity(),
+            one_lane_per_row: one_lane_per_row(&lanes),
             lanes,
         })
     }
@@ -342,6 +346,7 @@ impl LaneTable {
         stream
             .memcpy_htod(&entries, &mut self.table)
             .map_err(kernel_error)?;
+        self.one_lane_per_row = one_lane_per_row(&lanes);
         self.lanes = lanes;
         Ok(())
     }
@@ -414,9 +419,7 @@ pub(super) fn write_and_attend(
 
     // Decoding steps (every lane its own cache row) write the new keys and values inside
     // the attention kernel; spans of several tokens need them written for all lanes first.
-    let mut rows: Vec<usize> = table.lanes.iter().map(|lane| lane.row).collect();
-    rows.sort_unstable();
-    let write_in_attention = rows.windows(2).all(|pair| pair[0] != pair[1]);
+    let write_in_attention = table.one_lane_per_row;
     if !write_in_attention {
         let write = dev.get_or_load_custom_func("k2_kv_write", MODULE, ptx()?)?;
         let mut launch = write.builder();
@@ -477,11 +480,8 @@ pub(super) fn write_and_attend(
     let width = g.heads * g.head_dim;
     // A warp of the combining kernel writes 32 dims of one head: a block of the int8 form
     // only if heads are whole blocks.
-    let quantized = if for_q8 && g.head_dim.is_multiple_of(32) {
-        cuda_q8::input_buffers(&dev, count, width)?
-    } else {
-        None
-    };
+    let quantized =
+        cuda_q8::input_buffers(&dev, count, width, for_q8 && g.head_dim.is_multiple_of(32))?;
     let [q8_ptr, q8_scales_ptr] = cuda_q8::addresses(&quantized);
     let combine = dev.get_or_load_custom_func("k2_decode_attention_combine", MODULE, ptx()?)?;
     let mut launch = combine.builder();
@@ -503,10 +503,15 @@ pub(super) fn write_and_attend(
     let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(out, dev.clone()));
     let shape = Shape::from((count, width));
     let out = Tensor::from_storage(storage, shape, BackpropOp::none(), false);
-    if let Some(rows) = quantized {
-        cuda_q8::offer(&out, rows);
-    }
+    cuda_q8::offer(&out, quantized);
     Ok(out)
+}
+
+/// Whether every lane is a different cache row.
+fn one_lane_per_row(lanes: &[Lane]) -> bool {
+    let mut rows: Vec<usize> = lanes.iter().map(|lane| lane.row).collect();
+    rows.sort_unstable();
+    rows.windows(2).all(|pair| pair[0] != pair[1])
 }
 
 fn config(lanes: usize, heads: usize, threads: u32) -> LaunchConfig {

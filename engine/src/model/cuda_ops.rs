@@ -20,7 +20,7 @@ use candle_core::cuda_backend::{CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
-use super::cuda_q8::{self, Int8Rows};
+use super::cuda_q8;
 use super::cuda_util::{compiled_ptx, device_address};
 use crate::error::{EngineError, Result};
 
@@ -143,7 +143,7 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Resu
     let (x_ptr, w_ptr) = (device_address(x)?, device_address(w)?);
     // SAFETY: the kernel writes every element.
     let mut y = unsafe { dev.alloc::<f32>(rows * cols)? };
-    let quantized = quantized_buffers(dev, rows, cols, quantize)?;
+    let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
@@ -160,7 +160,7 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Resu
     // rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
     let y = wrap(y, dev, (rows, cols));
-    offer(&y, quantized);
+    cuda_q8::offer(&y, quantized);
     Ok(Some(y))
 }
 
@@ -192,7 +192,7 @@ pub(super) fn add_rms_norm(
             dev.alloc::<f32>(rows * cols)?,
         )
     };
-    let quantized = quantized_buffers(dev, rows, cols, quantize)?;
+    let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_add_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
@@ -211,7 +211,7 @@ pub(super) fn add_rms_norm(
     // (if any) rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
     let h = wrap(h, dev, (rows, cols));
-    offer(&h, quantized);
+    cuda_q8::offer(&h, quantized);
     Ok(Some((wrap(sum, dev, (rows, cols)), h)))
 }
 
@@ -235,7 +235,7 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Opt
     let n = rows * cols;
     // SAFETY: the kernel writes every element.
     let mut out = unsafe { dev.alloc::<f32>(n)? };
-    let quantized = quantized_buffers(dev, rows, cols, quantize)?;
+    let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
     let func = dev.get_or_load_custom_func("k2_silu_mul", MODULE, ptx()?)?;
     let mut launch = func.builder();
@@ -254,7 +254,7 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Opt
     // each warp on 32 consecutive elements, one block of the quantized form.
     unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(launch_error)?;
     let out = wrap(out, dev, (rows, cols));
-    offer(&out, quantized);
+    cuda_q8::offer(&out, quantized);
     Ok(Some(out))
 }
 
@@ -312,25 +312,6 @@ pub(super) fn half_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     .map_err(|e| EngineError::Kernel(format!("cuBLAS half-precision product: {e:?}")))?;
     drop(_sync);
     Ok(Some(wrap(y, dev, (rows, out))))
-}
-
-/// Buffers for an output's quantized form, when asked for and an int8 product can take it.
-fn quantized_buffers(
-    dev: &CudaDevice,
-    rows: usize,
-    cols: usize,
-    asked: bool,
-) -> Result<Option<Int8Rows>> {
-    if !asked {
-        return Ok(None);
-    }
-    cuda_q8::input_buffers(dev, rows, cols)
-}
-
-fn offer(of: &Tensor, quantized: Option<Int8Rows>) {
-    if let Some(rows) = quantized {
-        cuda_q8::offer(of, rows);
-    }
 }
 
 /// One block per row, a thread per element up to 1,024.

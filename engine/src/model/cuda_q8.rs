@@ -112,15 +112,17 @@ fn takes(rows: usize, cols: usize) -> bool {
         && (1..=MAX_ROWS).contains(&rows)
 }
 
-/// Buffers for `rows × cols` activations quantized by the kernel that produces them, when an
-/// int8 product can take them: the norms and SiLU·up quantize for the product after them,
-/// which saves it a launch (three of four per layer).
+/// Buffers for `rows × cols` activations quantized by the kernel that produces them, when
+/// the caller `asked` (the next product reads int8) and an int8 product can take them: the
+/// norms, SiLU·up and the attention quantize for the product after them, which saves it a
+/// launch (three of four per layer).
 pub(super) fn input_buffers(
     dev: &CudaDevice,
     rows: usize,
     cols: usize,
+    asked: bool,
 ) -> Result<Option<Int8Rows>> {
-    if !takes(rows, cols) {
+    if !asked || !takes(rows, cols) {
         return Ok(None);
     }
     allocate(dev, rows, cols).map(Some)
@@ -137,10 +139,12 @@ fn allocate(dev: &CudaDevice, rows: usize, cols: usize) -> Result<Int8Rows> {
     })
 }
 
-/// Hands `of`'s quantized form to the next product whose input is exactly `of` (a tensor's
-/// id is never reused, and tensors are not written after they are made).
-pub(super) fn offer(of: &Tensor, rows: Int8Rows) {
-    READY.with(|ready| *ready.borrow_mut() = Some(Ready { of: of.id(), rows }));
+/// Hands `of`'s quantized form (if it was made) to the next product whose input is exactly
+/// `of` (a tensor's id is never reused, and tensors are not written after they are made).
+pub(super) fn offer(of: &Tensor, rows: Option<Int8Rows>) {
+    if let Some(rows) = rows {
+        READY.with(|ready| *ready.borrow_mut() = Some(Ready { of: of.id(), rows }));
+    }
 }
 
 /// Drops an offer no product took. A decoding step ends with this: buffers allocated while
