@@ -17,6 +17,9 @@ cargo fmt --all -- --check
 rustfmt --edition 2021 --check ui/src/*.rs
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace --no-fail-fast
+# The binaries the tests below start: `cargo test` builds only those that integration tests
+# name, so on a fresh target directory the desktop app would be missing.
+cargo build --release --workspace --bins
 BIN="${CARGO_TARGET_DIR:-target}/release"
 # Real OpenAI-compatible peers: the openai client against `k2 serve`, and k2's remote backend
 # against llama-cpp-python's server.

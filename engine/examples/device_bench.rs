@@ -54,7 +54,7 @@ fn main() -> Result<()> {
             let layers = flag("--layers").map_or(Ok(64), |s| s.parse())?;
             bench(&device, format, &batches, steps, layers)?
         }
-        Some("products") => products(&device)?,
+        Some("products") => products(&device, flag("--formats").as_deref())?,
         Some("real") => {
             let model = flag("--model").context("real needs --model FILE.gguf")?;
             let steps = flag("--steps").map_or(Ok(32), |s| s.parse())?;
@@ -70,7 +70,7 @@ fn main() -> Result<()> {
         }
         _ => bail!(
             "usage: device_bench check | bench --format F [--batches 1,3,16] [--steps N] \
-             [--layers N] [--cpu] [--out FILE] | products | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N]"
+             [--layers N] [--cpu] [--out FILE] | products [--formats Q8_0,Q4K,Q6K] | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N]"
         ),
     };
     if let Some(out) = out {
@@ -433,19 +433,28 @@ fn real_model(gpu: &Device, path: &std::path::Path, steps: usize) -> Result<Valu
         "Simplify \\frac{2}{3} + \\frac{3}{4}.",
     ];
     println!(
-        "{:<72} {:>9} {:>7} {:>13}",
-        "prompt", "worst err", "argmax", "same greedy"
+        "{:<72} {:>9} {:>13} {:>7} {:>13}",
+        "prompt", "worst err", "with candle's", "argmax", "same greedy"
     );
     let mut results = Vec::new();
     for problem in problems {
         let prompt = cpu.chat_prompt_ids(&[ChatMessage::user(problem)])?;
         let (cpu_logits, tokens) = greedy(&cpu.model, &prompt, steps)?;
         let cuda_logits = teacher_forced(&cuda.model, &prompt, &tokens)?;
-        let worst = cpu_logits
-            .iter()
-            .zip(&cuda_logits)
-            .map(|(c, g)| rel_err(g, c))
-            .fold(0f64, f64::max);
+        let worst_against_cpu = |logits: &[Vec<f32>]| {
+            cpu_logits
+                .iter()
+                .zip(logits)
+                .map(|(c, g)| rel_err(g, c))
+                .fold(0f64, f64::max)
+        };
+        let worst = worst_against_cpu(&cuda_logits);
+        // The same positions through candle's quantized kernels: what our int8 products are
+        // held against.
+        cuda.model.set_cuda_int8_products(false);
+        let candle_logits = teacher_forced(&cuda.model, &prompt, &tokens);
+        cuda.model.set_cuda_int8_products(true);
+        let worst_candle = worst_against_cpu(&candle_logits?);
         let same_argmax = cpu_logits
             .iter()
             .zip(&cuda_logits)
@@ -458,9 +467,10 @@ fn real_model(gpu: &Device, path: &std::path::Path, steps: usize) -> Result<Valu
             .take_while(|(a, b)| a == b)
             .count();
         println!(
-            "{:<72} {:>9.2e} {:>4}/{:<2} {:>10}/{:<2}",
+            "{:<72} {:>9.2e} {:>13.2e} {:>4}/{:<2} {:>10}/{:<2}",
             problem,
             worst,
+            worst_candle,
             same_argmax,
             cpu_logits.len(),
             same_prefix,
@@ -470,7 +480,8 @@ fn real_model(gpu: &Device, path: &std::path::Path, steps: usize) -> Result<Valu
             "problem": problem, "prompt_tokens": prompt.len(),
             "cpu_text": cpu.tokenizer.decode(&tokens)?,
             "cuda_text": cuda.tokenizer.decode(&cuda_tokens)?,
-            "worst_logits_rel_err": worst, "argmax_agree": same_argmax,
+            "worst_logits_rel_err": worst, "worst_with_candle_kernels": worst_candle,
+            "argmax_agree": same_argmax,
             "positions": cpu_logits.len(), "same_greedy_prefix": same_prefix,
             "greedy_tokens": tokens.len(),
         }));
@@ -573,16 +584,16 @@ fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> R
     Ok(median(times))
 }
 
-/// Device-to-device copy of 2 GiB of random data into a buffer allocated once (the driver's
-/// copy, as `cudaMemcpy` does it), counting bytes read plus bytes written (GB/s): the
-/// ceiling decode speed is held against.
-/// Q8_0 and Q4_K products in the K2-Think geometry, one at a time, through this engine's
-/// int8 kernels (`cuda_q8`) and candle's, alternated: weight bytes read per second at 1, 3 and 8
-/// activation rows, the two kernels' relative difference, and whether ours gives each row
-/// the same bits at every row count.
-fn products(gpu: &Device) -> Result<Value> {
+/// Q8_0, Q4_K and Q6_K products in the K2-Think geometry, one at a time, through candle's
+/// kernels and this engine's int8 kernels (`cuda_q8`), the latter with the weight rows split
+/// as the engine chooses and forced to 1, 2 and 4 warps each, all alternated: weight bytes
+/// read per second at 1, 3 and 8 activation rows, ours against candle's, and whether ours
+/// gives each row the same bits at every row count.
+fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
     use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
-    use k2_engine::model::{random_matrix_bytes, set_cuda_int8_products, Matrix};
+    use k2_engine::model::{
+        force_cuda_int8_warps_per_row, random_matrix_bytes, set_cuda_int8_products, Matrix,
+    };
     let shapes = [
         ("q/k/v", 7168, 5120),
         ("o", 5120, 5120),
@@ -590,11 +601,36 @@ fn products(gpu: &Device) -> Result<Value> {
         ("down", 5120, 27648),
         ("output", 152064, 5120),
     ];
-    let mut results = Vec::new();
-    for (dtype, (name, out, cols)) in [GgmlDType::Q8_0, GgmlDType::Q4K]
+    // Q4_K_M's Q6_K matrices: the output, and v and down in half the layers.
+    let q6_k_shapes = [
+        ("v", 1024, 5120),
+        ("down", 5120, 27648),
+        ("output", 152064, 5120),
+    ];
+    let cases = [GgmlDType::Q8_0, GgmlDType::Q4K]
         .into_iter()
         .flat_map(|dtype| shapes.map(|shape| (dtype, shape)))
-    {
+        .chain(q6_k_shapes.map(|shape| (GgmlDType::Q6K, shape)))
+        .filter(|(dtype, _)| {
+            formats.is_none_or(|f| {
+                f.split(',')
+                    .any(|f| f.eq_ignore_ascii_case(&format!("{dtype:?}")))
+            })
+        });
+    // (label, ours?, forced warps per row)
+    let variants: [(&str, bool, Option<u32>); 5] = [
+        ("candle", false, None),
+        ("ours", true, None),
+        ("ours split 1", true, Some(1)),
+        ("ours split 2", true, Some(2)),
+        ("ours split 4", true, Some(4)),
+    ];
+    let set_variant = |own: bool, split: Option<u32>| {
+        set_cuda_int8_products(own);
+        force_cuda_int8_warps_per_row(split);
+    };
+    let mut results = Vec::new();
+    for (dtype, (name, out, cols)) in cases {
         let bytes = random_matrix_bytes(dtype, out, cols, 0.05, 11);
         let weight_gb = bytes.len() as f64 / 1e9;
         let w = Matrix::candle(qtensor_from_ggml(dtype, &bytes, vec![out, cols], gpu)?)?;
@@ -602,7 +638,7 @@ fn products(gpu: &Device) -> Result<Value> {
         let mut first_row_alone = None;
         for rows in [1, 3, 8] {
             let x = x8.narrow(0, 0, rows)?.contiguous()?;
-            let mut best = [f64::INFINITY; 2];
+            let mut best = [f64::INFINITY; 5];
             let mut outputs = Vec::new();
             // The GPU lowers its clocks while the host builds the next matrix: a few hundred
             // products first bring them back up.
@@ -610,8 +646,8 @@ fn products(gpu: &Device) -> Result<Value> {
                 w.matmul(&x)?;
             }
             for round in 0..3 {
-                for (i, own) in [false, true].into_iter().enumerate() {
-                    set_cuda_int8_products(own);
+                for (i, &(_, own, split)) in variants.iter().enumerate() {
+                    set_variant(own, split);
                     if round == 0 {
                         outputs.push(to_cpu_f32(&w.matmul(&x)?)?);
                     }
@@ -626,7 +662,7 @@ fn products(gpu: &Device) -> Result<Value> {
                     best[i] = best[i].min(ms);
                 }
             }
-            set_cuda_int8_products(true);
+            set_variant(true, None);
             let ours = &outputs[1];
             let first_row = ours[..out].to_vec();
             let same_bits = match &first_row_alone {
@@ -636,26 +672,43 @@ fn products(gpu: &Device) -> Result<Value> {
                 }
                 Some(alone) => *alone == first_row,
             };
-            let [candle_ms, ours_ms] = best;
             let diff = rel_err(&outputs[0], ours);
+            let worst_split_diff = outputs[2..]
+                .iter()
+                .map(|o| rel_err(&outputs[0], o))
+                .fold(0.0, f64::max);
+            let gb_per_s = |ms: f64| weight_gb / (ms / 1e3);
+            let timings: Vec<String> = variants
+                .iter()
+                .zip(best)
+                .map(|((label, ..), ms)| format!("{label} {ms:.4} ms ({:.0} GB/s)", gb_per_s(ms)))
+                .collect();
             println!(
-                "{dtype:?} {name:>8} {out:>6}x{cols:<5} rows {rows}: candle {candle_ms:.4} ms ({:.0} GB/s), ours {ours_ms:.4} ms ({:.0} GB/s), {:.2}x; rel diff {diff:.1e}; row 0 same bits as 1 row: {same_bits}",
-                weight_gb / (candle_ms / 1e3),
-                weight_gb / (ours_ms / 1e3),
-                candle_ms / ours_ms,
+                "{dtype:?} {name:>8} {out:>6}x{cols:<5} rows {rows}: {}; ours {:.2}x candle's; rel diff {diff:.1e} (splits {worst_split_diff:.1e}); row 0 same bits as 1 row: {same_bits}",
+                timings.join(", "),
+                best[0] / best[1],
             );
+            let by_variant: serde_json::Map<String, Value> = variants
+                .iter()
+                .zip(best)
+                .map(|((label, ..), ms)| (label.to_string(), json!(ms)))
+                .collect();
             results.push(json!({
                 "format": format!("{dtype:?}"), "matrix": name, "out": out, "in": cols, "rows": rows,
-                "candle_ms": candle_ms, "ours_ms": ours_ms,
-                "candle_gb_per_s": weight_gb / (candle_ms / 1e3),
-                "ours_gb_per_s": weight_gb / (ours_ms / 1e3),
-                "rel_diff": diff, "row0_bits_as_one_row": same_bits,
+                "candle_ms": best[0], "ours_ms": best[1],
+                "candle_gb_per_s": gb_per_s(best[0]), "ours_gb_per_s": gb_per_s(best[1]),
+                "ms_by_variant": by_variant,
+                "rel_diff": diff, "worst_split_rel_diff": worst_split_diff,
+                "row0_bits_as_one_row": same_bits,
             }));
         }
     }
     Ok(json!({ "products": results }))
 }
 
+/// Device-to-device copy of 2 GiB of random data into a buffer allocated once (the driver's
+/// copy, as `cudaMemcpy` does it), counting bytes read plus bytes written (GB/s): the
+/// ceiling decode speed is held against.
 fn copy_bandwidth(device: &Device) -> Result<f64> {
     let elems = 1usize << 29;
     let src = Tensor::rand(0f32, 1f32, elems, device)?;

@@ -1,23 +1,24 @@
-//! Q8_0 and Q4_K products on CUDA for 1-8 activation rows (decoding, best-of-N, speculative
+//! Q8_0, Q4_K and Q6_K products on CUDA for 1-8 activation rows (decoding, best-of-N, speculative
 //! verification), where a product reads every weight once and is bound by memory bandwidth.
 //!
 //! With candle's vector kernels each extra activation row cost a 32B model's step 10%
 //! (Q8_0) to 30% (Q4_K_M), so best-of-3 cost 1.2-1.6x one row. These kernels (`cuda_q8.cu`)
-//! read weights only in aligned 16-byte words (Q8_0's 34-byte blocks through shared memory,
-//! 16 blocks at a time), multiply int8 activations with `dp4a`, and compute each activation
+//! read weights only in aligned 16-byte words (Q8_0's 34-byte blocks and Q6_K's 210-byte
+//! super-blocks through shared memory), multiply int8 activations with `dp4a`, and compute each activation
 //! row by the same operations whatever the row count, so one row and eight give
 //! bit-identical results (a verification pass's products match one-token decoding's).
 //! The activations arrive quantized from the kernel that produced them where it can
 //! ([`offer`]): the norms, SiLU·up and the attention's combining kernel.
 //!
-//! Used for input widths that are a multiple of 256 (Q8_0 rows stay 16-byte aligned, Q4_K
-//! needs it anyway), which covers the Qwen2.5 geometries from 1.5B up; other shapes, more
+//! Used for input widths that are a multiple of 256 (Q8_0 rows stay 16-byte aligned, the
+//! k-quants need it anyway), which covers the Qwen2.5 geometries from 1.5B up; other shapes, more
 //! than 8 rows (prefill, large batches), other formats and `K2_CUDA_INT8_PRODUCTS=0` use
 //! candle's kernels.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDevice, CudaStorage};
@@ -41,11 +42,20 @@ const ALIGNED_BLOCKS: usize = 8;
 const WARPS_PER_BLOCK: u32 = 4;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
+/// Warps per weight row forced for every product (0: chosen per shape, [`warps_per_row`]).
+static FORCED_SPLIT: AtomicU32 = AtomicU32::new(0);
 
 /// Switches these kernels on or off for the process (benchmarks compare them with candle's
 /// in one run). Off also when `K2_CUDA_INT8_PRODUCTS=0`.
 pub(super) fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Forces every product to split its weight rows over `warps` warps (1, 2 or 4), or with
+/// `None` goes back to choosing per shape: for benchmarks that compare the choices.
+pub(super) fn force_warps_per_row(warps: Option<u32>) {
+    let warps = warps.filter(|w| [1, 2, 4].contains(w)).unwrap_or(0);
+    FORCED_SPLIT.store(warps, Ordering::Relaxed);
 }
 
 fn enabled() -> bool {
@@ -73,10 +83,11 @@ pub(super) fn addresses(rows: &Option<Int8Rows>) -> [u64; 2] {
         .map_or([0; 2], |r| [address_of(&r.q), address_of(&r.d)])
 }
 
-/// Rows some kernel quantized as it produced them (see [`offer`]).
+/// Rows some kernel quantized as it produced them (see [`offer`]); shared, since separate
+/// q, k and v products all read the same norm's output.
 struct Ready {
     of: TensorId,
-    rows: Int8Rows,
+    rows: Rc<Int8Rows>,
 }
 
 thread_local! {
@@ -88,21 +99,77 @@ pub(super) fn kernel_prefix(dtype: GgmlDType) -> Option<&'static str> {
     match dtype {
         GgmlDType::Q8_0 => Some("k2_q8_0_product"),
         GgmlDType::Q4K => Some("k2_q4_k_product"),
+        GgmlDType::Q6K => Some("k2_q6_k_product"),
         _ => None,
     }
 }
 
-/// How many warps share a weight row of `cols` values. One warp per row left a Q4_K down
-/// projection of a 32B model (5,120 rows of 27,648) streaming for long with too few warps
-/// (0.9 TB/s at 3 rows); four per row for rows of 64 super-blocks and more. Q8_0 rows stay
-/// one warp's (four ran 8% slower there).
-fn warps_per_row(dtype: GgmlDType, cols: usize) -> u32 {
+/// Whether `dtype` also has kernels compiled for one warp per row (`…_one`, see
+/// `cuda_q8.cu`: fewer registers than the general kernel gets for Q8_0 and Q6_K).
+fn has_one_warp_kernels(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q6K)
+}
+
+fn kernel_name(prefix: &str, dtype: GgmlDType, rows: usize, split: u32) -> String {
+    if split == 1 && has_one_warp_kernels(dtype) {
+        format!("{prefix}_{rows}_one")
+    } else {
+        format!("{prefix}_{rows}")
+    }
+}
+
+/// How many warps share each of the `out` weight rows of `cols` values; `resident` is how
+/// many one-warp rows the GPU runs at once. From `device_bench products` on an H100 (32B
+/// matrices, `tests/results/gpu/products.json`):
+/// - long rows (64 super-blocks' width and more, a 32B model's down projection: 5,120 rows
+///   of 27,648) keep too few loads in flight with one warp each: Q4_K went from 0.9 to
+///   1.6 TB/s at 3 rows with four, Q8_0 gains 5-14% with four, Q6_K does best with two;
+/// - more rows than run at once but not twice as many (Q8_0's q/k/v, 7,168 rows where
+///   6,336 fit) leave the second wave of warps mostly idle: two warps per row, 22% faster
+///   at 3 rows;
+/// - otherwise one (splitting costs a reduction through shared memory).
+///
+/// It depends on the matrix alone, never on the activation rows, so one row and eight
+/// give the same bits.
+fn warps_per_row(dtype: GgmlDType, out: usize, cols: usize, resident: usize) -> u32 {
     const LONG_ROW: usize = 64 * 256;
-    if dtype == GgmlDType::Q4K && cols >= LONG_ROW {
-        4
+    match FORCED_SPLIT.load(Ordering::Relaxed) {
+        0 => {}
+        forced => return forced,
+    }
+    if cols >= LONG_ROW {
+        return if dtype == GgmlDType::Q6K { 2 } else { 4 };
+    }
+    if out > resident && out <= 2 * resident {
+        2
     } else {
         1
     }
+}
+
+/// How many one-warp weight rows of `dtype` the GPU runs at once: its multiprocessors
+/// times the blocks of the one-row kernel that fit on each (registers decide), times the
+/// warps per block. Asked of the driver once per format.
+fn resident_rows(dev: &CudaDevice, dtype: GgmlDType, prefix: &'static str) -> Result<usize> {
+    use candle_core::cuda_backend::cudarc::driver::sys::CUdevice_attribute;
+    static RESIDENT: Mutex<Vec<(&'static str, usize)>> = Mutex::new(Vec::new());
+    let mut known = RESIDENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, rows)) = known.iter().find(|(p, _)| *p == prefix) {
+        return Ok(rows);
+    }
+    let name = kernel_name(prefix, dtype, 1, 1);
+    let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
+    let blocks = func
+        .occupancy_max_active_blocks_per_multiprocessor(WARPS_PER_BLOCK * 32, 0, None)
+        .map_err(launch_error)?;
+    let sms = dev
+        .cuda_stream()
+        .context()
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(launch_error)?;
+    let rows = sms.max(1) as usize * blocks.max(1) as usize * WARPS_PER_BLOCK as usize;
+    known.push((prefix, rows));
+    Ok(rows)
 }
 
 /// Whether a product of `rows × cols` activations runs here (the weights' format aside).
@@ -143,6 +210,7 @@ fn allocate(dev: &CudaDevice, rows: usize, cols: usize) -> Result<Int8Rows> {
 /// `of` (a tensor's id is never reused, and tensors are not written after they are made).
 pub(super) fn offer(of: &Tensor, rows: Option<Int8Rows>) {
     if let Some(rows) = rows {
+        let rows = Rc::new(rows);
         READY.with(|ready| *ready.borrow_mut() = Some(Ready { of: of.id(), rows }));
     }
 }
@@ -153,18 +221,19 @@ pub(super) fn forget_offer() {
     READY.with(|ready| ready.borrow_mut().take());
 }
 
-fn take_offer(x: &Tensor) -> Option<Int8Rows> {
+/// The offered int8 form of `x`, if it is the offered tensor. The offer stays for other
+/// products of the same input until the next offer or [`forget_offer`].
+fn offered(x: &Tensor) -> Option<Rc<Int8Rows>> {
     READY.with(|ready| {
-        let mut ready = ready.borrow_mut();
-        if ready.as_ref().is_some_and(|r| r.of == x.id()) {
-            ready.take().map(|r| r.rows)
-        } else {
-            None
-        }
+        ready
+            .borrow()
+            .as_ref()
+            .filter(|r| r.of == x.id())
+            .map(|r| r.rows.clone())
     })
 }
 
-/// `x @ wᵀ (+ bias)` for a Q8_0 or Q4_K matrix `w` (`[out, in]`), f32 `x` (`[rows, in]`,
+/// `x @ wᵀ (+ bias)` for a Q8_0, Q4_K or Q6_K matrix `w` (`[out, in]`), f32 `x` (`[rows, in]`,
 /// contiguous) and an f32 `bias` (`[out]`), or `None` where these kernels do not apply (see
 /// the module comment).
 pub(super) fn int8_matmul(
@@ -194,17 +263,18 @@ pub(super) fn int8_matmul(
         }
         Some(_) => return Ok(None),
     };
-    let input = match take_offer(x) {
+    let input = match offered(x) {
         Some(ready) => ready,
-        None => quantize(dev, x, rows, cols)?,
+        None => Rc::new(quantize(dev, x, rows, cols)?),
     };
     let w_ptr = w.device_ptr()? as u64;
     // SAFETY: the kernel writes every element (each output row is one warp's sum).
     let mut y = unsafe { dev.alloc::<f32>(rows * out)? };
-    let name = format!("{prefix}_{rows}");
+    let resident = resident_rows(dev, w.dtype(), prefix)?;
+    let split = warps_per_row(w.dtype(), out, cols, resident);
+    let name = kernel_name(prefix, w.dtype(), rows, split);
     let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
     let mut launch = func.builder();
-    let split = warps_per_row(w.dtype(), cols);
     let (out_i, cols_i, split_i) = (out as i32, cols as i32, split as i32);
     launch
         .arg(&w_ptr)

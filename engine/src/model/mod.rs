@@ -48,13 +48,23 @@ use projections::Projections;
 use rope::Rope;
 use step::{StepInputs, StepPlan};
 
-/// Switches this engine's int8 product kernels (Q8_0, Q4_K) on CUDA on or off for the
+/// Switches this engine's int8 product kernels (Q8_0, Q4_K, Q6_K) on CUDA on or off for the
 /// process (see [`Model::set_cuda_int8_products`], which also drops a model's captured graphs).
 pub fn set_cuda_int8_products(enabled: bool) {
     #[cfg(feature = "cuda")]
     cuda_q8::set_enabled(enabled);
     #[cfg(not(feature = "cuda"))]
     let _ = enabled;
+}
+
+/// Forces the int8 product kernels on CUDA to split every weight row over `warps` warps (1,
+/// 2 or 4) for the process, or with `None` lets them choose per matrix shape: benchmarks
+/// compare the choices with it (a captured graph keeps the split it was captured with).
+pub fn force_cuda_int8_warps_per_row(warps: Option<u32>) {
+    #[cfg(feature = "cuda")]
+    cuda_q8::force_warps_per_row(warps);
+    #[cfg(not(feature = "cuda"))]
+    let _ = warps;
 }
 
 /// Held while a thread uploads a model's weights: on CUDA it counts among the threads using
