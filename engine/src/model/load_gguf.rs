@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use super::config::ModelConfig;
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
-use super::projections::{stacked_bias, Projections};
+use super::projections::{runs_of, stacked_bias, Projections, Stack};
 use super::{Block, Model};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
@@ -105,48 +105,57 @@ impl TensorReader<'_> {
         Ok(Arc::new(Matrix::candle(q)?))
     }
 
-    /// Layers reading one input: on a GPU, stacked into one matrix when they share a block
-    /// format (see `projections`); on CPU, or with mixed formats, separate.
+    /// Layers reading one input: on a GPU, neighbours that share a block format and width
+    /// stacked into one matrix (see `projections`); on CPU, separate.
     fn projections(&mut self, prefixes: &[String]) -> Result<Projections> {
         let separate = |reader: &mut Self| -> Result<Projections> {
             let parts = prefixes.iter().map(|p| reader.linear(p));
-            Ok(Projections::Separate(parts.collect::<Result<_>>()?))
+            Ok(Projections::separate(parts.collect::<Result<_>>()?))
         };
         if self.device.is_cpu() {
             return separate(self);
         }
         // Dims are `[out, in]`; stacking needs one format and one input width.
         let infos = &self.gguf.content.tensor_infos;
-        let formats: Vec<_> = prefixes
+        let parts: Vec<(&String, GgmlDType, Vec<usize>)> = prefixes
             .iter()
-            .filter_map(|p| infos.get(&format!("{p}.weight")))
-            .map(|i| (i.ggml_dtype, i.shape.dims().to_vec()))
+            .filter_map(|p| {
+                let info = infos.get(&format!("{p}.weight"))?;
+                Some((p, info.ggml_dtype, info.shape.dims().to_vec()))
+            })
             .collect();
-        let (dtype, in_features) = match formats.first() {
-            Some((dtype, dims)) if dims.len() == 2 => (*dtype, dims[1]),
-            _ => return separate(self),
-        };
-        let stackable = formats.len() == prefixes.len()
-            && formats
-                .iter()
-                .all(|(d, dims)| *d == dtype && dims.len() == 2 && dims[1] == in_features);
-        if !stackable {
+        if parts.len() != prefixes.len() || parts.iter().any(|(_, _, dims)| dims.len() != 2) {
             return separate(self);
         }
+        let runs = runs_of(parts, |(_, dtype, dims)| (*dtype, dims[1]));
+        let stacks = runs
+            .into_iter()
+            .map(|run| self.stack(&run))
+            .collect::<Result<_>>()?;
+        Ok(Projections::new(stacks))
+    }
+
+    /// One matrix of the parts `run` (prefix, format, `[out, in]`), which share a format
+    /// and an input width.
+    fn stack(&mut self, run: &[(&String, GgmlDType, Vec<usize>)]) -> Result<Stack> {
+        if let [(prefix, ..)] = run {
+            return Ok(Stack::single(self.linear(prefix)?));
+        }
+        let (dtype, in_features) = (run[0].1, run[0].2[1]);
         let mut bytes = Vec::new();
-        let mut outs = Vec::with_capacity(prefixes.len());
-        for p in prefixes {
+        let mut outs = Vec::with_capacity(run.len());
+        for (p, ..) in run {
             let (_, dims) = self.read_raw(&format!("{p}.weight"))?;
             bytes.extend_from_slice(&self.buffer);
             outs.push(dims[0]);
         }
         let rows: usize = outs.iter().sum();
         let q = qtensor_from_ggml(dtype, &bytes, vec![rows, in_features], &self.device)?;
-        let biases = prefixes
+        let biases = run
             .iter()
-            .map(|p| self.optional_vector(&format!("{p}.bias")))
+            .map(|(p, ..)| self.optional_vector(&format!("{p}.bias")))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Projections::Stacked {
+        Ok(Stack {
             linear: Linear::new(Arc::new(Matrix::candle(q)?), stacked_bias(biases, &outs)?),
             outs,
         })

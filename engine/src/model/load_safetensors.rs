@@ -50,7 +50,7 @@ impl Weights {
     fn projections(&self, prefixes: &[String]) -> Result<Projections> {
         if self.device.is_cpu() {
             let parts = prefixes.iter().map(|p| self.linear(p));
-            return Ok(Projections::Separate(parts.collect::<Result<_>>()?));
+            return Ok(Projections::separate(parts.collect::<Result<_>>()?));
         }
         let weights = prefixes
             .iter()
@@ -69,10 +69,7 @@ impl Weights {
             .collect::<Result<Vec<_>>>()?;
         let weight = Arc::new(Matrix::Dense(Tensor::cat(&weights, 0)?));
         let bias = stacked_bias(biases, &outs)?;
-        Ok(Projections::Stacked {
-            linear: Linear::new(weight, bias),
-            outs,
-        })
+        Ok(Projections::stacked(Linear::new(weight, bias), outs))
     }
 
     fn linear(&self, prefix: &str) -> Result<Linear> {

@@ -4,56 +4,95 @@
 //! quantized first), and at batch 1 a 64-layer model spends more time launching than
 //! reading weights. Stacking the matrices' rows makes one product of them: the rows of a
 //! GGML matrix are independent blocks and dense rows are plain rows, so the stacked matrix
-//! computes exactly the same outputs, side by side. On CPU they stay separate (k2-kernels'
-//! threads already split every product, and nothing is gained).
+//! computes exactly the same outputs, side by side. Only matrices of one format stack, so a
+//! Q4_K_M layer whose v is Q6_K stacks q with k and keeps v apart. On CPU they stay separate
+//! (k2-kernels' threads already split every product, and nothing is gained).
 
 use candle_core::Tensor;
 
 use super::linear::Linear;
 use crate::error::Result;
 
-pub enum Projections {
-    Separate(Vec<Linear>),
-    /// One matrix whose output columns are the parts' outputs, `outs[i]` wide each.
-    Stacked {
-        linear: Linear,
-        outs: Vec<usize>,
-    },
+/// The parts, in order, as one or more stacks.
+pub struct Projections {
+    stacks: Vec<Stack>,
+}
+
+/// Consecutive parts stored as one matrix, whose output columns are the parts' outputs,
+/// `outs[i]` wide each (a single part: `outs` is its width or empty).
+pub struct Stack {
+    pub linear: Linear,
+    pub outs: Vec<usize>,
+}
+
+impl Stack {
+    /// One part alone.
+    pub fn single(linear: Linear) -> Self {
+        Stack {
+            linear,
+            outs: Vec::new(),
+        }
+    }
 }
 
 impl Projections {
+    pub fn new(stacks: Vec<Stack>) -> Self {
+        Projections { stacks }
+    }
+
+    /// Every part its own matrix.
+    pub fn separate(parts: Vec<Linear>) -> Self {
+        Self::new(parts.into_iter().map(Stack::single).collect())
+    }
+
+    /// All parts in one matrix.
+    pub fn stacked(linear: Linear, outs: Vec<usize>) -> Self {
+        Self::new(vec![Stack { linear, outs }])
+    }
+
     /// `x`: `[m, in]` → one `[m, out_i]` per part (views into one product when stacked).
     pub fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        match self {
-            Projections::Separate(parts) => parts.iter().map(|l| l.forward(x)).collect(),
-            Projections::Stacked { linear, outs } => {
-                let y = linear.forward(x)?;
-                let mut offset = 0;
-                outs.iter()
-                    .map(|&out| {
-                        let part = y.narrow(1, offset, out)?;
-                        offset += out;
-                        Ok(part)
-                    })
-                    .collect()
+        let mut parts = Vec::new();
+        for stack in &self.stacks {
+            let y = stack.linear.forward(x)?;
+            if stack.outs.len() <= 1 {
+                parts.push(y);
+                continue;
+            }
+            let mut offset = 0;
+            for &out in &stack.outs {
+                parts.push(y.narrow(1, offset, out)?);
+                offset += out;
             }
         }
+        Ok(parts)
     }
 
-    /// Whether the first product reads int8 activations (see `Matrix::reads_int8_input`).
+    /// Whether the first product reads int8 activations (see `Matrix::reads_int8_input`);
+    /// the products after it read the same quantized input.
     pub fn reads_int8_input(&self) -> bool {
-        self.linears()
+        self.stacks
             .first()
-            .is_some_and(|l| l.weight().reads_int8_input())
+            .is_some_and(|s| s.linear.weight().reads_int8_input())
     }
 
-    /// The underlying layers (one when stacked), for counting weight bytes.
+    /// The underlying layers (one per stack), for counting weight bytes.
     pub fn linears(&self) -> Vec<&Linear> {
-        match self {
-            Projections::Separate(parts) => parts.iter().collect(),
-            Projections::Stacked { linear, .. } => vec![linear],
+        self.stacks.iter().map(|s| &s.linear).collect()
+    }
+}
+
+/// `items` split into runs of consecutive items with equal `key`, in order: the parts that
+/// can share a matrix.
+pub fn runs_of<T, K: PartialEq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<Vec<T>> {
+    let mut runs: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        match runs.last_mut() {
+            Some(run) if key(&run[0]) == key(&item) => run.push(item),
+            _ => runs.push(vec![item]),
         }
     }
+    runs
 }
 
 /// The stacked bias of parts `outs` wide whose biases are `biases` (zeros for a part
@@ -102,28 +141,57 @@ mod tests {
             None,
             Some(Tensor::new(&[-1f32; 2], &Device::Cpu)?),
         ];
-        let separate = Projections::Separate(
+        let separate = Projections::separate(
             weights
                 .iter()
                 .zip(&biases)
                 .map(|(w, b)| Linear::new(Arc::new(Matrix::Dense(w.clone())), b.clone()))
                 .collect(),
         );
-        let stacked = Projections::Stacked {
-            linear: Linear::new(
+        let stacked = Projections::stacked(
+            Linear::new(
                 Arc::new(Matrix::Dense(Tensor::cat(&weights, 0)?)),
-                stacked_bias(biases, &outs)?,
+                stacked_bias(biases.clone(), &outs)?,
             ),
-            outs: outs.to_vec(),
-        };
+            outs.to_vec(),
+        );
+        // The first two stacked, the third alone (as a Q6_K v beside Q4_K q and k).
+        let mixed = Projections::new(vec![
+            Stack {
+                linear: Linear::new(
+                    Arc::new(Matrix::Dense(Tensor::cat(&weights[..2], 0)?)),
+                    stacked_bias(biases[..2].to_vec(), &outs[..2])?,
+                ),
+                outs: outs[..2].to_vec(),
+            },
+            Stack::single(Linear::new(
+                Arc::new(Matrix::Dense(weights[2].clone())),
+                biases[2].clone(),
+            )),
+        ]);
         let x = dense(3, 8, 9.0)?;
-        for (a, b) in separate.forward(&x)?.iter().zip(stacked.forward(&x)?) {
-            let (a, b): (Vec<f32>, Vec<f32>) = (
-                a.flatten_all()?.to_vec1()?,
-                b.contiguous()?.flatten_all()?.to_vec1()?,
-            );
-            assert_eq!(a, b);
+        let expected = separate.forward(&x)?;
+        assert_eq!(expected.len(), 3);
+        for other in [&stacked, &mixed] {
+            let got = other.forward(&x)?;
+            assert_eq!(got.len(), 3);
+            for (a, b) in expected.iter().zip(got) {
+                let (a, b): (Vec<f32>, Vec<f32>) = (
+                    a.flatten_all()?.to_vec1()?,
+                    b.contiguous()?.flatten_all()?.to_vec1()?,
+                );
+                assert_eq!(a, b);
+            }
         }
         Ok(())
+    }
+
+    #[test]
+    fn runs_keep_order_and_group_only_neighbours() {
+        let runs = runs_of(vec![(1, 'a'), (1, 'b'), (2, 'c'), (1, 'd')], |p| p.0);
+        assert_eq!(
+            runs,
+            vec![vec![(1, 'a'), (1, 'b')], vec![(2, 'c')], vec![(1, 'd')]]
+        );
     }
 }

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::config::ModelConfig;
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
-use super::projections::{stacked_bias, Projections};
+use super::projections::{runs_of, stacked_bias, Projections, Stack};
 use super::{Block, Model};
 use crate::error::{EngineError, Result};
 
@@ -215,7 +215,7 @@ impl Builder<'_> {
     }
 
     /// Layers reading one input, each `(name, role, out)`, stacked as the GGUF loader
-    /// stacks them (on a GPU, when they share a format).
+    /// stacks them (on a GPU, neighbours that share a format).
     fn projections(
         &self,
         parts: &[(String, Role, usize)],
@@ -223,38 +223,51 @@ impl Builder<'_> {
         cols: usize,
         bias: bool,
     ) -> Result<Projections> {
-        let biases = parts
+        let parts: Vec<(&(String, Role, usize), GgmlDType)> = parts
             .iter()
-            .map(|(name, _, out)| {
+            .map(|part| (part, self.dtype(part.1, layer, cols)))
+            .collect();
+        let runs = if self.device.is_cpu() {
+            parts.into_iter().map(|part| vec![part]).collect()
+        } else {
+            runs_of(parts, |(_, dtype)| *dtype)
+        };
+        let stacks = runs
+            .into_iter()
+            .map(|run| self.stack(&run, layer, cols, bias))
+            .collect::<Result<_>>()?;
+        Ok(Projections::new(stacks))
+    }
+
+    /// One matrix of the parts `run` (each `(name, role, out)` and its format, one format).
+    fn stack(
+        &self,
+        run: &[(&(String, Role, usize), GgmlDType)],
+        layer: usize,
+        cols: usize,
+        bias: bool,
+    ) -> Result<Stack> {
+        let biases = run
+            .iter()
+            .map(|((name, _, out), _)| {
                 bias.then(|| self.vector(&format!("{name}.bias"), *out, 0.1, 0.0))
                     .transpose()
             })
             .collect::<Result<Vec<_>>>()?;
-        let outs: Vec<usize> = parts.iter().map(|p| p.2).collect();
-        let dtypes: Vec<GgmlDType> = parts
-            .iter()
-            .map(|(_, role, _)| self.dtype(*role, layer, cols))
-            .collect();
-        if self.device.is_cpu() || dtypes.iter().any(|d| *d != dtypes[0]) {
-            let layers = parts
-                .iter()
-                .zip(biases)
-                .map(|((name, role, out), bias)| {
-                    Ok(Linear::new(
-                        self.matrix(name, *role, layer, *out, cols)?,
-                        bias,
-                    ))
-                })
-                .collect::<Result<_>>()?;
-            return Ok(Projections::Separate(layers));
+        if let [((name, role, out), _)] = run {
+            let weight = self.matrix(name, *role, layer, *out, cols)?;
+            let bias = biases.into_iter().next().flatten();
+            return Ok(Stack::single(Linear::new(weight, bias)));
         }
+        let dtype = run[0].1;
+        let outs: Vec<usize> = run.iter().map(|(part, _)| part.2).collect();
         let mut buffer = self.scratch.borrow_mut();
         buffer.clear();
-        for (name, role, out) in parts {
-            self.generate(&mut buffer, name, *role, dtypes[0], *out, cols);
+        for ((name, role, out), _) in run {
+            self.generate(&mut buffer, name, *role, dtype, *out, cols);
         }
-        let weight = self.upload(dtypes[0], &buffer, outs.iter().sum(), cols)?;
-        Ok(Projections::Stacked {
+        let weight = self.upload(dtype, &buffer, outs.iter().sum(), cols)?;
+        Ok(Stack {
             linear: Linear::new(weight, stacked_bias(biases, &outs)?),
             outs,
         })
