@@ -13,7 +13,9 @@
 // blocks per thread in 32-block chunks took more registers and ran 14% slower; two groups
 // in flight instead of one, 7% slower. A row may be split over `split` warps of a block
 // (cuda_q8.rs picks it per matrix shape): each takes every split-th group, and the block
-// adds their sums (`finish_row`).
+// adds their sums (`finish_row`). The `dp4a` chains are written out in each kernel: moved
+// into a shared helper, they changed ptxas' register allocation (the 3-row Q8_0 kernel from
+// 40 to 48 registers, fewer warps per multiprocessor).
 
 typedef unsigned short ushort_t;
 
