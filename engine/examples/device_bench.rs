@@ -225,13 +225,7 @@ fn check(gpu: &Device) -> Result<Value> {
         // The reference decodes greedily; the others are fed the same tokens, so every
         // step compares like with like even where a near-tie flips an argmax.
         let (ref_logits, forced) = greedy(&reference, &prompt, steps)?;
-        let worst = |logits: &[Vec<f32>]| {
-            ref_logits
-                .iter()
-                .zip(logits)
-                .map(|(r, l)| rel_err(l, r))
-                .fold(0f64, f64::max)
-        };
+        let worst = |logits: &[Vec<f32>]| worst_rel_err(logits, &ref_logits);
         let cpu_err = worst(&teacher_forced(&cpu_model, &prompt, &forced)?);
         let gpu_logits = teacher_forced(&gpu_model, &prompt, &forced)?;
         let gpu_err = worst(&gpu_logits);
@@ -411,6 +405,15 @@ fn truncate_vs_fresh(model: &Model, prompt: &[u32], vocab: usize) -> Result<f64>
 
 // ---------------------------------------------------------------- speed
 
+/// The largest [`rel_err`] of `logits` against `reference`, position by position.
+fn worst_rel_err(logits: &[Vec<f32>], reference: &[Vec<f32>]) -> f64 {
+    reference
+        .iter()
+        .zip(logits)
+        .map(|(r, l)| rel_err(l, r))
+        .fold(0f64, f64::max)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -441,20 +444,13 @@ fn real_model(gpu: &Device, path: &std::path::Path, steps: usize) -> Result<Valu
         let prompt = cpu.chat_prompt_ids(&[ChatMessage::user(problem)])?;
         let (cpu_logits, tokens) = greedy(&cpu.model, &prompt, steps)?;
         let cuda_logits = teacher_forced(&cuda.model, &prompt, &tokens)?;
-        let worst_against_cpu = |logits: &[Vec<f32>]| {
-            cpu_logits
-                .iter()
-                .zip(logits)
-                .map(|(c, g)| rel_err(g, c))
-                .fold(0f64, f64::max)
-        };
-        let worst = worst_against_cpu(&cuda_logits);
+        let worst = worst_rel_err(&cuda_logits, &cpu_logits);
         // The same positions through candle's quantized kernels: what our int8 products are
         // held against.
         cuda.model.set_cuda_int8_products(false);
         let candle_logits = teacher_forced(&cuda.model, &prompt, &tokens);
         cuda.model.set_cuda_int8_products(true);
-        let worst_candle = worst_against_cpu(&candle_logits?);
+        let worst_candle = worst_rel_err(&candle_logits?, &cpu_logits);
         let same_argmax = cpu_logits
             .iter()
             .zip(&cuda_logits)

@@ -30,10 +30,17 @@ impl Matrix {
 
     /// `x`: `[m, in]` → `[m, out]`.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
+        self.matmul_with_bias(x, None)
+    }
+
+    /// `x`: `[m, in]` → `[m, out]`, plus `bias` (`[out]`) if given. On CUDA this engine's
+    /// int8 products (`cuda_q8`) add the bias themselves (one launch fewer); everything else
+    /// adds it after.
+    pub fn matmul_with_bias(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let y = match self {
             Matrix::Candle { tensor, matmul } => {
                 #[cfg(feature = "cuda")]
-                if let Some(y) = super::cuda_q8::int8_matmul(tensor, x, None)? {
+                if let Some(y) = super::cuda_q8::int8_matmul(tensor, x, bias)? {
                     return Ok(y);
                 }
                 #[cfg(not(feature = "cuda"))]
@@ -42,6 +49,10 @@ impl Matrix {
             }
             Matrix::Dense(w) => dense_matmul(x, w)?,
             Matrix::Kernel(w) => w.matmul(x)?,
+        };
+        Ok(match bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
         })
     }
 
@@ -127,17 +138,6 @@ impl Linear {
 
     /// `x`: `[m, in]` → `[m, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // On CUDA an int8 product (Q8_0, Q4_K) adds the bias itself (one launch fewer).
-        #[cfg(feature = "cuda")]
-        if let Matrix::Candle { tensor, .. } = &*self.weight {
-            if let Some(y) = super::cuda_q8::int8_matmul(tensor, x, self.bias.as_ref())? {
-                return Ok(y);
-            }
-        }
-        let y = self.weight.matmul(x)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        self.weight.matmul_with_bias(x, self.bias.as_ref())
     }
 }

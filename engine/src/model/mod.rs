@@ -160,7 +160,7 @@ impl Model {
         let _ = enabled;
     }
 
-    /// Switches this engine's int8 product kernels on CUDA (`cuda_q8`: Q8_0, Q4_K) on or off
+    /// Switches this engine's int8 product kernels on CUDA (`cuda_q8`: Q8_0, Q4_K, Q6_K) on or off
     /// for the whole process (on unless `K2_CUDA_INT8_PRODUCTS=0`); off, candle's run every
     /// product.
     /// Benchmarks compare the two in one process. Nothing changes on other devices.
@@ -298,7 +298,7 @@ impl Model {
         let mut x = self.embed.rows(&step.ids)?;
         // `h` is always the norm of `x` for what comes next: each residual connection and
         // the norm after it are one step (one launch on CUDA). Each producer of a product's
-        // input is told whether that product reads int8 activations (Q8_0 on CUDA), so it
+        // input is told whether that product reads int8 activations (`cuda_q8`), so it
         // quantizes them as it writes them.
         let output_reads_q8 = step.picked.is_none() && self.lm_head.weight().reads_int8_input();
         let mut h = match self.blocks.first() {
