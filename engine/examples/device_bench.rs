@@ -115,6 +115,24 @@ fn qwen25_05b() -> ModelConfig {
     }
 }
 
+/// Qwen2.5-1.5B's geometry (our published solver model) with `layers` layers.
+fn qwen25_15b(layers: usize) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Qwen2,
+        vocab_size: 151936,
+        hidden_size: 1536,
+        intermediate_size: 8960,
+        num_layers: layers,
+        num_heads: 12,
+        num_kv_heads: 2,
+        head_dim: 128,
+        rope_theta: 1_000_000.0,
+        rope_style: RopeStyle::Halves,
+        rms_norm_eps: 1e-6,
+        context_length: 8192,
+    }
+}
+
 /// Qwen2.5-32B, the geometry of K2-Think.
 fn k2_think_32b(layers: usize) -> ModelConfig {
     ModelConfig {
@@ -191,6 +209,9 @@ fn check(gpu: &Device) -> Result<Value> {
         ("qwen2.5-0.5b", qwen25_05b(), true, WeightFormat::Q4KM),
         ("qwen2.5-0.5b", qwen25_05b(), true, WeightFormat::Q8_0),
         ("qwen2.5-0.5b", qwen25_05b(), true, WeightFormat::Bf16),
+        // Widths that are multiples of 256, so every product runs on our int8 kernels
+        // (Q4_K on the tensor cores where the GPU has them); six layers of the 1.5B.
+        ("qwen2.5-1.5b/6", qwen25_15b(6), true, WeightFormat::Q4KM),
     ];
     let mut results = Vec::new();
     let mut failures = 0;
@@ -588,7 +609,8 @@ fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> R
 fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
     use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
     use k2_engine::model::{
-        force_cuda_int8_warps_per_row, random_matrix_bytes, set_cuda_int8_products, Matrix,
+        force_cuda_int8_warps_per_row, random_matrix_bytes, set_cuda_int8_products,
+        set_cuda_tensor_core_products, Matrix,
     };
     let shapes = [
         ("q/k/v", 7168, 5120),
@@ -613,16 +635,20 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
                     .any(|f| f.eq_ignore_ascii_case(&format!("{dtype:?}")))
             })
         });
-    // (label, ours?, forced warps per row)
-    let variants: [(&str, bool, Option<u32>); 5] = [
-        ("candle", false, None),
-        ("ours", true, None),
-        ("ours split 1", true, Some(1)),
-        ("ours split 2", true, Some(2)),
-        ("ours split 4", true, Some(4)),
+    // (label, ours?, tensor cores?, forced warps per row); Q4_K's "ours dp4a" is its kernel
+    // without the tensor cores (for other formats, the same kernel as "ours").
+    let variants: [(&str, bool, bool, Option<u32>); 7] = [
+        ("candle", false, false, None),
+        ("ours", true, true, None),
+        ("ours dp4a", true, false, None),
+        ("ours split 1", true, true, Some(1)),
+        ("ours split 2", true, true, Some(2)),
+        ("ours split 4", true, true, Some(4)),
+        ("ours split 8", true, true, Some(8)),
     ];
-    let set_variant = |own: bool, split: Option<u32>| {
+    let set_variant = |own: bool, tensor_cores: bool, split: Option<u32>| {
         set_cuda_int8_products(own);
+        set_cuda_tensor_core_products(tensor_cores);
         force_cuda_int8_warps_per_row(split);
     };
     let mut results = Vec::new();
@@ -634,7 +660,7 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
         let mut first_row_alone = None;
         for rows in [1, 3, 8] {
             let x = x8.narrow(0, 0, rows)?.contiguous()?;
-            let mut best = [f64::INFINITY; 5];
+            let mut best = [f64::INFINITY; 7];
             let mut outputs = Vec::new();
             // The GPU lowers its clocks while the host builds the next matrix: a few hundred
             // products first bring them back up.
@@ -642,8 +668,8 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
                 w.matmul(&x)?;
             }
             for round in 0..3 {
-                for (i, &(_, own, split)) in variants.iter().enumerate() {
-                    set_variant(own, split);
+                for (i, &(_, own, tensor_cores, split)) in variants.iter().enumerate() {
+                    set_variant(own, tensor_cores, split);
                     if round == 0 {
                         outputs.push(to_cpu_f32(&w.matmul(&x)?)?);
                     }
@@ -658,7 +684,7 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
                     best[i] = best[i].min(ms);
                 }
             }
-            set_variant(true, None);
+            set_variant(true, true, None);
             let ours = &outputs[1];
             let first_row = ours[..out].to_vec();
             let same_bits = match &first_row_alone {
@@ -669,7 +695,8 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
                 Some(alone) => *alone == first_row,
             };
             let diff = rel_err(&outputs[0], ours);
-            let worst_split_diff = outputs[2..]
+            let dp4a_diff = rel_err(&outputs[0], &outputs[2]);
+            let worst_split_diff = outputs[3..]
                 .iter()
                 .map(|o| rel_err(&outputs[0], o))
                 .fold(0.0, f64::max);
@@ -680,7 +707,7 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
                 .map(|((label, ..), ms)| format!("{label} {ms:.4} ms ({:.0} GB/s)", gb_per_s(ms)))
                 .collect();
             println!(
-                "{dtype:?} {name:>8} {out:>6}x{cols:<5} rows {rows}: {}; ours {:.2}x candle's; rel diff {diff:.1e} (splits {worst_split_diff:.1e}); row 0 same bits as 1 row: {same_bits}",
+                "{dtype:?} {name:>8} {out:>6}x{cols:<5} rows {rows}: {}; ours {:.2}x candle's; rel diff {diff:.1e} (dp4a {dp4a_diff:.1e}, splits {worst_split_diff:.1e}); row 0 same bits as 1 row: {same_bits}",
                 timings.join(", "),
                 best[0] / best[1],
             );
@@ -694,7 +721,7 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
                 "candle_ms": best[0], "ours_ms": best[1],
                 "candle_gb_per_s": gb_per_s(best[0]), "ours_gb_per_s": gb_per_s(best[1]),
                 "ms_by_variant": by_variant,
-                "rel_diff": diff, "worst_split_rel_diff": worst_split_diff,
+                "rel_diff": diff, "dp4a_rel_diff": dp4a_diff, "worst_split_rel_diff": worst_split_diff,
                 "row0_bits_as_one_row": same_bits,
             }));
         }

@@ -47,7 +47,8 @@ pub(super) fn self_attention(
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
     #[cfg(feature = "cuda")]
     if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
-        let for_q8 = block.o.weight().reads_int8_input();
+        // The combining kernel quantizes in blocks of 32 only.
+        let for_q8 = block.o.int8_input() == Some(super::linear::Int8Blocks::Of32);
         let io = (cache, layer, step, for_q8);
         return cuda_self_attention(q, k, v, rope, (cos, sin), io, &geometry);
     }

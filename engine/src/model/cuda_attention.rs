@@ -22,6 +22,7 @@ use candle_core::{DType, Device, Shape, Storage, Tensor};
 use super::cuda_q8;
 use super::cuda_util::{compiled_ptx, device_address};
 use super::kv_cache::KvCache;
+use super::linear::Int8Blocks;
 use crate::error::{EngineError, Result};
 
 const SOURCE: &str = concat!(
@@ -274,7 +275,7 @@ const PART_WARPS: u32 = 8;
 /// The PTX, compiled once per process by NVRTC on the machine that runs it.
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    compiled_ptx(&PTX, SOURCE, "attention")
+    compiled_ptx(&PTX, SOURCE, "attention", None)
 }
 
 /// One query of the step: token `tok` of the batch, attending `row`'s cache up to and
@@ -480,8 +481,8 @@ pub(super) fn write_and_attend(
     let width = g.heads * g.head_dim;
     // A warp of the combining kernel writes 32 dims of one head: a block of the int8 form
     // only if heads are whole blocks.
-    let quantized =
-        cuda_q8::input_buffers(&dev, count, width, for_q8 && g.head_dim.is_multiple_of(32))?;
+    let blocks = (for_q8 && g.head_dim.is_multiple_of(32)).then_some(Int8Blocks::Of32);
+    let quantized = cuda_q8::input_buffers(&dev, count, width, blocks)?;
     let [q8_ptr, q8_scales_ptr] = cuda_q8::addresses(&quantized);
     let combine = dev.get_or_load_custom_func("k2_decode_attention_combine", MODULE, ptx()?)?;
     let mut launch = combine.builder();

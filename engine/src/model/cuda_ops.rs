@@ -22,6 +22,7 @@ use candle_core::{DType, Device, Shape, Storage, Tensor};
 
 use super::cuda_q8;
 use super::cuda_util::{compiled_ptx, device_address};
+use super::linear::Int8Blocks;
 use crate::error::{EngineError, Result};
 
 const SOURCE: &str = concat!(
@@ -46,20 +47,28 @@ __device__ __forceinline__ float k2_block_sum(float v)
     return total;
 }
 
-// y = x / rms(x) * w, one block per row.
+// y = x / rms(x) * w, one block per row (a multiple of 256 threads when it quantizes in
+// blocks of 256: k2_quantize_for_product).
 extern "C" __global__ void k2_rms_norm(
     const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
-    int cols, float eps, signed char* __restrict__ q, float* __restrict__ qd)
+    int cols, float eps, signed char* __restrict__ q, float* __restrict__ qd,
+    int block_values)
 {
     const float* xr = x + (size_t)blockIdx.x * cols;
     float* yr = y + (size_t)blockIdx.x * cols;
     float sum = 0.0f;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) sum += xr[i] * xr[i];
     const float scale = rsqrtf(k2_block_sum(sum) / cols + eps);
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-        const float v = xr[i] * scale * w[i];
-        yr[i] = v;
-        if (q != nullptr) k2_quantize_lane(v, q, qd, (size_t)blockIdx.x * cols + i);
+    // Every thread takes the same number of steps (the quantizing may synchronize).
+    const int steps = (cols + blockDim.x - 1) / blockDim.x;
+    for (int k = 0; k < steps; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        const bool valid = i < cols;
+        const float v = valid ? xr[i] * scale * w[i] : 0.0f;
+        if (valid) yr[i] = v;
+        if (q != nullptr)
+            k2_quantize_for_product(
+                v, valid, q, qd, (size_t)blockIdx.x * cols + i, block_values, k);
     }
 }
 
@@ -71,7 +80,7 @@ extern "C" __global__ void k2_rms_norm(
 extern "C" __global__ void k2_add_rms_norm(
     const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ w,
     float* __restrict__ sum_out, float* __restrict__ h, int cols, float eps,
-    signed char* __restrict__ q, float* __restrict__ qd)
+    signed char* __restrict__ q, float* __restrict__ qd, int block_values)
 {
     const size_t row = (size_t)blockIdx.x * cols;
     float v[NORM_PER_THREAD], wv[NORM_PER_THREAD];
@@ -91,29 +100,35 @@ extern "C" __global__ void k2_add_rms_norm(
     const float scale = rsqrtf(k2_block_sum(squares) / cols + eps);
     #pragma unroll
     for (int k = 0; k < NORM_PER_THREAD; k++) {
+        // The same steps for every thread (the quantizing may synchronize).
+        if (k * (int)blockDim.x >= cols) break;
         const int i = threadIdx.x + k * blockDim.x;
-        if (i < cols) {
-            const float out = v[k] * scale * wv[k];
-            h[row + i] = out;
-            if (q != nullptr) k2_quantize_lane(out, q, qd, row + i);
-        }
+        const bool valid = i < cols;
+        const float out = v[k] * scale * wv[k];
+        if (valid) h[row + i] = out;
+        if (q != nullptr)
+            k2_quantize_for_product(out, valid, q, qd, row + i, block_values, k);
     }
 }
 
 // out[r, c] = silu(gate[r, c]) * up[r, c]; gate and up rows are `stride` apart (views into
-// one stacked product).
+// one stacked product). Blocks of a multiple of 256 threads when it quantizes in blocks of
+// 256 (k2_quantize_for_product; rows are whole blocks of 256 then).
 extern "C" __global__ void k2_silu_mul(
     const float* __restrict__ gate, const float* __restrict__ up, long long stride,
     float* __restrict__ out, int rows, int cols, signed char* __restrict__ q,
-    float* __restrict__ qd)
+    float* __restrict__ qd, int block_values)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long long)rows * cols) return;
-    const long long r = i / cols, c = i % cols;
-    const float g = gate[r * stride + c];
-    const float v = g / (1.0f + expf(-g)) * up[r * stride + c];
-    out[i] = v;
-    if (q != nullptr) k2_quantize_lane(v, q, qd, i);
+    const bool valid = i < (long long)rows * cols;
+    float v = 0.0f;
+    if (valid) {
+        const long long r = i / cols, c = i % cols;
+        const float g = gate[r * stride + c];
+        v = g / (1.0f + expf(-g)) * up[r * stride + c];
+        out[i] = v;
+    }
+    if (q != nullptr) k2_quantize_for_product(v, valid, q, qd, i, block_values, 0);
 }
 "#
 );
@@ -125,12 +140,17 @@ const NORM_MAX_COLS: usize = 8 * 1024;
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    compiled_ptx(&PTX, SOURCE, "step")
+    compiled_ptx(&PTX, SOURCE, "step", None)
 }
 
 /// RMS norm of each row of `x` (`[rows, cols]`, f32, contiguous) times `w` (`[cols]`);
 /// with `quantize`, also quantized for an int8 product (see `cuda_q8::offer`).
-pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Result<Option<Tensor>> {
+pub(super) fn rms_norm(
+    x: &Tensor,
+    w: &Tensor,
+    eps: f32,
+    quantize: Option<Int8Blocks>,
+) -> Result<Option<Tensor>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
         return Ok(None);
     };
@@ -145,6 +165,7 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Resu
     let mut y = unsafe { dev.alloc::<f32>(rows * cols)? };
     let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
+    let block_values = cuda_q8::block_values(&quantized);
     let func = dev.get_or_load_custom_func("k2_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (cols_i, eps_f) = (cols as i32, eps);
@@ -155,7 +176,8 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, quantize: bool) -> Resu
         .arg(&cols_i)
         .arg(&eps_f)
         .arg(&q_ptr)
-        .arg(&d_ptr);
+        .arg(&d_ptr)
+        .arg(&block_values);
     // SAFETY: x and y hold rows × cols floats, w holds cols, the quantized buffers (if any)
     // rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
@@ -172,7 +194,7 @@ pub(super) fn add_rms_norm(
     y: &Tensor,
     w: &Tensor,
     eps: f32,
-    quantize: bool,
+    quantize: Option<Int8Blocks>,
 ) -> Result<Option<(Tensor, Tensor)>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
         return Ok(None);
@@ -194,6 +216,7 @@ pub(super) fn add_rms_norm(
     };
     let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
+    let block_values = cuda_q8::block_values(&quantized);
     let func = dev.get_or_load_custom_func("k2_add_rms_norm", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let cols_i = cols as i32;
@@ -206,7 +229,8 @@ pub(super) fn add_rms_norm(
         .arg(&cols_i)
         .arg(&eps)
         .arg(&q_ptr)
-        .arg(&d_ptr);
+        .arg(&d_ptr)
+        .arg(&block_values);
     // SAFETY: x, y, sum and h hold rows × cols floats, w holds cols, the quantized buffers
     // (if any) rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
@@ -218,7 +242,11 @@ pub(super) fn add_rms_norm(
 /// SiLU(gate) · up for `[rows, cols]` f32 views whose rows sit `stride` apart in the same
 /// storage layout (the two halves of one stacked product, or two contiguous tensors); with
 /// `quantize`, also quantized for an int8 product (see `cuda_q8::offer`).
-pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Option<Tensor>> {
+pub(super) fn silu_mul(
+    gate: &Tensor,
+    up: &Tensor,
+    quantize: Option<Int8Blocks>,
+) -> Result<Option<Tensor>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (gate.device(), gate.dims2()) else {
         return Ok(None);
     };
@@ -237,6 +265,7 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Opt
     let mut out = unsafe { dev.alloc::<f32>(n)? };
     let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
+    let block_values = cuda_q8::block_values(&quantized);
     let func = dev.get_or_load_custom_func("k2_silu_mul", MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (stride_i, rows_i, cols_i) = (stride as i64, rows as i32, cols as i32);
@@ -248,11 +277,18 @@ pub(super) fn silu_mul(gate: &Tensor, up: &Tensor, quantize: bool) -> Result<Opt
         .arg(&rows_i)
         .arg(&cols_i)
         .arg(&q_ptr)
-        .arg(&d_ptr);
+        .arg(&d_ptr)
+        .arg(&block_values);
     // SAFETY: both views cover rows × cols elements `stride` apart, the quantized buffers
     // (if any) rows × cols values; all live past the launch. Blocks of 1,024 threads keep
     // each warp on 32 consecutive elements, one block of the quantized form.
-    unsafe { launch.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(launch_error)?;
+    // Blocks of 1,024 threads: whole blocks of 256 for the quantizing.
+    let config = LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(1024), 1, 1),
+        block_dim: (1024, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    unsafe { launch.launch(config) }.map_err(launch_error)?;
     let out = wrap(out, dev, (rows, cols));
     cuda_q8::offer(&out, quantized);
     Ok(Some(out))

@@ -17,9 +17,6 @@
 // into a shared helper, they changed ptxas' register allocation (the 3-row Q8_0 kernel from
 // 40 to 48 registers, fewer warps per multiprocessor).
 
-typedef unsigned short ushort_t;
-
-#define WARPS_PER_BLOCK 4
 #define GROUP_BLOCKS 16
 #define GROUP_WORDS 34          // 16-byte words per 16-block group (544 bytes)
 #define GROUP_PAD_BYTES 560     // a thread may read one 4-byte word past the group
@@ -34,21 +31,6 @@ extern "C" __global__ void k2_quantize_q8(
     if (block >= blocks) return;
     const size_t i = (size_t)block * 32 + (threadIdx.x & 31);
     k2_quantize_lane(x[i], q, d, i);
-}
-
-__device__ __forceinline__ float half_bits_to_float(ushort_t h)
-{
-    float f;
-    asm("{ .reg .f16 t; mov.b16 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "h"(h));
-    return f;
-}
-
-__device__ __forceinline__ int4 load_streaming(const int4* p)
-{
-    int4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
 }
 
 // Row `row`'s sums `acc` of this warp (one of `split` sharing the row) summed over its
@@ -159,33 +141,6 @@ __device__ void q8_0_product(
     }
     finish_row<NC>(acc, partial, active, row, rows, split, bias, y);
 }
-
-// The launchable kernels: `<format>_product_<rows>` for 1..=8 rows, with `split` warps per
-// weight row (1, 2 or 4), and for Q8_0 and Q6_K also `<format>_product_<rows>_one` with
-// one warp per row compiled as a constant. cuda_q8.rs picks one. Register allocation
-// decides which is faster: the Q8_0 general kernel took 46 registers for one row where
-// the constant one takes 40 (4% slower at 1 row on the H100), while the Q4_K general
-// kernel takes fewer than its constant twin would.
-#define K2_SPLIT_PRODUCT(NAME, BODY, NC)                                                 \
-    extern "C" __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)                   \
-    NAME##_##NC(const unsigned char* __restrict__ w, const signed char* __restrict__ q,  \
-                const float* __restrict__ d, const float* __restrict__ bias,             \
-                float* __restrict__ y, int rows, int cols, int split)                    \
-    {                                                                                    \
-        BODY<NC>(w, q, d, bias, y, rows, cols, split);                                   \
-    }
-#define K2_ONE_WARP_PRODUCT(NAME, BODY, NC)                                              \
-    extern "C" __global__ void __launch_bounds__(WARPS_PER_BLOCK * 32)                   \
-    NAME##_##NC##_one(const unsigned char* __restrict__ w,                               \
-                      const signed char* __restrict__ q, const float* __restrict__ d,    \
-                      const float* __restrict__ bias, float* __restrict__ y, int rows,   \
-                      int cols, int split)                                               \
-    {                                                                                    \
-        BODY<NC>(w, q, d, bias, y, rows, cols, 1);                                       \
-    }
-#define K2_FOR_ROWS(KIND, NAME, BODY)                                                    \
-    KIND(NAME, BODY, 1) KIND(NAME, BODY, 2) KIND(NAME, BODY, 3) KIND(NAME, BODY, 4)      \
-    KIND(NAME, BODY, 5) KIND(NAME, BODY, 6) KIND(NAME, BODY, 7) KIND(NAME, BODY, 8)
 
 K2_FOR_ROWS(K2_SPLIT_PRODUCT, k2_q8_0_product, q8_0_product)
 K2_FOR_ROWS(K2_ONE_WARP_PRODUCT, k2_q8_0_product, q8_0_product)

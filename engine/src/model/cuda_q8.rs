@@ -4,16 +4,24 @@
 //! With candle's vector kernels each extra activation row cost a 32B model's step 10%
 //! (Q8_0) to 30% (Q4_K_M), so best-of-3 cost 1.2-1.6x one row. These kernels (`cuda_q8.cu`)
 //! read weights only in aligned 16-byte words (Q8_0's 34-byte blocks and Q6_K's 210-byte
-//! super-blocks through shared memory), multiply int8 activations with `dp4a`, and compute each activation
-//! row by the same operations whatever the row count, so one row and eight give
-//! bit-identical results (a verification pass's products match one-token decoding's).
+//! super-blocks through shared memory), multiply int8 activations with `dp4a`, and compute
+//! each activation row by the same operations whatever the row count, so one row and eight
+//! give bit-identical results (a verification pass's products match one-token decoding's).
 //! The activations arrive quantized from the kernel that produced them where it can
 //! ([`offer`]): the norms, SiLU·up and the attention's combining kernel.
+//!
+//! On GPUs with int8 tensor cores (compute capability 8.0 and up), Q4_K products run on
+//! them instead (`cuda_q4_k_tensor.cu`): with `dp4a` a Q4_K byte's arithmetic grows with
+//! every activation row, and at 3 rows it, not memory, set the pace. That kernel reads its
+//! activations with one scale per 256 values (what the CPU's k-quant products use), which
+//! the norms and SiLU·up write when the next product asks for that form
+//! ([`input_blocks`]); the attention's output projection, whose input comes in blocks of
+//! 32, keeps `dp4a` (`Linear::set_tensor_cores`).
 //!
 //! Used for input widths that are a multiple of 256 (Q8_0 rows stay 16-byte aligned, the
 //! k-quants need it anyway), which covers the Qwen2.5 geometries from 1.5B up; other shapes, more
 //! than 8 rows (prefill, large batches), other formats and `K2_CUDA_INT8_PRODUCTS=0` use
-//! candle's kernels.
+//! candle's kernels; `K2_CUDA_TENSOR_CORES=0` keeps Q4_K on `dp4a`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,13 +35,27 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Shape, Storage, Tensor, TensorId};
 
 use super::cuda_util::{address_of, compiled_ptx, device_address};
+use super::linear::Int8Blocks;
 use crate::error::{EngineError, Result};
 
 const SOURCE: &str = concat!(
     include_str!("cuda_quantize.cuh"),
+    include_str!("cuda_int8_common.cuh"),
     include_str!("cuda_q8.cu")
 );
 const MODULE: &str = "k2_int8_products";
+/// The Q4_K product on the tensor cores (`cuda_q4_k_tensor.cu`), compiled for compute
+/// capability 8.0 (its `mma` shape needs it) and used only on such GPUs.
+const TENSOR_SOURCE: &str = concat!(
+    include_str!("cuda_int8_common.cuh"),
+    include_str!("cuda_q4_k_tensor.cu")
+);
+const TENSOR_MODULE: &str = "k2_tensor_core_products";
+const TENSOR_PREFIX: &str = "k2_q4_k_tensor_product";
+/// Weight rows per warp in the tensor-core kernel (the `mma` tile's height).
+const TENSOR_TILE_ROWS: usize = 16;
+/// Warps per block in the tensor-core kernel: 4, or 8 when 8 warps share a tile.
+const TENSOR_WARPS: u32 = 4;
 /// Activation rows one launch serves (the kernels are instantiated for 1..=8).
 const MAX_ROWS: usize = 8;
 /// Values per Q8_0 block, and blocks per aligned half group (see `cuda_q8.cu`).
@@ -42,6 +64,7 @@ const ALIGNED_BLOCKS: usize = 8;
 const WARPS_PER_BLOCK: u32 = 4;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
+static TENSOR_CORES: AtomicBool = AtomicBool::new(true);
 /// Warps per weight row forced for every product (0: chosen per shape, [`warps_per_row`]).
 static FORCED_SPLIT: AtomicU32 = AtomicU32::new(0);
 
@@ -51,10 +74,17 @@ pub(super) fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-/// Forces every product to split its weight rows over `warps` warps (1, 2 or 4), or with
-/// `None` goes back to choosing per shape: for benchmarks that compare the choices.
+/// Switches the Q4_K product on the tensor cores on or off for the process (off: the dp4a
+/// kernel; benchmarks compare them in one run). Off also when `K2_CUDA_TENSOR_CORES=0`.
+pub(super) fn set_tensor_cores(enabled: bool) {
+    TENSOR_CORES.store(enabled, Ordering::Relaxed);
+}
+
+/// Forces every product to split its weight rows over `warps` warps (1, 2, 4, or 8 for the
+/// tensor-core kernel; the others take at most 4), or with `None` goes back to choosing per
+/// shape: for benchmarks that compare the choices.
 pub(super) fn force_warps_per_row(warps: Option<u32>) {
-    let warps = warps.filter(|w| [1, 2, 4].contains(w)).unwrap_or(0);
+    let warps = warps.filter(|w| [1, 2, 4, 8].contains(w)).unwrap_or(0);
     FORCED_SPLIT.store(warps, Ordering::Relaxed);
 }
 
@@ -67,20 +97,56 @@ fn enabled() -> bool {
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    compiled_ptx(&PTX, SOURCE, "int8 product")
+    compiled_ptx(&PTX, SOURCE, "int8 product", None)
 }
 
-/// Rows of activations in int8 form: values `q` and one scale per block of 32 in `d` (see
-/// `cuda_quantize.cuh`).
+fn tensor_ptx() -> Result<&'static str> {
+    static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+    compiled_ptx(
+        &PTX,
+        TENSOR_SOURCE,
+        "tensor-core product",
+        Some("compute_80"),
+    )
+}
+
+/// Whether a product of `dtype` weights runs on the tensor cores: Q4_K where the caller
+/// `allowed` it, the kernels are switched on, and the GPU has compute capability 8.0 or
+/// later (asked of the driver once; a failed query counts as no).
+fn on_tensor_cores(dev: &CudaDevice, dtype: GgmlDType, allowed: bool) -> bool {
+    use candle_core::cuda_backend::cudarc::driver::sys::CUdevice_attribute;
+    static FROM_ENV: OnceLock<bool> = OnceLock::new();
+    static CAPABLE: OnceLock<bool> = OnceLock::new();
+    let env_allows =
+        *FROM_ENV.get_or_init(|| std::env::var("K2_CUDA_TENSOR_CORES").as_deref() != Ok("0"));
+    if !allowed || dtype != GgmlDType::Q4K || !env_allows || !TENSOR_CORES.load(Ordering::Relaxed) {
+        return false;
+    }
+    *CAPABLE.get_or_init(|| {
+        dev.cuda_stream()
+            .context()
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+            .is_ok_and(|major| major >= 8)
+    })
+}
+
+/// Rows of activations in int8 form: values `q` and one scale per block of `blocks` in `d`
+/// (see `cuda_quantize.cuh`).
 pub(super) struct Int8Rows {
     q: DeviceBuffer<i8>,
     d: DeviceBuffer<f32>,
+    blocks: Int8Blocks,
 }
 
 /// The kernels' arguments for optional [`Int8Rows`]: null pointers when there are none.
 pub(super) fn addresses(rows: &Option<Int8Rows>) -> [u64; 2] {
     rows.as_ref()
         .map_or([0; 2], |r| [address_of(&r.q), address_of(&r.d)])
+}
+
+/// The kernels' block size argument for optional [`Int8Rows`] (32 when there are none).
+pub(super) fn block_values(rows: &Option<Int8Rows>) -> i32 {
+    rows.as_ref().map_or(BLOCK_VALUES, |r| r.blocks.values()) as i32
 }
 
 /// Rows some kernel quantized as it produced them (see [`offer`]); shared, since separate
@@ -135,7 +201,7 @@ fn warps_per_row(dtype: GgmlDType, out: usize, cols: usize, resident: usize) -> 
     const LONG_ROW: usize = 64 * 256;
     match FORCED_SPLIT.load(Ordering::Relaxed) {
         0 => {}
-        forced => return forced,
+        forced => return forced.min(WARPS_PER_BLOCK),
     }
     if cols >= LONG_ROW {
         return if dtype == GgmlDType::Q6K { 2 } else { 4 };
@@ -147,29 +213,104 @@ fn warps_per_row(dtype: GgmlDType, out: usize, cols: usize, resident: usize) -> 
     }
 }
 
-/// How many one-warp weight rows of `dtype` the GPU runs at once: its multiprocessors
-/// times the blocks of the one-row kernel that fit on each (registers decide), times the
-/// warps per block. Asked of the driver once per format.
-fn resident_rows(dev: &CudaDevice, dtype: GgmlDType, prefix: &'static str) -> Result<usize> {
+/// How many warps of kernel `name` (in `module`) the GPU runs at once: its multiprocessors
+/// times the blocks that fit on each (registers decide), times the warps per block. Asked
+/// of the driver once per kernel; for one-warp-per-row kernels, the rows that run at once.
+fn resident_warps(
+    dev: &CudaDevice,
+    module: &'static str,
+    ptx: &'static str,
+    name: &str,
+    warps_per_block: u32,
+) -> Result<usize> {
     use candle_core::cuda_backend::cudarc::driver::sys::CUdevice_attribute;
-    static RESIDENT: Mutex<Vec<(&'static str, usize)>> = Mutex::new(Vec::new());
+    static RESIDENT: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
     let mut known = RESIDENT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&(_, rows)) = known.iter().find(|(p, _)| *p == prefix) {
-        return Ok(rows);
+    if let Some((_, warps)) = known.iter().find(|(n, _)| n == name) {
+        return Ok(*warps);
     }
-    let name = kernel_name(prefix, dtype, 1, 1);
-    let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
+    let func = dev.get_or_load_custom_func(name, module, ptx)?;
     let blocks = func
-        .occupancy_max_active_blocks_per_multiprocessor(WARPS_PER_BLOCK * 32, 0, None)
+        .occupancy_max_active_blocks_per_multiprocessor(warps_per_block * 32, 0, None)
         .map_err(launch_error)?;
     let sms = dev
         .cuda_stream()
         .context()
         .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
         .map_err(launch_error)?;
-    let rows = sms.max(1) as usize * blocks.max(1) as usize * WARPS_PER_BLOCK as usize;
-    known.push((prefix, rows));
-    Ok(rows)
+    let warps = sms.max(1) as usize * blocks.max(1) as usize * warps_per_block as usize;
+    known.push((name.to_string(), warps));
+    Ok(warps)
+}
+
+/// How many warps share each 16-row tile of the tensor-core kernel. From `device_bench
+/// products` on an H100 (32B matrices): four, whose neighbouring super-blocks of the same
+/// rows are read together (one warp per tile: 25-50% slower); eight for long rows (a 32B
+/// model's down projection, 320 tiles of 108 super-blocks, reads 1.95 TB/s with eight
+/// against 1.5 with four). It depends on the matrix alone, so one row and eight give the
+/// same bits.
+fn warps_per_tile(cols: usize) -> u32 {
+    const LONG_ROW: usize = 64 * 256;
+    match FORCED_SPLIT.load(Ordering::Relaxed) {
+        0 => {}
+        forced => return forced,
+    }
+    if cols >= LONG_ROW {
+        8
+    } else {
+        4
+    }
+}
+
+/// The kernel that computes a product and how its warps cover the weight rows.
+struct Plan {
+    module: &'static str,
+    ptx: &'static str,
+    name: String,
+    /// Weight rows that one warp (or `split` warps together) computes.
+    rows_per_warp: usize,
+    split: u32,
+    warps_per_block: u32,
+    activations: Int8Blocks,
+}
+
+/// The kernel for `activation_rows` rows times a `dtype` matrix of `out` rows and `cols`
+/// columns: Q4_K on the tensor cores where the GPU has them, else the dp4a kernels.
+fn plan(
+    dev: &CudaDevice,
+    dtype: GgmlDType,
+    prefix: &'static str,
+    out: usize,
+    cols: usize,
+    activation_rows: usize,
+    tensor_cores_allowed: bool,
+) -> Result<Plan> {
+    if on_tensor_cores(dev, dtype, tensor_cores_allowed) {
+        let ptx = tensor_ptx()?;
+        let split = warps_per_tile(cols);
+        return Ok(Plan {
+            module: TENSOR_MODULE,
+            ptx,
+            name: format!("{TENSOR_PREFIX}_{activation_rows}"),
+            rows_per_warp: TENSOR_TILE_ROWS,
+            split,
+            warps_per_block: TENSOR_WARPS.max(split),
+            activations: Int8Blocks::Of256,
+        });
+    }
+    let ptx = ptx()?;
+    let name = kernel_name(prefix, dtype, 1, 1);
+    let resident = resident_warps(dev, MODULE, ptx, &name, WARPS_PER_BLOCK)?;
+    let split = warps_per_row(dtype, out, cols, resident);
+    Ok(Plan {
+        module: MODULE,
+        ptx,
+        name: kernel_name(prefix, dtype, activation_rows, split),
+        rows_per_warp: 1,
+        split,
+        warps_per_block: WARPS_PER_BLOCK,
+        activations: Int8Blocks::Of32,
+    })
 }
 
 /// Whether a product of `rows × cols` activations runs here (the weights' format aside).
@@ -179,29 +320,44 @@ fn takes(rows: usize, cols: usize) -> bool {
         && (1..=MAX_ROWS).contains(&rows)
 }
 
-/// Buffers for `rows × cols` activations quantized by the kernel that produces them, when
-/// the caller `asked` (the next product reads int8) and an int8 product can take them: the
-/// norms, SiLU·up and the attention quantize for the product after them, which saves it a
-/// launch (three of four per layer).
+/// Buffers for `rows × cols` activations quantized by the kernel that produces them, in
+/// the form `asked` (the one the next product reads, [`input_blocks`]) when an int8 product
+/// can take them: the norms, SiLU·up and the attention quantize for the product after them,
+/// which saves it a launch (three of four per layer).
 pub(super) fn input_buffers(
     dev: &CudaDevice,
     rows: usize,
     cols: usize,
-    asked: bool,
+    asked: Option<Int8Blocks>,
 ) -> Result<Option<Int8Rows>> {
-    if !asked || !takes(rows, cols) {
-        return Ok(None);
+    match asked {
+        Some(blocks) if takes(rows, cols) => allocate(dev, rows, cols, blocks).map(Some),
+        _ => Ok(None),
     }
-    allocate(dev, rows, cols).map(Some)
 }
 
-fn allocate(dev: &CudaDevice, rows: usize, cols: usize) -> Result<Int8Rows> {
+/// The int8 form a product with weights `w` reads its activations in, if these kernels
+/// take `w`'s format on CUDA: Q4_K on the tensor cores reads blocks of 256, the rest 32.
+pub(super) fn input_blocks(w: &QTensor, tensor_cores_allowed: bool) -> Option<Int8Blocks> {
+    let Device::Cuda(dev) = w.device() else {
+        return None;
+    };
+    kernel_prefix(w.dtype())?;
+    Some(if on_tensor_cores(&dev, w.dtype(), tensor_cores_allowed) {
+        Int8Blocks::Of256
+    } else {
+        Int8Blocks::Of32
+    })
+}
+
+fn allocate(dev: &CudaDevice, rows: usize, cols: usize, blocks: Int8Blocks) -> Result<Int8Rows> {
     let values = rows * cols;
     // SAFETY: the quantizing kernel writes every element of both.
     Ok(unsafe {
         Int8Rows {
             q: dev.alloc::<i8>(values)?,
-            d: dev.alloc::<f32>(values / BLOCK_VALUES)?,
+            d: dev.alloc::<f32>(values / blocks.values())?,
+            blocks,
         }
     })
 }
@@ -221,14 +377,15 @@ pub(super) fn forget_offer() {
     READY.with(|ready| ready.borrow_mut().take());
 }
 
-/// The offered int8 form of `x`, if it is the offered tensor. The offer stays for other
-/// products of the same input until the next offer or [`forget_offer`].
-fn offered(x: &Tensor) -> Option<Rc<Int8Rows>> {
+/// The offered int8 form of `x`, if it is the offered tensor and in the form `blocks`. The
+/// offer stays for other products of the same input until the next offer or
+/// [`forget_offer`].
+fn offered(x: &Tensor, blocks: Int8Blocks) -> Option<Rc<Int8Rows>> {
     READY.with(|ready| {
         ready
             .borrow()
             .as_ref()
-            .filter(|r| r.of == x.id())
+            .filter(|r| r.of == x.id() && r.rows.blocks == blocks)
             .map(|r| r.rows.clone())
     })
 }
@@ -240,6 +397,7 @@ pub(super) fn int8_matmul(
     w: &QTensor,
     x: &Tensor,
     bias: Option<&Tensor>,
+    tensor_cores_allowed: bool,
 ) -> Result<Option<Tensor>> {
     let (Device::Cuda(dev), Ok((rows, cols))) = (x.device(), x.dims2()) else {
         return Ok(None);
@@ -263,19 +421,25 @@ pub(super) fn int8_matmul(
         }
         Some(_) => return Ok(None),
     };
-    let input = match offered(x) {
+    let plan = plan(
+        dev,
+        w.dtype(),
+        prefix,
+        out,
+        cols,
+        rows,
+        tensor_cores_allowed,
+    )?;
+    let input = match offered(x, plan.activations) {
         Some(ready) => ready,
-        None => Rc::new(quantize(dev, x, rows, cols)?),
+        None => Rc::new(quantize(dev, x, rows, cols, plan.activations)?),
     };
     let w_ptr = w.device_ptr()? as u64;
     // SAFETY: the kernel writes every element (each output row is one warp's sum).
     let mut y = unsafe { dev.alloc::<f32>(rows * out)? };
-    let resident = resident_rows(dev, w.dtype(), prefix)?;
-    let split = warps_per_row(w.dtype(), out, cols, resident);
-    let name = kernel_name(prefix, w.dtype(), rows, split);
-    let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
+    let func = dev.get_or_load_custom_func(&plan.name, plan.module, plan.ptx)?;
     let mut launch = func.builder();
-    let (out_i, cols_i, split_i) = (out as i32, cols as i32, split as i32);
+    let (out_i, cols_i, split_i) = (out as i32, cols as i32, plan.split as i32);
     launch
         .arg(&w_ptr)
         .arg(&input.q)
@@ -286,8 +450,12 @@ pub(super) fn int8_matmul(
         .arg(&cols_i)
         .arg(&split_i);
     let config = LaunchConfig {
-        grid_dim: ((out as u32).div_ceil(WARPS_PER_BLOCK / split), 1, 1),
-        block_dim: (WARPS_PER_BLOCK * 32, 1, 1),
+        grid_dim: (
+            (out.div_ceil(plan.rows_per_warp) as u32).div_ceil(plan.warps_per_block / plan.split),
+            1,
+            1,
+        ),
+        block_dim: (plan.warps_per_block * 32, 1, 1),
         shared_mem_bytes: 0,
     };
     // SAFETY: w holds out rows of cols values in its format (a live QTensor), `input` the
@@ -305,22 +473,35 @@ pub(super) fn int8_matmul(
 
 type DeviceBuffer<T> = candle_core::cuda_backend::cudarc::driver::CudaSlice<T>;
 
-/// `x` in int8 form (round to nearest, like the activations candle's kernels quantize).
-fn quantize(dev: &CudaDevice, x: &Tensor, rows: usize, cols: usize) -> Result<Int8Rows> {
-    let blocks = rows * cols / BLOCK_VALUES;
+/// `x` in int8 form with one scale per block of `blocks` (round to nearest, like the
+/// activations candle's kernels quantize).
+fn quantize(
+    dev: &CudaDevice,
+    x: &Tensor,
+    rows: usize,
+    cols: usize,
+    blocks: Int8Blocks,
+) -> Result<Int8Rows> {
+    let count = rows * cols / blocks.values();
     let x_ptr = device_address(x)?;
-    let mut out = allocate(dev, rows, cols)?;
-    let func = dev.get_or_load_custom_func("k2_quantize_q8", MODULE, ptx()?)?;
+    let mut out = allocate(dev, rows, cols, blocks)?;
+    let func = match blocks {
+        Int8Blocks::Of32 => dev.get_or_load_custom_func("k2_quantize_q8", MODULE, ptx()?)?,
+        Int8Blocks::Of256 => {
+            dev.get_or_load_custom_func("k2_quantize_q8_k", TENSOR_MODULE, tensor_ptx()?)?
+        }
+    };
     let mut launch = func.builder();
-    let blocks_i = blocks as i32;
+    let count_i = count as i32;
     launch
         .arg(&x_ptr)
         .arg(&mut out.q)
         .arg(&mut out.d)
-        .arg(&blocks_i);
+        .arg(&count_i);
+    // One warp per block.
     const WARPS: u32 = 8;
     let config = LaunchConfig {
-        grid_dim: ((blocks as u32).div_ceil(WARPS), 1, 1),
+        grid_dim: ((count as u32).div_ceil(WARPS), 1, 1),
         block_dim: (WARPS * 32, 1, 1),
         shared_mem_bytes: 0,
     };

@@ -4,20 +4,26 @@
 use std::sync::OnceLock;
 
 use candle_core::cuda_backend::cudarc::driver::DevicePtr;
-use candle_core::cuda_backend::cudarc::nvrtc::compile_ptx;
+use candle_core::cuda_backend::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use candle_core::{DType, Storage, Tensor};
 
 use crate::error::{EngineError, Result};
 
 /// `source` compiled by NVRTC on the machine that runs it, once per process (`cell` keeps
-/// the PTX, or the compiler's message); `what` names the kernels in the error.
+/// the PTX, or the compiler's message), for the virtual architecture `arch` (NVRTC's
+/// default when `None`); `what` names the kernels in the error.
 pub(super) fn compiled_ptx(
     cell: &'static OnceLock<std::result::Result<String, String>>,
     source: &str,
     what: &str,
+    arch: Option<&'static str>,
 ) -> Result<&'static str> {
     cell.get_or_init(|| {
-        compile_ptx(source)
+        let options = CompileOptions {
+            arch,
+            ..Default::default()
+        };
+        compile_ptx_with_opts(source, options)
             .map(|p| p.to_src())
             .map_err(|e| e.to_string())
     })

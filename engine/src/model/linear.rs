@@ -9,6 +9,25 @@ use candle_core::{DType, Module, Tensor};
 
 use crate::error::Result;
 
+/// The int8 form a product on CUDA reads its activations in (`cuda_q8`), which whatever
+/// produces its input may write on the way: one scale per block of 32 values (the dp4a
+/// kernels), or per super-block of 256 (the tensor-core Q4_K kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int8Blocks {
+    Of32,
+    Of256,
+}
+
+impl Int8Blocks {
+    /// Values per block.
+    pub fn values(self) -> usize {
+        match self {
+            Int8Blocks::Of32 => 32,
+            Int8Blocks::Of256 => 256,
+        }
+    }
+}
+
 pub enum Matrix {
     /// GGUF blocks run by candle (CUDA, Metal, or formats k2-kernels lacks).
     Candle {
@@ -30,21 +49,22 @@ impl Matrix {
 
     /// `x`: `[m, in]` → `[m, out]`.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
-        self.matmul_with_bias(x, None)
+        self.product(x, None, true)
     }
 
     /// `x`: `[m, in]` → `[m, out]`, plus `bias` (`[out]`) if given. On CUDA this engine's
     /// int8 products (`cuda_q8`) add the bias themselves (one launch fewer); everything else
-    /// adds it after.
-    pub fn matmul_with_bias(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    /// adds it after. `tensor_cores`: whether a Q4_K product may run on them there (see
+    /// [`Linear::set_tensor_cores`]).
+    fn product(&self, x: &Tensor, bias: Option<&Tensor>, tensor_cores: bool) -> Result<Tensor> {
         let y = match self {
             Matrix::Candle { tensor, matmul } => {
                 #[cfg(feature = "cuda")]
-                if let Some(y) = super::cuda_q8::int8_matmul(tensor, x, bias)? {
+                if let Some(y) = super::cuda_q8::int8_matmul(tensor, x, bias, tensor_cores)? {
                     return Ok(y);
                 }
                 #[cfg(not(feature = "cuda"))]
-                let _ = tensor;
+                let _ = (tensor, tensor_cores);
                 matmul.forward(x)?
             }
             Matrix::Dense(w) => dense_matmul(x, w)?,
@@ -56,15 +76,16 @@ impl Matrix {
         })
     }
 
-    /// Whether the product runs on CUDA from int8 activations with this engine's kernels
-    /// (`cuda_q8`), so whatever produces its input may quantize it on the way.
-    pub fn reads_int8_input(&self) -> bool {
+    /// The int8 form of its activations the product reads, if it runs on CUDA from int8
+    /// activations with this engine's kernels (`cuda_q8`; `tensor_cores` as in
+    /// [`Matrix::product`]): whatever produces its input may quantize it on the way.
+    fn int8_input(&self, tensor_cores: bool) -> Option<Int8Blocks> {
         #[cfg(feature = "cuda")]
         if let Matrix::Candle { tensor, .. } = self {
-            return super::cuda_q8::kernel_prefix(tensor.dtype()).is_some()
-                && matches!(tensor.device(), candle_core::Device::Cuda(_));
+            return super::cuda_q8::input_blocks(tensor, tensor_cores);
         }
-        false
+        let _ = tensor_cores;
+        None
     }
 
     /// Bytes of weights one product reads: what bounds decoding speed on a GPU.
@@ -115,11 +136,31 @@ fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 pub struct Linear {
     weight: Arc<Matrix>,
     bias: Option<Tensor>,
+    tensor_cores: bool,
 }
 
 impl Linear {
     pub fn new(weight: Arc<Matrix>, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            tensor_cores: true,
+        }
+    }
+
+    /// Whether its product may run on the tensor cores (on CUDA, for Q4_K weights; on
+    /// unless switched off here). Those read their activations quantized in blocks of 256,
+    /// which the attention's combining kernel cannot write: the attention output's
+    /// projection would pay a launch to quantize its input, more than the tensor cores save
+    /// it (an H100, 32B geometry: 16.4 µs against 10.6 at one row).
+    pub fn set_tensor_cores(&mut self, allowed: bool) {
+        self.tensor_cores = allowed;
+    }
+
+    /// The int8 form of its activations the product reads, if any (see
+    /// [`Matrix::int8_input`]).
+    pub fn int8_input(&self) -> Option<Int8Blocks> {
+        self.weight.int8_input(self.tensor_cores)
     }
 
     /// The same layer restricted to its first `rows` outputs, where cheap (see
@@ -138,6 +179,7 @@ impl Linear {
 
     /// `x`: `[m, in]` → `[m, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.weight.matmul_with_bias(x, self.bias.as_ref())
+        self.weight
+            .product(x, self.bias.as_ref(), self.tensor_cores)
     }
 }

@@ -37,7 +37,7 @@ use candle_core::{DType, Device, Tensor};
 pub use config::{Architecture, ModelConfig, RopeStyle};
 pub use host_logits::logits_to_host;
 pub use kv_cache::KvCache;
-pub use linear::{Linear, Matrix};
+pub use linear::{Int8Blocks, Linear, Matrix};
 pub use load_gguf::load_gguf;
 pub use load_gguf::LoadProgress;
 pub use load_safetensors::{load_safetensors, safetensors_files};
@@ -53,6 +53,16 @@ use step::{StepInputs, StepPlan};
 pub fn set_cuda_int8_products(enabled: bool) {
     #[cfg(feature = "cuda")]
     cuda_q8::set_enabled(enabled);
+    #[cfg(not(feature = "cuda"))]
+    let _ = enabled;
+}
+
+/// Switches the tensor-core Q4_K product on CUDA on or off for the process (off: the dp4a
+/// kernel): benchmarks compare them in one run (a captured graph keeps the kernel it was
+/// captured with).
+pub fn set_cuda_tensor_core_products(enabled: bool) {
+    #[cfg(feature = "cuda")]
+    cuda_q8::set_tensor_cores(enabled);
     #[cfg(not(feature = "cuda"))]
     let _ = enabled;
 }
@@ -124,11 +134,15 @@ impl Model {
     fn from_parts(
         config: ModelConfig,
         embed: Arc<Matrix>,
-        blocks: Vec<Block>,
+        mut blocks: Vec<Block>,
         final_norm: Tensor,
         lm_head: Linear,
         device: &Device,
     ) -> Result<Model> {
+        for block in &mut blocks {
+            // Its input comes from the attention, quantized in blocks of 32 only.
+            block.o.set_tensor_cores(false);
+        }
         let rope = Rope::new(&config, device)?;
         Ok(Model {
             config,
@@ -300,9 +314,9 @@ impl Model {
         // the norm after it are one step (one launch on CUDA). Each producer of a product's
         // input is told whether that product reads int8 activations (`cuda_q8`), so it
         // quantizes them as it writes them.
-        let output_reads_q8 = step.picked.is_none() && self.lm_head.weight().reads_int8_input();
+        let output_reads_q8 = self.lm_head.int8_input().filter(|_| step.picked.is_none());
         let mut h = match self.blocks.first() {
-            Some(first) => rms_norm(&x, &first.attn_norm, eps, first.qkv.reads_int8_input())?,
+            Some(first) => rms_norm(&x, &first.attn_norm, eps, first.qkv.int8_input())?,
             None => rms_norm(&x, &self.final_norm, eps, output_reads_q8)?,
         };
         for (layer, block) in self.blocks.iter().enumerate() {
@@ -317,15 +331,15 @@ impl Model {
                 step,
             )?;
             let o = block.o.forward(&attn)?;
-            let gate_up_reads_q8 = block.gate_up.reads_int8_input();
+            let gate_up_reads_q8 = block.gate_up.int8_input();
             (x, h) = add_rms_norm(&x, &o, &block.mlp_norm, eps, gate_up_reads_q8)?;
             let gate_up = block.gate_up.forward(&h)?;
-            let down_reads_q8 = block.down.weight().reads_int8_input();
+            let down_reads_q8 = block.down.int8_input();
             let mlp = block
                 .down
                 .forward(&silu_mul(&gate_up[0], &gate_up[1], down_reads_q8)?)?;
             let (next_norm, next_reads_q8) = match self.blocks.get(layer + 1) {
-                Some(next) => (&next.attn_norm, next.qkv.reads_int8_input()),
+                Some(next) => (&next.attn_norm, next.qkv.int8_input()),
                 None => (&self.final_norm, output_reads_q8),
             };
             (x, h) = add_rms_norm(&x, &mlp, next_norm, eps, next_reads_q8)?;
@@ -348,8 +362,9 @@ impl Model {
 }
 
 /// RMS norm of each row of `x` times `w`: one launch of our own on CUDA (see `cuda_ops`),
-/// which also quantizes the result if `for_q8` (the next product reads int8 activations).
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, for_q8: bool) -> Result<Tensor> {
+/// which also quantizes the result in the form `for_q8` names (the int8 form the next
+/// product reads, if it does).
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, for_q8: Option<Int8Blocks>) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if let Some(y) = cuda_ops::rms_norm(x, w, eps, for_q8)? {
         return Ok(y);
@@ -358,13 +373,14 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, for_q8: bool) -> Result<Tensor> {
     Ok(candle_nn::ops::rms_norm(x, w, eps)?)
 }
 
-/// `x + y` (a residual connection) and its RMS norm times `w` (quantized too if `for_q8`).
+/// `x + y` (a residual connection) and its RMS norm times `w` (quantized too, see
+/// [`rms_norm`]).
 fn add_rms_norm(
     x: &Tensor,
     y: &Tensor,
     w: &Tensor,
     eps: f32,
-    for_q8: bool,
+    for_q8: Option<Int8Blocks>,
 ) -> Result<(Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
     if let Some(pair) = cuda_ops::add_rms_norm(x, y, w, eps, for_q8)? {
@@ -376,8 +392,8 @@ fn add_rms_norm(
 }
 
 /// The gated MLP's activation, SiLU(gate) · up: one launch on CUDA (see `cuda_ops`),
-/// quantized too if `for_q8`.
-fn silu_mul(gate: &Tensor, up: &Tensor, for_q8: bool) -> Result<Tensor> {
+/// quantized too (see [`rms_norm`]).
+fn silu_mul(gate: &Tensor, up: &Tensor, for_q8: Option<Int8Blocks>) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if let Some(y) = cuda_ops::silu_mul(gate, up, for_q8)? {
         return Ok(y);

@@ -10,7 +10,7 @@
 
 use candle_core::Tensor;
 
-use super::linear::Linear;
+use super::linear::{Int8Blocks, Linear};
 use crate::error::Result;
 
 /// The parts, in order, as one or more stacks.
@@ -36,7 +36,17 @@ impl Stack {
 }
 
 impl Projections {
-    pub fn new(stacks: Vec<Stack>) -> Self {
+    /// Stacks that share one input; if they would read it in different int8 forms (a
+    /// Q4_K q+k on the tensor cores beside a Q6_K v), all read the form of 32 (see
+    /// [`Linear::set_tensor_cores`]): one quantizing launch costs more than the tensor cores
+    /// save one product.
+    pub fn new(mut stacks: Vec<Stack>) -> Self {
+        let first = stacks.first().and_then(|s| s.linear.int8_input());
+        if stacks.iter().any(|s| s.linear.int8_input() != first) {
+            for stack in &mut stacks {
+                stack.linear.set_tensor_cores(false);
+            }
+        }
         Projections { stacks }
     }
 
@@ -68,12 +78,10 @@ impl Projections {
         Ok(parts)
     }
 
-    /// Whether the first product reads int8 activations (see `Matrix::reads_int8_input`);
-    /// the products after it read the same quantized input.
-    pub fn reads_int8_input(&self) -> bool {
-        self.stacks
-            .first()
-            .is_some_and(|s| s.linear.weight().reads_int8_input())
+    /// The int8 form the first product reads its activations in (see
+    /// `Matrix::int8_input`); products after it that read the same form share it.
+    pub fn int8_input(&self) -> Option<Int8Blocks> {
+        self.stacks.first().and_then(|s| s.linear.int8_input())
     }
 
     /// The underlying layers (one per stack), for counting weight bytes.
