@@ -18,8 +18,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use k2_engine::model::{
-    logits_to_host, synthetic_model, Architecture, LogitsFor, Model, ModelConfig, RopeStyle,
-    SyntheticSpec, WeightFormat,
+    logits_to_host, synthetic_model, LogitsFor, Model, SyntheticSpec, WeightFormat,
 };
 use serde_json::{json, Value};
 
@@ -296,24 +295,6 @@ impl Schedule {
     }
 }
 
-/// Qwen2.5-Coder-1.5B-Instruct's geometry (the solver that degenerated).
-fn qwen25_15b() -> ModelConfig {
-    ModelConfig {
-        architecture: Architecture::Qwen2,
-        vocab_size: 151936,
-        hidden_size: 1536,
-        intermediate_size: 8960,
-        num_layers: 28,
-        num_heads: 12,
-        num_kv_heads: 2,
-        head_dim: 128,
-        rope_theta: 1_000_000.0,
-        rope_style: RopeStyle::Halves,
-        rms_norm_eps: 1e-6,
-        context_length: 32768,
-    }
-}
-
 /// Deterministic token ids below `vocab`.
 fn tokens(count: usize, vocab: usize, seed: u64) -> Vec<u32> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -332,7 +313,7 @@ fn synthetic_workload(
     forced: Option<usize>,
     device: &Device,
 ) -> Result<(Model, Workload)> {
-    let config = qwen25_15b();
+    let config = support::qwen25_15b(28);
     let vocab = config.vocab_size;
     let spec = SyntheticSpec {
         config,

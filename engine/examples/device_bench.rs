@@ -115,24 +115,6 @@ fn qwen25_05b() -> ModelConfig {
     }
 }
 
-/// Qwen2.5-1.5B's geometry (our published solver model) with `layers` layers.
-fn qwen25_15b(layers: usize) -> ModelConfig {
-    ModelConfig {
-        architecture: Architecture::Qwen2,
-        vocab_size: 151936,
-        hidden_size: 1536,
-        intermediate_size: 8960,
-        num_layers: layers,
-        num_heads: 12,
-        num_kv_heads: 2,
-        head_dim: 128,
-        rope_theta: 1_000_000.0,
-        rope_style: RopeStyle::Halves,
-        rms_norm_eps: 1e-6,
-        context_length: 8192,
-    }
-}
-
 /// Qwen2.5-32B, the geometry of K2-Think.
 fn k2_think_32b(layers: usize) -> ModelConfig {
     ModelConfig {
@@ -211,7 +193,12 @@ fn check(gpu: &Device) -> Result<Value> {
         ("qwen2.5-0.5b", qwen25_05b(), true, WeightFormat::Bf16),
         // Widths that are multiples of 256, so every product runs on our int8 kernels
         // (Q4_K on the tensor cores where the GPU has them); six layers of the 1.5B.
-        ("qwen2.5-1.5b/6", qwen25_15b(6), true, WeightFormat::Q4KM),
+        (
+            "qwen2.5-1.5b/6",
+            support::qwen25_15b(6),
+            true,
+            WeightFormat::Q4KM,
+        ),
     ];
     let mut results = Vec::new();
     let mut failures = 0;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
-use k2_engine::model::{KvCache, LogitsFor, Model};
+use k2_engine::model::{Architecture, KvCache, LogitsFor, Model, ModelConfig, RopeStyle};
 
 pub fn cache_with_rows(model: &Model, rows: usize, max_len: usize) -> Result<KvCache> {
     let mut cache = model.new_cache(Some(max_len));
@@ -75,4 +75,22 @@ pub fn teacher_forced(model: &Model, prompt: &[u32], forced: &[u32]) -> Result<V
         )?);
     }
     Ok(logits)
+}
+
+/// Qwen2.5(-Coder)-1.5B's geometry (our published solver model) with `layers` layers.
+pub fn qwen25_15b(layers: usize) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Qwen2,
+        vocab_size: 151936,
+        hidden_size: 1536,
+        intermediate_size: 8960,
+        num_layers: layers,
+        num_heads: 12,
+        num_kv_heads: 2,
+        head_dim: 128,
+        rope_theta: 1_000_000.0,
+        rope_style: RopeStyle::Halves,
+        rms_norm_eps: 1e-6,
+        context_length: 32768,
+    }
 }

@@ -48,18 +48,28 @@ __device__ __forceinline__ float k2_block_sum(float v)
 }
 
 // y = x / rms(x) * w, one block per row (a multiple of 256 threads when it quantizes in
-// blocks of 256: k2_quantize_for_product).
-extern "C" __global__ void k2_rms_norm(
+// blocks of 256: k2_quantize_for_product). Each kernel below comes in two forms, `…` and
+// `…_q256`, which quantize (if `q` is given) in blocks of 32 and 256: the form of 32 has
+// no barrier in its quantizing.
+template <int BLOCK_VALUES>
+__device__ void rms_norm(
     const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
-    int cols, float eps, signed char* __restrict__ q, float* __restrict__ qd,
-    int block_values)
+    int cols, float eps, signed char* __restrict__ q, float* __restrict__ qd)
 {
     const float* xr = x + (size_t)blockIdx.x * cols;
     float* yr = y + (size_t)blockIdx.x * cols;
     float sum = 0.0f;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) sum += xr[i] * xr[i];
     const float scale = rsqrtf(k2_block_sum(sum) / cols + eps);
-    // Every thread takes the same number of steps (the quantizing may synchronize).
+    if (BLOCK_VALUES == 32) {
+        for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+            const float v = xr[i] * scale * w[i];
+            yr[i] = v;
+            if (q != nullptr) k2_quantize_lane(v, q, qd, (size_t)blockIdx.x * cols + i);
+        }
+        return;
+    }
+    // Every thread takes the same number of steps (the quantizing synchronizes).
     const int steps = (cols + blockDim.x - 1) / blockDim.x;
     for (int k = 0; k < steps; k++) {
         const int i = threadIdx.x + k * blockDim.x;
@@ -67,8 +77,8 @@ extern "C" __global__ void k2_rms_norm(
         const float v = valid ? xr[i] * scale * w[i] : 0.0f;
         if (valid) yr[i] = v;
         if (q != nullptr)
-            k2_quantize_for_product(
-                v, valid, q, qd, (size_t)blockIdx.x * cols + i, block_values, k);
+            k2_quantize_for_product<BLOCK_VALUES>(
+                v, valid, q, qd, (size_t)blockIdx.x * cols + i, k);
     }
 }
 
@@ -77,10 +87,11 @@ extern "C" __global__ void k2_rms_norm(
 // elements and their weights in registers from the first pass to the second: at batch 1
 // this kernel is all latency (5,120 values), and a second trip to memory was a third of it.
 #define NORM_PER_THREAD 8
-extern "C" __global__ void k2_add_rms_norm(
+template <int BLOCK_VALUES>
+__device__ void add_rms_norm(
     const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ w,
     float* __restrict__ sum_out, float* __restrict__ h, int cols, float eps,
-    signed char* __restrict__ q, float* __restrict__ qd, int block_values)
+    signed char* __restrict__ q, float* __restrict__ qd)
 {
     const size_t row = (size_t)blockIdx.x * cols;
     float v[NORM_PER_THREAD], wv[NORM_PER_THREAD];
@@ -98,26 +109,39 @@ extern "C" __global__ void k2_add_rms_norm(
         }
     }
     const float scale = rsqrtf(k2_block_sum(squares) / cols + eps);
+    if (BLOCK_VALUES == 32) {
+        #pragma unroll
+        for (int k = 0; k < NORM_PER_THREAD; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i < cols) {
+                const float out = v[k] * scale * wv[k];
+                h[row + i] = out;
+                if (q != nullptr) k2_quantize_lane(out, q, qd, row + i);
+            }
+        }
+        return;
+    }
     #pragma unroll
     for (int k = 0; k < NORM_PER_THREAD; k++) {
-        // The same steps for every thread (the quantizing may synchronize).
+        // The same steps for every thread (the quantizing synchronizes).
         if (k * (int)blockDim.x >= cols) break;
         const int i = threadIdx.x + k * blockDim.x;
         const bool valid = i < cols;
         const float out = v[k] * scale * wv[k];
         if (valid) h[row + i] = out;
         if (q != nullptr)
-            k2_quantize_for_product(out, valid, q, qd, row + i, block_values, k);
+            k2_quantize_for_product<BLOCK_VALUES>(out, valid, q, qd, row + i, k);
     }
 }
 
 // out[r, c] = silu(gate[r, c]) * up[r, c]; gate and up rows are `stride` apart (views into
 // one stacked product). Blocks of a multiple of 256 threads when it quantizes in blocks of
 // 256 (k2_quantize_for_product; rows are whole blocks of 256 then).
-extern "C" __global__ void k2_silu_mul(
+template <int BLOCK_VALUES>
+__device__ void silu_mul(
     const float* __restrict__ gate, const float* __restrict__ up, long long stride,
     float* __restrict__ out, int rows, int cols, signed char* __restrict__ q,
-    float* __restrict__ qd, int block_values)
+    float* __restrict__ qd)
 {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const bool valid = i < (long long)rows * cols;
@@ -128,8 +152,26 @@ extern "C" __global__ void k2_silu_mul(
         v = g / (1.0f + expf(-g)) * up[r * stride + c];
         out[i] = v;
     }
-    if (q != nullptr) k2_quantize_for_product(v, valid, q, qd, i, block_values, 0);
+    if (q != nullptr) k2_quantize_for_product<BLOCK_VALUES>(v, valid, q, qd, i, 0);
 }
+
+#define K2_BOTH_FORMS(NAME, BODY, PARAMS, ARGS)                                          \
+    extern "C" __global__ void NAME PARAMS { BODY<32> ARGS; }                             \
+    extern "C" __global__ void NAME##_q256 PARAMS { BODY<256> ARGS; }
+K2_BOTH_FORMS(k2_rms_norm, rms_norm,
+    (const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int cols,
+     float eps, signed char* __restrict__ q, float* __restrict__ qd),
+    (x, w, y, cols, eps, q, qd))
+K2_BOTH_FORMS(k2_add_rms_norm, add_rms_norm,
+    (const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ w,
+     float* __restrict__ sum_out, float* __restrict__ h, int cols, float eps,
+     signed char* __restrict__ q, float* __restrict__ qd),
+    (x, y, w, sum_out, h, cols, eps, q, qd))
+K2_BOTH_FORMS(k2_silu_mul, silu_mul,
+    (const float* __restrict__ gate, const float* __restrict__ up, long long stride,
+     float* __restrict__ out, int rows, int cols, signed char* __restrict__ q,
+     float* __restrict__ qd),
+    (gate, up, stride, out, rows, cols, q, qd))
 "#
 );
 
@@ -165,8 +207,8 @@ pub(super) fn rms_norm(
     let mut y = unsafe { dev.alloc::<f32>(rows * cols)? };
     let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
-    let block_values = cuda_q8::block_values(&quantized);
-    let func = dev.get_or_load_custom_func("k2_rms_norm", MODULE, ptx()?)?;
+    let name = kernel_for("k2_rms_norm", &quantized);
+    let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (cols_i, eps_f) = (cols as i32, eps);
     launch
@@ -176,8 +218,7 @@ pub(super) fn rms_norm(
         .arg(&cols_i)
         .arg(&eps_f)
         .arg(&q_ptr)
-        .arg(&d_ptr)
-        .arg(&block_values);
+        .arg(&d_ptr);
     // SAFETY: x and y hold rows × cols floats, w holds cols, the quantized buffers (if any)
     // rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
@@ -216,8 +257,8 @@ pub(super) fn add_rms_norm(
     };
     let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
-    let block_values = cuda_q8::block_values(&quantized);
-    let func = dev.get_or_load_custom_func("k2_add_rms_norm", MODULE, ptx()?)?;
+    let name = kernel_for("k2_add_rms_norm", &quantized);
+    let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
     let mut launch = func.builder();
     let cols_i = cols as i32;
     launch
@@ -229,8 +270,7 @@ pub(super) fn add_rms_norm(
         .arg(&cols_i)
         .arg(&eps)
         .arg(&q_ptr)
-        .arg(&d_ptr)
-        .arg(&block_values);
+        .arg(&d_ptr);
     // SAFETY: x, y, sum and h hold rows × cols floats, w holds cols, the quantized buffers
     // (if any) rows × cols values; all live past the launch.
     unsafe { launch.launch(row_blocks(rows, cols)) }.map_err(launch_error)?;
@@ -265,8 +305,8 @@ pub(super) fn silu_mul(
     let mut out = unsafe { dev.alloc::<f32>(n)? };
     let quantized = cuda_q8::input_buffers(dev, rows, cols, quantize)?;
     let [q_ptr, d_ptr] = cuda_q8::addresses(&quantized);
-    let block_values = cuda_q8::block_values(&quantized);
-    let func = dev.get_or_load_custom_func("k2_silu_mul", MODULE, ptx()?)?;
+    let name = kernel_for("k2_silu_mul", &quantized);
+    let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
     let mut launch = func.builder();
     let (stride_i, rows_i, cols_i) = (stride as i64, rows as i32, cols as i32);
     launch
@@ -277,8 +317,7 @@ pub(super) fn silu_mul(
         .arg(&rows_i)
         .arg(&cols_i)
         .arg(&q_ptr)
-        .arg(&d_ptr)
-        .arg(&block_values);
+        .arg(&d_ptr);
     // SAFETY: both views cover rows × cols elements `stride` apart, the quantized buffers
     // (if any) rows × cols values; all live past the launch. Blocks of 1,024 threads keep
     // each warp on 32 consecutive elements, one block of the quantized form.
@@ -351,6 +390,14 @@ pub(super) fn half_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
 }
 
 /// One block per row, a thread per element up to 1,024.
+/// The form of kernel `base` that quantizes as `quantized` holds (see the kernels' source).
+fn kernel_for(base: &str, quantized: &Option<cuda_q8::Int8Rows>) -> String {
+    match cuda_q8::blocks_of(quantized) {
+        Some(Int8Blocks::Of256) => format!("{base}_q256"),
+        _ => base.to_string(),
+    }
+}
+
 fn row_blocks(rows: usize, cols: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (rows as u32, 1, 1),

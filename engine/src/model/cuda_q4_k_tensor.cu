@@ -89,6 +89,46 @@ __device__ __forceinline__ int byte_of(unsigned word, int k)
     return (int)__byte_perm(word, 0u, 0x4440u | (unsigned)k);
 }
 
+// A tile's results, lane (g, t) holding weight rows g and g + 8 by activation rows 2t and
+// 2t + 1 in `acc`: a split tile's warps add theirs in a fixed order through `partial` (the
+// block's, one slice per warp), and the tile's first warp writes y[c][row] for c < NC,
+// with the bias.
+template <int NC>
+__device__ __forceinline__ void finish_tile(
+    float (&acc)[2][2], float (*partial)[TILE_ROWS][MAX_ACTIVATION_ROWS], bool active,
+    int tile, int rows, int split, const float* __restrict__ bias, float* __restrict__ y)
+{
+    const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int row_of[2] = {tile * TILE_ROWS + g, tile * TILE_ROWS + g + 8};
+    const int col[2] = {2 * t, 2 * t + 1};
+    if (split > 1) {
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int k = 0; k < 2; k++) partial[warp][g + 8 * r][col[k]] = acc[r][k];
+        __syncthreads();
+        if (!active || warp % split != 0) return;
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int k = 0; k < 2; k++) {
+                float sum = 0.0f;
+                for (int part_warp = 0; part_warp < split; part_warp++)
+                    sum += partial[warp + part_warp][g + 8 * r][col[k]];
+                acc[r][k] = sum;
+            }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (row_of[r] >= rows) continue;
+        const float b = bias != nullptr ? bias[row_of[r]] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < 2; k++)
+            if (col[k] < NC) y[(size_t)col[k] * rows + row_of[r]] = acc[r][k] + b;
+    }
+}
+
 // x: [rows][cols] f32 → q: [rows][cols] int8 and d: [rows][cols / 256] f32, one scale per
 // super-block of 256 values (ggml's Q8_K, the form the CPU's k-quant products take their
 // activations in), so the product sums whole super-blocks in integers. One warp per
@@ -211,40 +251,18 @@ __device__ void q4_k_tensor_product(
         for (int r = 0; r < 2; r++) part[r] = next[r];
     }
 
-    // Each (row, column) result is one lane's; a split tile's warps add theirs in order.
-    if (split > 1) {
-#pragma unroll
-        for (int r = 0; r < 2; r++)
-#pragma unroll
-            for (int k = 0; k < 2; k++) partial[warp][g + 8 * r][col[k]] = acc[r][k];
-        __syncthreads();
-        if (!active || warp % split != 0) return;
-#pragma unroll
-        for (int r = 0; r < 2; r++)
-#pragma unroll
-            for (int k = 0; k < 2; k++) {
-                float sum = 0.0f;
-                for (int part_warp = 0; part_warp < split; part_warp++)
-                    sum += partial[warp + part_warp][g + 8 * r][col[k]];
-                acc[r][k] = sum;
-            }
-    }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        if (row_of[r] >= rows) continue;
-        const float b = bias != nullptr ? bias[row_of[r]] : 0.0f;
-#pragma unroll
-        for (int k = 0; k < 2; k++)
-            if (col[k] < NC) y[(size_t)col[k] * rows + row_of[r]] = acc[r][k] + b;
-    }
+    finish_tile<NC>(acc, partial, active, tile, rows, split, bias, y);
 }
 
+// The launchable kernels, `<format>_tensor_product_<rows>`; BODY##_max_warps bounds the
+// block (the warps that may share a tile).
 #define K2_TENSOR_PRODUCT(NAME, BODY, NC)                                                \
-    extern "C" __global__ void __launch_bounds__(MAX_TENSOR_WARPS * 32)                  \
+    extern "C" __global__ void __launch_bounds__(BODY##_max_warps * 32)                  \
     NAME##_##NC(const unsigned char* __restrict__ w, const signed char* __restrict__ q,  \
                 const float* __restrict__ d, const float* __restrict__ bias,             \
                 float* __restrict__ y, int rows, int cols, int split)                    \
     {                                                                                    \
         BODY<NC>(w, q, d, bias, y, rows, cols, split);                                   \
     }
+constexpr int q4_k_tensor_product_max_warps = MAX_TENSOR_WARPS;
 K2_FOR_ROWS(K2_TENSOR_PRODUCT, k2_q4_k_tensor_product, q4_k_tensor_product)

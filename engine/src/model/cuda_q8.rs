@@ -10,9 +10,10 @@
 //! The activations arrive quantized from the kernel that produced them where it can
 //! ([`offer`]): the norms, SiLU·up and the attention's combining kernel.
 //!
-//! On GPUs with int8 tensor cores (compute capability 8.0 and up), Q4_K products run on
-//! them instead (`cuda_q4_k_tensor.cu`): with `dp4a` a Q4_K byte's arithmetic grows with
-//! every activation row, and at 3 rows it, not memory, set the pace. That kernel reads its
+//! On GPUs with int8 tensor cores (compute capability 8.0 and up), Q4_K and Q6_K products
+//! run on them instead (`cuda_q4_k_tensor.cu`, `cuda_q6_k_tensor.cu`): with `dp4a` a k-quant
+//! byte's arithmetic grows with every activation row, and at 3 rows it, not memory, set the
+//! pace. That kernel reads its
 //! activations with one scale per 256 values (what the CPU's k-quant products use), which
 //! the norms and SiLU·up write when the next product asks for that form
 //! ([`input_blocks`]); the attention's output projection, whose input comes in blocks of
@@ -21,7 +22,7 @@
 //! Used for input widths that are a multiple of 256 (Q8_0 rows stay 16-byte aligned, the
 //! k-quants need it anyway), which covers the Qwen2.5 geometries from 1.5B up; other shapes, more
 //! than 8 rows (prefill, large batches), other formats and `K2_CUDA_INT8_PRODUCTS=0` use
-//! candle's kernels; `K2_CUDA_TENSOR_CORES=0` keeps Q4_K on `dp4a`.
+//! candle's kernels; `K2_CUDA_TENSOR_CORES=0` keeps the k-quants on `dp4a`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -44,14 +45,24 @@ const SOURCE: &str = concat!(
     include_str!("cuda_q8.cu")
 );
 const MODULE: &str = "k2_int8_products";
-/// The Q4_K product on the tensor cores (`cuda_q4_k_tensor.cu`), compiled for compute
-/// capability 8.0 (its `mma` shape needs it) and used only on such GPUs.
+/// The Q4_K and Q6_K products on the tensor cores (`cuda_q4_k_tensor.cu`,
+/// `cuda_q6_k_tensor.cu`), compiled for compute capability 8.0 (their `mma` shapes and
+/// `cp.async` need it) and used only on such GPUs.
 const TENSOR_SOURCE: &str = concat!(
     include_str!("cuda_int8_common.cuh"),
-    include_str!("cuda_q4_k_tensor.cu")
+    include_str!("cuda_q4_k_tensor.cu"),
+    include_str!("cuda_q6_k_tensor.cu")
 );
 const TENSOR_MODULE: &str = "k2_tensor_core_products";
-const TENSOR_PREFIX: &str = "k2_q4_k_tensor_product";
+/// The tensor-core kernels for weights of `dtype` (`…_{rows}`), and the most warps that may
+/// share a tile (Q6_K stages two tiles per warp in shared memory).
+fn tensor_kernels(dtype: GgmlDType) -> Option<(&'static str, u32)> {
+    match dtype {
+        GgmlDType::Q4K => Some(("k2_q4_k_tensor_product", 8)),
+        GgmlDType::Q6K => Some(("k2_q6_k_tensor_product", 4)),
+        _ => None,
+    }
+}
 /// Weight rows per warp in the tensor-core kernel (the `mma` tile's height).
 const TENSOR_TILE_ROWS: usize = 16;
 /// Warps per block in the tensor-core kernel: 4, or 8 when 8 warps share a tile.
@@ -74,7 +85,7 @@ pub(super) fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-/// Switches the Q4_K product on the tensor cores on or off for the process (off: the dp4a
+/// Switches the k-quant products on the tensor cores on or off for the process (off: the dp4a
 /// kernel; benchmarks compare them in one run). Off also when `K2_CUDA_TENSOR_CORES=0`.
 pub(super) fn set_tensor_cores(enabled: bool) {
     TENSOR_CORES.store(enabled, Ordering::Relaxed);
@@ -110,7 +121,7 @@ fn tensor_ptx() -> Result<&'static str> {
     )
 }
 
-/// Whether a product of `dtype` weights runs on the tensor cores: Q4_K where the caller
+/// Whether a product of `dtype` weights runs on the tensor cores: Q4_K and Q6_K where the caller
 /// `allowed` it, the kernels are switched on, and the GPU has compute capability 8.0 or
 /// later (asked of the driver once; a failed query counts as no).
 fn on_tensor_cores(dev: &CudaDevice, dtype: GgmlDType, allowed: bool) -> bool {
@@ -119,7 +130,8 @@ fn on_tensor_cores(dev: &CudaDevice, dtype: GgmlDType, allowed: bool) -> bool {
     static CAPABLE: OnceLock<bool> = OnceLock::new();
     let env_allows =
         *FROM_ENV.get_or_init(|| std::env::var("K2_CUDA_TENSOR_CORES").as_deref() != Ok("0"));
-    if !allowed || dtype != GgmlDType::Q4K || !env_allows || !TENSOR_CORES.load(Ordering::Relaxed) {
+    let has_kernels = tensor_kernels(dtype).is_some();
+    if !allowed || !has_kernels || !env_allows || !TENSOR_CORES.load(Ordering::Relaxed) {
         return false;
     }
     *CAPABLE.get_or_init(|| {
@@ -144,9 +156,9 @@ pub(super) fn addresses(rows: &Option<Int8Rows>) -> [u64; 2] {
         .map_or([0; 2], |r| [address_of(&r.q), address_of(&r.d)])
 }
 
-/// The kernels' block size argument for optional [`Int8Rows`] (32 when there are none).
-pub(super) fn block_values(rows: &Option<Int8Rows>) -> i32 {
-    rows.as_ref().map_or(BLOCK_VALUES, |r| r.blocks.values()) as i32
+/// The form optional [`Int8Rows`] are quantized in.
+pub(super) fn blocks_of(rows: &Option<Int8Rows>) -> Option<Int8Blocks> {
+    rows.as_ref().map(|r| r.blocks)
 }
 
 /// Rows some kernel quantized as it produced them (see [`offer`]); shared, since separate
@@ -193,6 +205,10 @@ fn kernel_name(prefix: &str, dtype: GgmlDType, rows: usize, split: u32) -> Strin
 /// - more rows than run at once but not twice as many (Q8_0's q/k/v, 7,168 rows where
 ///   6,336 fit) leave the second wave of warps mostly idle: two warps per row, 22% faster
 ///   at 3 rows;
+/// - Q4_K, whose arithmetic grows with the activation rows, splits up to twice the rows
+///   that run at once (a 32B model's o projection, which keeps dp4a where the tensor
+///   cores take the rest: 15.9 µs at 3 rows against 18.7 with one warp, 12.2 against 11.1
+///   at 1, the trade best-of-3 wants);
 /// - otherwise one (splitting costs a reduction through shared memory).
 ///
 /// It depends on the matrix alone, never on the activation rows, so one row and eight
@@ -206,7 +222,8 @@ fn warps_per_row(dtype: GgmlDType, out: usize, cols: usize, resident: usize) -> 
     if cols >= LONG_ROW {
         return if dtype == GgmlDType::Q6K { 2 } else { 4 };
     }
-    if out > resident && out <= 2 * resident {
+    let split_helps = out > resident || dtype == GgmlDType::Q4K;
+    if split_helps && out <= 2 * resident {
         2
     } else {
         1
@@ -243,23 +260,22 @@ fn resident_warps(
     Ok(warps)
 }
 
-/// How many warps share each 16-row tile of the tensor-core kernel. From `device_bench
-/// products` on an H100 (32B matrices): four, whose neighbouring super-blocks of the same
-/// rows are read together (one warp per tile: 25-50% slower); eight for long rows (a 32B
-/// model's down projection, 320 tiles of 108 super-blocks, reads 1.95 TB/s with eight
-/// against 1.5 with four). It depends on the matrix alone, so one row and eight give the
-/// same bits.
-fn warps_per_tile(cols: usize) -> u32 {
+/// How many warps share each of the `tiles` 16-row tiles of `cols` columns in the
+/// tensor-core kernel, at most `most`. From `device_bench products` on an H100 (32B
+/// matrices): four, whose neighbouring super-blocks of the same rows are read together (one
+/// warp per tile: 25-50% slower); eight for long rows (the down projection, 320 tiles of
+/// 108 super-blocks, reads 1.95 TB/s with eight against 1.5 with four) and for the largest
+/// matrices (gate/up, 3,456 tiles: 3% faster at 3 rows), but not for q/k/v (448 tiles:
+/// 20% slower). It depends on the matrix alone, so one row and eight give the same bits.
+fn warps_per_tile(tiles: usize, cols: usize, most: u32) -> u32 {
     const LONG_ROW: usize = 64 * 256;
-    match FORCED_SPLIT.load(Ordering::Relaxed) {
-        0 => {}
-        forced => return forced,
-    }
-    if cols >= LONG_ROW {
-        8
-    } else {
-        4
-    }
+    const MANY_TILES: usize = 2048;
+    let chosen = match FORCED_SPLIT.load(Ordering::Relaxed) {
+        0 if cols >= LONG_ROW || tiles >= MANY_TILES => 8,
+        0 => 4,
+        forced => forced,
+    };
+    chosen.min(most)
 }
 
 /// The kernel that computes a product and how its warps cover the weight rows.
@@ -275,7 +291,8 @@ struct Plan {
 }
 
 /// The kernel for `activation_rows` rows times a `dtype` matrix of `out` rows and `cols`
-/// columns: Q4_K on the tensor cores where the GPU has them, else the dp4a kernels.
+/// columns: Q4_K and Q6_K on the tensor cores where the GPU has them and the caller allows
+/// it, else the dp4a kernels.
 fn plan(
     dev: &CudaDevice,
     dtype: GgmlDType,
@@ -285,13 +302,15 @@ fn plan(
     activation_rows: usize,
     tensor_cores_allowed: bool,
 ) -> Result<Plan> {
-    if on_tensor_cores(dev, dtype, tensor_cores_allowed) {
+    if let Some((tensor_prefix, most_warps)) =
+        tensor_kernels(dtype).filter(|_| on_tensor_cores(dev, dtype, tensor_cores_allowed))
+    {
         let ptx = tensor_ptx()?;
-        let split = warps_per_tile(cols);
+        let split = warps_per_tile(out.div_ceil(TENSOR_TILE_ROWS), cols, most_warps);
         return Ok(Plan {
             module: TENSOR_MODULE,
             ptx,
-            name: format!("{TENSOR_PREFIX}_{activation_rows}"),
+            name: format!("{tensor_prefix}_{activation_rows}"),
             rows_per_warp: TENSOR_TILE_ROWS,
             split,
             warps_per_block: TENSOR_WARPS.max(split),
@@ -337,7 +356,7 @@ pub(super) fn input_buffers(
 }
 
 /// The int8 form a product with weights `w` reads its activations in, if these kernels
-/// take `w`'s format on CUDA: Q4_K on the tensor cores reads blocks of 256, the rest 32.
+/// take `w`'s format on CUDA: the k-quants on the tensor cores read blocks of 256, the rest 32.
 pub(super) fn input_blocks(w: &QTensor, tensor_cores_allowed: bool) -> Option<Int8Blocks> {
     let Device::Cuda(dev) = w.device() else {
         return None;

@@ -16,7 +16,7 @@ __device__ __forceinline__ void k2_quantize_lane(
     if ((threadIdx.x & 31) == 0) d[i / 32] = scale;
 }
 
-// The same with one scale per block of 256 values (ggml's Q8_K, what the tensor-core Q4_K
+// The same with one scale per block of 256 values (ggml's Q8_K, what the tensor-core k-quant
 // product reads, cuda_q4_k_tensor.cu), the block's threads cooperating: eight consecutive
 // warps of it hold a block's 256 values, element `i` on the thread `i` mod 256 of them.
 // Every thread of the block must call this the same number of times (it synchronizes the
@@ -43,13 +43,13 @@ __device__ __forceinline__ void k2_quantize_block256(
     if ((threadIdx.x & 255) == 0) d[i / 256] = scale;
 }
 
-// Quantizes for an int8 product in blocks of `block_values` (32 or 256; see above). The
+// Quantizes for an int8 product in blocks of BLOCK_VALUES (32 or 256; see above). The
 // 256 form synchronizes the block: call it from every thread, `valid` or not, counting
 // the calls in `call`.
+template <int BLOCK_VALUES>
 __device__ __forceinline__ void k2_quantize_for_product(
-    float v, bool valid, signed char* __restrict__ q, float* __restrict__ d, size_t i,
-    int block_values, int call)
+    float v, bool valid, signed char* __restrict__ q, float* __restrict__ d, size_t i, int call)
 {
-    if (block_values == 256) k2_quantize_block256(v, valid, q, d, i, call);
+    if (BLOCK_VALUES == 256) k2_quantize_block256(v, valid, q, d, i, call);
     else if (valid) k2_quantize_lane(v, q, d, i);
 }

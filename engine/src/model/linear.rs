@@ -11,7 +11,7 @@ use crate::error::Result;
 
 /// The int8 form a product on CUDA reads its activations in (`cuda_q8`), which whatever
 /// produces its input may write on the way: one scale per block of 32 values (the dp4a
-/// kernels), or per super-block of 256 (the tensor-core Q4_K kernel).
+/// kernels), or per super-block of 256 (the tensor-core Q4_K and Q6_K kernels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Int8Blocks {
     Of32,
@@ -54,7 +54,7 @@ impl Matrix {
 
     /// `x`: `[m, in]` → `[m, out]`, plus `bias` (`[out]`) if given. On CUDA this engine's
     /// int8 products (`cuda_q8`) add the bias themselves (one launch fewer); everything else
-    /// adds it after. `tensor_cores`: whether a Q4_K product may run on them there (see
+    /// adds it after. `tensor_cores`: whether a k-quant product may run on them there (see
     /// [`Linear::set_tensor_cores`]).
     fn product(&self, x: &Tensor, bias: Option<&Tensor>, tensor_cores: bool) -> Result<Tensor> {
         let y = match self {
@@ -148,7 +148,7 @@ impl Linear {
         }
     }
 
-    /// Whether its product may run on the tensor cores (on CUDA, for Q4_K weights; on
+    /// Whether its product may run on the tensor cores (on CUDA, for Q4_K and Q6_K weights; on
     /// unless switched off here). Those read their activations quantized in blocks of 256,
     /// which the attention's combining kernel cannot write: the attention output's
     /// projection would pay a launch to quantize its input, more than the tensor cores save

@@ -57,7 +57,7 @@ pub fn set_cuda_int8_products(enabled: bool) {
     let _ = enabled;
 }
 
-/// Switches the tensor-core Q4_K product on CUDA on or off for the process (off: the dp4a
+/// Switches the tensor-core Q4_K and Q6_K products on CUDA on or off for the process (off: the dp4a
 /// kernel): benchmarks compare them in one run (a captured graph keeps the kernel it was
 /// captured with).
 pub fn set_cuda_tensor_core_products(enabled: bool) {

@@ -37,7 +37,7 @@ impl Stack {
 
 impl Projections {
     /// Stacks that share one input; if they would read it in different int8 forms (a
-    /// Q4_K q+k on the tensor cores beside a Q6_K v), all read the form of 32 (see
+    /// Q4_K q+k on the tensor cores beside a Q8_0 v), all read the form of 32 (see
     /// [`Linear::set_tensor_cores`]): one quantizing launch costs more than the tensor cores
     /// save one product.
     pub fn new(mut stacks: Vec<Stack>) -> Self {
