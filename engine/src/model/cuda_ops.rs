@@ -320,8 +320,8 @@ pub(super) fn silu_mul(
         .arg(&d_ptr);
     // SAFETY: both views cover rows × cols elements `stride` apart, the quantized buffers
     // (if any) rows × cols values; all live past the launch. Blocks of 1,024 threads keep
-    // each warp on 32 consecutive elements, one block of the quantized form.
-    // Blocks of 1,024 threads: whole blocks of 256 for the quantizing.
+    // each warp on 32 consecutive elements and each group of 8 warps on 256: one block of
+    // either quantized form.
     let config = LaunchConfig {
         grid_dim: ((n as u32).div_ceil(1024), 1, 1),
         block_dim: (1024, 1, 1),
@@ -389,7 +389,6 @@ pub(super) fn half_matmul(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     Ok(Some(wrap(y, dev, (rows, out))))
 }
 
-/// One block per row, a thread per element up to 1,024.
 /// The form of kernel `base` that quantizes as `quantized` holds (see the kernels' source).
 fn kernel_for(base: &str, quantized: &Option<cuda_q8::Int8Rows>) -> String {
     match cuda_q8::blocks_of(quantized) {
@@ -398,6 +397,7 @@ fn kernel_for(base: &str, quantized: &Option<cuda_q8::Int8Rows>) -> String {
     }
 }
 
+/// One block per row, a thread per element up to 1,024.
 fn row_blocks(rows: usize, cols: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (rows as u32, 1, 1),

@@ -67,6 +67,9 @@ fn tensor_kernels(dtype: GgmlDType) -> Option<(&'static str, u32)> {
 const TENSOR_TILE_ROWS: usize = 16;
 /// Warps per block in the tensor-core kernel: 4, or 8 when 8 warps share a tile.
 const TENSOR_WARPS: u32 = 4;
+/// Rows this long (64 super-blocks' width and more, a 32B model's down projection) are
+/// split over more warps (see [`warps_per_row`], [`warps_per_tile`]).
+const LONG_ROW: usize = 64 * 256;
 /// Activation rows one launch serves (the kernels are instantiated for 1..=8).
 const MAX_ROWS: usize = 8;
 /// Values per Q8_0 block, and blocks per aligned half group (see `cuda_q8.cu`).
@@ -214,7 +217,6 @@ fn kernel_name(prefix: &str, dtype: GgmlDType, rows: usize, split: u32) -> Strin
 /// It depends on the matrix alone, never on the activation rows, so one row and eight
 /// give the same bits.
 fn warps_per_row(dtype: GgmlDType, out: usize, cols: usize, resident: usize) -> u32 {
-    const LONG_ROW: usize = 64 * 256;
     match FORCED_SPLIT.load(Ordering::Relaxed) {
         0 => {}
         forced => return forced.min(WARPS_PER_BLOCK),
@@ -268,7 +270,6 @@ fn resident_warps(
 /// matrices (gate/up, 3,456 tiles: 3% faster at 3 rows), but not for q/k/v (448 tiles:
 /// 20% slower). It depends on the matrix alone, so one row and eight give the same bits.
 fn warps_per_tile(tiles: usize, cols: usize, most: u32) -> u32 {
-    const LONG_ROW: usize = 64 * 256;
     const MANY_TILES: usize = 2048;
     let chosen = match FORCED_SPLIT.load(Ordering::Relaxed) {
         0 if cols >= LONG_ROW || tiles >= MANY_TILES => 8,
