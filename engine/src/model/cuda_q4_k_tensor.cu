@@ -19,8 +19,9 @@
 // 16 + 4t .. 16 + 4t + 3) hold values 8t .. 8t + 7 of the sub-block, so its weights are
 // one 8-byte load per row and 64 values (the low nibbles of bytes 8t .. 8t + 7 of a
 // 32-byte run are sub-block 2j's values, the high nibbles 2j + 1's), and its activations
-// one 8-byte load per sub-block. Σ x comes from a second mma with A all ones, which lands
-// each activation row's sum where its C values are.
+// one 8-byte load per sub-block. The minimums' term, Σ min · Σ x over the sub-blocks, is a
+// second mma whose A holds each row's sub-block minimum in every byte, accumulating in C
+// (no per-sub-block multiply-adds for it).
 //
 // Each column's results are computed by the same operations whatever NC is (the integer
 // products are exact), so one row and eight give bit-identical results.
@@ -40,7 +41,8 @@ __device__ __forceinline__ int2 load_weights8(const void* p)
     return v;
 }
 
-// c = A · B for A 16 × 32 int8 (a0..a3) and B 32 × 8 int8 (b0, b1), exact int32 sums.
+// c = A · B for A 16 × 32 (a0..a3) and B 32 × 8 int8 (b0, b1), exact int32 sums; A's
+// bytes signed, or unsigned in the `_u8` form (a high nibble in place: 16 × its value).
 __device__ __forceinline__ void mma_16x8x32(
     int (&c)[4], int a0, int a1, int a2, int a3, int b0, int b1)
 {
@@ -49,6 +51,27 @@ __device__ __forceinline__ void mma_16x8x32(
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
         : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
+}
+
+__device__ __forceinline__ void mma_16x8x32_u8(
+    int (&c)[4], int a0, int a1, int a2, int a3, int b0, int b1)
+{
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
+}
+
+// c += A · B, the same shapes (A signed).
+__device__ __forceinline__ void mma_16x8x32_add(
+    int (&c)[4], int a0, int a1, int a2, int a3, int b0, int b1)
+{
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 // One weight row's super-block as this lane holds it: the 16-byte head (f16 d and dmin,
@@ -87,6 +110,13 @@ __device__ __forceinline__ Q4kScales q4_k_scales(int4 head)
 __device__ __forceinline__ int byte_of(unsigned word, int k)
 {
     return (int)__byte_perm(word, 0u, 0x4440u | (unsigned)k);
+}
+
+// Byte k of `word` in all four bytes (one byte permute): an mma operand that multiplies
+// every value of a run by the same number.
+__device__ __forceinline__ int byte_in_all(unsigned word, int k)
+{
+    return (int)__byte_perm(word, 0u, 0x1111u * (unsigned)k);
 }
 
 // A tile's results, lane (g, t) holding weight rows g and g + 8 by activation rows 2t and
@@ -185,7 +215,6 @@ __device__ void q4_k_tensor_product(
     const int col[2] = {2 * t, 2 * t + 1};
     const float* d_col[2] = {d + (size_t)min(col[0], NC - 1) * supers,
                              d + (size_t)min(col[1], NC - 1) * supers};
-    const int ones = 0x01010101;
 
     float acc[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};   // [weight row g, g + 8][col]
     const int end = active ? supers : 0;
@@ -209,30 +238,36 @@ __device__ void q4_k_tensor_product(
         Q4kScales scales[2];
 #pragma unroll
         for (int r = 0; r < 2; r++) scales[r] = q4_k_scales(part[r].head);
-        // Σ over sub-blocks of scale · Σ q·x and of min · Σ x, exact: at most
-        // 8 · 63 · 32 · 15 · 127 in magnitude.
-        int dots[2][2] = {{0, 0}, {0, 0}};
-        int mins[2][2] = {{0, 0}, {0, 0}};
+        // Σ over sub-blocks of scale · Σ q·x, exact: at most 8 · 63 · 32 · 15 · 127 in
+        // magnitude (16 times that for the odd sub-blocks, whose high nibbles are read in
+        // place as unsigned bytes, one shift the fewer per value word; summed apart and
+        // divided at the end, exactly, being a sum of multiples of 16).
+        int dots[2][2] = {{0, 0}, {0, 0}}, dots16[2][2] = {{0, 0}, {0, 0}};
+        // Σ over sub-blocks of min · Σ x, in C's layout: an mma whose A holds each row's
+        // sub-block minimum in every byte adds min · Σ x for all rows and columns at once.
+        // Two sums (even and odd sub-blocks), so that no mma waits on the one before it.
+        int mins[2][4] = {};
 #pragma unroll
         for (int s = 0; s < 8; s++) {
-            const int j = s >> 1, shift = 4 * (s & 1);
-            const int a0 = (part[0].values[j].x >> shift) & 0x0F0F0F0F;
-            const int a1 = (part[1].values[j].x >> shift) & 0x0F0F0F0F;
-            const int a2 = (part[0].values[j].y >> shift) & 0x0F0F0F0F;
-            const int a3 = (part[1].values[j].y >> shift) & 0x0F0F0F0F;
+            const int j = s >> 1;
+            const unsigned nibbles = (s & 1) ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
+            const int a0 = part[0].values[j].x & nibbles, a1 = part[1].values[j].x & nibbles;
+            const int a2 = part[0].values[j].y & nibbles, a3 = part[1].values[j].y & nibbles;
             const int2 x = *(const int2*)(x_row + sb * 256 + 32 * s);
-            int c[4], sums[4];
-            mma_16x8x32(c, a0, a1, a2, a3, x.x, x.y);
-            mma_16x8x32(sums, ones, ones, ones, ones, x.x, x.y);
+            int c[4];
+            if (s & 1) mma_16x8x32_u8(c, a0, a1, a2, a3, x.x, x.y);
+            else mma_16x8x32(c, a0, a1, a2, a3, x.x, x.y);
+            const int min0 = byte_in_all(s < 4 ? scales[0].min_lo : scales[0].min_hi, s & 3);
+            const int min1 = byte_in_all(s < 4 ? scales[1].min_lo : scales[1].min_hi, s & 3);
+            mma_16x8x32_add(mins[s & 1], min0, min1, min0, min1, x.x, x.y);
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 const int sc = byte_of(s < 4 ? scales[r].scale_lo : scales[r].scale_hi, s & 3);
-                const int m = byte_of(s < 4 ? scales[r].min_lo : scales[r].min_hi, s & 3);
 #pragma unroll
                 for (int k = 0; k < 2; k++) {
                     if (NC == 1 && k == 1) continue;   // a column no lane writes
-                    dots[r][k] += sc * c[2 * r + k];
-                    mins[r][k] += m * sums[k];
+                    if (s & 1) dots16[r][k] += sc * c[2 * r + k];
+                    else dots[r][k] += sc * c[2 * r + k];
                 }
             }
         }
@@ -244,8 +279,11 @@ __device__ void q4_k_tensor_product(
             const float dw = half_bits_to_float((ushort_t)(part[r].head.x & 0xFFFF));
             const float dmin = half_bits_to_float((ushort_t)((unsigned)part[r].head.x >> 16));
 #pragma unroll
-            for (int k = 0; k < 2; k++)
-                acc[r][k] += dx[k] * (dw * (float)dots[r][k] - dmin * (float)mins[r][k]);
+            for (int k = 0; k < 2; k++) {
+                const int dot = dots[r][k] + (dots16[r][k] >> 4);
+                const int min_dot = mins[0][2 * r + k] + mins[1][2 * r + k];
+                acc[r][k] += dx[k] * (dw * (float)dot - dmin * (float)min_dot);
+            }
         }
 #pragma unroll
         for (int r = 0; r < 2; r++) part[r] = next[r];
