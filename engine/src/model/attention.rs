@@ -6,7 +6,6 @@ use candle_core::{Device, Tensor};
 use super::config::ModelConfig;
 use super::decode_attention;
 use super::kv_cache::KvCache;
-use super::linear::Int8Blocks;
 use super::rope::Rope;
 use super::step::StepInputs;
 use super::Block;
@@ -20,18 +19,6 @@ pub(super) const QUERY_BY_QUERY_MAX: usize = 16;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(super) fn is_short(t: usize) -> bool {
     t > 0 && t <= QUERY_BY_QUERY_MAX
-}
-
-/// Whether the attention can hand the o projection its input quantized in `blocks` (the
-/// CUDA kernels do it as they combine a head's results): a block of 32 values must lie in
-/// one head, a block of 256 must be whole heads.
-pub(super) fn quantizes_output(blocks: Int8Blocks, heads: usize, head_dim: usize) -> bool {
-    match blocks {
-        Int8Blocks::Of32 => head_dim.is_multiple_of(32),
-        Int8Blocks::Of256 => {
-            head_dim > 0 && 256 % head_dim == 0 && heads.is_multiple_of(256 / head_dim)
-        }
-    }
 }
 
 /// `h`: `[n, hidden]` normalized hidden states of all rows' new tokens, row after row as
@@ -60,7 +47,9 @@ pub(super) fn self_attention(
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
     #[cfg(feature = "cuda")]
     if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
-        let io = (cache, layer, step, block.o.int8_input());
+        // The combining kernel quantizes in blocks of 32 only.
+        let for_q8 = block.o.int8_input() == Some(super::linear::Int8Blocks::Of32);
+        let io = (cache, layer, step, for_q8);
         return cuda_self_attention(q, k, v, rope, (cos, sin), io, &geometry);
     }
     let q = rope
@@ -111,7 +100,7 @@ fn cuda_self_attention(
     v: &Tensor,
     rope: &Rope,
     (cos, sin): (&Tensor, &Tensor),
-    (cache, layer, step, o_input): (&mut KvCache, usize, &StepInputs, Option<Int8Blocks>),
+    (cache, layer, step, for_q8): (&mut KvCache, usize, &StepInputs, bool),
     geometry: &Geometry,
 ) -> Result<Tensor> {
     use super::cuda_attention::{write_and_attend, LaneGeometry};
@@ -133,7 +122,7 @@ fn cuda_self_attention(
                 table,
                 layer,
                 &lane_geometry,
-                o_input,
+                for_q8,
             )?)
         }
     };
@@ -353,25 +342,4 @@ fn causal_mask(group: usize, t: usize, past: usize, device: &Device) -> Result<T
         }
     }
     Ok(Tensor::from_vec(mask, (group * t, total), device)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attention_output_is_quantized_only_in_blocks_that_fit_its_heads() {
-        // Qwen2.5-32B and 1.5B: heads of 128, two to a block of 256.
-        assert!(quantizes_output(Int8Blocks::Of256, 40, 128));
-        assert!(quantizes_output(Int8Blocks::Of256, 12, 128));
-        // Qwen2.5-0.5B: 14 heads of 64, and a block of 256 is four heads.
-        assert!(!quantizes_output(Int8Blocks::Of256, 14, 64));
-        assert!(quantizes_output(Int8Blocks::Of32, 14, 64));
-        // SmolLM2-135M: heads of 64, nine of them.
-        assert!(!quantizes_output(Int8Blocks::Of256, 9, 64));
-        // A head that does not divide the block.
-        assert!(!quantizes_output(Int8Blocks::Of256, 16, 96));
-        assert!(quantizes_output(Int8Blocks::Of32, 16, 96));
-        assert!(!quantizes_output(Int8Blocks::Of32, 16, 80));
-    }
 }

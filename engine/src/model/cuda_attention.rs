@@ -19,7 +19,6 @@ use candle_core::cuda_backend::CudaStorage;
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Shape, Storage, Tensor};
 
-use super::attention::quantizes_output;
 use super::cuda_q8;
 use super::cuda_util::{compiled_ptx, device_address};
 use super::kv_cache::KvCache;
@@ -207,15 +206,14 @@ extern "C" __global__ void k2_decode_attention_part(
     }
 }
 
-// Lane r, head h: combines the lane's chunks, handing each of the head's head_dim results
-// to emit(d, value) on warp 0. The block's warps split the chunks (a long cache has
-// hundreds), then add up their sums. Synchronizes the block (every thread must call it).
-template <typename Emit>
-__device__ __forceinline__ void combine_head(
+// Lane r, head h: combines the lane's chunks into out ([lanes, heads, head_dim]). The
+// block's warps split the chunks (a long cache has hundreds), then add up their sums.
+extern "C" __global__ void k2_decode_attention_combine(
     const unsigned long long* __restrict__ table, int lanes,
-    const float* __restrict__ part, int r, int h, int heads, int head_dim, int chunks,
-    Emit emit)
+    const float* __restrict__ part, float* __restrict__ out,
+    int heads, int head_dim, int chunks, signed char* __restrict__ q, float* __restrict__ qd)
 {
+    const int r = blockIdx.x, h = blockIdx.y;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int len = (int)table[3 * lanes + r] + 1;
     const int used = (len + CHUNK - 1) / CHUNK;
@@ -256,46 +254,11 @@ __device__ __forceinline__ void combine_head(
     for (int d = lane; d < head_dim; d += 32) {
         float v = 0.0f;
         for (int w = 0; w < WARPS; w++) v += warp_acc[w][d];
-        emit(d, v / sum);
-    }
-}
-
-// Lane r, head h: combines the lane's chunks into out ([lanes, heads, head_dim]), and
-// quantizes them for an o projection that reads blocks of 32 (q not null): 32 dims of a
-// head are a block of its input.
-extern "C" __global__ void k2_decode_attention_combine(
-    const unsigned long long* __restrict__ table, int lanes,
-    const float* __restrict__ part, float* __restrict__ out,
-    int heads, int head_dim, int chunks, signed char* __restrict__ q, float* __restrict__ qd)
-{
-    const int r = blockIdx.x, h = blockIdx.y;
-    combine_head(table, lanes, part, r, h, heads, head_dim, chunks, [&](int d, float v) {
         const size_t i = ((size_t)r * heads + h) * head_dim + d;
-        out[i] = v;
-        if (q != nullptr) k2_quantize_lane(v, q, qd, i);
-    });
-}
-
-// The same for an o projection that reads blocks of 256 (the tensor-core k-quant
-// products): block (r, b) combines the 256 / head_dim heads of block b of lane r's
-// output one after the other, then quantizes them together, one value per thread.
-extern "C" __global__ void k2_decode_attention_combine_q256(
-    const unsigned long long* __restrict__ table, int lanes,
-    const float* __restrict__ part, float* __restrict__ out,
-    int heads, int head_dim, int chunks, signed char* __restrict__ q, float* __restrict__ qd)
-{
-    __shared__ float values[256];
-    const int r = blockIdx.x, per_block = 256 / head_dim, first = blockIdx.y * per_block;
-    for (int i = 0; i < per_block; i++) {
-        combine_head(table, lanes, part, r, first + i, heads, head_dim, chunks,
-                     [&](int d, float v) { values[i * head_dim + d] = v; });
-        // Warp 0 has read the shared sums before the next head's warps write them again,
-        // and the last head's values are in place for every thread.
-        __syncthreads();
+        out[i] = v / sum;
+        // Quantized for a Q8_0 o projection: 32 dims of a head are a block of its input.
+        if (q != nullptr) k2_quantize_lane(v / sum, q, qd, i);
     }
-    const size_t at = ((size_t)r * heads + first) * head_dim + threadIdx.x;
-    out[at] = values[threadIdx.x];
-    k2_quantize_block256(values[threadIdx.x], true, q, qd, at, 0);
 }
 "#
 );
@@ -422,7 +385,7 @@ pub(super) fn write_and_attend(
     table: &LaneTable,
     layer: usize,
     g: &LaneGeometry,
-    o_input: Option<Int8Blocks>,
+    for_q8: bool,
 ) -> Result<Tensor> {
     let capacity = table.capacity;
     if !supports(g.heads, g.kv_heads, g.head_dim) {
@@ -516,16 +479,12 @@ pub(super) fn write_and_attend(
     unsafe { launch.launch(part_config) }.map_err(kernel_error)?;
 
     let width = g.heads * g.head_dim;
-    // The combining kernel quantizes for the o projection on the way where the int8 form
-    // it reads fits the heads.
-    let blocks = o_input.filter(|&b| quantizes_output(b, g.heads, g.head_dim));
+    // A warp of the combining kernel writes 32 dims of one head: a block of the int8 form
+    // only if heads are whole blocks.
+    let blocks = (for_q8 && g.head_dim.is_multiple_of(32)).then_some(Int8Blocks::Of32);
     let quantized = cuda_q8::input_buffers(&dev, count, width, blocks)?;
     let [q8_ptr, q8_scales_ptr] = cuda_q8::addresses(&quantized);
-    let (name, heads_per_block) = match cuda_q8::blocks_of(&quantized) {
-        Some(Int8Blocks::Of256) => ("k2_decode_attention_combine_q256", 256 / g.head_dim),
-        _ => ("k2_decode_attention_combine", 1),
-    };
-    let combine = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
+    let combine = dev.get_or_load_custom_func("k2_decode_attention_combine", MODULE, ptx()?)?;
     let mut launch = combine.builder();
     let chunks_i = chunks as i32;
     launch
@@ -540,9 +499,7 @@ pub(super) fn write_and_attend(
         .arg(&q8_scales_ptr);
     // SAFETY: `out` holds lanes × heads × head_dim floats, the quantized buffers (if any)
     // as many values.
-    let blocks_per_lane = g.heads / heads_per_block;
-    unsafe { launch.launch(config(count, blocks_per_lane, 32 * PART_WARPS)) }
-        .map_err(kernel_error)?;
+    unsafe { launch.launch(config(count, g.heads, 32 * PART_WARPS)) }.map_err(kernel_error)?;
 
     let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(out, dev.clone()));
     let shape = Shape::from((count, width));

@@ -150,10 +150,9 @@ impl Linear {
 
     /// Whether its product may run on the tensor cores (on CUDA, for Q4_K and Q6_K weights; on
     /// unless switched off here). Those read their activations quantized in blocks of 256,
-    /// which the attention's combining kernel writes only where they are whole heads;
-    /// elsewhere the attention output's projection would pay a launch to quantize its
-    /// input, more than the tensor cores save it (an H100, 32B geometry: 16.4 µs against
-    /// 10.6 at one row).
+    /// which the attention's combining kernel cannot write: the attention output's
+    /// projection would pay a launch to quantize its input, more than the tensor cores save
+    /// it (an H100, 32B geometry: 16.4 µs against 10.6 at one row).
     pub fn set_tensor_cores(&mut self, allowed: bool) {
         self.tensor_cores = allowed;
     }

@@ -139,14 +139,9 @@ impl Model {
         lm_head: Linear,
         device: &Device,
     ) -> Result<Model> {
-        // The o projection's input comes from the attention, which quantizes it on the way
-        // in the blocks of 256 that the tensor-core products read only where they are whole
-        // heads. Elsewhere it stays on dp4a: a separate quantizing launch costs more than
-        // the tensor cores save (16.4 against 10.6 µs at 1 row on an H100).
-        let o_on_tensor_cores =
-            attention::quantizes_output(Int8Blocks::Of256, config.num_heads, config.head_dim);
         for block in &mut blocks {
-            block.o.set_tensor_cores(o_on_tensor_cores);
+            // Its input comes from the attention, quantized in blocks of 32 only.
+            block.o.set_tensor_cores(false);
         }
         let rope = Rope::new(&config, device)?;
         Ok(Model {
