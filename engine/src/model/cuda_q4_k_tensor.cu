@@ -41,37 +41,21 @@ __device__ __forceinline__ int2 load_weights8(const void* p)
     return v;
 }
 
-// c = A · B for A 16 × 32 (a0..a3) and B 32 × 8 int8 (b0, b1), exact int32 sums; A's
-// bytes signed, or unsigned in the `_u8` form (a high nibble in place: 16 × its value).
-__device__ __forceinline__ void mma_16x8x32(
-    int (&c)[4], int a0, int a1, int a2, int a3, int b0, int b1)
-{
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
-        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
-}
-
-__device__ __forceinline__ void mma_16x8x32_u8(
-    int (&c)[4], int a0, int a1, int a2, int a3, int b0, int b1)
-{
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
-        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
-}
-
-// c += A · B, the same shapes (A signed).
+// c += A · B for A 16 × 32 (a0..a3) and B 32 × 8 int8 (b0, b1), exact int32 sums; A's
+// bytes signed, or unsigned where `unsigned_a` (a high nibble in place: 16 × its value;
+// known at compile time after inlining). A product alone starts from c = 0: ptxas then
+// reads the zero register, the same code as an mma with a constant zero accumulator.
 __device__ __forceinline__ void mma_16x8x32_add(
-    int (&c)[4], int a0, int a1, int a2, int a3, int b0, int b1)
+    int (&c)[4], bool unsigned_a, int a0, int a1, int a2, int a3, int b0, int b1)
 {
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#define K2_MMA_16X8X32(A_TYPE)                                                           \
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." A_TYPE ".s8.s32 "             \
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"       \
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])                        \
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+    if (unsigned_a) K2_MMA_16X8X32("u8");
+    else K2_MMA_16X8X32("s8");
+#undef K2_MMA_16X8X32
 }
 
 // One weight row's super-block as this lane holds it: the 16-byte head (f16 d and dmin,
@@ -254,12 +238,11 @@ __device__ void q4_k_tensor_product(
             const int a0 = part[0].values[j].x & nibbles, a1 = part[1].values[j].x & nibbles;
             const int a2 = part[0].values[j].y & nibbles, a3 = part[1].values[j].y & nibbles;
             const int2 x = *(const int2*)(x_row + sb * 256 + 32 * s);
-            int c[4];
-            if (s & 1) mma_16x8x32_u8(c, a0, a1, a2, a3, x.x, x.y);
-            else mma_16x8x32(c, a0, a1, a2, a3, x.x, x.y);
+            int c[4] = {0, 0, 0, 0};
+            mma_16x8x32_add(c, (s & 1) != 0, a0, a1, a2, a3, x.x, x.y);
             const int min0 = byte_in_all(s < 4 ? scales[0].min_lo : scales[0].min_hi, s & 3);
             const int min1 = byte_in_all(s < 4 ? scales[1].min_lo : scales[1].min_hi, s & 3);
-            mma_16x8x32_add(mins[s & 1], min0, min1, min0, min1, x.x, x.y);
+            mma_16x8x32_add(mins[s & 1], false, min0, min1, min0, min1, x.x, x.y);
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 const int sc = byte_of(s < 4 ? scales[r].scale_lo : scales[r].scale_hi, s & 3);

@@ -21,16 +21,8 @@
 #define Q6K_TILE_WORDS (TILE_ROWS * Q6K_STAGE_WORDS * 4)   // 4-byte words of one staged tile
 #define Q6K_MAX_WARPS 4
 
-__device__ __forceinline__ void mma_16x8x16(int (&c)[4], int a0, int a1, int b0)
-{
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 "
-        "{%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};"
-        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-        : "r"(a0), "r"(a1), "r"(b0), "r"(0));
-}
-
-// c += A · B, the same shapes.
+// c += A · B for A 16 × 16 (a0, a1) and B 16 × 8 int8 (b0), exact int32 sums (a product
+// alone starts from c = 0, as mma_16x8x32_add's).
 __device__ __forceinline__ void mma_16x8x16_add(int (&c)[4], int a0, int a1, int b0)
 {
     asm volatile(
@@ -160,8 +152,8 @@ __device__ void q6_k_tensor_product(
                 for (int m = 0; m < 4; m++) {
                     const int group = 8 * n + 2 * m + b;
                     const int x = *(const int*)(x_row + sb * 256 + 16 * group);
-                    int c[4];
-                    mma_16x8x16(c, q6_k_values(ql_even[0], ql_odd[0], qh[0], m),
+                    int c[4] = {0, 0, 0, 0};
+                    mma_16x8x16_add(c, q6_k_values(ql_even[0], ql_odd[0], qh[0], m),
                                 q6_k_values(ql_even[1], ql_odd[1], qh[1], m), x);
                     mma_16x8x16_add(offsets[m], byte_in_all(scales[0][group >> 2], group & 3),
                                     byte_in_all(scales[1][group >> 2], group & 3), x);

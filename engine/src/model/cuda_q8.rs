@@ -13,11 +13,10 @@
 //! On GPUs with int8 tensor cores (compute capability 8.0 and up), Q4_K and Q6_K products
 //! run on them instead (`cuda_q4_k_tensor.cu`, `cuda_q6_k_tensor.cu`): with `dp4a` a k-quant
 //! byte's arithmetic grows with every activation row, and at 3 rows it, not memory, set the
-//! pace. That kernel reads its
-//! activations with one scale per 256 values (what the CPU's k-quant products use), which
-//! the norms and SiLU·up write when the next product asks for that form
-//! ([`input_blocks`]); the attention's output projection, whose input comes in blocks of
-//! 32, keeps `dp4a` (`Linear::set_tensor_cores`).
+//! pace. Those kernels read their activations with one scale per 256 values (what the CPU's
+//! k-quant products use), which the norms and SiLU·up write when the next product asks for
+//! that form ([`input_blocks`]); the attention's output projection, whose input comes in
+//! blocks of 32, keeps `dp4a` (`Linear::set_tensor_cores`).
 //!
 //! Used for input widths that are a multiple of 256 (Q8_0 rows stay 16-byte aligned, the
 //! k-quants need it anyway), which covers the Qwen2.5 geometries from 1.5B up; other shapes, more

@@ -68,8 +68,9 @@ pub fn set_cuda_tensor_core_products(enabled: bool) {
 }
 
 /// Forces the int8 product kernels on CUDA to split every weight row over `warps` warps (1,
-/// 2, 4, or 8 where the tensor-core kernels share a tile) for the process, or with `None` lets them choose per matrix shape: benchmarks
-/// compare the choices with it (a captured graph keeps the split it was captured with).
+/// 2, 4, or 8 where the tensor-core kernels share a tile) for the process, or with `None`
+/// lets them choose per matrix shape: benchmarks compare the choices with it (a captured
+/// graph keeps the split it was captured with).
 pub fn force_cuda_int8_warps_per_row(warps: Option<u32>) {
     #[cfg(feature = "cuda")]
     cuda_q8::force_warps_per_row(warps);
