@@ -6,14 +6,11 @@ use std::sync::Arc;
 
 use k2_engine::backend::LocalBackend;
 use k2_engine::generate::CancelToken;
-use k2_engine::scaffold::pipeline::Pipeline;
 use k2_protocol::{Event, RunEvent, RunRequest, Selection, Stage, TextPart};
+use k2_scaffold::pipeline::Pipeline;
 use k2_tests::{load, QWEN_05B, SMOLLM2};
 
-fn run(
-    selection: Selection,
-    plan: bool,
-) -> (Vec<Event>, k2_engine::scaffold::pipeline::RunOutcome) {
+fn run(selection: Selection, plan: bool) -> (Vec<Event>, k2_scaffold::pipeline::RunOutcome) {
     let solver = LocalBackend::new(Arc::new(load(SMOLLM2)));
     let planner = LocalBackend::new(Arc::new(load(QWEN_05B)));
     let pipeline = Pipeline {

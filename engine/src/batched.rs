@@ -22,12 +22,10 @@ use crate::generate::{
 };
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
+pub use k2_scaffold::derive_seed;
 
 /// Prompt tokens per prefill forward pass: bounds the attention scores' memory on long prompts.
 const PREFILL_CHUNK: usize = 512;
-
-/// The golden-ratio increment of SplitMix64.
-const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// What to decode. Kept to these two fields: callers build it as a struct literal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,23 +93,6 @@ pub struct BatchGeneration {
     /// One result per row, in row order (row `r` sampled with `derive_seed(base, r)`).
     pub rows: Vec<Generation>,
     pub stats: BatchStats,
-}
-
-/// The sampling seed of row `row` of a batch whose base seed is `base`.
-///
-/// Row 0 uses `base` itself, so a one-row batch is exactly plain generation with that seed
-/// and the first of N samples is the answer a single run would give. Row `r >= 1` uses the
-/// `r`-th output of a SplitMix64 generator seeded with `base` (Steele et al., the standard
-/// seed-splitting mixer): well-mixed, so rows of one batch are independent streams, and
-/// batches with nearby base seeds (0, 1, 2...) do not share rows, as a plain `base + r` would.
-pub fn derive_seed(base: u64, row: usize) -> u64 {
-    if row == 0 {
-        return base;
-    }
-    let mut z = base.wrapping_add((row as u64).wrapping_mul(SPLITMIX_GAMMA));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Decodes `options.n` independent continuations of `prompt_ids` (already templated and

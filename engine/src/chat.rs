@@ -12,34 +12,11 @@ use crate::error::{EngineError, Result};
 use candle_core::quantized::gguf_file::{Content, Value as GgufValue};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, ErrorKind};
-use serde::{Deserialize, Serialize};
+
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// One turn of a conversation. `role` is `system`, `user` or `assistant` (templates may know more).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new("system", content)
-    }
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new("user", content)
-    }
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new("assistant", content)
-    }
-}
+pub use k2_scaffold::ChatMessage;
 
 /// ChatML, used when a model ships no template (Qwen-style models understand it).
 pub const CHATML_TEMPLATE: &str = "{%- for message in messages %}\

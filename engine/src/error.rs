@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use k2_scaffold::ScaffoldError;
+
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +87,9 @@ pub enum EngineError {
         found: String,
     },
 
-    /// A remote backend failed; the message says what happened and what to check.
-    #[error("remote backend {url}: {message}")]
-    Remote { url: String, message: String },
+    /// The scaffold or a remote backend failed (the engine's own errors come back whole).
+    #[error(transparent)]
+    Scaffold(k2_scaffold::ScaffoldError),
 }
 
 impl EngineError {
@@ -95,6 +97,32 @@ impl EngineError {
         EngineError::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+/// The engine as a scaffold backend: its errors travel inside the scaffold's, whole.
+impl From<EngineError> for ScaffoldError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Cancelled => ScaffoldError::Cancelled,
+            EngineError::InvalidSetting(message) => ScaffoldError::InvalidSetting(message),
+            EngineError::Scaffold(inner) => inner,
+            other => ScaffoldError::Backend(Box::new(other)),
+        }
+    }
+}
+
+impl From<ScaffoldError> for EngineError {
+    fn from(error: ScaffoldError) -> Self {
+        match error {
+            ScaffoldError::Cancelled => EngineError::Cancelled,
+            ScaffoldError::InvalidSetting(message) => EngineError::InvalidSetting(message),
+            ScaffoldError::Backend(inner) => match inner.downcast::<EngineError>() {
+                Ok(engine) => *engine,
+                Err(other) => EngineError::Scaffold(ScaffoldError::Backend(other)),
+            },
+            other => EngineError::Scaffold(other),
         }
     }
 }

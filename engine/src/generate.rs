@@ -6,8 +6,6 @@
 //! rows through forward passes lives in [`crate::batched`], and plain generation is a batch of
 //! one row.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -18,42 +16,7 @@ use crate::model::Model;
 use crate::sample::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
-
-/// Cancels a running generation from another thread; checked before every forward pass.
-#[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GenerateOptions {
-    pub sampling: SamplingParams,
-    pub max_tokens: usize,
-    /// Generation ends when the text contains one of these; it is not part of the output.
-    pub stop: Vec<String>,
-}
-
-impl Default for GenerateOptions {
-    fn default() -> Self {
-        GenerateOptions {
-            sampling: SamplingParams::default(),
-            max_tokens: 512,
-            stop: Vec::new(),
-        }
-    }
-}
+pub use k2_scaffold::{CancelToken, GenerateOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

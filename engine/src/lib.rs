@@ -18,7 +18,6 @@ pub mod loader;
 pub mod model;
 pub mod models_dir;
 pub mod sample;
-pub mod scaffold;
 pub mod serving;
 pub mod speculative;
 mod stop;

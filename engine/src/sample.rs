@@ -6,80 +6,13 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
+pub use k2_scaffold::SamplingParams;
+
 use crate::fast_exp::exp_nonpositive;
 
 /// Candidates looked at before falling back to sorting the whole vocabulary for top-p.
 const TOP_P_FIRST_PASS: usize = 1024;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SamplingParams {
-    /// 0 means greedy (always the most likely token).
-    pub temperature: f32,
-    /// Keep only the k most likely tokens; 0 disables.
-    pub top_k: usize,
-    /// Keep the smallest set of tokens whose probability reaches p; 1 disables.
-    pub top_p: f32,
-    /// Drop tokens less likely than min_p times the most likely one; 0 disables.
-    pub min_p: f32,
-    pub seed: u64,
-}
-
-impl Default for SamplingParams {
-    fn default() -> Self {
-        SamplingParams {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.0,
-            seed: 0,
-        }
-    }
-}
-
-impl SamplingParams {
-    pub fn greedy() -> Self {
-        Self::default()
-    }
-
-    /// Neither top-k, top-p nor min-p removes any token.
-    pub fn keeps_whole_vocabulary(&self) -> bool {
-        !(self.top_k > 0 || self.top_p < 1.0 || self.min_p > 0.0)
-    }
-
-    pub fn is_greedy(&self) -> bool {
-        self.temperature <= 0.0 || self.top_k == 1
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(EngineError::InvalidSetting(m.to_owned()));
-        if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad("temperature must be a number >= 0 (0 = greedy)");
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return bad("top-p must be in (0, 1]");
-        }
-        if !(0.0..1.0).contains(&self.min_p) {
-            return bad("min-p must be in [0, 1)");
-        }
-        Ok(())
-    }
-}
-
-impl From<&k2_protocol::SamplingSettings> for SamplingParams {
-    fn from(s: &k2_protocol::SamplingSettings) -> Self {
-        SamplingParams {
-            temperature: s.temperature,
-            top_k: s.top_k,
-            top_p: s.top_p,
-            min_p: s.min_p,
-            seed: s.seed,
-        }
-    }
-}
 
 /// A probability distribution over a subset of the vocabulary (every other token has
 /// probability zero): most likely first when top-k or top-p cut it, else the whole vocabulary

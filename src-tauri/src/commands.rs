@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k2_engine::generate::CancelToken;
-use k2_engine::scaffold::pipeline::Pipeline;
 use k2_protocol::{Event, RunEvent, RunRequest};
+use k2_scaffold::pipeline::Pipeline;
 use k2_store::{RunConfig, RunRecorder, Store};
 use serde::Serialize;
 use tauri::ipc::Channel;

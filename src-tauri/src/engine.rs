@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-use k2_engine::backend::{Backend, LocalBackend, RemoteBackend, RemoteConfig, Speculation};
+use k2_engine::backend::{LocalBackend, Speculation};
 use k2_engine::device::{select_device, DeviceChoice};
 use k2_engine::loader::load_model;
 use k2_engine::models_dir::{models_dir, resolve_model_in};
 use k2_engine::speculative::compat::check_draft_compatible;
 use k2_engine::speculative::SpecTuning;
+use k2_scaffold::{Backend, RemoteBackend, RemoteConfig};
 
 use crate::config::Config;
 

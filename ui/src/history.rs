@@ -2,7 +2,7 @@
 //! session, newest first; opening one replays its stored events into the solve view exactly
 //! as they streamed.
 
-use k2_protocol::RunView;
+use k2_protocol::{HistoryRequest, RunView};
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -73,8 +73,10 @@ pub fn History(
     let query = RwSignal::new(String::new());
     let refresh = move || {
         let asked = query.get_untracked();
-        let search = asked.clone();
-        transport::list_runs(&token.get_untracked(), &search, move |result| {
+        let request = HistoryRequest::List {
+            query: Some(asked.clone()),
+        };
+        transport::history(&token.get_untracked(), &request, move |result| {
             // A slower answer to an older query must not replace a newer one.
             if query.get_untracked() != asked {
                 return;
@@ -114,9 +116,9 @@ pub fn History(
             .and_then(|w| w.confirm_with_message(&question).ok())
             .unwrap_or(false);
         if confirmed {
-            transport::delete_run(
+            transport::history(
                 &token.get_untracked(),
-                item.id,
+                &HistoryRequest::Delete { run: item.id },
                 move |result| match result {
                     Ok(_) => refresh(),
                     Err(e) => failure.set(Some(format!("The run was not deleted: {e}"))),

@@ -6,7 +6,9 @@
 
 use std::rc::Rc;
 
-use k2_protocol::{stage_steps as steps, Event, RunView, Stage, StageStep};
+use k2_protocol::{
+    stage_steps as steps, Event, HistoryRequest, NewNote, RunView, Stage, StageStep,
+};
 use leptos::prelude::*;
 use serde::Deserialize;
 
@@ -33,6 +35,36 @@ fn parse_notes(json: &str) -> Vec<Note> {
     serde_json::from_str(json).unwrap_or_default()
 }
 
+/// An exported run as the history answers it: a file the browser downloads, or where the
+/// desktop app saved it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Exported {
+    Saved {
+        path: String,
+    },
+    File {
+        file_name: String,
+        media_type: String,
+        content: String,
+    },
+}
+
+/// Delivers an export answer; says where it went.
+fn deliver(json: &str) -> Result<String, String> {
+    match serde_json::from_str(json).map_err(|e| format!("unreadable export: {e}"))? {
+        Exported::Saved { path } => Ok(format!("Saved to {path}")),
+        Exported::File {
+            file_name,
+            media_type,
+            content,
+        } => {
+            transport::download(&file_name, &media_type, &content);
+            Ok(format!("Downloaded {file_name}"))
+        }
+    }
+}
+
 #[component]
 pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
     let events: RwSignal<Rc<Vec<Event>>, LocalStorage> = RwSignal::new_local(Rc::new(Vec::new()));
@@ -56,26 +88,31 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
         message.set(None);
         let streamed = state.log.with_value(|log| log.clone());
         if streamed.is_empty() {
-            transport::run_events(&token.get_untracked(), run, move |result| {
-                match result.and_then(|json| {
+            let request = HistoryRequest::Events { run };
+            transport::history(&token.get_untracked(), &request, move |result| match result
+                .and_then(|json| {
                     serde_json::from_str::<Vec<Event>>(&json).map_err(|e| e.to_string())
                 }) {
-                    Ok(loaded) => {
-                        step.set(steps(&loaded).len() - 1);
-                        state.view.set(RunView::replay(&loaded));
-                        events.set(Rc::new(loaded));
-                    }
-                    Err(e) => message.set(Some(format!("This run cannot be opened: {e}"))),
+                Ok(loaded) => {
+                    step.set(steps(&loaded).len() - 1);
+                    state.view.set(RunView::replay(&loaded));
+                    events.set(Rc::new(loaded));
                 }
+                Err(e) => message.set(Some(format!("This run cannot be opened: {e}"))),
             });
         } else {
             step.set(steps(&streamed).len() - 1);
             events.set(Rc::new(streamed));
         }
-        transport::run_notes(&token.get_untracked(), run, move |result| match result {
-            Ok(json) => notes.set(parse_notes(&json)),
-            Err(e) => message.set(Some(format!("Notes are unavailable: {e}"))),
-        });
+        let request = HistoryRequest::Notes { run };
+        transport::history(
+            &token.get_untracked(),
+            &request,
+            move |result| match result {
+                Ok(json) => notes.set(parse_notes(&json)),
+                Err(e) => message.set(Some(format!("Notes are unavailable: {e}"))),
+            },
+        );
     });
 
     let show = move |k: usize| {
@@ -103,11 +140,15 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
         } else {
             current_seq()
         };
-        let note = serde_json::json!({ "text": text, "seq": seq });
-        transport::add_note(
+        let note = NewNote {
+            seq,
+            author: None,
+            text,
+        };
+        let request = HistoryRequest::AddNote { run, note };
+        transport::history(
             &token.get_untracked(),
-            run,
-            note,
+            &request,
             move |result| match result {
                 Ok(json) => {
                     notes.set(parse_notes(&json));
@@ -119,8 +160,12 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
     };
     let export = move |format: &'static str| {
         if let Some(run) = state.stored.get_untracked() {
-            transport::export_run(&token.get_untracked(), run, format, move |result| {
-                message.set(Some(match result {
+            let request = HistoryRequest::Export {
+                run,
+                format: format.into(),
+            };
+            transport::history(&token.get_untracked(), &request, move |result| {
+                message.set(Some(match result.and_then(|json| deliver(&json)) {
                     Ok(done) => done,
                     Err(e) => format!("The export failed: {e}"),
                 }))

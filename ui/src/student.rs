@@ -2,6 +2,7 @@
 //! says whether a typed answer is mathematically the same as the solution's without showing it
 //! (k2-answer's equivalence, the engine's own, running here in the page).
 
+use k2_protocol::HistoryRequest;
 use leptos::prelude::*;
 
 use crate::app::RunState;
@@ -83,7 +84,8 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
             verdict.set(Some(k2_answer::equivalent(&answer, &expected)));
         }
         if let Some(run) = state.stored.get_untracked() {
-            transport::check_attempt(&token.get_untracked(), run, &answer, move |result| {
+            let request = HistoryRequest::CheckAttempt { run, answer };
+            transport::history(&token.get_untracked(), &request, move |result| {
                 kept.set(Some(match result {
                     Ok(_) => "Your attempt is kept in the history.".into(),
                     Err(e) => format!("Your attempt was not kept: {e}"),

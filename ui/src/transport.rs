@@ -2,7 +2,7 @@
 //! `k2 serve` in a browser (here), Tauri commands and channels inside the desktop app.
 //! Components only see [`Transport`]: start a run, get its events, stop it.
 
-use k2_protocol::{Event, RunRequest};
+use k2_protocol::{Event, HistoryRequest, RunRequest};
 use wasm_bindgen::prelude::*;
 
 /// What the UI asks of a backend.
@@ -141,10 +141,8 @@ export function k2_tauri_run(body, onStored, onData, onEnd) {
   const channel = new core.Channel();
   let run = null, stopAsked = false, ended = false;
   const end = (error) => { if (!ended) { ended = true; onEnd(error); } };
-  channel.onmessage = (event) => {
-    onData(JSON.stringify(event));
-    if (["stats", "error", "cancelled"].includes(event.type)) end(undefined);
-  };
+  // `onData` answers whether the event ends the run (`RunEvent::is_terminal`, in Rust).
+  channel.onmessage = (event) => { if (onData(JSON.stringify(event))) end(undefined); };
   core.invoke("start_run", { request: JSON.parse(body), onEvent: channel })
     .then((started) => {
       run = started.id;
@@ -176,7 +174,7 @@ extern "C" {
         token: &str,
         body: &str,
         on_stored: &Closure<dyn FnMut(f64)>,
-        on_data: &Closure<dyn FnMut(String)>,
+        on_data: &Closure<dyn FnMut(String) -> bool>,
         on_end: &Closure<dyn FnMut(Option<String>)>,
     ) -> js_sys::Function;
     fn k2_tauri_available() -> bool;
@@ -191,7 +189,7 @@ extern "C" {
     fn k2_tauri_run(
         body: &str,
         on_stored: &Closure<dyn FnMut(f64)>,
-        on_data: &Closure<dyn FnMut(String)>,
+        on_data: &Closure<dyn FnMut(String) -> bool>,
         on_end: &Closure<dyn FnMut(Option<String>)>,
     ) -> js_sys::Function;
     fn k2_download(name: &str, media_type: &str, text: &str);
@@ -255,149 +253,33 @@ fn json_callback(done: impl FnOnce(Result<String, String>) + 'static) -> JsValue
     })
 }
 
-/// A history call to wherever the app runs: the desktop app's `command` with `args`, or
-/// `k2 serve`'s [`HttpCall`]. `done` gets the JSON answer or an error in words.
-fn history_call(
+/// Any history operation, to wherever the app runs: the desktop app's `history` command, or
+/// `k2 serve`'s `POST /v1/k2/history`. `done` gets the reply's JSON (each [`HistoryRequest`]
+/// variant says what it answers) or an error in words.
+pub fn history(
     token: &str,
-    (command, args): (&str, serde_json::Value),
-    http: HttpCall,
+    request: &HistoryRequest,
     done: impl FnOnce(Result<String, String>) + 'static,
 ) {
     if in_desktop_app() {
-        desktop_command(command, args, done);
+        desktop_command("history", serde_json::json!({ "request": request }), done);
     } else {
-        let url = format!("{}{}", crate::session::server_base(), http.path);
-        let body = http.body.map(|b| b.to_string());
-        k2_http(http.method, &url, token, body, json_callback(done));
+        let url = format!("{}/v1/k2/history", crate::session::server_base());
+        let body = serde_json::to_string(request).unwrap_or_default();
+        k2_http("POST", &url, token, Some(body), json_callback(done));
     }
 }
 
-/// A request to `k2 serve`'s API.
-struct HttpCall {
-    method: &'static str,
-    path: String,
-    body: Option<serde_json::Value>,
-}
-
-impl HttpCall {
-    fn get(path: String) -> Self {
-        HttpCall {
-            method: "GET",
-            path,
-            body: None,
-        }
-    }
-
-    fn post(path: String, body: serde_json::Value) -> Self {
-        HttpCall {
-            method: "POST",
-            path,
-            body: Some(body),
-        }
-    }
-}
-
-/// The stored runs, newest first, or those matching `query` (JSON of the history's items).
-pub fn list_runs(token: &str, query: &str, done: impl FnOnce(Result<String, String>) + 'static) {
-    let desktop = ("list_runs", serde_json::json!({ "query": query }));
-    let encoded: String = js_sys::encode_uri_component(query).into();
-    let http = HttpCall::get(format!("/v1/k2/runs?q={encoded}"));
-    history_call(token, desktop, http, done);
-}
-
-/// A run's notes (JSON).
-pub fn run_notes(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
-    let desktop = ("run_notes", serde_json::json!({ "run": run }));
-    let http = HttpCall::get(format!("/v1/k2/runs/{run}/notes"));
-    history_call(token, desktop, http, done);
-}
-
-/// Adds a note on the run, or on its event `seq`; answers all its notes (JSON).
-pub fn add_note(
-    token: &str,
-    run: i64,
-    note: serde_json::Value,
-    done: impl FnOnce(Result<String, String>) + 'static,
-) {
-    let desktop = ("add_note", serde_json::json!({ "run": run, "note": note }));
-    let http = HttpCall::post(format!("/v1/k2/runs/{run}/notes"), note);
-    history_call(token, desktop, http, done);
-}
-
-/// Checks and keeps a student's answer to a stored run; answers `{equivalent, attempt}`.
-pub fn check_attempt(
-    token: &str,
-    run: i64,
-    answer: &str,
-    done: impl FnOnce(Result<String, String>) + 'static,
-) {
-    let desktop = (
-        "check_attempt",
-        serde_json::json!({ "run": run, "answer": answer }),
-    );
-    let body = serde_json::json!({ "answer": answer });
-    let http = HttpCall::post(format!("/v1/k2/runs/{run}/attempts"), body);
-    history_call(token, desktop, http, done);
-}
-
-/// Exports a run as `format` (`markdown` or `html`): the desktop app saves it in Downloads,
-/// the browser downloads it. `done` gets where it went.
-pub fn export_run(
-    token: &str,
-    run: i64,
-    format: &'static str,
-    done: impl FnOnce(Result<String, String>) + 'static,
-) {
-    if in_desktop_app() {
-        let args = serde_json::json!({ "run": run, "format": format });
-        desktop_command("export_run", args, move |saved| {
-            done(saved.map(|path| {
-                let path: String = serde_json::from_str(&path).unwrap_or(path);
-                format!("Saved to {path}")
-            }))
-        });
-        return;
-    }
-    let (extension, media_type) = match format {
-        "html" => ("html", "text/html"),
-        _ => ("md", "text/markdown"),
-    };
-    let url = format!(
-        "{}/v1/k2/runs/{run}/export?format={format}",
-        crate::session::server_base()
-    );
-    let callback = json_callback(move |text| {
-        done(text.map(|text| {
-            let name = format!("k2-run-{run}.{extension}");
-            k2_download(&name, media_type, &text);
-            format!("Downloaded {name}")
-        }))
-    });
-    k2_http("GET", &url, token, None, callback);
-}
-
-/// Deletes a stored run.
-pub fn delete_run(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
-    let desktop = ("delete_run", serde_json::json!({ "run": run }));
-    let http = HttpCall {
-        method: "DELETE",
-        path: format!("/v1/k2/runs/{run}"),
-        body: None,
-    };
-    history_call(token, desktop, http, done);
-}
-
-/// A stored run's events (JSON), to replay it.
-pub fn run_events(token: &str, run: i64, done: impl FnOnce(Result<String, String>) + 'static) {
-    let desktop = ("run_events", serde_json::json!({ "run": run }));
-    let http = HttpCall::get(format!("/v1/k2/runs/{run}/events"));
-    history_call(token, desktop, http, done);
+/// Saves `text` as a file the browser downloads.
+pub fn download(name: &str, media_type: &str, text: &str) {
+    k2_download(name, media_type, text);
 }
 
 /// A run's callbacks as JavaScript sees them.
 struct JsCallbacks {
     on_stored: Closure<dyn FnMut(f64)>,
-    on_data: Closure<dyn FnMut(String)>,
+    /// Gets an event's JSON; answers whether the event ends the run.
+    on_data: Closure<dyn FnMut(String) -> bool>,
     on_end: Closure<dyn FnMut(Option<String>)>,
 }
 
@@ -409,13 +291,19 @@ fn js_callbacks(callbacks: RunCallbacks) -> JsCallbacks {
         mut on_end,
     } = callbacks;
     let on_stored = Closure::<dyn FnMut(f64)>::new(move |id: f64| on_stored(id as i64));
-    let on_data =
-        Closure::<dyn FnMut(String)>::new(move |data: String| {
-            match serde_json::from_str::<Event>(&data) {
-                Ok(event) => on_event(event),
-                Err(e) => web_sys::console::warn_1(&format!("unreadable event: {e}").into()),
+    let on_data = Closure::<dyn FnMut(String) -> bool>::new(move |data: String| {
+        match serde_json::from_str::<Event>(&data) {
+            Ok(event) => {
+                let ends = event.kind.is_terminal();
+                on_event(event);
+                ends
             }
-        });
+            Err(e) => {
+                web_sys::console::warn_1(&format!("unreadable event: {e}").into());
+                false
+            }
+        }
+    });
     let on_end =
         Closure::<dyn FnMut(Option<String>)>::new(move |error: Option<String>| on_end(error));
     JsCallbacks {

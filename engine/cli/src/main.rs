@@ -5,6 +5,7 @@ mod load;
 mod output;
 mod render;
 mod run_setup;
+mod sampling_args;
 mod spec_setup;
 mod store_setup;
 
@@ -78,4 +79,56 @@ fn init_logging(level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use k2_protocol::SamplingSettings;
+
+    use super::{Cli, Command};
+
+    fn sampling_of(args: &[&str]) -> SamplingSettings {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Generate(args) => args.sampling.settings(),
+            Command::Solve(args) => args.scaffold.settings().sampling,
+            Command::Eval(args) => args.scaffold.settings().sampling,
+            _ => unreachable!("a command with sampling flags"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn solve_and_eval_sample_with_the_protocols_defaults() {
+        let defaults = SamplingSettings::default();
+        assert_eq!(sampling_of(&["k2", "solve", "1+1?"]), defaults);
+        let eval = ["k2", "eval", "--data", "x.jsonl", "--mode", "single"];
+        assert_eq!(sampling_of(&eval), defaults);
+    }
+
+    #[test]
+    fn generate_is_greedy_and_shorter_by_default_and_otherwise_the_same() {
+        assert_eq!(
+            sampling_of(&["k2", "generate", "-p", "hi"]),
+            SamplingSettings {
+                temperature: 0.0,
+                max_tokens: 512,
+                ..SamplingSettings::default()
+            }
+        );
+        let flags = ["--temperature", "0.7", "--max-tokens", "9", "--top-k", "4"];
+        let given = |command: &[&str]| sampling_of(&[command, &flags].concat());
+        let expected = SamplingSettings {
+            temperature: 0.7,
+            max_tokens: 9,
+            top_k: 4,
+            ..SamplingSettings::default()
+        };
+        assert_eq!(given(&["k2", "generate", "-p", "hi"]), expected);
+        assert_eq!(given(&["k2", "solve", "1+1?"]), expected);
+    }
 }

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use k2_engine::backend::{Backend, LocalBackend, RemoteBackend, RemoteConfig};
+use k2_engine::backend::LocalBackend;
 use k2_engine::loader::LoadedModel;
 use k2_engine::serving::{ScheduledBackend, Scheduler, SchedulerConfig};
-use k2_protocol::{RunSettings, SamplingSettings, Selection};
+use k2_protocol::{RunSettings, Selection};
+use k2_scaffold::{Backend, RemoteBackend, RemoteConfig};
 
 use crate::load::{load, ModelArgs};
+use crate::sampling_args::SamplingArgs;
 use crate::spec_setup::SpecArgs;
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -30,21 +32,8 @@ pub struct ScaffoldArgs {
     /// How the answer is chosen: judge, vote, or vote+judge (the judge only when votes split).
     #[arg(long = "select", default_value = "vote+judge")]
     pub selection: Selection,
-    /// Maximum tokens per candidate.
-    #[arg(long, default_value_t = 2048)]
-    pub max_tokens: usize,
-    /// Sampling temperature of the candidates (K2-Think: 1.0); 0 is greedy.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
-    #[arg(long, default_value_t = 0.0)]
-    pub min_p: f32,
-    /// Base seed; candidate i samples with a seed derived from it.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
 }
 
 impl ScaffoldArgs {
@@ -53,14 +42,7 @@ impl ScaffoldArgs {
             candidates: self.n,
             plan: !self.no_plan,
             selection: self.selection,
-            sampling: SamplingSettings {
-                temperature: self.temperature,
-                top_p: self.top_p,
-                top_k: self.top_k,
-                min_p: self.min_p,
-                seed: self.seed,
-                max_tokens: self.max_tokens,
-            },
+            sampling: self.sampling.settings(),
             ..RunSettings::default()
         }
     }

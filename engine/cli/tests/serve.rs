@@ -389,8 +389,27 @@ fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_delet
         400
     );
 
+    // The one route the UI uses (`k2_protocol::HistoryRequest`) answers as the REST routes do.
+    let history = |request: serde_json::Value| post("/v1/k2/history", request);
+    assert_eq!(
+        history(json!({"op": "list", "query": "12 + 30"})).json(),
+        found
+    );
+    assert_eq!(history(json!({"op": "notes", "run": id})).json(), notes);
+    let file = history(json!({"op": "export", "run": id, "format": "md"})).json();
+    assert_eq!(file["file_name"], format!("k2-run-{id}.md"));
+    assert!(file["media_type"]
+        .as_str()
+        .unwrap()
+        .starts_with("text/markdown"));
+    assert!(file["content"].as_str().unwrap().contains("Well argued"));
+    let refused = history(json!({"op": "export", "run": id, "format": "pdf"}));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(history(json!({"op": "drop_everything"})).status >= 400);
+
     let deleted = request(addr, "DELETE", &format!("/v1/k2/runs/{id}"), &[auth()], b"");
     assert_eq!(deleted.status, 204);
+    assert_eq!(history(json!({"op": "delete", "run": id})).status, 404);
     assert_eq!(get(&format!("/v1/k2/runs/{id}/events")).status, 404);
     assert_eq!(get(&format!("/v1/k2/runs/{id}/notes")).status, 404);
     assert_eq!(get("/v1/k2/runs").json(), json!([]));

@@ -1,9 +1,13 @@
-//! The history operations of K2 Tutor's front ends, in one place: the desktop app's Tauri
-//! commands and `k2 serve`'s `/v1/k2/runs` routes are thin adapters over these functions, so a
-//! classroom browser and the desktop window behave the same.
+//! The history operations of K2 Tutor's front ends, in one place. [`HistoryRequest`] (in
+//! k2-protocol, so the wasm UI builds it too) names every operation and [`dispatch`] answers
+//! it; `k2 serve`'s `POST /v1/k2/history` and the desktop app's `history` command hand it over
+//! as is, so a classroom browser and the desktop window behave the same. A new operation is a
+//! variant there and a function and a `dispatch` arm here.
 //!
 //! Students' attempts are checked here, against the stored run's final answer with the
 //! engine's equivalence checker, so the kept record never depends on what a client claims.
+
+pub use k2_protocol::{HistoryRequest, NewNote};
 
 use k2_protocol::Event;
 use k2_store::export::{export_run, ExportFormat};
@@ -37,6 +41,61 @@ impl From<StoreError> for HistoryError {
 }
 
 pub type Result<T> = std::result::Result<T, HistoryError>;
+
+/// What [`dispatch`] answers: one variant per kind of answer. Serialized without a tag, as the
+/// answer itself (a list of runs, the events, `null` for a deletion...): the asker knows which
+/// operation it asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum HistoryReply {
+    /// [`HistoryRequest::List`].
+    Runs(Vec<HistoryItem>),
+    /// [`HistoryRequest::Events`].
+    Events(Vec<Event>),
+    /// [`HistoryRequest::Export`]: the file, for the front end to deliver (a download, or
+    /// saved by the desktop app, which answers [`HistoryReply::Saved`] instead).
+    Export(ExportedRun),
+    /// Where a front end that writes files itself saved an export.
+    Saved { path: String },
+    /// [`HistoryRequest::Notes`] and [`HistoryRequest::AddNote`]: all the run's notes.
+    Notes(Vec<Note>),
+    /// [`HistoryRequest::CheckAttempt`].
+    Attempt(AttemptResult),
+    /// [`HistoryRequest::Delete`].
+    Deleted,
+}
+
+/// Answers one history operation. Front ends call only this; the functions below stay public
+/// for tests and tools.
+pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryReply> {
+    Ok(match request {
+        HistoryRequest::List { query } => HistoryReply::Runs(list(store, query.as_deref()).await?),
+        HistoryRequest::Events { run } => HistoryReply::Events(events(store, run).await?),
+        HistoryRequest::Export { run, format } => {
+            HistoryReply::Export(export(store, run, &format).await?)
+        }
+        HistoryRequest::Notes { run } => HistoryReply::Notes(notes(store, run).await?),
+        HistoryRequest::AddNote { run, note } => {
+            HistoryReply::Notes(add_note(store, run, &note).await?)
+        }
+        HistoryRequest::CheckAttempt { run, answer } => {
+            HistoryReply::Attempt(check_attempt(store, run, &answer).await?)
+        }
+        HistoryRequest::Delete { run } => {
+            delete(store, run).await?;
+            HistoryReply::Deleted
+        }
+    })
+}
+
+/// What a front end that keeps no history (no database) answers without one: an empty
+/// listing; `None` (the front end says why there is no history) for everything else.
+pub fn without_store(request: &HistoryRequest) -> Option<HistoryReply> {
+    match request {
+        HistoryRequest::List { .. } => Some(HistoryReply::Runs(Vec::new())),
+        _ => None,
+    }
+}
 
 /// One row of the history list: the run, and for a search where the words were found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,16 +171,6 @@ pub async fn export(store: &Store, run: RunId, format: &str) -> Result<ExportedR
 pub async fn notes(store: &Store, run: RunId) -> Result<Vec<Note>> {
     store.run(run).await?;
     Ok(store.notes(run).await?)
-}
-
-/// A note to add: on the whole run, or on the point where event `seq` happened.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NewNote {
-    #[serde(default)]
-    pub seq: Option<u64>,
-    #[serde(default)]
-    pub author: Option<String>,
-    pub text: String,
 }
 
 /// Adds a teacher's note and answers the run's notes with it.

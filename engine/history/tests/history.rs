@@ -4,7 +4,8 @@
 mod common;
 
 use common::{record_run, temp_store};
-use k2_history::{HistoryError, NewNote};
+use k2_history::{HistoryError, HistoryReply, HistoryRequest, NewNote};
+use serde_json::json;
 
 #[tokio::test]
 async fn lists_newest_first_and_searches_with_snippets() {
@@ -151,4 +152,131 @@ async fn deleted_runs_are_gone_and_say_so() {
         k2_history::delete(&t.store, run).await,
         Err(HistoryError::NotFound(_))
     ));
+}
+
+/// Every operation through the one entry point the front ends use, on a real database, and
+/// the JSON each answer goes out as.
+#[tokio::test]
+async fn dispatch_answers_every_operation() {
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let older = record_run(&t.store, session, "What is 7 squared?", "49").await;
+    let run = record_run(&t.store, session, "Half of 3/2?", "\\frac{3}{4}").await;
+    let ask = |request: HistoryRequest| k2_history::dispatch(&t.store, request);
+
+    let HistoryReply::Runs(all) = ask(HistoryRequest::List { query: None }).await.unwrap() else {
+        panic!("a listing answers runs")
+    };
+    assert_eq!(
+        all.iter().map(|i| i.run.id).collect::<Vec<_>>(),
+        [run, older]
+    );
+    let found = ask(HistoryRequest::List {
+        query: Some("squared".into()),
+    })
+    .await
+    .unwrap();
+    let HistoryReply::Runs(found) = &found else {
+        panic!("a search answers runs: {found:?}")
+    };
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].run.id, older);
+    assert!(found[0].snippet.as_deref().unwrap().contains("«squared»"));
+
+    let HistoryReply::Events(events) = ask(HistoryRequest::Events { run }).await.unwrap() else {
+        panic!("events answer events")
+    };
+    assert_eq!(events, t.store.events(run).await.unwrap());
+    assert!(events.len() > 2);
+
+    let note = NewNote {
+        seq: Some(1),
+        author: Some("Ms. Rivera".into()),
+        text: "Why halve?".into(),
+    };
+    let added = ask(HistoryRequest::AddNote { run, note }).await.unwrap();
+    let HistoryReply::Notes(added) = added else {
+        panic!("adding a note answers the notes: {added:?}")
+    };
+    assert_eq!(
+        added
+            .iter()
+            .map(|n| (n.seq, n.author.as_deref(), n.text.as_str()))
+            .collect::<Vec<_>>(),
+        [(Some(1), Some("Ms. Rivera"), "Why halve?")]
+    );
+    assert_eq!(
+        ask(HistoryRequest::Notes { run }).await.unwrap(),
+        HistoryReply::Notes(added.clone())
+    );
+
+    let checked = ask(HistoryRequest::CheckAttempt {
+        run,
+        answer: "0.75".into(),
+    })
+    .await
+    .unwrap();
+    let HistoryReply::Attempt(checked) = checked else {
+        panic!("an attempt answers its check: {checked:?}")
+    };
+    assert_eq!(checked.equivalent, Some(true));
+    let problem = t.store.run(run).await.unwrap().problem.id;
+    assert_eq!(
+        t.store.attempts(problem).await.unwrap()[0].id,
+        checked.attempt
+    );
+
+    let exported = ask(HistoryRequest::Export {
+        run,
+        format: "html".into(),
+    })
+    .await
+    .unwrap();
+    let HistoryReply::Export(file) = &exported else {
+        panic!("an export answers a file: {exported:?}")
+    };
+    assert_eq!(file.file_name, format!("k2-run-{run}.html"));
+    assert!(file.media_type.starts_with("text/html"));
+    assert!(file.content.contains("Why halve?"));
+    // On the wire, every answer is the answer itself, untagged.
+    let wire = serde_json::to_value(&exported).unwrap();
+    assert_eq!(wire["file_name"], json!(file.file_name));
+    assert_eq!(wire["content"], json!(file.content));
+    assert!(matches!(
+        ask(HistoryRequest::Export { run, format: "pdf".into() }).await,
+        Err(HistoryError::BadRequest(m)) if m.contains("pdf")
+    ));
+
+    let deleted = ask(HistoryRequest::Delete { run }).await.unwrap();
+    assert_eq!(deleted, HistoryReply::Deleted);
+    assert_eq!(serde_json::to_value(&deleted).unwrap(), json!(null));
+    assert!(matches!(
+        ask(HistoryRequest::Events { run }).await,
+        Err(HistoryError::NotFound(id)) if id == run
+    ));
+    let rest = ask(HistoryRequest::List { query: None }).await.unwrap();
+    let wire = serde_json::to_value(&rest).unwrap();
+    assert_eq!(wire.as_array().unwrap().len(), 1);
+    assert_eq!(wire[0]["id"], json!(older));
+    assert_eq!(wire[0]["problem"], json!("What is 7 squared?"));
+    assert!(wire[0].get("snippet").is_none(), "{wire}");
+}
+
+#[test]
+fn without_a_store_only_the_listing_has_an_answer() {
+    assert_eq!(
+        k2_history::without_store(&HistoryRequest::List { query: None }),
+        Some(HistoryReply::Runs(Vec::new()))
+    );
+    assert_eq!(
+        k2_history::without_store(&HistoryRequest::Delete { run: 1 }),
+        None
+    );
+    let saved = HistoryReply::Saved {
+        path: "/home/a/Downloads/k2-run-1.md".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(saved).unwrap(),
+        json!({"path": "/home/a/Downloads/k2-run-1.md"})
+    );
 }

@@ -3,14 +3,19 @@
 //! HTTP/SSE clients only consume them, serialized with serde exactly as defined here. A stored
 //! run is its event log, so replaying it shows exactly what was streamed.
 //!
+//! What front ends ask of the stored runs (list, replay, export, notes...) is one
+//! [`HistoryRequest`].
+//!
 //! Serde only, so the Leptos UI (wasm) links it without the engine.
 
 mod app_config;
+mod history;
 mod request;
 mod steps;
 mod view;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
+pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};

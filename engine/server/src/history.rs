@@ -1,13 +1,18 @@
-//! `/v1/k2/runs/…`: the history of a classroom server, the same operations as the desktop
-//! app's (both are adapters over `k2_history`): list and search, replay, delete, export,
-//! teachers' notes and students' checked attempts.
+//! The history of a classroom server, the same operations as the desktop app's: every one is a
+//! [`HistoryRequest`] answered by `k2_history::dispatch`.
+//!
+//! - `POST /v1/k2/history` with the request's JSON (`{"op":"list","query":"..."}`): the one
+//!   route the UI uses; answers the reply's JSON (an export as `{file_name, media_type,
+//!   content}`).
+//! - `/v1/k2/runs…`: the same operations as REST routes for scripts and links (list and
+//!   search, replay, delete, export as a file to save, notes, attempts), each building its
+//!   request.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use k2_history::{AttemptResult, HistoryError, HistoryItem, NewNote};
-use k2_store::{Note, Store};
+use k2_history::{HistoryError, HistoryReply, HistoryRequest, NewNote};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -23,10 +28,27 @@ impl From<HistoryError> for ApiError {
     }
 }
 
-fn store(state: &AppState) -> Result<&Store, ApiError> {
-    state.store.as_ref().ok_or_else(|| {
-        ApiError::unavailable("this server keeps no history (started with --no-history)")
-    })
+/// Answers `request` from the server's store (an empty listing without one).
+async fn dispatch(state: &AppState, request: HistoryRequest) -> Result<HistoryReply, ApiError> {
+    match &state.store {
+        Some(store) => Ok(k2_history::dispatch(store, request).await?),
+        None => k2_history::without_store(&request).ok_or_else(|| {
+            ApiError::unavailable("this server keeps no history (started with --no-history)")
+        }),
+    }
+}
+
+/// `POST /v1/k2/history` with a [`HistoryRequest`]: any history operation.
+pub async fn history(
+    State(state): State<AppState>,
+    Json(request): Json<HistoryRequest>,
+) -> Result<Json<HistoryReply>, ApiError> {
+    json(&state, request).await
+}
+
+/// A REST route's answer: the reply's JSON.
+async fn json(state: &AppState, request: HistoryRequest) -> Result<Json<HistoryReply>, ApiError> {
+    Ok(Json(dispatch(state, request).await?))
 }
 
 #[derive(Deserialize)]
@@ -39,27 +61,24 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<HistoryItem>>, ApiError> {
-    let Some(store) = &state.store else {
-        return Ok(Json(Vec::new()));
-    };
-    Ok(Json(k2_history::list(store, query.q.as_deref()).await?))
+) -> Result<Json<HistoryReply>, ApiError> {
+    json(&state, HistoryRequest::List { query: query.q }).await
 }
 
 /// `GET /v1/k2/runs/{id}/events`
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Json<Vec<k2_protocol::Event>>, ApiError> {
-    Ok(Json(k2_history::events(store(&state)?, id).await?))
+    Path(run): Path<i64>,
+) -> Result<Json<HistoryReply>, ApiError> {
+    json(&state, HistoryRequest::Events { run }).await
 }
 
 /// `DELETE /v1/k2/runs/{id}`
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(run): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    k2_history::delete(store(&state)?, id).await?;
+    dispatch(&state, HistoryRequest::Delete { run }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -76,10 +95,16 @@ fn markdown() -> String {
 /// `GET /v1/k2/runs/{id}/export?format=markdown|html`: a file to save.
 pub async fn export(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(run): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let exported = k2_history::export(store(&state)?, id, &query.format).await?;
+    let request = HistoryRequest::Export {
+        run,
+        format: query.format,
+    };
+    let HistoryReply::Export(exported) = dispatch(&state, request).await? else {
+        return Err(ApiError::unavailable("the history answered no file"));
+    };
     let disposition = format!("attachment; filename=\"{}\"", exported.file_name);
     Ok((
         [
@@ -94,18 +119,18 @@ pub async fn export(
 /// `GET /v1/k2/runs/{id}/notes`
 pub async fn notes(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Json<Vec<Note>>, ApiError> {
-    Ok(Json(k2_history::notes(store(&state)?, id).await?))
+    Path(run): Path<i64>,
+) -> Result<Json<HistoryReply>, ApiError> {
+    json(&state, HistoryRequest::Notes { run }).await
 }
 
 /// `POST /v1/k2/runs/{id}/notes` with `{text, seq?, author?}`: answers all the run's notes.
 pub async fn add_note(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(run): Path<i64>,
     Json(note): Json<NewNote>,
-) -> Result<Json<Vec<Note>>, ApiError> {
-    Ok(Json(k2_history::add_note(store(&state)?, id, &note).await?))
+) -> Result<Json<HistoryReply>, ApiError> {
+    json(&state, HistoryRequest::AddNote { run, note }).await
 }
 
 #[derive(Deserialize)]
@@ -116,10 +141,12 @@ pub struct AttemptBody {
 /// `POST /v1/k2/runs/{id}/attempts` with `{answer}`: checked against the run's answer and kept.
 pub async fn check_attempt(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(run): Path<i64>,
     Json(body): Json<AttemptBody>,
-) -> Result<Json<AttemptResult>, ApiError> {
-    Ok(Json(
-        k2_history::check_attempt(store(&state)?, id, &body.answer).await?,
-    ))
+) -> Result<Json<HistoryReply>, ApiError> {
+    let request = HistoryRequest::CheckAttempt {
+        run,
+        answer: body.answer,
+    };
+    json(&state, request).await
 }

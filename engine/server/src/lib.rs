@@ -4,7 +4,9 @@
 //! - `POST /v1/chat/completions` (streaming or not), `GET /v1/models`: OpenAI-compatible.
 //! - `POST /v1/k2/runs`: the K2 scaffold for one problem, streamed as protocol events (the
 //!   stored run's id in the `x-k2-run` header).
-//! - `/v1/k2/runs…`: history: list and search, replay, delete, export, notes, attempts.
+//! - `POST /v1/k2/history`: any history operation (`k2_protocol::HistoryRequest`: list and
+//!   search, replay, delete, export, notes, attempts); the same as REST routes under
+//!   `/v1/k2/runs…`.
 //! - `GET /health`: liveness and load, without a token.
 //! - `/`: the browser UI.
 //!
@@ -61,6 +63,7 @@ pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
             get(history::notes).post(history::add_note),
         )
         .route("/k2/runs/{id}/attempts", post(history::check_attempt))
+        .route("/k2/history", post(history::history))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -10,9 +10,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use k2_engine::generate::CancelToken;
-use k2_engine::scaffold::pipeline::Pipeline;
 use k2_engine::serving::ScheduledBackend;
 use k2_protocol::RunRequest;
+use k2_scaffold::pipeline::Pipeline;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use super::scheduler::{Scheduler, ServeEvent, ServeRequest};
-use crate::backend::{Backend, Completion};
+use k2_scaffold::{Backend, Completion, ScaffoldError};
+
 use crate::chat::ChatMessage;
-use crate::error::{EngineError, Result};
+use crate::error::EngineError;
 use crate::generate::{CancelToken, GenerateOptions, Generation};
 use crate::loader::LoadedModel;
 
@@ -33,7 +34,7 @@ impl Backend for ScheduledBackend {
         options: &GenerateOptions,
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(usize, &str),
-    ) -> Result<Vec<Completion>> {
+    ) -> Result<Vec<Completion>, ScaffoldError> {
         let prompt_ids = self.model.chat_prompt_ids(messages)?;
         let request = ServeRequest {
             prompt_ids,
@@ -48,12 +49,13 @@ impl Backend for ScheduledBackend {
                 Some(ServeEvent::Delta { row, text }) => on_delta(row, &text),
                 Some(ServeEvent::Finished { row, generation }) => rows[row] = Some(generation),
                 Some(ServeEvent::Failed { message }) => {
-                    return Err(EngineError::InvalidSetting(message))
+                    return Err(EngineError::InvalidSetting(message).into())
                 }
                 None => {
                     return Err(EngineError::InvalidSetting(
                         "the scheduler stopped before the completion finished".into(),
-                    ))
+                    )
+                    .into())
                 }
             }
         }

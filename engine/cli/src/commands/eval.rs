@@ -15,11 +15,11 @@ use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use k2_engine::answer::equivalent;
 use k2_engine::generate::CancelToken;
-use k2_engine::scaffold::judge::{CandidateView, JudgeReply, PairJudge};
-use k2_engine::scaffold::pipeline::{BackendJudge, Pipeline, RunOutcome};
-use k2_engine::scaffold::select::select;
 use k2_engine::serving::SchedulerConfig;
 use k2_protocol::{FinishReason, RunRequest, RunSettings, Selection};
+use k2_scaffold::judge::{Entrant, JudgeReply, PairJudge};
+use k2_scaffold::pipeline::{BackendJudge, Pipeline, RunOutcome};
+use k2_scaffold::select::select;
 use serde::{Deserialize, Serialize};
 
 use crate::load::ModelArgs;
@@ -457,13 +457,13 @@ fn vote_answer(problem: &Problem, outcome: &RunOutcome) -> Option<String> {
     views[selected.candidate].answer.clone()
 }
 
-fn candidate_views(outcome: &RunOutcome) -> Vec<CandidateView> {
+fn candidate_views(outcome: &RunOutcome) -> Vec<Entrant> {
     outcome
         .candidates
         .iter()
         .zip(&outcome.candidate_answers)
         .enumerate()
-        .map(|(id, (c, answer))| CandidateView {
+        .map(|(id, (c, answer))| Entrant {
             id,
             text: c.text.clone(),
             answer: answer.clone(),
@@ -476,13 +476,8 @@ fn candidate_views(outcome: &RunOutcome) -> Vec<CandidateView> {
 struct NoJudge;
 
 impl PairJudge for NoJudge {
-    fn judge(
-        &mut self,
-        _: &str,
-        _: &CandidateView,
-        _: &CandidateView,
-    ) -> k2_engine::Result<JudgeReply> {
-        Err(k2_engine::EngineError::InvalidSetting(
+    fn judge(&mut self, _: &str, _: &Entrant, _: &Entrant) -> k2_scaffold::Result<JudgeReply> {
+        Err(k2_scaffold::ScaffoldError::InvalidSetting(
             "a vote needs no judge".into(),
         ))
     }
@@ -531,14 +526,15 @@ fn wilson_interval(p: f64, n: usize) -> (f64, f64) {
 }
 
 fn print_table(args: &Args, results: &[ModeResult]) {
+    let sampling = args.scaffold.sampling.settings();
     println!(
         "data: {} ({} problems), seed {}, temperature {}, top-p {}, max tokens {}",
         args.data.display(),
         results.first().map_or(0, |r| r.problems),
-        args.scaffold.seed,
-        args.scaffold.temperature,
-        args.scaffold.top_p,
-        args.scaffold.max_tokens
+        sampling.seed,
+        sampling.temperature,
+        sampling.top_p,
+        sampling.max_tokens
     );
     println!(
         "| mode | selection | accuracy | 95% CI | vote | judge | pass@N | tokens/candidate | s/problem |"

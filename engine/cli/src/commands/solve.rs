@@ -5,8 +5,8 @@
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use k2_engine::generate::CancelToken;
-use k2_engine::scaffold::pipeline::Pipeline;
 use k2_protocol::{Event, RunRequest};
+use k2_scaffold::pipeline::Pipeline;
 use k2_store::{RunConfig, RunRecorder, Store};
 use serde_json::json;
 use tokio::runtime::Runtime;

@@ -3,9 +3,9 @@
 
 use k2_protocol::{AnswerGroup, CandidateId, Selection, SelectionMethod, Verdict};
 
-use super::judge::{compare, CandidateView, PairJudge};
-use crate::answer;
-use crate::error::{EngineError, Result};
+use crate::error::{Result, ScaffoldError};
+use crate::judge::{compare, Entrant, PairJudge};
+use k2_answer as answer;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selected {
@@ -34,12 +34,12 @@ pub struct Selected {
 pub fn select(
     strategy: Selection,
     problem: &str,
-    candidates: &[CandidateView],
+    candidates: &[Entrant],
     judge: &mut dyn PairJudge,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> Result<Selected> {
     if candidates.is_empty() {
-        return Err(EngineError::InvalidSetting(
+        return Err(ScaffoldError::InvalidSetting(
             "no candidates to choose from (a run needs at least one)".into(),
         ));
     }
@@ -65,7 +65,7 @@ pub fn select(
             SelectionMethod::Vote,
         )),
         Selection::Judge => {
-            let all: Vec<&CandidateView> = candidates.iter().collect();
+            let all: Vec<&Entrant> = candidates.iter().collect();
             let winner = tournament(problem, &all, judge, on_verdict)?;
             Ok(done(winner, SelectionMethod::Judge))
         }
@@ -79,7 +79,7 @@ pub fn select(
                     SelectionMethod::Vote,
                 ));
             }
-            let entrants: Vec<&CandidateView> = if groups.is_empty() {
+            let entrants: Vec<&Entrant> = if groups.is_empty() {
                 candidates.iter().collect()
             } else {
                 groups
@@ -98,7 +98,7 @@ pub fn select(
 /// A candidate joins the first group whose first answer is equivalent to its own (equivalence
 /// with tolerances need not be transitive, so comparing with one fixed representative keeps
 /// the grouping deterministic). Unfinished candidates and empty answers do not vote.
-pub fn answer_groups(candidates: &[CandidateView]) -> Vec<AnswerGroup> {
+pub fn answer_groups(candidates: &[Entrant]) -> Vec<AnswerGroup> {
     // (group, canonical key of its first answer): equal keys imply equivalence, which saves
     // the full comparison in the common case.
     let mut groups: Vec<(AnswerGroup, String)> = Vec::new();
@@ -126,7 +126,7 @@ pub fn answer_groups(candidates: &[CandidateView]) -> Vec<AnswerGroup> {
 
 /// The largest group's first candidate; ties go to the group whose first candidate has the
 /// lowest id. No groups: the first finished candidate, else the first candidate.
-fn vote_winner(candidates: &[CandidateView], groups: &[AnswerGroup]) -> CandidateId {
+fn vote_winner(candidates: &[Entrant], groups: &[AnswerGroup]) -> CandidateId {
     let best = groups.iter().max_by(|x, y| {
         x.candidates
             .len()
@@ -149,12 +149,14 @@ fn vote_winner(candidates: &[CandidateView], groups: &[AnswerGroup]) -> Candidat
 /// Champion against challenger in the given order; the champion keeps its place on a tie.
 fn tournament(
     problem: &str,
-    entrants: &[&CandidateView],
+    entrants: &[&Entrant],
     judge: &mut dyn PairJudge,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> Result<CandidateId> {
     let Some((&first, rest)) = entrants.split_first() else {
-        return Err(EngineError::InvalidSetting("no candidates to judge".into()));
+        return Err(ScaffoldError::InvalidSetting(
+            "no candidates to judge".into(),
+        ));
     };
     let mut champion = first;
     for &challenger in rest {
@@ -167,6 +169,6 @@ fn tournament(
     Ok(champion.id)
 }
 
-fn by_id(candidates: &[CandidateView], id: CandidateId) -> Option<&CandidateView> {
+fn by_id(candidates: &[Entrant], id: CandidateId) -> Option<&Entrant> {
     candidates.iter().find(|c| c.id == id)
 }

@@ -12,17 +12,15 @@ use k2_protocol::{
     Verdict,
 };
 
-use super::judge::{CandidateView, JudgeReply, PairJudge};
-use super::prompts::{
+use crate::backend::{Backend, CancelToken, Completion, GenerateOptions, SamplingParams};
+use crate::error::{Result, ScaffoldError};
+use crate::judge::{Entrant, JudgeReply, PairJudge};
+use crate::prompts::{
     extract_plan, judge_messages, planner_messages, solver_messages, visible_solution,
 };
-use super::select::select;
-use super::think::ThinkSplitter;
-use crate::answer::extract_answer;
-use crate::backend::{Backend, Completion};
-use crate::error::{EngineError, Result};
-use crate::generate::{CancelToken, GenerateOptions};
-use crate::sample::SamplingParams;
+use crate::select::select;
+use crate::think::ThinkSplitter;
+use k2_answer::extract_answer;
 
 /// Longest judge reply: an explanation and a verdict.
 const JUDGE_MAX_TOKENS: usize = 512;
@@ -89,7 +87,7 @@ impl Pipeline<'_> {
             }
             Ok(None) => {
                 emitter.emit(RunEvent::Cancelled);
-                Err(EngineError::Cancelled)
+                Err(ScaffoldError::Cancelled)
             }
             Err(e) => {
                 emitter.emit(RunEvent::Error {
@@ -109,7 +107,7 @@ impl Pipeline<'_> {
     ) -> Result<Option<RunOutcome>> {
         let settings = &request.settings;
         if settings.candidates == 0 {
-            return Err(EngineError::InvalidSetting(
+            return Err(ScaffoldError::InvalidSetting(
                 "a run needs at least one candidate".into(),
             ));
         }
@@ -193,7 +191,7 @@ impl Pipeline<'_> {
                 tokens: completion.tokens,
                 seconds: completion.seconds,
             });
-            views.push(CandidateView {
+            views.push(Entrant {
                 id,
                 text: completion.text.clone(),
                 answer,
@@ -277,7 +275,7 @@ fn tokens_per_pass(candidates: &[Completion]) -> Option<f64> {
 
 fn single_completion(mut completions: Vec<Completion>) -> Result<Completion> {
     if completions.is_empty() {
-        return Err(EngineError::InvalidSetting(
+        return Err(ScaffoldError::InvalidSetting(
             "the backend returned no completion".into(),
         ));
     }
@@ -303,12 +301,7 @@ impl<'a> BackendJudge<'a> {
 }
 
 impl PairJudge for BackendJudge<'_> {
-    fn judge(
-        &mut self,
-        problem: &str,
-        first: &CandidateView,
-        second: &CandidateView,
-    ) -> Result<JudgeReply> {
+    fn judge(&mut self, problem: &str, first: &Entrant, second: &Entrant) -> Result<JudgeReply> {
         let options = GenerateOptions {
             sampling: SamplingParams::greedy(),
             max_tokens: JUDGE_MAX_TOKENS,

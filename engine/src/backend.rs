@@ -1,12 +1,15 @@
-//! A model loaded in this process (CPU, CUDA or Metal through candle).
+//! The engine as the scaffold's [`Backend`]: a model loaded in this process (CPU, CUDA or
+//! Metal through candle). `serving::ScheduledBackend` is the same through the
+//! continuous-batching scheduler.
 
 use std::sync::Arc;
 
-use super::{Backend, Completion};
+use k2_protocol::FinishReason;
+use k2_scaffold::{Backend, Completion, ScaffoldError};
+
 use crate::batched::{generate_batch, BatchOptions};
 use crate::chat::ChatMessage;
-use crate::error::Result;
-use crate::generate::{CancelToken, GenerateOptions};
+use crate::generate::{CancelToken, GenerateOptions, Generation, StopReason};
 use crate::loader::LoadedModel;
 use crate::speculative::{generate_speculative, DraftSource, SpecTuning};
 
@@ -55,7 +58,7 @@ impl Backend for LocalBackend {
         options: &GenerateOptions,
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(usize, &str),
-    ) -> Result<Vec<Completion>> {
+    ) -> Result<Vec<Completion>, ScaffoldError> {
         let prompt_ids = self.model.chat_prompt_ids(messages)?;
         let batch = BatchOptions {
             n,
@@ -94,5 +97,31 @@ impl Backend for LocalBackend {
             }
         };
         Ok(generations.into_iter().map(Completion::from).collect())
+    }
+}
+
+impl From<Generation> for Completion {
+    fn from(g: Generation) -> Self {
+        Completion {
+            prompt_tokens: g.stats.prompt_tokens,
+            tokens: g.stats.generated_tokens,
+            finish: g.stop_reason.into(),
+            seconds: g.stats.prefill_seconds + g.stats.decode_seconds,
+            drafted_tokens: g.stats.drafted_tokens,
+            accepted_draft_tokens: g.stats.accepted_draft_tokens,
+            target_passes: g.stats.target_passes,
+            text: g.text,
+        }
+    }
+}
+
+impl From<StopReason> for FinishReason {
+    fn from(reason: StopReason) -> Self {
+        match reason {
+            StopReason::EndOfGeneration | StopReason::StopString => FinishReason::Complete,
+            StopReason::MaxTokens => FinishReason::MaxTokens,
+            StopReason::ContextFull => FinishReason::ContextFull,
+            StopReason::Cancelled => FinishReason::Cancelled,
+        }
     }
 }

@@ -15,7 +15,7 @@
 //! - **The judge reasons before its verdict** and may declare a tie; it sees only the written
 //!   solutions (never the `<think>` part), cut to their last [`JUDGE_SOLUTION_CHARS`].
 
-use crate::chat::ChatMessage;
+use crate::backend::ChatMessage;
 
 /// How much of each solution the judge sees, in characters, kept from the end (where the
 /// final answer is). About 1,000-1,300 tokens: two solutions, the problem and the instructions

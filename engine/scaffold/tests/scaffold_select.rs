@@ -3,17 +3,15 @@
 
 use std::collections::VecDeque;
 
-use k2_engine::chat::ChatMessage;
-use k2_engine::scaffold::judge::{
-    compare, parse_verdict, CandidateView, Choice, JudgeReply, PairJudge,
-};
-use k2_engine::scaffold::prompts::{
+use k2_protocol::{AnswerGroup, Selection, SelectionMethod, Verdict};
+use k2_scaffold::judge::{compare, parse_verdict, Choice, Entrant, JudgeReply, PairJudge};
+use k2_scaffold::prompts::{
     extract_plan, judge_messages, planner_messages, solver_messages, visible_solution,
     JUDGE_SOLUTION_CHARS,
 };
-use k2_engine::scaffold::select::{answer_groups, select};
-use k2_engine::{EngineError, Result};
-use k2_protocol::{AnswerGroup, Selection, SelectionMethod, Verdict};
+use k2_scaffold::select::{answer_groups, select};
+use k2_scaffold::ChatMessage;
+use k2_scaffold::{Result, ScaffoldError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -48,12 +46,7 @@ impl Scripted {
 }
 
 impl PairJudge for Scripted {
-    fn judge(
-        &mut self,
-        _problem: &str,
-        first: &CandidateView,
-        second: &CandidateView,
-    ) -> Result<JudgeReply> {
+    fn judge(&mut self, _problem: &str, first: &Entrant, second: &Entrant) -> Result<JudgeReply> {
         self.asked.push((first.id, second.id));
         let raw = match &self.fixed {
             Some(r) => r.clone(),
@@ -70,7 +63,7 @@ impl PairJudge for Scripted {
 struct Prefers(&'static str, Vec<(usize, usize)>);
 
 impl PairJudge for Prefers {
-    fn judge(&mut self, _: &str, a: &CandidateView, b: &CandidateView) -> Result<JudgeReply> {
+    fn judge(&mut self, _: &str, a: &Entrant, b: &Entrant) -> Result<JudgeReply> {
         self.1.push((a.id, b.id));
         let pick = if a.answer.as_deref() == Some(self.0) {
             "A"
@@ -88,17 +81,17 @@ impl PairJudge for Prefers {
 
 struct Failing;
 impl PairJudge for Failing {
-    fn judge(&mut self, _: &str, _: &CandidateView, _: &CandidateView) -> Result<JudgeReply> {
-        Err(EngineError::Cancelled)
+    fn judge(&mut self, _: &str, _: &Entrant, _: &Entrant) -> Result<JudgeReply> {
+        Err(ScaffoldError::Cancelled)
     }
 }
 
-fn cand(id: usize, answer: Option<&str>, finished: bool) -> CandidateView {
+fn cand(id: usize, answer: Option<&str>, finished: bool) -> Entrant {
     let text = match answer {
         Some(a) => format!("<think>scratch work {id}</think>So the answer is $\\boxed{{{a}}}$."),
         None => format!("<think>scratch work {id} that never ends"),
     };
-    CandidateView {
+    Entrant {
         id,
         text,
         answer: answer.map(str::to_owned),
@@ -106,7 +99,7 @@ fn cand(id: usize, answer: Option<&str>, finished: bool) -> CandidateView {
     }
 }
 
-fn finished(answers: &[&str]) -> Vec<CandidateView> {
+fn finished(answers: &[&str]) -> Vec<Entrant> {
     answers
         .iter()
         .enumerate()
@@ -116,9 +109,9 @@ fn finished(answers: &[&str]) -> Vec<CandidateView> {
 
 fn run(
     strategy: Selection,
-    candidates: &[CandidateView],
+    candidates: &[Entrant],
     judge: &mut dyn PairJudge,
-) -> (k2_engine::scaffold::select::Selected, Vec<Verdict>) {
+) -> (k2_scaffold::select::Selected, Vec<Verdict>) {
     let mut verdicts = Vec::new();
     let selected = select(
         strategy,
@@ -323,7 +316,7 @@ fn judge_errors_are_returned() {
     let (a, b) = (cand(0, Some("1"), true), cand(1, Some("2"), true));
     assert!(matches!(
         compare(&mut Failing, "P", &a, &b),
-        Err(EngineError::Cancelled)
+        Err(ScaffoldError::Cancelled)
     ));
 }
 
@@ -516,7 +509,7 @@ fn no_candidates_is_an_error() {
         &mut Scripted::silent(),
         &mut |_: &Verdict| {},
     );
-    assert!(matches!(r, Err(EngineError::InvalidSetting(_))));
+    assert!(matches!(r, Err(ScaffoldError::InvalidSetting(_))));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@
 //! never re-sent (the text already streamed would be duplicated) but reported.
 
 mod sse;
-mod wire;
 
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,13 +17,10 @@ use std::time::{Duration, Instant};
 
 use k2_protocol::FinishReason;
 
-use super::{Backend, Completion};
-use crate::batched::derive_seed;
-use crate::chat::ChatMessage;
-use crate::error::{EngineError, Result};
-use crate::generate::{CancelToken, GenerateOptions};
+use crate::backend::{derive_seed, Backend, CancelToken, ChatMessage, Completion, GenerateOptions};
+use crate::error::{Result, ScaffoldError};
+use crate::openai::{error_message, excerpt, ChatChunk, ChatRequest, ChatResponse, ModelList};
 use sse::{SseItem, SseReader};
-use wire::{error_message, excerpt, ChatChunk, ChatRequest, ChatResponse, ModelList};
 
 /// The longest `Retry-After` the client waits out before reporting the server busy.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15);
@@ -108,8 +104,8 @@ impl RemoteBackend {
         &self.model
     }
 
-    fn error(&self, message: impl Into<String>) -> EngineError {
-        EngineError::Remote {
+    fn error(&self, message: impl Into<String>) -> ScaffoldError {
+        ScaffoldError::Remote {
             url: self.config.url.clone(),
             message: message.into(),
         }
@@ -154,7 +150,7 @@ impl Backend for RemoteBackend {
                 top_p: options.sampling.top_p,
                 seed,
                 stop: &options.stop,
-                stream_options: self.config.stream.then_some(wire::StreamOptions {
+                stream_options: self.config.stream.then_some(crate::openai::StreamOptions {
                     include_usage: true,
                 }),
             };
@@ -184,7 +180,7 @@ impl Backend for RemoteBackend {
                 break Ok(());
             }
             if cancel.is_cancelled() {
-                break Err(EngineError::Cancelled);
+                break Err(ScaffoldError::Cancelled);
             }
             match receiver.recv_timeout(Duration::from_millis(50)) {
                 Ok(Message::Delta(row, text)) => {
@@ -203,7 +199,7 @@ impl Backend for RemoteBackend {
         abandon.store(true, Ordering::Relaxed);
         match result {
             Ok(()) => Ok(done.into_iter().flatten().collect()),
-            Err(EngineError::Cancelled) => Ok(texts
+            Err(ScaffoldError::Cancelled) => Ok(texts
                 .into_iter()
                 .zip(done)
                 .map(|(text, done)| {
@@ -228,7 +224,7 @@ impl Backend for RemoteBackend {
 fn api_base(url: &str) -> Result<String> {
     let trimmed = url.trim().trim_end_matches('/');
     if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
-        return Err(EngineError::InvalidSetting(format!(
+        return Err(ScaffoldError::InvalidSetting(format!(
             "backend URL `{url}` must start with http:// or https://"
         )));
     }
@@ -333,7 +329,7 @@ impl Call {
         &self,
         reader: impl std::io::BufRead,
         assembler: &mut TextAssembler,
-    ) -> std::result::Result<(FinishReason, Option<wire::Usage>), String> {
+    ) -> std::result::Result<(FinishReason, Option<crate::openai::Usage>), String> {
         let mut events = SseReader::new(reader);
         let mut finish = None;
         let mut usage = None;
@@ -382,7 +378,7 @@ impl Call {
         &self,
         mut reader: impl Read,
         assembler: &mut TextAssembler,
-    ) -> std::result::Result<(FinishReason, Option<wire::Usage>), String> {
+    ) -> std::result::Result<(FinishReason, Option<crate::openai::Usage>), String> {
         let mut body = String::new();
         reader
             .read_to_string(&mut body)

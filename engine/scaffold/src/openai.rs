@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::ChatMessage;
+use crate::backend::ChatMessage;
 
 #[derive(Debug, Serialize)]
 pub struct ChatRequest<'a> {

@@ -9,12 +9,12 @@
 
 use k2_protocol::{CandidateId, Verdict};
 
-use crate::answer;
 use crate::error::Result;
+use k2_answer as answer;
 
 /// One candidate as the judge and the selection see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CandidateView {
+pub struct Entrant {
     pub id: CandidateId,
     /// The full generated text (reasoning included; prompts show only the visible part).
     pub text: String,
@@ -35,12 +35,7 @@ pub struct JudgeReply {
 /// (`second`). A model behind [`crate::scaffold::prompts::judge_messages`] in the pipeline; a
 /// script in tests.
 pub trait PairJudge {
-    fn judge(
-        &mut self,
-        problem: &str,
-        first: &CandidateView,
-        second: &CandidateView,
-    ) -> Result<JudgeReply>;
+    fn judge(&mut self, problem: &str, first: &Entrant, second: &Entrant) -> Result<JudgeReply>;
 }
 
 /// A verdict about the positions as shown.
@@ -143,8 +138,8 @@ pub fn parse_verdict(text: &str) -> ParsedVerdict {
 pub fn compare(
     judge: &mut dyn PairJudge,
     problem: &str,
-    a: &CandidateView,
-    b: &CandidateView,
+    a: &Entrant,
+    b: &Entrant,
 ) -> Result<Verdict> {
     let verdict = |winner: Option<CandidateId>, rationale: String| Verdict {
         first: a.id,
@@ -185,12 +180,11 @@ pub fn compare(
 
     let forward = parse_verdict(&judge.judge(problem, a, b)?.raw);
     let backward = parse_verdict(&judge.judge(problem, b, a)?.raw);
-    let pick =
-        |choice: Option<Choice>, shown_a: &CandidateView, shown_b: &CandidateView| match choice {
-            Some(Choice::A) => Some(shown_a.id),
-            Some(Choice::B) => Some(shown_b.id),
-            _ => None,
-        };
+    let pick = |choice: Option<Choice>, shown_a: &Entrant, shown_b: &Entrant| match choice {
+        Some(Choice::A) => Some(shown_a.id),
+        Some(Choice::B) => Some(shown_b.id),
+        _ => None,
+    };
     let w1 = pick(forward.choice, a, b);
     let w2 = pick(backward.choice, b, a);
     let winner = match (w1, w2) {
@@ -212,7 +206,7 @@ pub fn compare(
 }
 
 /// One line per order asked: which candidate was shown first, what the judge said and why.
-fn describe_order(shown_a: &CandidateView, shown_b: &CandidateView, v: &ParsedVerdict) -> String {
+fn describe_order(shown_a: &Entrant, shown_b: &Entrant, v: &ParsedVerdict) -> String {
     let said = match v.choice {
         Some(Choice::A) => format!("{} is better", shown_a.id),
         Some(Choice::B) => format!("{} is better", shown_b.id),

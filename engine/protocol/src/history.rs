@@ -1,0 +1,155 @@
+//! The history operations every front end offers over the session store, as one typed
+//! request: `k2_history::dispatch` answers it, `k2 serve` takes it at `POST /v1/k2/history`,
+//! the desktop app as its `history` command, and the UI sends it through one call.
+
+use serde::{Deserialize, Serialize};
+
+/// A stored run's id (the session store's `RunId`).
+pub type StoredRunId = i64;
+
+/// One history operation. Serialized with an `op` tag:
+/// `{"op":"list","query":"squared"}`, `{"op":"delete","run":4}`.
+///
+/// Each variant's documentation says what it answers (as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum HistoryRequest {
+    /// The newest runs, or with a non-blank `query` the runs whose problem, plan or answer
+    /// contain every word of it, best first. Answers a list of runs (with a `snippet` for a
+    /// search).
+    List {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+    },
+    /// A stored run's events, to replay it exactly as it streamed. Answers the events.
+    Events { run: StoredRunId },
+    /// The run as a file: `format` is `markdown` (or `md`) or `html`. Answers
+    /// `{file_name, media_type, content}` (the desktop app saves it and answers `{path}`).
+    Export {
+        run: StoredRunId,
+        #[serde(default = "markdown")]
+        format: String,
+    },
+    /// The run's teachers' notes, whole-run notes first. Answers the notes.
+    Notes { run: StoredRunId },
+    /// Adds a teacher's note. Answers all the run's notes.
+    AddNote { run: StoredRunId, note: NewNote },
+    /// Checks a student's answer against the run's final answer and keeps the attempt.
+    /// Answers `{equivalent, attempt}`; never the run's answer itself.
+    CheckAttempt { run: StoredRunId, answer: String },
+    /// Removes the run and everything attached to it. Answers `null`.
+    Delete { run: StoredRunId },
+}
+
+fn markdown() -> String {
+    "markdown".into()
+}
+
+/// A note to add: on the whole run, or on the point where event `seq` happened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewNote {
+    #[serde(default)]
+    pub seq: Option<u64>,
+    #[serde(default)]
+    pub author: Option<String>,
+    pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every variant, as the UI sends it and as `k2 serve` and the desktop app read it.
+    fn every_request() -> Vec<(HistoryRequest, serde_json::Value)> {
+        vec![
+            (HistoryRequest::List { query: None }, json!({"op": "list"})),
+            (
+                HistoryRequest::List {
+                    query: Some("\\frac{5}{6} squared".into()),
+                },
+                json!({"op": "list", "query": "\\frac{5}{6} squared"}),
+            ),
+            (
+                HistoryRequest::Events { run: 3 },
+                json!({"op": "events", "run": 3}),
+            ),
+            (
+                HistoryRequest::Export {
+                    run: 3,
+                    format: "html".into(),
+                },
+                json!({"op": "export", "run": 3, "format": "html"}),
+            ),
+            (
+                HistoryRequest::Notes { run: 3 },
+                json!({"op": "notes", "run": 3}),
+            ),
+            (
+                HistoryRequest::AddNote {
+                    run: 3,
+                    note: NewNote {
+                        seq: Some(2),
+                        author: Some("Ms. Rivera".into()),
+                        text: "Why Vieta?".into(),
+                    },
+                },
+                json!({"op": "add_note", "run": 3,
+                       "note": {"seq": 2, "author": "Ms. Rivera", "text": "Why Vieta?"}}),
+            ),
+            (
+                HistoryRequest::CheckAttempt {
+                    run: 3,
+                    answer: "3/4".into(),
+                },
+                json!({"op": "check_attempt", "run": 3, "answer": "3/4"}),
+            ),
+            (
+                HistoryRequest::Delete { run: 3 },
+                json!({"op": "delete", "run": 3}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips_with_its_op_tag() {
+        for (request, wire) in every_request() {
+            assert_eq!(serde_json::to_value(&request).unwrap(), wire, "{request:?}");
+            let read: HistoryRequest = serde_json::from_value(wire.clone()).unwrap();
+            assert_eq!(read, request, "{wire}");
+            let text = serde_json::to_string(&request).unwrap();
+            assert_eq!(
+                serde_json::from_str::<HistoryRequest>(&text).unwrap(),
+                request
+            );
+        }
+    }
+
+    #[test]
+    fn optional_fields_have_defaults_and_unknown_ops_are_refused() {
+        assert_eq!(
+            serde_json::from_value::<HistoryRequest>(json!({"op": "export", "run": 1})).unwrap(),
+            HistoryRequest::Export {
+                run: 1,
+                format: "markdown".into()
+            }
+        );
+        assert_eq!(
+            serde_json::from_value::<HistoryRequest>(
+                json!({"op": "add_note", "run": 1, "note": {"text": "ok"}})
+            )
+            .unwrap(),
+            HistoryRequest::AddNote {
+                run: 1,
+                note: NewNote {
+                    text: "ok".into(),
+                    ..NewNote::default()
+                }
+            }
+        );
+        let unknown = serde_json::from_value::<HistoryRequest>(json!({"op": "drop_all"}));
+        assert!(unknown.unwrap_err().to_string().contains("drop_all"));
+        let no_run = serde_json::from_value::<HistoryRequest>(json!({"op": "delete"}));
+        assert!(no_run.unwrap_err().to_string().contains("run"));
+    }
+}
