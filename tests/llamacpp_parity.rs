@@ -14,8 +14,8 @@
 //! near-ties a prompt meets, not on correctness; what correctness guarantees is that every
 //! disagreement is a near-tie, which is what these tests check.
 
+use k2_engine::decode::sample::argmax;
 use k2_engine::model::LogitsFor;
-use k2_engine::sample::argmax;
 use k2_tests::{load, read_golden, QWEN_05B, QWEN_15B, SMOLLM2};
 use serde::Deserialize;
 

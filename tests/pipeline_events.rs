@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use k2_engine::backend::LocalBackend;
-use k2_engine::generate::CancelToken;
+use k2_engine::decode::plain::CancelToken;
 use k2_protocol::{Event, RunEvent, RunRequest, Selection, Stage, TextPart};
 use k2_scaffold::pipeline::Pipeline;
 use k2_tests::{load, QWEN_05B, SMOLLM2};

@@ -4,15 +4,15 @@
 
 use std::sync::OnceLock;
 
-use k2_engine::batched::{generate_batch, BatchOptions};
 use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{CancelToken, GenerateOptions, Generation};
+use k2_engine::decode::batched::{generate_batch, BatchOptions};
+use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation};
+use k2_engine::decode::sample::{distribution, Distribution, SamplingParams};
+use k2_engine::decode::speculative::accept::{check_draft, Check};
+use k2_engine::decode::speculative::compat::check_draft_compatible;
+use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
 use k2_engine::loader::LoadedModel;
 use k2_engine::model::LogitsFor;
-use k2_engine::sample::{distribution, Distribution, SamplingParams};
-use k2_engine::speculative::accept::{check_draft, Check};
-use k2_engine::speculative::compat::check_draft_compatible;
-use k2_engine::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
 use k2_engine::EngineError;
 use k2_tests::{load, QWEN_05B, QWEN_15B, SMOLLM2};
 use rand::rngs::StdRng;

@@ -23,14 +23,14 @@
 
 use std::time::Instant;
 
-use k2_engine::batched::{
+use k2_engine::chat::ChatMessage;
+use k2_engine::decode::batched::{
     derive_seed, generate_batch_with_stats, BatchGeneration, BatchOptions, BatchTuning,
 };
-use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{CancelToken, GenerateOptions};
+use k2_engine::decode::plain::{CancelToken, GenerateOptions};
+use k2_engine::decode::sample::SamplingParams;
 use k2_engine::loader::{load_model, LoadedModel};
 use k2_engine::model::LogitsFor;
-use k2_engine::sample::SamplingParams;
 
 type Error = Box<dyn std::error::Error>;
 

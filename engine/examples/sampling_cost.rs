@@ -1,5 +1,5 @@
 //! Time of one whole-vocabulary sample (temperature only, the server's usual request).
-use k2_engine::sample::{Sampler, SamplingParams};
+use k2_engine::decode::sample::{Sampler, SamplingParams};
 use std::time::Instant;
 
 fn main() {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use k2_protocol::FinishReason;
 use k2_scaffold::{Backend, Completion, ScaffoldError};
 
-use crate::batched::{generate_batch, BatchOptions};
 use crate::chat::ChatMessage;
-use crate::generate::{CancelToken, GenerateOptions, Generation, StopReason};
+use crate::decode::batched::{generate_batch, BatchOptions};
+use crate::decode::plain::{CancelToken, GenerateOptions, Generation, StopReason};
+use crate::decode::speculative::{generate_speculative, DraftSource, SpecTuning};
 use crate::loader::LoadedModel;
-use crate::speculative::{generate_speculative, DraftSource, SpecTuning};
 
 pub struct LocalBackend {
     model: Arc<LoadedModel>,
@@ -64,7 +64,7 @@ impl Backend for LocalBackend {
             n,
             generate: options.clone(),
         };
-        let mut on_row_delta = |row: usize, delta: crate::generate::Delta<'_>| {
+        let mut on_row_delta = |row: usize, delta: crate::decode::plain::Delta<'_>| {
             if !delta.text.is_empty() {
                 on_delta(row, delta.text)
             }

@@ -22,7 +22,10 @@ pub enum EngineError {
     #[error("{path} is damaged: {reason} (download or copy the model again)")]
     CorruptModel { path: PathBuf, reason: String },
 
-    #[error("{path}: architecture `{arch}` is not supported (supported: qwen2, llama)")]
+    #[error(
+        "{path}: architecture `{arch}` is not supported (supported: {supported})",
+        supported = crate::model::config::supported_architectures()
+    )]
     UnsupportedArchitecture { path: PathBuf, arch: String },
 
     #[error("{path}: tensor `{tensor}` uses quantization {quant}, which this engine cannot run (supported: {supported})")]

@@ -6,21 +6,17 @@
 /// Final answers: extraction and equivalence (its own crate, so the wasm UI shares it).
 pub use k2_answer as answer;
 pub mod backend;
-pub mod batched;
 pub mod chat;
+pub mod decode;
 pub mod device;
 pub mod error;
 mod fast_exp;
-pub mod generate;
 pub mod gguf;
 pub mod install;
 pub mod loader;
 pub mod model;
 pub mod models_dir;
-pub mod sample;
 pub mod serving;
-pub mod speculative;
-mod stop;
 pub mod tokenizer;
 
 pub use error::{EngineError, Result};

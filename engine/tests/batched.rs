@@ -5,15 +5,15 @@
 use std::sync::OnceLock;
 
 use candle_core::Device;
-use k2_engine::batched::{
+use k2_engine::chat::ChatMessage;
+use k2_engine::decode::batched::{
     derive_seed, generate_batch, generate_batch_with_stats, BatchGeneration, BatchOptions,
     BatchTuning,
 };
-use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{generate, CancelToken, GenerateOptions, Generation, StopReason};
+use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, Generation, StopReason};
+use k2_engine::decode::sample::{Sampler, SamplingParams};
 use k2_engine::loader::{load_model, LoadedModel};
 use k2_engine::model::LogitsFor;
-use k2_engine::sample::{Sampler, SamplingParams};
 
 const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
 

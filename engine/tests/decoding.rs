@@ -5,10 +5,10 @@
 use std::sync::{Mutex, OnceLock};
 
 use candle_core::{Device, Tensor};
-use k2_engine::generate::{generate, CancelToken, GenerateOptions, StopReason};
+use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, StopReason};
+use k2_engine::decode::sample::SamplingParams;
 use k2_engine::loader::{load_model, LoadedModel};
 use k2_engine::model::LogitsFor;
-use k2_engine::sample::SamplingParams;
 
 const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
 
@@ -136,7 +136,7 @@ fn the_cache_refuses_to_grow_past_its_limit() {
     assert!(err.to_string().contains("context holds 8"), "{err}");
 }
 
-fn run(prompt: &str, options: &GenerateOptions) -> (k2_engine::generate::Generation, String) {
+fn run(prompt: &str, options: &GenerateOptions) -> (k2_engine::decode::plain::Generation, String) {
     let lm = model();
     let ids = tokens(prompt);
     let mut streamed = String::new();

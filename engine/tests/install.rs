@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use k2_engine::decode::plain::CancelToken;
 use k2_engine::error::EngineError;
-use k2_engine::generate::CancelToken;
 use k2_engine::install::download::{download_model, HfFile};
 use k2_engine::install::{import_model, sha256_file, ImportMode};
 

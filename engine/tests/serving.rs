@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use k2_engine::batched::{generate_batch, BatchOptions};
 use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{CancelToken, GenerateOptions, Generation, StopReason};
+use k2_engine::decode::batched::{generate_batch, BatchOptions};
+use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation, StopReason};
+use k2_engine::decode::sample::SamplingParams;
 use k2_engine::loader::{load_model, LoadedModel};
-use k2_engine::sample::SamplingParams;
 use k2_engine::serving::{Scheduler, SchedulerConfig, ServeEvent, ServeRequest};
 use k2_engine::EngineError;
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use k2_engine::generate::CancelToken;
+use k2_app::{Backends, RunHost, RunLimits, SinkFlow};
 use k2_protocol::{Event, RunEvent, RunRequest};
-use k2_scaffold::pipeline::Pipeline;
-use k2_store::{RunConfig, RunRecorder, Store};
+use k2_scaffold::CancelToken;
+use k2_store::Store;
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -26,15 +26,26 @@ pub struct DesktopState {
     layers: Mutex<Layers>,
     /// `None` when the database could not be opened: runs still work, unrecorded.
     pub(crate) store: Option<Store>,
+    /// Runs the scaffold and records runs in `store`.
+    host: RunHost,
     next_run: AtomicU64,
     running: Arc<Mutex<HashMap<u64, CancelToken>>>,
 }
 
 impl DesktopState {
     pub fn new(engine: Engine, layers: Layers, store: Option<Store>) -> Self {
+        let host = match &store {
+            Some(store) => RunHost::recording(
+                store.clone(),
+                tauri::async_runtime::handle().inner().clone(),
+                SESSION,
+            ),
+            None => RunHost::unrecorded(),
+        };
         DesktopState {
             engine: Mutex::new(engine),
             layers: Mutex::new(layers),
+            host,
             store,
             next_run: AtomicU64::new(1),
             running: Arc::new(Mutex::new(HashMap::new())),
@@ -57,33 +68,6 @@ impl DesktopState {
             .lock()
             .map_err(|_| "the app's settings are broken; restart K2 Tutor".into())
     }
-
-    /// A stored run for `request` and its recorder, or `None` without a store.
-    async fn record(&self, request: &RunRequest) -> Result<Option<RunRecorder>, String> {
-        let Some(store) = &self.store else {
-            return Ok(None);
-        };
-        let chosen = self.layers()?.effective();
-        let config = RunConfig {
-            solver: std::env::var("K2_MODEL")
-                .ok()
-                .or(chosen.solver)
-                .or_else(|| chosen.remote_url.clone())
-                .unwrap_or_else(|| "default".into()),
-            planner: chosen.planner,
-            draft: chosen.draft,
-            device: chosen
-                .remote_url
-                .or(chosen.device)
-                .unwrap_or_else(|| "auto".into()),
-            settings: request.settings.clone(),
-        };
-        let run = store
-            .start_typed_run(&request.session_or(SESSION), &request.problem, &config)
-            .await
-            .map_err(|e| format!("cannot record the run: {e}"))?;
-        Ok(Some(RunRecorder::start(store, run)))
-    }
 }
 
 /// A started run: `id` to stop it, `stored` to attach notes and attempts to its record.
@@ -101,9 +85,37 @@ pub async fn start_run(
     request: RunRequest,
     on_event: Channel<Event>,
 ) -> Result<StartedRun, String> {
-    if request.problem.trim().is_empty() {
-        return Err("Type a problem first.".into());
-    }
+    RunHost::validate(&request, RunLimits::NONE).map_err(|e| capitalized(&e.0))?;
+    // Waiting for the models happens off the UI's thread; a failed load is the run's error.
+    let engine = state.engine();
+    let backends = tauri::async_runtime::spawn_blocking(move || engine.wait())
+        .await
+        .map_err(|e| format!("cannot start the run: {e}"))?;
+    let mut send = move |event: &Event| {
+        let _ = on_event.send(event.clone());
+        SinkFlow::Continue
+    };
+    let backends = match backends {
+        Ok(backends) => backends,
+        Err(message) => {
+            // Nothing ran: the stream is this one terminal event.
+            send(&Event {
+                seq: 0,
+                elapsed_ms: 0,
+                kind: RunEvent::Error { message },
+            });
+            return Ok(StartedRun {
+                id: 0,
+                stored: None,
+            });
+        }
+    };
+    let run = state
+        .host
+        .start(request, Backends::clone(&backends), RunLimits::NONE)
+        .await
+        .map_err(|e| capitalized(&e.0))?;
+    let stored = run.stored();
     let id = state.next_run.fetch_add(1, Ordering::Relaxed);
     let cancel = CancelToken::new();
     state
@@ -111,45 +123,27 @@ pub async fn start_run(
         .lock()
         .map_err(|_| "the app's run table is broken; restart K2 Tutor")?
         .insert(id, cancel.clone());
-    let recorder = state.record(&request).await?;
-    let stored = recorder.as_ref().map(RunRecorder::run);
-    let engine = state.engine();
     let running = state.running.clone();
     std::thread::Builder::new()
         .name(format!("k2-run-{id}"))
         .spawn(move || {
-            let mut send = |event: Event| {
-                if let Some(recorder) = &recorder {
-                    recorder.record(&event);
-                }
-                let _ = on_event.send(event);
-            };
-            match engine.wait() {
-                Ok(backends) => {
-                    let pipeline = Pipeline {
-                        solver: backends.solver.as_ref(),
-                        planner: backends.planner.as_ref(),
-                    };
-                    // The outcome is in the events; a failure ends them with `error`.
-                    let _ = pipeline.run(&request, &cancel, &mut send);
-                }
-                Err(message) => send(Event {
-                    seq: 0,
-                    elapsed_ms: 0,
-                    kind: RunEvent::Error { message },
-                }),
-            }
-            if let Some(recorder) = recorder {
-                if let Err(e) = tauri::async_runtime::block_on(recorder.finish()) {
-                    tracing::error!("the run could not be stored completely: {e}");
-                }
-            }
+            // The outcome is in the events; a failure ends them with `error`.
+            let _ = run.run(&cancel, &mut send);
             if let Ok(mut running) = running.lock() {
                 running.remove(&id);
             }
         })
         .map_err(|e| format!("cannot start the run: {e}"))?;
     Ok(StartedRun { id, stored })
+}
+
+/// The host's messages start lowercase (they follow "error:" on the command line).
+fn capitalized(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Stops a run; its stream ends with `cancelled`. Unknown or finished runs are ignored.

@@ -5,24 +5,25 @@
 //! which also plans and judges unless a planner is configured.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
+use k2_app::{Backends, ModelCache};
 use k2_engine::backend::{LocalBackend, Speculation};
+use k2_engine::decode::speculative::compat::check_draft_compatible;
+use k2_engine::decode::speculative::SpecTuning;
 use k2_engine::device::{select_device, DeviceChoice};
-use k2_engine::loader::load_model;
 use k2_engine::models_dir::{models_dir, resolve_model_in};
-use k2_engine::speculative::compat::check_draft_compatible;
-use k2_engine::speculative::SpecTuning;
 use k2_scaffold::{Backend, RemoteBackend, RemoteConfig};
 
 use crate::config::Config;
 
 const DEFAULT_SOLVER: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m";
 
-pub struct Backends {
-    pub solver: Arc<dyn Backend>,
-    pub planner: Arc<dyn Backend>,
-    pub device: String,
+/// Every model the desktop loads, shared across reloads: changing the planner in the Models
+/// view keeps the loaded solver.
+fn model_cache() -> &'static ModelCache {
+    static MODELS: OnceLock<ModelCache> = OnceLock::new();
+    MODELS.get_or_init(ModelCache::new)
 }
 
 /// The outcome of loading: the backends, or what went wrong in words for the user.
@@ -108,8 +109,8 @@ fn load(config: &Config) -> Result<Backends, String> {
     let device = select_device(choice).map_err(|e| e.to_string())?;
     tracing::info!(device = device.name, reason = %device.reason, "device selected");
     let load = |path: &Path| {
-        load_model(path, &device.device, &mut |_| {})
-            .map(Arc::new)
+        model_cache()
+            .load(path, &device, &mut |_| {})
             .map_err(|e| e.to_string())
     };
     let solver_model = load(&solver_path)?;
@@ -137,6 +138,7 @@ fn load(config: &Config) -> Result<Backends, String> {
         solver,
         planner,
         device: device.name.to_owned(),
+        draft: config.draft.clone(),
     })
 }
 
@@ -148,9 +150,5 @@ fn connect(url: &str, token: Option<String>) -> Result<Backends, String> {
         RemoteBackend::connect(remote)
             .map_err(|e| format!("{e}. Check the server address and token in the Models view."))?,
     );
-    Ok(Backends {
-        solver: backend.clone(),
-        planner: backend,
-        device: format!("server {url}"),
-    })
+    Ok(Backends::single(backend, format!("server {url}")))
 }

@@ -2,7 +2,7 @@
 //! the installed models, choosing them (which reloads the engine), importing from disk and
 //! downloading from Hugging Face with progress.
 
-use k2_engine::generate::CancelToken;
+use k2_engine::decode::plain::CancelToken;
 use k2_engine::install::download::{download_model as download, HfFile};
 use k2_engine::install::{import_model as import, ImportMode};
 use k2_engine::models_dir::{list_models, ModelInfo};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
+use k2_app::Backends;
 use k2_engine::backend::LocalBackend;
 use k2_engine::loader::LoadedModel;
 use k2_engine::serving::{ScheduledBackend, Scheduler, SchedulerConfig};
@@ -113,11 +114,6 @@ impl RemoteArgs {
     }
 }
 
-pub struct Backends {
-    pub solver: Arc<dyn Backend>,
-    pub planner: Arc<dyn Backend>,
-}
-
 /// The solver (local, or remote with `--backend`) and the planner/judge (remote with
 /// `--planner-backend`, else `--planner`, else the default planner if installed, else the
 /// solver).
@@ -189,5 +185,14 @@ pub fn load_backends(
         }
     };
     tracing::info!(solver = %solver.describe(), planner = %planner.describe(), "backends ready");
-    Ok(Backends { solver, planner })
+    let device = match &remote.backend {
+        Some(url) => url.clone(),
+        None => format!("{:?}", model.device).to_lowercase(),
+    };
+    Ok(Backends {
+        solver,
+        planner,
+        device,
+        draft: spec.draft.clone(),
+    })
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use k2_engine::backend::Speculation;
+use k2_engine::decode::speculative::compat::check_draft_compatible;
+use k2_engine::decode::speculative::SpecTuning;
 use k2_engine::loader::LoadedModel;
-use k2_engine::speculative::compat::check_draft_compatible;
-use k2_engine::speculative::SpecTuning;
 
 use crate::load::{load, ModelArgs};
 

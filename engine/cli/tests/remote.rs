@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -423,4 +424,124 @@ fn a_server_that_stays_busy_is_retried_then_reported() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A proxy in front of `target` that records the body of every request it forwards.
+fn recording_proxy(target: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let recorded = bodies.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let bodies = bodies.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                if length > 0 {
+                    bodies
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8(body.clone()).unwrap());
+                }
+                let mut server = TcpStream::connect(target).unwrap();
+                server.write_all(head.as_bytes()).unwrap();
+                server.write_all(&body).unwrap();
+                let mut back = server.try_clone().unwrap();
+                let mut client = client;
+                let _ = std::io::copy(&mut back, &mut client);
+            });
+        }
+    });
+    (address, recorded)
+}
+
+/// Every sampling setting (temperature, top-k, top-p, min-p, seed), `max_tokens` and `stop`
+/// travels from the remote backend through the shared wire format to `k2 serve`, which decodes
+/// with exactly those settings, and the text equals local decoding with them.
+#[test]
+fn every_sampling_setting_round_trips_through_k2_serve() {
+    use k2_scaffold::openai::{ChatCompletion, ChatCompletionRequest};
+    use k2_scaffold::{
+        Backend, CancelToken, ChatMessage, GenerateOptions, RemoteBackend, RemoteConfig,
+        SamplingParams,
+    };
+
+    let server = Server::start(&[]);
+    // Every field away from its default and from OpenAI's defaults.
+    let options = GenerateOptions {
+        sampling: SamplingParams {
+            temperature: 0.9,
+            top_k: 7,
+            top_p: 0.93,
+            min_p: 0.03,
+            seed: 20_240_917,
+        },
+        max_tokens: 29,
+        stop: vec!["zebra".into(), "\n\n\n".into()],
+    };
+    let messages = [ChatMessage::user("Write one sentence about the sea.")];
+
+    // What the server decoded with, as it reports it: exactly what the request asked for.
+    let body = ChatCompletionRequest::from_options("", &messages, &options, false);
+    let response = request(
+        server.address,
+        "POST",
+        "/v1/chat/completions",
+        &[auth()],
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let whole: ChatCompletion = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(
+        whole.k2_options.as_ref(),
+        Some(&options),
+        "{}",
+        response.text()
+    );
+    let server_text = whole.choices[0].message.content.clone().unwrap();
+    assert!(!server_text.is_empty());
+
+    // The remote backend, streamed and whole: what it sends parses back to the same options,
+    // and the server's answer is the same text.
+    let (proxy, bodies) = recording_proxy(server.address);
+    for stream in [true, false] {
+        let mut config = RemoteConfig::new(format!("http://{proxy}"));
+        config.token = Some(TOKEN.into());
+        config.stream = stream;
+        let backend = RemoteBackend::connect(config).unwrap();
+        let completions = backend
+            .complete(&messages, 1, &options, &CancelToken::new(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!(completions[0].text, server_text, "stream: {stream}");
+        let sent = bodies.lock().unwrap().pop().expect("a request body");
+        let sent: ChatCompletionRequest = serde_json::from_str(&sent).unwrap();
+        assert_eq!(sent.stream, stream);
+        assert_eq!(sent.to_options(1, 0).unwrap(), options, "stream: {stream}");
+    }
+
+    // Local decoding with the same options gives the same text.
+    let model =
+        k2_engine::loader::load_model(&smollm(), &candle_core::Device::Cpu, &mut |_| {}).unwrap();
+    let local = k2_engine::backend::LocalBackend::new(Arc::new(model))
+        .complete(&messages, 1, &options, &CancelToken::new(), &mut |_, _| {})
+        .unwrap();
+    assert_eq!(local[0].text, server_text);
 }

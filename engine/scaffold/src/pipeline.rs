@@ -18,7 +18,7 @@ use crate::judge::{Entrant, JudgeReply, PairJudge};
 use crate::prompts::{
     extract_plan, judge_messages, planner_messages, solver_messages, visible_solution,
 };
-use crate::select::select;
+use crate::select::{answer_groups, select};
 use crate::think::ThinkSplitter;
 use k2_answer::extract_answer;
 
@@ -205,24 +205,22 @@ impl Pipeline<'_> {
         emitter.emit(RunEvent::Stage {
             stage: Stage::Verifying,
         });
+        // The groups do not depend on the judge: shown while it works.
+        emitter.emit(RunEvent::AnswerGroups {
+            groups: answer_groups(&views),
+        });
         let mut judge = BackendJudge::new(self.planner, cancel);
-        let mut verdicts: Vec<Verdict> = Vec::new();
+        // Each verdict goes out as soon as the judge reaches it, before the next comparison.
         let selected = select(
             settings.selection,
             &request.problem,
             &views,
             &mut judge,
-            &mut |v: &Verdict| verdicts.push(v.clone()),
+            &mut |v: &Verdict| emitter.emit(RunEvent::Verdict(v.clone())),
         )?;
-        for verdict in verdicts {
-            emitter.emit(RunEvent::Verdict(verdict));
-        }
         if cancel.is_cancelled() {
             return Ok(None);
         }
-        emitter.emit(RunEvent::AnswerGroups {
-            groups: selected.groups.clone(),
-        });
         let answer = views[selected.candidate].answer.clone();
         emitter.emit(RunEvent::FinalAnswer {
             candidate: selected.candidate,

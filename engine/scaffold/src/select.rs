@@ -17,7 +17,8 @@ pub struct Selected {
 }
 
 /// Chooses a candidate with `strategy`. Every verdict the judge reaches is passed to
-/// `on_verdict` as it happens.
+/// `on_verdict` as soon as it is reached, before the next pair is judged (the pipeline streams
+/// each one as a `RunEvent::Verdict` from there).
 ///
 /// - one candidate: [`SelectionMethod::Single`], nothing judged;
 /// - every candidate finished with the same answer: [`SelectionMethod::Unanimous`], whatever

@@ -109,7 +109,16 @@ pub async fn serve(
         },
         None => None,
     };
+    let host = match &store {
+        Some(store) => k2_app::RunHost::recording(
+            store.clone(),
+            tokio::runtime::Handle::current(),
+            runs::SESSION,
+        ),
+        None => k2_app::RunHost::unrecorded(),
+    };
     let state = AppState {
+        host,
         store,
         model_id: model.info.name.clone(),
         model,

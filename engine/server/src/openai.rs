@@ -8,192 +8,92 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{CancelToken, GenerateOptions, Generation, StopReason};
-use k2_engine::sample::SamplingParams;
+use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation, StopReason};
 use k2_engine::serving::{ServeEvent, ServeRequest};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use k2_scaffold::openai::{
+    self as wire, ChatChunk, ChatCompletion, ChatCompletionRequest, ChunkChoice, ErrorBody,
+    MessageText, ModelEntry, ModelList, ResponseChoice, TimeInfo, Usage,
+};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
-pub struct ChatCompletionRequest {
-    #[serde(default)]
-    pub model: Option<String>,
-    pub messages: Vec<RequestMessage>,
-    #[serde(default)]
-    pub stream: bool,
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    #[serde(default)]
-    pub top_p: Option<f32>,
-    #[serde(default)]
-    pub max_tokens: Option<usize>,
-    /// The newer name of `max_tokens`.
-    #[serde(default)]
-    pub max_completion_tokens: Option<usize>,
-    #[serde(default)]
-    pub stop: Option<Stop>,
-    #[serde(default)]
-    pub seed: Option<u64>,
-    #[serde(default)]
-    pub n: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct StreamOptions {
-    #[serde(default)]
-    pub include_usage: bool,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RequestMessage {
-    pub role: String,
-    #[serde(default)]
-    pub content: Option<Content>,
-}
-
-/// Message content: a string, or a list of parts of which the text parts are read.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Content {
-    Text(String),
-    Parts(Vec<ContentPart>),
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ContentPart {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub text: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
 /// A request turned into what the scheduler runs.
 struct Prepared {
     request: ServeRequest,
     n: usize,
+    stream: bool,
     include_usage: bool,
 }
 
-impl ChatCompletionRequest {
-    fn prepare(self, state: &AppState) -> Result<Prepared, ApiError> {
-        if let Some(model) = &self.model {
-            if !model.is_empty() && model != &state.model_id {
-                return Err(ApiError::not_found(format!(
-                    "model `{model}` is not served here; this server serves `{}`",
-                    state.model_id
-                )));
-            }
-        }
-        if self.messages.is_empty() {
-            return Err(ApiError::bad_request("`messages` is empty"));
-        }
-        let messages: Vec<ChatMessage> = self
-            .messages
-            .into_iter()
-            .map(|m| {
-                let content = match m.content {
-                    None => String::new(),
-                    Some(Content::Text(t)) => t,
-                    Some(Content::Parts(parts)) => parts
-                        .into_iter()
-                        .filter(|p| p.kind == "text")
-                        .filter_map(|p| p.text)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                };
-                ChatMessage::new(m.role, content)
-            })
-            .collect();
-
-        let limit = state.limits.max_tokens;
-        let max_tokens = self
-            .max_completion_tokens
-            .or(self.max_tokens)
-            .unwrap_or(limit);
-        if max_tokens > limit {
-            return Err(ApiError::bad_request(format!(
-                "max_tokens is {max_tokens}, above this server's limit of {limit}"
+fn prepare(request: ChatCompletionRequest, state: &AppState) -> Result<Prepared, ApiError> {
+    if let Some(model) = &request.model {
+        if !model.is_empty() && model != &state.model_id {
+            return Err(ApiError::not_found(format!(
+                "model `{model}` is not served here; this server serves `{}`",
+                state.model_id
             )));
         }
-        let n = self.n.unwrap_or(1);
-        let max_rows = state.scheduler.config().max_rows;
-        if n == 0 || n > max_rows {
-            return Err(ApiError::bad_request(format!(
-                "n must be between 1 and {max_rows}"
-            )));
-        }
-        let stop = match self.stop {
-            None => Vec::new(),
-            Some(Stop::One(s)) => vec![s],
-            Some(Stop::Many(v)) => v,
-        };
-        if stop.len() > 4 {
-            return Err(ApiError::bad_request("at most 4 stop sequences"));
-        }
-        let sampling = SamplingParams {
-            temperature: self.temperature.unwrap_or(1.0),
-            top_p: self.top_p.unwrap_or(1.0),
-            seed: self.seed.unwrap_or_else(rand::random),
-            ..SamplingParams::default()
-        };
-        sampling
-            .validate()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-
-        let prompt_ids = state
-            .model
-            .chat_prompt_ids(&messages)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        Ok(Prepared {
-            request: ServeRequest {
-                prompt_ids,
-                n,
-                options: GenerateOptions {
-                    sampling,
-                    max_tokens,
-                    stop,
-                },
-            },
-            n,
-            include_usage: self.stream_options.is_some_and(|o| o.include_usage),
-        })
     }
+    if request.messages.is_empty() {
+        return Err(ApiError::bad_request("`messages` is empty"));
+    }
+    let limit = state.limits.max_tokens;
+    let options: GenerateOptions = request
+        .to_options(limit, rand::random())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if options.max_tokens > limit {
+        return Err(ApiError::bad_request(format!(
+            "max_tokens is {}, above this server's limit of {limit}",
+            options.max_tokens
+        )));
+    }
+    let n = request.n.unwrap_or(1);
+    let max_rows = state.scheduler.config().max_rows;
+    if n == 0 || n > max_rows {
+        return Err(ApiError::bad_request(format!(
+            "n must be between 1 and {max_rows}"
+        )));
+    }
+    if options.stop.len() > 4 {
+        return Err(ApiError::bad_request("at most 4 stop sequences"));
+    }
+    let prompt_ids = state
+        .model
+        .chat_prompt_ids(&request.chat_messages())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Prepared {
+        request: ServeRequest {
+            prompt_ids,
+            n,
+            options,
+        },
+        n,
+        stream: request.stream,
+        include_usage: request.stream_options.is_some_and(|o| o.include_usage),
+    })
 }
 
-pub async fn models(State(state): State<AppState>) -> Json<Value> {
-    let created = unix_seconds(state.started);
-    Json(json!({
-        "object": "list",
-        "data": [{
-            "id": state.model_id,
-            "object": "model",
-            "created": created,
-            "owned_by": "k2-tutor",
-        }]
-    }))
+pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list".into(),
+        data: vec![ModelEntry {
+            id: state.model_id.clone(),
+            object: "model".into(),
+            created: unix_seconds(state.started),
+            owned_by: "k2-tutor".into(),
+        }],
+    })
 }
 
 pub async fn chat_completions(
     State(state): State<AppState>,
     Json(request): Json<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let stream = request.stream;
-    let prepared = request.prepare(&state)?;
+    let prepared = prepare(request, &state)?;
     let events = state
         .scheduler
         .submit(prepared.request.clone(), CancelToken::new())?;
@@ -202,10 +102,10 @@ pub async fn chat_completions(
         prepared.n,
         prepared.request.prompt_ids.len(),
     );
-    if stream {
+    if prepared.stream {
         Ok(streamed(answer, events, prepared.include_usage))
     } else {
-        whole(answer, events).await
+        whole(answer, events, prepared.request.options).await
     }
 }
 
@@ -235,45 +135,46 @@ impl Answer {
         self.rows.iter().all(Option::is_some)
     }
 
-    fn usage(&self) -> Value {
+    fn usage(&self) -> Usage {
         let completion: usize = self
             .rows
             .iter()
             .flatten()
             .map(|g| g.stats.generated_tokens)
             .sum();
-        json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": self.prompt_tokens + completion,
-        })
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: completion,
+            total_tokens: self.prompt_tokens + completion,
+        }
     }
 
     /// Seconds queued, processing the prompt, and generating (the slowest row's).
-    fn time_info(&self) -> Value {
+    fn time_info(&self) -> TimeInfo {
         let finished = self.rows.iter().flatten();
         let prompt = finished
             .clone()
             .map(|g| g.stats.prefill_seconds)
             .fold(0.0, f64::max);
         let completion = finished.map(|g| g.stats.decode_seconds).fold(0.0, f64::max);
-        json!({
-            "queue_time": self.queue_seconds,
-            "prompt_time": prompt,
-            "completion_time": completion,
-            "total_time": self.queue_seconds + prompt + completion,
-            "created": self.created,
-        })
+        TimeInfo {
+            queue_time: self.queue_seconds,
+            prompt_time: prompt,
+            completion_time: completion,
+            total_time: self.queue_seconds + prompt + completion,
+            created: self.created,
+        }
     }
 
-    fn chunk(&self, choices: Value) -> Value {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        })
+    fn chunk(&self, choices: Vec<ChunkChoice>) -> ChatChunk {
+        ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            ..ChatChunk::default()
+        }
     }
 }
 
@@ -287,6 +188,7 @@ fn finish_reason(reason: StopReason) -> &'static str {
 async fn whole(
     mut answer: Answer,
     mut events: mpsc::UnboundedReceiver<ServeEvent>,
+    options: GenerateOptions,
 ) -> Result<Response, ApiError> {
     while !answer.is_complete() {
         match events.recv().await {
@@ -301,28 +203,31 @@ async fn whole(
             None => return Err(ApiError::unavailable("the scheduler stopped")),
         }
     }
-    let choices: Vec<Value> = answer
+    let choices = answer
         .rows
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, g)| {
-            json!({
-                "index": i,
-                "message": {"role": "assistant", "content": g.text},
-                "finish_reason": finish_reason(g.stop_reason),
-            })
+        .map(|(index, g)| ResponseChoice {
+            index,
+            message: MessageText {
+                role: Some("assistant".into()),
+                content: Some(g.text.clone()),
+                reasoning_content: None,
+            },
+            finish_reason: Some(finish_reason(g.stop_reason).into()),
         })
         .collect();
-    Ok(Json(json!({
-        "id": answer.id,
-        "object": "chat.completion",
-        "created": answer.created,
-        "model": answer.model,
-        "choices": choices,
-        "usage": answer.usage(),
-        "time_info": answer.time_info(),
-    }))
+    Ok(Json(ChatCompletion {
+        id: answer.id.clone(),
+        object: "chat.completion".into(),
+        created: answer.created,
+        model: answer.model.clone(),
+        choices,
+        usage: Some(answer.usage()),
+        time_info: Some(answer.time_info()),
+        k2_options: Some(options),
+    })
     .into_response())
 }
 
@@ -335,17 +240,22 @@ fn streamed(
 ) -> Response {
     let (out, stream) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
     tokio::spawn(async move {
-        let send = |value: Value| {
+        let send = |data: String| {
             let out = out.clone();
-            async move {
-                out.send(Ok(SseEvent::default().data(value.to_string())))
-                    .await
-            }
+            async move { out.send(Ok(SseEvent::default().data(data))).await }
         };
-        let roles: Vec<Value> = (0..answer.rows.len())
-            .map(|i| json!({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}))
+        let roles = (0..answer.rows.len())
+            .map(|index| ChunkChoice {
+                index,
+                delta: Some(MessageText {
+                    role: Some("assistant".into()),
+                    content: Some(String::new()),
+                    reasoning_content: None,
+                }),
+                finish_reason: None,
+            })
             .collect();
-        if send(answer.chunk(Value::Array(roles))).await.is_err() {
+        if send(data(&answer.chunk(roles))).await.is_err() {
             return;
         }
         while !answer.is_complete() {
@@ -358,31 +268,44 @@ fn streamed(
                     answer.queue_seconds = queue_seconds;
                     continue;
                 }
-                Some(ServeEvent::Delta { row, text }) => answer.chunk(json!([{
-                    "index": row, "delta": {"content": text}, "finish_reason": null
-                }])),
+                Some(ServeEvent::Delta { row, text }) => answer.chunk(vec![ChunkChoice {
+                    index: row,
+                    delta: Some(MessageText {
+                        content: Some(text),
+                        ..MessageText::default()
+                    }),
+                    finish_reason: None,
+                }]),
                 Some(ServeEvent::Finished { row, generation }) => {
                     let reason = finish_reason(generation.stop_reason);
                     answer.rows[row] = Some(generation);
-                    answer.chunk(json!([{"index": row, "delta": {}, "finish_reason": reason}]))
+                    answer.chunk(vec![ChunkChoice {
+                        index: row,
+                        delta: Some(MessageText::default()),
+                        finish_reason: Some(reason.into()),
+                    }])
                 }
                 Some(ServeEvent::Failed { message }) => {
-                    json!({"error": {"message": format!("generation failed: {message}"), "type": "server_error"}})
+                    let _ =
+                        send(data(&server_error(format!("generation failed: {message}")))).await;
+                    return;
                 }
                 None => {
-                    json!({"error": {"message": "the scheduler stopped", "type": "server_error"}})
+                    let _ = send(data(&server_error("the scheduler stopped".into()))).await;
+                    return;
                 }
             };
-            let failed = chunk.get("error").is_some();
-            if send(chunk).await.is_err() || failed {
+            if send(data(&chunk)).await.is_err() {
                 return;
             }
         }
         if include_usage {
-            let mut last = answer.chunk(json!([]));
-            last["usage"] = answer.usage();
-            last["time_info"] = answer.time_info();
-            if send(last).await.is_err() {
+            let last = ChatChunk {
+                usage: Some(answer.usage()),
+                time_info: Some(answer.time_info()),
+                ..answer.chunk(Vec::new())
+            };
+            if send(data(&last)).await.is_err() {
                 return;
             }
         }
@@ -391,6 +314,20 @@ fn streamed(
     Sse::new(ReceiverStream::new(stream))
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+fn server_error(message: String) -> ErrorBody {
+    ErrorBody {
+        error: wire::ApiError {
+            message,
+            kind: Some("server_error".into()),
+        },
+    }
+}
+
+/// A chunk or an error body, as one `data:` line.
+fn data(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 pub fn unix_seconds(time: SystemTime) -> u64 {

@@ -17,6 +17,8 @@ pub struct AppState {
     pub started: SystemTime,
     /// Where runs of `/v1/k2/runs` are kept for history; `None`: not kept.
     pub store: Option<k2_store::Store>,
+    /// Runs `/v1/k2/runs` (and records them in `store`).
+    pub host: k2_app::RunHost,
 }
 
 /// Per-request limits, so one client cannot take the server for itself.

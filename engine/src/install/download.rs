@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{partial_path, refuse_existing, rename, sha256_file, Progress};
+use crate::decode::plain::CancelToken;
 use crate::error::{EngineError, Result};
-use crate::generate::CancelToken;
 use crate::models_dir::{describe_model, ModelInfo};
 
 pub const ENDPOINT_ENV: &str = "HF_ENDPOINT";

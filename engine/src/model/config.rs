@@ -8,30 +8,15 @@ use serde::Deserialize;
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 
-/// The architectures whose forward pass this engine implements.
+/// The architectures whose forward pass this engine implements. What sets one apart from
+/// another lives in its row of [`ARCHITECTURES`]; code asks [`Architecture::traits`], never
+/// matches on the variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
-    /// Qwen2 / Qwen2.5 (and K2-Think, DeepSeek-R1-Distill-Qwen): biases on q/k/v, NeoX RoPE.
+    /// Qwen2 / Qwen2.5 (and K2-Think, DeepSeek-R1-Distill-Qwen).
     Qwen2,
-    /// Llama family (SmolLM2): no biases; GGUF stores q/k permuted for interleaved RoPE.
+    /// Llama family (SmolLM2).
     Llama,
-}
-
-impl Architecture {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "qwen2" => Some(Self::Qwen2),
-            "llama" => Some(Self::Llama),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Qwen2 => "qwen2",
-            Self::Llama => "llama",
-        }
-    }
 }
 
 /// How rotary embeddings pair up the dimensions of a head.
@@ -41,6 +26,83 @@ pub enum RopeStyle {
     Halves,
     /// Pairs (2i, 2i + 1): GGUF llama, whose converter permutes q/k rows for it.
     Interleaved,
+}
+
+/// One architecture's differences from the others: one row of [`ARCHITECTURES`].
+///
+/// Not in the table because the file itself says: whether the output matrix is tied to the
+/// embedding table (both loaders use `output.weight` / `lm_head.weight` when present, the
+/// embedding otherwise), and whether a projection has a bias (loaders take the biases the
+/// file has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchitectureTraits {
+    pub architecture: Architecture,
+    /// GGUF `general.architecture`, also the prefix of its metadata keys
+    /// (`qwen2.embedding_length`); the name shown to users.
+    pub name: &'static str,
+    /// `model_type` in a Hugging Face `config.json`, where safetensors loading supports it.
+    pub hf_model_type: Option<&'static str>,
+    /// Biases on the q/k/v projections (what synthetic models of the family get).
+    pub qkv_bias: bool,
+    /// RoPE pairing of GGUF files (Hugging Face files are always [`RopeStyle::Halves`]).
+    pub gguf_rope_style: RopeStyle,
+}
+
+/// Every supported architecture, one row each.
+pub const ARCHITECTURES: &[ArchitectureTraits] = &[
+    ArchitectureTraits {
+        architecture: Architecture::Qwen2,
+        name: "qwen2",
+        hf_model_type: Some("qwen2"),
+        qkv_bias: true,
+        gguf_rope_style: RopeStyle::Halves,
+    },
+    ArchitectureTraits {
+        architecture: Architecture::Llama,
+        name: "llama",
+        hf_model_type: None,
+        qkv_bias: false,
+        gguf_rope_style: RopeStyle::Interleaved,
+    },
+];
+
+/// The supported architectures' names, for messages: "qwen2, llama".
+pub fn supported_architectures() -> String {
+    ARCHITECTURES
+        .iter()
+        .map(|t| t.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Architecture {
+    /// The architecture a GGUF `general.architecture` names.
+    pub fn parse(name: &str) -> Option<Self> {
+        ARCHITECTURES
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.architecture)
+    }
+
+    /// The architecture a Hugging Face `model_type` names, where safetensors loading supports it.
+    pub fn from_hf_model_type(model_type: &str) -> Option<Self> {
+        ARCHITECTURES
+            .iter()
+            .find(|t| t.hf_model_type == Some(model_type))
+            .map(|t| t.architecture)
+    }
+
+    /// This architecture's row of [`ARCHITECTURES`].
+    pub fn traits(self) -> &'static ArchitectureTraits {
+        ARCHITECTURES
+            .iter()
+            .find(|t| t.architecture == self)
+            .expect("every architecture has a row in ARCHITECTURES")
+    }
+
+    pub fn name(self) -> &'static str {
+        self.traits().name
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,10 +169,7 @@ impl ModelConfig {
             num_kv_heads,
             head_dim,
             rope_theta: gguf.get_f64(&key("rope.freq_base")).unwrap_or(10_000.0) as f32,
-            rope_style: match architecture {
-                Architecture::Qwen2 => RopeStyle::Halves,
-                Architecture::Llama => RopeStyle::Interleaved,
-            },
+            rope_style: architecture.traits().gguf_rope_style,
             rms_norm_eps: gguf
                 .get_f64(&key("attention.layer_norm_rms_epsilon"))
                 .unwrap_or(1e-6) as f32,
@@ -127,15 +186,12 @@ impl ModelConfig {
             reason: format!("config.json is not a valid model configuration ({e})"),
         })?;
         let arch_name = hf.model_type.as_deref().unwrap_or("unknown");
-        let architecture = match arch_name {
-            "qwen2" => Architecture::Qwen2,
-            _ => {
-                return Err(EngineError::UnsupportedArchitecture {
-                    path: path.to_owned(),
-                    arch: arch_name.to_owned(),
-                })
+        let architecture = Architecture::from_hf_model_type(arch_name).ok_or_else(|| {
+            EngineError::UnsupportedArchitecture {
+                path: path.to_owned(),
+                arch: arch_name.to_owned(),
             }
-        };
+        })?;
         let config = ModelConfig {
             architecture,
             vocab_size: hf.vocab_size,
@@ -146,6 +202,7 @@ impl ModelConfig {
             num_kv_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
             head_dim: hf.hidden_size / hf.num_attention_heads.max(1),
             rope_theta: hf.rope_theta.unwrap_or(10_000.0) as f32,
+            // Hugging Face checkpoints keep q/k rows unpermuted whatever the family.
             rope_style: RopeStyle::Halves,
             rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6) as f32,
             context_length: hf.max_position_embeddings.unwrap_or(4096),
@@ -187,4 +244,47 @@ struct HfConfig {
     rope_theta: Option<f64>,
     rms_norm_eps: Option<f64>,
     max_position_embeddings: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_architecture_has_one_row() {
+        for arch in [Architecture::Qwen2, Architecture::Llama] {
+            let rows = ARCHITECTURES.iter().filter(|t| t.architecture == arch);
+            assert_eq!(rows.count(), 1, "{arch:?}");
+            assert_eq!(Architecture::parse(arch.name()), Some(arch));
+        }
+        assert_eq!(supported_architectures(), "qwen2, llama");
+    }
+
+    #[test]
+    fn rows_keep_each_family_s_switches() {
+        let qwen2 = Architecture::Qwen2.traits();
+        assert!(qwen2.qkv_bias);
+        assert_eq!(qwen2.gguf_rope_style, RopeStyle::Halves);
+        assert_eq!(
+            Architecture::from_hf_model_type("qwen2"),
+            Some(Architecture::Qwen2)
+        );
+        let llama = Architecture::Llama.traits();
+        assert!(!llama.qkv_bias);
+        assert_eq!(llama.gguf_rope_style, RopeStyle::Interleaved);
+        assert_eq!(Architecture::from_hf_model_type("llama"), None);
+        assert_eq!(Architecture::parse("qwen3"), None);
+    }
+
+    #[test]
+    fn unsupported_architecture_names_the_supported_ones() {
+        let e = EngineError::UnsupportedArchitecture {
+            path: "m.gguf".into(),
+            arch: "mamba".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "m.gguf: architecture `mamba` is not supported (supported: qwen2, llama)"
+        );
+    }
 }

@@ -121,7 +121,7 @@ pub fn synthetic_model(spec: &SyntheticSpec, device: &Device) -> Result<Model> {
     let q_out = config.num_heads * config.head_dim;
     let kv_out = config.num_kv_heads * config.head_dim;
     let layers = config.num_layers;
-    let qkv_bias = matches!(config.architecture, super::Architecture::Qwen2);
+    let qkv_bias = config.architecture.traits().qkv_bias;
 
     let embed = builder.matrix("token_embd", Role::Embedding, 0, config.vocab_size, hidden)?;
     let mut blocks = Vec::with_capacity(layers);

@@ -7,8 +7,8 @@ use super::scheduler::{Scheduler, ServeEvent, ServeRequest};
 use k2_scaffold::{Backend, Completion, ScaffoldError};
 
 use crate::chat::ChatMessage;
+use crate::decode::plain::{CancelToken, GenerateOptions, Generation};
 use crate::error::EngineError;
-use crate::generate::{CancelToken, GenerateOptions, Generation};
 use crate::loader::LoadedModel;
 
 pub struct ScheduledBackend {

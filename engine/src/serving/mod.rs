@@ -8,7 +8,7 @@
 //! closed) or cancels loses its rows at the next step. The queue is bounded: a full queue is
 //! refused at once with a retry estimate, never left to time out.
 //!
-//! Rows are numerically independent (see [`crate::batched`]), so a request decodes exactly
+//! Rows are numerically independent (see [`crate::decode::batched`]), so a request decodes exactly
 //! the tokens it would decode alone, whoever shares its batch.
 
 mod backend;

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::batched::{derive_seed, pick_parallel, PickJob};
+use crate::decode::batched::{derive_seed, pick_parallel, PickJob};
+use crate::decode::plain::{
+    CancelToken, GenerateOptions, Generation, RowDecoder, RowStep, StopReason,
+};
 use crate::error::{EngineError, Result};
-use crate::generate::{CancelToken, GenerateOptions, Generation, RowDecoder, RowStep, StopReason};
 use crate::loader::LoadedModel;
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
@@ -630,7 +632,7 @@ impl<'m> Batch<'m> {
                 .find(|r| r.id == *request)
                 .expect("every slot belongs to an active request");
             let row = *row;
-            let mut on_delta = |d: crate::generate::Delta<'_>| {
+            let mut on_delta = |d: crate::decode::plain::Delta<'_>| {
                 if !d.text.is_empty() {
                     active.send(ServeEvent::Delta {
                         row,

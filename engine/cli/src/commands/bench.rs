@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
+use k2_engine::decode::sample::argmax;
 use k2_engine::model::LogitsFor;
-use k2_engine::sample::argmax;
 use serde_json::json;
 
 use crate::load::{load, ModelArgs};

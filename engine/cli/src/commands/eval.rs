@@ -13,17 +13,18 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
+use k2_app::{Backends, RunHost, RunLimits, SinkFlow};
 use k2_engine::answer::equivalent;
-use k2_engine::generate::CancelToken;
 use k2_engine::serving::SchedulerConfig;
-use k2_protocol::{FinishReason, RunRequest, RunSettings, Selection};
+use k2_protocol::{Event, FinishReason, RunRequest, RunSettings, Selection};
 use k2_scaffold::judge::{Entrant, JudgeReply, PairJudge};
-use k2_scaffold::pipeline::{BackendJudge, Pipeline, RunOutcome};
+use k2_scaffold::pipeline::{BackendJudge, RunOutcome};
 use k2_scaffold::select::select;
+use k2_scaffold::CancelToken;
 use serde::{Deserialize, Serialize};
 
 use crate::load::ModelArgs;
-use crate::run_setup::{load_backends, Backends, RemoteArgs, ScaffoldArgs};
+use crate::run_setup::{load_backends, RemoteArgs, ScaffoldArgs};
 use crate::spec_setup::SpecArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -173,10 +174,8 @@ pub fn run(args: Args) -> Result<()> {
         batching(&args),
         false,
     )?;
-    let pipeline = Pipeline {
-        solver: &*backends.solver,
-        planner: &*backends.planner,
-    };
+    // Runs of an evaluation are graded, not kept in the history.
+    let host = RunHost::unrecorded();
     let base = args.scaffold.settings();
     let mut done = match (&args.out, args.resume) {
         (Some(out), true) => read_previous(out, &args.mode)?,
@@ -204,7 +203,8 @@ pub fn run(args: Args) -> Result<()> {
         let (results, received) = mpsc::channel();
         for _ in 0..usize::from(args.jobs).min(work.len()) {
             let results = results.clone();
-            let (pipeline, base, cancel, next, work) = (&pipeline, &base, &cancel, &next, &work);
+            let (host, backends) = (&host, &backends);
+            let (base, cancel, next, work) = (&base, &cancel, &next, &work);
             let (modes, compare) = (&args.mode, args.compare_selection);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +212,12 @@ pub fn run(args: Args) -> Result<()> {
                     break;
                 }
                 let (problem, slot) = work[i];
-                let item = solve_one(pipeline, base, modes[slot], problem, cancel, compare);
+                let run = Eval {
+                    host,
+                    backends,
+                    cancel,
+                };
+                let item = run.solve_one(base, modes[slot], problem, compare);
                 if item.is_err() {
                     // The other threads stop at their next problem; their current one ends.
                     cancel.cancel();
@@ -288,46 +293,58 @@ fn batching(args: &Args) -> Option<SchedulerConfig> {
     })
 }
 
-fn solve_one(
-    pipeline: &Pipeline,
-    base: &RunSettings,
-    mode: Mode,
-    problem: &Problem,
-    cancel: &CancelToken,
-    compare_selection: bool,
-) -> Result<ItemResult> {
-    let request = RunRequest {
-        problem: problem.problem.clone(),
-        settings: mode.settings(base),
-        session: None,
-    };
-    let started = Instant::now();
-    let outcome = pipeline
-        .run(&request, cancel, &mut |_| {})
-        .with_context(|| format!("problem {}", problem.id))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let mut item = grade(problem, &outcome, seconds);
-    if compare_selection && outcome.candidates.len() > 1 {
-        // The judge alone on the same candidates: strategies compared without resampling.
-        let views = candidate_views(&outcome);
-        let mut judge = BackendJudge::new(pipeline.planner, cancel);
-        let chosen = select(
-            Selection::Judge,
-            &problem.problem,
-            &views,
-            &mut judge,
-            &mut |_| {},
-        )
-        .with_context(|| format!("judging problem {}", problem.id))?;
-        let answer = &views[chosen.candidate].answer;
-        item.judge_correct = Some(
-            answer
-                .as_deref()
-                .is_some_and(|a| equivalent(a, &problem.answer)),
-        );
-        item.judge_only_tokens = Some(judge.tokens);
+/// What one evaluation thread solves with.
+struct Eval<'a> {
+    host: &'a RunHost,
+    backends: &'a Backends,
+    cancel: &'a CancelToken,
+}
+
+impl Eval<'_> {
+    fn solve_one(
+        &self,
+        base: &RunSettings,
+        mode: Mode,
+        problem: &Problem,
+        compare_selection: bool,
+    ) -> Result<ItemResult> {
+        let cancel = self.cancel;
+        let request = RunRequest {
+            problem: problem.problem.clone(),
+            settings: mode.settings(base),
+            session: None,
+        };
+        let started = Instant::now();
+        let outcome = self
+            .host
+            .start_blocking(request, self.backends.clone(), RunLimits::NONE)
+            .map_err(anyhow::Error::from)
+            .and_then(|run| Ok(run.run(cancel, &mut |_: &Event| SinkFlow::Continue)?))
+            .with_context(|| format!("problem {}", problem.id))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut item = grade(problem, &outcome, seconds);
+        if compare_selection && outcome.candidates.len() > 1 {
+            // The judge alone on the same candidates: strategies compared without resampling.
+            let views = candidate_views(&outcome);
+            let mut judge = BackendJudge::new(self.backends.planner.as_ref(), cancel);
+            let chosen = select(
+                Selection::Judge,
+                &problem.problem,
+                &views,
+                &mut judge,
+                &mut |_| {},
+            )
+            .with_context(|| format!("judging problem {}", problem.id))?;
+            let answer = &views[chosen.candidate].answer;
+            item.judge_correct = Some(
+                answer
+                    .as_deref()
+                    .is_some_and(|a| equivalent(a, &problem.answer)),
+            );
+            item.judge_only_tokens = Some(judge.tokens);
+        }
+        Ok(item)
     }
-    Ok(item)
 }
 
 fn summaries(args: &Args, base: &RunSettings, done: &[Vec<ItemResult>]) -> Vec<ModeResult> {

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
-use k2_engine::batched::BatchOptions;
 use k2_engine::chat::ChatMessage;
-use k2_engine::generate::{generate, CancelToken, GenerateOptions, Generation};
-use k2_engine::sample::SamplingParams;
-use k2_engine::speculative::{generate_speculative, DraftSource};
+use k2_engine::decode::batched::BatchOptions;
+use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, Generation};
+use k2_engine::decode::sample::SamplingParams;
+use k2_engine::decode::speculative::{generate_speculative, DraftSource};
 use serde_json::json;
 
 use crate::load::{load, ModelArgs};
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     let cancel = CancelToken::new();
     let jsonl = args.format == Format::Jsonl;
     let speculation = args.spec.load(&loaded, &args.model, jsonl)?;
-    let mut on_delta = |delta: k2_engine::generate::Delta<'_>| {
+    let mut on_delta = |delta: k2_engine::decode::plain::Delta<'_>| {
         if jsonl {
             print_json_line(&json!({"token_id": delta.token_id, "text": delta.text}));
         } else {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use k2_engine::generate::CancelToken;
+use k2_engine::decode::plain::CancelToken;
 use k2_engine::install::download::{download_model, HfFile};
 use k2_engine::install::{import_model, ImportMode};
 use k2_engine::models_dir::{list_models, models_dir, ModelInfo, MODELS_DIR_ENV};

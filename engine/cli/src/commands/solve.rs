@@ -4,19 +4,18 @@
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use k2_engine::generate::CancelToken;
+use k2_app::{RunHost, RunLimits, SinkFlow};
 use k2_protocol::{Event, RunRequest};
-use k2_scaffold::pipeline::Pipeline;
-use k2_store::{RunConfig, RunRecorder, Store};
+use k2_scaffold::CancelToken;
+use k2_store::Store;
 use serde_json::json;
-use tokio::runtime::Runtime;
 
 use crate::load::ModelArgs;
 use crate::output::{print_json_line, Format};
 use crate::render::TerminalRenderer;
-use crate::run_setup::{load_backends, Backends, RemoteArgs, ScaffoldArgs};
+use crate::run_setup::{load_backends, RemoteArgs, ScaffoldArgs};
 use crate::spec_setup::SpecArgs;
-use crate::store_setup::StoreArgs;
+use crate::store_setup::{runtime, StoreArgs};
 
 /// The session the command line files its runs under, unless `--session` names another.
 const DEFAULT_SESSION: &str = "Command line";
@@ -55,39 +54,34 @@ pub fn run(args: Args) -> Result<()> {
         None,
         jsonl,
     )?;
-    let pipeline = Pipeline {
-        solver: &*backends.solver,
-        planner: &*backends.planner,
-    };
     let request = RunRequest {
         problem: args.problem.clone(),
         settings: args.scaffold.settings(),
         session: Some(args.session.clone()),
     };
-    let recording = if args.no_store {
-        None
-    } else {
-        Some(start_recording(&args, &backends, &request)?)
+    // The store's writer runs on this runtime while the engine decodes on this thread.
+    let runtime = runtime()?;
+    let host = match args.no_store {
+        true => RunHost::unrecorded(),
+        false => {
+            let store = runtime.block_on(Store::open(args.store.path()))?;
+            RunHost::recording(store, runtime.handle().clone(), DEFAULT_SESSION)
+        }
     };
-    let cancel = CancelToken::new();
-    let mut renderer = TerminalRenderer::new(request.settings.candidates);
-    let outcome = pipeline.run(&request, &cancel, &mut |event: Event| {
-        if let Some(recording) = &recording {
-            recording.recorder.record(&event);
-        }
+    let started = host.start_blocking(request, backends, RunLimits::NONE)?;
+    let stored = started.stored();
+    let mut renderer = TerminalRenderer::new(started.request().settings.candidates);
+    let mut sink = |event: &Event| {
         if jsonl {
-            print_json_line(&event);
+            print_json_line(event);
         } else {
-            renderer.show(&event);
+            renderer.show(event);
         }
-    });
-    if let Some(recording) = recording {
-        let run = recording.recorder.run();
-        recording.runtime.block_on(recording.recorder.finish())?;
-        tracing::info!(run, db = %recording.store.path().display(), "run stored");
-        if !jsonl {
-            eprintln!("(stored as run {run}: k2 history show {run})");
-        }
+        SinkFlow::Continue
+    };
+    let outcome = started.run(&CancelToken::new(), &mut sink);
+    if let (Some(run), false) = (stored, jsonl) {
+        eprintln!("(stored as run {run}: k2 history show {run})");
     }
     let outcome = outcome?;
     if jsonl {
@@ -100,37 +94,4 @@ pub fn run(args: Args) -> Result<()> {
         }));
     }
     Ok(())
-}
-
-struct Recording {
-    runtime: Runtime,
-    store: Store,
-    recorder: RunRecorder,
-}
-
-fn start_recording(args: &Args, backends: &Backends, request: &RunRequest) -> Result<Recording> {
-    let (runtime, store) = args.store.open()?;
-    let solver = backends.solver.describe();
-    let planner = backends.planner.describe();
-    let config = RunConfig {
-        planner: (request.settings.plan || request.settings.candidates > 1).then_some(planner),
-        solver,
-        draft: args.spec.draft.clone(),
-        device: format!("{:?}", args.model.device).to_lowercase(),
-        settings: request.settings.clone(),
-    };
-    let run = runtime.block_on(store.start_typed_run(
-        &request.session_or(&args.session),
-        &request.problem,
-        &config,
-    ))?;
-    let recorder = {
-        let _context = runtime.enter();
-        RunRecorder::start(&store, run)
-    };
-    Ok(Recording {
-        runtime,
-        store,
-        recorder,
-    })
 }

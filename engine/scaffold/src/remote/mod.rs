@@ -17,9 +17,13 @@ use std::time::{Duration, Instant};
 
 use k2_protocol::FinishReason;
 
-use crate::backend::{derive_seed, Backend, CancelToken, ChatMessage, Completion, GenerateOptions};
+use crate::backend::{
+    derive_seed, Backend, CancelToken, ChatMessage, Completion, GenerateOptions, SamplingParams,
+};
 use crate::error::{Result, ScaffoldError};
-use crate::openai::{error_message, excerpt, ChatChunk, ChatRequest, ChatResponse, ModelList};
+use crate::openai::{
+    error_message, excerpt, ChatChunk, ChatCompletion, ChatCompletionRequest, ModelList, Usage,
+};
 use sse::{SseItem, SseReader};
 
 /// The longest `Retry-After` the client waits out before reporting the server busy.
@@ -141,19 +145,19 @@ impl Backend for RemoteBackend {
         let (sender, receiver) = mpsc::channel::<Message>();
         for row in 0..n {
             let seed = derive_seed(options.sampling.seed, row);
-            let request = ChatRequest {
-                model: &self.model,
-                messages: messages.iter().map(Into::into).collect(),
-                stream: self.config.stream,
-                max_tokens: options.max_tokens,
-                temperature: options.sampling.temperature,
-                top_p: options.sampling.top_p,
-                seed,
-                stop: &options.stop,
-                stream_options: self.config.stream.then_some(crate::openai::StreamOptions {
-                    include_usage: true,
-                }),
+            let row_options = GenerateOptions {
+                sampling: SamplingParams {
+                    seed,
+                    ..options.sampling.clone()
+                },
+                ..options.clone()
             };
+            let request = ChatCompletionRequest::from_options(
+                &self.model,
+                messages,
+                &row_options,
+                self.config.stream,
+            );
             let body = serde_json::to_string(&request)
                 .map_err(|e| self.error(format!("cannot encode the request: {e}")))?;
             let call = Call {
@@ -329,7 +333,7 @@ impl Call {
         &self,
         reader: impl std::io::BufRead,
         assembler: &mut TextAssembler,
-    ) -> std::result::Result<(FinishReason, Option<crate::openai::Usage>), String> {
+    ) -> std::result::Result<(FinishReason, Option<Usage>), String> {
         let mut events = SseReader::new(reader);
         let mut finish = None;
         let mut usage = None;
@@ -378,12 +382,12 @@ impl Call {
         &self,
         mut reader: impl Read,
         assembler: &mut TextAssembler,
-    ) -> std::result::Result<(FinishReason, Option<crate::openai::Usage>), String> {
+    ) -> std::result::Result<(FinishReason, Option<Usage>), String> {
         let mut body = String::new();
         reader
             .read_to_string(&mut body)
             .map_err(|e| read_error(&e, assembler))?;
-        let response: ChatResponse = serde_json::from_str(&body).map_err(|e| {
+        let response: ChatCompletion = serde_json::from_str(&body).map_err(|e| {
             format!(
                 "malformed answer: `{}` is not a chat completion ({e})",
                 excerpt(&body, 120)

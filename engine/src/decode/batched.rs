@@ -4,22 +4,22 @@
 //! On memory-bound hardware a decode step costs about one read of the weights, whatever the
 //! number of rows, so N rows cost far less than N sequential generations. The prompt is
 //! prefilled once into one cache row, which is then forked into N rows. Each row samples with
-//! its own seeded [`Sampler`](crate::sample::Sampler), streams its own text and finishes on
+//! its own seeded [`Sampler`](crate::decode::sample::Sampler), streams its own text and finishes on
 //! its own ([`RowDecoder`]); finished rows are dropped from the cache so the batch shrinks.
 //!
 //! Rows are numerically independent: activations are quantized per token and attention runs
 //! per row, so row `r` of a batch produces exactly the tokens of a plain
-//! [`generate`](crate::generate::generate) seeded with [`derive_seed`]`(base, r)` (tested in
+//! [`generate`](crate::decode::plain::generate) seeded with [`derive_seed`]`(base, r)` (tested in
 //! `engine/tests/batched.rs`).
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
-use crate::generate::{
+use crate::decode::plain::{
     rate, CancelToken, Delta, GenerateOptions, Generation, RowDecoder, RowStep, StopReason,
 };
+use crate::error::{EngineError, Result};
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
 pub use k2_scaffold::derive_seed;

@@ -3,18 +3,18 @@
 //! context limit or a cancellation.
 //!
 //! The per-row logic (sample, stream, stop check) is [`RowDecoder`]; the loop that drives
-//! rows through forward passes lives in [`crate::batched`], and plain generation is a batch of
-//! one row.
+//! rows through forward passes lives in [`crate::decode::batched`], and plain generation is a
+//! batch of one row.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batched::{generate_batch, BatchOptions};
+use crate::decode::batched::{generate_batch, BatchOptions};
+use crate::decode::sample::{Sampler, SamplingParams};
+use crate::decode::stop::StopMatcher;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
-use crate::sample::{Sampler, SamplingParams};
-use crate::stop::StopMatcher;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 pub use k2_scaffold::{CancelToken, GenerateOptions};
 
@@ -68,7 +68,7 @@ pub struct Delta<'a> {
 
 /// Generates a continuation of `prompt_ids` (already templated and tokenized).
 ///
-/// This is [`generate_batch`](crate::batched::generate_batch) with one row: one decode loop
+/// This is [`generate_batch`](crate::decode::batched::generate_batch) with one row: one decode loop
 /// serves both, so plain and best-of-N decoding cannot drift apart.
 pub fn generate(
     model: &Model,

@@ -7,7 +7,7 @@
 //! `p`, whatever `q` is. With greedy settings both distributions are one-hot and the rule
 //! reduces to "accept iff the draft equals the target's argmax, else take the argmax".
 
-use crate::sample::Distribution;
+use crate::decode::sample::Distribution;
 
 /// What the target makes of one drafted token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,13 +22,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::batched::{
+use crate::decode::batched::{
     check_prompt, derive_seed, prefill, BatchGeneration, BatchOptions, BatchStats,
 };
+use crate::decode::plain::{rate, CancelToken, Delta, RowDecoder, RowStep, StopReason};
+use crate::decode::sample::{distribution, Distribution, SamplingParams};
 use crate::error::{EngineError, Result};
-use crate::generate::{rate, CancelToken, Delta, RowDecoder, RowStep, StopReason};
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
-use crate::sample::{distribution, Distribution, SamplingParams};
 use crate::tokenizer::Tokenizer;
 
 use accept::{check_draft, one_hot, Check};
@@ -138,7 +138,7 @@ impl SpecRow<'_> {
     }
 }
 
-/// [`generate_batch`](crate::batched::generate_batch) with speculation: `options.n` rows,
+/// [`generate_batch`](crate::decode::batched::generate_batch) with speculation: `options.n` rows,
 /// each speculating on its own. (The arguments mirror `generate_batch`'s plus the drafter.)
 #[allow(clippy::too_many_arguments)]
 pub fn generate_speculative(
