@@ -276,5 +276,7 @@ fn requests_are_checked_before_anything_starts() {
     let mut hot = request();
     hot.settings.sampling.temperature = -1.0;
     assert!(RunHost::validate(&hot, limits).is_err());
-    assert_eq!(RunHost::validate(&request(), limits), Ok(()));
+    let mut fits = request();
+    fits.settings.sampling.max_tokens = 1000;
+    assert_eq!(RunHost::validate(&fits, limits), Ok(()));
 }

@@ -85,7 +85,9 @@ impl Pipeline<'_> {
                 emitter.emit(RunEvent::Stats(outcome.stats.clone()));
                 Ok(outcome)
             }
-            Ok(None) => {
+            // A backend may report a cancellation as its error rather than as a completion cut
+            // short: either way the user stopped the run, which is not a failure.
+            Ok(None) | Err(ScaffoldError::Cancelled) => {
                 emitter.emit(RunEvent::Cancelled);
                 Err(ScaffoldError::Cancelled)
             }
