@@ -37,6 +37,18 @@ pub struct BatchOptions {
     pub generate: GenerateOptions,
 }
 
+impl BatchOptions {
+    /// The checks every batched strategy (plain, speculative) makes before decoding.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.n == 0 {
+            return Err(EngineError::InvalidSetting(
+                "a batch needs at least one row (n >= 1)".into(),
+            ));
+        }
+        Ok(self.generate.sampling.validate()?)
+    }
+}
+
 impl Default for BatchOptions {
     fn default() -> Self {
         BatchOptions {
@@ -122,15 +134,10 @@ pub fn generate_batch_with_stats(
     cancel: &CancelToken,
     on_delta: &mut dyn FnMut(usize, Delta<'_>),
 ) -> Result<BatchGeneration> {
-    let n = options.n;
-    if n == 0 {
-        return Err(EngineError::InvalidSetting(
-            "a batch needs at least one row (n >= 1)".into(),
-        ));
-    }
-    let generate = &options.generate;
-    generate.sampling.validate()?;
+    options.validate()?;
     check_prompt(model, prompt_ids)?;
+    let n = options.n;
+    let generate = &options.generate;
 
     let base_seed = generate.sampling.seed;
     let mut rows: Vec<RowDecoder<'_>> = (0..n)

@@ -27,7 +27,7 @@ use crate::decode::batched::{
 };
 use crate::decode::plain::{rate, CancelToken, Delta, RowDecoder, RowStep, StopReason};
 use crate::decode::sample::{distribution, Distribution, SamplingParams};
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
 
@@ -151,15 +151,10 @@ pub fn generate_speculative(
     cancel: &CancelToken,
     on_delta: &mut dyn FnMut(usize, Delta<'_>),
 ) -> Result<(BatchGeneration, SpecStats)> {
-    let n = options.n;
-    if n == 0 {
-        return Err(EngineError::InvalidSetting(
-            "a batch needs at least one row (n >= 1)".into(),
-        ));
-    }
-    let generate = &options.generate;
-    generate.sampling.validate()?;
+    options.validate()?;
     check_prompt(target, prompt_ids)?;
+    let n = options.n;
+    let generate = &options.generate;
     let params = &generate.sampling;
 
     let mut rows: Vec<SpecRow<'_>> = (0..n)
