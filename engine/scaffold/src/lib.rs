@@ -13,7 +13,7 @@ pub mod pipeline;
 pub mod prompts;
 mod remote;
 pub mod select;
-mod think;
+pub mod think;
 
 pub use backend::{
     derive_seed, Backend, CancelToken, ChatMessage, Completion, GenerateOptions, SamplingParams,

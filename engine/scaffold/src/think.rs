@@ -7,6 +7,17 @@ use k2_protocol::TextPart;
 const OPEN: &str = "<think>";
 const CLOSE: &str = "</think>";
 
+/// Every reasoning family's think tags, `(opening, closing)`: `<think>` (Qwen3, DeepSeek-R1
+/// distills, QwQ, K2-Think) and K2 Horizon's three effort levels. A model may close a block
+/// with another family's closing tag, so a reader accepts any closing tag of this table after
+/// any opening one; a writer (budget forcing) closes with the opening tag's own partner.
+pub const THINK_TAGS: &[(&str, &str)] = &[
+    ("<think>", "</think>"),
+    ("<ifm|think>", "</ifm|think>"),
+    ("<ifm|think_fast>", "</ifm|think_fast>"),
+    ("<ifm|think_faster>", "</ifm|think_faster>"),
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Nothing but whitespace seen yet: the text may still open with `<think>`.
