@@ -95,6 +95,7 @@ fn smollm2_135m() -> ModelConfig {
         rope_style: RopeStyle::Interleaved,
         rms_norm_eps: 1e-5,
         context_length: 2048,
+        switches: Default::default(),
     }
 }
 
@@ -112,6 +113,7 @@ fn qwen25_05b() -> ModelConfig {
         rope_style: RopeStyle::Halves,
         rms_norm_eps: 1e-6,
         context_length: 8192,
+        switches: Default::default(),
     }
 }
 
@@ -130,6 +132,7 @@ fn k2_think_32b(layers: usize) -> ModelConfig {
         rope_style: RopeStyle::Halves,
         rms_norm_eps: 1e-5,
         context_length: 4096,
+        switches: Default::default(),
     }
 }
 

@@ -92,5 +92,6 @@ pub fn qwen25_15b(layers: usize) -> ModelConfig {
         rope_style: RopeStyle::Halves,
         rms_norm_eps: 1e-6,
         context_length: 32768,
+        switches: Default::default(),
     }
 }

@@ -43,21 +43,33 @@ pub(super) fn self_attention(
         head_dim,
         scale: 1.0 / (head_dim as f64).sqrt(),
     };
-    let qkv = block.qkv.forward(h)?;
+    let mut qkv = block.qkv.forward(h)?;
+    if let Some(norm) = &block.qk_norm {
+        // Before rotary embedding, as every family with these norms trains them.
+        let eps = config.rms_norm_eps;
+        qkv[0] = super::head_rms_norm(&qkv[0], &norm.q, heads, eps)?;
+        qkv[1] = super::head_rms_norm(&qkv[1], &norm.k, kv_heads, eps)?;
+    }
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
+    let rotated = !config.switches.nope_layers.contains(&layer);
     #[cfg(feature = "cuda")]
-    if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
-        // The combining kernel quantizes in blocks of 32 only.
-        let for_q8 = block.o.int8_input() == Some(super::linear::Int8Blocks::Of32);
+    if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 && rotated {
+        // The combining kernel quantizes in blocks of 32 only; a gated output is changed
+        // after it, so it must not offer a quantized form.
+        let for_q8 = block.o.int8_input() == Some(super::linear::Int8Blocks::Of32)
+            && block.gate.is_none();
         let io = (cache, layer, step, for_q8);
         return cuda_self_attention(q, k, v, rope, (cos, sin), io, &geometry);
     }
-    let q = rope
-        .apply(&heads_major(q, heads, head_dim)?, cos, sin)?
-        .squeeze(0)?;
-    let k = rope
-        .apply(&heads_major(k, kv_heads, head_dim)?, cos, sin)?
-        .squeeze(0)?;
+    let rotate = |x: Tensor| -> Result<Tensor> {
+        Ok(if rotated {
+            rope.apply(&x, cos, sin)?
+        } else {
+            x
+        })
+    };
+    let q = rotate(heads_major(q, heads, head_dim)?)?.squeeze(0)?;
+    let k = rotate(heads_major(k, kv_heads, head_dim)?)?.squeeze(0)?;
     let v = heads_major(v, kv_heads, head_dim)?.squeeze(0)?;
     // New keys and values go into the cache first (it needs `&mut`), then rows attend.
     let mut work = Vec::with_capacity(spans.len());

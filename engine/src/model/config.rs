@@ -17,6 +17,11 @@ pub enum Architecture {
     Qwen2,
     /// Llama family (SmolLM2).
     Llama,
+    /// Qwen3 (dense): per-head RMS norm of queries and keys, explicit head size.
+    Qwen3,
+    /// K2 Horizon (dense sizes): grouped RMS norm, explicit head size, NEOX rotary pairs on
+    /// a llama tensor layout, YaRN on the small size.
+    K2Horizon,
 }
 
 /// How rotary embeddings pair up the dimensions of a head.
@@ -30,10 +35,11 @@ pub enum RopeStyle {
 
 /// One architecture's differences from the others: one row of [`ARCHITECTURES`].
 ///
-/// Not in the table because the file itself says: whether the output matrix is tied to the
-/// embedding table (both loaders use `output.weight` / `lm_head.weight` when present, the
-/// embedding otherwise), and whether a projection has a bias (loaders take the biases the
-/// file has).
+/// Not in the table because each file says for itself (see [`BlockSwitches`]): whether the
+/// output matrix is tied to the embedding table (both loaders use `output.weight` /
+/// `lm_head.weight` when present, the embedding otherwise), whether a projection has a bias
+/// and whether queries and keys are normalized (loaders take the tensors the file has), the
+/// norm groups, the rotary scaling and the attention output gate (its metadata).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchitectureTraits {
     pub architecture: Architecture,
@@ -63,6 +69,22 @@ pub const ARCHITECTURES: &[ArchitectureTraits] = &[
         hf_model_type: None,
         qkv_bias: false,
         gguf_rope_style: RopeStyle::Interleaved,
+    },
+    ArchitectureTraits {
+        architecture: Architecture::Qwen3,
+        name: "qwen3",
+        hf_model_type: Some("qwen3"),
+        qkv_bias: false,
+        gguf_rope_style: RopeStyle::Halves,
+    },
+    ArchitectureTraits {
+        architecture: Architecture::K2Horizon,
+        name: "k2-horizon",
+        hf_model_type: Some("k2_horizon"),
+        qkv_bias: false,
+        // llama.cpp's converter keeps K2 Horizon's q/k rows unpermuted (NEOX rope): loading
+        // it as `llama` pairs the wrong dimensions and generates nonsense.
+        gguf_rope_style: RopeStyle::Halves,
     },
 ];
 
@@ -105,6 +127,85 @@ impl Architecture {
     }
 }
 
+/// How queries and keys are normalized after their projections, before rotary embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QkNorm {
+    #[default]
+    None,
+    /// RMS norm over each head with one `[head_dim]` weight all heads share (Qwen3).
+    Shared,
+    /// RMS norm over each head with a weight of its own, `[heads * head_dim]` (K2 Horizon's
+    /// optional form).
+    PerHead,
+}
+
+/// How rotary frequencies are stretched to reach past the context the model was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum RopeScaling {
+    #[default]
+    None,
+    /// Every position divided by `factor`.
+    Linear { factor: f32 },
+    /// YaRN: high frequencies kept, low ones interpolated by `factor`, a ramp between the
+    /// dimensions that turn `beta_fast` and `beta_slow` times over `original_context`
+    /// positions; cos and sin scaled by `attention_factor`.
+    Yarn {
+        factor: f32,
+        original_context: usize,
+        beta_fast: f32,
+        beta_slow: f32,
+        attention_factor: f32,
+    },
+    /// Llama 3.1's: wavelengths beyond `original_context / low_freq_factor` divided by
+    /// `factor`, shorter than `original_context / high_freq_factor` kept, smooth between.
+    Llama3 {
+        factor: f32,
+        low_freq_factor: f32,
+        high_freq_factor: f32,
+        original_context: usize,
+    },
+}
+
+impl RopeScaling {
+    /// YaRN's default attention factor for a stretch of `factor`: `0.1 ln(factor) + 1`.
+    pub fn yarn_default_attention_factor(factor: f32) -> f32 {
+        if factor <= 1.0 {
+            1.0
+        } else {
+            0.1 * factor.ln() + 1.0
+        }
+    }
+}
+
+/// The switches of the one llama-style block every architecture runs: what sets a model
+/// apart beyond its sizes. The defaults are a plain Llama block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockSwitches {
+    pub qk_norm: QkNorm,
+    /// The RMS norms (before attention, before the MLP, before the output) normalize this
+    /// many equal slices of the hidden vector separately, then apply one full-width weight.
+    pub norm_groups: usize,
+    pub rope_scaling: RopeScaling,
+    /// The attention output (all heads, concatenated) is multiplied element by element by
+    /// `log2(1 + 2^(W_gate h))`, a softplus with β = ln 2 of the normalized block input `h`,
+    /// before the output projection (K2 Horizon's optional gate).
+    pub output_gate: bool,
+    /// Layers whose attention uses no rotary embedding (NoPE).
+    pub nope_layers: Vec<usize>,
+}
+
+impl Default for BlockSwitches {
+    fn default() -> Self {
+        BlockSwitches {
+            qk_norm: QkNorm::None,
+            norm_groups: 1,
+            rope_scaling: RopeScaling::None,
+            output_gate: false,
+            nope_layers: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     pub architecture: Architecture,
@@ -120,6 +221,7 @@ pub struct ModelConfig {
     pub rms_norm_eps: f32,
     /// The context length the model was trained for.
     pub context_length: usize,
+    pub switches: BlockSwitches,
 }
 
 impl ModelConfig {
@@ -159,6 +261,9 @@ impl ModelConfig {
                 .map(|t| t.shape.dims()[0])
                 .ok_or_else(|| gguf.missing("token_embd.weight"))?,
         };
+        if let Some(rotated) = gguf.get_u64(&key("rope.dimension_count")) {
+            partial_rotary_unsupported(&gguf.path, rotated as usize, head_dim)?;
+        }
         let config = ModelConfig {
             architecture,
             vocab_size,
@@ -173,7 +278,23 @@ impl ModelConfig {
             rms_norm_eps: gguf
                 .get_f64(&key("attention.layer_norm_rms_epsilon"))
                 .unwrap_or(1e-6) as f32,
-            context_length: gguf.get_u64(&key("context_length")).unwrap_or(4096) as usize,
+            context_length: usable_context(
+                gguf.get_u64(&key("context_length")).unwrap_or(4096) as usize,
+            ),
+            switches: BlockSwitches {
+                qk_norm: gguf_qk_norm(gguf, num_heads, head_dim),
+                // llama.cpp reads 0 as "not grouped".
+                norm_groups: gguf
+                    .get_u64(&key("attention.group_norm_groups"))
+                    .unwrap_or(1)
+                    .max(1) as usize,
+                rope_scaling: gguf_rope_scaling(gguf, &key),
+                output_gate: gguf
+                    .content
+                    .tensor_infos
+                    .contains_key("blk.0.attn_gate.weight"),
+                nope_layers: Vec::new(),
+            },
         };
         config.validate(&gguf.path)?;
         Ok(config)
@@ -192,6 +313,18 @@ impl ModelConfig {
                 arch: arch_name.to_owned(),
             }
         })?;
+        let head_dim = hf
+            .head_dim
+            .unwrap_or(hf.hidden_size / hf.num_attention_heads.max(1));
+        if let Some(rotated) = hf.rope_head_dim {
+            partial_rotary_unsupported(path, rotated, head_dim)?;
+        }
+        let rope = hf.rope_parameters.as_ref().or(hf.rope_scaling.as_ref());
+        let rope_theta = hf
+            .rope_theta
+            .or_else(|| rope.and_then(|r| r.rope_theta))
+            .unwrap_or(10_000.0);
+        let context_length = hf.max_position_embeddings.unwrap_or(4096);
         let config = ModelConfig {
             architecture,
             vocab_size: hf.vocab_size,
@@ -200,12 +333,39 @@ impl ModelConfig {
             num_layers: hf.num_hidden_layers,
             num_heads: hf.num_attention_heads,
             num_kv_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
-            head_dim: hf.hidden_size / hf.num_attention_heads.max(1),
-            rope_theta: hf.rope_theta.unwrap_or(10_000.0) as f32,
+            head_dim,
+            rope_theta: rope_theta as f32,
             // Hugging Face checkpoints keep q/k rows unpermuted whatever the family.
             rope_style: RopeStyle::Halves,
             rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6) as f32,
-            context_length: hf.max_position_embeddings.unwrap_or(4096),
+            context_length: usable_context(context_length),
+            switches: BlockSwitches {
+                qk_norm: match architecture {
+                    Architecture::Qwen3 => QkNorm::Shared,
+                    _ if hf.query_key_norm.unwrap_or(false) => QkNorm::PerHead,
+                    _ => QkNorm::None,
+                },
+                norm_groups: hf.layernorm_num_groups.unwrap_or(1).max(1),
+                rope_scaling: rope
+                    .map(|r| r.scaling(context_length))
+                    .transpose()
+                    .map_err(|reason| EngineError::NotAModel {
+                        path: path.to_owned(),
+                        reason,
+                    })?
+                    .unwrap_or_default(),
+                output_gate: match hf.attention_gate_func.as_deref() {
+                    None => false,
+                    Some("softplus") => true,
+                    Some(other) => {
+                        return Err(EngineError::NotAModel {
+                            path: path.to_owned(),
+                            reason: format!("attention gate `{other}` is not supported"),
+                        })
+                    }
+                },
+                nope_layers: Vec::new(),
+            },
         };
         config.validate(path)?;
         Ok(config)
@@ -228,13 +388,128 @@ impl ModelConfig {
         if !self.head_dim.is_multiple_of(2) {
             return Err(bad(format!("head size {} is odd", self.head_dim)));
         }
+        let groups = self.switches.norm_groups;
+        if groups == 0 || !self.hidden_size.is_multiple_of(groups) {
+            return Err(bad(format!(
+                "a hidden size of {} cannot be normalized in {groups} equal groups",
+                self.hidden_size
+            )));
+        }
+        let stretch_ok = match self.switches.rope_scaling {
+            RopeScaling::None => true,
+            RopeScaling::Linear { factor } => factor.is_finite() && factor > 0.0,
+            RopeScaling::Yarn {
+                factor,
+                original_context,
+                beta_fast,
+                beta_slow,
+                attention_factor,
+            } => {
+                [factor, beta_fast, beta_slow, attention_factor]
+                    .iter()
+                    .all(|v| v.is_finite() && *v > 0.0)
+                    && original_context > 0
+            }
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context,
+            } => {
+                [factor, low_freq_factor, high_freq_factor]
+                    .iter()
+                    .all(|v| v.is_finite() && *v > 0.0)
+                    && high_freq_factor > low_freq_factor
+                    && original_context > 0
+            }
+        };
+        if !stretch_ok {
+            return Err(bad(format!(
+                "its rotary scaling {:?} is out of range",
+                self.switches.rope_scaling
+            )));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(bad(format!("rotary base {} is out of range", self.rope_theta)));
+        }
         Ok(())
+    }
+}
+
+/// The longest context this engine runs: K2 Horizon declares 524,288 positions, whose rotary
+/// tables alone would take 268 MB and whose cache no laptop holds; a tutor's runs stay far
+/// below this.
+pub const MAX_CONTEXT: usize = 131_072;
+
+fn usable_context(declared: usize) -> usize {
+    declared.min(MAX_CONTEXT)
+}
+
+/// Rotary embedding over fewer dimensions than a head has is not implemented: refused with
+/// a clear message rather than run wrong.
+fn partial_rotary_unsupported(path: &Path, rotated: usize, head_dim: usize) -> Result<()> {
+    if rotated == head_dim {
+        return Ok(());
+    }
+    Err(EngineError::NotAModel {
+        path: path.to_owned(),
+        reason: format!(
+            "rotary embedding over {rotated} of each head's {head_dim} dimensions is not supported"
+        ),
+    })
+}
+
+/// The form of the q/k norms a GGUF file carries: their weights' length says whether heads
+/// share one.
+fn gguf_qk_norm(gguf: &GgufFile, heads: usize, head_dim: usize) -> QkNorm {
+    let Some(info) = gguf.content.tensor_infos.get("blk.0.attn_q_norm.weight") else {
+        return QkNorm::None;
+    };
+    if info.shape.elem_count() == head_dim {
+        QkNorm::Shared
+    } else if info.shape.elem_count() == heads * head_dim {
+        QkNorm::PerHead
+    } else {
+        // The loader reports the mismatch with the tensor's name.
+        QkNorm::Shared
+    }
+}
+
+/// Rotary scaling from llama.cpp's `{arch}.rope.scaling.*` keys.
+fn gguf_rope_scaling(gguf: &GgufFile, key: &dyn Fn(&str) -> String) -> RopeScaling {
+    let f = |k: &str| gguf.get_f64(&key(k)).map(|v| v as f32);
+    let factor = f("rope.scaling.factor").unwrap_or(1.0);
+    let original_context = gguf
+        .get_u64(&key("rope.scaling.original_context_length"))
+        .unwrap_or(0) as usize;
+    match gguf.get_str(&key("rope.scaling.type")) {
+        Some("linear") if factor != 1.0 => RopeScaling::Linear { factor },
+        Some("yarn") => RopeScaling::Yarn {
+            factor,
+            original_context,
+            beta_fast: f("rope.scaling.yarn_beta_fast").unwrap_or(32.0),
+            beta_slow: f("rope.scaling.yarn_beta_slow").unwrap_or(1.0),
+            // llama.cpp scales cos and sin by YaRN's magnitude times the file's own factor.
+            attention_factor: RopeScaling::yarn_default_attention_factor(factor)
+                * f("rope.scaling.attn_factor").unwrap_or(1.0),
+        },
+        _ => RopeScaling::None,
     }
 }
 
 #[derive(Deserialize)]
 struct HfConfig {
     model_type: Option<String>,
+    head_dim: Option<usize>,
+    /// Transformers before v5: `rope_scaling`; v5 moved it, with the base, to `rope_parameters`.
+    rope_scaling: Option<HfRope>,
+    rope_parameters: Option<HfRope>,
+    /// K2 Horizon's switches: norm groups, per-head q/k norm, attention output gate.
+    layernorm_num_groups: Option<usize>,
+    query_key_norm: Option<bool>,
+    attention_gate_func: Option<String>,
+    /// Rotary embedding over part of each head only: not supported, refused when it differs.
+    rope_head_dim: Option<usize>,
     vocab_size: usize,
     hidden_size: usize,
     intermediate_size: usize,
@@ -246,18 +521,72 @@ struct HfConfig {
     max_position_embeddings: Option<usize>,
 }
 
+/// A `rope_scaling` / `rope_parameters` object of a `config.json`.
+#[derive(Deserialize)]
+struct HfRope {
+    #[serde(alias = "type")]
+    rope_type: Option<String>,
+    rope_theta: Option<f64>,
+    factor: Option<f32>,
+    original_max_position_embeddings: Option<usize>,
+    beta_fast: Option<f32>,
+    beta_slow: Option<f32>,
+    attention_factor: Option<f32>,
+    low_freq_factor: Option<f32>,
+    high_freq_factor: Option<f32>,
+}
+
+impl HfRope {
+    /// The scaling it describes (`max_positions`: the config's own window, which YaRN and
+    /// Llama 3 stretch when the object names no original one).
+    fn scaling(&self, max_positions: usize) -> std::result::Result<RopeScaling, String> {
+        let factor = self.factor.unwrap_or(1.0);
+        let original_context = self
+            .original_max_position_embeddings
+            .unwrap_or(max_positions);
+        Ok(match self.rope_type.as_deref().unwrap_or("default") {
+            "default" => RopeScaling::None,
+            "linear" => RopeScaling::Linear { factor },
+            "yarn" => RopeScaling::Yarn {
+                factor,
+                original_context,
+                beta_fast: self.beta_fast.unwrap_or(32.0),
+                beta_slow: self.beta_slow.unwrap_or(1.0),
+                attention_factor: self
+                    .attention_factor
+                    .unwrap_or_else(|| RopeScaling::yarn_default_attention_factor(factor)),
+            },
+            "llama3" => RopeScaling::Llama3 {
+                factor,
+                low_freq_factor: self.low_freq_factor.unwrap_or(1.0),
+                high_freq_factor: self.high_freq_factor.unwrap_or(4.0),
+                original_context,
+            },
+            other => return Err(format!("rotary scaling `{other}` is not supported")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_architecture_has_one_row() {
-        for arch in [Architecture::Qwen2, Architecture::Llama] {
+        for arch in [
+            Architecture::Qwen2,
+            Architecture::Llama,
+            Architecture::Qwen3,
+            Architecture::K2Horizon,
+        ] {
             let rows = ARCHITECTURES.iter().filter(|t| t.architecture == arch);
             assert_eq!(rows.count(), 1, "{arch:?}");
             assert_eq!(Architecture::parse(arch.name()), Some(arch));
         }
-        assert_eq!(supported_architectures(), "qwen2, llama");
+        assert_eq!(
+            supported_architectures(),
+            "qwen2, llama, qwen3, k2-horizon"
+        );
     }
 
     #[test]
@@ -273,7 +602,14 @@ mod tests {
         assert!(!llama.qkv_bias);
         assert_eq!(llama.gguf_rope_style, RopeStyle::Interleaved);
         assert_eq!(Architecture::from_hf_model_type("llama"), None);
-        assert_eq!(Architecture::parse("qwen3"), None);
+        assert_eq!(Architecture::parse("qwen35"), None);
+        // K2 Horizon's GGUF files use llama's tensor names but NEOX pairs.
+        let k2 = Architecture::K2Horizon.traits();
+        assert_eq!(k2.gguf_rope_style, RopeStyle::Halves);
+        assert_eq!(
+            Architecture::from_hf_model_type("k2_horizon"),
+            Some(Architecture::K2Horizon)
+        );
     }
 
     #[test]
@@ -284,7 +620,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "m.gguf: architecture `mamba` is not supported (supported: qwen2, llama)"
+            "m.gguf: architecture `mamba` is not supported (supported: qwen2, llama, qwen3, k2-horizon)"
         );
     }
 }

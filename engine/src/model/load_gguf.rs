@@ -11,11 +11,11 @@ use std::sync::Arc;
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
 use candle_core::{Device, Tensor};
 
-use super::config::ModelConfig;
+use super::config::{ModelConfig, QkNorm};
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{runs_of, stacked_bias, Projections, Stack};
-use super::{Block, Model};
+use super::{Block, Model, QkNormWeights};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 
@@ -195,9 +195,23 @@ pub fn load_gguf(
     let mut blocks = Vec::with_capacity(config.num_layers);
     for i in 0..config.num_layers {
         let p = |name: &str| format!("blk.{i}.{name}");
+        let qk_norm = if config.switches.qk_norm == QkNorm::None {
+            None
+        } else {
+            let q = reader.vector(&p("attn_q_norm.weight"))?;
+            let k = reader.vector(&p("attn_k_norm.weight"))?;
+            Some(QkNormWeights::new(&config, q, k, &gguf.path)?)
+        };
+        let gate = if config.switches.output_gate {
+            Some(reader.linear(&p("attn_gate"))?)
+        } else {
+            None
+        };
         blocks.push(Block {
             attn_norm: reader.vector(&p("attn_norm.weight"))?,
             qkv: reader.projections(&[p("attn_q"), p("attn_k"), p("attn_v")])?,
+            qk_norm,
+            gate,
             o: reader.linear(&p("attn_output"))?,
             mlp_norm: reader.vector(&p("ffn_norm.weight"))?,
             gate_up: reader.projections(&[p("ffn_gate"), p("ffn_up")])?,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
-use super::config::ModelConfig;
+use super::config::{ModelConfig, QkNorm};
 use super::linear::{Linear, Matrix};
 use super::projections::{stacked_bias, Projections};
-use super::{Block, Model};
+use super::{Block, Model, QkNormWeights};
 use crate::error::{EngineError, Result};
 
 struct Weights {
@@ -123,6 +123,18 @@ pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
     let mut blocks = Vec::with_capacity(config.num_layers);
     for i in 0..config.num_layers {
         let p = |name: &str| format!("model.layers.{i}.{name}");
+        let qk_norm = if config.switches.qk_norm == QkNorm::None {
+            None
+        } else {
+            let q = w.tensor(&p("self_attn.q_norm.weight"))?;
+            let k = w.tensor(&p("self_attn.k_norm.weight"))?;
+            Some(QkNormWeights::new(&config, q, k, folder)?)
+        };
+        let gate = if config.switches.output_gate {
+            Some(w.linear(&p("self_attn.gate_proj"))?)
+        } else {
+            None
+        };
         blocks.push(Block {
             attn_norm: w.tensor(&p("input_layernorm.weight"))?,
             qkv: w.projections(&[
@@ -130,6 +142,8 @@ pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
                 p("self_attn.k_proj"),
                 p("self_attn.v_proj"),
             ])?,
+            qk_norm,
+            gate,
             o: w.linear(&p("self_attn.o_proj"))?,
             mlp_norm: w.tensor(&p("post_attention_layernorm.weight"))?,
             gate_up: w.projections(&[p("mlp.gate_proj"), p("mlp.up_proj")])?,

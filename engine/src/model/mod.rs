@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
-pub use config::{Architecture, ModelConfig, RopeStyle};
+pub use config::{Architecture, BlockSwitches, ModelConfig, QkNorm, RopeScaling, RopeStyle};
 pub use host_logits::logits_to_host;
 pub use kv_cache::KvCache;
 pub use linear::{Int8Blocks, Linear, Matrix};
@@ -110,11 +110,45 @@ struct Block {
     attn_norm: Tensor,
     /// q, k and v, in that order.
     qkv: Projections,
+    /// The RMS norm weights of queries and keys per head ([`QkNorm`]): `[head_dim]` shared
+    /// by the heads, or `[heads * head_dim]`, one row each.
+    qk_norm: Option<QkNormWeights>,
+    /// The attention output gate's projection (see `BlockSwitches::output_gate`).
+    gate: Option<Linear>,
     o: Linear,
     mlp_norm: Tensor,
     /// gate and up, in that order.
     gate_up: Projections,
     down: Linear,
+}
+
+/// Query and key norm weights, flat: `[head_dim]` (shared) or `[heads * head_dim]`.
+struct QkNormWeights {
+    q: Tensor,
+    k: Tensor,
+}
+
+impl QkNormWeights {
+    /// The weights as a loader read them, checked against the form the config names.
+    fn new(config: &ModelConfig, q: Tensor, k: Tensor, path: &std::path::Path) -> Result<Self> {
+        let (q, k) = (q.flatten_all()?, k.flatten_all()?);
+        let hd = config.head_dim;
+        let (want_q, want_k) = match config.switches.qk_norm {
+            QkNorm::Shared => (hd, hd),
+            QkNorm::PerHead | QkNorm::None => (config.num_heads * hd, config.num_kv_heads * hd),
+        };
+        if q.elem_count() != want_q || k.elem_count() != want_k {
+            return Err(EngineError::CorruptModel {
+                path: path.to_owned(),
+                reason: format!(
+                    "its query/key norm weights have {} and {} values, not {want_q} and {want_k}",
+                    q.elem_count(),
+                    k.elem_count()
+                ),
+            });
+        }
+        Ok(QkNormWeights { q, k })
+    }
 }
 
 pub struct Model {
@@ -309,7 +343,10 @@ impl Model {
 
     fn compute_layers(&self, step: &StepInputs, cache: &mut KvCache) -> Result<Tensor> {
         let (cos, sin) = self.rope.tables(&step.positions)?;
-        let eps = self.config.rms_norm_eps;
+        let norm = NormShape {
+            eps: self.config.rms_norm_eps,
+            groups: self.config.switches.norm_groups,
+        };
         let mut x = self.embed.rows(&step.ids)?;
         // `h` is always the norm of `x` for what comes next: each residual connection and
         // the norm after it are one step (one launch on CUDA). Each producer of a product's
@@ -317,8 +354,8 @@ impl Model {
         // quantizes them as it writes them.
         let output_reads_q8 = self.lm_head.int8_input().filter(|_| step.picked.is_none());
         let mut h = match self.blocks.first() {
-            Some(first) => rms_norm(&x, &first.attn_norm, eps, first.qkv.int8_input())?,
-            None => rms_norm(&x, &self.final_norm, eps, output_reads_q8)?,
+            Some(first) => rms_norm(&x, &first.attn_norm, norm, first.qkv.int8_input())?,
+            None => rms_norm(&x, &self.final_norm, norm, output_reads_q8)?,
         };
         for (layer, block) in self.blocks.iter().enumerate() {
             let attn = attention::self_attention(
@@ -331,9 +368,13 @@ impl Model {
                 layer,
                 step,
             )?;
+            let attn = match &block.gate {
+                Some(gate) => (attn * softplus_base2(&gate.forward(&h)?)?)?,
+                None => attn,
+            };
             let o = block.o.forward(&attn)?;
             let gate_up_reads_q8 = block.gate_up.int8_input();
-            (x, h) = add_rms_norm(&x, &o, &block.mlp_norm, eps, gate_up_reads_q8)?;
+            (x, h) = add_rms_norm(&x, &o, &block.mlp_norm, norm, gate_up_reads_q8)?;
             let gate_up = block.gate_up.forward(&h)?;
             let down_reads_q8 = block.down.int8_input();
             let mlp = block
@@ -343,7 +384,7 @@ impl Model {
                 Some(next) => (&next.attn_norm, next.qkv.int8_input()),
                 None => (&self.final_norm, output_reads_q8),
             };
-            (x, h) = add_rms_norm(&x, &mlp, next_norm, eps, next_reads_q8)?;
+            (x, h) = add_rms_norm(&x, &mlp, next_norm, norm, next_reads_q8)?;
         }
         // The norm is per position, so picking after it is the same as before.
         let h = match &step.picked {
@@ -362,16 +403,62 @@ impl Model {
     }
 }
 
+/// How the hidden state is normalized: RMS over `groups` equal slices of each row (one
+/// slice for every family but K2 Horizon's larger sizes), then one full-width weight.
+#[derive(Debug, Clone, Copy)]
+struct NormShape {
+    eps: f32,
+    groups: usize,
+}
+
 /// RMS norm of each row of `x` times `w`: one launch of our own on CUDA (see `cuda_ops`),
 /// which also quantizes the result in the form `for_q8` names (the int8 form the next
 /// product reads, if it does).
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f32, for_q8: Option<Int8Blocks>) -> Result<Tensor> {
+fn rms_norm(x: &Tensor, w: &Tensor, norm: NormShape, for_q8: Option<Int8Blocks>) -> Result<Tensor> {
+    if norm.groups > 1 {
+        // The next product quantizes its input itself when no norm offered it.
+        let (rows, width) = x.dims2()?;
+        let slices = x
+            .contiguous()?
+            .reshape((rows * norm.groups, width / norm.groups))?;
+        let normalized = unit_rms_norm(&slices, norm.eps)?.reshape((rows, width))?;
+        return Ok(normalized.broadcast_mul(w)?);
+    }
     #[cfg(feature = "cuda")]
-    if let Some(y) = cuda_ops::rms_norm(x, w, eps, for_q8)? {
+    if let Some(y) = cuda_ops::rms_norm(x, w, norm.eps, for_q8)? {
         return Ok(y);
     }
     let _ = for_q8;
-    Ok(candle_nn::ops::rms_norm(x, w, eps)?)
+    Ok(candle_nn::ops::rms_norm(x, w, norm.eps)?)
+}
+
+/// Each row of `x` (`[rows, width]`) divided by its root mean square, with no weight.
+fn unit_rms_norm(x: &Tensor, eps: f32) -> Result<Tensor> {
+    let mean_square = x.sqr()?.mean_keepdim(1)?;
+    Ok(x.broadcast_div(&(mean_square + f64::from(eps))?.sqrt()?)?)
+}
+
+/// RMS norm of each head of `x` (`[n, heads * head_dim]`) with `w`: `[head_dim]` shared by
+/// the heads or `[heads * head_dim]`, a row per head.
+pub(crate) fn head_rms_norm(x: &Tensor, w: &Tensor, heads: usize, eps: f32) -> Result<Tensor> {
+    let (n, width) = x.dims2()?;
+    let head_dim = width / heads;
+    let per_head = x.contiguous()?.reshape((n * heads, head_dim))?;
+    if w.elem_count() == head_dim {
+        return Ok(candle_nn::ops::rms_norm(&per_head, w, eps)?.reshape((n, width))?);
+    }
+    let normalized = unit_rms_norm(&per_head, eps)?.reshape((n, width))?;
+    Ok(normalized.broadcast_mul(w)?)
+}
+
+/// K2 Horizon's gate activation, `log2(1 + 2^g)` (softplus with β = ln 2), written so that
+/// large `|g|` neither overflows nor loses the linear part: `max(y, 0) + ln(1 + e^-|y|)` with
+/// `y = g ln 2`, divided by ln 2.
+fn softplus_base2(g: &Tensor) -> Result<Tensor> {
+    let ln2 = std::f64::consts::LN_2;
+    let y = (g * ln2)?;
+    let tail = ((y.abs()?.neg()?.exp()? + 1.0)?).log()?;
+    Ok(((y.relu()? + tail)? / ln2)?)
 }
 
 /// `x + y` (a residual connection) and its RMS norm times `w` (quantized too, see
@@ -380,15 +467,17 @@ fn add_rms_norm(
     x: &Tensor,
     y: &Tensor,
     w: &Tensor,
-    eps: f32,
+    norm: NormShape,
     for_q8: Option<Int8Blocks>,
 ) -> Result<(Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
-    if let Some(pair) = cuda_ops::add_rms_norm(x, y, w, eps, for_q8)? {
-        return Ok(pair);
+    if norm.groups == 1 {
+        if let Some(pair) = cuda_ops::add_rms_norm(x, y, w, norm.eps, for_q8)? {
+            return Ok(pair);
+        }
     }
     let sum = (x + y)?;
-    let h = rms_norm(&sum, w, eps, for_q8)?;
+    let h = rms_norm(&sum, w, norm, for_q8)?;
     Ok((sum, h))
 }
 

@@ -3,7 +3,9 @@
 
 use candle_core::{Device, Tensor};
 
-use super::config::{ModelConfig, RopeStyle};
+use std::f32::consts::PI;
+
+use super::config::{ModelConfig, RopeScaling, RopeStyle};
 use crate::error::Result;
 
 pub struct Rope {
@@ -14,23 +16,25 @@ pub struct Rope {
 
 impl Rope {
     pub fn new(config: &ModelConfig, device: &Device) -> Result<Self> {
-        let half = config.head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| {
-                1.0 / config
-                    .rope_theta
-                    .powf(2.0 * i as f32 / config.head_dim as f32)
-            })
-            .collect();
+        let (inv_freq, magnitude) = frequencies(config);
+        let half = inv_freq.len();
         let positions = config.context_length;
         let mut angles = Vec::with_capacity(positions * half);
         for p in 0..positions {
             angles.extend(inv_freq.iter().map(|f| p as f32 * f));
         }
         let angles = Tensor::from_vec(angles, (positions, half), device)?;
+        let (cos, sin) = (angles.cos()?, angles.sin()?);
+        // YaRN scales cos and sin (so every q·k by its square); 1 elsewhere.
+        let (cos, sin) = if magnitude == 1.0 {
+            (cos, sin)
+        } else {
+            let m = f64::from(magnitude);
+            ((cos * m)?, (sin * m)?)
+        };
         Ok(Rope {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
+            cos,
+            sin,
             style: config.rope_style,
         })
     }
@@ -57,5 +61,68 @@ impl Rope {
             RopeStyle::Halves => candle_nn::rotary_emb::rope(x, cos, sin)?,
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, cos, sin)?,
         })
+    }
+}
+
+/// Each rotary pair's angle per position, and the factor cos and sin are scaled by, after the
+/// model's [`RopeScaling`]. Pair `i` turns at `theta^(-2i/d)` unscaled.
+fn frequencies(config: &ModelConfig) -> (Vec<f32>, f32) {
+    let dim = config.head_dim as f32;
+    let base = config.rope_theta;
+    let unscaled: Vec<f32> = (0..config.head_dim / 2)
+        .map(|i| 1.0 / base.powf(2.0 * i as f32 / dim))
+        .collect();
+    match config.switches.rope_scaling {
+        RopeScaling::None => (unscaled, 1.0),
+        RopeScaling::Linear { factor } => (unscaled.iter().map(|f| f / factor).collect(), 1.0),
+        RopeScaling::Yarn {
+            factor,
+            original_context,
+            beta_fast,
+            beta_slow,
+            attention_factor,
+        } => {
+            // The pair index that turns `turns` times over the original window.
+            let pair_turning = |turns: f32| {
+                dim * (original_context as f32 / (turns * 2.0 * PI)).ln() / (2.0 * base.ln())
+            };
+            let low = pair_turning(beta_fast).floor().max(0.0);
+            let high = pair_turning(beta_slow).ceil().min(dim - 1.0);
+            let span = (high - low).max(0.001);
+            let scaled = unscaled
+                .iter()
+                .enumerate()
+                .map(|(i, &f)| {
+                    // 1 for fast pairs (kept as trained), 0 for slow ones (interpolated).
+                    let keep = 1.0 - ((i as f32 - low) / span).clamp(0.0, 1.0);
+                    f / factor * (1.0 - keep) + f * keep
+                })
+                .collect();
+            (scaled, attention_factor)
+        }
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_context,
+        } => {
+            let original = original_context as f32;
+            let scaled = unscaled
+                .iter()
+                .map(|&f| {
+                    let wavelength = 2.0 * PI / f;
+                    if wavelength < original / high_freq_factor {
+                        f
+                    } else if wavelength > original / low_freq_factor {
+                        f / factor
+                    } else {
+                        let smooth = (original / wavelength - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect();
+            (scaled, 1.0)
+        }
     }
 }

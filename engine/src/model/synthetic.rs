@@ -17,11 +17,11 @@ use candle_core::{DType, Device, Tensor};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use super::config::ModelConfig;
+use super::config::{ModelConfig, QkNorm};
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{runs_of, stacked_bias, Projections, Stack};
-use super::{Block, Model};
+use super::{Block, Model, QkNormWeights};
 use crate::error::{EngineError, Result};
 
 /// How a synthetic model stores its matrices.
@@ -140,9 +140,28 @@ pub fn synthetic_model(spec: &SyntheticSpec, device: &Device) -> Result<Model> {
             (name("ffn_gate"), Role::Other, inter),
             (name("ffn_up"), Role::Other, inter),
         ];
+        let qk_norm = match config.switches.qk_norm {
+            QkNorm::None => None,
+            form => {
+                let (q_len, k_len) = match form {
+                    QkNorm::Shared => (config.head_dim, config.head_dim),
+                    _ => (q_out, kv_out),
+                };
+                let q = builder.vector(&name("attn_q_norm"), q_len, 0.1, 1.0)?;
+                let k = builder.vector(&name("attn_k_norm"), k_len, 0.1, 1.0)?;
+                Some(QkNormWeights::new(&config, q, k, "synthetic".as_ref())?)
+            }
+        };
+        let gate = if config.switches.output_gate {
+            Some(linear("attn_gate", Role::Other, q_out, hidden)?)
+        } else {
+            None
+        };
         blocks.push(Block {
             attn_norm: builder.vector(&name("attn_norm"), hidden, 0.1, 1.0)?,
             qkv: builder.projections(&qkv, i, hidden, qkv_bias)?,
+            qk_norm,
+            gate,
             o: linear("attn_output", Role::Other, hidden, q_out)?,
             mlp_norm: builder.vector(&name("ffn_norm"), hidden, 0.1, 1.0)?,
             gate_up: builder.projections(&gate_up, i, hidden, false)?,
@@ -473,6 +492,7 @@ mod tests {
             rope_style: RopeStyle::Halves,
             rms_norm_eps: 1e-6,
             context_length: 64,
+            switches: Default::default(),
         };
         for format in [WeightFormat::Q4KM, WeightFormat::Q8_0, WeightFormat::Bf16] {
             let spec = |dense_reference| SyntheticSpec {

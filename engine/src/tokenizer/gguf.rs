@@ -141,6 +141,10 @@ pub(super) fn build(ct: &Content, path: &Path) -> Result<Parts> {
         .build()
         .map_err(|e| corrupt(path, format!("BPE vocabulary and merges do not fit: {e}")))?;
     let mut hf = tokenizers::Tokenizer::new(bpe);
+    if pre.normalizes_nfc() {
+        hf.with_normalizer(Some(tokenizers::normalizers::unicode::NFC))
+            .map_err(|e| EngineError::Tokenizer(format!("NFC normalizer: {e}")))?;
+    }
     hf.with_pre_tokenizer(Some(pre.build()?));
     hf.with_decoder(Some(ByteLevelDecoder::default()));
 

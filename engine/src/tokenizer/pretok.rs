@@ -24,6 +24,10 @@ const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])
 /// Qwen2: Llama 3's regex with every digit on its own.
 const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// K2 Horizon: Llama 3's regex whose letter runs also take combining marks and the zero-width
+/// (non-)joiners, so an accented or Indic word stays one piece; digits in groups of up to three.
+const K2_HORIZON: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?(?:\p{L}|\p{M}|\x{200C}|\x{200D})+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// The pre-tokenizer families this engine knows. Names follow llama.cpp's `LLAMA_VOCAB_PRE_TYPE_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreTokenizerKind {
@@ -37,6 +41,8 @@ pub enum PreTokenizerKind {
     Qwen2,
     /// `smollm` (and the StarCoder family): every digit isolated, then the GPT-2 regex.
     SmolLm,
+    /// `k2-horizon`: its own regex (see [`K2_HORIZON`]); text is NFC-normalized first.
+    K2Horizon,
 }
 
 impl PreTokenizerKind {
@@ -52,6 +58,7 @@ impl PreTokenizerKind {
             "qwen2" | "deepseek-r1-qwen" | "megrez" => Self::Qwen2,
             "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
             | "minerva-7b" => Self::SmolLm,
+            "k2-horizon" => Self::K2Horizon,
             _ => return None,
         })
     }
@@ -64,6 +71,7 @@ impl PreTokenizerKind {
             Self::Llama3 => &[LLAMA3],
             Self::Qwen2 => &[QWEN2],
             Self::SmolLm => &[r"\p{N}", GPT2],
+            Self::K2Horizon => &[K2_HORIZON],
         }
     }
 
@@ -81,7 +89,14 @@ impl PreTokenizerKind {
             Self::Llama3 => "llama3",
             Self::Qwen2 => "qwen2",
             Self::SmolLm => "smollm",
+            Self::K2Horizon => "k2-horizon",
         }
+    }
+
+    /// Whether text is NFC-normalized before it is cut (K2 Horizon's tokenizer composes
+    /// "e" + U+0301 into "é", so both spellings give the same tokens).
+    pub fn normalizes_nfc(self) -> bool {
+        self == Self::K2Horizon
     }
 
     /// Builds the `tokenizers` pre-tokenizer: the regex splits, then byte-level mapping.
@@ -134,6 +149,21 @@ mod tests {
             ["x", "Ġ", "1", "2", "3", "4"]
         );
         assert_eq!(words(PreTokenizerKind::Gpt2, "x 1234"), ["x", "Ġ1234"]);
+        // K2 Horizon: groups of three from the left, as the issue's "12345" -> "123|45".
+        assert_eq!(
+            words(PreTokenizerKind::K2Horizon, "x 12345"),
+            ["x", "Ġ", "123", "45"]
+        );
+    }
+
+    #[test]
+    fn k2_horizon_keeps_combining_marks_and_joiners_in_words() {
+        // "e" + U+0301 (combining acute) and a ZWJ inside a word: one piece each, where
+        // Llama 3's regex would cut before the mark.
+        let k2 = words(PreTokenizerKind::K2Horizon, "cafe\u{301} a\u{200D}b");
+        assert_eq!(k2.len(), 2, "{k2:?}");
+        let llama = words(PreTokenizerKind::Llama3, "cafe\u{301}");
+        assert!(llama.len() > 1, "{llama:?}");
     }
 
     #[test]
@@ -157,6 +187,10 @@ mod tests {
         assert_eq!(
             PreTokenizerKind::from_gguf_name("smollm"),
             Some(PreTokenizerKind::SmolLm)
+        );
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("k2-horizon"),
+            Some(PreTokenizerKind::K2Horizon)
         );
         assert_eq!(PreTokenizerKind::from_gguf_name("nonsense"), None);
     }
