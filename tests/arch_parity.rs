@@ -19,8 +19,9 @@ use k2_engine::model::{load_gguf, load_safetensors, Architecture, LogitsFor, Mod
 use serde::Deserialize;
 
 const F32_TOLERANCE: f32 = 1e-4;
-/// Logit margin under which two tokens are a tie for quantized formats (random tiny models
-/// have logits of size ~1, like the real ones the 0.08 of `llamacpp_parity.rs` was set on).
+/// The least logit margin under which two tokens are a tie for quantized formats (the margin
+/// of `llamacpp_parity.rs` on real models); wider where the quantization noise of a fixture
+/// is (tied random embeddings make logits of size ~8).
 const NEAR_TIE: f32 = 0.08;
 
 #[derive(Deserialize)]
@@ -52,8 +53,17 @@ impl Case {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        assert_eq!(values.len(), self.file.tokens.len() * self.file.vocab, "{name}");
-        Some(values.chunks(self.file.vocab).map(<[f32]>::to_vec).collect())
+        assert_eq!(
+            values.len(),
+            self.file.tokens.len() * self.file.vocab,
+            "{name}"
+        );
+        Some(
+            values
+                .chunks(self.file.vocab)
+                .map(<[f32]>::to_vec)
+                .collect(),
+        )
     }
 
     /// The f32 references (at least one must exist for every case).
@@ -65,7 +75,11 @@ impl Case {
         .into_iter()
         .filter_map(|(name, r)| r.map(|r| (name, r)))
         .collect();
-        assert!(!refs.is_empty(), "{}: no reference logits", self.dir.display());
+        assert!(
+            !refs.is_empty(),
+            "{}: no reference logits",
+            self.dir.display()
+        );
         assert_eq!(
             refs.len(),
             self.file.references.len(),
@@ -89,7 +103,9 @@ impl Case {
 fn prefill_logits(model: &Model, tokens: &[u32]) -> Vec<Vec<f32>> {
     let mut cache = model.new_cache(None);
     cache.add_row().unwrap();
-    model.forward(&mut cache, &[tokens], LogitsFor::All).unwrap()[0]
+    model
+        .forward(&mut cache, &[tokens], LogitsFor::All)
+        .unwrap()[0]
         .to_vec2::<f32>()
         .unwrap()
 }
@@ -141,11 +157,19 @@ fn f32_parity(name: &str) {
     let tokens = &case.file.tokens;
     let gguf = case.gguf("f32");
     let hf = case.hf();
-    assert_eq!(gguf.config(), hf.config(), "{name}: GGUF and config.json disagree");
+    assert_eq!(
+        gguf.config(),
+        hf.config(),
+        "{name}: GGUF and config.json disagree"
+    );
     let from_gguf = prefill_logits(&gguf, tokens);
     let from_hf = prefill_logits(&hf, tokens);
     for (reference, expected) in case.f32_references() {
-        assert_same_function(&format!("{name}, GGUF F32 vs {reference}"), &from_gguf, &expected);
+        assert_same_function(
+            &format!("{name}, GGUF F32 vs {reference}"),
+            &from_gguf,
+            &expected,
+        );
         assert_same_function(
             &format!("{name}, safetensors vs {reference}"),
             &from_hf,
@@ -153,28 +177,58 @@ fn f32_parity(name: &str) {
         );
     }
     let stepwise = stepwise_logits(&gguf, tokens);
-    assert_same_function(&format!("{name}, step by step vs prefill"), &stepwise, &from_gguf);
+    assert_same_function(
+        &format!("{name}, step by step vs prefill"),
+        &stepwise,
+        &from_gguf,
+    );
 }
 
-/// A quantized GGUF against llama.cpp on the very same file.
+fn mean_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    let total: f32 = a
+        .iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(x, y)| (x - y).abs()))
+        .sum();
+    total / (a.len() * a[0].len()) as f32
+}
+
+/// A quantized GGUF against llama.cpp on the very same file, measured against the exact
+/// function of the unquantized weights (llama.cpp's F32 logits): our quantized inference must
+/// be about as close to it as llama.cpp's own, and wherever our greedy token differs from
+/// llama.cpp's, the two must be a near-tie at the scale of that quantization noise.
 fn quantized_parity(name: &str, format: &str) {
     let case = Case::open(name);
-    let Some(expected) = case.reference(&format!("llamacpp-{format}")) else {
-        panic!("{name}: no llama.cpp logits for {format}");
+    let reference = |file: &str| {
+        case.reference(file)
+            .unwrap_or_else(|| panic!("{name}: no {file} logits"))
     };
+    let (exact, theirs) = (
+        reference("llamacpp-f32"),
+        reference(&format!("llamacpp-{format}")),
+    );
     let ours = prefill_logits(&case.gguf(format), &case.file.tokens);
-    let mut mean = 0.0;
-    for (position, (a, b)) in ours.iter().zip(&expected).enumerate() {
-        mean += a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+    let (our_error, their_error) = (
+        mean_difference(&ours, &exact),
+        mean_difference(&theirs, &exact),
+    );
+    eprintln!(
+        "{name} {format}: mean |ours - exact| {our_error:.4}, |llama.cpp - exact| {their_error:.4}, |ours - llama.cpp| {:.4}",
+        mean_difference(&ours, &theirs)
+    );
+    assert!(
+        our_error <= 1.5 * their_error + 1e-3,
+        "{name} {format}: our quantized logits are {our_error} from exact, llama.cpp's {their_error}"
+    );
+    let near_tie = NEAR_TIE.max(4.0 * their_error);
+    for (position, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         let (mine, theirs) = (argmax(a), argmax(b));
         let margin = a[mine as usize] - a[theirs as usize];
         assert!(
-            margin < NEAR_TIE,
+            margin < near_tie,
             "{name} {format}, position {position}: llama.cpp chose {theirs}, {margin:.3} below our {mine}"
         );
     }
-    mean /= ours.len() as f32;
-    assert!(mean < NEAR_TIE / 2.0, "{name} {format}: mean logit difference {mean}");
 }
 
 #[test]
@@ -226,7 +280,10 @@ fn fixtures_cover_the_switches_they_claim() {
     assert!(k2.switches.output_gate);
     assert!(matches!(
         k2.switches.rope_scaling,
-        k2_engine::model::RopeScaling::Yarn { original_context: 32, .. }
+        k2_engine::model::RopeScaling::Yarn {
+            original_context: 32,
+            ..
+        }
     ));
     let g1 = config("k2-horizon-g1");
     assert_eq!(g1.switches.norm_groups, 1);

@@ -272,3 +272,53 @@ fn eval_in_parallel_grades_every_problem_exactly_as_one_at_a_time() {
         .len();
     assert_eq!(candidates, 3, "best-of-N samples three candidates");
 }
+
+#[test]
+fn models_recommended_lists_the_catalogue_with_what_fits_this_machine() {
+    let (stdout, _) = k2(&["models", "recommended", "--format", "jsonl"]);
+    let models: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    assert!(models.len() >= 10, "{stdout}");
+    for m in &models {
+        for key in [
+            "name",
+            "family",
+            "repo",
+            "file",
+            "bytes",
+            "sha256",
+            "ram_bytes",
+            "fits",
+        ] {
+            assert!(m.get(key).is_some(), "{key} missing in {m}");
+        }
+    }
+    let by_name = |name: &str| models.iter().find(|m| m["name"] == name).unwrap();
+    // This machine (CI and development: 24 GiB) fits the 1.5B reasoner; its file is pinned.
+    let r1 = by_name("DeepSeek-R1-Distill-Qwen-1.5B");
+    assert_eq!(r1["fits"], true);
+    assert_eq!(r1["bytes"], 1_117_320_800u64);
+    assert_eq!(
+        r1["sha256"],
+        "1741e5b2d062b07acf048bf0d2c514dadf2a48f94e2b4aa0cfe069af3838ee2f"
+    );
+    assert_eq!(by_name("K2-Horizon-3.7B")["family"], "k2-horizon");
+    // Where no file is published, the entry says so instead of pretending.
+    assert_eq!(by_name("OpenMath-Nemotron-1.5B")["downloadable"], false);
+}
+
+#[test]
+fn downloading_an_unknown_recommended_name_lists_the_known_ones() {
+    let out = Command::new(env!("CARGO_BIN_EXE_k2"))
+        .args(["models", "download", "gpt-5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not a recommended model") && stderr.contains("Qwen3-4B"),
+        "{stderr}"
+    );
+}

@@ -6,6 +6,7 @@
 //! `*.partial` and renamed once complete and checked, so a crash or a full disk leaves the
 //! installed models as they were.
 
+pub mod catalogue;
 pub mod download;
 
 use std::fs::File;

@@ -56,8 +56,8 @@ pub(super) fn self_attention(
     if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 && rotated {
         // The combining kernel quantizes in blocks of 32 only; a gated output is changed
         // after it, so it must not offer a quantized form.
-        let for_q8 = block.o.int8_input() == Some(super::linear::Int8Blocks::Of32)
-            && block.gate.is_none();
+        let for_q8 =
+            block.o.int8_input() == Some(super::linear::Int8Blocks::Of32) && block.gate.is_none();
         let io = (cache, layer, step, for_q8);
         return cuda_self_attention(q, k, v, rope, (cos, sin), io, &geometry);
     }

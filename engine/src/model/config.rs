@@ -279,7 +279,7 @@ impl ModelConfig {
                 .get_f64(&key("attention.layer_norm_rms_epsilon"))
                 .unwrap_or(1e-6) as f32,
             context_length: usable_context(
-                gguf.get_u64(&key("context_length")).unwrap_or(4096) as usize,
+                gguf.get_u64(&key("context_length")).unwrap_or(4096) as usize
             ),
             switches: BlockSwitches {
                 qk_norm: gguf_qk_norm(gguf, num_heads, head_dim),
@@ -430,7 +430,10 @@ impl ModelConfig {
             )));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
-            return Err(bad(format!("rotary base {} is out of range", self.rope_theta)));
+            return Err(bad(format!(
+                "rotary base {} is out of range",
+                self.rope_theta
+            )));
         }
         Ok(())
     }
@@ -583,10 +586,7 @@ mod tests {
             assert_eq!(rows.count(), 1, "{arch:?}");
             assert_eq!(Architecture::parse(arch.name()), Some(arch));
         }
-        assert_eq!(
-            supported_architectures(),
-            "qwen2, llama, qwen3, k2-horizon"
-        );
+        assert_eq!(supported_architectures(), "qwen2, llama, qwen3, k2-horizon");
     }
 
     #[test]

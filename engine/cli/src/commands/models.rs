@@ -7,6 +7,9 @@ use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use k2_engine::decode::plain::CancelToken;
+use k2_engine::install::catalogue::{
+    find_recommended, recommended, recommended_for, MachineMemory, RAM_CONTEXT_TOKENS, RAM_SHARE,
+};
 use k2_engine::install::download::{download_model, HfFile};
 use k2_engine::install::{import_model, ImportMode};
 use k2_engine::models_dir::{list_models, models_dir, ModelInfo, MODELS_DIR_ENV};
@@ -17,7 +20,8 @@ use crate::output::{print_json_line, Format};
 pub struct Args {
     #[command(subcommand)]
     pub action: Option<Action>,
-    #[arg(long, value_enum, default_value = "text")]
+    /// Output format (before or after the action: `k2 models recommended --format jsonl`).
+    #[arg(long, value_enum, default_value = "text", global = true)]
     pub format: Format,
 }
 
@@ -30,13 +34,17 @@ pub enum Action {
         #[arg(long)]
         link: bool,
     },
+    /// The recommended maths models, with the memory each needs and whether it fits here.
+    Recommended,
     /// Download a model file from Hugging Face (resumes an interrupted download; HF_ENDPOINT
-    /// selects a mirror).
+    /// selects a mirror): a recommended model by name, or any repository and file.
     Download {
-        /// The repository, e.g. Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF.
+        /// A recommended model's name (e.g. Qwen3-4B), or a repository, e.g.
+        /// Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF.
         repo: String,
-        /// The file in it, e.g. qwen2.5-coder-1.5b-instruct-q4_k_m.gguf.
-        file: String,
+        /// The file in the repository, e.g. qwen2.5-coder-1.5b-instruct-q4_k_m.gguf (omit it
+        /// for a recommended model).
+        file: Option<String>,
         #[arg(long, default_value = "main")]
         revision: String,
         /// The expected SHA-256 (else the checksum Hugging Face publishes is checked).
@@ -63,17 +71,24 @@ pub fn run(args: Args) -> Result<()> {
             installed(&info, args.format);
             Ok(())
         }
+        Some(Action::Recommended) => {
+            print_recommended(args.format);
+            Ok(())
+        }
         Some(Action::Download {
             repo,
             file,
             revision,
             sha256,
         }) => {
-            let wanted = HfFile {
-                repo,
-                file,
-                revision,
-                sha256,
+            let wanted = match file {
+                Some(file) => HfFile {
+                    repo,
+                    file,
+                    revision,
+                    sha256,
+                },
+                None => recommended_file(&repo)?,
             };
             eprintln!("downloading {}", wanted.url());
             let bar = bytes_bar("downloading");
@@ -91,6 +106,69 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The download of the recommended model `name`, or why there is none.
+fn recommended_file(name: &str) -> Result<HfFile> {
+    let Some(model) = find_recommended(name) else {
+        let names: Vec<&str> = recommended().iter().map(|m| m.name.as_str()).collect();
+        anyhow::bail!(
+            "`{name}` is not a recommended model (name a repository and a file, or one of: {})",
+            names.join(", ")
+        );
+    };
+    model.hf_file().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no published file to download: {}",
+            model.name,
+            model.notes.join(" ")
+        )
+    })
+}
+
+fn print_recommended(format: Format) {
+    let machine = MachineMemory::detect();
+    let models = recommended_for(machine);
+    if format == Format::Jsonl {
+        for m in &models {
+            print_json_line(m);
+        }
+        return;
+    }
+    let memory = |b: Option<u64>| b.map(human_size).unwrap_or_else(|| "unknown".into());
+    println!(
+        "this machine: {} of memory{}; a model may use {:.0}% of it (RAM stated at {} tokens of context)",
+        memory(machine.ram_bytes),
+        machine
+            .gpu_bytes
+            .map(|g| format!(", a GPU with {}", human_size(g)))
+            .unwrap_or_default(),
+        RAM_SHARE * 100.0,
+        RAM_CONTEXT_TOKENS
+    );
+    println!(
+        "{:<30} {:<11} {:>9} {:>9}  {:<10} WHY",
+        "NAME", "FAMILY", "FILE", "RAM", "FITS"
+    );
+    for m in &models {
+        let fits = match (m.downloadable, m.fits) {
+            (false, _) => "no file",
+            (true, Some(true)) => "fits",
+            (true, Some(false)) => "too large",
+            (true, None) => "unknown",
+        };
+        println!(
+            "{:<30} {:<11} {:>9} {:>9}  {:<10} {}",
+            m.model.name,
+            m.model.family,
+            memory(m.model.bytes),
+            memory(m.ram_bytes),
+            fits,
+            // Curated text, but a terminal gets no control characters from a data file.
+            m.model.why.replace(|c: char| c.is_control(), " ")
+        );
+    }
+    println!("download one with: k2 models download NAME");
 }
 
 fn bytes_bar(what: &str) -> ProgressBar {
