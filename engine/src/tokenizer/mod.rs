@@ -185,11 +185,13 @@ impl Tokenizer {
     }
 
     /// Like [`encode`](Self::encode), but starts with BOS when the model asks for it
-    /// (`add_bos_token`). Use this for a whole prompt.
+    /// (`add_bos_token`) and the text does not already (DeepSeek-R1 distills' and K2
+    /// Horizon's templates write it themselves; a second one degrades the answer). Use this
+    /// for a whole prompt.
     pub fn encode_prompt(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
         let body = self.encode(text, parse_special)?;
         match (self.inner.add_bos, self.inner.bos_id) {
-            (true, Some(bos)) => {
+            (true, Some(bos)) if body.first() != Some(&bos) => {
                 let mut ids = Vec::with_capacity(body.len() + 1);
                 ids.push(bos);
                 ids.extend(body);
