@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use k2_engine::decode::loop_guard::{repeats_needed, LoopGuard, MIN_COVERED_TOKENS};
+use k2_engine::decode::loop_guard::{repeats_needed, LoopGuard, MIN_COVERED_TOKENS, MIN_REPEATS};
 
 /// Word-level stand-in for a BPE tokenizer: the same piece always gets the same id.
 #[derive(Default)]
@@ -54,8 +54,11 @@ fn guard_on(text: &str) -> (usize, Option<(usize, usize, usize)>) {
     (ids.len(), None)
 }
 
-fn tokens_of(text: &str) -> usize {
-    Pieces::default().ids(text).len()
+/// The tokens one copy of `block` adds inside a run of copies (a trailing space joins the
+/// next copy's first word).
+fn period_of(block: &str) -> usize {
+    let tokens = |text: &str| Pieces::default().ids(text).len();
+    tokens(&block.repeat(3)) - tokens(&block.repeat(2))
 }
 
 #[test]
@@ -67,10 +70,13 @@ fn the_planners_repeated_line_is_stopped_before_its_twentieth_copy() {
     );
     let (total, fired) = guard_on(&text);
     let (at, period, copies) = fired.expect("the loop is caught");
-    let line_tokens = tokens_of(line);
+    let line_tokens = period_of(line);
     assert_eq!(period, line_tokens, "the period is one plan line");
     assert_eq!(copies, repeats_needed(line_tokens));
-    assert!(copies < 20 && at < total, "stopped at token {at} of {total}");
+    assert!(
+        copies < 20 && at < total,
+        "stopped at token {at} of {total}"
+    );
 }
 
 #[test]
@@ -83,8 +89,8 @@ fn a_reasoning_trace_cycling_through_one_check_is_stopped() {
     );
     let (total, fired) = guard_on(&text);
     let (at, period, copies) = fired.expect("the cycle is caught");
-    assert_eq!(period, tokens_of(cycle));
-    assert_eq!(copies, 4, "a long block needs four copies");
+    assert_eq!(period, period_of(cycle));
+    assert_eq!(copies, MIN_REPEATS, "a long block needs the fewest copies");
     assert!(at < total);
 }
 
@@ -140,6 +146,9 @@ fn a_zero_matrix_a_long_decimal_and_a_sentence_said_three_times_are_not_loops() 
         vec!["0"; 8].join(" & ")
     );
     assert_eq!(guard_on(&matrix).1, None, "an 8x8 zero matrix");
+    // However its rows are tokenized: eight rows are never eight full copies of a row.
+    let spaced = matrix.replace(" & ", "  &  ");
+    assert_eq!(guard_on(&spaced).1, None, "an 8x8 zero matrix, wide rows");
     let third = format!("1/3 = 0.{}...", "3".repeat(60));
     assert_eq!(guard_on(&third).1, None);
     let unsure = "Wait, let me check that again. ".repeat(3);

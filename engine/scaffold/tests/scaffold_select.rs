@@ -646,7 +646,13 @@ fn without_a_finished_candidate_one_cut_off_by_a_limit_beats_a_looped_one() {
     let v = compare(&mut judge, "P", &looped, &full).unwrap();
     assert_eq!(v.winner, Some(1));
     assert!(v.rationale.contains("looped"), "{}", v.rationale);
-    let v = compare(&mut judge, "P", &looped, &cand_ending(2, None, FinishReason::Loop)).unwrap();
+    let v = compare(
+        &mut judge,
+        "P",
+        &looped,
+        &cand_ending(2, None, FinishReason::Loop),
+    )
+    .unwrap();
     assert_eq!(v.winner, None);
     assert!(judge.asked.is_empty());
 }

@@ -17,15 +17,15 @@
 //!   repeats exactly however alike the lines look.
 //! - Every alarm needs at least [`MIN_COVERED_TOKENS`] tokens of repetition: long decimal
 //!   expansions ("0.3333333333"), binary strings and markdown rules stay far below it.
-//! - Every alarm needs the block at least [`MIN_REPEATS`] times: a sentence or a paragraph
-//!   said twice or three times in a row happens in real reasoning ("Wait. Let me check.");
-//!   four verbatim copies back to back does not.
-//! - Identical lines do occur in mathematics: the rows of a zero matrix. A row of an 8x8 zero
-//!   matrix (`0 & 0 & ... \\`) is ~17 tokens, and eight of them (seven full repeats and a last
-//!   row without `\\`) stay under 128 tokens; larger zero matrices are not written out.
+//! - Every alarm needs the block at least [`MIN_REPEATS`] (8) times in a row. A sentence said
+//!   two or three times happens in real reasoning ("Wait. Let me check."), and identical
+//!   lines do occur in mathematics: the rows of a zero matrix, as long in tokens as the
+//!   tokenizer makes them. A k x k matrix has k rows and its last one lacks the `\\`, so an
+//!   8x8 zero matrix is seven full copies of its row plus a partial one, under eight whatever
+//!   the row's length; larger zero matrices are not written out.
 //!
-//! With these, a one-token loop stops after 128 tokens, a 10-token line after 13 copies, and
-//! a 60-token paragraph after 4 copies.
+//! With these, a one-token loop stops after 128 tokens, a 10-token plan line after 13 copies,
+//! and a 60-token paragraph after 8 copies (480 tokens).
 
 /// The longest repeated block looked for, in tokens: a sentence, a line of a plan or a short
 /// paragraph of reasoning. Longer cycles are not caught (the token limit ends them).
@@ -33,7 +33,7 @@ pub const MAX_PERIOD: usize = 128;
 /// The fewest tokens of repetition that can fire the guard.
 pub const MIN_COVERED_TOKENS: usize = 128;
 /// The fewest copies of a block that can fire the guard.
-pub const MIN_REPEATS: usize = 4;
+pub const MIN_REPEATS: usize = 8;
 
 /// How many copies of a `period`-token block in a row mean a loop: enough to cover
 /// [`MIN_COVERED_TOKENS`], and never fewer than [`MIN_REPEATS`]. The covered length this asks
@@ -122,11 +122,11 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_grow_with_the_period_and_never_drop_below_four_copies() {
+    fn thresholds_grow_with_the_period_and_never_drop_below_eight_copies() {
         assert_eq!(repeats_needed(1), 128);
         assert_eq!(repeats_needed(10), 13);
-        assert_eq!(repeats_needed(32), 4);
-        assert_eq!(repeats_needed(MAX_PERIOD), 4);
+        assert_eq!(repeats_needed(16), 8);
+        assert_eq!(repeats_needed(MAX_PERIOD), 8);
         let covered = |p: usize| repeats_needed(p) * p;
         assert!((1..MAX_PERIOD).all(|p| covered(p + 1) >= MIN_COVERED_TOKENS));
         assert!((1..MAX_PERIOD).all(|p| covered(2 * p) >= covered(p)));
@@ -144,12 +144,12 @@ mod tests {
     }
 
     #[test]
-    fn a_long_block_fires_after_four_copies_and_the_history_stays_bounded() {
+    fn a_long_block_fires_after_eight_copies_and_the_history_stays_bounded() {
         let block: Vec<u32> = (1000..1100).collect(); // 100 distinct tokens
         let tokens: Vec<u32> = block.iter().copied().cycle().take(1000).collect();
         let (at, found) = fires_at(&tokens).unwrap();
-        assert_eq!((found.period, found.repeats()), (100, 4));
-        assert_eq!(at, 400);
+        assert_eq!((found.period, found.repeats()), (100, MIN_REPEATS));
+        assert_eq!(at, 100 * MIN_REPEATS);
 
         let mut guard = LoopGuard::new();
         for t in 0..10_000u32 {

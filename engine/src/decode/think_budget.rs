@@ -228,7 +228,9 @@ mod tests {
         let mut budget = ThinkBudget::new(1, ThinkState::Inside { closer: "</think>" });
         assert!(budget.push_generated("x").is_some());
         budget.push_forced("</think>");
-        assert_eq!(budget.push_generated("<think>"), None);
-        assert!(budget.push_generated("again").is_some());
+        assert_eq!(budget.push_generated("Answer"), None);
+        // The budget is for the whole row: a new block is closed right after it opens.
+        assert!(budget.push_generated("<think>").is_some());
+        assert_eq!(budget.spent(), 1);
     }
 }

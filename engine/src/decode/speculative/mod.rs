@@ -29,7 +29,7 @@ use crate::decode::plain::{rate, CancelToken, Delta, RowDecoder, RowStep, StopRe
 use crate::decode::sample::{distribution, Distribution, SamplingParams};
 use crate::decode::think_budget::state_after_prompt;
 use crate::error::Result;
-use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model, QUERY_BY_QUERY_MAX};
 use crate::tokenizer::Tokenizer;
 
 use accept::{check_draft, one_hot, Check};
@@ -133,10 +133,14 @@ impl SpecRow<'_> {
         } else {
             tuning.max_draft
         };
-        // The pass also yields one token of the target's own after the drafts.
+        // The pass also yields one token of the target's own after the drafts. The pending
+        // tokens (more than one after a forced think close) and the drafts stay within the
+        // span the model attends query by query, where verification reproduces plain
+        // decoding bit for bit.
         wanted
             .min(self.decoder.remaining().saturating_sub(1))
             .min(target_room)
+            .min(QUERY_BY_QUERY_MAX.saturating_sub(self.pending.len()))
     }
 }
 
@@ -307,8 +311,11 @@ pub fn generate_speculative(
             let accepted = verify(
                 row,
                 r,
+                // The positions after the last pending token and after each draft; those
+                // after earlier pending tokens (forced ones) predict nothing still to check.
                 std::mem::take(&mut logits[r])
                     .chunks(vocab)
+                    .skip(fed_pending.saturating_sub(1))
                     .map(<[f32]>::to_vec)
                     .collect(),
                 params,
@@ -375,7 +382,8 @@ fn emit(
     }
 }
 
-/// Checks the row's drafts against the target's logits (`[1 + drafts, vocab]`), emits the
+/// Checks the row's drafts against the target's logits (`[1 + drafts, vocab]`: from the last
+/// pending token on), emits the
 /// accepted tokens and the target's own next token, and returns how many drafts were accepted.
 fn verify(
     row: &mut SpecRow<'_>,
