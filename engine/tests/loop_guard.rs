@@ -139,11 +139,11 @@ fn lines_that_look_alike_but_progress_are_not_a_loop() {
 
 #[test]
 fn a_zero_matrix_a_long_decimal_and_a_sentence_said_three_times_are_not_loops() {
-    let row = format!("{} \\\\\n", vec!["0"; 8].join(" & "));
+    let row = format!("{} \\\\\n", ["0"; 8].join(" & "));
     let matrix = format!(
         "The zero matrix is $$\\begin{{pmatrix}}\n{}{}\n\\end{{pmatrix}}$$",
         row.repeat(7),
-        vec!["0"; 8].join(" & ")
+        ["0"; 8].join(" & ")
     );
     assert_eq!(guard_on(&matrix).1, None, "an 8x8 zero matrix");
     // However its rows are tokenized: eight rows are never eight full copies of a row.
