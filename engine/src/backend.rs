@@ -122,6 +122,7 @@ impl From<StopReason> for FinishReason {
             StopReason::MaxTokens => FinishReason::MaxTokens,
             StopReason::ContextFull => FinishReason::ContextFull,
             StopReason::Cancelled => FinishReason::Cancelled,
+            StopReason::Loop => FinishReason::Loop,
         }
     }
 }

@@ -200,6 +200,7 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
                     FinishReason::MaxTokens => " · stopped at the token limit",
                     FinishReason::ContextFull => " · context full",
                     FinishReason::Cancelled => " · stopped",
+                    FinishReason::Loop => " · looped",
                 }
             ),
             None if stopped() => "Stopped".into(),
@@ -207,9 +208,26 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
             None => "Writing the answer…".into(),
         })
     };
+    // A candidate the loop guard ended is marked where it is named, not only in the fold:
+    // its text repeats one span, and the badge says why it stopped.
+    let looped = move || {
+        state.view.with(|v| {
+            v.candidates
+                .get(index)
+                .and_then(|c| c.finished.as_ref())
+                .is_some_and(|done| done.finish == FinishReason::Loop)
+        })
+    };
     view! {
         <article class="candidate" data-index=index>
-            <h3>{format!("Candidate {}", index + 1)}</h3>
+            <h3>
+                {format!("Candidate {}", index + 1)}
+                <Show when=looped>
+                    <span class="badge looped" title="It repeated itself over and over, so it was stopped; it is never chosen over a finished candidate.">
+                        "looped"
+                    </span>
+                </Show>
+            </h3>
             <details class="reasoning" prop:open=move || !answering()>
                 <summary>{summary}</summary>
                 <Markdown rendered=reasoning />

@@ -123,6 +123,11 @@ impl RunHost {
         if settings.sampling.max_tokens == 0 {
             return Err(HostError("max_tokens must be at least 1".into()));
         }
+        if settings.thinking_budget == Some(0) {
+            return Err(HostError(
+                "the thinking budget must be at least 1 token (leave it out for no cap)".into(),
+            ));
+        }
         k2_scaffold::SamplingParams::from(&settings.sampling)
             .validate()
             .map_err(|e| HostError(e.to_string()))

@@ -123,6 +123,7 @@ impl TerminalRenderer {
                     FinishReason::MaxTokens => " — unfinished: hit --max-tokens",
                     FinishReason::ContextFull => " — unfinished: context full",
                     FinishReason::Cancelled => " — cancelled",
+                    FinishReason::Loop => " — unfinished: looped (repeated itself, stopped)",
                 };
                 p.out += &self.dim(&format!(
                     "\n[candidate {}: answer {}, {tokens} tokens, {seconds:.1} s{status}]\n",

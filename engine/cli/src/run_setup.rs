@@ -33,6 +33,14 @@ pub struct ScaffoldArgs {
     /// How the answer is chosen: judge, vote, or vote+judge (the judge only when votes split).
     #[arg(long = "select", default_value = "vote+judge")]
     pub selection: Selection,
+    /// Most tokens each candidate may think (inside `<think>`) before its think block is
+    /// closed for it and it is asked for the answer [default: no cap].
+    #[arg(long, value_name = "N")]
+    pub thinking_budget: Option<usize>,
+    /// Let candidates, the plan and the judge run on when they repeat themselves (by default
+    /// text that cycles through one span ends, marked "looped").
+    #[arg(long)]
+    pub no_loop_guard: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
@@ -44,6 +52,8 @@ impl ScaffoldArgs {
             plan: !self.no_plan,
             selection: self.selection,
             sampling: self.sampling.settings(),
+            thinking_budget: self.thinking_budget,
+            loop_guard: !self.no_loop_guard,
             ..RunSettings::default()
         }
     }

@@ -144,6 +144,16 @@ pub enum FinishReason {
     /// The context window filled up: the solution is unfinished.
     ContextFull,
     Cancelled,
+    /// The loop guard ended it: the text had degenerated into one span repeated over and
+    /// over. Unfinished, and never selected over a candidate that finished.
+    Loop,
+}
+
+impl FinishReason {
+    /// Whether the model ended the text itself (every other reason cut it short).
+    pub fn is_complete(self) -> bool {
+        self == FinishReason::Complete
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -57,6 +57,13 @@ pub struct RunSettings {
     pub sampling: SamplingSettings,
     /// Longest plan, in tokens.
     pub plan_max_tokens: usize,
+    /// Most tokens a candidate may spend inside its think block; then the block is closed
+    /// for it and it is asked for its answer (budget forcing). `None`: no cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<usize>,
+    /// End a candidate (and the plan, and a judge reply) whose text degenerated into one
+    /// span repeated over and over.
+    pub loop_guard: bool,
 }
 
 impl Default for RunSettings {
@@ -67,6 +74,8 @@ impl Default for RunSettings {
             selection: Selection::VoteThenJudge,
             sampling: SamplingSettings::default(),
             plan_max_tokens: 384,
+            thinking_budget: None,
+            loop_guard: true,
         }
     }
 }

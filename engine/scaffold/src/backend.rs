@@ -95,6 +95,22 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     /// Generation ends when the text contains one of these; it is not part of the output.
     pub stop: Vec<String>,
+    /// Most tokens a completion may generate inside a think block (see
+    /// [`crate::think::THINK_TAGS`]), counted over all its blocks; when it is spent and a block
+    /// is still open, the decoder writes the block's closing tag and a short lead into the
+    /// answer itself ("budget forcing") and generation goes on up to `max_tokens`. `None`: no
+    /// cap. At least 1 where set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<usize>,
+    /// End a completion whose text degenerated into one span repeated over and over
+    /// (`FinishReason::Loop`). On by default: small models loop, and a loop only burns
+    /// tokens up to `max_tokens`.
+    #[serde(default = "loop_guard_on")]
+    pub loop_guard: bool,
+}
+
+fn loop_guard_on() -> bool {
+    true
 }
 
 impl Default for GenerateOptions {
@@ -103,7 +119,23 @@ impl Default for GenerateOptions {
             sampling: SamplingParams::default(),
             max_tokens: 512,
             stop: Vec::new(),
+            thinking_budget: None,
+            loop_guard: loop_guard_on(),
         }
+    }
+}
+
+impl GenerateOptions {
+    /// The checks every decoder makes before it starts: the sampling settings and the
+    /// thinking budget.
+    pub fn validate(&self) -> Result<()> {
+        self.sampling.validate()?;
+        if self.thinking_budget == Some(0) {
+            return Err(ScaffoldError::InvalidSetting(
+                "the thinking budget must be at least 1 token (leave it out for no cap)".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

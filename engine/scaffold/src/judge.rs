@@ -5,9 +5,10 @@
 //! tie. Here the judge reasons first, may call a tie, and is asked in both orders: only a
 //! winner that survives swapping the solutions counts, so a position-biased judge produces
 //! ties instead of arbitrary winners. Decisions that need no model are made without one:
-//! finished beats unfinished, and equivalent final answers are a tie.
+//! finished beats unfinished (and cut off by a limit beats looped), and equivalent final
+//! answers are a tie.
 
-use k2_protocol::{CandidateId, Verdict};
+use k2_protocol::{CandidateId, FinishReason, Verdict};
 
 use crate::error::Result;
 use k2_answer as answer;
@@ -20,8 +21,26 @@ pub struct Entrant {
     pub text: String,
     /// The extracted final answer, if any.
     pub answer: Option<String>,
-    /// Whether the model ended the solution itself (not cut by a limit or cancelled).
-    pub finished: bool,
+    /// How its generation ended.
+    pub finish: FinishReason,
+}
+
+impl Entrant {
+    /// Whether the model ended the solution itself (not cut by a limit, a loop or a cancel).
+    pub fn finished(&self) -> bool {
+        self.finish.is_complete()
+    }
+
+    /// How far the candidate got, for choices made without a judge: finished, then cut off
+    /// by a limit (the reasoning may have been sound, it ran out of room), then looped or
+    /// cancelled (a loop is degenerate text: nothing after it was going anywhere).
+    pub fn standing(&self) -> u8 {
+        match self.finish {
+            FinishReason::Complete => 2,
+            FinishReason::MaxTokens | FinishReason::ContextFull => 1,
+            FinishReason::Loop | FinishReason::Cancelled => 0,
+        }
+    }
 }
 
 /// What a judge model wrote, unparsed.
@@ -129,7 +148,8 @@ pub fn parse_verdict(text: &str) -> ParsedVerdict {
 
 /// Compares `a` and `b` and returns the verdict with `first = a.id`, `second = b.id`.
 ///
-/// - both unfinished: tie, no judge call; one unfinished: the finished one wins, no call;
+/// - one finished and one not: the finished one wins, no call; both unfinished: the one
+///   cut off by a limit wins over one that looped, else a tie, no call;
 /// - equivalent final answers: tie, no call (there is nothing to decide);
 /// - otherwise the judge is asked with (a, b) and again with (b, a); the same winner both times
 ///   wins, anything else (a contradiction, a tie, an unreadable reply) is a tie.
@@ -147,27 +167,30 @@ pub fn compare(
         winner,
         rationale,
     };
-    match (a.finished, b.finished) {
-        (false, false) => {
-            return Ok(verdict(
-                None,
-                "Neither solution finished, so there is nothing to prefer.".into(),
-            ))
-        }
-        (true, false) | (false, true) => {
-            let (done, cut) = if a.finished { (a, b) } else { (b, a) };
-            return Ok(verdict(
-                Some(done.id),
-                // Numbered from 1, as people (and the UI) count candidates.
-                format!(
-                    "Candidate {} finished and candidate {} did not, so {} wins without judging.",
-                    done.id + 1,
-                    cut.id + 1,
-                    done.id + 1
-                ),
-            ));
-        }
-        (true, true) => {}
+    if !(a.finished() && b.finished()) {
+        let (ahead, behind) = match a.standing().cmp(&b.standing()) {
+            std::cmp::Ordering::Equal => {
+                return Ok(verdict(
+                    None,
+                    "Neither solution finished, so there is nothing to prefer.".into(),
+                ))
+            }
+            std::cmp::Ordering::Greater => (a, b),
+            std::cmp::Ordering::Less => (b, a),
+        };
+        // Numbered from 1, as people (and the UI) count candidates.
+        let (first, second) = (ahead.id + 1, behind.id + 1);
+        let why = if ahead.finished() {
+            format!("Candidate {first} finished and candidate {second} did not")
+        } else if behind.finish == FinishReason::Loop {
+            format!("Candidate {first} was cut off by a limit and candidate {second} looped")
+        } else {
+            format!("Candidate {first} was cut off by a limit and candidate {second} was cancelled")
+        };
+        return Ok(verdict(
+            Some(ahead.id),
+            format!("{why}, so {first} wins without judging."),
+        ));
     }
     if let (Some(x), Some(y)) = (&a.answer, &b.answer) {
         if answer::equivalent(x, y) {

@@ -9,10 +9,21 @@
 //! API but llama.cpp, vLLM and SGLang read them; they are sent only when they do something, so
 //! servers that refuse unknown fields see them only when asked for.
 //!
+//! Two k2 extensions ride along, sent only when they differ from the default so other
+//! servers never see them otherwise: `k2_thinking_budget` and `k2_loop_guard` (the
+//! [`GenerateOptions`] fields of the same names), which `k2 serve` honours.
+//!
+//! A choice's `finish_reason` is one OpenAI clients know: `stop`, or `length` for an answer
+//! cut short, which includes a loop the loop guard ended (typed clients reject values
+//! outside OpenAI's list, and `length` tells them what matters: the text is unfinished).
+//! k2's own reason goes next to it as `k2_finish_reason` (`"loop"`), which our client reads
+//! first.
+//!
 //! Answers: [`ChatCompletion`], [`ChatChunk`], [`Usage`], [`TimeInfo`], [`ModelList`]. Parsing
 //! is lenient: unknown fields are ignored and missing ones take defaults, as servers (vLLM,
 //! SGLang, llama.cpp, ours) each add and leave out their own.
 
+use k2_protocol::FinishReason;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{ChatMessage, GenerateOptions, SamplingParams};
@@ -50,6 +61,20 @@ pub struct ChatCompletionRequest {
     pub stop: Option<Stop>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<usize>,
+    /// Ours: [`GenerateOptions::thinking_budget`].
+    #[serde(
+        default,
+        rename = "k2_thinking_budget",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub thinking_budget: Option<usize>,
+    /// Ours: [`GenerateOptions::loop_guard`]; sent only to turn the guard off.
+    #[serde(
+        default,
+        rename = "k2_loop_guard",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub loop_guard: Option<bool>,
 }
 
 impl ChatCompletionRequest {
@@ -86,12 +111,15 @@ impl ChatCompletionRequest {
             max_completion_tokens: None,
             stop: (!options.stop.is_empty()).then(|| Stop::Many(options.stop.clone())),
             n: None,
+            thinking_budget: options.thinking_budget,
+            loop_guard: (!options.loop_guard).then_some(false),
         }
     }
 
     /// The options this request asks to decode with, validated. What it leaves out takes
     /// OpenAI's defaults (temperature 1, top-p 1, no top-k or min-p, no stop), except
-    /// `max_tokens` (`default_max_tokens`) and the seed (`fallback_seed`, e.g. a random one).
+    /// `max_tokens` (`default_max_tokens`), the seed (`fallback_seed`, e.g. a random one) and
+    /// k2's own (no thinking budget, the loop guard on).
     pub fn to_options(
         &self,
         default_max_tokens: usize,
@@ -106,15 +134,18 @@ impl ChatCompletionRequest {
             min_p: self.min_p.unwrap_or(0.0),
             seed: self.seed.unwrap_or(fallback_seed),
         };
-        sampling.validate()?;
-        Ok(GenerateOptions {
+        let options = GenerateOptions {
             sampling,
             max_tokens: self
                 .max_completion_tokens
                 .or(self.max_tokens)
                 .unwrap_or(default_max_tokens),
             stop: self.stop.clone().map(Stop::into_vec).unwrap_or_default(),
-        })
+            thinking_budget: self.thinking_budget,
+            loop_guard: self.loop_guard.unwrap_or(true),
+        };
+        options.validate()?;
+        Ok(options)
     }
 
     /// The conversation, with each message's text.
@@ -228,6 +259,9 @@ pub struct ResponseChoice {
     pub message: MessageText,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    /// Ours: k2's own finish reason (see the module's notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k2_finish_reason: Option<FinishReason>,
 }
 
 /// One `data:` chunk of a streamed completion, `"object": "chat.completion.chunk"`.
@@ -260,6 +294,29 @@ pub struct ChunkChoice {
     pub delta: Option<MessageText>,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    /// Ours: k2's own finish reason (see the module's notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k2_finish_reason: Option<FinishReason>,
+}
+
+/// The `finish_reason` OpenAI clients are shown for k2's own reason: `length` for every
+/// answer cut short (a limit or a loop), `stop` otherwise.
+pub fn openai_finish_reason(finish: FinishReason) -> &'static str {
+    match finish {
+        FinishReason::Complete | FinishReason::Cancelled => "stop",
+        FinishReason::MaxTokens | FinishReason::ContextFull | FinishReason::Loop => "length",
+    }
+}
+
+/// k2's finish reason for a choice: `k2_finish_reason` when the server sent one (ours),
+/// else read from OpenAI's `finish_reason` (`length` is the token limit; anything else,
+/// or nothing, is a complete answer).
+pub fn read_finish_reason(openai: Option<&str>, k2: Option<FinishReason>) -> FinishReason {
+    match (k2, openai) {
+        (Some(k2), _) => k2,
+        (None, Some("length")) => FinishReason::MaxTokens,
+        (None, _) => FinishReason::Complete,
+    }
 }
 
 /// A message or a delta: the answer text and, from reasoning servers (DeepSeek, vLLM's
@@ -406,6 +463,8 @@ mod tests {
             },
             max_tokens: 37,
             stop: vec!["</answer>".into(), "\n\nQ:".into()],
+            thinking_budget: Some(23),
+            loop_guard: false,
         }
     }
 
@@ -429,6 +488,8 @@ mod tests {
                 "seed",
                 "max_tokens",
                 "stop",
+                "k2_thinking_budget",
+                "k2_loop_guard",
             ] {
                 assert!(value.get(field).is_some(), "`{field}` is sent: {json}");
             }
@@ -447,7 +508,15 @@ mod tests {
         let plain = GenerateOptions::default();
         let request = ChatCompletionRequest::from_options("m", &messages, &plain, false);
         let json = serde_json::to_value(&request).unwrap();
-        for field in ["top_k", "min_p", "stop", "n", "stream_options"] {
+        for field in [
+            "top_k",
+            "min_p",
+            "stop",
+            "n",
+            "stream_options",
+            "k2_thinking_budget",
+            "k2_loop_guard",
+        ] {
             assert!(json.get(field).is_none(), "`{field}` is left out: {json}");
         }
         let parsed: ChatCompletionRequest = serde_json::from_value(json).unwrap();
@@ -491,6 +560,7 @@ mod tests {
                 index: 1,
                 delta: Some(MessageText::default()),
                 finish_reason: Some("stop".into()),
+                k2_finish_reason: None,
             }],
             ..ChatChunk::default()
         };
@@ -512,6 +582,49 @@ mod tests {
         let parsed: ChatChunk = serde_json::from_str(&error).unwrap();
         assert_eq!(parsed.error.unwrap().message, "boom");
         assert!(parsed.choices.is_empty());
+    }
+
+    #[test]
+    fn a_loop_reads_as_length_to_openai_clients_and_as_loop_to_ours() {
+        let choice = ChunkChoice {
+            finish_reason: Some(openai_finish_reason(FinishReason::Loop).into()),
+            k2_finish_reason: Some(FinishReason::Loop),
+            ..ChunkChoice::default()
+        };
+        let json = serde_json::to_value(&choice).unwrap();
+        assert_eq!(json["finish_reason"], "length");
+        assert_eq!(json["k2_finish_reason"], "loop");
+        let back: ChunkChoice = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            read_finish_reason(back.finish_reason.as_deref(), back.k2_finish_reason),
+            FinishReason::Loop
+        );
+        // Other servers send only OpenAI's field.
+        assert_eq!(
+            read_finish_reason(Some("length"), None),
+            FinishReason::MaxTokens
+        );
+        assert_eq!(
+            read_finish_reason(Some("stop"), None),
+            FinishReason::Complete
+        );
+        assert_eq!(read_finish_reason(None, None), FinishReason::Complete);
+        for finish in [
+            FinishReason::Complete,
+            FinishReason::MaxTokens,
+            FinishReason::ContextFull,
+            FinishReason::Cancelled,
+            FinishReason::Loop,
+        ] {
+            assert!(["stop", "length"].contains(&openai_finish_reason(finish)));
+        }
+    }
+
+    #[test]
+    fn a_zero_thinking_budget_is_refused() {
+        let bad: ChatCompletionRequest =
+            serde_json::from_str(r#"{"messages":[],"k2_thinking_budget":0}"#).unwrap();
+        assert!(bad.to_options(1, 1).is_err());
     }
 
     #[test]

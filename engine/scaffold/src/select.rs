@@ -25,7 +25,8 @@ pub struct Selected {
 ///   the strategy (there is nothing for a judge to decide);
 /// - `Vote`: the largest answer group wins. Groups only hold finished candidates, so a tie in
 ///   size is broken by the lowest candidate id (deterministic; no better signal is left). With
-///   no answers at all: the first finished candidate, else the first candidate;
+///   no answers at all: the first finished candidate, else the first cut off by a limit, else
+///   the first candidate (a looped candidate never wins over one that got further);
 /// - `Judge`: champion against challenger in candidate order, each pair compared in both
 ///   orders (see [`compare`]); a tie keeps the champion;
 /// - `VoteThenJudge`: a strict majority of all candidates (> n/2) wins by vote. Otherwise the
@@ -103,7 +104,7 @@ pub fn answer_groups(candidates: &[Entrant]) -> Vec<AnswerGroup> {
     // (group, canonical key of its first answer): equal keys imply equivalence, which saves
     // the full comparison in the common case.
     let mut groups: Vec<(AnswerGroup, String)> = Vec::new();
-    for c in candidates.iter().filter(|c| c.finished) {
+    for c in candidates.iter().filter(|c| c.finished()) {
         let Some(answer) = c.answer.as_deref().map(str::trim).filter(|a| !a.is_empty()) else {
             continue;
         };
@@ -126,7 +127,8 @@ pub fn answer_groups(candidates: &[Entrant]) -> Vec<AnswerGroup> {
 }
 
 /// The largest group's first candidate; ties go to the group whose first candidate has the
-/// lowest id. No groups: the first finished candidate, else the first candidate.
+/// lowest id. No groups: the first candidate of the best [`Entrant::standing`] (finished, else
+/// cut off by a limit, else looped), so a loop never wins where anything else could.
 fn vote_winner(candidates: &[Entrant], groups: &[AnswerGroup]) -> CandidateId {
     let best = groups.iter().max_by(|x, y| {
         x.candidates
@@ -140,7 +142,7 @@ fn vote_winner(candidates: &[Entrant], groups: &[AnswerGroup]) -> CandidateId {
         None => {
             candidates
                 .iter()
-                .find(|c| c.finished)
+                .max_by_key(|c| (c.standing(), std::cmp::Reverse(c.id)))
                 .unwrap_or(&candidates[0])
                 .id
         }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use k2_protocol::{AnswerGroup, Selection, SelectionMethod, Verdict};
+use k2_protocol::{AnswerGroup, FinishReason, Selection, SelectionMethod, Verdict};
 use k2_scaffold::judge::{compare, parse_verdict, Choice, Entrant, JudgeReply, PairJudge};
 use k2_scaffold::prompts::{
     extract_plan, judge_messages, planner_messages, solver_messages, visible_solution,
@@ -86,7 +86,17 @@ impl PairJudge for Failing {
     }
 }
 
+/// A candidate that finished (`true`) or was cut off by the token limit (`false`).
 fn cand(id: usize, answer: Option<&str>, finished: bool) -> Entrant {
+    let finish = if finished {
+        FinishReason::Complete
+    } else {
+        FinishReason::MaxTokens
+    };
+    cand_ending(id, answer, finish)
+}
+
+fn cand_ending(id: usize, answer: Option<&str>, finish: FinishReason) -> Entrant {
     let text = match answer {
         Some(a) => format!("<think>scratch work {id}</think>So the answer is $\\boxed{{{a}}}$."),
         None => format!("<think>scratch work {id} that never ends"),
@@ -95,7 +105,7 @@ fn cand(id: usize, answer: Option<&str>, finished: bool) -> Entrant {
         id,
         text,
         answer: answer.map(str::to_owned),
-        finished,
+        finish,
     }
 }
 
@@ -587,4 +597,62 @@ fn visible_solutions_handle_unclosed_thinking_and_long_text() {
     let text = all_text(&judge_messages(PROBLEM, &long, "\\boxed{1}"));
     assert!(text.contains("\\boxed{99}") && text.contains("omitted"));
     assert!(text.len() < 2 * JUDGE_SOLUTION_CHARS + 3_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Looped candidates (the loop guard ended them)
+
+const STRATEGIES: [Selection; 3] = [Selection::Vote, Selection::Judge, Selection::VoteThenJudge];
+
+#[test]
+fn a_looped_candidate_never_wins_over_a_finished_one() {
+    // The looped candidates even carry an answer (the last number of a cycling trace) and
+    // outnumber the finished one; a judge that would prefer their answer is never asked.
+    let candidates = vec![
+        cand_ending(0, Some("5"), FinishReason::Loop),
+        cand_ending(1, Some("5"), FinishReason::Loop),
+        cand(2, Some("7"), true),
+    ];
+    for strategy in STRATEGIES {
+        let mut judge = Prefers("5", Vec::new());
+        let (s, verdicts) = run(strategy, &candidates, &mut judge);
+        assert_eq!(s.candidate, 2, "{strategy}: {verdicts:?}");
+        assert!(judge.1.is_empty(), "{strategy}: the judge was asked");
+        assert!(
+            s.groups.iter().all(|g| g.candidates == [2]),
+            "{strategy}: looped candidates voted: {:?}",
+            s.groups
+        );
+    }
+}
+
+#[test]
+fn without_a_finished_candidate_one_cut_off_by_a_limit_beats_a_looped_one() {
+    let candidates = vec![
+        cand_ending(0, None, FinishReason::Loop),
+        cand_ending(1, None, FinishReason::MaxTokens),
+        cand_ending(2, None, FinishReason::Loop),
+    ];
+    for strategy in STRATEGIES {
+        let mut judge = Scripted::silent();
+        let (s, _) = run(strategy, &candidates, &mut judge);
+        assert_eq!(s.candidate, 1, "{strategy}");
+        assert!(judge.asked.is_empty());
+    }
+
+    let looped = cand_ending(0, Some("5"), FinishReason::Loop);
+    let full = cand_ending(1, Some("6"), FinishReason::ContextFull);
+    let mut judge = Scripted::silent();
+    let v = compare(&mut judge, "P", &looped, &full).unwrap();
+    assert_eq!(v.winner, Some(1));
+    assert!(v.rationale.contains("looped"), "{}", v.rationale);
+    let v = compare(
+        &mut judge,
+        "P",
+        &looped,
+        &cand_ending(2, None, FinishReason::Loop),
+    )
+    .unwrap();
+    assert_eq!(v.winner, None);
+    assert!(judge.asked.is_empty());
 }

@@ -193,7 +193,7 @@ fn select_delivers_each_verdict_before_the_next_judge_call() {
             id,
             text: format!("\\boxed{{{a}}}"),
             answer: Some((*a).to_owned()),
-            finished: true,
+            finish: FinishReason::Complete,
         })
         .collect();
     let delivered = Rc::new(RefCell::new(Vec::new()));

@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation, StopReason};
 use k2_engine::serving::{ServeEvent, ServeRequest};
+use k2_protocol::FinishReason;
 use k2_scaffold::openai::{
-    self as wire, ChatChunk, ChatCompletion, ChatCompletionRequest, ChunkChoice, ErrorBody,
-    MessageText, ModelEntry, ModelList, ResponseChoice, TimeInfo, Usage,
+    self as wire, openai_finish_reason, ChatChunk, ChatCompletion, ChatCompletionRequest,
+    ChunkChoice, ErrorBody, MessageText, ModelEntry, ModelList, ResponseChoice, TimeInfo, Usage,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -178,11 +179,11 @@ impl Answer {
     }
 }
 
-fn finish_reason(reason: StopReason) -> &'static str {
-    match reason {
-        StopReason::EndOfGeneration | StopReason::StopString | StopReason::Cancelled => "stop",
-        StopReason::MaxTokens | StopReason::ContextFull => "length",
-    }
+/// A row's finish as the two fields of a choice: OpenAI's `finish_reason` and k2's own
+/// `k2_finish_reason` (see `k2_scaffold::openai`: a loop is `length` to OpenAI clients).
+fn finish_reasons(reason: StopReason) -> (Option<String>, Option<FinishReason>) {
+    let finish = FinishReason::from(reason);
+    (Some(openai_finish_reason(finish).into()), Some(finish))
 }
 
 async fn whole(
@@ -215,7 +216,8 @@ async fn whole(
                 content: Some(g.text.clone()),
                 reasoning_content: None,
             },
-            finish_reason: Some(finish_reason(g.stop_reason).into()),
+            finish_reason: finish_reasons(g.stop_reason).0,
+            k2_finish_reason: finish_reasons(g.stop_reason).1,
         })
         .collect();
     Ok(Json(ChatCompletion {
@@ -253,6 +255,7 @@ fn streamed(
                     reasoning_content: None,
                 }),
                 finish_reason: None,
+                k2_finish_reason: None,
             })
             .collect();
         if send(data(&answer.chunk(roles))).await.is_err() {
@@ -275,14 +278,16 @@ fn streamed(
                         ..MessageText::default()
                     }),
                     finish_reason: None,
+                    k2_finish_reason: None,
                 }]),
                 Some(ServeEvent::Finished { row, generation }) => {
-                    let reason = finish_reason(generation.stop_reason);
+                    let (finish_reason, k2_finish_reason) = finish_reasons(generation.stop_reason);
                     answer.rows[row] = Some(generation);
                     answer.chunk(vec![ChunkChoice {
                         index: row,
                         delta: Some(MessageText::default()),
-                        finish_reason: Some(reason.into()),
+                        finish_reason,
+                        k2_finish_reason,
                     }])
                 }
                 Some(ServeEvent::Failed { message }) => {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::plain::{
     rate, CancelToken, Delta, GenerateOptions, Generation, RowDecoder, RowStep, StopReason,
 };
+use crate::decode::think_budget::state_after_prompt;
 use crate::error::{EngineError, Result};
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
 use crate::tokenizer::Tokenizer;
@@ -45,7 +46,7 @@ impl BatchOptions {
                 "a batch needs at least one row (n >= 1)".into(),
             ));
         }
-        Ok(self.generate.sampling.validate()?)
+        Ok(self.generate.validate()?)
     }
 }
 
@@ -140,6 +141,7 @@ pub fn generate_batch_with_stats(
     let generate = &options.generate;
 
     let base_seed = generate.sampling.seed;
+    let think_start = state_after_prompt(tokenizer, prompt_ids);
     let mut rows: Vec<RowDecoder<'_>> = (0..n)
         .map(|r| {
             RowDecoder::new(
@@ -147,6 +149,7 @@ pub fn generate_batch_with_stats(
                 generate,
                 derive_seed(base_seed, r),
                 tuning.ignore_eos,
+                think_start,
             )
         })
         .collect();
@@ -184,45 +187,43 @@ pub fn generate_batch_with_stats(
         }
         let sampling = Instant::now();
         let picked = pick_all(&mut rows, &slots, &mut logits);
-        let mut feed: Vec<Option<u32>> = Vec::with_capacity(slots.len());
+        // Each cache row's span for the next pass; empty for a row that finished.
+        let mut feed: Vec<Vec<u32>> = Vec::with_capacity(slots.len());
         for (slot, (&r, picked)) in slots.iter().zip(picked).enumerate() {
             let row = &mut rows[r];
             feed.push(match row.accept(picked, &mut |d| on_delta(r, d)) {
-                RowStep::Feed(_) if cache_len(&cache, slot, forked) + 1 > cache.max_len() => {
+                RowStep::Feed(tokens)
+                    if cache_len(&cache, slot, forked) + tokens.len() > cache.max_len() =>
+                {
                     row.finish(StopReason::ContextFull, &mut |d| on_delta(r, d));
-                    None
+                    Vec::new()
                 }
-                RowStep::Feed(token) => Some(token),
-                RowStep::Finished => None,
+                RowStep::Feed(tokens) => tokens,
+                RowStep::Finished => Vec::new(),
             });
         }
         timings.sampling += sampling.elapsed();
-        if feed.iter().all(Option::is_none) {
+        if feed.iter().all(Vec::is_empty) {
             break;
         }
 
         let forward = Instant::now();
         if !forked {
             // Every row continues from the one prefilled row: copy it once per extra live row.
-            let live: Vec<usize> = (0..n).filter(|&r| feed[r].is_some()).collect();
+            let live: Vec<usize> = (0..n).filter(|&r| !feed[r].is_empty()).collect();
             if live.len() > 1 {
                 cache.fork(0, live.len() - 1)?;
             }
-            feed.retain(Option::is_some);
+            feed.retain(|tokens| !tokens.is_empty());
             slots = live;
             forked = true;
-        } else if tuning.drop_finished && feed.iter().any(Option::is_none) {
-            let keep: Vec<usize> = (0..feed.len()).filter(|&s| feed[s].is_some()).collect();
+        } else if tuning.drop_finished && feed.iter().any(Vec::is_empty) {
+            let keep: Vec<usize> = (0..feed.len()).filter(|&s| !feed[s].is_empty()).collect();
             cache.select(&keep);
             slots = keep.iter().map(|&s| slots[s]).collect();
-            feed.retain(Option::is_some);
+            feed.retain(|tokens| !tokens.is_empty());
         }
-        let tokens: Vec<[u32; 1]> = feed.iter().map(|t| [t.unwrap_or(0)]).collect();
-        let batch: Vec<&[u32]> = feed
-            .iter()
-            .zip(&tokens)
-            .map(|(t, one)| if t.is_some() { &one[..] } else { &[][..] })
-            .collect();
+        let batch: Vec<&[u32]> = feed.iter().map(Vec::as_slice).collect();
         let out = model.forward(&mut cache, &batch, LogitsFor::Last)?;
         logits = logits_to_host(&out)?;
         timings.forward += forward.elapsed();

@@ -11,8 +11,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::batched::{generate_batch, BatchOptions};
+use crate::decode::loop_guard::LoopGuard;
 use crate::decode::sample::{Sampler, SamplingParams};
 use crate::decode::stop::StopMatcher;
+use crate::decode::think_budget::{ThinkBudget, ThinkState};
 use crate::error::{EngineError, Result};
 use crate::model::Model;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
@@ -28,6 +30,8 @@ pub enum StopReason {
     /// The context window is full.
     ContextFull,
     Cancelled,
+    /// The loop guard found the output repeating one span over and over.
+    Loop,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -90,18 +94,37 @@ pub fn generate(
 }
 
 /// What one decoding step means for a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RowStep {
-    /// Feed this token to the next forward pass.
-    Feed(u32),
+    /// Feed these tokens to the next forward pass, in one span: the token just accepted,
+    /// then any the row forced after it (a think block closed by its budget).
+    Feed(Vec<u32>),
     /// The row has finished (its stop reason is recorded).
+    Finished,
+}
+
+/// Who chose a token the row appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Model,
+    /// Written by the decoder (budget forcing).
+    Forced,
+}
+
+/// What appending one token left the row with.
+enum Appended {
+    /// The row goes on; `force` is text the thinking budget wants written next.
+    Continue {
+        force: Option<String>,
+    },
     Finished,
 }
 
 /// The per-row half of decoding, shared by plain and batched generation: sample from this
 /// row's logits with its own seeded sampler, stream the text (never half a character, never
-/// a stop string), and decide whether the row ends. The forward pass, the cache and
-/// cancellation belong to the caller, which may drive many rows in one batch.
+/// a stop string), force a think block closed when its budget is spent, and decide whether
+/// the row ends (an end token, a stop string, the token limit, a loop). The forward pass, the
+/// cache and cancellation belong to the caller, which may drive many rows in one batch.
 pub(crate) struct RowDecoder<'t> {
     tokenizer: &'t Tokenizer,
     sampler: Sampler,
@@ -111,16 +134,23 @@ pub(crate) struct RowDecoder<'t> {
     token_ids: Vec<u32>,
     max_tokens: usize,
     ignore_eos: bool,
+    /// `None` when the options turn the guard off.
+    loop_guard: Option<LoopGuard>,
+    /// `None` without a thinking budget.
+    think_budget: Option<ThinkBudget>,
     finished: Option<(StopReason, Instant)>,
 }
 
 impl<'t> RowDecoder<'t> {
-    /// `seed` replaces `options.sampling.seed` (batched rows each get their own stream).
+    /// `seed` replaces `options.sampling.seed` (batched rows each get their own stream);
+    /// `think_start` is where the prompt left the row
+    /// ([`state_after_prompt`](crate::decode::think_budget::state_after_prompt)).
     pub(crate) fn new(
         tokenizer: &'t Tokenizer,
         options: &GenerateOptions,
         seed: u64,
         ignore_eos: bool,
+        think_start: ThinkState,
     ) -> Self {
         RowDecoder {
             tokenizer,
@@ -133,6 +163,10 @@ impl<'t> RowDecoder<'t> {
             token_ids: Vec::new(),
             max_tokens: options.max_tokens,
             ignore_eos,
+            loop_guard: options.loop_guard.then(LoopGuard::new),
+            think_budget: options
+                .thinking_budget
+                .map(|budget| ThinkBudget::new(budget, think_start)),
             finished: None,
         }
     }
@@ -185,8 +219,9 @@ impl<'t> RowDecoder<'t> {
     }
 
     /// A step's second half, for the token [`pick`](Self::pick) chose: ends the row on an end
-    /// token or the limit, else streams the token's text, checks stop strings, and says
-    /// whether to feed the token to the next forward pass.
+    /// token or the limit, else streams the token's text, checks stop strings and the loop
+    /// guard, forces a think block closed when its budget is spent, and says what to feed to
+    /// the next forward pass.
     pub(crate) fn accept(
         &mut self,
         picked: Option<u32>,
@@ -201,6 +236,38 @@ impl<'t> RowDecoder<'t> {
         if self.tokenizer.is_end_of_generation(token) {
             return self.finish(StopReason::EndOfGeneration, on_delta);
         }
+        let force = match self.append(token, Origin::Model, on_delta) {
+            Appended::Finished => return RowStep::Finished,
+            Appended::Continue { force } => force,
+        };
+        let mut feed = vec![token];
+        if let Some(text) = force {
+            if self.remaining() > 0 {
+                for forced in self.forced_tokens(&text) {
+                    if let Appended::Finished = self.append(forced, Origin::Forced, on_delta) {
+                        return RowStep::Finished;
+                    }
+                    feed.push(forced);
+                    if self.remaining() == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        if self.token_ids.len() >= self.max_tokens {
+            return self.finish(StopReason::MaxTokens, on_delta);
+        }
+        RowStep::Feed(feed)
+    }
+
+    /// Appends one token to the row: streams its text, checks stop strings and the loop
+    /// guard, and lets the thinking budget read it.
+    fn append(
+        &mut self,
+        token: u32,
+        origin: Origin,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) -> Appended {
         self.token_ids.push(token);
         let piece = self
             .stream
@@ -213,12 +280,41 @@ impl<'t> RowDecoder<'t> {
             text: &check.emit,
         });
         if check.stopped {
-            return self.finish(StopReason::StopString, on_delta);
+            self.finish(StopReason::StopString, on_delta);
+            return Appended::Finished;
         }
-        if self.token_ids.len() >= self.max_tokens {
-            return self.finish(StopReason::MaxTokens, on_delta);
+        if let Some(found) = self.loop_guard.as_mut().and_then(|g| g.push(token)) {
+            tracing::debug!(
+                period = found.period,
+                repeats = found.repeats(),
+                "loop guard: the row repeats itself; ending it"
+            );
+            self.finish(StopReason::Loop, on_delta);
+            return Appended::Finished;
         }
-        RowStep::Feed(token)
+        let force = match (self.think_budget.as_mut(), origin) {
+            (Some(budget), Origin::Model) => budget.push_generated(&piece),
+            (Some(budget), Origin::Forced) => {
+                budget.push_forced(&piece);
+                None
+            }
+            (None, _) => None,
+        };
+        Appended::Continue { force }
+    }
+
+    /// The tokens of text the decoder forces, tokenized as the model's own output would be
+    /// (special tokens parsed: `</think>` is one token in Qwen3 and R1 vocabularies). A text
+    /// the tokenizer cannot encode is not forced: the row goes on thinking, which is what it
+    /// would do without a budget.
+    fn forced_tokens(&self, text: &str) -> Vec<u32> {
+        match self.tokenizer.encode(text, true) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!("thinking budget: cannot tokenize {text:?} ({e}); not forced");
+                Vec::new()
+            }
+        }
     }
 
     /// Ends the row for `reason` (no-op if it already ended) and streams any text that was

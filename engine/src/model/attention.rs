@@ -13,7 +13,7 @@ use crate::error::Result;
 
 /// Spans up to this many tokens (speculative verification, short prompts) attend query by
 /// query; longer ones (prefill) in one masked matmul.
-pub(super) const QUERY_BY_QUERY_MAX: usize = 16;
+pub(crate) const QUERY_BY_QUERY_MAX: usize = 16;
 
 /// Whether a span of `t` new tokens attends query by query (on CUDA: in the fused kernels).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]

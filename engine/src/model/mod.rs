@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
+pub(crate) use attention::QUERY_BY_QUERY_MAX;
 pub use config::{Architecture, BlockSwitches, ModelConfig, QkNorm, RopeScaling, RopeStyle};
 pub use host_logits::logits_to_host;
 pub use kv_cache::KvCache;

@@ -10,6 +10,7 @@ use crate::decode::batched::{derive_seed, pick_parallel, PickJob};
 use crate::decode::plain::{
     CancelToken, GenerateOptions, Generation, RowDecoder, RowStep, StopReason,
 };
+use crate::decode::think_budget::{state_after_prompt, ThinkState};
 use crate::error::{EngineError, Result};
 use crate::loader::LoadedModel;
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
@@ -163,7 +164,7 @@ impl Scheduler {
                 context_length: config.context,
             });
         }
-        request.options.sampling.validate()?;
+        request.options.validate()?;
         let (events, receiver) = mpsc::unbounded_channel();
         let mut state = self.shared.lock();
         if state.stopped {
@@ -354,12 +355,13 @@ struct Slot<'t> {
 enum SlotState<'t> {
     /// Prompt tokens before `next` are in the cache.
     Prefill { next: usize },
-    /// Completion row `row`; `feed` is the token for the next pass.
+    /// Completion row `row`; `feed` is the span for the next pass (the token just picked and
+    /// any the decoder forced after it; empty before the first pick).
     Decode {
         row: usize,
         // Boxed: a decoder is large, and a prefilling slot holds none.
         decoder: Box<RowDecoder<'t>>,
-        feed: Option<u32>,
+        feed: Vec<u32>,
     },
 }
 
@@ -519,7 +521,7 @@ impl<'m> Batch<'m> {
                     budget -= take;
                     prompt[*next..next + take].to_vec()
                 }
-                SlotState::Decode { feed, .. } => feed.iter().copied().collect(),
+                SlotState::Decode { feed, .. } => feed.clone(),
             });
         }
         let batch: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
@@ -561,6 +563,7 @@ impl<'m> Batch<'m> {
             }
             let (n, seed) = (active.n, active.options.sampling.seed);
             let options = active.options.clone();
+            let think_start = state_after_prompt(self.tokenizer, &active.prompt);
             if n > 1 {
                 self.cache.fork(i, n - 1)?;
             }
@@ -572,8 +575,9 @@ impl<'m> Batch<'m> {
                         &options,
                         derive_seed(seed, row),
                         false,
+                        think_start,
                     )),
-                    feed: None,
+                    feed: Vec::new(),
                 };
                 if row == 0 {
                     self.slots[i].state = state;
@@ -641,14 +645,14 @@ impl<'m> Batch<'m> {
                 }
             };
             *feed = match decoder.accept(picked, &mut on_delta) {
-                RowStep::Feed(_) if cached + 1 > limit => {
+                RowStep::Feed(tokens) if cached + tokens.len() > limit => {
                     decoder.finish(StopReason::ContextFull, &mut on_delta);
-                    None
+                    Vec::new()
                 }
-                RowStep::Feed(token) => Some(token),
-                RowStep::Finished => None,
+                RowStep::Feed(tokens) => tokens,
+                RowStep::Finished => Vec::new(),
             };
-            if feed.is_none() {
+            if feed.is_empty() {
                 ended.push(i);
             }
         }
@@ -676,7 +680,13 @@ impl<'m> Batch<'m> {
         for active in &mut self.requests {
             if abandoned.contains(&active.id) && active.prefilled.is_none() {
                 for row in 0..active.n {
-                    let mut decoder = RowDecoder::new(self.tokenizer, &active.options, 0, false);
+                    let mut decoder = RowDecoder::new(
+                        self.tokenizer,
+                        &active.options,
+                        0,
+                        false,
+                        ThinkState::Outside,
+                    );
                     decoder.finish(StopReason::Cancelled, &mut |_| {});
                     active.send(ServeEvent::Finished {
                         row,

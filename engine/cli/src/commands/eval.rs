@@ -484,7 +484,7 @@ fn candidate_views(outcome: &RunOutcome) -> Vec<Entrant> {
             id,
             text: c.text.clone(),
             answer: answer.clone(),
-            finished: c.finish == FinishReason::Complete,
+            finish: c.finish,
         })
         .collect()
 }

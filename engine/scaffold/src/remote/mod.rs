@@ -22,7 +22,8 @@ use crate::backend::{
 };
 use crate::error::{Result, ScaffoldError};
 use crate::openai::{
-    error_message, excerpt, ChatChunk, ChatCompletion, ChatCompletionRequest, ModelList, Usage,
+    error_message, excerpt, read_finish_reason, ChatChunk, ChatCompletion, ChatCompletionRequest,
+    ModelList, Usage,
 };
 use sse::{SseItem, SseReader};
 
@@ -369,8 +370,11 @@ impl Call {
                         .push(delta.reasoning_content.as_deref(), delta.content.as_deref());
                     self.emit(text);
                 }
-                if let Some(reason) = choice.finish_reason {
-                    finish = Some(finish_reason(&reason));
+                if choice.finish_reason.is_some() || choice.k2_finish_reason.is_some() {
+                    finish = Some(read_finish_reason(
+                        choice.finish_reason.as_deref(),
+                        choice.k2_finish_reason,
+                    ));
                 }
             }
         }
@@ -404,10 +408,7 @@ impl Call {
         );
         text.push_str(&assembler.close());
         self.emit(text);
-        let finish = choice
-            .finish_reason
-            .as_deref()
-            .map_or(FinishReason::Complete, finish_reason);
+        let finish = read_finish_reason(choice.finish_reason.as_deref(), choice.k2_finish_reason);
         Ok((finish, response.usage))
     }
 
@@ -464,13 +465,6 @@ impl TextAssembler {
         let tail = self.end_reasoning();
         self.text.push_str(&tail);
         tail
-    }
-}
-
-fn finish_reason(reason: &str) -> FinishReason {
-    match reason {
-        "length" => FinishReason::MaxTokens,
-        _ => FinishReason::Complete,
     }
 }
 

@@ -27,8 +27,9 @@ use crate::decode::batched::{
 };
 use crate::decode::plain::{rate, CancelToken, Delta, RowDecoder, RowStep, StopReason};
 use crate::decode::sample::{distribution, Distribution, SamplingParams};
+use crate::decode::think_budget::state_after_prompt;
 use crate::error::Result;
-use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model, QUERY_BY_QUERY_MAX};
 use crate::tokenizer::Tokenizer;
 
 use accept::{check_draft, one_hot, Check};
@@ -110,9 +111,10 @@ struct SpecRow<'t> {
     decoder: RowDecoder<'t>,
     /// Prompt and every token emitted so far.
     context: Vec<u32>,
-    /// The last emitted token, not yet in the target's cache: the first token of the next
-    /// verification pass. `None` once the row finished.
-    pending: Option<u32>,
+    /// Emitted tokens not yet in the target's cache, which open the next verification pass:
+    /// the last emitted token, or the tokens a thinking budget forced. Empty once the row
+    /// finished.
+    pending: Vec<u32>,
     /// Tokens of `context` (then of the current drafts) in this row's draft cache.
     draft_len: usize,
     acceptance: f32,
@@ -131,10 +133,14 @@ impl SpecRow<'_> {
         } else {
             tuning.max_draft
         };
-        // The pass also yields one token of the target's own after the drafts.
+        // The pass also yields one token of the target's own after the drafts. The pending
+        // tokens (more than one after a forced think close) and the drafts stay within the
+        // span the model attends query by query, where verification reproduces plain
+        // decoding bit for bit.
         wanted
             .min(self.decoder.remaining().saturating_sub(1))
             .min(target_room)
+            .min(QUERY_BY_QUERY_MAX.saturating_sub(self.pending.len()))
     }
 }
 
@@ -157,13 +163,14 @@ pub fn generate_speculative(
     let generate = &options.generate;
     let params = &generate.sampling;
 
+    let think_start = state_after_prompt(tokenizer, prompt_ids);
     let mut rows: Vec<SpecRow<'_>> = (0..n)
         .map(|r| {
             let seed = derive_seed(params.seed, r);
             SpecRow {
-                decoder: RowDecoder::new(tokenizer, generate, seed, false),
+                decoder: RowDecoder::new(tokenizer, generate, seed, false, think_start),
                 context: prompt_ids.to_vec(),
-                pending: None,
+                pending: Vec::new(),
                 draft_len: 0,
                 acceptance: INITIAL_ACCEPTANCE,
                 draft_rng: StdRng::seed_from_u64(seed ^ DRAFT_STREAM),
@@ -208,7 +215,7 @@ pub fn generate_speculative(
     }
     for (r, row) in rows.iter_mut().enumerate() {
         let picked = row.decoder.pick(&mut prompt_logits.clone());
-        emit(row, r, picked, on_delta);
+        emit(row, r, picked, Cached::No, on_delta);
     }
 
     loop {
@@ -221,13 +228,13 @@ pub fn generate_speculative(
         }
         // Rows whose next pass would not fit in the context end here.
         for (r, row) in rows.iter_mut().enumerate() {
-            if row.pending.is_some() && cache.len(r) + 1 > cache.max_len() {
+            if !row.pending.is_empty() && cache.len(r) + row.pending.len() > cache.max_len() {
                 row.decoder
                     .finish(StopReason::ContextFull, &mut |d| on_delta(r, d));
-                row.pending = None;
+                row.pending.clear();
             }
         }
-        if rows.iter().all(|r| r.pending.is_none()) {
+        if rows.iter().all(|r| r.pending.is_empty()) {
             break;
         }
 
@@ -235,8 +242,10 @@ pub fn generate_speculative(
             .iter()
             .enumerate()
             .map(|(r, row)| {
-                let room = cache.max_len() - cache.len(r) - 1;
-                if row.pending.is_some() {
+                let room = cache
+                    .max_len()
+                    .saturating_sub(cache.len(r) + row.pending.len());
+                if !row.pending.is_empty() {
                     row.draft_budget(tuning, &costs, room)
                 } else {
                     0
@@ -276,11 +285,12 @@ pub fn generate_speculative(
         // One target pass verifies every row's pending token and drafts.
         let feeds: Vec<Vec<u32>> = rows
             .iter()
-            .map(|row| match row.pending {
-                Some(p) => std::iter::once(p)
+            .map(|row| {
+                row.pending
+                    .iter()
+                    .copied()
                     .chain(row.drafts.iter().map(|d| d.0))
-                    .collect(),
-                None => Vec::new(),
+                    .collect()
             })
             .collect();
         let batch: Vec<&[u32]> = feeds.iter().map(Vec::as_slice).collect();
@@ -297,19 +307,23 @@ pub fn generate_speculative(
                 continue;
             }
             let context_before = row.context.len();
+            let fed_pending = row.pending.len();
             let accepted = verify(
                 row,
                 r,
+                // The positions after the last pending token and after each draft; those
+                // after earlier pending tokens (forced ones) predict nothing still to check.
                 std::mem::take(&mut logits[r])
                     .chunks(vocab)
+                    .skip(fed_pending.saturating_sub(1))
                     .map(<[f32]>::to_vec)
                     .collect(),
                 params,
                 tuning,
                 on_delta,
             );
-            // Keep the pending token and the accepted drafts; the rest was a wrong guess.
-            cache.truncate(r, lens_before[r] + 1 + accepted);
+            // Keep the pending tokens and the accepted drafts; the rest was a wrong guess.
+            cache.truncate(r, lens_before[r] + fed_pending + accepted);
             if let Some(dc) = draft_cache.as_mut() {
                 // The draft cache holds the old context and the drafts it was fed: keep what
                 // the new context shares with it; the next catch-up feeds the rest.
@@ -336,23 +350,40 @@ pub fn generate_speculative(
 /// Seeds each row's draft stream apart from its target stream.
 const DRAFT_STREAM: u64 = 0x5DEE_CE66_D1CE_5EED;
 
-/// Feeds `token` (or the end of the row's budget, `None`) to the row's decoder.
+/// Whether an emitted token already sits in the target's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cached {
+    /// An accepted draft: the verification pass that accepted it also cached it.
+    Yes,
+    /// The target's own pick: the next pass feeds it.
+    No,
+}
+
+/// Feeds `token` (or the end of the row's budget, `None`) to the row's decoder, and queues
+/// what the next pass must feed: the token unless it is `cached`, and any tokens the decoder
+/// forced after it.
 fn emit(
     row: &mut SpecRow<'_>,
     r: usize,
     token: Option<u32>,
+    cached: Cached,
     on_delta: &mut dyn FnMut(usize, Delta<'_>),
 ) {
     match row.decoder.accept(token, &mut |d| on_delta(r, d)) {
-        RowStep::Feed(t) => {
-            row.context.push(t);
-            row.pending = Some(t);
+        RowStep::Feed(tokens) => {
+            row.context.extend_from_slice(&tokens);
+            let uncached = match cached {
+                Cached::Yes => &tokens[1..],
+                Cached::No => &tokens[..],
+            };
+            row.pending.extend_from_slice(uncached);
         }
-        RowStep::Finished => row.pending = None,
+        RowStep::Finished => row.pending.clear(),
     }
 }
 
-/// Checks the row's drafts against the target's logits (`[1 + drafts, vocab]`), emits the
+/// Checks the row's drafts against the target's logits (`[1 + drafts, vocab]`: from the last
+/// pending token on), emits the
 /// accepted tokens and the target's own next token, and returns how many drafts were accepted.
 fn verify(
     row: &mut SpecRow<'_>,
@@ -363,6 +394,8 @@ fn verify(
     on_delta: &mut dyn FnMut(usize, Delta<'_>),
 ) -> usize {
     let drafts = std::mem::take(&mut row.drafts);
+    // This pass fed the pending tokens: from here on, pending is what the next pass feeds.
+    row.pending.clear();
     row.stats.target_passes += 1;
     row.stats.drafted_tokens += drafts.len();
     let mut accepted = 0;
@@ -376,9 +409,15 @@ fn verify(
         match check_draft(&p, q, *token, u_accept, u_resample) {
             Check::Accept => {
                 accepted += 1;
-                emit(row, r, Some(*token), on_delta);
-                if row.pending.is_none() {
-                    break; // an end token, a stop string or the token limit
+                emit(row, r, Some(*token), Cached::Yes, on_delta);
+                if row.decoder.is_finished() {
+                    break; // an end token, a stop string, the token limit or a loop
+                }
+                if !row.pending.is_empty() {
+                    // The decoder forced tokens after this one (a think block closed by its
+                    // budget): the later drafts guessed a different text, and the forced
+                    // tokens open the next pass.
+                    break;
                 }
             }
             Check::Replace(t) => {
@@ -398,7 +437,7 @@ fn verify(
             row.acceptance += ACCEPTANCE_SMOOTHING * (rate - row.acceptance);
         }
     }
-    if row.pending.is_none() && accepted > 0 {
+    if row.decoder.is_finished() || !row.pending.is_empty() {
         return accepted;
     }
     let next = match replacement {
@@ -406,7 +445,7 @@ fn verify(
         // Every draft accepted: the last position's logits give one more token for free.
         None => row.decoder.pick(&mut logits[drafts.len()]),
     };
-    emit(row, r, next, on_delta);
+    emit(row, r, next, Cached::No, on_delta);
     accepted
 }
 
@@ -418,7 +457,7 @@ fn draft_with_lookup(
     vocab: usize,
 ) {
     for (row, &budget) in rows.iter_mut().zip(budgets) {
-        if budget == 0 || row.pending.is_none() {
+        if budget == 0 || row.pending.is_empty() {
             continue;
         }
         let mut drafts = Vec::new();
@@ -456,7 +495,7 @@ fn draft_with_model(
         .map(|(r, (row, &budget))| {
             let catch_up = &row.context[row.draft_len..];
             if budget == 0
-                || row.pending.is_none()
+                || row.pending.is_empty()
                 || cache.len(r) + catch_up.len() + budget > cache.max_len()
             {
                 Vec::new()

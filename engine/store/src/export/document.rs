@@ -197,6 +197,7 @@ fn finish_note(finish: FinishReason) -> &'static str {
         FinishReason::MaxTokens => ", stopped at the token limit",
         FinishReason::ContextFull => ", stopped when the context was full",
         FinishReason::Cancelled => ", cancelled",
+        FinishReason::Loop => ", stopped because it repeated itself",
     }
 }
 
