@@ -79,6 +79,7 @@ fn options(n: usize, sampling: SamplingParams, max_tokens: usize) -> BatchOption
             sampling,
             max_tokens,
             stop: Vec::new(),
+            effort: None,
         },
     }
 }

@@ -106,6 +106,7 @@ fn run(
             sampling,
             max_tokens: args.tokens,
             stop: Vec::new(),
+            effort: None,
         },
     };
     let started = Instant::now();

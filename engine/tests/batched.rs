@@ -54,6 +54,7 @@ fn sampled(seed: u64, max_tokens: usize) -> GenerateOptions {
         },
         max_tokens,
         stop: Vec::new(),
+        effort: None,
     }
 }
 

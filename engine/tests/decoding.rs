@@ -204,6 +204,7 @@ fn the_same_seed_repeats_and_another_seed_differs() {
             ..Default::default()
         },
         stop: Vec::new(),
+        effort: None,
     };
     let prompt = "Write a sentence about triangles:";
     let (a, _) = run(prompt, &sampled(11));

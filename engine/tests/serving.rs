@@ -53,6 +53,7 @@ fn options(temperature: f32, seed: u64, max_tokens: usize) -> GenerateOptions {
         },
         max_tokens,
         stop: Vec::new(),
+        effort: None,
     }
 }
 
@@ -296,6 +297,7 @@ fn rows_that_fill_the_context_end_with_context_full() {
             },
             max_tokens: 500,
             stop: Vec::new(),
+            effort: None,
         },
     };
     let mut events = scheduler.submit(request, CancelToken::new()).unwrap();

@@ -498,6 +498,7 @@ fn every_sampling_setting_round_trips_through_k2_serve() {
         },
         max_tokens: 29,
         stop: vec!["zebra".into(), "\n\n\n".into()],
+        effort: None,
     };
     let messages = [ChatMessage::user("Write one sentence about the sea.")];
 

@@ -9,12 +9,14 @@
 //! Serde only, so the Leptos UI (wasm) links it without the engine.
 
 mod app_config;
+mod effort;
 mod history;
 mod request;
 mod steps;
 mod view;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
+pub use effort::Effort;
 pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};

@@ -57,6 +57,9 @@ pub struct RunSettings {
     pub sampling: SamplingSettings,
     /// Longest plan, in tokens.
     pub plan_max_tokens: usize,
+    /// How long the solver thinks; `None` (absent) is the model's own default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effort: Option<crate::Effort>,
 }
 
 impl Default for RunSettings {
@@ -67,6 +70,7 @@ impl Default for RunSettings {
             selection: Selection::VoteThenJudge,
             sampling: SamplingSettings::default(),
             plan_max_tokens: 384,
+            effort: None,
         }
     }
 }

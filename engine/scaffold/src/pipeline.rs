@@ -123,6 +123,8 @@ impl Pipeline<'_> {
                 sampling: SamplingParams::greedy(),
                 max_tokens: settings.plan_max_tokens,
                 stop: vec!["</plan>".into()],
+                // Effort is the solver's: the planner writes a short plan either way.
+                effort: None,
             };
             let messages = planner_messages(&request.problem);
             let done = self
@@ -154,6 +156,7 @@ impl Pipeline<'_> {
             sampling: SamplingParams::from(sampling),
             max_tokens: sampling.max_tokens,
             stop: Vec::new(),
+            effort: settings.effort,
         };
         let messages = solver_messages(&request.problem, plan.as_deref());
         let mut splitters: Vec<ThinkSplitter> = (0..settings.candidates)
@@ -306,6 +309,7 @@ impl PairJudge for BackendJudge<'_> {
             sampling: SamplingParams::greedy(),
             max_tokens: JUDGE_MAX_TOKENS,
             stop: Vec::new(),
+            effort: None,
         };
         let messages = judge_messages(problem, &first.text, &second.text);
         let reply = self

@@ -63,8 +63,9 @@ fn prepare(request: ChatCompletionRequest, state: &AppState) -> Result<Prepared,
     }
     let prompt_ids = state
         .model
-        .chat_prompt_ids(&request.chat_messages())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .chat_prompt(&request.chat_messages(), options.effort)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .ids;
     Ok(Prepared {
         request: ServeRequest {
             prompt_ids,

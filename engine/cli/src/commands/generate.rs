@@ -81,6 +81,7 @@ pub fn run(args: Args) -> Result<()> {
         sampling: SamplingParams::from(&sampling),
         max_tokens: sampling.max_tokens,
         stop: args.stop.clone(),
+        effort: None,
     };
     let cancel = CancelToken::new();
     let jsonl = args.format == Format::Jsonl;

@@ -24,6 +24,7 @@ use crate::error::{Result, ScaffoldError};
 use crate::openai::{
     error_message, excerpt, ChatChunk, ChatCompletion, ChatCompletionRequest, ModelList, Usage,
 };
+use crate::think::DEFAULT_THINK_TAGS;
 use sse::{SseItem, SseReader};
 
 /// The longest `Retry-After` the client waits out before reporting the server busy.
@@ -434,7 +435,8 @@ impl TextAssembler {
         let mut out = String::new();
         if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
             if !self.in_reasoning {
-                out.push_str("<think>\n");
+                out.push_str(DEFAULT_THINK_TAGS.0);
+                out.push('\n');
                 self.in_reasoning = true;
             }
             out.push_str(r);
@@ -453,7 +455,7 @@ impl TextAssembler {
     fn end_reasoning(&mut self) -> String {
         if self.in_reasoning {
             self.in_reasoning = false;
-            "\n</think>\n\n".into()
+            format!("\n{}\n\n", DEFAULT_THINK_TAGS.1)
         } else {
             String::new()
         }
