@@ -54,7 +54,8 @@ pub enum RunEvent {
         tokens: usize,
         seconds: f64,
     },
-    /// More text of a candidate solution: its reasoning (`<think>`) or its answer part.
+    /// More text of a candidate solution: its reasoning (inside any family's think tags) or
+    /// its answer part.
     CandidateDelta {
         candidate: CandidateId,
         part: TextPart,
@@ -130,7 +131,8 @@ pub enum Stage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TextPart {
-    /// Inside `<think>…</think>`: shown collapsible ("Thought for 12 s").
+    /// Inside a think block (`<think>…</think>`, K2 Horizon's `<ifm|think…>`): shown
+    /// collapsible ("Thought for 12 s").
     Reasoning,
     /// Everything else: the written solution and its final answer.
     Answer,

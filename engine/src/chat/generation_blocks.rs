@@ -72,19 +72,43 @@ fn unbalanced(source: &str, marker: &Marker, problem: &str) -> EngineError {
     ))
 }
 
-/// Every `{%[-+]? (end)?generation [-+]?%}` tag, in order.
+/// Every `{%[-+]? (end)?generation [-+]?%}` tag, in order; comments (`{# … #}`) and raw
+/// blocks (`{% raw %}…{% endraw %}`) are text, not tags, and are skipped.
 fn find_markers(source: &str) -> Vec<Marker> {
     let mut markers = Vec::new();
     let mut from = 0;
-    while let Some(offset) = source[from..].find("{%") {
+    while let Some(offset) = source[from..].find(['{']) {
         let start = from + offset;
-        from = start + 2;
-        if let Some(marker) = parse_marker(source, start) {
-            from = marker.end;
-            markers.push(marker);
+        let rest = &source[start..];
+        from = start + 1;
+        if rest.starts_with("{#") {
+            from = skip_past(source, start, "#}");
+        } else if rest.starts_with("{%") {
+            if is_tag(rest, "raw") {
+                from = skip_past(source, start, "endraw");
+            } else if let Some(marker) = parse_marker(source, start) {
+                from = marker.end;
+                markers.push(marker);
+            }
         }
     }
     markers
+}
+
+/// The position after the first `end` from `start` on (the end of the source if none).
+fn skip_past(source: &str, start: usize, end: &str) -> usize {
+    source[start..]
+        .find(end)
+        .map_or(source.len(), |at| start + at + end.len())
+}
+
+/// Whether `tag` (starting with `{%`) is the statement `name`.
+fn is_tag(tag: &str, name: &str) -> bool {
+    let mut rest = &tag[2..];
+    whitespace_control(&mut rest);
+    rest.trim_start().strip_prefix(name).is_some_and(|after| {
+        after.starts_with(|c: char| c.is_whitespace() || c == '-' || c == '+' || c == '%')
+    })
 }
 
 fn parse_marker(source: &str, start: usize) -> Option<Marker> {
@@ -143,6 +167,15 @@ mod tests {
     fn other_tags_and_templates_without_markers_are_untouched() {
         let source = "{% if generation %}{{ generations }}{% set generation_x = 1 %}{% endif %}";
         assert_eq!(strip_generation_blocks(source).unwrap(), source);
+    }
+
+    #[test]
+    fn markers_in_comments_and_raw_blocks_are_text() {
+        let source = "{# uses {% generation %} #}{% raw %}{% endgeneration %}{% endraw %}{% generation %}x{% endgeneration %}";
+        assert_eq!(
+            strip_generation_blocks(source).unwrap(),
+            "{# uses {% generation %} #}{% raw %}{% endgeneration %}{% endraw %}{% if true %}x{% endif %}"
+        );
     }
 
     #[test]
