@@ -90,7 +90,7 @@ impl Backend for LocalBackend {
                 let (generation, _) = generate_speculative(
                     &self.model.model,
                     &self.model.tokenizer,
-                    &prompt_ids,
+                    prompt_ids,
                     &batch,
                     source,
                     &spec.tuning,
