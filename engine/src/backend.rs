@@ -11,7 +11,7 @@ use crate::chat::ChatMessage;
 use crate::decode::batched::{generate_batch, BatchOptions};
 use crate::decode::plain::{CancelToken, GenerateOptions, Generation, StopReason};
 use crate::decode::speculative::{generate_speculative, DraftSource, SpecTuning};
-use crate::loader::LoadedModel;
+use crate::loader::{ChatPrompt, LoadedModel};
 
 pub struct LocalBackend {
     model: Arc<LoadedModel>,
@@ -59,10 +59,12 @@ impl Backend for LocalBackend {
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(usize, &str),
     ) -> Result<Vec<Completion>, ScaffoldError> {
-        let prompt_ids = self.model.chat_prompt_ids(messages)?;
+        let prompt = self.model.chat_prompt(messages, options.effort)?;
+        let prompt_ids = &prompt.ids;
+        prompt.stream_opening_tag(n, on_delta);
         let batch = BatchOptions {
             n,
-            generate: options.clone(),
+            generate: prompt.generate_options(options),
         };
         let mut on_row_delta = |row: usize, delta: crate::decode::plain::Delta<'_>| {
             if !delta.text.is_empty() {
@@ -73,7 +75,7 @@ impl Backend for LocalBackend {
             None => generate_batch(
                 &self.model.model,
                 &self.model.tokenizer,
-                &prompt_ids,
+                prompt_ids,
                 &batch,
                 cancel,
                 &mut on_row_delta,
@@ -86,7 +88,7 @@ impl Backend for LocalBackend {
                 let (generation, _) = generate_speculative(
                     &self.model.model,
                     &self.model.tokenizer,
-                    &prompt_ids,
+                    prompt_ids,
                     &batch,
                     source,
                     &spec.tuning,
@@ -96,8 +98,19 @@ impl Backend for LocalBackend {
                 generation.rows
             }
         };
-        Ok(generations.into_iter().map(Completion::from).collect())
+        Ok(generations
+            .into_iter()
+            .map(|g| completion_after(&prompt, g))
+            .collect())
     }
+}
+
+/// The completion of a row decoded after `prompt`, its text as the rest of K2 reads it
+/// (see [`ChatPrompt::stream_opening_tag`]).
+pub(crate) fn completion_after(prompt: &ChatPrompt, generation: Generation) -> Completion {
+    let mut completion = Completion::from(generation);
+    completion.text = prompt.with_opening_tag(completion.text);
+    completion
 }
 
 impl From<Generation> for Completion {

@@ -6,10 +6,18 @@
 //! environment imitates that one: `trim_blocks` + `lstrip_blocks`, Python string/dict methods
 //! (`.strip()`, `.startswith()`, `.items()` via minijinja-contrib's pycompat), a `tojson` that
 //! matches `json.dumps` (", " / ": " separators, non-ASCII kept), `raise_exception`,
-//! `strftime_now`, and `bos_token` / `eos_token` variables.
+//! `strftime_now`, and `bos_token` / `eos_token` variables. Hugging Face's `{% generation %}`
+//! marker is rewritten into plain Jinja before compiling (see [`generation_blocks`]).
+//!
+//! Reasoning models read keyword arguments that `apply_chat_template(**kwargs)` passes:
+//! Qwen3's `enable_thinking`, K2 Horizon's `reasoning_effort`. [`TemplateOptions`] carries
+//! them and [`ChatTemplate::reasoning_controls`] says which ones a template reads.
+
+mod generation_blocks;
 
 use crate::error::{EngineError, Result};
 use candle_core::quantized::gguf_file::{Content, Value as GgufValue};
+use k2_protocol::Effort;
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, ErrorKind};
 
@@ -32,6 +40,42 @@ const _: () = {
     send_sync::<ChatTemplate>();
 };
 
+/// The keyword arguments a render passes to the template besides the conversation. `None`
+/// leaves a variable undefined, so the template's own default applies (as it does when
+/// `transformers` is not given the kwarg).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TemplateOptions {
+    /// `enable_thinking` (Qwen3, K2 Horizon): `false` renders an empty, closed think block.
+    pub enable_thinking: Option<bool>,
+    /// `reasoning_effort` as `"low"`, `"medium"` or `"high"` (K2 Horizon picks its think tag
+    /// by it).
+    pub reasoning_effort: Option<Effort>,
+}
+
+/// What a template offers to control reasoning, read once from its source. The engine maps a
+/// run's effort onto these (`crate::reasoning`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReasoningControls {
+    /// Reads `enable_thinking` (Qwen3, K2 Horizon).
+    pub thinking_switch: bool,
+    /// Reads `reasoning_effort` (K2 Horizon).
+    pub effort_kwarg: bool,
+    /// Writes K2 Horizon's `<ifm|think…>` tags, whose three variants are its effort levels.
+    /// Such a template also requires a thinking field on every assistant turn.
+    pub effort_tags: bool,
+}
+
+impl ReasoningControls {
+    fn of_source(source: &str) -> Self {
+        ReasoningControls {
+            thinking_switch: source.contains("enable_thinking"),
+            effort_kwarg: source.contains("reasoning_effort"),
+            // The template may build the tag from pieces (`'<' ~ 'ifm|' ~ field ~ '>'`).
+            effort_tags: source.contains("ifm|think"),
+        }
+    }
+}
+
 /// A compiled chat template. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct ChatTemplate {
@@ -40,6 +84,7 @@ pub struct ChatTemplate {
     bos_token: String,
     eos_token: String,
     is_fallback: bool,
+    reasoning: ReasoningControls,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -79,6 +124,7 @@ impl ChatTemplate {
             bos_token: String::new(),
             eos_token: String::new(),
             is_fallback: true,
+            reasoning: ReasoningControls::default(),
         })
     }
 
@@ -96,10 +142,14 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
-        env.add_template_owned(TEMPLATE_NAME, source.clone())
-            .map_err(template_error)?;
+        env.add_template_owned(
+            TEMPLATE_NAME,
+            generation_blocks::strip_generation_blocks(&source)?,
+        )
+        .map_err(template_error)?;
         Ok(ChatTemplate {
             env,
+            reasoning: ReasoningControls::of_source(&source),
             source,
             bos_token,
             eos_token,
@@ -192,18 +242,60 @@ impl ChatTemplate {
     /// Renders the conversation. With `add_generation_prompt`, the text ends where the
     /// assistant's reply begins (e.g. `<|im_start|>assistant\n`).
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_with(messages, add_generation_prompt, &TemplateOptions::default())
+    }
+
+    /// [`ChatTemplate::render`] with the reasoning kwargs of `options`.
+    pub fn render_with(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        options: &TemplateOptions,
+    ) -> Result<String> {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(template_error)?;
+        let mut context = vec![
+            ("messages", self.template_messages(messages)),
+            ("add_generation_prompt", Value::from(add_generation_prompt)),
+            ("bos_token", Value::from(self.bos_token.as_str())),
+            ("eos_token", Value::from(self.eos_token.as_str())),
+        ];
+        if let Some(enable) = options.enable_thinking {
+            context.push(("enable_thinking", Value::from(enable)));
+        }
+        if let Some(effort) = options.reasoning_effort {
+            context.push(("reasoning_effort", Value::from(effort.name())));
+        }
         template
-            .render(minijinja::context! {
-                messages => messages,
-                add_generation_prompt => add_generation_prompt,
-                bos_token => &self.bos_token,
-                eos_token => &self.eos_token,
-            })
+            .render(Value::from_iter(context))
             .map_err(template_error)
+    }
+
+    /// The conversation as the template sees it. K2 Horizon's template refuses an assistant
+    /// turn without a thinking field; like llama.cpp, an empty `reasoning_content` is given to
+    /// turns that have none (only there: Qwen3's template reads a defined one differently).
+    fn template_messages(&self, messages: &[ChatMessage]) -> Value {
+        let needs_thinking_field = self.reasoning.effort_tags;
+        messages
+            .iter()
+            .map(|m| {
+                let mut fields = vec![
+                    ("role", Value::from(m.role.as_str())),
+                    ("content", Value::from(m.content.as_str())),
+                ];
+                if needs_thinking_field && m.role == "assistant" {
+                    fields.push(("reasoning_content", Value::from("")));
+                }
+                Value::from_iter(fields)
+            })
+            .collect()
+    }
+
+    /// Which reasoning kwargs and tags this template knows.
+    pub fn reasoning_controls(&self) -> ReasoningControls {
+        self.reasoning
     }
 
     /// The Jinja source in use.

@@ -16,6 +16,7 @@ pub mod install;
 pub mod loader;
 pub mod model;
 pub mod models_dir;
+pub mod reasoning;
 pub mod serving;
 pub mod tokenizer;
 

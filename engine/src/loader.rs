@@ -4,12 +4,15 @@
 use std::path::Path;
 
 use candle_core::Device;
+use k2_protocol::Effort;
+use k2_scaffold::think::prompt_opens_reasoning;
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::model::{load_gguf, load_safetensors, LoadProgress, Model, ModelConfig};
 use crate::models_dir::{describe_model, model_format, ModelFormat, ModelInfo};
+use crate::reasoning::{plan_effort, prefill_think_tag};
 use crate::tokenizer::Tokenizer;
 
 pub struct LoadedModel {
@@ -23,8 +26,73 @@ impl LoadedModel {
     /// A conversation as the model's prompt: rendered by its chat template (ending where the
     /// assistant's turn starts) and tokenized, the template's special tokens parsed as such.
     pub fn chat_prompt_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        let prompt = self.template.render(messages, true)?;
-        self.tokenizer.encode_prompt(&prompt, true)
+        Ok(self.chat_prompt(messages, None)?.ids)
+    }
+
+    /// [`LoadedModel::chat_prompt_ids`] at a reasoning effort (`None`: the model's default),
+    /// with what the prompt means for the output: whether it opened a think block.
+    pub fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        effort: Option<Effort>,
+    ) -> Result<ChatPrompt> {
+        let plan = plan_effort(self.template.reasoning_controls(), effort);
+        let mut text = self.template.render_with(messages, true, &plan.template)?;
+        if let Some(tag) = plan.prefill {
+            prefill_think_tag(&mut text, tag);
+        }
+        let ids = self.tokenizer.encode_prompt(&text, true)?;
+        Ok(ChatPrompt {
+            opened_reasoning: prompt_opens_reasoning(&text),
+            thinking_budget: plan.thinking_budget,
+            text,
+            ids,
+        })
+    }
+}
+
+/// A rendered, tokenized chat prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatPrompt {
+    pub text: String,
+    pub ids: Vec<u32>,
+    /// The opening think tag the prompt ends with (DeepSeek-R1 distills and K2 Horizon prefill
+    /// one): the model's output starts inside the block and holds only its closing tag.
+    pub opened_reasoning: Option<&'static str>,
+    /// The reasoning-token cap that stands for the request's effort on this model.
+    pub thinking_budget: Option<usize>,
+}
+
+impl ChatPrompt {
+    /// The engine's backends hand on the output with the prefilled opening tag put back in
+    /// front, streamed first and kept in the completion's text. Why there: everything
+    /// downstream (the pipeline's `ThinkSplitter`, the judge's view, answer extraction, the
+    /// stored events, a remote client of `k2 serve`) reads the text alone and knows nothing of
+    /// the prompt; with the tag restored the text describes itself, exactly as if the model
+    /// had written it. A flag on the completion would arrive after the deltas it governs.
+    pub fn stream_opening_tag(&self, rows: usize, on_delta: &mut dyn FnMut(usize, &str)) {
+        if let Some(tag) = self.opened_reasoning {
+            (0..rows).for_each(|row| on_delta(row, tag));
+        }
+    }
+
+    /// The options to decode this prompt with: the request's, with the thinking budget that
+    /// stands for its effort on this model where the request set no budget itself.
+    pub fn generate_options(
+        &self,
+        requested: &crate::decode::plain::GenerateOptions,
+    ) -> crate::decode::plain::GenerateOptions {
+        let mut options = requested.clone();
+        options.thinking_budget = options.thinking_budget.or(self.thinking_budget);
+        options
+    }
+
+    /// `output` with the prefilled opening tag in front (see [`ChatPrompt::stream_opening_tag`]).
+    pub fn with_opening_tag(&self, output: String) -> String {
+        match self.opened_reasoning {
+            Some(tag) => format!("{tag}{output}"),
+            None => output,
+        }
     }
 }
 
@@ -86,4 +154,27 @@ fn check_vocabularies_agree(loaded: &LoadedModel, path: &Path) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod effort_budget_tests {
+    use super::ChatPrompt;
+    use crate::decode::plain::GenerateOptions;
+
+    #[test]
+    fn the_effort_s_budget_applies_only_where_the_request_sets_none() {
+        let prompt = ChatPrompt {
+            text: String::new(),
+            ids: Vec::new(),
+            opened_reasoning: Some("<think>"),
+            thinking_budget: Some(1024),
+        };
+        let unset = GenerateOptions::default();
+        assert_eq!(prompt.generate_options(&unset).thinking_budget, Some(1024));
+        let set = GenerateOptions {
+            thinking_budget: Some(64),
+            ..GenerateOptions::default()
+        };
+        assert_eq!(prompt.generate_options(&set).thinking_budget, Some(64));
+    }
 }

@@ -1,7 +1,7 @@
 //! How runs are made: candidates, planning, selection and sampling, kept in this browser's (or
 //! the desktop window's) storage so a student's or teacher's choice survives a restart.
 
-use k2_protocol::{RunSettings, Selection};
+use k2_protocol::{Effort, RunSettings, Selection};
 use leptos::prelude::*;
 
 use crate::session::local_storage;
@@ -83,6 +83,20 @@ pub fn RunSettingsPanel(settings: RwSignal<RunSettings>) -> impl IntoView {
                         }).collect_view()}
                     </select>
                 </label>
+                <label>"Reasoning effort "
+                    <select id="effort" on:change=move |ev| {
+                        // "" is the model's own default; anything unknown keeps it too.
+                        let effort = event_target_value(&ev).parse::<Effort>().ok();
+                        settings.update(|r| r.effort = effort);
+                    }>
+                        <option value="" selected=move || settings.with(|r| r.effort.is_none())>
+                            "model default"</option>
+                        {Effort::ALL.map(|e| view! {
+                            <option value=e.name()
+                                selected=move || settings.with(|r| r.effort == Some(e))>{e.name()}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
                 {number_field(settings, "temperature", "Temperature ", (0.0f32, 2.0, "0.05"),
                     |s| s.sampling.temperature, |s, v| s.sampling.temperature = v)}
                 {number_field(settings, "top-p", "Top-p ", (0.05f32, 1.0, "0.05"),
@@ -95,7 +109,9 @@ pub fn RunSettingsPanel(settings: RwSignal<RunSettings>) -> impl IntoView {
                     on:click=move |_| settings.set(RunSettings::default())>"Defaults"</button>
             </div>
             <p class="muted">"Temperature 1.0 and top-p 0.95 are K2-Think's; 0 is greedy. \
-                The same seed gives the same candidates on the same model."</p>
+                The same seed gives the same candidates on the same model. Lower effort makes \
+                reasoning models think less: K2 Horizon switches to its faster thinking, Qwen3 \
+                answers without thinking at low, others stop thinking after a token budget."</p>
         </details>
     }
 }

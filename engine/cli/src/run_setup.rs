@@ -10,7 +10,7 @@ use k2_app::Backends;
 use k2_engine::backend::LocalBackend;
 use k2_engine::loader::LoadedModel;
 use k2_engine::serving::{ScheduledBackend, Scheduler, SchedulerConfig};
-use k2_protocol::{RunSettings, Selection};
+use k2_protocol::{Effort, RunSettings, Selection};
 use k2_scaffold::{Backend, RemoteBackend, RemoteConfig};
 
 use crate::load::{load, ModelArgs};
@@ -43,6 +43,11 @@ pub struct ScaffoldArgs {
     pub no_loop_guard: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// How long the solver thinks: low, medium or high [default: the model's own]. K2 Horizon
+    /// picks its think tag by it, Qwen3 thinks only above low, other reasoning models get a
+    /// thinking-token budget.
+    #[arg(long)]
+    pub effort: Option<Effort>,
 }
 
 impl ScaffoldArgs {
@@ -54,6 +59,7 @@ impl ScaffoldArgs {
             sampling: self.sampling.settings(),
             thinking_budget: self.thinking_budget,
             loop_guard: !self.no_loop_guard,
+            effort: self.effort,
             ..RunSettings::default()
         }
     }

@@ -9,12 +9,14 @@
 //! Serde only, so the Leptos UI (wasm) links it without the engine.
 
 mod app_config;
+mod effort;
 mod history;
 mod request;
 mod steps;
 mod view;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
+pub use effort::Effort;
 pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};
@@ -52,7 +54,8 @@ pub enum RunEvent {
         tokens: usize,
         seconds: f64,
     },
-    /// More text of a candidate solution: its reasoning (`<think>`) or its answer part.
+    /// More text of a candidate solution: its reasoning (inside any family's think tags) or
+    /// its answer part.
     CandidateDelta {
         candidate: CandidateId,
         part: TextPart,
@@ -128,7 +131,8 @@ pub enum Stage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TextPart {
-    /// Inside `<think>…</think>`: shown collapsible ("Thought for 12 s").
+    /// Inside a think block (`<think>…</think>`, K2 Horizon's `<ifm|think…>`): shown
+    /// collapsible ("Thought for 12 s").
     Reasoning,
     /// Everything else: the written solution and its final answer.
     Answer,

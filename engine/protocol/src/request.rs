@@ -64,6 +64,9 @@ pub struct RunSettings {
     /// End a candidate (and the plan, and a judge reply) whose text degenerated into one
     /// span repeated over and over.
     pub loop_guard: bool,
+    /// How long the solver thinks; `None` (absent) is the model's own default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effort: Option<crate::Effort>,
 }
 
 impl Default for RunSettings {
@@ -76,6 +79,7 @@ impl Default for RunSettings {
             plan_max_tokens: 384,
             thinking_budget: None,
             loop_guard: true,
+            effort: None,
         }
     }
 }

@@ -30,7 +30,7 @@ pub struct RunView {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CandidateView {
-    /// Text inside `<think>`.
+    /// The reasoning trace: text inside the think block (any family's tags).
     pub reasoning: String,
     /// The written solution after the reasoning.
     pub answer_text: String,

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use k2_protocol::FinishReason;
+use k2_protocol::{Effort, FinishReason};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ScaffoldError};
@@ -95,6 +95,11 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     /// Generation ends when the text contains one of these; it is not part of the output.
     pub stop: Vec<String>,
+    /// How long a reasoning model thinks; `None` is the model's own default. Each backend maps
+    /// it to what its model understands (the engine: `k2_engine::reasoning`; a remote server:
+    /// OpenAI's `reasoning_effort`).
+    #[serde(default)]
+    pub effort: Option<Effort>,
     /// Most tokens a completion may generate inside a think block (see
     /// [`crate::think::THINK_TAGS`]), counted over all its blocks; when it is spent and a block
     /// is still open, the decoder writes the block's closing tag and a short lead into the
@@ -121,6 +126,7 @@ impl Default for GenerateOptions {
             stop: Vec::new(),
             thinking_budget: None,
             loop_guard: loop_guard_on(),
+            effort: None,
         }
     }
 }

@@ -110,13 +110,10 @@ const EXPLANATION_KEYS: [&str; 5] = [
 ///    better/correct", "it's a tie" (the last one in the text wins);
 /// 3. otherwise `None`.
 ///
-/// The judge's own `<think>` part, if any, is skipped when a `</think>` closes it.
+/// The judge's own reasoning, if any, is skipped when a closing think tag (of any family)
+/// closes it.
 pub fn parse_verdict(text: &str) -> ParsedVerdict {
-    let visible = match text.rfind("</think>") {
-        Some(at) => &text[at + "</think>".len()..],
-        None => text,
-    };
-    let visible = tail_str(visible, SEARCH_CHARS);
+    let visible = tail_str(crate::think::after_reasoning(text), SEARCH_CHARS);
 
     if let Some(object) = last_verdict_object(visible) {
         let choice = VERDICT_KEYS.iter().find_map(|key| {

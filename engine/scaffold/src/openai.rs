@@ -5,7 +5,7 @@
 //! Requests: [`ChatCompletionRequest`], built from [`GenerateOptions`] by
 //! [`ChatCompletionRequest::from_options`] and turned back into them by
 //! [`ChatCompletionRequest::to_options`]; every sampling setting (temperature, top-k, top-p,
-//! min-p, seed), `max_tokens` and `stop` round-trip. `top_k` and `min_p` are not in OpenAI's
+//! min-p, seed), `max_tokens`, `stop` and the reasoning effort (`reasoning_effort`) round-trip. `top_k` and `min_p` are not in OpenAI's
 //! API but llama.cpp, vLLM and SGLang read them; they are sent only when they do something, so
 //! servers that refuse unknown fields see them only when asked for.
 //!
@@ -27,7 +27,8 @@ use k2_protocol::FinishReason;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{ChatMessage, GenerateOptions, SamplingParams};
-use crate::error::Result;
+use crate::error::{Result, ScaffoldError};
+use k2_protocol::Effort;
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +76,11 @@ pub struct ChatCompletionRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub loop_guard: Option<bool>,
+    /// OpenAI's name for the reasoning effort (vLLM, SGLang and llama.cpp read it too). Kept as
+    /// text so a value of OpenAI's we do not model (`minimal`, `xhigh`...) is read by
+    /// [`ChatCompletionRequest::to_options`], not refused by the JSON parser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
 }
 
 impl ChatCompletionRequest {
@@ -113,6 +119,7 @@ impl ChatCompletionRequest {
             n: None,
             thinking_budget: options.thinking_budget,
             loop_guard: (!options.loop_guard).then_some(false),
+            reasoning_effort: options.effort.map(|e| e.name().to_owned()),
         }
     }
 
@@ -143,6 +150,11 @@ impl ChatCompletionRequest {
             stop: self.stop.clone().map(Stop::into_vec).unwrap_or_default(),
             thinking_budget: self.thinking_budget,
             loop_guard: self.loop_guard.unwrap_or(true),
+            effort: self
+                .reasoning_effort
+                .as_deref()
+                .map(effort_from_wire)
+                .transpose()?,
         };
         options.validate()?;
         Ok(options)
@@ -154,6 +166,20 @@ impl ChatCompletionRequest {
             .iter()
             .map(|m| ChatMessage::new(m.role.clone(), m.text()))
             .collect()
+    }
+}
+
+/// `reasoning_effort` as OpenAI spells it. Its levels below `low` (`none`, `minimal`) ask for
+/// as little thinking as there is, and above `high` (`xhigh`) for as much.
+fn effort_from_wire(value: &str) -> Result<Effort> {
+    match value {
+        "none" | "minimal" => Ok(Effort::Low),
+        "xhigh" => Ok(Effort::High),
+        other => other.parse().map_err(|_| {
+            ScaffoldError::InvalidSetting(format!(
+                "unknown reasoning_effort `{other}` (use low, medium or high)"
+            ))
+        }),
     }
 }
 
@@ -465,6 +491,7 @@ mod tests {
             stop: vec!["</answer>".into(), "\n\nQ:".into()],
             thinking_budget: Some(23),
             loop_guard: false,
+            effort: Some(Effort::Medium),
         }
     }
 
@@ -490,6 +517,7 @@ mod tests {
                 "stop",
                 "k2_thinking_budget",
                 "k2_loop_guard",
+                "reasoning_effort",
             ] {
                 assert!(value.get(field).is_some(), "`{field}` is sent: {json}");
             }
@@ -516,6 +544,7 @@ mod tests {
             "stream_options",
             "k2_thinking_budget",
             "k2_loop_guard",
+            "reasoning_effort",
         ] {
             assert!(json.get(field).is_none(), "`{field}` is left out: {json}");
         }
@@ -544,9 +573,28 @@ mod tests {
                 seed: 42
             }
         );
+        assert_eq!(options.effort, None);
         let bad: ChatCompletionRequest =
             serde_json::from_str(r#"{"messages":[],"min_p":1.5}"#).unwrap();
         assert!(bad.to_options(1, 1).is_err());
+    }
+
+    #[test]
+    fn openai_effort_levels_map_onto_ours_and_unknown_ones_are_refused_clearly() {
+        let effort = |value: &str| {
+            let request = ChatCompletionRequest {
+                reasoning_effort: Some(value.into()),
+                ..ChatCompletionRequest::default()
+            };
+            request.to_options(1, 1).map(|o| o.effort)
+        };
+        assert_eq!(effort("low").unwrap(), Some(Effort::Low));
+        assert_eq!(effort("medium").unwrap(), Some(Effort::Medium));
+        assert_eq!(effort("high").unwrap(), Some(Effort::High));
+        assert_eq!(effort("minimal").unwrap(), Some(Effort::Low));
+        assert_eq!(effort("xhigh").unwrap(), Some(Effort::High));
+        let message = effort("max").unwrap_err().to_string();
+        assert!(message.contains("reasoning_effort `max`"), "{message}");
     }
 
     #[test]

@@ -123,6 +123,8 @@ impl Pipeline<'_> {
                 sampling: SamplingParams::greedy(),
                 max_tokens: settings.plan_max_tokens,
                 stop: vec!["</plan>".into()],
+                // Effort is the solver's: the planner writes a short plan either way.
+                effort: None,
                 loop_guard: settings.loop_guard,
                 ..GenerateOptions::default()
             };
@@ -158,6 +160,7 @@ impl Pipeline<'_> {
             stop: Vec::new(),
             thinking_budget: settings.thinking_budget,
             loop_guard: settings.loop_guard,
+            effort: settings.effort,
         };
         let messages = solver_messages(&request.problem, plan.as_deref());
         let mut splitters: Vec<ThinkSplitter> = (0..settings.candidates)
@@ -319,6 +322,7 @@ impl PairJudge for BackendJudge<'_> {
             sampling: SamplingParams::greedy(),
             max_tokens: JUDGE_MAX_TOKENS,
             stop: Vec::new(),
+            effort: None,
             loop_guard: self.loop_guard,
             ..GenerateOptions::default()
         };

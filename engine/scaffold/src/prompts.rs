@@ -13,9 +13,10 @@
 //!   them, so a bad plan costs less.
 //! - **`\boxed{}` for the answer.** Our extractor prefers it; `<answer>` still works.
 //! - **The judge reasons before its verdict** and may declare a tie; it sees only the written
-//!   solutions (never the `<think>` part), cut to their last [`JUDGE_SOLUTION_CHARS`].
+//!   solutions (never the reasoning trace, whatever its family's tags), cut to their last [`JUDGE_SOLUTION_CHARS`].
 
 use crate::backend::ChatMessage;
+use crate::think;
 
 /// How much of each solution the judge sees, in characters, kept from the end (where the
 /// final answer is). About 1,000-1,300 tokens: two solutions, the problem and the instructions
@@ -101,7 +102,7 @@ pub fn extract_plan(text: &str) -> String {
                 .map_or(rest, |end| &rest[..end])
                 .to_owned()
         }
-        None => outside_think(text),
+        None => think::outside_reasoning(text).to_owned(),
     };
     strip_answer_leaks(&drop_repeated_lines(body.trim()))
 }
@@ -116,35 +117,23 @@ fn drop_repeated_lines(plan: &str) -> String {
         .join("\n")
 }
 
-/// The part of a solution a reader (or the judge) should see: the text after the reasoning.
+/// The part of a solution a reader (or the judge) should see: the text after the reasoning,
+/// read with every family's think tags ([`think::THINK_TAGS`]):
 ///
 /// - `…</think>rest` (with or without the opening tag, as templates that put `<think>` in the
-///   prompt produce): `rest`;
+///   prompt produce; any family's closing tag): `rest`;
 /// - `before<think>never closed`: `before`;
 /// - no tags: the whole text.
 ///
 /// When that leaves nothing (the model never finished thinking), the tail of the text is the
 /// best there is, so the last [`JUDGE_SOLUTION_CHARS`] characters of it are returned.
 pub fn visible_solution(text: &str) -> String {
-    let visible = outside_think(text);
-    let visible = visible.trim();
+    let visible = think::outside_reasoning(text).trim();
     if !visible.is_empty() {
         return visible.to_owned();
     }
-    let bare = text.replace("<think>", "").replace("</think>", "");
+    let bare = think::without_think_tags(text);
     tail_chars(bare.trim(), JUDGE_SOLUTION_CHARS)
-}
-
-/// Text outside `<think>` blocks: after the last `</think>` if any (an earlier opening tag is
-/// optional), else before an unclosed `<think>`, else everything.
-fn outside_think(text: &str) -> String {
-    if let Some(at) = text.rfind("</think>") {
-        return text[at + "</think>".len()..].to_owned();
-    }
-    match text.find("<think>") {
-        Some(at) => text[..at].to_owned(),
-        None => text.to_owned(),
-    }
 }
 
 /// The last `max` characters of `text`, marked when something was cut.

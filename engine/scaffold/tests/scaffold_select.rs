@@ -584,6 +584,25 @@ fn the_judge_sees_no_thinking() {
 }
 
 #[test]
+fn the_judge_sees_no_thinking_of_any_family() {
+    // K2 Horizon's effort tags, and a block closed by another tag than the one that opened it.
+    let first = "<ifm|think_fast>SECRET-A quick work</ifm|think_fast>So \\boxed{15}.";
+    let second = "<ifm|think_faster>SECRET-B</ifm|think>We get \\boxed{12}.";
+    let text = all_text(&judge_messages(PROBLEM, first, second));
+    assert!(text.contains("\\boxed{15}") && text.contains("\\boxed{12}"));
+    assert!(!text.contains("SECRET") && !text.contains("ifm|"), "{text}");
+    // Never closed: the judge gets the tail of the words, never the raw tags.
+    let unclosed = visible_solution("<ifm|think_faster>only thinking \\boxed{3}");
+    assert_eq!(unclosed, "only thinking \\boxed{3}");
+}
+
+#[test]
+fn judge_replies_skip_the_judges_own_thinking_of_any_family() {
+    let reply = "<ifm|think>{\"verdict\": \"A\"}... no.</ifm|think>{\"verdict\": \"B\"}";
+    assert_eq!(parse_verdict(reply).choice, Some(Choice::B));
+}
+
+#[test]
 fn visible_solutions_handle_unclosed_thinking_and_long_text() {
     assert_eq!(visible_solution("no tags \\boxed{1}"), "no tags \\boxed{1}");
     assert_eq!(visible_solution("<think>a</think>\n b "), "b");

@@ -25,6 +25,9 @@ use crate::state::AppState;
 /// A request turned into what the scheduler runs.
 struct Prepared {
     request: ServeRequest,
+    /// The think tag the prompt opened (see `ChatPrompt::stream_opening_tag`): sent first in
+    /// every choice's content, so clients read the same self-describing text as the scaffold.
+    opened_reasoning: Option<&'static str>,
     n: usize,
     stream: bool,
     include_usage: bool,
@@ -62,16 +65,17 @@ fn prepare(request: ChatCompletionRequest, state: &AppState) -> Result<Prepared,
     if options.stop.len() > 4 {
         return Err(ApiError::bad_request("at most 4 stop sequences"));
     }
-    let prompt_ids = state
+    let prompt = state
         .model
-        .chat_prompt_ids(&request.chat_messages())
+        .chat_prompt(&request.chat_messages(), options.effort)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Prepared {
         request: ServeRequest {
-            prompt_ids,
+            prompt_ids: prompt.ids,
             n,
             options,
         },
+        opened_reasoning: prompt.opened_reasoning,
         n,
         stream: request.stream,
         include_usage: request.stream_options.is_some_and(|o| o.include_usage),
@@ -102,6 +106,7 @@ pub async fn chat_completions(
         &state.model_id,
         prepared.n,
         prepared.request.prompt_ids.len(),
+        prepared.opened_reasoning.unwrap_or_default(),
     );
     if prepared.stream {
         Ok(streamed(answer, events, prepared.include_usage))
@@ -116,13 +121,16 @@ struct Answer {
     created: u64,
     model: String,
     prompt_tokens: usize,
+    /// What every choice's content starts with: the think tag the prompt opened, or "".
+    opening_tag: &'static str,
     queue_seconds: f64,
     rows: Vec<Option<Generation>>,
 }
 
 impl Answer {
-    fn new(model: &str, n: usize, prompt_tokens: usize) -> Self {
+    fn new(model: &str, n: usize, prompt_tokens: usize, opening_tag: &'static str) -> Self {
         Answer {
+            opening_tag,
             id: format!("chatcmpl-{}", crate::token::generate()),
             created: unix_seconds(SystemTime::now()),
             model: model.to_owned(),
@@ -213,7 +221,7 @@ async fn whole(
             index,
             message: MessageText {
                 role: Some("assistant".into()),
-                content: Some(g.text.clone()),
+                content: Some(format!("{}{}", answer.opening_tag, g.text)),
                 reasoning_content: None,
             },
             finish_reason: finish_reasons(g.stop_reason).0,
@@ -251,7 +259,7 @@ fn streamed(
                 index,
                 delta: Some(MessageText {
                     role: Some("assistant".into()),
-                    content: Some(String::new()),
+                    content: Some(answer.opening_tag.into()),
                     reasoning_content: None,
                 }),
                 finish_reason: None,

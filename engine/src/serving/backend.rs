@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::scheduler::{Scheduler, ServeEvent, ServeRequest};
 use k2_scaffold::{Backend, Completion, ScaffoldError};
 
+use crate::backend::completion_after;
 use crate::chat::ChatMessage;
 use crate::decode::plain::{CancelToken, GenerateOptions, Generation};
 use crate::error::EngineError;
@@ -35,11 +36,12 @@ impl Backend for ScheduledBackend {
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(usize, &str),
     ) -> Result<Vec<Completion>, ScaffoldError> {
-        let prompt_ids = self.model.chat_prompt_ids(messages)?;
+        let prompt = self.model.chat_prompt(messages, options.effort)?;
+        prompt.stream_opening_tag(n, on_delta);
         let request = ServeRequest {
-            prompt_ids,
+            prompt_ids: prompt.ids.clone(),
             n,
-            options: options.clone(),
+            options: prompt.generate_options(options),
         };
         let mut events = self.scheduler.submit(request, cancel.clone())?;
         let mut rows: Vec<Option<Generation>> = vec![None; n];
@@ -59,6 +61,10 @@ impl Backend for ScheduledBackend {
                 }
             }
         }
-        Ok(rows.into_iter().flatten().map(Completion::from).collect())
+        Ok(rows
+            .into_iter()
+            .flatten()
+            .map(|g| completion_after(&prompt, g))
+            .collect())
     }
 }

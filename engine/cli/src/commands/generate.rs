@@ -9,6 +9,7 @@ use k2_engine::decode::batched::BatchOptions;
 use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, Generation};
 use k2_engine::decode::sample::SamplingParams;
 use k2_engine::decode::speculative::{generate_speculative, DraftSource};
+use k2_protocol::Effort;
 use serde_json::json;
 
 use crate::load::{load, ModelArgs};
@@ -44,6 +45,9 @@ pub struct Args {
     /// A system message (chat template only).
     #[arg(long)]
     pub system: Option<String>,
+    /// Reasoning effort: low, medium or high (chat template only) [default: the model's own].
+    #[arg(long, conflicts_with = "raw")]
+    pub effort: Option<Effort>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// Stop when the output contains this text (repeatable).
@@ -71,16 +75,16 @@ pub fn run(args: Args) -> Result<()> {
             messages.push(ChatMessage::system(system.clone()));
         }
         messages.push(ChatMessage::user(prompt));
-        let text = loaded.template.render(&messages, true)?;
         // The template's own special tokens are parsed; the user's text was inserted in it,
         // so "<|im_end|>" typed by a user would count too: acceptable for a local CLI.
-        loaded.tokenizer.encode_prompt(&text, true)?
+        loaded.chat_prompt(&messages, args.effort)?.ids
     };
     let sampling = args.sampling.settings();
     let options = GenerateOptions {
         sampling: SamplingParams::from(&sampling),
         max_tokens: sampling.max_tokens,
         stop: args.stop.clone(),
+        effort: args.effort,
         ..GenerateOptions::default()
     };
     let cancel = CancelToken::new();

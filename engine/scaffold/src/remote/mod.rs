@@ -25,6 +25,7 @@ use crate::openai::{
     error_message, excerpt, read_finish_reason, ChatChunk, ChatCompletion, ChatCompletionRequest,
     ModelList, Usage,
 };
+use crate::think::DEFAULT_THINK_TAGS;
 use sse::{SseItem, SseReader};
 
 /// The longest `Retry-After` the client waits out before reporting the server busy.
@@ -435,7 +436,8 @@ impl TextAssembler {
         let mut out = String::new();
         if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
             if !self.in_reasoning {
-                out.push_str("<think>\n");
+                out.push_str(DEFAULT_THINK_TAGS.0);
+                out.push('\n');
                 self.in_reasoning = true;
             }
             out.push_str(r);
@@ -454,7 +456,7 @@ impl TextAssembler {
     fn end_reasoning(&mut self) -> String {
         if self.in_reasoning {
             self.in_reasoning = false;
-            "\n</think>\n\n".into()
+            format!("\n{}\n\n", DEFAULT_THINK_TAGS.1)
         } else {
             String::new()
         }
