@@ -76,6 +76,17 @@ impl ReasoningControls {
     }
 }
 
+/// One message as templates see it. A struct, not a map, so its fields keep this order: a
+/// template's `tojson` must print `role` before `content`, as Python's `json.dumps` of the
+/// message dict does.
+#[derive(serde::Serialize)]
+struct TemplateMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+}
+
 /// A compiled chat template. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct ChatTemplate {
@@ -281,14 +292,12 @@ impl ChatTemplate {
         messages
             .iter()
             .map(|m| {
-                let mut fields = vec![
-                    ("role", Value::from(m.role.as_str())),
-                    ("content", Value::from(m.content.as_str())),
-                ];
-                if needs_thinking_field && m.role == "assistant" {
-                    fields.push(("reasoning_content", Value::from("")));
-                }
-                Value::from_iter(fields)
+                Value::from_serialize(TemplateMessage {
+                    role: &m.role,
+                    content: &m.content,
+                    reasoning_content: (needs_thinking_field && m.role == "assistant")
+                        .then_some(""),
+                })
             })
             .collect()
     }
