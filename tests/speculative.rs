@@ -15,8 +15,8 @@ use k2_engine::decode::speculative::compat::{
 use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
 use k2_engine::loader::LoadedModel;
 use k2_engine::model::LogitsFor;
-use k2_engine::EngineError;
 use k2_engine::models_dir::describe_model;
+use k2_engine::EngineError;
 use k2_tests::{load, model_path, QWEN_05B, QWEN_15B, SMOLLM2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

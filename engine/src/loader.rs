@@ -78,9 +78,10 @@ pub fn load_model(
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     match model_format(path)? {
         ModelFormat::Gguf => Tokenizer::from_gguf(&GgufFile::open(path)?.content, path),
-        ModelFormat::Safetensors => {
-            Tokenizer::from_files(&path.join("tokenizer.json"), tokenizer_config(path).as_deref())
-        }
+        ModelFormat::Safetensors => Tokenizer::from_files(
+            &path.join("tokenizer.json"),
+            tokenizer_config(path).as_deref(),
+        ),
     }
 }
 

@@ -187,9 +187,7 @@ fn installed_as<'a>(model: &RecommendedModel, installed: &'a [ModelInfo]) -> Opt
 }
 
 #[tauri::command]
-pub async fn recommended_models(
-    state: State<'_, DesktopState>,
-) -> Result<RecommendedView, String> {
+pub async fn recommended_models(state: State<'_, DesktopState>) -> Result<RecommendedView, String> {
     let dir = effective_models_dir(&state.layers()?.effective());
     // Reading every model's header and asking nvidia-smi take a moment: off the main thread.
     tauri::async_runtime::spawn_blocking(move || {
@@ -293,10 +291,8 @@ async fn choose_solver(state: &DesktopState, model: ModelInfo) -> Result<SolverC
     // Reading tokenizers of several models: off the main thread.
     let (draft_dropped, suggested_draft) = tauri::async_runtime::spawn_blocking(move || {
         let dropped = match &current_draft {
-            Some(draft) if !draft_locked => {
-                cannot_draft(&target, draft, &dir)
-                    .map(|why| format!("The draft {draft} was turned off: {why}."))
-            }
+            Some(draft) if !draft_locked => cannot_draft(&target, draft, &dir)
+                .map(|why| format!("The draft {draft} was turned off: {why}.")),
             _ => None,
         };
         let no_draft_left = current_draft.is_none() || dropped.is_some();

@@ -117,9 +117,8 @@ pub fn Recommended(
             load();
         }
     });
-    let solver = move || {
-        models.with(|m| m.as_ref().and_then(|m| m.config.effective.solver.clone()))
-    };
+    let solver =
+        move || models.with(|m| m.as_ref().and_then(|m| m.config.effective.solver.clone()));
     let solver_locked = move || {
         models.with(|m| {
             m.as_ref()

@@ -139,7 +139,10 @@ fn read_extra(path: &Path) -> std::result::Result<Vec<RecommendedModel>, String>
 }
 
 /// `shipped` with each of `extra` replacing the entry of its name, or added at the end.
-fn merged(mut shipped: Vec<RecommendedModel>, extra: Vec<RecommendedModel>) -> Vec<RecommendedModel> {
+fn merged(
+    mut shipped: Vec<RecommendedModel>,
+    extra: Vec<RecommendedModel>,
+) -> Vec<RecommendedModel> {
     for entry in extra {
         match shipped
             .iter_mut()
@@ -359,7 +362,10 @@ mod tests {
         assert_eq!(read_extra(&path).unwrap(), vec![added]);
         std::fs::write(&path, "[{\"name\": \"half an entry\"}]").unwrap();
         let problem = read_extra(&path).unwrap_err();
-        assert!(problem.contains("extra.json is not a list of catalogue entries"), "{problem}");
+        assert!(
+            problem.contains("extra.json is not a list of catalogue entries"),
+            "{problem}"
+        );
         let problem = read_extra(&dir.path().join("missing.json")).unwrap_err();
         assert!(problem.contains("cannot read"), "{problem}");
     }
