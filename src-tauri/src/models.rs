@@ -244,9 +244,13 @@ pub async fn download_recommended(
         )
     })?;
     let dir = effective_models_dir(&state.layers()?.effective());
-    let info = tauri::async_runtime::spawn_blocking(move || {
-        download(&file, &dir, &mut reporter(on_progress), &CancelToken::new())
-            .map_err(|e| e.to_string())
+    // Installed meanwhile (the other download form, another window): files only appear under
+    // their name once complete and checked, so the one there is used as it is.
+    let existing = model.installed_name().map(|name| dir.join(name));
+    let info = tauri::async_runtime::spawn_blocking(move || match existing {
+        Some(path) if path.exists() => describe_model(&path).map_err(|e| e.to_string()),
+        _ => download(&file, &dir, &mut reporter(on_progress), &CancelToken::new())
+            .map_err(|e| e.to_string()),
     })
     .await
     .map_err(|e| e.to_string())??;
