@@ -265,7 +265,8 @@ if (!launchOnly && recommendedFile) await check("a recommended maths model shows
 
   await script(`${entry("Test-Qwen-1.5B")}.querySelector('.download-recommended').click()`);
   await waitFor(`const p = ${entry("Test-Qwen-1.5B")}.querySelector('.recommended-progress'); return !!p && p.max > 0 && p.value > 0`, 20000);
-  await script(`${entry("Test-Qwen-1.5B")}.scrollIntoView()`);
+  if (await script("return !!document.querySelector('#install-progress')")) throw new Error("two progress bars for one download");
+  await script(`${entry("Test-Qwen-1.5B")}.scrollIntoView({ block: "center" })`);
   await screenshot("desktop-recommended-downloading.png");
   const model = recommendedFile.replace(/\.gguf$/, "");
   await waitFor(`return /^Installed ${model.replace(/\./g, "\\.")} .* is now the solver/.test((document.querySelector('#models-message') || {}).innerText || '')`, 180000);
@@ -278,7 +279,9 @@ if (!launchOnly && recommendedFile) await check("a recommended maths model shows
   const offer = await script("return (document.querySelector('#draft-suggestion') || {}).innerText || ''");
   if (!offer.includes("Use qwen2.5-coder-0.5b-instruct-q4_k_m as draft? Faster, same answers")) throw new Error(`suggestion: ${offer}`);
   await waitFor("return /^Ready on /.test((document.querySelector('#engine-state') || {}).innerText || '')", 60000);
-  await script("document.querySelector('#engine-state').scrollIntoView()");
+  // The offer shows under the entry the user clicked, with its message further down.
+  if (!(await script(`return !!${entry("Test-Qwen-1.5B")}.querySelector('#draft-suggestion')`))) throw new Error("the offer is not under its entry");
+  await script(`${entry("Test-Qwen-1.5B")}.scrollIntoView({ block: "center" })`);
   await screenshot("desktop-recommended.png");
   await script("document.querySelector('#decline-draft').click()");
   await waitFor("return !document.querySelector('#draft-suggestion')", 5000);

@@ -88,6 +88,8 @@ pub fn Models() -> impl IntoView {
     let status = RwSignal::new(None::<EngineStatus>);
     let message = RwSignal::new(None::<String>);
     let progress = RwSignal::new(None::<Progress>);
+    // The recommended model being downloaded: its progress shows in its entry instead.
+    let recommended_download = RwSignal::new(None::<String>);
     let import_path = RwSignal::new(String::new());
     let link = RwSignal::new(false);
     let repo = RwSignal::new(String::new());
@@ -302,7 +304,8 @@ pub fn Models() -> impl IntoView {
                         </label>
                         <button id="save-models" on:click=move |_| save()>"Use these"</button>
                     </div>
-                    <Recommended models=view_state progress message on_chosen accept_draft />
+                    <Recommended models=view_state progress downloading=recommended_download message
+                        on_chosen accept_draft />
                     <h3>"Add a model"</h3>
                     <div class="controls">
                         <input id="import-path" placeholder="/path/to/model.gguf or a Hugging Face folder"
@@ -323,7 +326,7 @@ pub fn Models() -> impl IntoView {
                         <button id="download" disabled=move || progress.get().is_some()
                             on:click=move |_| download()>"Download"</button>
                     </div>
-                    <Show when=move || progress.get().is_some()>
+                    <Show when=move || progress.get().is_some() && recommended_download.get().is_none()>
                         <progress id="install-progress"
                             max=move || progress.get().and_then(|p| p.total).unwrap_or(0).to_string()
                             value=move || progress.get().map(|p| p.done).unwrap_or(0).to_string()></progress>

@@ -79,22 +79,25 @@ fn memory(bytes: Option<u64>) -> String {
 
 /// The section. `models` is the Models view's state (the list reloads when it changes: after
 /// any install); `progress` is the one install in progress, shared with the import and
-/// download forms; `on_chosen` gets the Models view's state after the solver changed;
+/// download forms, and `downloading` names the entry it belongs to (the forms' own progress
+/// bar stays hidden meanwhile); `on_chosen` gets the Models view's state after the solver changed;
 /// `accept_draft` makes a model the draft (the Models view's own save).
 #[component]
 pub fn Recommended(
     models: RwSignal<Option<ModelsView>>,
     progress: RwSignal<Option<Progress>>,
+    downloading: RwSignal<Option<String>>,
     message: RwSignal<Option<String>>,
     on_chosen: Callback<ModelsView>,
     accept_draft: Callback<String>,
 ) -> impl IntoView {
     let catalogue = RwSignal::new(None::<Catalogue>);
     let error = RwSignal::new(None::<String>);
-    // The entry being downloaded, and the too-large one whose download waits for a yes.
-    let downloading = RwSignal::new(None::<String>);
+    // The too-large entry whose download waits for a yes.
     let confirming = RwSignal::new(None::<String>);
-    let suggestion = RwSignal::new(None::<String>);
+    // The entry just made the solver and the installed model offered as its draft: shown
+    // under that entry, where the user clicked.
+    let suggestion = RwSignal::new(None::<(String, String)>);
 
     let load = move || {
         desktop_command(
@@ -126,7 +129,7 @@ pub fn Recommended(
         })
     };
 
-    let chosen = move |result: Result<String, String>, installed: bool| {
+    let chosen = move |entry: String, result: Result<String, String>, installed: bool| {
         progress.set(None);
         downloading.set(None);
         match result
@@ -150,7 +153,7 @@ pub fn Recommended(
                 said.extend(done.note);
                 said.extend(done.draft_dropped);
                 message.set(Some(said.join(" ")));
-                suggestion.set(done.suggested_draft);
+                suggestion.set(done.suggested_draft.map(|draft| (entry, draft)));
                 on_chosen.run(done.view);
             }
             Err(e) if installed => message.set(Some(format!("Not installed: {e}"))),
@@ -165,22 +168,23 @@ pub fn Recommended(
         downloading.set(Some(name.clone()));
         desktop_command_with_progress(
             "download_recommended",
-            serde_json::json!({ "name": name }),
+            serde_json::json!({ "name": name.clone() }),
             move |json: String| {
                 if let Ok(p) = serde_json::from_str::<Progress>(&json) {
                     progress.set(Some(p));
                 }
             },
-            move |result| chosen(result, true),
+            move |result| chosen(name, result, true),
         );
     };
-    let use_solver = move |name: String| {
+    // `entry` is the catalogue's name, `installed` the model's in the models folder.
+    let use_solver = move |entry: String, installed: String| {
         suggestion.set(None);
         message.set(None);
         desktop_command(
             "use_solver",
-            serde_json::json!({ "name": name }),
-            move |result| chosen(result, false),
+            serde_json::json!({ "name": installed }),
+            move |result| chosen(entry, result, false),
         );
     };
 
@@ -191,23 +195,32 @@ pub fn Recommended(
         let is_downloading = move || downloading.with(|d| d.as_deref() == Some(this.as_str()));
         let this = entry.name.clone();
         let is_confirming = move || confirming.with(|c| c.as_deref() == Some(this.as_str()));
+        let this = entry.name.clone();
+        let offered = move || {
+            suggestion.with(|s| {
+                s.as_ref()
+                    .filter(|(e, _)| *e == this)
+                    .map(|(_, d)| d.clone())
+            })
+        };
         let too_large = entry.fits == Some(false);
         let downloadable = entry.downloadable;
         let unpinned = downloadable && entry.sha256.is_none();
-        let has_notes = unpinned || !entry.notes.is_empty();
         let actions = match entry.installed.clone() {
             Some(installed) => {
                 let current = installed.clone();
                 let is_solver = move || solver().as_deref() == Some(current.as_str());
+                let entry_name = name.clone();
                 view! {
                     <span class="installed">"installed"</span>
                     <Show when=is_solver.clone()
                         fallback=move || {
-                            let installed = installed.clone();
+                            let (entry_name, installed) = (entry_name.clone(), installed.clone());
                             view! {
                                 <button class="use-solver"
                                     disabled=move || solver_locked() || progress.with(|p| p.is_some())
-                                    on:click=move |_| use_solver(installed.clone())>"Use as solver"</button>
+                                    on:click=move |_| use_solver(entry_name.clone(), installed.clone())>
+                                    "Use as solver"</button>
                             }
                         }>
                         <span class="solver">"the solver"</span>
@@ -234,48 +247,68 @@ pub fn Recommended(
         let ram = entry.ram_bytes;
         let have = catalogue.with_untracked(|c| c.as_ref().and_then(|c| c.machine.ram_bytes));
         let confirm_name = name.clone();
+        let has_notes = !entry.notes.is_empty();
         view! {
             <li class="recommended" data-name=name.clone()>
-                <div class="line">
-                    <strong class="name">{entry.name.clone()}</strong>
-                    <span class="muted">{format!("{} · {}", entry.family, entry.params)}</span>
-                    <span class="figure">{format!("file {}", memory(entry.bytes))}</span>
-                    <span class="figure">{format!("needs {} RAM", memory(entry.ram_bytes))}</span>
-                    <span class=class>{state}</span>
-                    <span class="spacer"></span>
-                    {actions}
+                <div class="info">
+                    <div class="line">
+                        <strong class="name">{entry.name.clone()}</strong>
+                        <span class="muted">{format!("{} · {}", entry.family, entry.params)}</span>
+                        <span class="figure">{format!("file {}", memory(entry.bytes))}</span>
+                        <span class="figure">{format!("needs {} RAM", memory(entry.ram_bytes))}</span>
+                        <span class=class>{state}</span>
+                        {unpinned.then(|| view! { <span class="fit unpinned">"checksum not pinned"</span> })}
+                    </div>
+                    <p class="why">{entry.why.clone()}</p>
+                    <Show when=move || has_notes>
+                        <ul class="entry-notes muted">
+                            {entry.notes.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}
+                        </ul>
+                    </Show>
+                    <Show when=is_confirming.clone()>
+                        <p class="warning" role="alert">
+                            {format!(
+                                "{} needs about {} of memory; this computer has {}. It may run very \
+                                 slowly or fail to load. ",
+                                confirm_name, memory(ram), memory(have)
+                            )}
+                            <button class="confirm-download" on:click={
+                                let name = confirm_name.clone();
+                                move |_| download(name.clone())
+                            }>"Download anyway"</button>
+                            " "
+                            <button class="link" on:click=move |_| confirming.set(None)>"Cancel"</button>
+                        </p>
+                    </Show>
+                    <Show when=is_downloading.clone()>
+                        <progress class="recommended-progress"
+                            max=move || progress.get().and_then(|p| p.total).unwrap_or(0).to_string()
+                            value=move || progress.get().map(|p| p.done).unwrap_or(0).to_string()></progress>
+                        <span class="muted">{move || progress.get().map(|p| match p.total {
+                            Some(t) => format!(" {} of {}", size(p.done), size(t)),
+                            None => format!(" {}", size(p.done)),
+                        })}</span>
+                    </Show>
+                    {move || offered().map(|draft| {
+                        let offer = format!(
+                            "Use {draft} as draft? Faster, same answers: it proposes tokens the \
+                             solver checks. "
+                        );
+                        view! {
+                        <p id="draft-suggestion" class="notice" role="status">
+                            {offer}
+                            <button id="accept-draft" on:click=move |_| {
+                                suggestion.set(None);
+                                accept_draft.run(draft.clone());
+                            }>"Use as draft"</button>
+                            " "
+                            <button id="decline-draft" class="link" on:click=move |_| suggestion.set(None)>
+                                "No, thanks"</button>
+                        </p>
+                        }
+                    })}
                 </div>
-                <p class="why">{entry.why.clone()}</p>
-                <Show when=move || has_notes>
-                    <ul class="entry-notes muted">
-                        {unpinned.then(|| view! { <li>"checksum not pinned"</li> })}
-                        {entry.notes.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}
-                    </ul>
-                </Show>
-                <Show when=is_confirming.clone()>
-                    <p class="warning" role="alert">
-                        {format!(
-                            "{} needs about {} of memory; this computer has {}. It may run very \
-                             slowly or fail to load. ",
-                            confirm_name, memory(ram), memory(have)
-                        )}
-                        <button class="confirm-download" on:click={
-                            let name = confirm_name.clone();
-                            move |_| download(name.clone())
-                        }>"Download anyway"</button>
-                        " "
-                        <button class="link" on:click=move |_| confirming.set(None)>"Cancel"</button>
-                    </p>
-                </Show>
-                <Show when=is_downloading.clone()>
-                    <progress class="recommended-progress"
-                        max=move || progress.get().and_then(|p| p.total).unwrap_or(0).to_string()
-                        value=move || progress.get().map(|p| p.done).unwrap_or(0).to_string()></progress>
-                    <span class="muted">{move || progress.get().map(|p| match p.total {
-                        Some(t) => format!(" {} of {}", size(p.done), size(t)),
-                        None => format!(" {}", size(p.done)),
-                    })}</span>
-                </Show>
+                <div class="actions">{actions}</div>
             </li>
         }
     };
@@ -292,22 +325,6 @@ pub fn Recommended(
         {move || error.get().map(|e| view! { <p class="error">{e}</p> })}
         {move || catalogue.with(|c| c.as_ref().and_then(|c| c.problem.clone()))
             .map(|p| view! { <p class="error">{p}</p> })}
-        <Show when=move || suggestion.get().is_some()>
-            <p id="draft-suggestion" class="notice" role="status">
-                {move || format!(
-                    "Use {} as draft? Faster, same answers: it proposes tokens the solver checks. ",
-                    suggestion.get().unwrap_or_default()
-                )}
-                <button id="accept-draft" on:click=move |_| {
-                    if let Some(draft) = suggestion.get_untracked() {
-                        suggestion.set(None);
-                        accept_draft.run(draft);
-                    }
-                }>"Use as draft"</button>
-                " "
-                <button id="decline-draft" class="link" on:click=move |_| suggestion.set(None)>"No, thanks"</button>
-            </p>
-        </Show>
         <ul id="recommended" class="recommended-list">
             {move || catalogue.get().map(|c| c.models.into_iter().map(entry_view).collect_view())}
         </ul>
