@@ -29,7 +29,8 @@ K2_BIN="$BIN/k2" "$PYTHON" tests/python/remote_peers.py
 node tests/browser/ui_e2e.mjs "$BIN/k2" smollm2-135m-instruct-q4_1 ui/dist
 # The desktop app in its real window (WebKitGTK under Xvfb, driven by tauri-driver), with a
 # fresh database so a restart must find the run it just stored, an empty models folder to
-# import into, and its own user and system configuration files.
+# import into, its own user and system configuration files, and the 1.5B served by a stand-in
+# Hugging Face as a recommended model (the test adds it to the catalogue).
 DESKTOP="$(mktemp -d)"
 installed() {
   K2_MODELS_DIR= "$BIN/k2" models --format jsonl | python3 -c \
@@ -37,6 +38,7 @@ installed() {
 }
 HUB_PORT=$((20000 + RANDOM % 20000))
 K2_MODEL="$(installed smollm2)" K2_IMPORT_MODEL="$(installed qwen2.5-coder-0.5b)" \
+    K2_RECOMMENDED_MODEL="$(installed qwen2.5-coder-1.5b)" \
     HF_ENDPOINT="http://127.0.0.1:$HUB_PORT" \
     K2_DB="$DESKTOP/desktop.db" K2_MODELS_DIR="$DESKTOP/models" \
     K2_CONFIG="$DESKTOP/config.toml" K2_SYSTEM_CONFIG="$DESKTOP/system.toml" \

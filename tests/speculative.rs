@@ -9,12 +9,15 @@ use k2_engine::decode::batched::{generate_batch, BatchOptions};
 use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation};
 use k2_engine::decode::sample::{distribution, Distribution, SamplingParams};
 use k2_engine::decode::speculative::accept::{check_draft, Check};
-use k2_engine::decode::speculative::compat::check_draft_compatible;
+use k2_engine::decode::speculative::compat::{
+    check_draft_compatible, check_installed_draft, suggest_draft,
+};
 use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
 use k2_engine::loader::LoadedModel;
 use k2_engine::model::LogitsFor;
+use k2_engine::models_dir::describe_model;
 use k2_engine::EngineError;
-use k2_tests::{load, QWEN_05B, QWEN_15B, SMOLLM2};
+use k2_tests::{load, model_path, QWEN_05B, QWEN_15B, SMOLLM2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -322,6 +325,23 @@ fn a_draft_with_another_vocabulary_is_refused_with_a_reason() {
         "{message}"
     );
     assert!(message.contains("--spec ngram"), "{message}");
+}
+
+/// What the desktop app suggests after a new solver is chosen: the 0.5B Qwen for the 1.5B
+/// (same vocabulary, under half the size), nothing for a model with no smaller relative.
+#[test]
+fn an_installed_draft_is_suggested_only_where_the_vocabularies_match() {
+    let info = |file| describe_model(&model_path(file)).unwrap();
+    let installed = [info(SMOLLM2), info(QWEN_05B), info(QWEN_15B)];
+    let [smol, small, large] = installed.clone();
+    let suggested = |target| suggest_draft(target, &installed).map(|m| m.name);
+    assert_eq!(suggested(&large), Some(small.name.clone()));
+    // SmolLM2 is small enough to draft for the 0.5B but speaks another vocabulary.
+    assert_eq!(suggested(&small), None);
+    assert_eq!(suggested(&smol), None);
+    check_installed_draft(&large, &small).unwrap();
+    let refused = check_installed_draft(&small, &smol).unwrap_err();
+    assert!(matches!(refused, EngineError::IncompatibleDraft { .. }));
 }
 
 /// Each candidate of best-of-N speculates on its own and still decodes exactly its plain

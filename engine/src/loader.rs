@@ -122,10 +122,9 @@ pub fn load_model(
             }
         }
         ModelFormat::Safetensors => {
-            let config_path = path.join("tokenizer_config.json");
-            let config = config_path.exists().then_some(config_path.as_path());
-            let tokenizer = Tokenizer::from_files(&path.join("tokenizer.json"), config)?;
-            let template = match config {
+            let config = tokenizer_config(path);
+            let tokenizer = Tokenizer::from_files(&path.join("tokenizer.json"), config.as_deref())?;
+            let template = match &config {
                 Some(c) => ChatTemplate::from_tokenizer_config(c)?,
                 None => ChatTemplate::chatml(),
             };
@@ -140,6 +139,23 @@ pub fn load_model(
     };
     check_vocabularies_agree(&loaded, path)?;
     Ok(loaded)
+}
+
+/// The tokenizer of the model at `path` alone, without its weights: enough to tell whether
+/// one installed model can draft for another before loading either.
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    match model_format(path)? {
+        ModelFormat::Gguf => Tokenizer::from_gguf(&GgufFile::open(path)?.content, path),
+        ModelFormat::Safetensors => Tokenizer::from_files(
+            &path.join("tokenizer.json"),
+            tokenizer_config(path).as_deref(),
+        ),
+    }
+}
+
+/// A Hugging Face folder's `tokenizer_config.json`, where it has one.
+fn tokenizer_config(folder: &Path) -> Option<std::path::PathBuf> {
+    Some(folder.join("tokenizer_config.json")).filter(|p| p.exists())
 }
 
 fn check_vocabularies_agree(loaded: &LoadedModel, path: &Path) -> Result<()> {

@@ -42,7 +42,10 @@ fn main() {
             models::models_view,
             models::save_config,
             models::import_model,
-            models::download_model
+            models::download_model,
+            models::recommended_models,
+            models::download_recommended,
+            models::use_solver
         ])
         .run(tauri::generate_context!());
     if let Err(error) = result {

@@ -14,24 +14,48 @@ import { basename, join } from "node:path";
 const [app] = process.argv.slice(2);
 const shots = process.env.SHOTS || mkdtempSync(join(tmpdir(), "k2-desktop-"));
 mkdirSync(shots, { recursive: true });
-const port = 4444 + Math.floor(Math.random() * 500);
-const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(port + 1000)],
-                     { stdio: ["ignore", "ignore", "inherit"] });
-const base = `http://127.0.0.1:${port}`;
 
-// A stand-in for Hugging Face: the real model file at its URL, 40 MB/s, with the checksum
+// A stand-in for Hugging Face: real model files at their URLs, 40 MB/s, with the checksum
 // Hugging Face publishes (HEAD answers a redirect with X-Linked-Etag). The app finds it
-// through HF_ENDPOINT, which tauri-driver passes on.
+// through HF_ENDPOINT, which tauri-driver passes on. It serves K2_MODEL (downloaded by
+// repository and file) and K2_RECOMMENDED_MODEL (the recommended entry the test adds to the
+// catalogue through K2_CATALOGUE_EXTRA, written here before the app starts).
 const hub = { requests: 0 };
-if (process.env.HF_ENDPOINT && process.env.K2_MODEL) {
-  const body = readFileSync(process.env.K2_MODEL);
-  const sha = createHash("sha256").update(body).digest("hex");
+const served = new Map();
+for (const path of [process.env.K2_MODEL, process.env.K2_RECOMMENDED_MODEL]) {
+  if (!path) continue;
+  const body = readFileSync(path);
+  served.set(basename(path), { body, sha: createHash("sha256").update(body).digest("hex") });
+}
+const recommendedFile = process.env.K2_RECOMMENDED_MODEL && basename(process.env.K2_RECOMMENDED_MODEL);
+if (recommendedFile) {
+  const { body, sha } = served.get(recommendedFile);
+  const entry = (fields) => ({
+    family: "qwen2", bytes_exact: true, layers: 28, kv_heads: 2, head_dim: 128,
+    geometry_confirmed: true, context_length: 32768, params: "1.5B", license: "Apache-2.0",
+    notes: [], sources: ["tests/desktop/app_e2e.mjs"], ...fields,
+  });
+  const extra = join(shots, "catalogue-extra.json");
+  writeFileSync(extra, JSON.stringify([
+    entry({ name: "Test-Qwen-1.5B", repo: "k2-test/Qwen-1.5B-GGUF", file: recommendedFile,
+            bytes: body.length, sha256: sha, why: "Served by the test's stand-in hub <b>as text</b>." }),
+    // More than any test machine has: the download asks first.
+    entry({ name: "Test-Too-Large", repo: "k2-test/Huge-GGUF", file: "huge.gguf", bytes: 4e14,
+            sha256: null, why: "Far too large for any laptop.",
+            notes: ["SHA-256 not confirmed from a published source."] }),
+  ]));
+  process.env.K2_CATALOGUE_EXTRA = extra;
+}
+if (process.env.HF_ENDPOINT && served.size > 0) {
   const server = createServer((request, response) => {
     hub.requests += 1;
-    if (!request.url.endsWith("/resolve/main/" + basename(process.env.K2_MODEL))) {
+    const [, file] = request.url.match(/\/resolve\/main\/([^/]+)$/) || [];
+    const model = file && served.get(decodeURIComponent(file));
+    if (!model) {
       response.writeHead(404).end();
       return;
     }
+    const { body, sha } = model;
     if (request.method === "HEAD") {
       response.writeHead(302, { location: request.url, "x-linked-etag": `"${sha}"` }).end();
       return;
@@ -50,6 +74,11 @@ if (process.env.HF_ENDPOINT && process.env.K2_MODEL) {
   await new Promise((resolve) => server.listen(Number(new URL(process.env.HF_ENDPOINT).port), "127.0.0.1", resolve));
   server.unref();
 }
+// Started after the catalogue file is written: the app inherits the driver's environment.
+const port = 4444 + Math.floor(Math.random() * 500);
+const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(port + 1000)],
+                     { stdio: ["ignore", "ignore", "inherit"] });
+const base = `http://127.0.0.1:${port}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function wd(method, path, body) {
@@ -210,6 +239,53 @@ if (!launchOnly) await check("the Models view downloads a model with progress, i
   if (!/^device = "cpu"$/m.test(saved)) throw new Error(`config file: ${saved}`);
   await script("document.querySelector('#models').scrollIntoView()");
   await screenshot("desktop-models.png");
+});
+
+if (!launchOnly && recommendedFile) await check("a recommended maths model shows its fit, downloads with progress, becomes the solver and a draft is suggested", async () => {
+  const entry = (name) => `document.querySelector('#recommended li[data-name="${name}"]')`;
+  const text = (name) => script(`return (${entry(name)} || {}).innerText || ''`);
+  await waitFor(`return !!${entry("Test-Qwen-1.5B")}`, 20000);
+  const ours = await text("Test-Qwen-1.5B");
+  // Catalogue text is text: the tags in the test's "why" show as written.
+  if (!/\bfits\b/.test(ours) || !ours.includes("<b>as text</b>") || !/file 1\.1 GB/.test(ours)) throw new Error(ours);
+  const shipped = await text("Qwen3-1.7B");
+  if (!/needs \d+(\.\d)? GB RAM/.test(shipped) || !/Qwen3/.test(shipped)) throw new Error(shipped);
+  const nemotron = await text("OpenMath-Nemotron-1.5B");
+  if (!nemotron.includes("no file published")) throw new Error(nemotron);
+  if (!(await script(`return ${entry("OpenMath-Nemotron-1.5B")}.querySelector('.download-recommended').disabled`))) {
+    throw new Error("a model with no published file offers a download");
+  }
+  const huge = await text("Test-Too-Large");
+  if (!huge.includes("too large for this machine") || !huge.includes("checksum not pinned")) throw new Error(huge);
+  // A model too large for this computer asks before downloading; cancelling leaves it be.
+  await script(`${entry("Test-Too-Large")}.querySelector('.download-recommended').click()`);
+  await waitFor(`return /may run very\\s+slowly/.test((${entry("Test-Too-Large")}.querySelector('.warning') || {}).innerText || '')`, 5000);
+  await script(`[...${entry("Test-Too-Large")}.querySelectorAll('.warning button')].find((b) => b.innerText === 'Cancel').click()`);
+  await waitFor(`return !${entry("Test-Too-Large")}.querySelector('.warning')`, 5000);
+
+  await script(`${entry("Test-Qwen-1.5B")}.querySelector('.download-recommended').click()`);
+  await waitFor(`const p = ${entry("Test-Qwen-1.5B")}.querySelector('.recommended-progress'); return !!p && p.max > 0 && p.value > 0`, 20000);
+  if (await script("return !!document.querySelector('#install-progress')")) throw new Error("two progress bars for one download");
+  await script(`${entry("Test-Qwen-1.5B")}.scrollIntoView({ block: "center" })`);
+  await screenshot("desktop-recommended-downloading.png");
+  const model = recommendedFile.replace(/\.gguf$/, "");
+  await waitFor(`return /^Installed ${model.replace(/\./g, "\\.")} .* is now the solver/.test((document.querySelector('#models-message') || {}).innerText || '')`, 180000);
+  await waitFor(`return /installed\\s+the solver/.test(${entry("Test-Qwen-1.5B")}.innerText)`, 10000);
+  const solver = await script("return document.querySelector('#solver').value");
+  if (solver !== model) throw new Error(`the solver select shows ${solver}`);
+  const saved = readFileSync(process.env.K2_CONFIG, "utf8");
+  if (!saved.includes(`solver = "${model}"`) || /^draft/m.test(saved)) throw new Error(`config file: ${saved}`);
+  // The 0.5B imported above shares the 1.5B's vocabulary: offered, not set.
+  const offer = await script("return (document.querySelector('#draft-suggestion') || {}).innerText || ''");
+  if (!offer.includes("Use qwen2.5-coder-0.5b-instruct-q4_k_m as draft? Faster, same answers")) throw new Error(`suggestion: ${offer}`);
+  await waitFor("return /^Ready on /.test((document.querySelector('#engine-state') || {}).innerText || '')", 60000);
+  // The offer shows under the entry the user clicked, with its message further down.
+  if (!(await script(`return !!${entry("Test-Qwen-1.5B")}.querySelector('#draft-suggestion')`))) throw new Error("the offer is not under its entry");
+  await script(`${entry("Test-Qwen-1.5B")}.scrollIntoView({ block: "center" })`);
+  await screenshot("desktop-recommended.png");
+  await script("document.querySelector('#decline-draft').click()");
+  await waitFor("return !document.querySelector('#draft-suggestion')", 5000);
+  if (/^draft/m.test(readFileSync(process.env.K2_CONFIG, "utf8"))) throw new Error("the draft was set");
 });
 
 if (!launchOnly) await check("a lab's system configuration fixes student mode", async () => {

@@ -8,6 +8,7 @@
 mod app;
 mod history;
 mod models;
+mod recommended;
 mod render;
 mod review;
 mod run_settings;

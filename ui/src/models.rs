@@ -1,33 +1,35 @@
 //! The Models view (desktop app only): the installed models, which ones solve, plan and draft,
-//! the device or a classroom server, importing a model from disk and downloading one from
-//! Hugging Face with progress. Keys the lab administrator fixed are shown, not editable.
+//! the device or a classroom server, the recommended maths models (`recommended.rs`),
+//! importing a model from disk and downloading one from Hugging Face with progress. Keys the
+//! lab administrator fixed are shown, not editable.
 
 use k2_protocol::AppConfig as Config;
 use leptos::prelude::*;
 use serde::Deserialize;
 use wasm_bindgen::JsCast;
 
+use crate::recommended::Recommended;
 use crate::transport::{desktop_command, desktop_command_with_progress, in_desktop_app};
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-struct ModelInfo {
-    name: String,
-    size_bytes: u64,
+pub(crate) struct ModelInfo {
+    pub(crate) name: String,
+    pub(crate) size_bytes: u64,
     architecture: String,
     quantization: String,
     context_length: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-struct ConfigView {
-    effective: Config,
-    locked: Vec<String>,
+pub(crate) struct ConfigView {
+    pub(crate) effective: Config,
+    pub(crate) locked: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-struct ModelsView {
+pub(crate) struct ModelsView {
     #[serde(flatten)]
-    config: ConfigView,
+    pub(crate) config: ConfigView,
     system_path: String,
     models_dir: String,
     models: Vec<ModelInfo>,
@@ -43,12 +45,12 @@ struct EngineStatus {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
-struct Progress {
-    done: u64,
-    total: Option<u64>,
+pub(crate) struct Progress {
+    pub(crate) done: u64,
+    pub(crate) total: Option<u64>,
 }
 
-fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     match bytes {
         b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
         b => format!("{:.0} MB", b as f64 / 1e6),
@@ -86,6 +88,8 @@ pub fn Models() -> impl IntoView {
     let status = RwSignal::new(None::<EngineStatus>);
     let message = RwSignal::new(None::<String>);
     let progress = RwSignal::new(None::<Progress>);
+    // The recommended model being downloaded: its progress shows in its entry instead.
+    let recommended_download = RwSignal::new(None::<String>);
     let import_path = RwSignal::new(String::new());
     let link = RwSignal::new(false);
     let repo = RwSignal::new(String::new());
@@ -161,6 +165,16 @@ pub fn Models() -> impl IntoView {
             },
         );
     };
+    // The recommended section changed the solver, or the user took its draft suggestion.
+    let on_chosen = Callback::new(move |view: ModelsView| {
+        form.set(view.config.effective.clone());
+        view_state.set(Some(view));
+        poll();
+    });
+    let accept_draft = Callback::new(move |draft: String| {
+        form.update(|f| f.draft = Some(draft));
+        save();
+    });
     let installed = move |result: Result<String, String>| {
         progress.set(None);
         match result.and_then(|j| serde_json::from_str::<ModelInfo>(&j).map_err(|e| e.to_string()))
@@ -290,6 +304,8 @@ pub fn Models() -> impl IntoView {
                         </label>
                         <button id="save-models" on:click=move |_| save()>"Use these"</button>
                     </div>
+                    <Recommended models=view_state progress downloading=recommended_download message
+                        on_chosen accept_draft />
                     <h3>"Add a model"</h3>
                     <div class="controls">
                         <input id="import-path" placeholder="/path/to/model.gguf or a Hugging Face folder"
@@ -310,7 +326,7 @@ pub fn Models() -> impl IntoView {
                         <button id="download" disabled=move || progress.get().is_some()
                             on:click=move |_| download()>"Download"</button>
                     </div>
-                    <Show when=move || progress.get().is_some()>
+                    <Show when=move || progress.get().is_some() && recommended_download.get().is_none()>
                         <progress id="install-progress"
                             max=move || progress.get().and_then(|p| p.total).unwrap_or(0).to_string()
                             value=move || progress.get().map(|p| p.done).unwrap_or(0).to_string()></progress>

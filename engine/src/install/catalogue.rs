@@ -6,7 +6,13 @@
 //! [`RAM_CONTEXT_TOKENS`] (this engine keeps the cache in f32) and a fixed allowance for the
 //! rest of the process. A model fits when that is at most [`RAM_SHARE`] of the machine's
 //! memory, leaving the rest to the system and the app's window.
+//!
+//! `K2_CATALOGUE_EXTRA` names a JSON file with more entries in the same shape (a lab's own
+//! mirror, or a test's stand-in hub): an entry with the name of a shipped one replaces it,
+//! the others are added at the end. A file that cannot be read leaves the shipped list as it
+//! is and is reported ([`catalogue_problem`]), never fatal.
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -79,13 +85,84 @@ impl RecommendedModel {
     }
 }
 
-/// The catalogue, in the order it is shown (smallest useful first).
-pub fn recommended() -> &'static [RecommendedModel] {
-    static CATALOGUE: OnceLock<Vec<RecommendedModel>> = OnceLock::new();
+/// The environment variable naming a JSON file of extra catalogue entries.
+pub const EXTRA_ENV: &str = "K2_CATALOGUE_EXTRA";
+
+/// The shipped entries plus the extra file's, and why the extra file was left out, if it was.
+struct Catalogue {
+    models: Vec<RecommendedModel>,
+    problem: Option<String>,
+}
+
+fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
     CATALOGUE.get_or_init(|| {
         // Compiled in and checked by this module's tests, so a parse failure cannot ship.
-        serde_json::from_str(include_str!("recommended.json")).unwrap_or_default()
+        let shipped = serde_json::from_str(include_str!("recommended.json")).unwrap_or_default();
+        let extra = std::env::var_os(EXTRA_ENV)
+            .filter(|path| !path.is_empty())
+            .map(|path| read_extra(Path::new(&path)));
+        match extra {
+            Some(Ok(extra)) => Catalogue {
+                models: merged(shipped, extra),
+                problem: None,
+            },
+            Some(Err(problem)) => {
+                tracing::warn!("{problem}");
+                Catalogue {
+                    models: shipped,
+                    problem: Some(problem),
+                }
+            }
+            None => Catalogue {
+                models: shipped,
+                problem: None,
+            },
+        }
     })
+}
+
+fn read_extra(path: &Path) -> std::result::Result<Vec<RecommendedModel>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "{EXTRA_ENV}: cannot read {} ({e}); showing the shipped catalogue only",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{EXTRA_ENV}: {} is not a list of catalogue entries ({e}); showing the shipped \
+             catalogue only",
+            path.display()
+        )
+    })
+}
+
+/// `shipped` with each of `extra` replacing the entry of its name, or added at the end.
+fn merged(
+    mut shipped: Vec<RecommendedModel>,
+    extra: Vec<RecommendedModel>,
+) -> Vec<RecommendedModel> {
+    for entry in extra {
+        match shipped
+            .iter_mut()
+            .find(|m| m.name.eq_ignore_ascii_case(&entry.name))
+        {
+            Some(same) => *same = entry,
+            None => shipped.push(entry),
+        }
+    }
+    shipped
+}
+
+/// The catalogue, in the order it is shown (smallest useful first; extra entries last).
+pub fn recommended() -> &'static [RecommendedModel] {
+    &catalogue().models
+}
+
+/// Why the `K2_CATALOGUE_EXTRA` file was left out, for the user to see.
+pub fn catalogue_problem() -> Option<&'static str> {
+    catalogue().problem.as_deref()
 }
 
 /// The entry named `name` (case-insensitive).
@@ -263,6 +340,34 @@ mod tests {
         assert_eq!(fit(unknown, "Qwen3-8B").fits, None);
         let nemotron = fit(big, "OpenMath-Nemotron-1.5B");
         assert!(!nemotron.downloadable && nemotron.fits.is_none());
+    }
+
+    #[test]
+    fn extra_entries_replace_those_of_their_name_and_the_rest_are_added() {
+        let shipped: Vec<RecommendedModel> =
+            serde_json::from_str(include_str!("recommended.json")).unwrap();
+        let mut replaced = shipped[0].clone();
+        replaced.name = replaced.name.to_uppercase();
+        replaced.why = "a lab's mirror".into();
+        let mut added = shipped[1].clone();
+        added.name = "Lab-Model".into();
+        let all = merged(shipped.clone(), vec![replaced.clone(), added.clone()]);
+        assert_eq!(all.len(), shipped.len() + 1);
+        assert_eq!(all[0], replaced);
+        assert_eq!(all.last(), Some(&added));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("extra.json");
+        std::fs::write(&path, serde_json::to_string(&[&added]).unwrap()).unwrap();
+        assert_eq!(read_extra(&path).unwrap(), vec![added]);
+        std::fs::write(&path, "[{\"name\": \"half an entry\"}]").unwrap();
+        let problem = read_extra(&path).unwrap_err();
+        assert!(
+            problem.contains("extra.json is not a list of catalogue entries"),
+            "{problem}"
+        );
+        let problem = read_extra(&dir.path().join("missing.json")).unwrap_err();
+        assert!(problem.contains("cannot read"), "{problem}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use clap::{Args as ClapArgs, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use k2_engine::decode::plain::CancelToken;
 use k2_engine::install::catalogue::{
-    find_recommended, recommended, recommended_for, MachineMemory, RAM_CONTEXT_TOKENS, RAM_SHARE,
+    catalogue_problem, find_recommended, recommended, recommended_for, MachineMemory,
+    RAM_CONTEXT_TOKENS, RAM_SHARE,
 };
 use k2_engine::install::download::{download_model, HfFile};
 use k2_engine::install::{import_model, ImportMode};
@@ -127,6 +128,9 @@ fn recommended_file(name: &str) -> Result<HfFile> {
 }
 
 fn print_recommended(format: Format) {
+    if let Some(problem) = catalogue_problem() {
+        eprintln!("warning: {problem}");
+    }
     let machine = MachineMemory::detect();
     let models = recommended_for(machine);
     if format == Format::Jsonl {

@@ -4,10 +4,17 @@
 //! within 128 of each other, and identical token text for every id both have.
 
 use crate::error::{EngineError, Result};
+use crate::loader::load_tokenizer;
+use crate::models_dir::ModelInfo;
 use crate::tokenizer::Tokenizer;
 
 /// Largest vocabulary size difference tolerated (padding tokens at the end of the table).
 const MAX_VOCAB_SIZE_DIFFERENCE: usize = 128;
+
+/// A draft must be at most this share of the target's file to be worth suggesting: each
+/// drafted token costs a pass of the draft, so a draft near the target's size saves nothing
+/// (the 0.5B Qwen drafting for the 1.5B is 0.44).
+const MAX_DRAFT_SHARE: f64 = 0.5;
 
 pub fn check_draft_compatible(
     target: &Tokenizer,
@@ -51,4 +58,42 @@ pub fn check_draft_compatible(
         }
     }
     Ok(())
+}
+
+/// [`check_draft_compatible`] for two installed models, from their tokenizers alone (no
+/// weights are loaded).
+pub fn check_installed_draft(target: &ModelInfo, draft: &ModelInfo) -> Result<()> {
+    check_draft_compatible(
+        &load_tokenizer(&target.path)?,
+        &target.name,
+        &load_tokenizer(&draft.path)?,
+        &draft.name,
+    )
+}
+
+/// The installed model to suggest as `target`'s draft: the smallest of `installed` that is at
+/// most [`MAX_DRAFT_SHARE`] of the target's size and shares its vocabulary, or `None`. Models
+/// whose tokenizer cannot be read are passed over: a suggestion is never worth an error.
+pub fn suggest_draft(target: &ModelInfo, installed: &[ModelInfo]) -> Option<ModelInfo> {
+    let mut candidates: Vec<&ModelInfo> = installed
+        .iter()
+        .filter(|m| {
+            m.path != target.path
+                && (m.size_bytes as f64) <= target.size_bytes as f64 * MAX_DRAFT_SHARE
+        })
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    candidates.sort_by_key(|m| m.size_bytes);
+    let target_tokenizer = load_tokenizer(&target.path).ok()?;
+    candidates
+        .into_iter()
+        .find(|draft| {
+            load_tokenizer(&draft.path).is_ok_and(|tokenizer| {
+                check_draft_compatible(&target_tokenizer, &target.name, &tokenizer, &draft.name)
+                    .is_ok()
+            })
+        })
+        .cloned()
 }
