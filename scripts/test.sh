@@ -32,6 +32,9 @@ node tests/browser/ui_e2e.mjs "$BIN/k2" smollm2-135m-instruct-q4_1 ui/dist
 # import into, its own user and system configuration files, and the 1.5B served by a stand-in
 # Hugging Face as a recommended model (the test adds it to the catalogue).
 DESKTOP="$(mktemp -d)"
+# Its models folder receives a 1.1 GB download each run: leaving it would fill the disk of a
+# machine that runs CI repeatedly (it did).
+trap 'rm -rf "$DESKTOP"' EXIT
 installed() {
   K2_MODELS_DIR= "$BIN/k2" models --format jsonl | python3 -c \
     'import json,sys; print(next(json.loads(l)["path"] for l in sys.stdin if sys.argv[1] in l))' "$1"
