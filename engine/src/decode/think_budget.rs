@@ -9,9 +9,9 @@
 //! opening tag is closed by any closing tag (models mix them), and a forced close writes the
 //! opening tag's own partner. Templates of reasoning models often open the block themselves
 //! (R1 distills and Qwen3 end the prompt with `<think>\n`), so a row starts inside a block
-//! when the prompt's end left one open ([`state_after_prompt`]).
+//! when the prompt ends with an opening tag ([`state_after_prompt`]).
 
-use k2_scaffold::think::THINK_TAGS;
+use k2_scaffold::think::{prompt_opens_reasoning, THINK_TAGS};
 
 use crate::tokenizer::Tokenizer;
 
@@ -31,16 +31,19 @@ pub enum ThinkState {
     Inside { closer: &'static str },
 }
 
-/// The state a row starts in: inside a block when the last tag in the prompt's tail opens
-/// one (the template prefilled `<think>`), else outside.
+/// The state a row starts in: inside a block when the prompt ends with an opening tag (the
+/// template prefilled `<think>`; the same rule as the pipeline's
+/// [`prompt_opens_reasoning`]), else outside.
 pub fn state_after_prompt(tokenizer: &Tokenizer, prompt_ids: &[u32]) -> ThinkState {
     let tail = &prompt_ids[prompt_ids.len().saturating_sub(PROMPT_TAIL_TOKENS)..];
     // An id the tokenizer rejects cannot come from a rendered prompt; a row then starts
     // outside, as a prompt without tags does.
     let text = tokenizer.decode(tail).unwrap_or_default();
-    let mut tags = ThinkTags::new(ThinkState::Outside);
-    tags.push(&text);
-    tags.state()
+    prompt_opens_reasoning(&text)
+        .and_then(|open| THINK_TAGS.iter().find(|&&(o, _)| o == open))
+        .map_or(ThinkState::Outside, |&(_, closer)| ThinkState::Inside {
+            closer,
+        })
 }
 
 /// Follows think tags through text that arrives in pieces.
