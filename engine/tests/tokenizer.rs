@@ -1,5 +1,6 @@
 //! Tokenizer against the real test models and llama.cpp's reference tokenizations
-//! (`tests/golden/tokenizer-{qwen,smollm}.json`, made by `tests/golden/make_goldens.py`).
+//! (`tests/golden/tokenizer-{qwen,smollm}.json`, made by `tests/golden/make_goldens.py`;
+//! `tokenizer-qwen3.json`, made by `scripts/fixtures/qwen3_tokenizer_golden.py`).
 //!
 //! The models come from `scripts/fetch-test-models.sh` (`K2_MODELS_DIR` overrides the
 //! default `~/.local/share/k2-tutor/models`). A missing model fails the test: these checks
@@ -47,10 +48,19 @@ fn load(file: &str) -> Tokenizer {
 #[derive(Deserialize)]
 struct Golden {
     model_file: String,
+    /// Tokens the golden's vocabulary adds to the model file's (Qwen3's to Qwen2.5's).
+    #[serde(default)]
+    added_tokens: Vec<AddedToken>,
     bos_id: Option<i64>,
     eos_id: Option<i64>,
     add_bos: Option<bool>,
     cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct AddedToken {
+    id: usize,
+    text: String,
 }
 
 #[derive(Deserialize)]
@@ -83,11 +93,12 @@ fn show(tok: &Tokenizer, ids: &[u32]) -> String {
 /// Every golden case, both modes, must give llama.cpp's ids exactly; all mismatches are
 /// reported at once.
 fn check_golden(name: &str) {
-    check_golden_doc(name, golden(name));
+    let g = golden(name);
+    let tok = load(&g.model_file);
+    check_golden_doc(name, &tok, g);
 }
 
-fn check_golden_doc(name: &str, g: Golden) {
-    let tok = load(&g.model_file);
+fn check_golden_doc(name: &str, tok: &Tokenizer, g: Golden) {
     if let Some(bos) = g.bos_id.filter(|&b| b >= 0) {
         assert_eq!(tok.bos_id(), Some(bos as u32), "bos id");
     }
@@ -108,8 +119,8 @@ fn check_golden_doc(name: &str, g: Golden) {
                 failures.push(format!(
                     "[{mode}] {:?}\n   want {}\n   got  {}",
                     case.text,
-                    show(&tok, want),
-                    show(&tok, &got)
+                    show(tok, want),
+                    show(tok, &got)
                 ));
             }
         }
@@ -136,6 +147,51 @@ fn qwen_matches_llama_cpp() {
 #[test]
 fn smollm_matches_llama_cpp() {
     check_golden("tokenizer-smollm.json");
+}
+
+/// The model file's vocabulary with `added` written in as user-defined tokens (GGUF token
+/// type 4), exactly as the golden's generator wrote its vocab-only file.
+fn with_added_tokens(file: &str, added: &[AddedToken]) -> Tokenizer {
+    use gguf_file::Value;
+    const USER_DEFINED: i32 = 4;
+    let path = model_path(file);
+    let mut content = read_gguf(&path);
+    let mut edit = |key: &str, id: usize, value: Value| match content.metadata.get_mut(key) {
+        Some(Value::Array(values)) => values[id] = value,
+        _ => panic!("{file} has no array {key}"),
+    };
+    for token in added {
+        edit(
+            "tokenizer.ggml.tokens",
+            token.id,
+            Value::String(token.text.clone()),
+        );
+        edit(
+            "tokenizer.ggml.token_type",
+            token.id,
+            Value::I32(USER_DEFINED),
+        );
+    }
+    Tokenizer::from_gguf(&content, &path).unwrap()
+}
+
+/// Qwen3's vocabulary is Qwen2.5's plus `<tool_response>`, `</tool_response>`, `<think>` and
+/// `</think>` (151665-151668) as ordinary added tokens: the think tags are single tokens in
+/// plain text too, and reasoning traces tokenize as llama.cpp tokenizes them.
+#[test]
+fn qwen3_matches_llama_cpp() {
+    let name = "tokenizer-qwen3.json";
+    let g = golden(name);
+    assert!(
+        g.added_tokens
+            .iter()
+            .any(|t| t.id == 151667 && t.text == "<think>"),
+        "{name} does not add Qwen3's <think>"
+    );
+    let tok = with_added_tokens(&g.model_file, &g.added_tokens);
+    assert_eq!(tok.encode("<think>", false).unwrap(), [151667]);
+    assert_eq!(tok.decode(&[151667, 151668]).unwrap(), "<think></think>");
+    check_golden_doc(name, &tok, g);
 }
 
 /// Texts of our own, so round trips and streaming are tested even on cases the goldens lack.
