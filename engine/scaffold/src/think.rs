@@ -110,6 +110,74 @@ pub fn without_think_tags(text: &str) -> String {
         .fold(text.to_owned(), |acc, tag| acc.replace(tag, ""))
 }
 
+/// Whether text is inside a think block, and which closing tag partners its opener (the tag
+/// a writer closes it with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThinkState {
+    Outside,
+    Inside { closer: &'static str },
+}
+
+impl ThinkState {
+    /// Inside the block `opening` (a tag of [`THINK_TAGS`]) opens; outside for any other text.
+    pub fn opened_by(opening: &str) -> ThinkState {
+        THINK_TAGS
+            .iter()
+            .find(|(open, _)| *open == opening)
+            .map_or(ThinkState::Outside, |&(_, closer)| ThinkState::Inside {
+                closer,
+            })
+    }
+}
+
+/// Follows think blocks, any number of them anywhere, through text that arrives in pieces.
+/// Where [`ThinkSplitter`] separates a leading block from the answer, this only says whether
+/// the text so far ends inside a block (the engine's thinking budget counts tokens by it). A
+/// block opened by any opening tag is closed by any closing tag, as models mix them.
+#[derive(Debug, Clone)]
+pub struct ThinkTracker {
+    state: ThinkState,
+    /// The tail of the text that could still grow into a tag.
+    carry: String,
+}
+
+impl ThinkTracker {
+    pub fn new(state: ThinkState) -> Self {
+        ThinkTracker {
+            state,
+            carry: String::new(),
+        }
+    }
+
+    pub fn state(&self) -> ThinkState {
+        self.state
+    }
+
+    /// Reads the next piece of text, moving in and out of blocks at every tag in it.
+    pub fn push(&mut self, piece: &str) {
+        self.carry.push_str(piece);
+        loop {
+            let next = match self.state {
+                ThinkState::Outside => find_first(&self.carry, opening_tags()).map(|tag| {
+                    let opened = ThinkState::opened_by(&self.carry[tag.at..tag.end()]);
+                    (tag.end(), opened)
+                }),
+                ThinkState::Inside { .. } => find_first(&self.carry, closing_tags())
+                    .map(|tag| (tag.end(), ThinkState::Outside)),
+            };
+            let Some((end, state)) = next else { break };
+            self.state = state;
+            self.carry.drain(..end);
+        }
+        let keep = opening_tags()
+            .chain(closing_tags())
+            .map(|tag| partial_suffix(&self.carry, tag))
+            .max()
+            .unwrap_or(0);
+        self.carry.drain(..self.carry.len() - keep);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Nothing but whitespace seen yet: the text may still open with an opening tag. `inside`:
@@ -235,6 +303,40 @@ fn partial_suffix(text: &str, tag: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state_after(pieces: &[&str]) -> ThinkState {
+        let mut tags = ThinkTracker::new(ThinkState::Outside);
+        for piece in pieces {
+            tags.push(piece);
+        }
+        tags.state()
+    }
+
+    #[test]
+    fn tags_are_followed_across_pieces_and_families() {
+        let inside = ThinkState::Inside { closer: "</think>" };
+        assert_eq!(state_after(&["<th", "ink>", "\nhmm"]), inside);
+        assert_eq!(state_after(&["<think>a</thi", "nk>b"]), ThinkState::Outside);
+        assert_eq!(
+            state_after(&["x <ifm|think_fast>", "y"]),
+            ThinkState::Inside {
+                closer: "</ifm|think_fast>"
+            }
+        );
+        // Any closing tag ends any block; the next opener starts a new one.
+        assert_eq!(state_after(&["<ifm|think>a</think>b<think>c"]), inside);
+        assert_eq!(state_after(&["no tags at all, é ü"]), ThinkState::Outside);
+        assert_eq!(state_after(&["</think> stray closer"]), ThinkState::Outside);
+    }
+
+    #[test]
+    fn multibyte_text_around_tags_never_splits_a_character() {
+        let mut tags = ThinkTracker::new(ThinkState::Outside);
+        for piece in ["日本語のテキスト", "<thi", "nk>", "思考", "中"] {
+            tags.push(piece);
+        }
+        assert_eq!(tags.state(), ThinkState::Inside { closer: "</think>" });
+    }
 
     fn split_with(mut s: ThinkSplitter, pieces: &[&str]) -> (String, String) {
         let (mut reasoning, mut answer) = (String::new(), String::new());
