@@ -1,5 +1,6 @@
 // End to end in real Chromium: `k2 serve` with a real model serves the built UI; the test
-// solves a problem and watches the plan, the candidates and the answer stream in, stops a run
+// solves with a chosen reasoning effort and sees a candidate that really looped marked, solves
+// a problem and watches the plan, the candidates and the answer stream in, stops a run
 // midway, and checks that model-made HTML runs nothing. Screenshots go to $SHOTS (default: a
 // temporary folder) to be looked at.
 // Usage: node ui_e2e.mjs K2_BIN MODEL UI_DIR
@@ -71,6 +72,110 @@ await check("the app loads and keeps the token out of the address bar", async ()
   const hash = await page.evaluate(() => location.hash);
   if (hash !== "") throw new Error(`token still in the URL: ${hash}`);
   if ((await status()) !== "ready") throw new Error(`status ${await status()}`);
+});
+
+// A real loop, not a recorded one: asked to simplify Grandi's series, SmolLM2-135M tends to
+// write "1 - 1 + 1 - 1 ..." until the loop guard ends it. At temperature 0.85 some candidates
+// break out and finish while others loop; seed 3 on a fresh server gives one that finishes and
+// two that loop (and agree with each other), so the looped ones would outvote it if they
+// counted. It runs first because the server's prefix cache, filled by earlier runs, changes
+// the numerics and with them the sampled tokens (after other runs the same seed gives two
+// finished candidates and one looped, and a judge). The assertions hold for any mix of looped
+// and finished candidates, not only that one.
+const looping = "Simplify the expression 1 - 1 + 1 - 1 + 1 - 1 + 1 - 1 + 1 - 1 + 1 - 1 + 1 - 1 + ...";
+// Per candidate: the looped badge shown, its fold's summary, and the answer card's choice.
+const candidateMarks = () => page.evaluate(() => ({
+  candidates: [...document.querySelectorAll(".candidate")].map((c) => {
+    const badge = c.querySelector("h3 .badge.looped");
+    return {
+      index: Number(c.dataset.index),
+      badge: !!badge && badge.getBoundingClientRect().width > 0 && badge.innerText === "looped",
+      summary: c.querySelector("summary").innerText,
+    };
+  }),
+  chosen: document.querySelector("#final-answer .how")?.innerText ?? "",
+}));
+let loopedRun = null;  // what the live run showed, for the replay to match
+
+await check("a run with a chosen effort marks a candidate that looped and never picks it", async () => {
+  await page.fill("#problem", looping);
+  await page.selectOption("#candidates", "3");
+  await page.uncheck("#plan");
+  await page.fill("#max-tokens", "384");
+  await page.locator("#max-tokens").dispatchEvent("change");
+  await page.click("#run-settings summary");
+  await page.selectOption("#effort", "low");
+  for (const [field, value] of [["#temperature", "0.85"], ["#seed", "3"]]) {
+    await page.fill(field, value);
+    await page.locator(field).dispatchEvent("change");
+  }
+  await page.screenshot({ path: join(shots, "effort-settings.png") });
+  // What the page asks the server for: the select's value, with the loop guard on (the UI has
+  // no switch for it; the engine's default applies).
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => r.method() === "POST" && r.url().endsWith("/v1/k2/runs")),
+    page.click("#solve"),
+  ]);
+  const sent = request.postDataJSON().settings;
+  if (sent.effort !== "low" || sent.loop_guard !== true || sent.sampling.seed !== 3) {
+    throw new Error(`the request's settings: ${JSON.stringify(sent)}`);
+  }
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 180000 });
+  const seen = await candidateMarks();
+  const looped = seen.candidates.filter((c) => c.summary.endsWith("· looped")).map((c) => c.index);
+  const finished = seen.candidates.filter((c) => /^Thought for \d+ s · \d+ tokens$/.test(c.summary))
+    .map((c) => c.index);
+  const badged = seen.candidates.filter((c) => c.badge).map((c) => c.index);
+  if (!looped.length || !finished.length) {
+    throw new Error(`needs a looped and a finished candidate: ${JSON.stringify(seen.candidates)}`);
+  }
+  if (JSON.stringify(badged) !== JSON.stringify(looped)) {
+    throw new Error(`badges on ${badged}, looped ${looped}`);
+  }
+  const chosen = Number(seen.chosen.match(/^Candidate (\d+),/)?.[1]) - 1;
+  if (!finished.includes(chosen)) throw new Error(`chose "${seen.chosen}"; finished: ${finished}`);
+  // The server's record of the run: its settings (as the server read the request) and the
+  // started event of its log carry the effort, and the candidates end as the page showed.
+  const stored = JSON.parse(execFileSync("python3", ["-c",
+    "import json,sqlite3,sys; c=sqlite3.connect(sys.argv[1]); run,config=c.execute(" +
+    "'select id, config from runs order by id desc limit 1').fetchone(); print(json.dumps({" +
+    "'config': json.loads(config), 'started': json.loads(c.execute(" +
+    "\"select payload from events where run_id=? and kind='started'\", (run,)).fetchone()[0]), " +
+    "'looped': [r[0] for r in c.execute(\"select candidate from candidates where run_id=? " +
+    "and finish='loop' order by candidate\", (run,))]}))", db]).toString());
+  if (stored.config.settings.effort !== "low" || stored.started.request.settings.effort !== "low"
+      || stored.started.request.problem !== looping) {
+    throw new Error(`stored: ${JSON.stringify(stored).slice(0, 600)}`);
+  }
+  if (JSON.stringify(stored.looped) !== JSON.stringify(looped)) {
+    throw new Error(`stored loops ${stored.looped}, shown ${looped}`);
+  }
+  loopedRun = seen;
+  await page.locator(".candidate", { has: page.locator(".badge.looped") }).first()
+    .screenshot({ path: join(shots, "looped-candidate.png") });
+  await page.screenshot({ path: join(shots, "looped-run.png"), fullPage: true });
+});
+
+await check("the effort is remembered and a looped run replays with its badges", async () => {
+  if (!loopedRun) throw new Error("no looped run to replay");
+  await page.reload();
+  await page.waitForSelector("#solve");
+  if ((await page.inputValue("#effort")) !== "low") throw new Error(`effort ${await page.inputValue("#effort")}`);
+  await page.click("#history-toggle");
+  await page.locator(".history-item", { hasText: "Simplify the expression" }).first().click();
+  await page.waitForSelector("#final-answer", { timeout: 10000 });
+  const replayed = await candidateMarks();
+  if (JSON.stringify(replayed) !== JSON.stringify(loopedRun)) {
+    throw new Error(`replayed ${JSON.stringify(replayed)}, live ${JSON.stringify(loopedRun)}`);
+  }
+  await page.screenshot({ path: join(shots, "looped-replay.png"), fullPage: true });
+  // Back to the defaults (effort included) and a fresh page for what follows.
+  await page.click("#run-settings summary");
+  await page.click("#reset-settings");
+  if ((await page.inputValue("#effort")) !== "") throw new Error("Defaults kept the effort");
+  await page.reload();
+  await page.waitForSelector("#solve");
 });
 
 await check("the problem's LaTeX is previewed as it is typed", async () => {
