@@ -122,6 +122,7 @@ await check("a run with a chosen effort marks a candidate that looped and never 
   }
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
                              null, { timeout: 180000 });
+  if (!(await status()).startsWith("done · low effort")) throw new Error(`status ${await status()}`);
   const seen = await candidateMarks();
   const looped = seen.candidates.filter((c) => c.summary.endsWith("· looped")).map((c) => c.index);
   const finished = seen.candidates.filter((c) => /^Thought for \d+ s · \d+ tokens$/.test(c.summary))
@@ -165,6 +166,8 @@ await check("the effort is remembered and a looped run replays with its badges",
   await page.click("#history-toggle");
   await page.locator(".history-item", { hasText: "Simplify the expression" }).first().click();
   await page.waitForSelector("#final-answer", { timeout: 10000 });
+  // The replayed run says which effort made it.
+  if (!(await status()).includes("· low effort")) throw new Error(`replay status ${await status()}`);
   const replayed = await candidateMarks();
   if (JSON.stringify(replayed) !== JSON.stringify(loopedRun)) {
     throw new Error(`replayed ${JSON.stringify(replayed)}, live ${JSON.stringify(loopedRun)}`);

@@ -97,6 +97,10 @@ pub fn StatusBar(state: RunState) -> impl IntoView {
                 Some(Stage::Done) => "done",
             };
             let mut line = stage.to_string();
+            // The effort the run asked for, so a replayed run says how it was made.
+            if let Some(effort) = v.request.as_ref().and_then(|r| r.settings.effort) {
+                line.push_str(&format!(" · {effort} effort"));
+            }
             if v.elapsed_ms > 0 {
                 line.push_str(&format!(" · {:.1} s", v.elapsed_ms as f64 / 1000.0));
             }
