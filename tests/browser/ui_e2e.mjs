@@ -240,6 +240,11 @@ await check("after a reload the runs are in History and one replays", async () =
   if (!sessions.some((t) => t.startsWith("Homework 3")) || !sessions.some((t) => t.startsWith("Classroom server")))
     throw new Error(`sessions in History: ${JSON.stringify(sessions)}`);
   if (await page.inputValue("#session") !== "Homework 3") throw new Error("the session title was not remembered");
+  // Every run says when it was made, in the reader's local time, this year.
+  const dates = await page.locator(".history time.started").allInnerTexts();
+  const year = String(new Date().getFullYear());
+  if (dates.length < 2 || !dates.every((d) => d.includes(year)))
+    throw new Error(`History dates: ${JSON.stringify(dates)}`);
   await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
   await page.waitForSelector("#final-answer", { timeout: 10000 });
   const candidates = await page.locator(".candidate").count();
@@ -378,6 +383,23 @@ await check("theme and text size change and are remembered", async () => {
     throw new Error(JSON.stringify(seen));
   }
   await page.screenshot({ path: join(shots, "dark.png") });
+  // The primary button's text is readable in both themes: WCAG AA, at least 4.5:1.
+  for (const theme of ["dark", "light"]) {
+    await page.selectOption("#theme", theme);
+    const ratio = await page.evaluate(() => {
+      const style = getComputedStyle(document.querySelector("#solve"));
+      const luminance = (css) => {
+        const [r, g, b] = css.match(/\d+/g).slice(0, 3).map((c) => {
+          const v = Number(c) / 255;
+          return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const [a, b] = [luminance(style.color), luminance(style.backgroundColor)];
+      return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    });
+    if (ratio < 4.5) throw new Error(`Solve reads at ${ratio.toFixed(2)}:1 in the ${theme} theme`);
+  }
   await page.selectOption("#theme", "system");
   await page.click("#smaller");
 });

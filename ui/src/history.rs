@@ -16,9 +16,29 @@ struct Item {
     session: String,
     problem: String,
     status: String,
+    /// When the run started, in the reader's local time ("6 Dec 2026, 18:47").
+    started: Option<String>,
     answer: Option<String>,
     /// Where a search found its words (« and » around them).
     snippet: Option<String>,
+}
+
+/// Milliseconds since the epoch as the browser's locale writes a date and time.
+fn local_date_time(ms: f64) -> String {
+    let options = js_sys::Object::new();
+    for (key, value) in [
+        ("day", "numeric"),
+        ("month", "short"),
+        ("year", "numeric"),
+        ("hour", "2-digit"),
+        ("minute", "2-digit"),
+    ] {
+        // Setting a string on a fresh plain object cannot fail.
+        let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
+    }
+    js_sys::Date::new(&ms.into())
+        .to_locale_string("default", &options)
+        .into()
 }
 
 fn items(json: &str) -> Vec<Item> {
@@ -38,6 +58,10 @@ fn items(json: &str) -> Vec<Item> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned(),
+                started: run
+                    .get("started_at")
+                    .and_then(Value::as_f64)
+                    .map(local_date_time),
                 answer: run.get("answer").and_then(Value::as_str).map(str::to_owned),
                 snippet: run
                     .get("snippet")
@@ -185,7 +209,9 @@ fn run_row(
             </button>
             <button class="link delete" title="Delete this run"
                 on:click=move |_| delete(delete_item.clone())>" delete"</button>
-            <span class="muted">{format!(" · {}", item.status)}
+            <span class="muted">
+                {item.started.clone().map(|d| view! { <time class="started">{format!(" · {d}")}</time> })}
+                {format!(" · {}", item.status)}
                 {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
             {item.snippet.clone().map(|s| view! {
                 <div class="snippet muted">{s}</div>
