@@ -161,6 +161,10 @@ pub struct EngineStatus {
     /// `loading`, `ready` or `failed`.
     state: &'static str,
     device: Option<String>,
+    /// The model that solves, as loaded (what the Models view's "default" turned out to be).
+    solver: Option<String>,
+    /// The model that plans and judges, where it is not the solver.
+    planner: Option<String>,
     message: Option<String>,
 }
 
@@ -170,16 +174,26 @@ pub fn engine_status(state: State<'_, DesktopState>) -> EngineStatus {
         None => EngineStatus {
             state: "loading",
             device: None,
+            solver: None,
+            planner: None,
             message: None,
         },
-        Some(Ok(backends)) => EngineStatus {
-            state: "ready",
-            device: Some(backends.device.clone()),
-            message: None,
-        },
+        Some(Ok(backends)) => {
+            let solver = backends.solver.describe();
+            let planner = Some(backends.planner.describe()).filter(|p| *p != solver);
+            EngineStatus {
+                state: "ready",
+                device: Some(backends.device.clone()),
+                solver: Some(solver),
+                planner,
+                message: None,
+            }
+        }
         Some(Err(message)) => EngineStatus {
             state: "failed",
             device: None,
+            solver: None,
+            planner: None,
             message: Some(message),
         },
     }

@@ -205,6 +205,11 @@ if (!launchOnly) await check("a kept run is stepped through, annotated and expor
 if (!launchOnly) await check("the Models view downloads a model with progress, imports one from disk and lists both", async () => {
   await script("document.querySelector('#models-toggle').click()");
   await waitFor("return /^Ready on /.test((document.querySelector('#engine-state') || {}).innerText || '')", 60000);
+  // It names the model it loaded (K2_MODEL), not the default it would have chosen.
+  const state = await script("return document.querySelector('#engine-state').innerText");
+  const loaded = basename(process.env.K2_MODEL || "", ".gguf");
+  if (!loaded || !state.includes(`solving with ${loaded}`) || !state.includes("the solver also plans and judges"))
+    throw new Error(`engine state: ${state} (loaded ${loaded})`);
   const fill = (id, value) => script(`
     const el = document.querySelector('${id}');
     el.value = ${JSON.stringify(value)};

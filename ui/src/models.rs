@@ -41,7 +41,39 @@ pub(crate) struct ModelsView {
 struct EngineStatus {
     state: String,
     device: Option<String>,
+    /// The models loaded: the solver, and the planner and judge where it is another.
+    solver: Option<String>,
+    planner: Option<String>,
     message: Option<String>,
+}
+
+impl EngineStatus {
+    /// "Ready on cpu: solving with X; the solver also plans and judges." Names what is
+    /// loaded, so "default" in the choices below never hides which model that is.
+    fn describe(self) -> String {
+        match self.state.as_str() {
+            "ready" => {
+                let mut line = format!("Ready on {}", self.device.unwrap_or_default());
+                if let Some(solver) = self.solver {
+                    line.push_str(&format!(": solving with {solver}"));
+                    match self.planner {
+                        Some(planner) => {
+                            line.push_str(&format!("; planning and judging with {planner}."))
+                        }
+                        None => line.push_str("; the solver also plans and judges."),
+                    }
+                } else {
+                    line.push('.');
+                }
+                line
+            }
+            "loading" => "Loading the models…".to_owned(),
+            _ => format!(
+                "The models could not be loaded: {}",
+                self.message.unwrap_or_default()
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
@@ -253,11 +285,7 @@ pub fn Models() -> impl IntoView {
                     {move || if open.get() { "Models ▾" } else { "Models ▸" }}
                 </button></h2>
                 <Show when=move || open.get()>
-                    <p id="engine-state" class="muted">{move || status.get().map(|s| match s.state.as_str() {
-                        "ready" => format!("Ready on {}.", s.device.unwrap_or_default()),
-                        "loading" => "Loading the models…".to_owned(),
-                        _ => format!("The models could not be loaded: {}", s.message.unwrap_or_default()),
-                    }).unwrap_or_default()}</p>
+                    <p id="engine-state" class="muted">{move || status.get().map(EngineStatus::describe).unwrap_or_default()}</p>
                     {move || view_state.with(|v| v.as_ref().map(|v| v.problems.iter().map(|p| view! {
                         <p class="error">{p.clone()}</p>
                     }).collect_view()))}
@@ -274,8 +302,8 @@ pub fn Models() -> impl IntoView {
                     </table>
                     <p class="muted">{move || view_state.with(|v| v.as_ref().map(|v| format!("In {}", v.models_dir)))}</p>
                     <div class="controls">
-                        {choice("solver", "Solver ", "solver", |f| f.solver.clone(), |f, v| f.solver = v, "default (1.5B)")}
-                        {choice("planner", "Planner and judge ", "planner", |f| f.planner.clone(), |f, v| f.planner = v, "default (the solver)")}
+                        {choice("solver", "Solver ", "solver", |f| f.solver.clone(), |f, v| f.solver = v, "default")}
+                        {choice("planner", "Planner and judge ", "planner", |f| f.planner.clone(), |f, v| f.planner = v, "the solver")}
                         {choice("draft", "Draft ", "draft", |f| f.draft.clone(), |f, v| f.draft = v, "none")}
                         <label>"Device "
                             <select id="device" disabled=move || locked("device")
