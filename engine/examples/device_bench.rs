@@ -18,8 +18,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use k2_engine::model::{
-    synthetic_model, Architecture, KvCache, LogitsFor, Model, ModelConfig, RopeStyle,
-    SyntheticSpec, WeightFormat,
+    synthetic_model, Architecture, BlockSwitches, KvCache, LogitsFor, Model, ModelConfig, QkNorm,
+    RopeScaling, RopeStyle, SyntheticSpec, WeightFormat,
 };
 use serde_json::{json, Value};
 
@@ -136,6 +136,62 @@ fn k2_think_32b(layers: usize) -> ModelConfig {
     }
 }
 
+/// Qwen3-1.7B's geometry (explicit head size, 8 key-value heads, q/k norms one weight for
+/// all heads), `layers` deep.
+fn qwen3_17b(layers: usize) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Qwen3,
+        vocab_size: 151936,
+        hidden_size: 2048,
+        intermediate_size: 6144,
+        num_layers: layers,
+        num_heads: 16,
+        num_kv_heads: 8,
+        head_dim: 128,
+        rope_theta: 1_000_000.0,
+        rope_style: RopeStyle::Halves,
+        rms_norm_eps: 1e-6,
+        context_length: 40960,
+        switches: BlockSwitches {
+            qk_norm: QkNorm::Shared,
+            ..Default::default()
+        },
+    }
+}
+
+/// K2 Horizon's block with every switch it may set on: four norm groups, q/k norms per head,
+/// the softplus output gate, YaRN past a short original window, and one layer without rope.
+/// The CUDA paths that cannot honour a switch must step aside, not compute something else.
+fn k2_horizon_all_switches(layers: usize) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::K2Horizon,
+        vocab_size: 32768,
+        hidden_size: 1024,
+        intermediate_size: 2816,
+        num_layers: layers,
+        num_heads: 16,
+        num_kv_heads: 4,
+        head_dim: 64,
+        rope_theta: 1_000_000.0,
+        rope_style: RopeStyle::Halves,
+        rms_norm_eps: 1e-5,
+        context_length: 131072,
+        switches: BlockSwitches {
+            qk_norm: QkNorm::PerHead,
+            norm_groups: 4,
+            rope_scaling: RopeScaling::Yarn {
+                factor: 16.0,
+                original_context: 32,
+                beta_fast: 128.0,
+                beta_slow: 4.0,
+                attention_factor: RopeScaling::yarn_default_attention_factor(16.0),
+            },
+            output_gate: true,
+            nope_layers: vec![1],
+        },
+    }
+}
+
 fn cuda() -> Result<Device> {
     let selected = k2_engine::device::select_device(k2_engine::device::DeviceChoice::Cuda)?;
     Ok(selected.device)
@@ -201,6 +257,14 @@ fn check(gpu: &Device) -> Result<Value> {
             support::qwen25_15b(6),
             true,
             WeightFormat::Q4KM,
+        ),
+        // The reasoning architectures' switches on the GPU (issue: reasoning models).
+        ("qwen3-1.7b/6", qwen3_17b(6), true, WeightFormat::Q4KM),
+        (
+            "k2-horizon/3",
+            k2_horizon_all_switches(3),
+            false,
+            WeightFormat::Q8_0,
         ),
     ];
     let mut results = Vec::new();
