@@ -22,7 +22,8 @@ pub(super) fn is_short(t: usize) -> bool {
 }
 
 /// `h`: `[n, hidden]` normalized hidden states of all rows' new tokens, row after row as
-/// described by `spans` (`(start, count)` per cache row). Returns `[n, heads * head_dim]`.
+/// described by `spans` (`(start, count)` per cache row); `(cos, sin)`: the layer's rotary
+/// tables for those tokens (angle zero in NoPE layers). Returns `[n, heads * head_dim]`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn self_attention(
     config: &ModelConfig,
@@ -51,9 +52,8 @@ pub(super) fn self_attention(
         qkv[1] = super::head_rms_norm(&qkv[1], &norm.k, kv_heads, eps)?;
     }
     let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
-    let rotated = !config.switches.nope_layers.contains(&layer);
     #[cfg(feature = "cuda")]
-    if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 && rotated {
+    if h.device().is_cuda() && cache.dtype() == candle_core::DType::F32 {
         // The combining kernel quantizes in blocks of 32 only; a gated output is changed
         // after it, so it must not offer a quantized form.
         let for_q8 =
@@ -61,15 +61,12 @@ pub(super) fn self_attention(
         let io = (cache, layer, step, for_q8);
         return cuda_self_attention(q, k, v, rope, (cos, sin), io, &geometry);
     }
-    let rotate = |x: Tensor| -> Result<Tensor> {
-        Ok(if rotated {
-            rope.apply(&x, cos, sin)?
-        } else {
-            x
-        })
-    };
-    let q = rotate(heads_major(q, heads, head_dim)?)?.squeeze(0)?;
-    let k = rotate(heads_major(k, kv_heads, head_dim)?)?.squeeze(0)?;
+    let q = rope
+        .apply(&heads_major(q, heads, head_dim)?, cos, sin)?
+        .squeeze(0)?;
+    let k = rope
+        .apply(&heads_major(k, kv_heads, head_dim)?, cos, sin)?
+        .squeeze(0)?;
     let v = heads_major(v, kv_heads, head_dim)?.squeeze(0)?;
     // New keys and values go into the cache first (it needs `&mut`), then rows attend.
     let mut work = Vec::with_capacity(spans.len());

@@ -344,6 +344,11 @@ impl Model {
 
     fn compute_layers(&self, step: &StepInputs, cache: &mut KvCache) -> Result<Tensor> {
         let (cos, sin) = self.rope.tables(&step.positions)?;
+        let nope_layers = &self.config.switches.nope_layers;
+        let unrotated = match nope_layers.is_empty() {
+            true => None,
+            false => Some(Rope::unrotated_tables(&cos, &sin)?),
+        };
         let norm = NormShape {
             eps: self.config.rms_norm_eps,
             groups: self.config.switches.norm_groups,
@@ -359,10 +364,14 @@ impl Model {
             None => rms_norm(&x, &self.final_norm, norm, output_reads_q8)?,
         };
         for (layer, block) in self.blocks.iter().enumerate() {
+            let tables = match &unrotated {
+                Some((one, zero)) if nope_layers.contains(&layer) => (one, zero),
+                _ => (&cos, &sin),
+            };
             let attn = attention::self_attention(
                 &self.config,
                 &self.rope,
-                (&cos, &sin),
+                tables,
                 block,
                 &h,
                 cache,

@@ -54,6 +54,14 @@ impl Rope {
         ))
     }
 
+    /// Tables that rotate by angle zero (cos 1, sin 0), shaped like `cos`/`sin`: a NoPE
+    /// layer runs the same kernels as its neighbours (on CUDA the fused, graph-captured ones,
+    /// which must not fall back to host-side offsets mid-step) and every value passes
+    /// through exactly: `x · 1 - y · 0 = x`.
+    pub fn unrotated_tables(cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((cos.ones_like()?, sin.zeros_like()?))
+    }
+
     /// Rotates `x` (`[1, heads, n, head_dim]`, contiguous) whose `n` tokens have the rows of
     /// `cos`/`sin` (`[n, head_dim / 2]`): tokens of different rows may sit at different positions.
     pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
