@@ -109,7 +109,9 @@ pub fn RunSettingsPanel(settings: RwSignal<RunSettings>) -> impl IntoView {
                     on:click=move |_| settings.set(RunSettings::default())>"Defaults"</button>
             </div>
             <p class="muted">"Temperature 1.0 and top-p 0.95 are K2-Think's; 0 is greedy. \
-                The same seed gives the same candidates on the same model. Lower effort makes \
+                The same seed repeats a run on the same model, except where a classroom \
+                server reuses a prompt it has already read (its arithmetic then rounds \
+                differently). Lower effort makes \
                 reasoning models think less: K2 Horizon switches to its faster thinking, Qwen3 \
                 answers without thinking at low, others stop thinking after a token budget."</p>
         </details>
