@@ -199,6 +199,7 @@ await check("checking an answer to a kept run keeps the attempt", async () => {
   await page.waitForSelector("#check-result.unsure[data-basis=unsure]", { timeout: 5000 });
   const said = await page.locator("#check-result").innerText();
   if (!/^Unsure/.test(said) || /wrong/i.test(said)) throw new Error(`check said: ${said}`);
+  await page.locator("#check").screenshot({ path: join(shots, "check-unsure.png") });
   await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
                              null, { timeout: 5000 });
   const kept = execFileSync("python3", ["-c",
@@ -316,6 +317,7 @@ await check("check my answer: right and wrong, without revealing the answer", as
   await page.fill("#my-answer", "71.5");
   await page.click("#check-button");
   await page.waitForSelector("#check-result.wrong[data-basis=unanimous]", { timeout: 5000 });
+  await page.locator("#check").screenshot({ path: join(shots, "check-wrong-unanimous.png") });
   if (await page.locator("#final-answer").count()) throw new Error("the answer card appeared");
   await page.click("#reveal");
   await page.waitForSelector("#final-answer math", { timeout: 5000 });
