@@ -308,13 +308,17 @@ await check("checking an answer to a kept run keeps the attempt", async () => {
   await page.waitForSelector("#check", { timeout: 5000 });
   await page.fill("#my-answer", "-987654");
   await page.click("#check-button");
-  await page.waitForSelector("#check-result.wrong", { timeout: 5000 });
+  // One candidate is no agreement: the tutor is not confident, and says so rather than "wrong".
+  await page.waitForSelector("#check-result.unsure[data-basis=unsure]", { timeout: 5000 });
+  const said = await page.locator("#check-result").innerText();
+  if (!/^Unsure/.test(said) || /wrong/i.test(said)) throw new Error(`check said: ${said}`);
+  await page.locator("#check").screenshot({ path: join(shots, "check-unsure.png") });
   await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
                              null, { timeout: 5000 });
   const kept = execFileSync("python3", ["-c",
     "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(" +
-    "'select answer, equivalent from attempts').fetchall())", db]).toString();
-  if (!kept.includes("('-987654', 0)")) throw new Error(`attempts: ${kept}`);
+    "'select answer, equivalent, verdict, basis from attempts').fetchall())", db]).toString();
+  if (!kept.includes("('-987654', None, 'unsure', 'unsure')")) throw new Error(`attempts: ${kept}`);
   await page.selectOption("#candidates", "3");
   await page.check("#plan");
 });
@@ -438,10 +442,12 @@ await check("student mode: hints one at a time, the solution only when asked", a
 await check("check my answer: right and wrong, without revealing the answer", async () => {
   await page.fill("#my-answer", `${expectedAnswer}`);
   await page.click("#check-button");
-  await page.waitForSelector("#check-result.right", { timeout: 5000 });
+  // All three candidates agreed: checked against that answer, and saying so.
+  await page.waitForSelector("#check-result.right[data-basis=unanimous]", { timeout: 5000 });
   await page.fill("#my-answer", "71.5");
   await page.click("#check-button");
-  await page.waitForSelector("#check-result.wrong", { timeout: 5000 });
+  await page.waitForSelector("#check-result.wrong[data-basis=unanimous]", { timeout: 5000 });
+  await page.locator("#check").screenshot({ path: join(shots, "check-wrong-unanimous.png") });
   if (await page.locator("#final-answer").count()) throw new Error("the answer card appeared");
   await page.click("#reveal");
   await page.waitForSelector("#final-answer math", { timeout: 5000 });

@@ -1,8 +1,10 @@
 //! For students: the plan as hints, the solution behind a button, and "check my answer", which
-//! says whether a typed answer is mathematically the same as the solution's without showing it
-//! (k2-answer's equivalence, the engine's own, running here in the page).
+//! says whether a typed answer is right, wrong or (where the tutor is not confident) unsure,
+//! and what that rests on, without showing the answer (`k2_answer::check`, the engine's own
+//! check, running here in the page).
 
-use k2_protocol::HistoryRequest;
+use k2_answer::check::{check_attempt_in_view, KnownAnswers};
+use k2_protocol::{AttemptCheck, HistoryRequest};
 use leptos::prelude::*;
 
 use crate::app::RunState;
@@ -60,17 +62,13 @@ pub fn RevealSolution(state: RunState) -> impl IntoView {
 
 #[component]
 pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
-    let expected = move || {
-        state
-            .view
-            .with(|v| v.final_answer.as_ref().and_then(|f| f.answer.clone()))
-    };
+    let answered = move || state.view.with(|v| v.final_answer.is_some());
     let given = RwSignal::new(String::new());
-    let verdict = RwSignal::new(None::<bool>);
+    let verdict = RwSignal::new(None::<AttemptCheck>);
     let kept = RwSignal::new(None::<String>);
     // A new run clears the last verdict.
     Effect::new(move |_| {
-        expected();
+        state.view.with(|v| v.final_answer.clone());
         verdict.set(None);
         kept.set(None);
     });
@@ -79,22 +77,30 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
         if answer.trim().is_empty() {
             return;
         }
-        if let Some(expected) = expected() {
-            // Checked here at once; the history checks it again itself when it keeps it.
-            verdict.set(Some(k2_answer::equivalent(&answer, &expected)));
-        }
+        // Checked here at once with the one check (k2_answer::check: the run's answer only
+        // where the tutor is confident, else unsure); the history checks it again itself,
+        // with the problem's answer key when it has one, and its verdict is the one shown.
+        let local = state
+            .view
+            .with_untracked(|v| check_attempt_in_view(&answer, KnownAnswers::default(), v));
+        verdict.set(Some(local));
         if let Some(run) = state.stored.get_untracked() {
             let request = HistoryRequest::CheckAttempt { run, answer };
             transport::history(&token.get_untracked(), &request, move |result| {
                 kept.set(Some(match result {
-                    Ok(_) => "Your attempt is kept in the history.".into(),
+                    Ok(reply) => {
+                        if let Some(stored) = stored_check(&reply) {
+                            verdict.set(Some(stored));
+                        }
+                        "Your attempt is kept in the history.".into()
+                    }
                     Err(e) => format!("Your attempt was not kept: {e}"),
                 }))
             });
         }
     };
     view! {
-        <Show when=move || expected().is_some()>
+        <Show when=answered>
             <section id="check" class="panel">
                 <h2>"Check my answer"</h2>
                 <div class="controls">
@@ -104,17 +110,19 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
                         on:keydown=move |ev| if ev.key() == "Enter" { check() } />
                     <button id="check-button" on:click=move |_| check()>"Check"</button>
                 </div>
-                <p id="check-result" class=move || match verdict.get() {
-                    Some(true) => "right", Some(false) => "wrong", None => "",
-                }>
-                    {move || match verdict.get() {
-                        Some(true) => "Right: that is the solution's answer.",
-                        Some(false) => "Not the same as the solution's answer. Look again and retry.",
-                        None => "",
-                    }}
+                <p id="check-result"
+                    class=move || verdict.get().map(|c| c.verdict.as_str()).unwrap_or_default()
+                    data-basis=move || verdict.get().map(|c| c.basis.as_str()).unwrap_or_default()>
+                    {move || verdict.get().map(|c| c.message()).unwrap_or_default()}
                 </p>
                 <p id="attempt-kept" class="muted">{move || kept.get().unwrap_or_default()}</p>
             </section>
         </Show>
     }
+}
+
+/// The check the history made when it kept the attempt (`{"check": {...}, ...}`).
+fn stored_check(reply: &str) -> Option<AttemptCheck> {
+    let reply: serde_json::Value = serde_json::from_str(reply).ok()?;
+    serde_json::from_value(reply.get("check")?.clone()).ok()
 }

@@ -2,7 +2,8 @@
 //! grouping ([`normalize`]) and mathematical equivalence ([`compare`], [`equivalent`]).
 //!
 //! Used to grade against ground truth, to group candidates whose answers agree (majority
-//! vote), and to check a student's typed answer without revealing the right one.
+//! vote), and to check a student's typed answer without revealing the right one ([`check`]:
+//! the verdict and what it rests on, the one definition every front end uses).
 //!
 //! The pipeline, one module per step:
 //! 1. `normalize`: text cleanup (`$`, `\text{cm}`, `\left`, `^\circ`,
@@ -15,6 +16,7 @@
 //! Everything here takes untrusted model or student text: no panics, no unbounded recursion,
 //! no unbounded arithmetic.
 
+pub mod check;
 mod degrees;
 mod equivalence;
 mod expr;

@@ -362,9 +362,20 @@ fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_delet
     );
     assert_eq!(attempt.status, 200, "{}", attempt.text());
     let attempt = attempt.json();
-    let has_answer = view.final_answer.and_then(|f| f.answer).is_some();
-    assert_eq!(attempt["equivalent"], json!(has_answer.then_some(false)));
-    assert_eq!(attempt.as_object().unwrap().len(), 2, "{attempt}");
+    // Checked by the one check, on the stored run: unsure unless the tutor was confident.
+    let check = k2_engine::answer::check::check_attempt_in_view(
+        "certainly not this",
+        Default::default(),
+        &view,
+    );
+    assert_eq!(attempt["check"], json!(check));
+    let equivalent = match check.verdict {
+        k2_protocol::CheckVerdict::Right => Some(true),
+        k2_protocol::CheckVerdict::Wrong => Some(false),
+        k2_protocol::CheckVerdict::Unsure => None,
+    };
+    assert_eq!(attempt["equivalent"], json!(equivalent));
+    assert_eq!(attempt.as_object().unwrap().len(), 3, "{attempt}");
 
     let html = get(&format!("/v1/k2/runs/{id}/export?format=html"));
     assert_eq!(html.status, 200);

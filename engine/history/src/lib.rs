@@ -4,12 +4,14 @@
 //! as is, so a classroom browser and the desktop window behave the same. A new operation is a
 //! variant there and a function and a `dispatch` arm here.
 //!
-//! Students' attempts are checked here, against the stored run's final answer with the
-//! engine's equivalence checker, so the kept record never depends on what a client claims.
+//! Students' attempts are checked here, with `k2_answer::check` (the problem's known answer,
+//! else the stored run's answer where the tutor is confident, else unsure), so the kept record
+//! never depends on what a client claims.
 
 pub use k2_protocol::{HistoryRequest, NewNote};
 
-use k2_protocol::Event;
+use k2_answer::check::{check_attempt_in_view, KnownAnswers};
+use k2_protocol::{AttemptCheck, CheckVerdict, Event};
 use k2_store::export::{export_run, ExportFormat};
 use k2_store::{Note, PageRequest, RunId, RunSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -195,27 +197,37 @@ pub async fn add_note(store: &Store, run: RunId, note: &NewNote) -> Result<Vec<N
 /// The result of checking a student's answer; the run's own answer is never part of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptResult {
-    /// `None` when the run has no final answer to compare with.
+    /// The verdict and what it rests on (`k2_answer::check`).
+    pub check: AttemptCheck,
+    /// The verdict as a yes or no, for older clients: `None` when unsure.
     pub equivalent: Option<bool>,
     /// The stored attempt.
     pub attempt: i64,
 }
 
-/// Checks a student's answer against the run's final answer, mathematically (`3/4` equals
-/// `\frac{3}{4}` and `0.75`), and keeps the attempt with the run's problem.
+/// Checks a student's answer with [`k2_answer::check`] (`3/4` equals `\frac{3}{4}` and
+/// `0.75`): against the problem's known answer when it has one, else against the run's answer
+/// only where the tutor is confident in it (its replayed events say whether), else unsure.
+/// Keeps the attempt, with its verdict and basis, with the run's problem.
 pub async fn check_attempt(store: &Store, run: RunId, answer: &str) -> Result<AttemptResult> {
     let answer = checked_text(answer, "answer")?;
     let detail = store.run(run).await?;
-    let equivalent = detail
-        .summary
-        .answer
-        .as_deref()
-        .map(|expected| k2_answer::equivalent(answer, expected));
+    let view = store.replay(run).await?;
+    let known = KnownAnswers {
+        answer_key: detail.problem.known_answer.as_deref(),
+        teacher: None,
+    };
+    let check = check_attempt_in_view(answer, known, &view);
     let attempt = store
-        .add_attempt(detail.problem.id, Some(run), answer, equivalent, None)
+        .add_attempt(detail.problem.id, Some(run), answer, Some(check), None)
         .await?;
     Ok(AttemptResult {
-        equivalent,
+        check,
+        equivalent: match check.verdict {
+            CheckVerdict::Right => Some(true),
+            CheckVerdict::Wrong => Some(false),
+            CheckVerdict::Unsure => None,
+        },
         attempt,
     })
 }

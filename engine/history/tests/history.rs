@@ -3,8 +3,9 @@
 #[path = "../../store/tests/common/mod.rs"]
 mod common;
 
-use common::{record_run, temp_store};
+use common::{record_events, record_run, run_events, temp_store};
 use k2_history::{HistoryError, HistoryReply, HistoryRequest, NewNote};
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, Event, FinishReason, RunEvent};
 use serde_json::json;
 
 #[tokio::test]
@@ -38,31 +39,72 @@ async fn lists_newest_first_and_searches_with_snippets() {
         .is_empty());
 }
 
+/// The recorded run of `common`, with its second candidate finished too.
+fn agreeing_run(problem: &str, answer: &str) -> Vec<Event> {
+    let mut events = run_events(problem, answer);
+    for event in &mut events {
+        if let RunEvent::CandidateFinished { finish, .. } = &mut event.kind {
+            *finish = FinishReason::Complete;
+        }
+    }
+    events
+}
+
+fn check(verdict: CheckVerdict, basis: CheckBasis) -> AttemptCheck {
+    AttemptCheck { verdict, basis }
+}
+
 #[tokio::test]
-async fn attempts_are_checked_against_the_stored_answer_and_kept() {
+async fn attempts_are_checked_with_a_basis_and_kept_with_it() {
     let t = temp_store().await;
     let session = t.store.create_session("Desktop").await.unwrap();
-    let run = record_run(&t.store, session, "Half of 3/2?", "\\frac{3}{4}").await;
+    // Both candidates finished with 3/4: the tutor is confident.
+    let run = record_events(
+        &t.store,
+        session,
+        "Half of 3/2?",
+        agreeing_run("Half of 3/2?", "\\frac{3}{4}"),
+    )
+    .await;
     let right = k2_history::check_attempt(&t.store, run, " 0.75 ")
         .await
         .unwrap();
+    assert_eq!(
+        right.check,
+        check(CheckVerdict::Right, CheckBasis::Unanimous)
+    );
     assert_eq!(right.equivalent, Some(true));
     let wrong = k2_history::check_attempt(&t.store, run, "4/3")
         .await
         .unwrap();
+    assert_eq!(
+        wrong.check,
+        check(CheckVerdict::Wrong, CheckBasis::Unanimous)
+    );
     assert_eq!(wrong.equivalent, Some(false));
 
     let problem = t.store.run(run).await.unwrap().problem.id;
     let kept = t.store.attempts(problem).await.unwrap();
     assert_eq!(
         kept.iter()
-            .map(|a| (a.answer.as_str(), a.equivalent, a.run_id))
+            .map(|a| (a.answer.as_str(), a.check, a.run_id))
             .collect::<Vec<_>>(),
         [
-            ("4/3", Some(false), Some(run)),
-            ("0.75", Some(true), Some(run))
+            ("4/3", Some(wrong.check), Some(run)),
+            ("0.75", Some(right.check), Some(run))
         ]
     );
+
+    // A known answer (an answer key) wins over the run's, even a unanimous one.
+    t.store.set_known_answer(problem, "4/3").await.unwrap();
+    let keyed = k2_history::check_attempt(&t.store, run, "8/6")
+        .await
+        .unwrap();
+    assert_eq!(
+        keyed.check,
+        check(CheckVerdict::Right, CheckBasis::AnswerKey)
+    );
+
     assert!(matches!(
         k2_history::check_attempt(&t.store, run, "   ").await,
         Err(HistoryError::BadRequest(_))
@@ -71,6 +113,25 @@ async fn attempts_are_checked_against_the_stored_answer_and_kept() {
         k2_history::check_attempt(&t.store, run + 100, "1").await,
         Err(HistoryError::NotFound(id)) if id == run + 100
     ));
+}
+
+#[tokio::test]
+async fn an_attempt_at_a_run_the_tutor_is_not_sure_of_is_unsure_never_wrong() {
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    // One candidate finished, the other was cut off by the token limit: one solution agrees
+    // with nothing.
+    let run = record_run(&t.store, session, "Half of 3/2?", "\\frac{3}{4}").await;
+    for answer in ["0.75", "4/3"] {
+        let checked = k2_history::check_attempt(&t.store, run, answer)
+            .await
+            .unwrap();
+        assert_eq!(checked.check, AttemptCheck::UNSURE, "{answer}");
+        assert_eq!(checked.equivalent, None);
+    }
+    let problem = t.store.run(run).await.unwrap().problem.id;
+    let kept = t.store.attempts(problem).await.unwrap();
+    assert!(kept.iter().all(|a| a.check == Some(AttemptCheck::UNSURE)));
 }
 
 #[tokio::test]
@@ -161,7 +222,13 @@ async fn dispatch_answers_every_operation() {
     let t = temp_store().await;
     let session = t.store.create_session("Desktop").await.unwrap();
     let older = record_run(&t.store, session, "What is 7 squared?", "49").await;
-    let run = record_run(&t.store, session, "Half of 3/2?", "\\frac{3}{4}").await;
+    let run = record_events(
+        &t.store,
+        session,
+        "Half of 3/2?",
+        agreeing_run("Half of 3/2?", "\\frac{3}{4}"),
+    )
+    .await;
     let ask = |request: HistoryRequest| k2_history::dispatch(&t.store, request);
 
     let HistoryReply::Runs(all) = ask(HistoryRequest::List { query: None }).await.unwrap() else {
@@ -220,6 +287,10 @@ async fn dispatch_answers_every_operation() {
         panic!("an attempt answers its check: {checked:?}")
     };
     assert_eq!(checked.equivalent, Some(true));
+    assert_eq!(
+        serde_json::to_value(checked.check).unwrap(),
+        json!({"verdict": "right", "basis": "unanimous"})
+    );
     let problem = t.store.run(run).await.unwrap().problem.id;
     assert_eq!(
         t.store.attempts(problem).await.unwrap()[0].id,

@@ -35,7 +35,8 @@ pub enum HistoryRequest {
     /// Adds a teacher's note. Answers all the run's notes.
     AddNote { run: StoredRunId, note: NewNote },
     /// Checks a student's answer against the run's final answer and keeps the attempt.
-    /// Answers `{equivalent, attempt}`; never the run's answer itself.
+    /// Answers `{check: {verdict, basis}, equivalent, attempt}` (`k2_answer::check`); never
+    /// the run's answer itself.
     CheckAttempt { run: StoredRunId, answer: String },
     /// Removes the run and everything attached to it. Answers `null`.
     Delete { run: StoredRunId },

@@ -9,6 +9,7 @@
 //! Serde only, so the Leptos UI (wasm) links it without the engine.
 
 mod app_config;
+mod check;
 mod effort;
 mod history;
 mod request;
@@ -16,6 +17,7 @@ mod steps;
 mod view;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
+pub use check::{AttemptCheck, CheckBasis, CheckVerdict};
 pub use effort::Effort;
 pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};

@@ -138,7 +138,8 @@ pub struct AttemptBody {
     answer: String,
 }
 
-/// `POST /v1/k2/runs/{id}/attempts` with `{answer}`: checked against the run's answer and kept.
+/// `POST /v1/k2/runs/{id}/attempts` with `{answer}`: checked (`k2_answer::check`: answers
+/// `{check: {verdict, basis}, equivalent, attempt}`) and kept.
 pub async fn check_attempt(
     State(state): State<AppState>,
     Path(run): Path<i64>,

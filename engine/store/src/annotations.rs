@@ -1,5 +1,6 @@
 //! What people add to runs: teachers' notes and students' own answers.
 
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -42,24 +43,33 @@ impl Store {
         Ok(rows.iter().map(note_from_row).collect())
     }
 
-    /// Records a student's answer. `equivalent` comes from the engine's answer checker (the
-    /// store knows no mathematics).
+    /// Records a student's answer with its check (verdict and basis, from `k2_answer::check`:
+    /// the store knows no mathematics). `equivalent` is kept for older readers: the verdict
+    /// as a yes or no, `NULL` when unsure.
     pub async fn add_attempt(
         &self,
         problem: ProblemId,
         run: Option<RunId>,
         answer: &str,
-        equivalent: Option<bool>,
+        check: Option<AttemptCheck>,
         seconds: Option<f64>,
     ) -> Result<i64> {
+        let equivalent = check.and_then(|c| match c.verdict {
+            CheckVerdict::Right => Some(true),
+            CheckVerdict::Wrong => Some(false),
+            CheckVerdict::Unsure => None,
+        });
         Ok(sqlx::query(
-            "INSERT INTO attempts (problem_id, run_id, answer, equivalent, seconds, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO attempts \
+             (problem_id, run_id, answer, equivalent, verdict, basis, seconds, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(problem)
         .bind(run)
         .bind(answer)
         .bind(equivalent)
+        .bind(check.map(|c| c.verdict.as_str()))
+        .bind(check.map(|c| c.basis.as_str()))
         .bind(seconds)
         .bind(now_ms())
         .execute(&self.pool)
@@ -70,8 +80,8 @@ impl Store {
     /// A problem's attempts, newest first.
     pub async fn attempts(&self, problem: ProblemId) -> Result<Vec<Attempt>> {
         let rows = sqlx::query(
-            "SELECT id, problem_id, run_id, answer, equivalent, seconds, created_at \
-             FROM attempts WHERE problem_id = ? ORDER BY id DESC",
+            "SELECT id, problem_id, run_id, answer, equivalent, verdict, basis, seconds, \
+             created_at FROM attempts WHERE problem_id = ? ORDER BY id DESC",
         )
         .bind(problem)
         .fetch_all(&self.pool)
@@ -84,11 +94,22 @@ impl Store {
                 run_id: row.get("run_id"),
                 answer: row.get("answer"),
                 equivalent: row.get("equivalent"),
+                check: attempt_check(row),
                 seconds: row.get("seconds"),
                 created_at: row.get("created_at"),
             })
             .collect())
     }
+}
+
+/// The stored check; `None` for attempts kept before checks had a basis (schema 4).
+fn attempt_check(row: &SqliteRow) -> Option<AttemptCheck> {
+    let verdict: Option<String> = row.get("verdict");
+    let basis: Option<String> = row.get("basis");
+    Some(AttemptCheck {
+        verdict: CheckVerdict::parse(&verdict?)?,
+        basis: CheckBasis::parse(&basis?)?,
+    })
 }
 
 fn note_from_row(row: &SqliteRow) -> Note {

@@ -32,6 +32,24 @@ impl Store {
             })
     }
 
+    /// Records the problem's known answer (a teacher's answer key, `k2 solve --answer-key`):
+    /// later checks of students' answers to it are made against it.
+    pub async fn set_known_answer(&self, id: ProblemId, answer: &str) -> Result<()> {
+        let changed = sqlx::query("UPDATE problems SET known_answer = ? WHERE id = ?")
+            .bind(answer)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        match changed {
+            0 => Err(StoreError::NotFound {
+                what: "problem",
+                id,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The problem with this id in this set, if stored.
     pub async fn problem_in_set(&self, set_name: &str, set_id: &str) -> Result<Option<Problem>> {
         let sql =

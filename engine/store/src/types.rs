@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use k2_protocol::RunSettings;
+use k2_protocol::{AttemptCheck, RunSettings};
 use serde::{Deserialize, Serialize};
 
 pub type SessionId = i64;
@@ -148,8 +148,12 @@ pub struct Attempt {
     pub problem_id: ProblemId,
     pub run_id: Option<RunId>,
     pub answer: String,
-    /// `None` when there was no answer to compare with.
+    /// The verdict as a yes or no: `None` when unsure or when there was nothing to compare
+    /// with.
     pub equivalent: Option<bool>,
+    /// The verdict and what it rested on; `None` for attempts kept before schema version 4.
+    #[serde(default)]
+    pub check: Option<AttemptCheck>,
     pub seconds: Option<f64>,
     pub created_at: i64,
 }

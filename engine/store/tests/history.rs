@@ -3,7 +3,7 @@
 mod common;
 
 use common::{record_run, run_events, temp_store};
-use k2_protocol::RunView;
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, RunView};
 use k2_store::export::{export_run, ExportFormat};
 use k2_store::{PageRequest, RunRecorder, RunStatus, StoreError, FLUSH_INTERVAL};
 
@@ -202,6 +202,11 @@ async fn search_finds_latex_and_unicode_and_never_chokes_on_query_syntax() {
     assert!(hit.snippet.contains("«apples»"), "{}", hit.snippet);
 }
 
+const RIGHT_UNANIMOUS: AttemptCheck = AttemptCheck {
+    verdict: CheckVerdict::Right,
+    basis: CheckBasis::Unanimous,
+};
+
 #[tokio::test]
 async fn notes_and_attempts_are_kept_with_their_run_and_problem() {
     let t = temp_store().await;
@@ -220,11 +225,19 @@ async fn notes_and_attempts_are_kept_with_their_run_and_problem() {
     assert_eq!(notes[0].seq, None, "whole-run notes come first");
     assert_eq!(notes[1].seq, Some(9));
     t.store
-        .add_attempt(problem, Some(run), "4.0", Some(true), Some(31.5))
+        .add_attempt(problem, Some(run), "4.0", Some(RIGHT_UNANIMOUS), Some(31.5))
+        .await
+        .unwrap();
+    t.store
+        .add_attempt(problem, Some(run), "5", Some(AttemptCheck::UNSURE), None)
         .await
         .unwrap();
     let attempts = t.store.attempts(problem).await.unwrap();
-    assert_eq!(attempts[0].equivalent, Some(true));
+    assert_eq!(attempts[1].equivalent, Some(true));
+    assert_eq!(attempts[1].check, Some(RIGHT_UNANIMOUS));
+    // Unsure is kept as unsure: not as a wrong answer.
+    assert_eq!(attempts[0].equivalent, None);
+    assert_eq!(attempts[0].check, Some(AttemptCheck::UNSURE));
     let markdown = export_run(
         &t.store.load_run_export(run).await.unwrap(),
         ExportFormat::Markdown,

@@ -6,6 +6,7 @@ mod common;
 use std::borrow::Cow;
 
 use common::{config, record_run, temp_store};
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict};
 use k2_store::{latest_schema_version, NewProblem, RunStatus, Store, StoreError, MIGRATOR};
 use sqlx::migrate::Migrator;
 
@@ -81,6 +82,68 @@ async fn every_earlier_schema_version_upgrades_keeping_its_runs_searchable() {
         );
         store.integrity_check().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn attempts_kept_before_checks_had_a_basis_still_read_and_new_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    let problem = {
+        let old = Store::open_with(&path, &migrator_up_to(3)).await.unwrap();
+        let session = old.create_session("s").await.unwrap();
+        let run = record_run(&old, session, "2+2", "4").await;
+        let problem = old.run(run).await.unwrap().problem.id;
+        old.close().await;
+        // An attempt as schema 3 wrote it: no verdict, no basis.
+        let writer = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO attempts (problem_id, run_id, answer, equivalent, seconds, created_at) \
+             VALUES (?, ?, '5', 0, NULL, 1)",
+        )
+        .bind(problem)
+        .bind(run)
+        .execute(&writer)
+        .await
+        .unwrap();
+        writer.close().await;
+        problem
+    };
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        latest_schema_version()
+    );
+    let check = AttemptCheck {
+        verdict: CheckVerdict::Wrong,
+        basis: CheckBasis::AnswerKey,
+    };
+    store
+        .add_attempt(problem, None, "3", Some(check), None)
+        .await
+        .unwrap();
+    let attempts = store.attempts(problem).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        (attempts[0].check, attempts[0].equivalent),
+        (Some(check), Some(false))
+    );
+    assert_eq!(attempts[1].answer, "5");
+    assert_eq!(
+        (attempts[1].check, attempts[1].equivalent),
+        (None, Some(false))
+    );
+    // The schema refuses a verdict or a basis it does not know.
+    let bad = sqlx::query("UPDATE attempts SET basis = 'guess' WHERE answer = '5'")
+        .execute(
+            &sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert!(bad.is_err());
+    store.integrity_check().await.unwrap();
 }
 
 #[tokio::test]

@@ -1,17 +1,21 @@
 //! `k2 solve`: the full K2 scaffold on one problem (plan, best-of-N, verification), rendered
 //! in the terminal as it streams, or printed as protocol events (`--format jsonl`). The run is
-//! stored in the session database as it streams, unless `--no-store`.
+//! stored in the session database as it streams, unless `--no-store`. With `--student
+//! --attempt ANSWER` the student's answer is checked after the run (`k2_answer::check`: the
+//! `--answer-key` if given, else the run's answer where the tutor is confident, else unsure)
+//! and kept with the run.
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use k2_app::{RunHost, RunLimits, SinkFlow};
-use k2_protocol::{Event, RunRequest};
+use k2_engine::answer::check::{check_attempt_in_view, KnownAnswers};
+use k2_protocol::{AttemptCheck, Event, RunRequest, RunView};
 use k2_scaffold::CancelToken;
 use k2_store::Store;
 use serde_json::json;
 
 use crate::load::ModelArgs;
-use crate::output::{print_json_line, Format};
+use crate::output::{print_json_line, print_text, Format};
 use crate::render::TerminalRenderer;
 use crate::run_setup::{load_backends, RemoteArgs, ScaffoldArgs};
 use crate::spec_setup::SpecArgs;
@@ -42,6 +46,17 @@ pub struct Args {
     /// The session (by title) to file the run under; created if new.
     #[arg(long, default_value = DEFAULT_SESSION)]
     pub session: String,
+    /// Solve as a student: `--attempt` checks the student's own answer after the run.
+    #[arg(long)]
+    pub student: bool,
+    /// The student's answer, checked after the run (right, wrong or unsure, with what the
+    /// verdict rests on: `"check"` on the last JSON line) and kept with the stored run.
+    #[arg(long, value_name = "ANSWER", requires = "student")]
+    pub attempt: Option<String>,
+    /// The problem's known answer: the check's ground truth, kept with the stored problem so
+    /// later checks (the app's "Check my answer") use it too.
+    #[arg(long, value_name = "ANSWER")]
+    pub answer_key: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -61,17 +76,21 @@ pub fn run(args: Args) -> Result<()> {
     };
     // The store's writer runs on this runtime while the engine decodes on this thread.
     let runtime = runtime()?;
-    let host = match args.no_store {
-        true => RunHost::unrecorded(),
-        false => {
-            let store = runtime.block_on(Store::open(args.store.path()))?;
-            RunHost::recording(store, runtime.handle().clone(), DEFAULT_SESSION)
-        }
+    let store = match args.no_store {
+        true => None,
+        false => Some(runtime.block_on(Store::open(args.store.path()))?),
+    };
+    let host = match &store {
+        None => RunHost::unrecorded(),
+        Some(store) => RunHost::recording(store.clone(), runtime.handle().clone(), DEFAULT_SESSION),
     };
     let started = host.start_blocking(request, backends, RunLimits::NONE)?;
     let stored = started.stored();
     let mut renderer = TerminalRenderer::new(started.request().settings.candidates);
+    // What the check reads: the run's events, folded as every front end folds them.
+    let mut view = RunView::default();
     let mut sink = |event: &Event| {
+        view.apply(event);
         if jsonl {
             print_json_line(event);
         } else {
@@ -84,14 +103,65 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("(stored as run {run}: k2 history show {run})");
     }
     let outcome = outcome?;
+    let answer_key = args
+        .answer_key
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let attempt = args
+        .attempt
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
+    let check = attempt.map(|attempt| {
+        let known = KnownAnswers {
+            answer_key,
+            teacher: None,
+        };
+        check_attempt_in_view(attempt, known, &view)
+    });
+    if let (Some(store), Some(run)) = (&store, stored) {
+        runtime.block_on(keep_answers(store, run, answer_key, attempt, check))?;
+    }
     if jsonl {
-        print_json_line(&json!({
+        let mut last = json!({
             "answer": outcome.answer,
             "candidate": outcome.chosen,
             "method": outcome.method,
             "plan": outcome.plan,
             "stats": outcome.stats,
-        }));
+        });
+        if let Some(check) = check {
+            last["check"] = json!(check);
+        }
+        print_json_line(&last);
+    } else if let (Some(attempt), Some(check)) = (attempt, check) {
+        print_text(&format!(
+            "\nYour answer {attempt}: {} ({})\n{}\n",
+            check.verdict,
+            check.basis,
+            check.message()
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps the answer key with the stored run's problem and the checked attempt with the run.
+async fn keep_answers(
+    store: &Store,
+    run: i64,
+    answer_key: Option<&str>,
+    attempt: Option<&str>,
+    check: Option<AttemptCheck>,
+) -> Result<()> {
+    let problem = store.run(run).await?.problem.id;
+    if let Some(key) = answer_key {
+        store.set_known_answer(problem, key).await?;
+    }
+    if let Some(attempt) = attempt {
+        store
+            .add_attempt(problem, Some(run), attempt, check, None)
+            .await?;
     }
     Ok(())
 }

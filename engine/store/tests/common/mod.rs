@@ -130,6 +130,16 @@ pub fn run_events(problem: &str, answer: &str) -> Vec<Event> {
 
 /// Stores a whole run through the recorder, as a live run would be.
 pub async fn record_run(store: &Store, session: i64, problem: &str, answer: &str) -> RunId {
+    record_events(store, session, problem, run_events(problem, answer)).await
+}
+
+/// Stores these events as a run of `problem`, through the recorder.
+pub async fn record_events(
+    store: &Store,
+    session: i64,
+    problem: &str,
+    events: Vec<Event>,
+) -> RunId {
     let problem_id = store
         .add_problem(&NewProblem::typed(problem))
         .await
@@ -139,7 +149,7 @@ pub async fn record_run(store: &Store, session: i64, problem: &str, answer: &str
         .await
         .unwrap();
     let recorder = RunRecorder::start(store, run);
-    for event in run_events(problem, answer) {
+    for event in events {
         recorder.record(&event);
     }
     recorder.finish().await.unwrap();

@@ -1,0 +1,154 @@
+//! The contract of `k2 solve --student --attempt ANSWER [--answer-key ANSWER]`, on a real
+//! model: the last JSON line carries `"check": {"verdict", "basis"}`, computed by the one
+//! check (`k2_answer::check`), and the attempt is stored with its verdict and basis.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use k2_engine::answer::check::{check_attempt_in_view, KnownAnswers};
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, Event, RunView};
+use k2_store::{PageRequest, Store};
+use serde_json::{json, Value};
+
+fn smollm() -> PathBuf {
+    let path = k2_engine::models_dir::models_dir().join("smollm2-135m-instruct-q4_1.gguf");
+    assert!(path.exists(), "run scripts/fetch-test-models.sh first");
+    path
+}
+
+/// A short best-of-3 run of the fast test model, stored in `db`.
+fn solve(db: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_k2"))
+        .args([
+            "solve",
+            "What is 17 + 25?",
+            "--model",
+            smollm().to_str().unwrap(),
+            "--no-plan",
+            "-n",
+            "3",
+            "--select",
+            "vote",
+            "--seed",
+            "3",
+            "--max-tokens",
+            "48",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn jsonl(db: &Path, extra: &[&str]) -> (Vec<Event>, Value) {
+    let out = solve(db, &[&["--format", "jsonl"], extra].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let events = lines[..lines.len() - 1]
+        .iter()
+        .map(|line| serde_json::from_str::<Event>(line).unwrap())
+        .collect();
+    (events, serde_json::from_str(lines.last().unwrap()).unwrap())
+}
+
+/// The stored runs' attempts, newest run first: (answer, check).
+fn stored_attempts(db: &Path) -> Vec<(String, Option<AttemptCheck>)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(db).await.unwrap();
+        let mut all = Vec::new();
+        for run in store
+            .list_runs(None, PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+        {
+            for attempt in store.attempts(run.problem_id).await.unwrap() {
+                all.push((attempt.answer, attempt.check));
+            }
+        }
+        all
+    })
+}
+
+#[test]
+fn with_an_answer_key_the_check_is_exact_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let (_, last) = jsonl(
+        &db,
+        &["--student", "--attempt", "42.0", "--answer-key", "42"],
+    );
+    assert_eq!(
+        last["check"],
+        json!({"verdict": "right", "basis": "answer_key"})
+    );
+    let (_, last) = jsonl(&db, &["--student", "--attempt", "41", "--answer-key", "42"]);
+    assert_eq!(
+        last["check"],
+        json!({"verdict": "wrong", "basis": "answer_key"})
+    );
+    let key = |verdict| AttemptCheck {
+        verdict,
+        basis: CheckBasis::AnswerKey,
+    };
+    assert_eq!(
+        stored_attempts(&db),
+        [
+            ("41".to_owned(), Some(key(CheckVerdict::Wrong))),
+            ("42.0".to_owned(), Some(key(CheckVerdict::Right))),
+        ]
+    );
+
+    // The text output says the verdict plainly.
+    let out = solve(&db, &["--student", "--attempt", "41", "--answer-key", "42"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Your answer 41: wrong (answer_key)"),
+        "{text}"
+    );
+    assert!(text.contains("checked against the answer key"), "{text}");
+}
+
+#[test]
+fn without_a_key_the_run_is_the_basis_only_when_the_tutor_is_confident() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let (events, last) = jsonl(&db, &["--student", "--attempt", "41"]);
+    let check: AttemptCheck = serde_json::from_value(last["check"].clone()).unwrap();
+    // The very check every front end makes, on the events streamed.
+    let view = RunView::replay(&events);
+    assert_eq!(
+        check,
+        check_attempt_in_view("41", KnownAnswers::default(), &view)
+    );
+    match check.basis {
+        CheckBasis::Unsure => assert_eq!(check, AttemptCheck::UNSURE),
+        CheckBasis::Unanimous | CheckBasis::Verifier => {}
+        other => panic!("no key was given, yet the basis is {other}"),
+    }
+    assert_eq!(stored_attempts(&db), [("41".to_owned(), Some(check))]);
+    // Without --attempt there is no check on the last line.
+    let (_, last) = jsonl(&db, &[]);
+    assert!(last.get("check").is_none(), "{last}");
+    assert!(last.get("answer").is_some(), "{last}");
+}
+
+#[test]
+fn an_attempt_needs_student_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = solve(&dir.path().join("sessions.db"), &["--attempt", "42"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--student"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
