@@ -1,4 +1,5 @@
-//! The reasoning architectures (`qwen3`, `k2-horizon`) against independent references, on
+//! The architectures beyond `qwen2` and `llama` (`qwen3`, `k2-horizon`, `smollm3`'s NoPE
+//! layers, `granite`'s multipliers) against independent references, on
 //! tiny random models committed under `tests/fixtures/arch/` with the logits that
 //! transformers and llama.cpp compute for them (made by `scripts/fixtures/arch_fixtures.py`,
 //! which says which reference covers which case and why).
@@ -15,7 +16,9 @@ use std::path::PathBuf;
 use candle_core::Device;
 use k2_engine::decode::sample::argmax;
 use k2_engine::gguf::GgufFile;
-use k2_engine::model::{load_gguf, load_safetensors, Architecture, LogitsFor, Model, QkNorm};
+use k2_engine::model::{
+    load_gguf, load_safetensors, Architecture, LogitsFor, Model, ModelConfig, Multipliers, QkNorm,
+};
 use serde::Deserialize;
 
 const F32_TOLERANCE: f32 = 1e-4;
@@ -137,6 +140,7 @@ fn worst_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 
 fn assert_same_function(what: &str, ours: &[Vec<f32>], reference: &[Vec<f32>]) {
     let worst = worst_difference(ours, reference);
+    eprintln!("{what}: max |logit difference| {worst:.2e}");
     assert!(
         worst < F32_TOLERANCE,
         "{what}: logits differ by up to {worst}"
@@ -157,8 +161,18 @@ fn f32_parity(name: &str) {
     let tokens = &case.file.tokens;
     let gguf = case.gguf("f32");
     let hf = case.hf();
+    // Llama-style GGUF files (llama.cpp's NORM rotary pairs) hold q/k rows permuted from the
+    // Hugging Face layout: the one difference their configs may have.
     assert_eq!(
-        gguf.config(),
+        gguf.config().rope_style,
+        gguf.config().architecture.traits().gguf_rope_style,
+        "{name}"
+    );
+    assert_eq!(
+        &ModelConfig {
+            rope_style: hf.config().rope_style,
+            ..gguf.config().clone()
+        },
         hf.config(),
         "{name}: GGUF and config.json disagree"
     );
@@ -252,12 +266,24 @@ fn k2_horizon_four_groups_qk_norm_gate_and_yarn_match_llamacpp() {
 }
 
 #[test]
+fn smollm3_with_a_nope_layer_matches_transformers_and_llamacpp() {
+    f32_parity("smollm3-nope");
+}
+
+#[test]
+fn granite_multipliers_match_transformers_and_llamacpp() {
+    f32_parity("granite-multipliers");
+}
+
+#[test]
 fn quantized_files_agree_with_llamacpp_on_the_same_file() {
     for name in [
         "qwen3-tied",
         "qwen3-untied-yarn",
         "k2-horizon-g1",
         "k2-horizon-g4-qknorm-gate-yarn",
+        "smollm3-nope",
+        "granite-multipliers",
     ] {
         for format in ["q8_0", "q4_0"] {
             quantized_parity(name, format);
@@ -289,4 +315,39 @@ fn fixtures_cover_the_switches_they_claim() {
     assert_eq!(g1.switches.norm_groups, 1);
     assert_eq!(g1.switches.qk_norm, QkNorm::None);
     assert!(!g1.switches.output_gate);
+    for name in [
+        "qwen3-tied",
+        "qwen3-untied-yarn",
+        "k2-horizon-g1",
+        "k2-horizon-g4-qknorm-gate-yarn",
+    ] {
+        let c = config(name);
+        assert!(c.switches.nope_layers.is_empty(), "{name}");
+        assert_eq!(c.switches.multipliers, Multipliers::default(), "{name}");
+    }
+    // SmolLM3: the GGUF says nothing, llama.cpp's `smollm3` implies every 4th layer; the
+    // config.json lists the layers (checked equal to the GGUF's by `f32_parity`).
+    let smol = config("smollm3-nope");
+    assert_eq!(smol.architecture, Architecture::SmolLm3);
+    assert_eq!(smol.num_layers, 5);
+    assert_eq!(smol.switches.nope_layers, vec![3]);
+    assert_eq!(
+        Case::open("smollm3-nope")
+            .hf()
+            .config()
+            .switches
+            .nope_layers,
+        vec![3]
+    );
+    let granite = config("granite-multipliers");
+    assert_eq!(granite.architecture, Architecture::Granite);
+    assert_eq!(
+        granite.switches.multipliers,
+        Multipliers {
+            embedding: 3.0,
+            residual: 0.5,
+            attention: Some(1.0 / 32.0),
+            logits_divisor: 4.0,
+        }
+    );
 }

@@ -11,6 +11,10 @@
 //!   candle's quantized kernels instead of ours, same model and process.
 //! `device_bench products`: Q8_0 and Q4_K matrices of that geometry one product at a time,
 //!   our int8 kernels against candle's (bytes per second, difference, same bits per row).
+//! `device_bench arch [--dir tests/fixtures/arch]`: every architecture fixture's F32 GGUF on
+//!   CUDA (one prefill, then the same tokens one step at a time through the fused decode
+//!   attention) against its transformers and llama.cpp logits: the switches (q/k norms, norm
+//!   groups, gate, YaRN, NoPE layers, multipliers) on the GPU paths.
 //! All print a table and write JSON (`--out FILE`).
 
 use std::time::Instant;
@@ -60,6 +64,10 @@ fn main() -> Result<()> {
             let steps = flag("--steps").map_or(Ok(32), |s| s.parse())?;
             real_model(&device, std::path::Path::new(&model), steps)?
         }
+        Some("arch") => {
+            let dir = flag("--dir").unwrap_or_else(|| "tests/fixtures/arch".into());
+            arch_fixtures(&device, std::path::Path::new(&dir))?
+        }
         Some("profile") => {
             let format = flag("--format").unwrap_or_else(|| "q8_0".into());
             let format = WeightFormat::parse(&format).context("unknown --format")?;
@@ -70,7 +78,7 @@ fn main() -> Result<()> {
         }
         _ => bail!(
             "usage: device_bench check | bench --format F [--batches 1,3,16] [--steps N] \
-             [--layers N] [--cpu] [--out FILE] | products [--formats Q8_0,Q4K,Q6K] | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N]"
+             [--layers N] [--cpu] [--out FILE] | products [--formats Q8_0,Q4K,Q6K] | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N] | arch [--dir D]"
         ),
     };
     if let Some(out) = out {
@@ -498,6 +506,81 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// prompts with the model's chat template, the CPU decodes greedily; CUDA is fed the same
 /// tokens (logits compared step by step) and also decodes greedily on its own (how many
 /// leading tokens agree with the CPU's).
+const ARCH_GPU_TOLERANCE: f32 = 1e-3;
+
+/// Each fixture of `dir` (see `tests/arch_parity.rs`) on `device`: the largest logit
+/// difference to each reference, for a prefill and for decoding one token at a time.
+fn arch_fixtures(device: &Device, dir: &std::path::Path) -> Result<Value> {
+    let mut cases: Vec<_> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::result::Result<_, _>>()?;
+    cases.sort();
+    println!(
+        "{:<34} {:<13} {:>12} {:>12} {:>7}",
+        "case", "reference", "prefill", "stepwise", "argmax"
+    );
+    let mut results = Vec::new();
+    let mut worst_overall = 0f32;
+    for case in cases {
+        let meta: Value = serde_json::from_str(&std::fs::read_to_string(case.join("case.json"))?)?;
+        let tokens: Vec<u32> = serde_json::from_value(meta["tokens"].clone())?;
+        let vocab = meta["vocab"].as_u64().context("vocab")? as usize;
+        let gguf = k2_engine::gguf::GgufFile::open(&case.join("model-f32.gguf"))?;
+        let model = k2_engine::model::load_gguf(&gguf, device, &mut |_| {})?;
+        let prefill = {
+            let mut cache = cache_with_rows(&model, 1, 128)?;
+            model.forward(&mut cache, &[&tokens], LogitsFor::All)?[0]
+                .to_device(&Device::Cpu)?
+                .to_vec2::<f32>()?
+        };
+        let stepwise = {
+            let mut cache = cache_with_rows(&model, 1, 128)?;
+            let mut rows = Vec::new();
+            for &t in &tokens {
+                let logits = model.forward(&mut cache, &[&[t]], LogitsFor::All)?;
+                rows.extend(logits[0].to_device(&Device::Cpu)?.to_vec2::<f32>()?);
+            }
+            rows
+        };
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        for reference in ["transformers", "llamacpp-f32"] {
+            let Ok(bytes) = std::fs::read(case.join(format!("reference-{reference}.f32"))) else {
+                continue;
+            };
+            let want: Vec<Vec<f32>> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect::<Vec<_>>()
+                .chunks(vocab)
+                .map(<[f32]>::to_vec)
+                .collect();
+            let worst = |ours: &[Vec<f32>]| {
+                ours.iter()
+                    .zip(&want)
+                    .flat_map(|(a, b)| a.iter().zip(b).map(|(a, b)| (a - b).abs()))
+                    .fold(0f32, f32::max)
+            };
+            let (p, s) = (worst(&prefill), worst(&stepwise));
+            let same = prefill
+                .iter()
+                .chain(&stepwise)
+                .zip(want.iter().chain(&want))
+                .all(|(a, b)| argmax(a) == argmax(b));
+            worst_overall = worst_overall.max(p).max(s);
+            println!("{name:<34} {reference:<13} {p:>12.2e} {s:>12.2e} {same:>7}");
+            results.push(json!({"case": name, "reference": reference,
+                "prefill_max_abs_diff": p, "stepwise_max_abs_diff": s, "same_argmax": same}));
+        }
+    }
+    println!("worst difference on {device:?}: {worst_overall:.2e}");
+    let report = json!({"device": format!("{device:?}"), "worst": worst_overall, "cases": results});
+    // Looser than the CPU's 1e-4 of `arch_parity`: GPU reductions sum in other orders.
+    if worst_overall > ARCH_GPU_TOLERANCE || results.iter().any(|r| r["same_argmax"] == false) {
+        bail!("architecture fixtures differ on {device:?}: {report}");
+    }
+    Ok(report)
+}
+
 fn real_model(gpu: &Device, path: &std::path::Path, steps: usize) -> Result<Value> {
     use k2_engine::chat::ChatMessage;
     use k2_engine::loader::load_model;

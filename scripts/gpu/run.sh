@@ -2,6 +2,7 @@
 # Runs on the GPU machine (device tool), from the repository root, with the binary that
 # scripts/gpu/build.sh put in .device/. Steps, any subset, in order:
 #   check            CUDA vs CPU logits and the CUDA decoding paths (small geometries)
+#   arch             tests/fixtures/arch/ on CUDA against their transformers/llama.cpp logits
 #   q4_k_m q8_0 bf16 the K2-Think 32B geometry with random weights in that format
 #   transformers     the same geometry in bf16 through PyTorch transformers (baseline)
 #   profile-FORMAT   one op-by-op decoding step (1 layer, 64 cached positions) under Nsight
@@ -18,6 +19,7 @@ for step in "$@"; do
     echo "== $step"
     case "$step" in
         check) "$BIN" check --out "$OUT/check.json" 2>&1 | tee "$OUT/check.log" ;;
+        arch) "$BIN" arch --out "$OUT/arch.json" 2>&1 | tee "$OUT/arch.log" ;;
         profile-*) /usr/local/cuda/bin/ncu --profile-from-start off --clock-control none \
                 --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
                 --log-file "$OUT/ncu-${step#profile-}.csv" \

@@ -42,7 +42,10 @@ pub(super) fn self_attention(
         kv_heads,
         group: heads / kv_heads,
         head_dim,
-        scale: 1.0 / (head_dim as f64).sqrt(),
+        scale: match config.switches.multipliers.attention {
+            Some(scale) => f64::from(scale),
+            None => 1.0 / (head_dim as f64).sqrt(),
+        },
     };
     let mut qkv = block.qkv.forward(h)?;
     if let Some(norm) = &block.qk_norm {

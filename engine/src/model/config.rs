@@ -22,6 +22,11 @@ pub enum Architecture {
     /// K2 Horizon (dense sizes): grouped RMS norm, explicit head size, NEOX rotary pairs on
     /// a llama tensor layout, YaRN on the small size.
     K2Horizon,
+    /// SmolLM3: a Llama block with no rotary embedding on every fourth layer (NoPE).
+    SmolLm3,
+    /// IBM Granite 3.x (dense): a Llama block with scalar multipliers on the embeddings, the
+    /// residual branches, the attention scores and the logits.
+    Granite,
 }
 
 /// How rotary embeddings pair up the dimensions of a head.
@@ -52,6 +57,11 @@ pub struct ArchitectureTraits {
     pub qkv_bias: bool,
     /// RoPE pairing of GGUF files (Hugging Face files are always [`RopeStyle::Halves`]).
     pub gguf_rope_style: RopeStyle,
+    /// Files of this architecture that do not list their NoPE layers skip rotary embedding
+    /// on every n-th layer (layers n-1, 2n-1, ...): llama.cpp fixes the interval per
+    /// architecture (its GGUF files carry no key for it), transformers defaults
+    /// `no_rope_layer_interval` to it. A `config.json` with `no_rope_layers` says for itself.
+    pub default_nope_interval: Option<usize>,
 }
 
 /// Every supported architecture, one row each.
@@ -62,6 +72,7 @@ pub const ARCHITECTURES: &[ArchitectureTraits] = &[
         hf_model_type: Some("qwen2"),
         qkv_bias: true,
         gguf_rope_style: RopeStyle::Halves,
+        default_nope_interval: None,
     },
     ArchitectureTraits {
         architecture: Architecture::Llama,
@@ -69,6 +80,7 @@ pub const ARCHITECTURES: &[ArchitectureTraits] = &[
         hf_model_type: None,
         qkv_bias: false,
         gguf_rope_style: RopeStyle::Interleaved,
+        default_nope_interval: None,
     },
     ArchitectureTraits {
         architecture: Architecture::Qwen3,
@@ -76,6 +88,7 @@ pub const ARCHITECTURES: &[ArchitectureTraits] = &[
         hf_model_type: Some("qwen3"),
         qkv_bias: false,
         gguf_rope_style: RopeStyle::Halves,
+        default_nope_interval: None,
     },
     ArchitectureTraits {
         architecture: Architecture::K2Horizon,
@@ -85,6 +98,25 @@ pub const ARCHITECTURES: &[ArchitectureTraits] = &[
         // llama.cpp's converter keeps K2 Horizon's q/k rows unpermuted (NEOX rope): loading
         // it as `llama` pairs the wrong dimensions and generates nonsense.
         gguf_rope_style: RopeStyle::Halves,
+        default_nope_interval: None,
+    },
+    ArchitectureTraits {
+        architecture: Architecture::SmolLm3,
+        name: "smollm3",
+        hf_model_type: Some("smollm3"),
+        qkv_bias: false,
+        // llama.cpp's converter permutes SmolLM3's q/k rows as it does Llama's.
+        gguf_rope_style: RopeStyle::Interleaved,
+        // llama.cpp's `smollm3`: rotary embedding on layer i unless (i + 1) % 4 == 0.
+        default_nope_interval: Some(4),
+    },
+    ArchitectureTraits {
+        architecture: Architecture::Granite,
+        name: "granite",
+        hf_model_type: Some("granite"),
+        qkv_bias: false,
+        gguf_rope_style: RopeStyle::Interleaved,
+        default_nope_interval: None,
     },
 ];
 
@@ -192,6 +224,7 @@ pub struct BlockSwitches {
     pub output_gate: bool,
     /// Layers whose attention uses no rotary embedding (NoPE).
     pub nope_layers: Vec<usize>,
+    pub multipliers: Multipliers,
 }
 
 impl Default for BlockSwitches {
@@ -202,7 +235,49 @@ impl Default for BlockSwitches {
             rope_scaling: RopeScaling::None,
             output_gate: false,
             nope_layers: Vec::new(),
+            multipliers: Multipliers::default(),
         }
+    }
+}
+
+/// Scalar multipliers of the block (Granite's `*_multiplier` / llama.cpp's `*_scale`). The
+/// defaults change nothing, and the forward pass skips a multiplier equal to its default, so
+/// models without them compute exactly what they did before these existed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Multipliers {
+    /// The embedding rows are multiplied by this before the first block.
+    pub embedding: f32,
+    /// The attention's and the MLP's outputs are multiplied by this before each joins the
+    /// residual stream.
+    pub residual: f32,
+    /// Attention scores are `q·k` times this; `None`: `1/sqrt(head_dim)`.
+    pub attention: Option<f32>,
+    /// The logits are divided by this.
+    pub logits_divisor: f32,
+}
+
+impl Default for Multipliers {
+    fn default() -> Self {
+        Multipliers {
+            embedding: 1.0,
+            residual: 1.0,
+            attention: None,
+            logits_divisor: 1.0,
+        }
+    }
+}
+
+impl Multipliers {
+    /// Whether every multiplier is a finite number other than zero.
+    fn in_range(&self) -> bool {
+        [
+            self.embedding,
+            self.residual,
+            self.attention.unwrap_or(1.0),
+            self.logits_divisor,
+        ]
+        .iter()
+        .all(|v| v.is_finite() && *v != 0.0)
     }
 }
 
@@ -264,12 +339,13 @@ impl ModelConfig {
         if let Some(rotated) = gguf.get_u64(&key("rope.dimension_count")) {
             partial_rotary_unsupported(&gguf.path, rotated as usize, head_dim)?;
         }
+        let num_layers = gguf.require_u64(&key("block_count"))? as usize;
         let config = ModelConfig {
             architecture,
             vocab_size,
             hidden_size,
             intermediate_size: gguf.require_u64(&key("feed_forward_length"))? as usize,
-            num_layers: gguf.require_u64(&key("block_count"))? as usize,
+            num_layers,
             num_heads,
             num_kv_heads,
             head_dim,
@@ -293,7 +369,11 @@ impl ModelConfig {
                     .content
                     .tensor_infos
                     .contains_key("blk.0.attn_gate.weight"),
-                nope_layers: Vec::new(),
+                nope_layers: every_nth_layer(
+                    architecture.traits().default_nope_interval,
+                    num_layers,
+                ),
+                multipliers: gguf_multipliers(gguf, &key),
             },
         };
         config.validate(&gguf.path)?;
@@ -364,7 +444,13 @@ impl ModelConfig {
                         })
                     }
                 },
-                nope_layers: Vec::new(),
+                nope_layers: hf_nope_layers(&hf, architecture, path)?,
+                multipliers: Multipliers {
+                    embedding: hf.embedding_multiplier.unwrap_or(1.0),
+                    residual: hf.residual_multiplier.unwrap_or(1.0),
+                    attention: hf.attention_multiplier,
+                    logits_divisor: hf.logits_scaling.unwrap_or(1.0),
+                },
             },
         };
         config.validate(path)?;
@@ -423,6 +509,23 @@ impl ModelConfig {
                     && original_context > 0
             }
         };
+        if !self.switches.multipliers.in_range() {
+            return Err(bad(format!(
+                "its multipliers {:?} are out of range",
+                self.switches.multipliers
+            )));
+        }
+        if let Some(layer) = self
+            .switches
+            .nope_layers
+            .iter()
+            .find(|&&l| l >= self.num_layers)
+        {
+            return Err(bad(format!(
+                "it lists layer {layer} among {} as having no rotary embedding",
+                self.num_layers
+            )));
+        }
         if !stretch_ok {
             return Err(bad(format!(
                 "its rotary scaling {:?} is out of range",
@@ -478,6 +581,56 @@ fn gguf_qk_norm(gguf: &GgufFile, heads: usize, head_dim: usize) -> QkNorm {
     }
 }
 
+/// Layers n-1, 2n-1, ... of `layers` (none without an interval).
+fn every_nth_layer(interval: Option<usize>, layers: usize) -> Vec<usize> {
+    match interval {
+        Some(n) if n > 0 => (0..layers).filter(|i| (i + 1) % n == 0).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The NoPE layers of a `config.json`: `no_rope_layers` (one 0 or 1 per layer, 1 = rotary
+/// embedding), else every `no_rope_layer_interval`-th layer, else the architecture's default.
+fn hf_nope_layers(hf: &HfConfig, architecture: Architecture, path: &Path) -> Result<Vec<usize>> {
+    if let Some(flags) = &hf.no_rope_layers {
+        if flags.len() != hf.num_hidden_layers || flags.iter().any(|&f| f > 1) {
+            return Err(EngineError::NotAModel {
+                path: path.to_owned(),
+                reason: format!(
+                    "no_rope_layers must hold a 0 or 1 for each of its {} layers",
+                    hf.num_hidden_layers
+                ),
+            });
+        }
+        return Ok(flags
+            .iter()
+            .enumerate()
+            .filter(|(_, &rotary)| rotary == 0)
+            .map(|(i, _)| i)
+            .collect());
+    }
+    let interval = hf
+        .no_rope_layer_interval
+        .or(architecture.traits().default_nope_interval);
+    Ok(every_nth_layer(interval, hf.num_hidden_layers))
+}
+
+/// Scalar multipliers from llama.cpp's keys (`{arch}.embedding_scale`, `residual_scale`,
+/// `attention.scale`, `logit_scale`), which it reads as absent where they are 0.
+fn gguf_multipliers(gguf: &GgufFile, key: &dyn Fn(&str) -> String) -> Multipliers {
+    let f = |k: &str| {
+        gguf.get_f64(&key(k))
+            .map(|v| v as f32)
+            .filter(|&v| v != 0.0)
+    };
+    Multipliers {
+        embedding: f("embedding_scale").unwrap_or(1.0),
+        residual: f("residual_scale").unwrap_or(1.0),
+        attention: f("attention.scale"),
+        logits_divisor: f("logit_scale").unwrap_or(1.0),
+    }
+}
+
 /// Rotary scaling from llama.cpp's `{arch}.rope.scaling.*` keys.
 fn gguf_rope_scaling(gguf: &GgufFile, key: &dyn Fn(&str) -> String) -> RopeScaling {
     let f = |k: &str| gguf.get_f64(&key(k)).map(|v| v as f32);
@@ -511,6 +664,14 @@ struct HfConfig {
     layernorm_num_groups: Option<usize>,
     query_key_norm: Option<bool>,
     attention_gate_func: Option<String>,
+    /// SmolLM3's NoPE layers: a 0 (no rotary embedding) or 1 per layer, or an interval.
+    no_rope_layers: Option<Vec<u8>>,
+    no_rope_layer_interval: Option<usize>,
+    /// Granite's multipliers.
+    embedding_multiplier: Option<f32>,
+    residual_multiplier: Option<f32>,
+    attention_multiplier: Option<f32>,
+    logits_scaling: Option<f32>,
     /// Rotary embedding over part of each head only: not supported, refused when it differs.
     rope_head_dim: Option<usize>,
     vocab_size: usize,
@@ -581,12 +742,17 @@ mod tests {
             Architecture::Llama,
             Architecture::Qwen3,
             Architecture::K2Horizon,
+            Architecture::SmolLm3,
+            Architecture::Granite,
         ] {
             let rows = ARCHITECTURES.iter().filter(|t| t.architecture == arch);
             assert_eq!(rows.count(), 1, "{arch:?}");
             assert_eq!(Architecture::parse(arch.name()), Some(arch));
         }
-        assert_eq!(supported_architectures(), "qwen2, llama, qwen3, k2-horizon");
+        assert_eq!(
+            supported_architectures(),
+            "qwen2, llama, qwen3, k2-horizon, smollm3, granite"
+        );
     }
 
     #[test]
@@ -620,7 +786,92 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "m.gguf: architecture `mamba` is not supported (supported: qwen2, llama, qwen3, k2-horizon)"
+            "m.gguf: architecture `mamba` is not supported (supported: qwen2, llama, qwen3, k2-horizon, smollm3, granite)"
         );
+    }
+
+    #[test]
+    fn nope_layers_come_from_the_list_the_interval_or_the_row() {
+        assert_eq!(every_nth_layer(Some(4), 9), vec![3, 7]);
+        assert_eq!(every_nth_layer(None, 9), Vec::<usize>::new());
+        let smol = Architecture::SmolLm3.traits();
+        assert_eq!(smol.default_nope_interval, Some(4));
+        assert_eq!(smol.gguf_rope_style, RopeStyle::Interleaved);
+        for row in ARCHITECTURES.iter().filter(|t| t.name != "smollm3") {
+            assert_eq!(row.default_nope_interval, None, "{}", row.name);
+        }
+        let dir = std::env::temp_dir().join(format!("k2-nope-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let write = |extra: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    r#"{{"model_type": "smollm3", "vocab_size": 10, "hidden_size": 8,
+                    "intermediate_size": 16, "num_hidden_layers": 6, "num_attention_heads": 2,
+                    "rope_theta": 10000.0 {extra}}}"#
+                ),
+            )
+            .unwrap();
+            ModelConfig::from_hf_config(&path)
+        };
+        assert_eq!(write("").unwrap().switches.nope_layers, vec![3]);
+        assert_eq!(
+            write(r#", "no_rope_layer_interval": 2"#)
+                .unwrap()
+                .switches
+                .nope_layers,
+            vec![1, 3, 5]
+        );
+        assert_eq!(
+            write(r#", "no_rope_layers": [0, 1, 1, 1, 1, 0]"#)
+                .unwrap()
+                .switches
+                .nope_layers,
+            vec![0, 5]
+        );
+        assert!(write(r#", "no_rope_layers": [1, 1]"#).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn multipliers_default_to_nothing_and_are_read_from_config_json() {
+        let m = Multipliers::default();
+        assert_eq!((m.embedding, m.residual, m.logits_divisor), (1.0, 1.0, 1.0));
+        assert_eq!(m.attention, None);
+        let dir = std::env::temp_dir().join(format!("k2-mult-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let write = |extra: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    r#"{{"model_type": "granite", "vocab_size": 10, "hidden_size": 8,
+                    "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                    "rope_theta": 10000.0 {extra}}}"#
+                ),
+            )
+            .unwrap();
+            ModelConfig::from_hf_config(&path)
+        };
+        let plain = write("").unwrap();
+        assert_eq!(plain.switches.multipliers, Multipliers::default());
+        assert!(plain.switches.nope_layers.is_empty());
+        let scaled = write(
+            r#", "embedding_multiplier": 12.0, "residual_multiplier": 0.22,
+            "attention_multiplier": 0.015625, "logits_scaling": 8.0"#,
+        )
+        .unwrap();
+        assert_eq!(
+            scaled.switches.multipliers,
+            Multipliers {
+                embedding: 12.0,
+                residual: 0.22,
+                attention: Some(0.015625),
+                logits_divisor: 8.0,
+            }
+        );
+        assert!(write(r#", "logits_scaling": 0.0"#).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

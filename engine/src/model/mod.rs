@@ -1,4 +1,4 @@
-//! Decoder-only transformers (Qwen2, Llama) with an external KV cache.
+//! Decoder-only transformers (Qwen2, Llama, Qwen3, K2 Horizon, SmolLM3, Granite) with an external KV cache.
 //!
 //! One forward pass serves every decoding strategy: it takes a ragged batch (each cache row
 //! appends its own number of tokens at its own position) and returns logits for the last
@@ -35,7 +35,9 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 pub(crate) use attention::QUERY_BY_QUERY_MAX;
-pub use config::{Architecture, BlockSwitches, ModelConfig, QkNorm, RopeScaling, RopeStyle};
+pub use config::{
+    Architecture, BlockSwitches, ModelConfig, Multipliers, QkNorm, RopeScaling, RopeStyle,
+};
 pub use host_logits::logits_to_host;
 pub use kv_cache::KvCache;
 pub use linear::{Int8Blocks, Linear, Matrix};
@@ -353,7 +355,13 @@ impl Model {
             eps: self.config.rms_norm_eps,
             groups: self.config.switches.norm_groups,
         };
-        let mut x = self.embed.rows(&step.ids)?;
+        let multipliers = self.config.switches.multipliers;
+        // Each multiplier is skipped at its default, so models without them compute exactly
+        // what they always did (and keep every fused path).
+        let scaled = |t: Tensor, by: f32| -> Result<Tensor> {
+            Ok(if by == 1.0 { t } else { (t * f64::from(by))? })
+        };
+        let mut x = scaled(self.embed.rows(&step.ids)?, multipliers.embedding)?;
         // `h` is always the norm of `x` for what comes next: each residual connection and
         // the norm after it are one step (one launch on CUDA). Each producer of a product's
         // input is told whether that product reads int8 activations (`cuda_q8`), so it
@@ -382,7 +390,7 @@ impl Model {
                 Some(gate) => (attn * softplus_base2(&gate.forward(&h)?)?)?,
                 None => attn,
             };
-            let o = block.o.forward(&attn)?;
+            let o = scaled(block.o.forward(&attn)?, multipliers.residual)?;
             let gate_up_reads_q8 = block.gate_up.int8_input();
             (x, h) = add_rms_norm(&x, &o, &block.mlp_norm, norm, gate_up_reads_q8)?;
             let gate_up = block.gate_up.forward(&h)?;
@@ -390,6 +398,7 @@ impl Model {
             let mlp = block
                 .down
                 .forward(&silu_mul(&gate_up[0], &gate_up[1], down_reads_q8)?)?;
+            let mlp = scaled(mlp, multipliers.residual)?;
             let (next_norm, next_reads_q8) = match self.blocks.get(layer + 1) {
                 Some(next) => (&next.attn_norm, next.qkv.int8_input()),
                 None => (&self.final_norm, output_reads_q8),
@@ -401,7 +410,12 @@ impl Model {
             Some(picked) => h.index_select(picked, 0)?,
             None => h,
         };
-        self.lm_head.forward(&h)
+        let logits = self.lm_head.forward(&h)?;
+        Ok(if multipliers.logits_divisor == 1.0 {
+            logits
+        } else {
+            (logits / f64::from(multipliers.logits_divisor))?
+        })
     }
 
     fn empty_logits(&self) -> Result<Tensor> {
