@@ -196,6 +196,7 @@ fn k2_horizon_all_switches(layers: usize) -> ModelConfig {
             },
             output_gate: true,
             nope_layers: vec![1],
+            ..Default::default()
         },
     }
 }
