@@ -28,8 +28,8 @@ pub struct AnswerCard {
     pub confidence: String,
     /// How the answer was chosen: "Candidate 1, by vote: 2 of 3 agree".
     pub method: String,
-    /// The vote as counted: "2 of 3 agree (1 did not finish, so it does not vote)"; `None` for
-    /// a run of one candidate.
+    /// The vote as counted, lower case after a "Vote:" label: "2 of 3 agree (1 did not finish,
+    /// so it does not vote)", "no two of the 3 agree"; `None` for a run of one candidate.
     pub vote: Option<String>,
     /// Every candidate, in order.
     pub candidates: Vec<CandidateLine>,
@@ -215,9 +215,9 @@ fn vote_words(groups: &[AnswerGroup], chosen: CandidateId, n: usize, finished: u
         .find(|g| g.candidates.contains(&chosen))
         .map_or(0, |g| g.candidates.len());
     let head = match (top, groups.len()) {
-        (0, _) => format!("None of the {n} finished with an answer"),
-        (1, 1) => format!("Only 1 of {n} finished with an answer"),
-        (1, _) => format!("No two of the {n} agree"),
+        (0, _) => format!("none of the {n} finished with an answer"),
+        (1, 1) => format!("only 1 of {n} finished with an answer"),
+        (1, _) => format!("no two of the {n} agree"),
         _ if mine >= 2 => {
             let rivals = groups.iter().filter(|g| g.candidates.len() == mine).count();
             if rivals > 1 {
@@ -436,7 +436,7 @@ mod tests {
             .card();
         assert_eq!(
             card.vote.as_deref(),
-            Some("Only 1 of 3 finished with an answer (2 did not finish, so they do not vote)")
+            Some("only 1 of 3 finished with an answer (2 did not finish, so they do not vote)")
         );
         assert_eq!(
             card.method,
@@ -498,7 +498,7 @@ mod tests {
             card.verdicts,
             ["Candidate 1 vs 2: a tie (no winner in both orders)"]
         );
-        assert_eq!(card.vote.as_deref(), Some("No two of the 2 agree"));
+        assert_eq!(card.vote.as_deref(), Some("no two of the 2 agree"));
         assert_eq!(
             card.confidence,
             "Unsure: the solutions disagree and the judge called a tie — compare with your teacher"
@@ -614,7 +614,7 @@ mod tests {
         );
         assert_eq!(
             card.vote.as_deref(),
-            Some("None of the 2 finished with an answer (2 did not finish, so they do not vote)")
+            Some("none of the 2 finished with an answer (2 did not finish, so they do not vote)")
         );
         assert_eq!(
             card.method,
