@@ -572,8 +572,8 @@ await check("the answer card: a candidate cut off at the token limit is shown, n
 });
 
 await check("the answer card: a tie is a tie, not the judge's choice", async () => {
-  const rationale = "With 0 as A and 1 as B: 0 is better: the sum is 72.\n"
-    + "With 1 as A and 0 as B: 1 is better: May's sales are counted twice.\n"
+  const rationale = "With candidate 1 as A and 2 as B: candidate 1 is better: the sum is 72.\n"
+    + "With candidate 2 as A and 1 as B: candidate 2 is better: May's sales are counted twice.\n"
     + "The two orders disagree, so it is a tie.";
   const card = await solveRecorded(editedRun({
     finishes: [finishedAs("72"), finishedAs("96"), finishedAs("48", "max_tokens")],
