@@ -65,6 +65,12 @@ async function check(name, body) {
 }
 const text = (selector) => page.locator(selector).first().innerText();
 const status = () => text("#status");
+// Each candidate's fold: whether it holds reasoning (think-tag text) and its summary line.
+const thinkingAndSummaries = () => page.evaluate(() => [...document.querySelectorAll(".candidate")]
+  .map((c) => ({
+    thinking: (c.querySelector(".reasoning .markdown")?.textContent ?? "").trim() !== "",
+    summary: c.querySelector("summary").innerText,
+  })));
 
 await check("the app loads and keeps the token out of the address bar", async () => {
   await page.goto(`${origin}/#token=${token}`);
@@ -125,7 +131,7 @@ await check("a run with a chosen effort marks a candidate that looped and never 
   if (!(await status()).startsWith("done · low effort")) throw new Error(`status ${await status()}`);
   const seen = await candidateMarks();
   const looped = seen.candidates.filter((c) => c.summary.endsWith("· looped")).map((c) => c.index);
-  const finished = seen.candidates.filter((c) => /^Thought for \d+ s · \d+ tokens$/.test(c.summary))
+  const finished = seen.candidates.filter((c) => /^(Thought|Wrote) for \d+ s · \d+ tokens$/.test(c.summary))
     .map((c) => c.index);
   const badged = seen.candidates.filter((c) => c.badge).map((c) => c.index);
   if (!looped.length || !finished.length) {
@@ -134,7 +140,7 @@ await check("a run with a chosen effort marks a candidate that looped and never 
   if (JSON.stringify(badged) !== JSON.stringify(looped)) {
     throw new Error(`badges on ${badged}, looped ${looped}`);
   }
-  const chosen = Number(seen.chosen.match(/^Candidate (\d+),/)?.[1]) - 1;
+  const chosen = Number(seen.chosen.match(/^Candidate (\d+)\b/)?.[1]) - 1;
   if (!finished.includes(chosen)) throw new Error(`chose "${seen.chosen}"; finished: ${finished}`);
   // The server's record of the run: its settings (as the server read the request) and the
   // started event of its log carry the effort, and the candidates end as the page showed.
@@ -201,8 +207,11 @@ await check("a run streams its plan, three candidates and the answer", async () 
   await page.waitForSelector("#final-answer", { timeout: 180000 });
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
                              null, { timeout: 30000 });
-  const summaries = await page.locator(".candidate summary").allInnerTexts();
-  if (!summaries.every((s) => s.startsWith("Thought for"))) throw new Error(`summaries: ${summaries}`);
+  // "Thought for" only where the candidate had a thinking phase, else "Wrote for".
+  const folds = await thinkingAndSummaries();
+  if (!folds.every((f) => f.summary.startsWith(f.thinking ? "Thought for" : "Wrote for"))) {
+    throw new Error(`summaries: ${JSON.stringify(folds)}`);
+  }
   await page.screenshot({ path: join(shots, "solve-done.png"), fullPage: true });
 });
 
@@ -220,7 +229,7 @@ await check("a run stopped midway says so and the next can start", async () => {
                              null, { timeout: 20000 });
   await page.click("#stop");
   const summaries = await page.locator(".candidate summary").allInnerTexts();
-  if (!summaries.every((s) => s === "Stopped" || s.startsWith("Thought for"))) {
+  if (!summaries.every((s) => s === "Stopped" || /^(Thought|Wrote) for/.test(s))) {
     throw new Error(`after Stop the candidates say: ${summaries}`);
   }
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("stopped"),
@@ -453,6 +462,142 @@ await check("check my answer: right and wrong, without revealing the answer", as
   await page.waitForSelector("#final-answer math", { timeout: 5000 });
   await page.uncheck("#student");
   await page.screenshot({ path: join(shots, "recorded-run.png"), fullPage: true });
+});
+
+// The answer card tells the truth: copies of the recorded run with how its candidates ended
+// edited (a candidate cut off at the token limit, a judge whose two orders disagree), as the
+// engine would have streamed them.
+function editedRun({ finishes, groups, verdicts = [], final, cut = [], answerParts = false }) {
+  const out = [];
+  const deltas = {};
+  for (const e of recorded) {
+    const ev = structuredClone(e);
+    if (ev.type === "candidate_delta") {
+      // A cut-off candidate's text ends early.
+      deltas[ev.candidate] = (deltas[ev.candidate] ?? 0) + 1;
+      if (cut.includes(ev.candidate) && deltas[ev.candidate] > 90) continue;
+      // A model without think tags streams its whole text as the answer part.
+      if (answerParts) ev.part = "answer";
+    }
+    if (ev.type === "candidate_finished") Object.assign(ev, finishes[ev.candidate]);
+    if (ev.type === "answer_groups") ev.groups = groups;
+    if (ev.type === "final_answer") Object.assign(ev, final);
+    out.push(ev);
+    if (ev.type === "answer_groups") {
+      for (const v of verdicts) out.push({ elapsed_ms: ev.elapsed_ms, type: "verdict", ...v });
+    }
+  }
+  return out.map((e, seq) => ({ ...e, seq }));
+}
+const cardSeen = () => page.evaluate(() => {
+  const card = document.querySelector("#final-answer");
+  return {
+    basis: card.dataset.basis,
+    confidence: card.querySelector(".confidence").innerText,
+    unsure: card.querySelector(".confidence").classList.contains("unsure"),
+    how: card.querySelector(".how").innerText,
+    vote: card.querySelector(".vote")?.innerText ?? "",
+    candidates: [...card.querySelectorAll(".card-candidates li")].map((li) => ({
+      who: li.querySelector(".who").innerText,
+      answer: li.querySelector(".its-answer").innerText.trim(),
+      hasMath: !!li.querySelector(".its-answer math"),
+      finish: li.querySelector(".finish").innerText,
+      chosen: li.classList.contains("chosen"),
+    })),
+    verdicts: [...card.querySelectorAll(".card-verdicts li")].map((li) => li.innerText),
+    all: card.innerText,
+  };
+});
+async function solveRecorded(events) {
+  await serveRun(events);
+  await page.fill("#problem", recorded[0].request.problem);
+  await page.click("#solve");
+  await page.waitForSelector("#final-answer .confidence", { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 10000 });
+  return cardSeen();
+}
+const expect = (what, got, want) => {
+  if (got !== want) throw new Error(`${what}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+};
+async function shootCard(name) {
+  await page.locator("#final-answer").scrollIntoViewIfNeeded();
+  await page.waitForTimeout(300);
+  await page.locator("#final-answer").screenshot({ path: join(shots, `card-${name}`) });
+}
+const finishedAs = (answer, finish = "complete") => ({ answer, finish });
+
+await check("the answer card: a unanimous recorded run is confident and says so", async () => {
+  const card = await solveRecorded(recorded);
+  expect("confidence", card.confidence, "Confident: all 3 finished solutions agree");
+  expect("basis", card.basis, "unanimous");
+  expect("vote", card.vote, "Vote: 3 of 3 agree");
+  expect("how", card.how, "Candidate 1: all 3 agree, nothing to judge");
+  expect("finishes", card.candidates.map((c) => c.finish).join(), "finished,finished,finished");
+  // This recording streamed its text as reasoning (think tags): "Thought for".
+  const folds = await thinkingAndSummaries();
+  if (!folds.every((f) => f.thinking && f.summary.startsWith("Thought for"))) {
+    throw new Error(JSON.stringify(folds));
+  }
+  await shootCard("unanimous.png");
+});
+
+await check("the answer card: a candidate cut off at the token limit is shown, not counted", async () => {
+  const card = await solveRecorded(editedRun({
+    finishes: [finishedAs("72"), finishedAs("36", "max_tokens"), finishedAs(null, "max_tokens")],
+    groups: [{ answer: "72", candidates: [0] }],
+    final: { candidate: 0, answer: "72", method: "vote" },
+    cut: [1, 2],
+    answerParts: true,
+  }));
+  // Not "most candidates agree": one of three finished, and only it voted.
+  if (/most candidates/i.test(card.all)) throw new Error(card.all);
+  expect("vote", card.vote, "Vote: only 1 of 3 finished with an answer (2 did not finish, so they do not vote)");
+  expect("how", card.how, "Candidate 1, the only solution that finished with an answer");
+  expect("confidence", card.confidence, "Unsure: only 1 of 3 solutions finished — compare with your teacher");
+  if (!card.unsure || card.basis !== "unsure") throw new Error(JSON.stringify(card));
+  expect("candidates", JSON.stringify(card.candidates.map((c) => [c.who, c.answer, c.finish, c.chosen])),
+         JSON.stringify([["Candidate 1", "72", "finished", true],
+                         ["Candidate 2", "36", "cut off at the token limit", false],
+                         ["Candidate 3", "no answer", "cut off at the token limit", false]]));
+  if (!card.candidates[1].hasMath) throw new Error("the cut-off candidate's answer is not rendered math");
+  // No think tags in this stream: it wrote, it did not think.
+  const summaries = await page.locator(".candidate summary").allInnerTexts();
+  if (!/^Wrote for \d+ s · \d+ tokens$/.test(summaries[0])
+      || !summaries.slice(1).every((s) => /^Wrote for \d+ s · \d+ tokens · cut off at the token limit$/.test(s))) {
+    throw new Error(`summaries: ${summaries}`);
+  }
+  await shootCard("truncated.png");
+  await page.screenshot({ path: join(shots, "card-truncated-run.png"), fullPage: true });
+});
+
+await check("the answer card: a tie is a tie, not the judge's choice", async () => {
+  const rationale = "With candidate 1 as A and 2 as B: candidate 1 is better: the sum is 72.\n"
+    + "With candidate 2 as A and 1 as B: candidate 2 is better: May's sales are counted twice.\n"
+    + "The two orders disagree, so it is a tie.";
+  const card = await solveRecorded(editedRun({
+    finishes: [finishedAs("72"), finishedAs("96"), finishedAs("48", "max_tokens")],
+    groups: [{ answer: "72", candidates: [0] }, { answer: "96", candidates: [1] }],
+    verdicts: [{ first: 0, second: 1, winner: null, rationale }],
+    final: { candidate: 0, answer: "72", method: "judge" },
+    cut: [2],
+  }));
+  if (/chosen by the judge/i.test(card.all)) throw new Error(card.all);
+  expect("how", card.how, "Candidate 1, kept first in order: the judge called a tie");
+  expect("verdicts", card.verdicts.join("|"), "Candidate 1 vs 2: a tie (no winner in both orders)");
+  expect("vote", card.vote, "Vote: no two of the 3 agree (1 did not finish, so it does not vote)");
+  expect("confidence", card.confidence,
+         "Unsure: the solutions disagree and the judge called a tie — compare with your teacher");
+  if (!card.unsure || card.basis !== "unsure") throw new Error(JSON.stringify(card));
+  expect("answers", card.candidates.map((c) => `${c.answer}/${c.finish}`).join(),
+         "72/finished,96/finished,48/cut off at the token limit");
+  // The verification panel says the same.
+  const panel = await text("#verdicts");
+  if (!panel.includes("Candidate 1 vs 2: a tie") || !panel.includes("The two orders disagree")) {
+    throw new Error(`verification panel: ${panel}`);
+  }
+  await shootCard("tie.png");
+  await page.screenshot({ path: join(shots, "card-tie-run.png"), fullPage: true });
 });
 
 await check("model output with HTML, script and hostile math runs nothing", async () => {

@@ -1,7 +1,8 @@
 //! The solve view's panels. Model text is rendered by k2-render (Markdown, KaTeX math, raw HTML
 //! escaped) and only then put into the page.
 
-use k2_protocol::{FinishReason, RunSettings, SelectionMethod, Stage};
+use k2_answer::card::{candidate_summary, AnswerCard};
+use k2_protocol::{FinishReason, RunSettings, Stage};
 use k2_render::{markdown_to_html, render_math};
 use leptos::prelude::*;
 
@@ -193,25 +194,8 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
                 .is_some_and(|c| !c.answer_text.trim().is_empty())
         })
     };
-    let summary = move || {
-        with(&|c| match &c.finished {
-            Some(done) => format!(
-                "Thought for {:.0} s · {} tokens{}",
-                done.seconds,
-                done.tokens,
-                match done.finish {
-                    FinishReason::Complete => "",
-                    FinishReason::MaxTokens => " · stopped at the token limit",
-                    FinishReason::ContextFull => " · context full",
-                    FinishReason::Cancelled => " · stopped",
-                    FinishReason::Loop => " · looped",
-                }
-            ),
-            None if stopped() => "Stopped".into(),
-            None if c.answer_text.is_empty() => "Thinking…".into(),
-            None => "Writing the answer…".into(),
-        })
-    };
+    // "Thought for" only where there was a thinking phase (k2_answer::card).
+    let summary = move || with(&|c| candidate_summary(c, stopped()));
     // A candidate the loop guard ended is marked where it is named, not only in the fold:
     // its text repeats one span, and the badge says why it stopped.
     let looped = move || {
@@ -278,33 +262,72 @@ pub fn Verdicts(state: RunState) -> impl IntoView {
 
 #[component]
 pub fn FinalAnswer(state: RunState) -> impl IntoView {
-    // KaTeX runs when the answer changes, not on every event of the run.
-    let final_answer = Memo::new(move |_| state.view.with(|v| v.final_answer.clone()));
-    let content = Memo::new(move |_| {
-        final_answer.with(|f| {
-            f.as_ref().map(|f| {
-                let how = match f.method {
-                    SelectionMethod::Single => "the only candidate",
-                    SelectionMethod::Vote => "most candidates agree",
-                    SelectionMethod::Judge => "chosen by the judge",
-                    SelectionMethod::Unanimous => "all candidates agree",
-                };
-                let answer = match &f.answer {
-                    Some(answer) => render_math(answer, true),
-                    None => "<p>No final answer was found in the chosen solution.</p>".into(),
-                };
-                (format!("Candidate {}, {how}", f.candidate + 1), answer)
-            })
+    // The card's words come from k2_answer::card (its confidence from the same check as "Check
+    // my answer"); built, and its math rendered, only when what it rests on changes.
+    let card = Memo::new(move |_| state.view.with(AnswerCard::from_view));
+    let shown = move || card.with(Option::is_some);
+    let field =
+        move |f: fn(&AnswerCard) -> String| card.with(|c| c.as_ref().map(f).unwrap_or_default());
+    let answer_html = Memo::new(move |_| {
+        card.with(|c| match c.as_ref().and_then(|c| c.answer.as_deref()) {
+            Some(answer) => render_math(answer, true),
+            None => "<p>No final answer was found in the chosen solution.</p>".into(),
         })
     });
+    let confidence_class = move || {
+        card.with(|c| match c {
+            Some(c) if c.is_confident() => "confidence confident",
+            _ => "confidence unsure",
+        })
+    };
+    let basis = move || card.with(|c| c.as_ref().map_or("", |c| c.basis.as_str()));
+    let candidates = move || {
+        card.with(|c| {
+            c.iter()
+                .flat_map(|c| c.candidates.iter())
+                .map(|line| {
+                    let class = match (line.chosen, line.complete) {
+                        (true, _) => "chosen",
+                        (false, true) => "",
+                        (false, false) => "unfinished",
+                    };
+                    // Model text: rendered (and escaped) by k2-render.
+                    let answer = match &line.answer {
+                        Some(a) => render_math(a, false),
+                        None => "<em>no answer</em>".into(),
+                    };
+                    view! {
+                        <li class=class data-candidate=line.candidate data-finish=line.finish.clone()>
+                            <span class="who">{format!("Candidate {}", line.candidate + 1)}</span>
+                            <span class="its-answer" inner_html=answer></span>
+                            <span class="finish">{line.finish.clone()}</span>
+                        </li>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let verdicts =
+        move || card.with(|c| c.as_ref().map(|c| c.verdicts.clone()).unwrap_or_default());
     view! {
-        <Show when=move || content.with(Option::is_some)>
-            <section id="final-answer" class="panel answer-card">
+        <Show when=shown>
+            <section id="final-answer" class="panel answer-card" data-basis=basis>
                 <h2>"Answer"</h2>
-                <div class="math"
-                    inner_html=move || content.with(|c| c.as_ref().map(|c| c.1.clone()).unwrap_or_default())>
-                </div>
-                <p class="how">{move || content.with(|c| c.as_ref().map(|c| c.0.clone()).unwrap_or_default())}</p>
+                <div class="math" inner_html=move || answer_html.get()></div>
+                <p class=confidence_class>{move || field(|c| c.confidence.clone())}</p>
+                <p class="how">{move || field(|c| c.method.clone())}</p>
+                <Show when=move || card.with(|c| c.as_ref().is_some_and(|c| c.vote.is_some()))>
+                    <p class="vote">{move || field(|c| format!("Vote: {}", c.vote.clone().unwrap_or_default()))}</p>
+                </Show>
+                <Show when=move || card.with(|c| c.as_ref().is_some_and(|c| c.candidates.len() > 1))>
+                    <ul class="card-candidates">{candidates}</ul>
+                </Show>
+                <Show when=move || !verdicts().is_empty()>
+                    <p class="judge-heading">"The judge, each pair asked in both orders:"</p>
+                    <ul class="card-verdicts">
+                        {move || verdicts().into_iter().map(|v| view! { <li>{v}</li> }).collect_view()}
+                    </ul>
+                </Show>
             </section>
         </Show>
     }

@@ -4,6 +4,7 @@
 //! Used to grade against ground truth, to group candidates whose answers agree (majority
 //! vote), and to check a student's typed answer without revealing the right one ([`check`]:
 //! the verdict and what it rests on, the one definition every front end uses).
+//! The answer card's words ([`card`]) take their confidence from the same check.
 //!
 //! The pipeline, one module per step:
 //! 1. `normalize`: text cleanup (`$`, `\text{cm}`, `\left`, `^\circ`,
@@ -16,6 +17,7 @@
 //! Everything here takes untrusted model or student text: no panics, no unbounded recursion,
 //! no unbounded arithmetic.
 
+pub mod card;
 pub mod check;
 mod degrees;
 mod equivalence;

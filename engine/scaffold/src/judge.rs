@@ -212,7 +212,8 @@ pub fn compare(
         _ => None,
     };
     let conclusion = match (winner, w1, w2) {
-        (Some(w), _, _) => format!("Candidate {w} wins in both orders."),
+        // Numbered from 1, as people (and the UI) count candidates.
+        (Some(w), _, _) => format!("Candidate {} wins in both orders.", w + 1),
         (None, Some(_), Some(_)) => "The two orders disagree, so it is a tie.".to_owned(),
         _ => "No winner in both orders, so it is a tie.".to_owned(),
     };
@@ -228,8 +229,8 @@ pub fn compare(
 /// One line per order asked: which candidate was shown first, what the judge said and why.
 fn describe_order(shown_a: &Entrant, shown_b: &Entrant, v: &ParsedVerdict) -> String {
     let said = match v.choice {
-        Some(Choice::A) => format!("{} is better", shown_a.id),
-        Some(Choice::B) => format!("{} is better", shown_b.id),
+        Some(Choice::A) => format!("candidate {} is better", shown_a.id + 1),
+        Some(Choice::B) => format!("candidate {} is better", shown_b.id + 1),
         Some(Choice::Tie) => "tie".to_owned(),
         None => "no readable verdict".to_owned(),
     };
@@ -239,8 +240,9 @@ fn describe_order(shown_a: &Entrant, shown_b: &Entrant, v: &ParsedVerdict) -> St
         format!(": {}", v.explanation)
     };
     format!(
-        "With {} as A and {} as B: {said}{why}",
-        shown_a.id, shown_b.id
+        "With candidate {} as A and {} as B: {said}{why}",
+        shown_a.id + 1,
+        shown_b.id + 1
     )
 }
 
