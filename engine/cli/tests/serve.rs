@@ -332,6 +332,18 @@ fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_delet
     assert!(found[0]["snippet"].as_str().unwrap().contains('«'));
     assert_eq!(get("/v1/k2/runs?q=zebra").json(), json!([]));
 
+    // One run without its events: what the listing says, the whole problem, how it was made;
+    // never the problem's answer key.
+    let shown = get(&format!("/v1/k2/runs/{id}"));
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    let shown = shown.json();
+    assert_eq!(shown["id"], id);
+    assert_eq!(shown["status"], "done");
+    assert_eq!(shown["problem_text"], "What is 12 + 30? <b>bold</b>");
+    assert_eq!(shown["config"]["settings"]["candidates"], 2);
+    assert!(shown.get("known_answer").is_none() && !shown.to_string().contains("known_answer"));
+    assert_eq!(get("/v1/k2/runs/999999").status, 404);
+
     // Notes on the whole run and on one event; a note past the last event is refused.
     let notes = post(
         &format!("/v1/k2/runs/{id}/notes"),
@@ -421,6 +433,7 @@ fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_delet
     let deleted = request(addr, "DELETE", &format!("/v1/k2/runs/{id}"), &[auth()], b"");
     assert_eq!(deleted.status, 204);
     assert_eq!(history(json!({"op": "delete", "run": id})).status, 404);
+    assert_eq!(get(&format!("/v1/k2/runs/{id}")).status, 404);
     assert_eq!(get(&format!("/v1/k2/runs/{id}/events")).status, 404);
     assert_eq!(get(&format!("/v1/k2/runs/{id}/notes")).status, 404);
     assert_eq!(get("/v1/k2/runs").json(), json!([]));

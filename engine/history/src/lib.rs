@@ -13,7 +13,7 @@ pub use k2_protocol::{HistoryRequest, NewNote};
 use k2_answer::check::{check_attempt_in_view, KnownAnswers};
 use k2_protocol::{AttemptCheck, CheckVerdict, Event};
 use k2_store::export::{export_run, ExportFormat};
-use k2_store::{Note, PageRequest, RunId, RunSummary, Store, StoreError};
+use k2_store::{Note, PageRequest, RunConfig, RunId, RunSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// How many runs a listing or a search shows.
@@ -52,6 +52,8 @@ pub type Result<T> = std::result::Result<T, HistoryError>;
 pub enum HistoryReply {
     /// [`HistoryRequest::List`].
     Runs(Vec<HistoryItem>),
+    /// [`HistoryRequest::Show`].
+    Run(Box<ShownRun>),
     /// [`HistoryRequest::Events`].
     Events(Vec<Event>),
     /// [`HistoryRequest::Export`]: the file, for the front end to deliver (a download, or
@@ -72,6 +74,7 @@ pub enum HistoryReply {
 pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryReply> {
     Ok(match request {
         HistoryRequest::List { query } => HistoryReply::Runs(list(store, query.as_deref()).await?),
+        HistoryRequest::Show { run } => HistoryReply::Run(Box::new(show(store, run).await?)),
         HistoryRequest::Events { run } => HistoryReply::Events(events(store, run).await?),
         HistoryRequest::Export { run, format } => {
             HistoryReply::Export(export(store, run, &format).await?)
@@ -133,6 +136,29 @@ pub async fn list(store: &Store, query: Option<&str>) -> Result<Vec<HistoryItem>
 }
 
 /// A stored run's events, to replay it exactly as it streamed.
+/// A stored run as [`HistoryRequest::Show`] describes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShownRun {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    /// The whole statement (the summary's `problem` is cut to 200 characters).
+    pub problem_text: String,
+    pub config: RunConfig,
+    pub plan: Option<String>,
+    pub error: Option<String>,
+}
+
+pub async fn show(store: &Store, run: RunId) -> Result<ShownRun> {
+    let detail = store.run(run).await?;
+    Ok(ShownRun {
+        summary: detail.summary,
+        problem_text: detail.problem.text,
+        config: detail.config,
+        plan: detail.plan,
+        error: detail.error,
+    })
+}
+
 pub async fn events(store: &Store, run: RunId) -> Result<Vec<Event>> {
     store.run(run).await?;
     Ok(store.events(run).await?)

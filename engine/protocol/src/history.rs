@@ -21,6 +21,10 @@ pub enum HistoryRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         query: Option<String>,
     },
+    /// A stored run without its events: its summary, the whole problem statement, how it was
+    /// made (models, settings), its plan and error. Answers that object. The problem's answer
+    /// key and worked solution are left out: any token that reads runs would read them.
+    Show { run: StoredRunId },
     /// A stored run's events, to replay it exactly as it streamed. Answers the events.
     Events { run: StoredRunId },
     /// The run as a file: `format` is `markdown` (or `md`) or `html`. Answers

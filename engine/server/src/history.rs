@@ -5,7 +5,7 @@
 //!   route the UI uses; answers the reply's JSON (an export as `{file_name, media_type,
 //!   content}`).
 //! - `/v1/k2/runs…`: the same operations as REST routes for scripts and links (list and
-//!   search, replay, delete, export as a file to save, notes, attempts), each building its
+//!   search, one run, replay, delete, export as a file to save, notes, attempts), each building its
 //!   request.
 
 use axum::extract::{Path, Query, State};
@@ -63,6 +63,14 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<HistoryReply>, ApiError> {
     json(&state, HistoryRequest::List { query: query.q }).await
+}
+
+/// `GET /v1/k2/runs/{id}`: the run without its events ([`HistoryRequest::Show`]).
+pub async fn show(
+    State(state): State<AppState>,
+    Path(run): Path<i64>,
+) -> Result<Json<HistoryReply>, ApiError> {
+    json(&state, HistoryRequest::Show { run }).await
 }
 
 /// `GET /v1/k2/runs/{id}/events`

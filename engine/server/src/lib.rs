@@ -55,7 +55,7 @@ pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
         .route("/models", get(openai::models))
         .route("/chat/completions", post(openai::chat_completions))
         .route("/k2/runs", post(runs::start_run).get(history::list))
-        .route("/k2/runs/{id}", axum::routing::delete(history::delete))
+        .route("/k2/runs/{id}", get(history::show).delete(history::delete))
         .route("/k2/runs/{id}/events", get(history::events))
         .route("/k2/runs/{id}/export", get(history::export))
         .route(
