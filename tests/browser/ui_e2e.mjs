@@ -306,6 +306,32 @@ await check("a kept run exports as Markdown and as standalone HTML with its note
                              null, { timeout: 5000 });
 });
 
+await check("student mode hides the teacher's tools and is remembered across reloads", async () => {
+  await page.waitForSelector("#review #export-md", { timeout: 5000 });
+  await page.check("#student");
+  await page.waitForFunction(() => !document.querySelector("#review, #export-md, #note-text"), null, { timeout: 5000 });
+  if (await page.locator("#student-locked").count()) throw new Error("says locked without a lab configuration");
+  await page.reload();
+  await page.waitForSelector("#solve", { timeout: 15000 });
+  if (!(await page.isChecked("#student"))) throw new Error("student mode forgotten after a reload");
+  // A kept run opened by a student shows as hints, without Review, notes or export.
+  await page.click("#history-toggle");
+  await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
+  await page.waitForSelector("#plan h2", { timeout: 10000 });
+  if ((await text("#plan h2")) !== "Hints") throw new Error(`plan titled ${await text("#plan h2")}`);
+  await page.waitForTimeout(500);
+  if (await page.locator("#review, #export-md, #note-text").count()) throw new Error("teacher tools shown to a student");
+  await page.uncheck("#student");
+  await page.waitForSelector("#review #export-md", { timeout: 5000 });
+  await page.reload();
+  await page.waitForSelector("#solve", { timeout: 15000 });
+  if (await page.isChecked("#student")) throw new Error("student mode came back after being turned off");
+  // As the tests after this one expect it: History open on the kept run.
+  await page.click("#history-toggle");
+  await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
+  await page.waitForSelector("#review #export-md", { timeout: 10000 });
+});
+
 await check("checking an answer to a kept run keeps the attempt", async () => {
   // A short greedy run that ends with an answer to check against.
   await page.fill("#problem", "What is 2 + 3? Reply with the number only.");
@@ -462,6 +488,64 @@ await check("check my answer: right and wrong, without revealing the answer", as
   await page.waitForSelector("#final-answer math", { timeout: 5000 });
   await page.uncheck("#student");
   await page.screenshot({ path: join(shots, "recorded-run.png"), fullPage: true });
+});
+
+await check("student mode: another hint works while the run still streams", async () => {
+  // The run's stream stays open and the test hands it events a few at a time (route.fulfill
+  // cannot stream): the page's fetch of the run answers with a stream fed from here.
+  await page.evaluate((events) => {
+    const original = window.fetch;
+    const encoder = new TextEncoder();
+    let controller;
+    let next = 0;
+    window.__k2Feed = (n) => {
+      for (const end = Math.min(events.length, next + n); next < end; next += 1) {
+        const e = events[next];
+        controller.enqueue(encoder.encode(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`));
+      }
+      if (next >= events.length) controller.close();
+    };
+    window.fetch = (url, init) => {
+      if (!String(url).endsWith("/v1/k2/runs")) return original(url, init);
+      window.fetch = original;
+      const body = new ReadableStream({ start(c) { controller = c; } });
+      return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } }));
+    };
+  }, recorded);
+  const feed = (n) => page.evaluate((n) => window.__k2Feed(n), n);
+  const planEnd = recorded.findIndex((e) => e.type === "plan_finished") + 1;
+  await page.fill("#problem", recorded[0].request.problem);
+  await page.check("#student");
+  await page.click("#solve");
+  await feed(planEnd + 20);  // the plan and the start of the candidates
+  await page.waitForSelector("#hint", { timeout: 10000 });
+  const label = () => text("#hint");
+  const total = Number((await label()).match(/of (\d+)/)[1]);
+  if (total < 3) throw new Error(`the recorded plan has only ${total} hints`);
+  const before = (await text("#plan .markdown")).length;
+  await page.click("#hint");
+  if (!(await label()).includes(`(3 of ${total})`)) throw new Error(`after one click: ${await label()}`);
+  // More of the run streams in: the hint shown stays shown.
+  for (let i = 0; i < 10; i += 1) { await feed(15); await page.waitForTimeout(50); }
+  if (!(await page.locator("#hint").count()) || !(await label()).includes(`(3 of ${total})`)) {
+    throw new Error(`hints reset while streaming: ${await page.locator("#hint").count() ? await label() : "no button"}`);
+  }
+  const after = (await text("#plan .markdown")).length;
+  if (!(after > before)) throw new Error(`the second hint is gone (${before} -> ${after})`);
+  if ((await status()).startsWith("done")) throw new Error("the run was not streaming");
+  await page.click("#hint");
+  if (!(await label()).includes(`(4 of ${total})`) && total > 3) throw new Error(`second click: ${await label()}`);
+  await feed(recorded.length);
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
+  const kept = (await text("#plan .markdown")).length;
+  if (kept < after) throw new Error(`hints reset when the run ended (${after} -> ${kept})`);
+  if (await page.locator("#final-answer, .candidate").count()) throw new Error("solution shown in student mode");
+  // A new run starts again at its first hint.
+  await serveRun(recorded);
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
+  if (!(await label()).includes(`(2 of ${total})`)) throw new Error(`a new run did not start at its first hint: ${await label()}`);
+  await page.uncheck("#student");
 });
 
 // The answer card tells the truth: copies of the recorded run with how its candidates ended

@@ -44,7 +44,7 @@ pub fn App() -> impl IntoView {
         view: RwSignal::new(RunView::default()),
         running: RwSignal::new(false),
         failure: RwSignal::new(None),
-        student: RwSignal::new(false),
+        student: RwSignal::new(crate::student::remembered()),
         student_locked: RwSignal::new(false),
         revealed: RwSignal::new(false),
         live: RwSignal::new(Default::default()),

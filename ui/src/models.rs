@@ -95,7 +95,7 @@ fn blank_is_none(text: String) -> Option<String> {
 }
 
 /// Applies the configuration's student mode to the page (and locks it when the administrator
-/// set it). Runs at start in the desktop app.
+/// set it; else only where no choice was remembered). Runs at start in the desktop app.
 pub fn apply_student_mode(student: RwSignal<bool>, locked: RwSignal<bool>) {
     if !in_desktop_app() {
         return;
@@ -104,10 +104,15 @@ pub fn apply_student_mode(student: RwSignal<bool>, locked: RwSignal<bool>) {
         if let Ok(view) =
             result.and_then(|j| serde_json::from_str::<ConfigView>(&j).map_err(|e| e.to_string()))
         {
+            let is_locked = view.locked.iter().any(|k| k == "student_mode");
+            // Locked: the administrator's choice. Otherwise the configuration only sets the
+            // default, and what was chosen on this machine last is kept.
             if let Some(on) = view.effective.student_mode {
-                student.set(on);
+                if is_locked || crate::student::remembered_choice().is_none() {
+                    student.set(on);
+                }
             }
-            locked.set(view.locked.iter().any(|k| k == "student_mode"));
+            locked.set(is_locked);
         }
     });
 }

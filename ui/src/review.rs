@@ -74,7 +74,10 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
     let whole_run = RwSignal::new(false);
     let message = RwSignal::new(None::<String>);
     let all_steps = move || events.with(|e| steps(e));
-    let reviewable = move || state.stored.get().is_some() && !state.running.get();
+    // A teacher's tool: hidden in student mode (the loading below still runs, so a run opened
+    // from History shows either way).
+    let reviewable =
+        move || state.stored.get().is_some() && !state.running.get() && !state.student.get();
 
     // A kept run that is not streaming: a live run that just ended steps through the events
     // it streamed (the store may still be writing its last ones); a run opened from History

@@ -8,7 +8,29 @@ use k2_protocol::{AttemptCheck, HistoryRequest};
 use leptos::prelude::*;
 
 use crate::app::RunState;
+use crate::session::local_storage;
 use crate::transport;
+
+const STUDENT_KEY: &str = "k2.student-mode";
+
+/// The student mode chosen last in this browser (or desktop window), if it was ever chosen.
+pub fn remembered_choice() -> Option<bool> {
+    local_storage()
+        .and_then(|s| s.get_item(STUDENT_KEY).ok().flatten())
+        .map(|v| v == "on")
+}
+
+/// Whether student mode starts on: as it was left.
+pub fn remembered() -> bool {
+    remembered_choice().unwrap_or(false)
+}
+
+/// Keeps the student's (or teacher's) choice for the next visit.
+pub fn remember(on: bool) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(STUDENT_KEY, if on { "on" } else { "off" });
+    }
+}
 
 /// The plan cut into hints: its list items and paragraphs, in order.
 pub fn hints(plan: &str) -> Vec<String> {

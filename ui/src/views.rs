@@ -65,8 +65,17 @@ pub fn ProblemInput(
                 <label title="Hints one at a time; the solution only when asked">
                     <input type="checkbox" id="student" prop:checked=move || state.student.get()
                         disabled=move || state.student_locked.get()
-                        on:change=move |ev| state.student.set(event_target_checked(&ev)) />
+                        on:change=move |ev| {
+                            if !state.student_locked.get_untracked() {
+                                let on = event_target_checked(&ev);
+                                state.student.set(on);
+                                crate::student::remember(on);
+                            }
+                        } />
                     " Student mode"
+                    <Show when=move || state.student_locked.get()>
+                        <span id="student-locked" class="muted">" (set by your administrator)"</span>
+                    </Show>
                 </label>
                 <label><input type="checkbox" id="plan"
                     prop:checked=move || settings.with(|s| s.plan)
@@ -126,10 +135,13 @@ pub fn StatusBar(state: RunState) -> impl IntoView {
 pub fn PlanPanel(state: RunState) -> impl IntoView {
     let has_plan = move || state.view.with(|v| !v.plan.is_empty());
     let hints_shown = RwSignal::new(1usize);
-    // Each run starts with its first hint.
+    // Each run starts with its first hint: reset when a new run begins (its view is cleared),
+    // not on every event it streams, so "Another hint" works while the run is still going.
+    let fresh = Memo::new(move |_| state.view.with(|v| v.events == 0));
     Effect::new(move |_| {
-        state.view.with(|v| v.events == 0);
-        hints_shown.set(1);
+        if fresh.get() {
+            hints_shown.set(1);
+        }
     });
     let hints = move || state.view.with(|v| crate::student::hints(&v.plan));
     let full_plan = incremental(state.view, |v| v.plan.as_str());
