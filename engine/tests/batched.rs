@@ -2,9 +2,6 @@
 //! exactly like separate plain generations with their derived seeds (rows are numerically
 //! independent), finish independently, stream their own text and stop together on cancel.
 
-use std::sync::OnceLock;
-
-use candle_core::Device;
 use k2_engine::chat::ChatMessage;
 use k2_engine::decode::batched::{
     derive_seed, generate_batch, generate_batch_with_stats, BatchGeneration, BatchOptions,
@@ -12,23 +9,10 @@ use k2_engine::decode::batched::{
 };
 use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, Generation, StopReason};
 use k2_engine::decode::sample::{Sampler, SamplingParams};
-use k2_engine::loader::{load_model, LoadedModel};
 use k2_engine::model::LogitsFor;
 
-const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
-
-fn model() -> &'static LoadedModel {
-    static MODEL: OnceLock<LoadedModel> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = k2_engine::models_dir::models_dir().join(SMOLLM2);
-        assert!(
-            path.exists(),
-            "test model {} is missing: run scripts/fetch-test-models.sh first",
-            path.display()
-        );
-        load_model(&path, &Device::Cpu, &mut |_| {}).expect("the test model loads")
-    })
-}
+mod common;
+use common::smollm2 as model;
 
 fn tokens(text: &str) -> Vec<u32> {
     model().tokenizer.encode_prompt(text, false).unwrap()

@@ -2,28 +2,15 @@
 //! several cache rows, ragged batches and rollback must give the same logits as one plain row;
 //! streaming, stop strings, seeds, token limits and cancellation behave as documented.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, StopReason};
 use k2_engine::decode::sample::SamplingParams;
-use k2_engine::loader::{load_model, LoadedModel};
 use k2_engine::model::LogitsFor;
 
-const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
-
-fn model() -> &'static LoadedModel {
-    static MODEL: OnceLock<LoadedModel> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = k2_engine::models_dir::models_dir().join(SMOLLM2);
-        assert!(
-            path.exists(),
-            "test model {} is missing: run scripts/fetch-test-models.sh first",
-            path.display()
-        );
-        load_model(&path, &Device::Cpu, &mut |_| {}).expect("the test model loads")
-    })
-}
+mod common;
+use common::smollm2 as model;
 
 fn tokens(text: &str) -> Vec<u32> {
     model().tokenizer.encode_prompt(text, false).unwrap()

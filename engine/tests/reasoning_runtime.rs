@@ -8,30 +8,14 @@
 //! - Loop guard: a prompt that makes the model copy one line over and over ends with
 //!   `StopReason::Loop` well before the token limit, and runs to the limit with the guard off.
 
-use std::sync::OnceLock;
-
-use candle_core::Device;
 use k2_engine::chat::ChatMessage;
 use k2_engine::decode::batched::{generate_batch, BatchOptions};
 use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, Generation, StopReason};
 use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecTuning};
 use k2_engine::decode::think_budget::ANSWER_LEAD;
-use k2_engine::loader::{load_model, LoadedModel};
 
-const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
-
-fn model() -> &'static LoadedModel {
-    static MODEL: OnceLock<LoadedModel> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = k2_engine::models_dir::models_dir().join(SMOLLM2);
-        assert!(
-            path.exists(),
-            "test model {} is missing: run scripts/fetch-test-models.sh first",
-            path.display()
-        );
-        load_model(&path, &Device::Cpu, &mut |_| {}).expect("the test model loads")
-    })
-}
+mod common;
+use common::smollm2 as model;
 
 /// A chat prompt whose generation prefix opens a think block, as reasoning templates do.
 fn prompt_inside_think() -> Vec<u32> {

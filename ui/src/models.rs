@@ -82,6 +82,16 @@ pub(crate) struct Progress {
     pub(crate) total: Option<u64>,
 }
 
+impl Progress {
+    /// " 1.2 GB of 3.4 GB", or " 1.2 GB" while the total is unknown.
+    pub(crate) fn label(self) -> String {
+        match self.total {
+            Some(total) => format!(" {} of {}", size(self.done), size(total)),
+            None => format!(" {}", size(self.done)),
+        }
+    }
+}
+
 pub(crate) fn size(bytes: u64) -> String {
     match bytes {
         b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
@@ -363,10 +373,7 @@ pub fn Models() -> impl IntoView {
                         <progress id="install-progress"
                             max=move || progress.get().and_then(|p| p.total).unwrap_or(0).to_string()
                             value=move || progress.get().map(|p| p.done).unwrap_or(0).to_string()></progress>
-                        <span class="muted">{move || progress.get().map(|p| match p.total {
-                            Some(t) => format!(" {} of {}", size(p.done), size(t)),
-                            None => format!(" {}", size(p.done)),
-                        })}</span>
+                        <span class="muted">{move || progress.get().map(Progress::label)}</span>
                     </Show>
                     <Show when=move || message.get().is_some()>
                         <p id="models-message" role="status">{move || message.get().unwrap_or_default()}</p>

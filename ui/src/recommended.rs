@@ -284,10 +284,7 @@ pub fn Recommended(
                         <progress class="recommended-progress"
                             max=move || progress.get().and_then(|p| p.total).unwrap_or(0).to_string()
                             value=move || progress.get().map(|p| p.done).unwrap_or(0).to_string()></progress>
-                        <span class="muted">{move || progress.get().map(|p| match p.total {
-                            Some(t) => format!(" {} of {}", size(p.done), size(t)),
-                            None => format!(" {}", size(p.done)),
-                        })}</span>
+                        <span class="muted">{move || progress.get().map(Progress::label)}</span>
                     </Show>
                     {move || offered().map(|draft| {
                         let offer = format!(

@@ -389,9 +389,9 @@ mod tests {
             });
             self
         }
-        fn card(&self) -> AnswerCard {
-            let events: Vec<Event> = self
-                .events
+        /// The run's events as they would stream, numbered in order.
+        fn stream(&self) -> Vec<Event> {
+            self.events
                 .iter()
                 .enumerate()
                 .map(|(seq, kind)| Event {
@@ -399,8 +399,10 @@ mod tests {
                     elapsed_ms: 0,
                     kind: kind.clone(),
                 })
-                .collect();
-            AnswerCard::from_view(&RunView::replay(&events)).expect("a card")
+                .collect()
+        }
+        fn card(&self) -> AnswerCard {
+            AnswerCard::from_view(&RunView::replay(&self.stream())).expect("a card")
         }
     }
 
@@ -653,18 +655,11 @@ mod tests {
         ];
         for run in runs {
             let card = run.card();
-            let events: Vec<Event> = run
-                .events
-                .iter()
-                .enumerate()
-                .map(|(seq, kind)| Event {
-                    seq: seq as u64,
-                    elapsed_ms: 0,
-                    kind: kind.clone(),
-                })
-                .collect();
-            let check =
-                check_attempt_in_view("7", KnownAnswers::default(), &RunView::replay(&events));
+            let check = check_attempt_in_view(
+                "7",
+                KnownAnswers::default(),
+                &RunView::replay(&run.stream()),
+            );
             assert_eq!(check.basis, card.basis, "{card:?}");
             assert_eq!(card.confidence.starts_with("Unsure"), !card.is_confident());
         }

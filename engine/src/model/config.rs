@@ -800,21 +800,7 @@ mod tests {
         for row in ARCHITECTURES.iter().filter(|t| t.name != "smollm3") {
             assert_eq!(row.default_nope_interval, None, "{}", row.name);
         }
-        let dir = std::env::temp_dir().join(format!("k2-nope-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config.json");
-        let write = |extra: &str| {
-            std::fs::write(
-                &path,
-                format!(
-                    r#"{{"model_type": "smollm3", "vocab_size": 10, "hidden_size": 8,
-                    "intermediate_size": 16, "num_hidden_layers": 6, "num_attention_heads": 2,
-                    "rope_theta": 10000.0 {extra}}}"#
-                ),
-            )
-            .unwrap();
-            ModelConfig::from_hf_config(&path)
-        };
+        let write = |extra: &str| small_hf_config("smollm3", 6, extra);
         assert_eq!(write("").unwrap().switches.nope_layers, vec![3]);
         assert_eq!(
             write(r#", "no_rope_layer_interval": 2"#)
@@ -831,7 +817,6 @@ mod tests {
             vec![0, 5]
         );
         assert!(write(r#", "no_rope_layers": [1, 1]"#).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -839,21 +824,7 @@ mod tests {
         let m = Multipliers::default();
         assert_eq!((m.embedding, m.residual, m.logits_divisor), (1.0, 1.0, 1.0));
         assert_eq!(m.attention, None);
-        let dir = std::env::temp_dir().join(format!("k2-mult-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config.json");
-        let write = |extra: &str| {
-            std::fs::write(
-                &path,
-                format!(
-                    r#"{{"model_type": "granite", "vocab_size": 10, "hidden_size": 8,
-                    "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-                    "rope_theta": 10000.0 {extra}}}"#
-                ),
-            )
-            .unwrap();
-            ModelConfig::from_hf_config(&path)
-        };
+        let write = |extra: &str| small_hf_config("granite", 2, extra);
         let plain = write("").unwrap();
         assert_eq!(plain.switches.multipliers, Multipliers::default());
         assert!(plain.switches.nope_layers.is_empty());
@@ -872,6 +843,22 @@ mod tests {
             }
         );
         assert!(write(r#", "logits_scaling": 0.0"#).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A tiny `config.json` of `model_type` with `layers` layers and the JSON members `extra`
+    /// (each with a leading comma), read back through [`ModelConfig::from_hf_config`].
+    fn small_hf_config(model_type: &str, layers: usize, extra: &str) -> Result<ModelConfig> {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"model_type": "{model_type}", "vocab_size": 10, "hidden_size": 8,
+                "intermediate_size": 16, "num_hidden_layers": {layers}, "num_attention_heads": 2,
+                "rope_theta": 10000.0 {extra}}}"#
+            ),
+        )
+        .expect("a writable temporary folder");
+        ModelConfig::from_hf_config(&path)
     }
 }
