@@ -20,6 +20,7 @@ fn step_name(step: &StageStep) -> &'static str {
         Some(Stage::Planning) => "the plan",
         Some(Stage::Solving) => "the candidates",
         Some(Stage::Verifying) => "the verification",
+        Some(Stage::Hinting) => "the hints",
         Some(Stage::Done) | None => "the whole run",
     }
 }

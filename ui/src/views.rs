@@ -104,6 +104,7 @@ pub fn StatusBar(state: RunState) -> impl IntoView {
                 Some(Stage::Planning) => "planning",
                 Some(Stage::Solving) => "solving",
                 Some(Stage::Verifying) => "verifying",
+                Some(Stage::Hinting) => "writing hints",
                 Some(Stage::Done) => "done",
             };
             let mut line = stage.to_string();

@@ -13,7 +13,9 @@
 use std::borrow::Cow;
 use std::io::IsTerminal;
 
-use k2_protocol::{Event, FinishReason, RunEvent, RunView, SelectionMethod, Stage, TextPart};
+use k2_protocol::{
+    Event, FinishReason, Hint, HintScreen, RunEvent, RunView, SelectionMethod, Stage, TextPart,
+};
 
 use crate::output::print_text;
 
@@ -70,6 +72,7 @@ impl TerminalRenderer {
                 }
                 Stage::Solving => p.out += &self.heading("Solution"),
                 Stage::Verifying if self.candidates() > 1 => p.out += &self.heading("Verification"),
+                Stage::Hinting => p.out += &self.heading("Hints"),
                 // One candidate has nothing to verify; the end shows in the events that follow.
                 Stage::Verifying | Stage::Done => {}
             },
@@ -175,6 +178,7 @@ impl TerminalRenderer {
                 };
                 p.out += &self.heading(&text);
             }
+            RunEvent::Hint(hint) => p.out += &self.hint(hint),
             RunEvent::Stats(s) => {
                 p.err += &format!(
                     "[{} tokens generated at {:.1} tok/s, plan {} tokens, judge {} tokens, {:.1} s in all]\n",
@@ -191,6 +195,26 @@ impl TerminalRenderer {
             RunEvent::Cancelled => p.err += "cancelled\n",
         }
         p
+    }
+
+    /// A rung of the hint ladder: the CLI shows the whole ladder, the bottom-out rung marked.
+    fn hint(&self, hint: &Hint) -> String {
+        let label = if hint.bottom_out {
+            "Worked solution (gives the answer away)".to_string()
+        } else {
+            format!("Hint {}", hint.level)
+        };
+        let screened = match hint.screened {
+            None => "",
+            Some(HintScreen::Rewritten) => " (rewritten: it gave an answer away)",
+            Some(HintScreen::Cut) => " (shortened: it gave an answer away)",
+        };
+        format!(
+            "{}{}\n{}\n\n",
+            label,
+            self.dim(screened),
+            safe(hint.text.trim())
+        )
     }
 
     /// The run's candidates: as its request says once started, else as expected.
@@ -324,13 +348,19 @@ mod tests {
                 answer: Some("42".into()),
                 method: SelectionMethod::Unanimous,
             },
+            RunEvent::Hint(Hint {
+                level: 1,
+                text: "Notice the \x1b]52;c;cHdu\x07 angles.".into(),
+                bottom_out: false,
+                screened: Some(HintScreen::Cut),
+            }),
             RunEvent::Stats(RunStats::default()),
             RunEvent::Error {
                 message: "disk \x1b[2Jfull".into(),
             },
             RunEvent::Cancelled,
         ];
-        let mut seen = [false; 12];
+        let mut seen = [false; 13];
         for event in &events {
             let kind = match event {
                 RunEvent::Started { .. } => 0,
@@ -342,6 +372,7 @@ mod tests {
                 RunEvent::AnswerGroups { .. } => 6,
                 RunEvent::Verdict(_) => 7,
                 RunEvent::FinalAnswer { .. } => 8,
+                RunEvent::Hint(_) => 12,
                 RunEvent::Stats(_) => 9,
                 RunEvent::Error { .. } => 10,
                 RunEvent::Cancelled => 11,

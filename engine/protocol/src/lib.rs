@@ -84,6 +84,12 @@ pub enum RunEvent {
         /// How the candidate was chosen.
         method: SelectionMethod,
     },
+    /// One rung of the student's hint ladder (student runs only), written for teaching after
+    /// the answer was chosen. Levels count from 1: what to notice, an approach, the next
+    /// concrete step; the last, `bottom_out`, is the worked solution. A rung that is not the
+    /// bottom-out one was screened before it was sent: `screened` says whether it had to be
+    /// rewritten or cut because it revealed an answer (`k2_answer::hints`).
+    Hint(Hint),
     /// Totals for the run; the last event of a completed run.
     Stats(RunStats),
     /// Something failed; the run ends. `message` says what and what to do.
@@ -105,6 +111,7 @@ impl RunEvent {
             RunEvent::AnswerGroups { .. } => "answer_groups",
             RunEvent::Verdict(_) => "verdict",
             RunEvent::FinalAnswer { .. } => "final_answer",
+            RunEvent::Hint(_) => "hint",
             RunEvent::Stats(_) => "stats",
             RunEvent::Error { .. } => "error",
             RunEvent::Cancelled => "cancelled",
@@ -126,7 +133,32 @@ pub enum Stage {
     Planning,
     Solving,
     Verifying,
+    /// Writing the student's hint ladder (student runs only), after the answer was chosen.
+    Hinting,
     Done,
+}
+
+/// A rung of the hint ladder: `{"type":"hint","level":1,"text":"…","bottom_out":false}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hint {
+    /// From 1, in the order a student opens them.
+    pub level: u32,
+    pub text: String,
+    /// The worked solution: the last rung, which gives the answer away by design.
+    pub bottom_out: bool,
+    /// What the leak screen did to this rung; absent when it passed as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screened: Option<HintScreen>,
+}
+
+/// Why a rung's text is not what the hint writer wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HintScreen {
+    /// It revealed an answer and was written again; the new text passed the screen.
+    Rewritten,
+    /// It revealed an answer; the sentences that did were removed.
+    Cut,
 }
 
 /// Which part of a candidate's text a delta belongs to.

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AnswerGroup, CandidateId, Event, FinishReason, RunEvent, RunRequest, RunStats, SelectionMethod,
-    Stage, TextPart, Verdict,
+    AnswerGroup, CandidateId, Event, FinishReason, Hint, RunEvent, RunRequest, RunStats,
+    SelectionMethod, Stage, TextPart, Verdict,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,6 +19,8 @@ pub struct RunView {
     pub groups: Vec<AnswerGroup>,
     pub verdicts: Vec<Verdict>,
     pub final_answer: Option<FinalAnswerView>,
+    /// The student's hint ladder, in level order (student runs only).
+    pub hints: Vec<Hint>,
     pub stats: Option<RunStats>,
     pub error: Option<String>,
     pub cancelled: bool,
@@ -114,6 +116,7 @@ impl RunView {
                     method: *method,
                 })
             }
+            RunEvent::Hint(hint) => self.hints.push(hint.clone()),
             RunEvent::Stats(stats) => self.stats = Some(stats.clone()),
             RunEvent::Error { message } => self.error = Some(message.clone()),
             RunEvent::Cancelled => self.cancelled = true,
