@@ -314,11 +314,12 @@ await check("student mode hides the teacher's tools and is remembered across rel
   await page.reload();
   await page.waitForSelector("#solve", { timeout: 15000 });
   if (!(await page.isChecked("#student"))) throw new Error("student mode forgotten after a reload");
-  // A kept run opened by a student shows as hints, without Review, notes or export.
+  // A kept run opened by a student shows neither the solver's plan nor Review, notes or
+  // export; it was solved outside student mode, so it has no hints, and says so.
   await page.click("#history-toggle");
   await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
-  await page.waitForSelector("#plan h2", { timeout: 10000 });
-  if ((await text("#plan h2")) !== "Hints") throw new Error(`plan titled ${await text("#plan h2")}`);
+  await page.waitForSelector("#hints #hints-none", { timeout: 10000 });
+  if (await page.locator("section#plan").count()) throw new Error("the solver's plan shown to a student");
   await page.waitForTimeout(500);
   if (await page.locator("#review, #export-md, #note-text").count()) throw new Error("teacher tools shown to a student");
   await page.uncheck("#student");
@@ -450,6 +451,11 @@ const here = new URL(".", import.meta.url).pathname;
 const recorded = readFileSync(join(here, "fixtures/qwen-1.5b-natalia.jsonl"), "utf8")
   .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 const expectedAnswer = recorded.find((e) => e.type === "final_answer").answer;
+// The same problem solved by `k2 solve --student` with the 1.5B model: it ends with the hint
+// ladder (three screened rungs, one of them rewritten, and the worked solution).
+const recordedStudent = readFileSync(join(here, "fixtures/qwen-1.5b-natalia-student.jsonl"), "utf8")
+  .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+const ladder = recordedStudent.filter((e) => e.type === "hint");
 const sse = (events) => events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join("");
 async function serveRun(events) {
   await page.unroute("**/v1/k2/runs").catch(() => {});
@@ -458,20 +464,37 @@ async function serveRun(events) {
   }));
 }
 
-await check("student mode: hints one at a time, the solution only when asked", async () => {
-  await serveRun(recorded);
-  await page.fill("#problem", recorded[0].request.problem);
+await check("student mode: the hint ladder one rung at a time, the solution only when asked", async () => {
+  await serveRun(recordedStudent);
+  await page.fill("#problem", recordedStudent[0].request.problem);
   await page.check("#student");
   await page.click("#solve");
   await page.waitForSelector("#reveal", { timeout: 10000 });
-  if (await page.locator("#final-answer, .candidate").count()) throw new Error("solution shown in student mode");
-  const before = (await text("#plan .markdown")).length;
-  if (await page.locator("#hint").count()) {
+  if (await page.locator("#final-answer, .candidate, section#plan").count()) throw new Error("solution or plan shown in student mode");
+  // The request asked for hints.
+  await page.waitForSelector("#hint", { timeout: 10000 });
+  if ((await text("#hint")) !== "Show a hint (1 of 3)") throw new Error(`first button: ${await text("#hint")}`);
+  if (await page.locator("#hints .hint").count()) throw new Error("a hint shown before it was asked for");
+  for (let level = 1; level <= 3; level += 1) {
     await page.click("#hint");
-    const after = (await text("#plan .markdown")).length;
-    if (!(after > before)) throw new Error(`a hint added nothing (${before} -> ${after})`);
+    await page.waitForSelector(`#hints .hint[data-level="${level}"]`, { timeout: 5000 });
+    const shown = await text(`#hints .hint[data-level="${level}"] .markdown`);
+    if (shown.trim() !== ladder[level - 1].text.split("\n")[0].trim() && !shown.includes(ladder[level - 1].text.slice(0, 40))) {
+      throw new Error(`rung ${level} shows ${shown}`);
+    }
+    // No rung before the worked solution shows the answer.
+    if (shown.includes(expectedAnswer)) throw new Error(`rung ${level} gives ${expectedAnswer} away: ${shown}`);
   }
-  await page.screenshot({ path: join(shots, "student-hints.png") });
+  // The rewritten rung says so.
+  if (!(await text('#hints .hint[data-level="3"] .screened')).includes("Reworded")) throw new Error("rewrite not disclosed");
+  // The last rung is the worked solution, and its button says it gives the answer away.
+  if (!(await text("#hint")).includes("gives the answer away")) throw new Error(`bottom-out button: ${await text("#hint")}`);
+  await page.screenshot({ path: join(shots, "student-hints.png"), fullPage: true });
+  await page.click("#hint");
+  await page.waitForSelector('#hints .hint.bottom-out[data-level="4"] math', { timeout: 5000 });
+  if (await page.locator("#hint").count()) throw new Error("a button after the last rung");
+  if (await page.locator("#final-answer, .candidate").count()) throw new Error("the bottom-out rung revealed the candidates");
+  await page.locator("#hints").screenshot({ path: join(shots, "student-ladder-open.png") });
 });
 
 await check("check my answer: right and wrong, without revealing the answer", async () => {
@@ -490,7 +513,7 @@ await check("check my answer: right and wrong, without revealing the answer", as
   await page.screenshot({ path: join(shots, "recorded-run.png"), fullPage: true });
 });
 
-await check("student mode: another hint works while the run still streams", async () => {
+await check("student mode: hints open while the run still streams", async () => {
   // The run's stream stays open and the test hands it events a few at a time (route.fulfill
   // cannot stream): the page's fetch of the run answers with a stream fed from here.
   await page.evaluate((events) => {
@@ -511,40 +534,38 @@ await check("student mode: another hint works while the run still streams", asyn
       const body = new ReadableStream({ start(c) { controller = c; } });
       return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } }));
     };
-  }, recorded);
+  }, recordedStudent);
   const feed = (n) => page.evaluate((n) => window.__k2Feed(n), n);
-  const planEnd = recorded.findIndex((e) => e.type === "plan_finished") + 1;
-  await page.fill("#problem", recorded[0].request.problem);
+  const firstRung = recordedStudent.findIndex((e) => e.type === "hint");
+  await page.fill("#problem", recordedStudent[0].request.problem);
   await page.check("#student");
   await page.click("#solve");
-  await feed(planEnd + 20);  // the plan and the start of the candidates
+  await feed(40);  // the plan and the start of the candidates: no hints yet
+  await page.waitForSelector("#hints-waiting", { timeout: 10000 });
+  if (await page.locator("#hint").count()) throw new Error("a hint button before any hint was written");
+  await feed(firstRung + 1 - 40);  // the first rung; the others are still being written
   await page.waitForSelector("#hint", { timeout: 10000 });
-  const label = () => text("#hint");
-  const total = Number((await label()).match(/of (\d+)/)[1]);
-  if (total < 3) throw new Error(`the recorded plan has only ${total} hints`);
-  const before = (await text("#plan .markdown")).length;
   await page.click("#hint");
-  if (!(await label()).includes(`(3 of ${total})`)) throw new Error(`after one click: ${await label()}`);
-  // More of the run streams in: the hint shown stays shown.
-  for (let i = 0; i < 10; i += 1) { await feed(15); await page.waitForTimeout(50); }
-  if (!(await page.locator("#hint").count()) || !(await label()).includes(`(3 of ${total})`)) {
-    throw new Error(`hints reset while streaming: ${await page.locator("#hint").count() ? await label() : "no button"}`);
-  }
-  const after = (await text("#plan .markdown")).length;
-  if (!(after > before)) throw new Error(`the second hint is gone (${before} -> ${after})`);
+  await page.waitForSelector('#hints .hint[data-level="1"]', { timeout: 5000 });
   if ((await status()).startsWith("done")) throw new Error("the run was not streaming");
+  // The next rung is not written yet: no button for it.
+  if (await page.locator("#hint").count()) throw new Error(`a button for an unwritten rung: ${await text("#hint")}`);
+  await feed(1);
+  await page.waitForSelector("#hint", { timeout: 5000 });
+  // How many rungs there are is known once the ladder is complete.
+  if ((await text("#hint")) !== "Another hint (2)") throw new Error(`second button: ${await text("#hint")}`);
   await page.click("#hint");
-  if (!(await label()).includes(`(4 of ${total})`) && total > 3) throw new Error(`second click: ${await label()}`);
-  await feed(recorded.length);
+  // More of the run streams in: the hints opened stay open.
+  await feed(recordedStudent.length);
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
-  const kept = (await text("#plan .markdown")).length;
-  if (kept < after) throw new Error(`hints reset when the run ended (${after} -> ${kept})`);
+  if ((await page.locator("#hints .hint").count()) !== 2) throw new Error("opened hints reset when the run ended");
   if (await page.locator("#final-answer, .candidate").count()) throw new Error("solution shown in student mode");
-  // A new run starts again at its first hint.
-  await serveRun(recorded);
+  // A new run starts again with no hint open.
+  await serveRun(recordedStudent);
   await page.click("#solve");
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
-  if (!(await label()).includes(`(2 of ${total})`)) throw new Error(`a new run did not start at its first hint: ${await label()}`);
+  if (await page.locator("#hints .hint").count()) throw new Error("a new run kept the last run's open hints");
+  if ((await text("#hint")) !== "Show a hint (1 of 3)") throw new Error(`a new run's first button: ${await text("#hint")}`);
   await page.uncheck("#student");
 });
 

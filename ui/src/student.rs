@@ -1,4 +1,4 @@
-//! For students: the plan as hints, the solution behind a button, and "check my answer", which
+//! For students: the solution behind a button, and "check my answer", which
 //! says whether a typed answer is right, wrong or (where the tutor is not confident) unsure,
 //! and what that rests on, without showing the answer (`k2_answer::check`, the engine's own
 //! check, running here in the page).
@@ -30,35 +30,6 @@ pub fn remember(on: bool) {
     if let Some(storage) = local_storage() {
         let _ = storage.set_item(STUDENT_KEY, if on { "on" } else { "off" });
     }
-}
-
-/// The plan cut into hints: its list items and paragraphs, in order.
-pub fn hints(plan: &str) -> Vec<String> {
-    let mut hints: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for line in plan.lines() {
-        let trimmed = line.trim_start();
-        let starts_item = trimmed.starts_with("- ")
-            || trimmed.starts_with("* ")
-            || trimmed
-                .split_once(". ")
-                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        let top_level = line.len() == trimmed.len();
-        if trimmed.is_empty() || (starts_item && top_level) {
-            if !current.trim().is_empty() {
-                hints.push(std::mem::take(&mut current));
-            }
-            current.clear();
-        }
-        if !trimmed.is_empty() {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    if !current.trim().is_empty() {
-        hints.push(current);
-    }
-    hints
 }
 
 #[component]

@@ -224,12 +224,19 @@ pub enum SelectionMethod {
     Unanimous,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunStats {
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub plan_tokens: usize,
     pub judge_tokens: usize,
+    /// Tokens the hint writer generated (student runs), rewrites included.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hint_tokens: usize,
     pub wall_seconds: f64,
     /// Generated tokens per second of decoding, over all candidates.
     pub decode_tokens_per_s: f64,
