@@ -9,6 +9,7 @@ mod app;
 mod history;
 mod models;
 mod recommended;
+mod record;
 mod render;
 mod review;
 mod run_settings;
