@@ -822,15 +822,21 @@ await check("a teacher's correction changes a later check in student mode, and R
   await page.check("#plan");
   await page.waitForSelector("#review #correct-answer", { timeout: 10000 });
   if (await page.locator("#correction").count()) throw new Error("a correction shown before any was made");
-  const kept = async () => {
-    await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
-                               null, { timeout: 5000 });
-  };
+  const attemptsKept = () => Number(execFileSync("python3", ["-c",
+    "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from attempts').fetchone()[0])",
+    db]).toString());
   const checkAs = async (answer, verdict, basis) => {
-    await page.evaluate(() => { document.querySelector("#attempt-kept").textContent = ""; });
+    const before = attemptsKept();
     await page.fill("#my-answer", answer);
     await page.click("#check-button");
-    await kept();
+    // The history's own check (it replaces the page's) is kept before it is answered.
+    for (let i = 0; attemptsKept() === before; i += 1) {
+      if (i > 50) throw new Error(`${answer}: the attempt was not kept`);
+      await page.waitForTimeout(100);
+    }
+    await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
+                               null, { timeout: 5000 });
+    await page.waitForTimeout(200);
     await page.waitForSelector(`#check-result.${verdict}[data-basis=${basis}]`, { timeout: 5000 })
       .catch(async () => { throw new Error(`${answer}: ${await text("#check-result")}`); });
   };
@@ -865,6 +871,7 @@ await check("a teacher's correction changes a later check in student mode, and R
   // Once the solution is revealed, the student sees the corrected value too.
   await page.click("#reveal");
   await page.waitForSelector("#correction #correction-answer math", { timeout: 5000 });
+  await page.locator("#correction").screenshot({ path: join(shots, "record-correction-revealed.png") });
 
   // Two hints opened, as the hint ladder's buttons keep them.
   const run = Number(execFileSync("python3", ["-c",
