@@ -190,7 +190,7 @@ pub fn StudentWork(state: RunState) -> impl IntoView {
         state.record.with(|r| {
             let r = r.as_ref()?;
             let of = if r.ladder > 0 {
-                format!(" of {}", r.ladder)
+                format!(" (a ladder of {})", r.ladder)
             } else {
                 String::new()
             };
