@@ -826,6 +826,117 @@ for (const name of Object.keys(needs)) {
   });
 }
 
+// ---- record tests ----
+// A teacher's correction of a kept run's answer (Review), what a student is told of it and
+// how it changes the student's check, and the student's work shown back in Review.
+await check("a teacher's correction changes a later check in student mode, and Review shows the student's work", async () => {
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  if (await page.isChecked("#student")) await page.uncheck("#student");
+  const problem = "What is 4 + 4? Reply with the number only.";
+  await page.fill("#problem", problem);
+  await page.selectOption("#candidates", "1");
+  await page.uncheck("#plan");
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 120000 });
+  await page.selectOption("#candidates", "3");
+  await page.check("#plan");
+  await page.waitForSelector("#review #correct-answer", { timeout: 10000 });
+  if (await page.locator("#correction").count()) throw new Error("a correction shown before any was made");
+  const attemptsKept = () => Number(execFileSync("python3", ["-c",
+    "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from attempts').fetchone()[0])",
+    db]).toString());
+  const checkAs = async (answer, verdict, basis) => {
+    const before = attemptsKept();
+    await page.fill("#my-answer", answer);
+    await page.click("#check-button");
+    // The history's own check (it replaces the page's) is kept before it is answered.
+    for (let i = 0; attemptsKept() === before; i += 1) {
+      if (i > 50) throw new Error(`${answer}: the attempt was not kept`);
+      await page.waitForTimeout(100);
+    }
+    await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
+                               null, { timeout: 5000 });
+    await page.waitForTimeout(200);
+    await page.waitForSelector(`#check-result.${verdict}[data-basis=${basis}]`, { timeout: 5000 })
+      .catch(async () => { throw new Error(`${answer}: ${await text("#check-result")}`); });
+  };
+
+  // A student checks 8 first: one candidate is no agreement, so the tutor is unsure.
+  await page.check("#student");
+  await checkAs("8", "unsure", "unsure");
+
+  // The teacher corrects the run's answer in Review.
+  await page.uncheck("#student");
+  await page.waitForSelector("#review #correct-answer", { timeout: 5000 });
+  await page.fill("#correct-answer", "8");
+  await page.fill("#correct-note", "Four and four make eight.");
+  await page.click("#correct-button");
+  await page.waitForFunction(() => /^Kept/.test(document.querySelector("#correct-message")?.innerText ?? ""),
+                             null, { timeout: 5000 });
+  await page.waitForSelector("#correction #correction-answer math", { timeout: 5000 });
+  if (!(await text("#correction")).includes("Teacher's correction")) throw new Error(await text("#correction"));
+  if (!(await text("#correction")).includes("Four and four make eight.")) throw new Error(await text("#correction"));
+
+  // A student who has not asked for the solution is told there is one, not what it is.
+  await page.check("#student");
+  await page.waitForSelector("#correction", { timeout: 5000 });
+  const told = await text("#correction");
+  if (!told.includes("A teacher checked this run's answer")) throw new Error(`student told: ${told}`);
+  if (told.includes("Teacher's correction") || told.includes("eight")
+      || (await page.locator("#correction-answer").count())) throw new Error(`the corrected value shown: ${told}`);
+  // The same answer, checked again, now rests on the teacher's word.
+  await checkAs("8", "right", "teacher");
+  await checkAs("<b>9</b>", "wrong", "teacher");
+  await page.screenshot({ path: join(shots, "record-student-corrected.png"), fullPage: true });
+  // Once the solution is revealed, the student sees the corrected value too.
+  await page.click("#reveal");
+  await page.waitForSelector("#correction #correction-answer math", { timeout: 5000 });
+  await page.locator("#correction").screenshot({ path: join(shots, "record-correction-revealed.png") });
+
+  // Two hints opened, as the hint ladder's buttons keep them.
+  const run = Number(execFileSync("python3", ["-c",
+    "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select max(id) from runs').fetchone()[0])", db])
+    .toString());
+  const opened = await page.evaluate(async ({ run, token }) => {
+    let last;
+    for (const level of [1, 2]) {
+      const response = await fetch("/v1/k2/history", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+        body: JSON.stringify({ op: "open_hint", run, level }),
+      });
+      last = await response.json();
+    }
+    return last;
+  }, { run, token });
+  if (JSON.stringify(opened) !== "[1,2]") throw new Error(`open_hint answered ${JSON.stringify(opened)}`);
+
+  // The teacher opens the run from History: Review shows every attempt and the hints.
+  await page.uncheck("#student");
+  await page.reload();
+  await page.waitForSelector("#solve", { timeout: 15000 });
+  await page.click("#history-toggle");
+  await page.locator(`.history-item[data-run="${run}"]`).first().click();
+  await page.waitForSelector("#review #attempts li", { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelectorAll("#attempts li").length === 3, null, { timeout: 5000 })
+    .catch(async () => { throw new Error(`attempts: ${await text("#student-work")}`); });
+  const work = await page.evaluate(() => ({
+    summary: document.querySelector("#work-summary").innerText,
+    attempts: [...document.querySelectorAll("#attempts li")].map((li) => `${li.dataset.verdict}/${li.dataset.basis}`),
+    hints: document.querySelector("#hints-opened")?.innerText ?? "",
+    injected: document.querySelectorAll("#student-work b").length,
+    inForce: document.querySelector("#correction-in-force")?.innerText ?? "",
+  }));
+  expect("summary", work.summary, "answered 8: unsure; answered 8: right; answered <b>9</b>: wrong; opened hints 1-2");
+  expect("attempts", work.attempts.join(), "unsure/unsure,right/teacher,wrong/teacher");
+  if (!work.hints.startsWith("Hints opened: 1 (")) throw new Error(`hints: ${work.hints}`);
+  if (work.injected) throw new Error("the student's <b> became markup");
+  if (!work.inForce.includes("8")) throw new Error(`correction in force: ${work.inForce}`);
+  await page.locator("#review").scrollIntoViewIfNeeded();
+  await page.locator("#review").screenshot({ path: join(shots, "record-review.png") });
+});
+
 await browser.close();
 server.kill("SIGTERM");
 console.log(`screenshots: ${shots}`);

@@ -32,6 +32,9 @@ pub struct RunState {
     pub stored: RwSignal<Option<i64>>,
     /// The events of the live run so far (review steps through them once it ends).
     pub log: StoredValue<Vec<k2_protocol::Event>, LocalStorage>,
+    /// What people did with the kept run on screen (`crate::record`): the teacher's
+    /// correction, the student's attempts and hints opened.
+    pub record: RwSignal<Option<k2_protocol::StudentRecord>>,
 }
 
 impl RunState {
@@ -55,6 +58,7 @@ pub fn App() -> impl IntoView {
         live: RwSignal::new(Default::default()),
         stored: RwSignal::new(None),
         log: StoredValue::new_local(Vec::new()),
+        record: RwSignal::new(None),
     };
     crate::models::apply_student_mode(state.student, state.student_locked, state.hint_cap);
     let problem = RwSignal::new(String::new());
@@ -141,6 +145,7 @@ pub fn App() -> impl IntoView {
                 <Verdicts state=state />
                 <FinalAnswer state=state />
             </Show>
+            <crate::record::CorrectionNotice state=state token=token />
             <CheckAnswer state=state token=token />
             <crate::review::Review state=state token=token />
             <History state=state problem=problem token=token />

@@ -10,6 +10,7 @@ mod hints;
 mod history;
 mod models;
 mod recommended;
+mod record;
 mod render;
 mod review;
 mod run_settings;

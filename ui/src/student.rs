@@ -70,12 +70,20 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
         if answer.trim().is_empty() {
             return;
         }
-        // Checked here at once with the one check (k2_answer::check: the run's answer only
-        // where the tutor is confident, else unsure); the history checks it again itself,
-        // with the problem's answer key when it has one, and its verdict is the one shown.
+        // Checked here at once with the one check (k2_answer::check: a teacher's correction,
+        // else the run's answer only where the tutor is confident, else unsure); the history
+        // checks it again itself, with the problem's answer key when it has one, and its
+        // verdict is the one shown.
+        let teacher = state
+            .record
+            .with_untracked(|r| r.as_ref()?.correction.as_ref().map(|c| c.answer.clone()));
+        let known = KnownAnswers {
+            answer_key: None,
+            teacher: teacher.as_deref(),
+        };
         let local = state
             .view
-            .with_untracked(|v| check_attempt_in_view(&answer, KnownAnswers::default(), v));
+            .with_untracked(|v| check_attempt_in_view(&answer, known, v));
         verdict.set(Some(local));
         if let Some(run) = state.stored.get_untracked() {
             let request = HistoryRequest::CheckAttempt { run, answer };
@@ -85,6 +93,8 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
                         if let Some(stored) = stored_check(&reply) {
                             verdict.set(Some(stored));
                         }
+                        // Review shows the attempt.
+                        crate::record::reload(state, token);
                         "Your attempt is kept in the history.".into()
                     }
                     Err(e) => format!("Your attempt was not kept: {e}"),
