@@ -937,6 +937,29 @@ await check("a teacher's correction changes a later check in student mode, and R
   await page.locator("#review").screenshot({ path: join(shots, "record-review.png") });
 });
 
+// ---- hint ladder on the real server ----
+await check("a student's hint on a real run: written by the model, opened, kept and shown in Review", async () => {
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  await page.check("#student");
+  await page.fill("#problem", "What is 17 + 25?");
+  await page.selectOption("#candidates", "1");
+  await page.uncheck("#plan");
+  await page.fill("#max-tokens", "64");
+  await page.click("#solve");
+  await page.waitForSelector("#hints-waiting", { timeout: 30000 });
+  await page.waitForSelector("#hint", { timeout: 180000 });
+  await page.click("#hint");
+  await page.waitForSelector('#hints .hint[data-level="1"]', { timeout: 5000 });
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 120000 });
+  // The teacher's view of the same run: the hint the student opened is in its record.
+  await page.uncheck("#student");
+  await page.waitForFunction(() => /Hints opened.*: 1\b/.test(document.querySelector("#hints-opened")?.innerText || ""),
+                             null, { timeout: 10000 })
+    .catch(async () => { throw new Error(`Review: ${await page.locator("#review").innerText().catch(() => "none")}`); });
+  await page.selectOption("#candidates", "3");
+  await page.check("#plan");
+});
+
 await browser.close();
 server.kill("SIGTERM");
 console.log(`screenshots: ${shots}`);

@@ -4,11 +4,12 @@
 //! configuration's `hint_levels` caps how many a student may open; each rung opened is kept
 //! in the run's history (`HistoryRequest::OpenHint`), so a teacher sees it in Review.
 
-use k2_protocol::{Hint, HintScreen, Stage};
+use k2_protocol::{Hint, HintScreen, HistoryRequest, Stage};
 use k2_render::markdown_to_html;
 use leptos::prelude::*;
 
 use crate::app::RunState;
+use crate::transport;
 
 /// The label of a rung's button. `teaching` is the number of rungs before the worked
 /// solution, once the whole ladder has arrived (while it is written, the count is unknown).
@@ -68,8 +69,25 @@ fn rung(hint: &Hint) -> impl IntoView {
     }
 }
 
-/// Keeps the opening in the run's history (OPENHINT).
-fn keep_opened(_state: RunState, _token: RwSignal<String>, _hint: &Hint) {}
+/// Keeps the opening in the run's history, where Review shows it; the ladder works without
+/// the history (a run not kept, a server refusing), so a failure is only logged.
+fn keep_opened(state: RunState, token: RwSignal<String>, hint: &Hint) {
+    let Some(run) = state.stored.get_untracked() else {
+        return;
+    };
+    let request = HistoryRequest::OpenHint {
+        run,
+        level: hint.level,
+    };
+    transport::history(
+        &token.get_untracked(),
+        &request,
+        move |result| match result {
+            Ok(_) => crate::record::reload(state, token),
+            Err(e) => leptos::logging::warn!("the opened hint was not kept: {e}"),
+        },
+    );
+}
 
 #[component]
 pub fn HintLadder(
