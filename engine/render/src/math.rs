@@ -63,7 +63,7 @@ fn katex_mathml(tex: &str, display: bool) -> Result<String, String> {
 /// Rewrites `\(…\)` and `\[…\]` (what most models write) into `$…$` and `$$…$$` (what the
 /// Markdown parser's math extension reads), outside code blocks and code spans.
 pub fn normalize_math_delimiters(text: &str) -> String {
-    let text = wrap_bare_environments(text);
+    let text = wrap_bare_math(text);
     let mut out = String::with_capacity(text.len());
     let mut in_fence: Option<&str> = None;
     for line in text.split_inclusive('\n') {
@@ -96,49 +96,59 @@ const MATH_ENVIRONMENTS: &[&str] = &[
     "align",
     "align*",
     "aligned",
+    "alignat",
+    "alignat*",
+    "alignedat",
     "equation",
     "equation*",
     "gather",
     "gather*",
+    "gathered",
     "cases",
+    "dcases",
+    "rcases",
     "matrix",
     "pmatrix",
     "bmatrix",
+    "Bmatrix",
     "vmatrix",
     "Vmatrix",
+    "smallmatrix",
     "array",
 ];
 
-/// `\begin{align}…\end{align}` (and the other math environments) standing in plain text
-/// becomes display math, `$$…$$`; environments already inside `$$`/`\[` are left alone.
-fn wrap_bare_environments(text: &str) -> String {
+/// Math that models write with no delimiters around it: `\begin{align}…\end{align}` (and
+/// the other math environments) becomes display math, `$$…$$`, and a bare `\boxed{80}` (the
+/// final answer, as models are asked to write it) inline math, `$\boxed{80}$`. Anything
+/// already inside math (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`) is left alone, and so is an
+/// unfinished one (a stream cut mid-formula), which stays readable source.
+fn wrap_bare_math(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut rest = text;
-    while let Some(start) = rest.find("\\begin{") {
-        let (before, from_begin) = rest.split_at(start);
+    while let Some(start) = next_bare_candidate(rest) {
+        let (before, from) = rest.split_at(start);
         out.push_str(before);
-        let name_end = from_begin[7..].find('}').map(|i| i + 7);
-        let Some(name_end) = name_end else {
-            out.push_str(from_begin);
-            return out;
+        let wrapped = if inside_math(&out) || inside_code(&out) {
+            None
+        } else if let Some(arg) = from.strip_prefix("\\boxed") {
+            balanced_group(arg).map(|len| (from.len() - arg.len() + len, "$"))
+        } else {
+            bare_environment(from).map(|len| (len, "$$"))
         };
-        let name = &from_begin[7..name_end];
-        let end_tag = format!("\\end{{{name}}}");
-        let inside_math = {
-            let head = out.trim_end();
-            head.ends_with('$') || inside_open_math(&out)
-        };
-        match from_begin.find(&end_tag) {
-            Some(end) if MATH_ENVIRONMENTS.contains(&name) && !inside_math => {
-                let block_end = end + end_tag.len();
-                out.push_str("$$");
-                out.push_str(&from_begin[..block_end]);
-                out.push_str("$$");
-                rest = &from_begin[block_end..];
+        match wrapped {
+            Some((len, delimiter)) => {
+                out.push_str(delimiter);
+                out.push_str(&from[..len]);
+                out.push_str(delimiter);
+                rest = &from[len..];
             }
-            _ => {
-                out.push_str(&from_begin[..name_end + 1]);
-                rest = &from_begin[name_end + 1..];
+            None => {
+                // Step over the command's name so the search goes on after it.
+                let name = 1 + from[1..]
+                    .find(|c: char| !c.is_ascii_alphabetic())
+                    .unwrap_or(from.len() - 1);
+                out.push_str(&from[..name]);
+                rest = &from[name..];
             }
         }
     }
@@ -146,13 +156,82 @@ fn wrap_bare_environments(text: &str) -> String {
     out
 }
 
-/// Whether `before` ends inside math: a `\[` or `\(` not yet closed, or an odd number of `$$`
+/// Where the next `\begin{` or `\boxed` starts.
+fn next_bare_candidate(text: &str) -> Option<usize> {
+    match (text.find("\\begin{"), text.find("\\boxed")) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The length of a math environment starting `text` (`\begin{cases}…\end{cases}`), if it is
+/// one of [`MATH_ENVIRONMENTS`] and closed.
+fn bare_environment(text: &str) -> Option<usize> {
+    let after = text.strip_prefix("\\begin{")?;
+    let name = &after[..after.find('}')?];
+    if !MATH_ENVIRONMENTS.contains(&name) {
+        return None;
+    }
+    let end_tag = format!("\\end{{{name}}}");
+    text.find(&end_tag).map(|end| end + end_tag.len())
+}
+
+/// The length of a `{…}` group at the start of `text` (spaces before it allowed), braces
+/// balanced and `\{` `\}` not counted; `None` when it does not close.
+fn balanced_group(text: &str) -> Option<usize> {
+    let open = text.len() - text.trim_start_matches(' ').len();
+    if !text[open..].starts_with('{') {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(open + i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether `before` ends inside math: a `\[` or `\(` not yet closed, an odd number of `$$`
 /// (an environment there is part of the formula, as in `\[ |x| = \begin{cases}…` or
-/// `\(\begin{pmatrix}…`).
-fn inside_open_math(before: &str) -> bool {
+/// `\(\begin{pmatrix}…`), or an odd number of single `$` on its last line (`$x =
+/// \boxed{4}$`). A `$$…$$` block that has closed is not math any more: an environment right
+/// after it is its own formula.
+fn inside_math(before: &str) -> bool {
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let single_dollars = line
+        .replace("$$", "")
+        .replace("\\$", "")
+        .matches('$')
+        .count();
     before.matches("\\[").count() > before.matches("\\]").count()
         || before.matches("\\(").count() > before.matches("\\)").count()
         || before.matches("$$").count() % 2 == 1
+        || single_dollars % 2 == 1
+}
+
+/// Whether `before` ends inside a code block (an odd number of fence lines) or a code span
+/// (an odd number of backticks on its last line): LaTeX there is shown as written.
+fn inside_code(before: &str) -> bool {
+    let fences = before
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("```") || l.starts_with("~~~")
+        })
+        .count();
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    fences % 2 == 1 || line.matches('`').count() % 2 == 1
 }
 
 /// `$ \frac{1}{2} $`: models often pad inline math with spaces, which Markdown's math rule
@@ -299,6 +378,61 @@ mod tests {
         assert_eq!(normalize_math_delimiters(inside), inside);
         let prose = "\\begin{itemize} x \\end{itemize}";
         assert_eq!(normalize_math_delimiters(prose), prose);
+    }
+
+    /// The HTML without MathML's annotations (which keep the formula's source).
+    fn shown_text(html: &str) -> String {
+        html.split("<annotation")
+            .map(|part| {
+                part.split_once("</annotation>")
+                    .map_or(part, |(_, after)| after)
+            })
+            .collect()
+    }
+
+    // Issue 27: a final answer written as a bare `\boxed{80}` was shown as raw source.
+    #[test]
+    fn a_bare_boxed_answer_becomes_math_and_math_or_code_stays_as_it_is() {
+        assert_eq!(
+            normalize_math_delimiters("The answer is \\boxed{80}."),
+            "The answer is $\\boxed{80}$."
+        );
+        assert_eq!(
+            normalize_math_delimiters("So \\boxed{\\frac{1}{2}} and \\boxed {x_{1}}"),
+            "So $\\boxed{\\frac{1}{2}}$ and $\\boxed {x_{1}}$"
+        );
+        for kept in [
+            "so $x = \\boxed{4}$ here",
+            "$$\\boxed{4}$$",
+            "cut off at \\boxed{8",
+            "write `\\boxed{8}` like this",
+            "```latex\n\\boxed{8}\n```",
+        ] {
+            assert_eq!(normalize_math_delimiters(kept), kept);
+        }
+        let html = crate::markdown_to_html("Total: \\boxed{80}");
+        assert!(html.contains("<menclose notation=\"box\">"), "{html}");
+        assert!(!shown_text(&html).contains("\\boxed"), "{html}");
+    }
+
+    // Issue 27: `\begin{cases}` right after a `$$…$$` block was shown raw (the closing `$$`
+    // read as an opening one).
+    #[test]
+    fn an_environment_after_a_closed_display_block_is_its_own_formula() {
+        let text = "$$f(x) = |x|$$\n\\begin{cases} x & x \\geq 0 \\\\ -x & x < 0 \\end{cases}\n";
+        assert_eq!(
+            normalize_math_delimiters(text),
+            "$$f(x) = |x|$$\n$$\\begin{cases} x & x \\geq 0 \\\\ -x & x < 0 \\end{cases}$$\n"
+        );
+        let html = crate::markdown_to_html(text);
+        assert_eq!(html.matches("<math").count(), 2, "{html}");
+        assert!(!shown_text(&html).contains("\\begin"), "{html}");
+        let split = "$$\nf(x) =\n$$\n\\begin{dcases} 1 & x > 0 \\\\ 0 \\end{dcases}";
+        assert!(normalize_math_delimiters(split)
+            .ends_with("$$\\begin{dcases} 1 & x > 0 \\\\ 0 \\end{dcases}$$"));
+        // A fenced LaTeX example stays code, as written.
+        let fenced = "```latex\n\\begin{align} x &= 1 \\end{align}\n```";
+        assert_eq!(normalize_math_delimiters(fenced), fenced);
     }
 
     #[test]
