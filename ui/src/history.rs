@@ -3,6 +3,7 @@
 //! as they streamed.
 
 use k2_protocol::{HistoryRequest, RunView};
+use k2_render::{markdown_preview, render_math};
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -203,18 +204,22 @@ fn run_row(
     let (open_item, delete_item) = (item.clone(), item.clone());
     view! {
         <li>
+            // Problems, answers and snippets are model or user text with LaTeX: rendered (and
+            // escaped) by k2-render, on one line, never cut inside a formula.
             <button class="link history-item" data-run=item.id
-                on:click=move |_| replay(open_item.clone())>
-                {item.problem.chars().take(90).collect::<String>()}
+                on:click=move |_| replay(open_item.clone())
+                inner_html=markdown_preview(&item.problem, 90)>
             </button>
             <button class="link delete" title="Delete this run"
                 on:click=move |_| delete(delete_item.clone())>" delete"</button>
             <span class="muted">
                 {item.started.clone().map(|d| view! { <time class="started">{format!(" · {d}")}</time> })}
                 {format!(" · {}", item.status)}
-                {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
+                {item.answer.clone().map(|a| view! {
+                    " · answer " <span class="answer" inner_html=render_math(&a, false)></span>
+                })}</span>
             {item.snippet.clone().map(|s| view! {
-                <div class="snippet muted">{s}</div>
+                <div class="snippet muted" inner_html=markdown_preview(&s, 240)></div>
             })}
         </li>
     }

@@ -131,7 +131,10 @@ fn wrap_bare_math(text: &str) -> String {
         let wrapped = if inside_math(&out) || inside_code(&out) {
             None
         } else if let Some(arg) = from.strip_prefix("\\boxed") {
-            balanced_group(arg).map(|len| (from.len() - arg.len() + len, "$"))
+            // `\boxed{}` is an instruction ("put the answer in \boxed{}"), not an answer.
+            balanced_group(arg)
+                .filter(|&len| !arg[..len].trim_matches([' ', '{', '}']).is_empty())
+                .map(|len| (from.len() - arg.len() + len, "$"))
         } else {
             bare_environment(from).map(|len| (len, "$$"))
         };
@@ -207,7 +210,7 @@ fn balanced_group(text: &str) -> Option<usize> {
 /// `\(\begin{pmatrix}…`), or an odd number of single `$` on its last line (`$x =
 /// \boxed{4}$`). A `$$…$$` block that has closed is not math any more: an environment right
 /// after it is its own formula.
-fn inside_math(before: &str) -> bool {
+pub(crate) fn inside_math(before: &str) -> bool {
     let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
     let single_dollars = line
         .replace("$$", "")
@@ -405,6 +408,7 @@ mod tests {
             "so $x = \\boxed{4}$ here",
             "$$\\boxed{4}$$",
             "cut off at \\boxed{8",
+            "Put the answer in \\boxed{}.",
             "write `\\boxed{8}` like this",
             "```latex\n\\boxed{8}\n```",
         ] {
