@@ -364,7 +364,9 @@ await check("history search finds runs by their words, LaTeX included", async ()
     const snippet = document.querySelector(".snippet");
     return item && snippet ? `${item.innerText} | ${snippet.innerText}` : "";
   });
-  for (const [query, problem] of [["integers from 1 to 40", "Write out"], ["\\frac{3}{4}", "What is $"]]) {
+  // The list shows a problem's math rendered (the render block checks how), so the second
+  // title reads "What is 3/4 + …", not its LaTeX.
+  for (const [query, problem] of [["integers from 1 to 40", "Write out"], ["\\frac{3}{4}", "What is "]]) {
     await page.fill("#history-search", query);
     await page.waitForFunction((p) => (document.querySelector(".history-item") || {}).innerText?.startsWith(p)
       && document.querySelector(".snippet"), problem, { timeout: 5000 })
@@ -776,7 +778,7 @@ for (const name of Object.keys(needs)) {
         inline: maths.filter((m) => m.getAttribute("display") !== "block").length,
         display: maths.filter((m) => m.getAttribute("display") === "block").length,
         table: root.querySelectorAll("math mtable").length,
-        boxed: root.querySelectorAll("math menclose").length,
+        boxed: root.querySelectorAll("math .boxed").length,
         errors: root.querySelectorAll(".math-error").length,
         text: root.innerText,
         code: [...root.querySelectorAll("pre code")].map((c) => c.textContent).join("\n"),
@@ -867,7 +869,7 @@ await check("render: a bare \\boxed answer and an environment after $$…$$ are 
   if (/\\boxed|\\begin|\\end/.test(shown)) throw new Error(`raw LaTeX shown: ${shown.slice(0, 300)}`);
   const seen = await page.evaluate((answer) => {
     const root = document.querySelector(answer);
-    const boxes = [...root.querySelectorAll("menclose")].map((m) => {
+    const boxes = [...root.querySelectorAll("math .boxed")].map((m) => {
       const style = getComputedStyle(m);
       const rect = m.getBoundingClientRect();
       return { border: parseFloat(style.borderTopWidth), style: style.borderTopStyle, w: rect.width, h: rect.height };
@@ -878,7 +880,7 @@ await check("render: a bare \\boxed answer and an environment after $$…$$ are 
     throw new Error(`boxes: ${JSON.stringify(seen.boxes)}`);
   }
   if (seen.tables !== 1 || seen.errors) throw new Error(JSON.stringify(seen));
-  const box = page.locator(`${answer} menclose`).first();
+  const box = page.locator(`${answer} math .boxed`).first();
   await box.scrollIntoViewIfNeeded();
   await page.locator(".candidate[data-index='0']").screenshot({ path: join(shots, "render-boxed-cases.png") });
 });

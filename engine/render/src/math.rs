@@ -7,7 +7,7 @@ use crate::escape_html;
 /// Renders one formula. `display` is a centered block (`$$…$$`, `\[…\]`).
 pub fn render_math(tex: &str, display: bool) -> String {
     match katex_mathml(tex, display) {
-        Ok(mathml) => mathml,
+        Ok(mathml) => boxes_as_borders(&mathml),
         Err(message) => {
             let delimiter = if display { "$$" } else { "$" };
             format!(
@@ -17,6 +17,47 @@ pub fn render_math(tex: &str, display: bool) -> String {
             )
         }
     }
+}
+
+/// `\boxed{…}` (and `\fbox`) as `<mrow class="boxed">`, which the stylesheets draw with a
+/// border, instead of MathML's `<menclose notation="box">`, which Chromium (MathML Core) does
+/// not draw at all: boxed answers lost their box there. Other notations stay as they are.
+fn boxes_as_borders(mathml: &str) -> String {
+    const BOX: &str = "<menclose notation=\"box\">";
+    if !mathml.contains(BOX) {
+        return mathml.to_owned();
+    }
+    let mut out = String::with_capacity(mathml.len());
+    // For each open menclose: whether it became a boxed mrow.
+    let mut open: Vec<bool> = Vec::new();
+    let mut rest = mathml;
+    while let Some(at) = rest
+        .find("<menclose")
+        .into_iter()
+        .chain(rest.find("</menclose>"))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("</menclose>") {
+            out.push_str(if open.pop() == Some(true) {
+                "</mrow>"
+            } else {
+                "</menclose>"
+            });
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix(BOX) {
+            out.push_str("<mrow class=\"boxed\">");
+            open.push(true);
+            rest = after;
+        } else {
+            out.push_str("<menclose");
+            open.push(false);
+            rest = &rest["<menclose".len()..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// KaTeX in an embedded JavaScript engine (katex-rs).
@@ -415,7 +456,7 @@ mod tests {
             assert_eq!(normalize_math_delimiters(kept), kept);
         }
         let html = crate::markdown_to_html("Total: \\boxed{80}");
-        assert!(html.contains("<menclose notation=\"box\">"), "{html}");
+        assert!(html.contains("<mrow class=\"boxed\">"), "{html}");
         assert!(!shown_text(&html).contains("\\boxed"), "{html}");
     }
 
@@ -437,6 +478,25 @@ mod tests {
         // A fenced LaTeX example stays code, as written.
         let fenced = "```latex\n\\begin{align} x &= 1 \\end{align}\n```";
         assert_eq!(normalize_math_delimiters(fenced), fenced);
+    }
+
+    // Issue 27: Chromium does not draw MathML's menclose, so boxed answers lost their box.
+    #[test]
+    fn a_box_is_a_classed_row_that_css_can_draw_and_other_notations_stay() {
+        let boxed = render_math("\\boxed{\\cancel{3} + \\boxed{4}}", false);
+        assert!(!boxed.contains("notation=\"box\""), "{boxed}");
+        assert_eq!(
+            boxed.matches("<mrow class=\"boxed\">").count(),
+            2,
+            "{boxed}"
+        );
+        assert_eq!(boxed.matches("<menclose").count(), 1, "{boxed}");
+        assert_eq!(boxed.matches("</menclose>").count(), 1, "{boxed}");
+        assert_eq!(
+            boxed.matches("<mrow").count(),
+            boxed.matches("</mrow>").count(),
+            "{boxed}"
+        );
     }
 
     #[test]
