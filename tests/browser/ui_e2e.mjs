@@ -947,6 +947,57 @@ await check("render: candidate cards start at the height they keep; no jump on t
   if (Math.round((await card.boundingBox()).height) !== first.cards[1]) throw new Error("Show less did not close it");
 });
 
+await check("render: a capped card shows the newest lines while it streams and keeps its height when it ends", async () => {
+  const events = longRun();
+  const lastDelta = events.findLastIndex((e) => e.type === "candidate_delta") + 1;
+  // The stream stays open and is fed from here, as in the student test above.
+  await page.evaluate((events) => {
+    const original = window.fetch;
+    const encoder = new TextEncoder();
+    let controller;
+    let next = 0;
+    window.__k2Feed = (n) => {
+      for (const end = Math.min(events.length, next + n); next < end; next += 1) {
+        const e = events[next];
+        controller.enqueue(encoder.encode(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`));
+      }
+      if (next >= events.length) controller.close();
+    };
+    window.fetch = (url, init) => {
+      if (!String(url).endsWith("/v1/k2/runs")) return original(url, init);
+      window.fetch = original;
+      const body = new ReadableStream({ start(c) { controller = c; } });
+      return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } }));
+    };
+  }, events);
+  await page.click("#solve");
+  await page.evaluate((n) => window.__k2Feed(n), lastDelta);
+  await page.waitForFunction(() => document.querySelectorAll(".candidate .answer-box.streaming").length === 3, null, { timeout: 5000 });
+  await page.waitForTimeout(300);
+  const where = () => page.evaluate(() => {
+    const card = document.querySelector(".candidate[data-index='0']");
+    const box = card.querySelector(".answer-box").getBoundingClientRect();
+    const paragraphs = [...card.querySelectorAll(".answer p")];
+    const rect = (p) => p.getBoundingClientRect();
+    const inside = (p) => rect(p).top >= box.top - 1 && rect(p).bottom <= box.bottom + 1;
+    return { height: Math.round(card.getBoundingClientRect().height), first: inside(paragraphs[0]),
+             more: card.querySelector(".show-more")?.innerText ?? "",
+             last: inside(paragraphs.at(-1)), lastText: paragraphs.at(-1).innerText };
+  });
+  const streaming = await where();
+  if (!streaming.last || streaming.first || !streaming.lastText.startsWith("So the total is") || streaming.more !== "Show more") {
+    throw new Error(`while streaming: ${JSON.stringify(streaming)}`);
+  }
+  await page.locator(".candidate[data-index='0']").screenshot({ path: join(shots, "render-card-streaming.png") });
+  await page.evaluate((n) => window.__k2Feed(n), events.length);
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
+  await page.waitForTimeout(300);
+  const ended = await where();
+  if (!ended.first || ended.last || ended.height !== streaming.height || ended.more !== "Show more") {
+    throw new Error(`ended: ${JSON.stringify(ended)}, streaming: ${JSON.stringify(streaming)}`);
+  }
+});
+
 await check("render: the stage and the answer stay in view; a student sees no answer before asking", async () => {
   await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
   await page.waitForTimeout(200);

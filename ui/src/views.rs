@@ -281,8 +281,11 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
             return;
         };
         // Measured after the browser lays the new text out.
+        // The text's own height, not the box's scroll height: while it streams the box cuts
+        // the top (style.css), which is not scrollable overflow.
         let measure = wasm_bindgen::closure::Closure::once_into_js(move || {
-            overflows.set(el.scroll_height() > el.client_height() + 1);
+            let text = el.first_element_child().map_or(0, |t| t.client_height());
+            overflows.set(text > el.client_height() + 1);
         });
         if let Some(window) = web_sys::window() {
             let _ = window.request_animation_frame(wasm_bindgen::JsCast::unchecked_ref(&measure));
@@ -302,7 +305,11 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
                 <summary>{summary}</summary>
                 <Markdown rendered=reasoning />
             </details>
-            <div class="answer-box" class:expanded=move || expanded.get() node_ref=answer_box>
+            <div class="answer-box" class:expanded=move || expanded.get()
+                class:streaming=move || !stopped() && state.view.with(|v| {
+                    v.candidates.get(index).is_some_and(|c| c.finished.is_none())
+                })
+                node_ref=answer_box>
                 <Markdown rendered=answer class="answer" />
             </div>
             <Show when=move || overflows.get() || expanded.get()>
