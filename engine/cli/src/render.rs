@@ -167,7 +167,7 @@ impl TerminalRenderer {
                     Some(a) => format!("{label}: {}", safe(a)),
                     None => "Answer: none (no candidate gave a final answer)".into(),
                 });
-                for card in &card {
+                if let Some(card) = &card {
                     let vote = card.vote.as_ref().map(|v| format!("Vote: {v}"));
                     for line in [Some(&card.method), vote.as_ref(), Some(&card.confidence)]
                         .into_iter()
