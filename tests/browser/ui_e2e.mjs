@@ -912,8 +912,9 @@ await check("render: a long display formula scrolls inside its card and nothing 
   await page.locator(".candidate[data-index='0']").screenshot({ path: join(shots, "render-long-formula-scrolled.png") });
 });
 
-await check("render: candidate cards start at the height they keep; no jump on the first scroll", async () => {
-  await solveLongRun();
+// The cards' heights, the page's and where the answer card is, from the top of the page
+// before and after a first scroll through it, as a reader would scroll; they must not change.
+async function layoutThroughFirstScroll(shot) {
   const measure = () => page.evaluate(() => ({
     cards: [...document.querySelectorAll(".candidate")].map((c) => Math.round(c.getBoundingClientRect().height)),
     page: document.documentElement.scrollHeight,
@@ -922,8 +923,7 @@ await check("render: candidate cards start at the height they keep; no jump on t
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(200);
   const first = await measure();
-  await page.screenshot({ path: join(shots, "render-long-run-top.png") });
-  // The first scroll through the page, as a reader would.
+  await page.screenshot({ path: join(shots, shot) });
   for (let y = 0; y < first.page; y += 300) {
     await page.evaluate((y) => window.scrollTo(0, y), y);
     await page.waitForTimeout(30);
@@ -933,7 +933,13 @@ await check("render: candidate cards start at the height they keep; no jump on t
   if (JSON.stringify(first) !== JSON.stringify(after)) {
     throw new Error(`the layout moved: before ${JSON.stringify(first)}, after ${JSON.stringify(after)}`);
   }
-  if (!first.cards.every((h) => h > 200 && h < 800)) throw new Error(`card heights ${first.cards}`);
+  if (first.cards.length !== 3 || !first.cards.every((h) => h > 200 && h < 800)) throw new Error(`card heights ${first.cards}`);
+  return first;
+}
+
+await check("render: candidate cards start at the height they keep; no jump on the first scroll", async () => {
+  await solveLongRun();
+  const first = await layoutThroughFirstScroll("render-long-run-top.png");
   // Each card's answer is capped, "Show more" opens it and "Show less" closes it again.
   const card = page.locator(".candidate[data-index='1']");
   const more = card.locator(".show-more");
@@ -1079,6 +1085,26 @@ await check("render: History shows problems' math rendered, not raw LaTeX", asyn
   }
   await page.locator("#history").screenshot({ path: join(shots, "render-history.png") });
   await page.selectOption("#candidates", "3");
+});
+
+await check("render: a long run opened from History starts at the height it keeps", async () => {
+  // The kept run's events, as the history answers them, are those of a long run.
+  await page.route("**/v1/k2/history", (route) => {
+    const asked = JSON.parse(route.request().postData() || "{}");
+    if (asked.op !== "events") return route.fallback();
+    return route.fulfill({ status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(longRun()) });
+  });
+  try {
+    await page.reload();
+    await page.waitForSelector("#history-toggle");
+    await page.click("#history-toggle");
+    await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
+    await page.waitForSelector("#final-answer", { timeout: 10000 });
+    await page.waitForTimeout(300);
+    await layoutThroughFirstScroll("render-history-long-run-top.png");
+  } finally {
+    await page.unroute("**/v1/k2/history");
+  }
 });
 
 await browser.close();
