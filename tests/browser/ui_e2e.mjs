@@ -978,6 +978,18 @@ await check("render: a capped card shows the newest lines while it streams and k
   }, events);
   await page.click("#solve");
   await page.evaluate((n) => window.__k2Feed(n), lastDelta);
+  // Whatever happens here, the stream ends, so a failure does not leave the next tests a run
+  // that never stops.
+  try {
+    await streamsThenEnds(events);
+  } finally {
+    await page.evaluate((n) => window.__k2Feed(n), events.length).catch(() => {});
+    await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 })
+      .catch(() => {});
+  }
+});
+
+async function streamsThenEnds(events) {
   await page.waitForFunction(() => document.querySelectorAll(".candidate .answer-box.streaming").length === 3, null, { timeout: 5000 });
   await page.waitForTimeout(300);
   const where = () => page.evaluate(() => {
@@ -1002,7 +1014,7 @@ await check("render: a capped card shows the newest lines while it streams and k
   if (!ended.first || ended.last || ended.height !== streaming.height || ended.more !== "Show more") {
     throw new Error(`ended: ${JSON.stringify(ended)}, streaming: ${JSON.stringify(streaming)}`);
   }
-});
+}
 
 await check("render: the stage and the answer stay in view; a student sees no answer before asking", async () => {
   await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
