@@ -258,10 +258,22 @@ pub(crate) fn inside_math(before: &str) -> bool {
         .replace("\\$", "")
         .matches('$')
         .count();
-    before.matches("\\[").count() > before.matches("\\]").count()
-        || before.matches("\\(").count() > before.matches("\\)").count()
+    let opened = |open: &str, close: &str| unescaped(before, open) > unescaped(before, close);
+    opened("\\[", "\\]")
+        || opened("\\(", "\\)")
         || before.matches("$$").count() % 2 == 1
         || single_dollars % 2 == 1
+}
+
+/// How often `delimiter` (a backslash and a bracket) occurs in `text` as a delimiter: not as
+/// the end of a LaTeX line break, `\\[2pt]`.
+fn unescaped(text: &str, delimiter: &str) -> usize {
+    text.match_indices(delimiter)
+        .filter(|&(i, _)| {
+            let backslashes = text[..i].bytes().rev().take_while(|&b| b == b'\\').count();
+            backslashes % 2 == 0
+        })
+        .count()
 }
 
 /// Whether `before` ends inside a code block (an odd number of fence lines) or a code span
@@ -476,6 +488,11 @@ mod tests {
         assert!(normalize_math_delimiters(split)
             .ends_with("$$\\begin{dcases} 1 & x > 0 \\\\ 0 \\end{dcases}$$"));
         // A fenced LaTeX example stays code, as written.
+        // A line break with a spacing, `\\[2pt]`, opens nothing.
+        assert_eq!(
+            normalize_math_delimiters("$$a \\\\[2pt] b$$\n\\boxed{3}"),
+            "$$a \\\\[2pt] b$$\n$\\boxed{3}$"
+        );
         let fenced = "```latex\n\\begin{align} x &= 1 \\end{align}\n```";
         assert_eq!(normalize_math_delimiters(fenced), fenced);
     }
