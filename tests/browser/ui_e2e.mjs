@@ -1095,7 +1095,16 @@ await check("render: History shows problems' math rendered, not raw LaTeX", asyn
   if (seen.maths !== 1 || /\\frac|\$/.test(seen.text) || !seen.text.includes("\\boxed{}")) {
     throw new Error(`history title: ${JSON.stringify(seen)}`);
   }
+  // A search's snippet: a match inside a formula leaves the formula readable.
+  await page.fill("#history-search", "\\frac{1}{4} boxed");
+  const snippet = page.locator(".snippet").first();
+  await snippet.waitFor({ timeout: 5000 });
+  const found = await snippet.evaluate((el) => ({
+    maths: el.querySelectorAll("math").length, errors: el.querySelectorAll(".math-error").length, text: el.innerText,
+  }));
+  if (!found.maths || found.errors || !found.text.includes("«")) throw new Error(`snippet: ${JSON.stringify(found)}`);
   await page.locator("#history").screenshot({ path: join(shots, "render-history.png") });
+  await page.fill("#history-search", "");
   await page.selectOption("#candidates", "3");
 });
 

@@ -195,6 +195,24 @@ pub fn History(
     }
 }
 
+/// A search snippet without the « » of a match that fell inside a formula (`$\«frac{3}{4»}$`),
+/// which would make the formula unreadable; matches in the prose keep theirs.
+fn unmark_math(snippet: &str) -> String {
+    let mut out = String::with_capacity(snippet.len());
+    let mut in_math = false;
+    let mut escaped = false;
+    for c in snippet.chars() {
+        match c {
+            '«' | '»' if in_math => continue,
+            '$' if !escaped => in_math = !in_math,
+            _ => {}
+        }
+        escaped = c == '\\' && !escaped;
+        out.push(c);
+    }
+    out
+}
+
 /// One run in the list: open it, delete it, its status and answer, and where a search matched.
 fn run_row(
     item: Item,
@@ -219,7 +237,7 @@ fn run_row(
                     " · answer " <span class="answer" inner_html=render_math(&a, false)></span>
                 })}</span>
             {item.snippet.clone().map(|s| view! {
-                <div class="snippet muted" inner_html=markdown_preview(&s, 240)></div>
+                <div class="snippet muted" inner_html=markdown_preview(&unmark_math(&s), 240)></div>
             })}
         </li>
     }
