@@ -195,20 +195,38 @@ pub fn History(
     }
 }
 
-/// A search snippet without the « » of a match that fell inside a formula (`$\«frac{3}{4»}$`),
-/// which would make the formula unreadable; matches in the prose keep theirs.
-fn unmark_math(snippet: &str) -> String {
-    let mut out = String::with_capacity(snippet.len());
-    let mut in_math = false;
+/// A search snippet whose match fell inside a formula (`$\«frac{3}{4»}$`, unreadable once
+/// rendered) marked around the whole formula instead (`«$\frac{3}{4}$»`).
+fn marks_around_formulas(snippet: &str) -> String {
+    let mut out = String::with_capacity(snippet.len() + 4);
+    // The open formula: its text as written, without marks, and whether it had any.
+    let mut formula: Option<(String, String, bool)> = None;
     let mut escaped = false;
     for c in snippet.chars() {
-        match c {
-            '«' | '»' if in_math => continue,
-            '$' if !escaped => in_math = !in_math,
-            _ => {}
-        }
+        let delimiter = c == '$' && !escaped;
         escaped = c == '\\' && !escaped;
-        out.push(c);
+        match (&mut formula, delimiter) {
+            (None, true) => formula = Some(("$".into(), "$".into(), false)),
+            (None, false) => out.push(c),
+            (Some((_, bare, marked)), true) => {
+                bare.push('$');
+                let (open, close) = if *marked { ("«", "»") } else { ("", "") };
+                out.push_str(&format!("{open}{bare}{close}"));
+                formula = None;
+            }
+            (Some((written, bare, marked)), false) => {
+                written.push(c);
+                if c == '«' || c == '»' {
+                    *marked = true;
+                } else {
+                    bare.push(c);
+                }
+            }
+        }
+    }
+    // A formula the snippet cut off stays as written.
+    if let Some((written, _, _)) = formula {
+        out.push_str(&written);
     }
     out
 }
@@ -237,7 +255,7 @@ fn run_row(
                     " · answer " <span class="answer" inner_html=render_math(&a, false)></span>
                 })}</span>
             {item.snippet.clone().map(|s| view! {
-                <div class="snippet muted" inner_html=markdown_preview(&unmark_math(&s), 240)></div>
+                <div class="snippet muted" inner_html=markdown_preview(&marks_around_formulas(&s), 240)></div>
             })}
         </li>
     }
