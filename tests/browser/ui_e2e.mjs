@@ -314,11 +314,12 @@ await check("student mode hides the teacher's tools and is remembered across rel
   await page.reload();
   await page.waitForSelector("#solve", { timeout: 15000 });
   if (!(await page.isChecked("#student"))) throw new Error("student mode forgotten after a reload");
-  // A kept run opened by a student shows as hints, without Review, notes or export.
+  // A kept run opened by a student shows neither the solver's plan nor Review, notes or
+  // export; it was solved outside student mode, so it has no hints, and says so.
   await page.click("#history-toggle");
   await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
-  await page.waitForSelector("#plan h2", { timeout: 10000 });
-  if ((await text("#plan h2")) !== "Hints") throw new Error(`plan titled ${await text("#plan h2")}`);
+  await page.waitForSelector("#hints #hints-none", { timeout: 10000 });
+  if (await page.locator("section#plan").count()) throw new Error("the solver's plan shown to a student");
   await page.waitForTimeout(500);
   if (await page.locator("#review, #export-md, #note-text").count()) throw new Error("teacher tools shown to a student");
   await page.uncheck("#student");
@@ -452,6 +453,11 @@ const here = new URL(".", import.meta.url).pathname;
 const recorded = readFileSync(join(here, "fixtures/qwen-1.5b-natalia.jsonl"), "utf8")
   .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 const expectedAnswer = recorded.find((e) => e.type === "final_answer").answer;
+// The same problem solved by `k2 solve --student` with the 1.5B model: it ends with the hint
+// ladder (three screened rungs, one of them rewritten, and the worked solution).
+const recordedStudent = readFileSync(join(here, "fixtures/qwen-1.5b-natalia-student.jsonl"), "utf8")
+  .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+const ladder = recordedStudent.filter((e) => e.type === "hint");
 const sse = (events) => events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join("");
 async function serveRun(events) {
   await page.unroute("**/v1/k2/runs").catch(() => {});
@@ -460,20 +466,37 @@ async function serveRun(events) {
   }));
 }
 
-await check("student mode: hints one at a time, the solution only when asked", async () => {
-  await serveRun(recorded);
-  await page.fill("#problem", recorded[0].request.problem);
+await check("student mode: the hint ladder one rung at a time, the solution only when asked", async () => {
+  await serveRun(recordedStudent);
+  await page.fill("#problem", recordedStudent[0].request.problem);
   await page.check("#student");
   await page.click("#solve");
   await page.waitForSelector("#reveal", { timeout: 10000 });
-  if (await page.locator("#final-answer, .candidate").count()) throw new Error("solution shown in student mode");
-  const before = (await text("#plan .markdown")).length;
-  if (await page.locator("#hint").count()) {
+  if (await page.locator("#final-answer, .candidate, section#plan").count()) throw new Error("solution or plan shown in student mode");
+  // The request asked for hints.
+  await page.waitForSelector("#hint", { timeout: 10000 });
+  if ((await text("#hint")) !== "Show a hint (1 of 3)") throw new Error(`first button: ${await text("#hint")}`);
+  if (await page.locator("#hints .hint").count()) throw new Error("a hint shown before it was asked for");
+  for (let level = 1; level <= 3; level += 1) {
     await page.click("#hint");
-    const after = (await text("#plan .markdown")).length;
-    if (!(after > before)) throw new Error(`a hint added nothing (${before} -> ${after})`);
+    await page.waitForSelector(`#hints .hint[data-level="${level}"]`, { timeout: 5000 });
+    const shown = await text(`#hints .hint[data-level="${level}"] .markdown`);
+    if (shown.trim() !== ladder[level - 1].text.split("\n")[0].trim() && !shown.includes(ladder[level - 1].text.slice(0, 40))) {
+      throw new Error(`rung ${level} shows ${shown}`);
+    }
+    // No rung before the worked solution shows the answer.
+    if (shown.includes(expectedAnswer)) throw new Error(`rung ${level} gives ${expectedAnswer} away: ${shown}`);
   }
-  await page.screenshot({ path: join(shots, "student-hints.png") });
+  // The rewritten rung says so.
+  if (!(await text('#hints .hint[data-level="3"] .screened')).includes("Reworded")) throw new Error("rewrite not disclosed");
+  // The last rung is the worked solution, and its button says it gives the answer away.
+  if (!(await text("#hint")).includes("gives the answer away")) throw new Error(`bottom-out button: ${await text("#hint")}`);
+  await page.screenshot({ path: join(shots, "student-hints.png"), fullPage: true });
+  await page.click("#hint");
+  await page.waitForSelector('#hints .hint.bottom-out[data-level="4"] math', { timeout: 5000 });
+  if (await page.locator("#hint").count()) throw new Error("a button after the last rung");
+  if (await page.locator("#final-answer, .candidate").count()) throw new Error("the bottom-out rung revealed the candidates");
+  await page.locator("#hints").screenshot({ path: join(shots, "student-ladder-open.png") });
 });
 
 await check("check my answer: right and wrong, without revealing the answer", async () => {
@@ -492,7 +515,7 @@ await check("check my answer: right and wrong, without revealing the answer", as
   await page.screenshot({ path: join(shots, "recorded-run.png"), fullPage: true });
 });
 
-await check("student mode: another hint works while the run still streams", async () => {
+await check("student mode: hints open while the run still streams", async () => {
   // The run's stream stays open and the test hands it events a few at a time (route.fulfill
   // cannot stream): the page's fetch of the run answers with a stream fed from here.
   await page.evaluate((events) => {
@@ -513,40 +536,38 @@ await check("student mode: another hint works while the run still streams", asyn
       const body = new ReadableStream({ start(c) { controller = c; } });
       return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } }));
     };
-  }, recorded);
+  }, recordedStudent);
   const feed = (n) => page.evaluate((n) => window.__k2Feed(n), n);
-  const planEnd = recorded.findIndex((e) => e.type === "plan_finished") + 1;
-  await page.fill("#problem", recorded[0].request.problem);
+  const firstRung = recordedStudent.findIndex((e) => e.type === "hint");
+  await page.fill("#problem", recordedStudent[0].request.problem);
   await page.check("#student");
   await page.click("#solve");
-  await feed(planEnd + 20);  // the plan and the start of the candidates
+  await feed(40);  // the plan and the start of the candidates: no hints yet
+  await page.waitForSelector("#hints-waiting", { timeout: 10000 });
+  if (await page.locator("#hint").count()) throw new Error("a hint button before any hint was written");
+  await feed(firstRung + 1 - 40);  // the first rung; the others are still being written
   await page.waitForSelector("#hint", { timeout: 10000 });
-  const label = () => text("#hint");
-  const total = Number((await label()).match(/of (\d+)/)[1]);
-  if (total < 3) throw new Error(`the recorded plan has only ${total} hints`);
-  const before = (await text("#plan .markdown")).length;
   await page.click("#hint");
-  if (!(await label()).includes(`(3 of ${total})`)) throw new Error(`after one click: ${await label()}`);
-  // More of the run streams in: the hint shown stays shown.
-  for (let i = 0; i < 10; i += 1) { await feed(15); await page.waitForTimeout(50); }
-  if (!(await page.locator("#hint").count()) || !(await label()).includes(`(3 of ${total})`)) {
-    throw new Error(`hints reset while streaming: ${await page.locator("#hint").count() ? await label() : "no button"}`);
-  }
-  const after = (await text("#plan .markdown")).length;
-  if (!(after > before)) throw new Error(`the second hint is gone (${before} -> ${after})`);
+  await page.waitForSelector('#hints .hint[data-level="1"]', { timeout: 5000 });
   if ((await status()).startsWith("done")) throw new Error("the run was not streaming");
+  // The next rung is not written yet: no button for it.
+  if (await page.locator("#hint").count()) throw new Error(`a button for an unwritten rung: ${await text("#hint")}`);
+  await feed(1);
+  await page.waitForSelector("#hint", { timeout: 5000 });
+  // How many rungs there are is known once the ladder is complete.
+  if ((await text("#hint")) !== "Another hint (2)") throw new Error(`second button: ${await text("#hint")}`);
   await page.click("#hint");
-  if (!(await label()).includes(`(4 of ${total})`) && total > 3) throw new Error(`second click: ${await label()}`);
-  await feed(recorded.length);
+  // More of the run streams in: the hints opened stay open.
+  await feed(recordedStudent.length);
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
-  const kept = (await text("#plan .markdown")).length;
-  if (kept < after) throw new Error(`hints reset when the run ended (${after} -> ${kept})`);
+  if ((await page.locator("#hints .hint").count()) !== 2) throw new Error("opened hints reset when the run ended");
   if (await page.locator("#final-answer, .candidate").count()) throw new Error("solution shown in student mode");
-  // A new run starts again at its first hint.
-  await serveRun(recorded);
+  // A new run starts again with no hint open.
+  await serveRun(recordedStudent);
   await page.click("#solve");
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
-  if (!(await label()).includes(`(2 of ${total})`)) throw new Error(`a new run did not start at its first hint: ${await label()}`);
+  if (await page.locator("#hints .hint").count()) throw new Error("a new run kept the last run's open hints");
+  if ((await text("#hint")) !== "Show a hint (1 of 3)") throw new Error(`a new run's first button: ${await text("#hint")}`);
   await page.uncheck("#student");
 });
 
@@ -1126,6 +1147,117 @@ await check("render: a long run opened from History starts at the height it keep
   } finally {
     await page.unroute("**/v1/k2/history");
   }
+});
+
+// ---- record tests ----
+// A teacher's correction of a kept run's answer (Review), what a student is told of it and
+// how it changes the student's check, and the student's work shown back in Review.
+await check("a teacher's correction changes a later check in student mode, and Review shows the student's work", async () => {
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  if (await page.isChecked("#student")) await page.uncheck("#student");
+  const problem = "What is 4 + 4? Reply with the number only.";
+  await page.fill("#problem", problem);
+  await page.selectOption("#candidates", "1");
+  await page.uncheck("#plan");
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 120000 });
+  await page.selectOption("#candidates", "3");
+  await page.check("#plan");
+  await page.waitForSelector("#review #correct-answer", { timeout: 10000 });
+  if (await page.locator("#correction").count()) throw new Error("a correction shown before any was made");
+  const attemptsKept = () => Number(execFileSync("python3", ["-c",
+    "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from attempts').fetchone()[0])",
+    db]).toString());
+  const checkAs = async (answer, verdict, basis) => {
+    const before = attemptsKept();
+    await page.fill("#my-answer", answer);
+    await page.click("#check-button");
+    // The history's own check (it replaces the page's) is kept before it is answered.
+    for (let i = 0; attemptsKept() === before; i += 1) {
+      if (i > 50) throw new Error(`${answer}: the attempt was not kept`);
+      await page.waitForTimeout(100);
+    }
+    await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
+                               null, { timeout: 5000 });
+    await page.waitForTimeout(200);
+    await page.waitForSelector(`#check-result.${verdict}[data-basis=${basis}]`, { timeout: 5000 })
+      .catch(async () => { throw new Error(`${answer}: ${await text("#check-result")}`); });
+  };
+
+  // A student checks 8 first: one candidate is no agreement, so the tutor is unsure.
+  await page.check("#student");
+  await checkAs("8", "unsure", "unsure");
+
+  // The teacher corrects the run's answer in Review.
+  await page.uncheck("#student");
+  await page.waitForSelector("#review #correct-answer", { timeout: 5000 });
+  await page.fill("#correct-answer", "8");
+  await page.fill("#correct-note", "Four and four make eight.");
+  await page.click("#correct-button");
+  await page.waitForFunction(() => /^Kept/.test(document.querySelector("#correct-message")?.innerText ?? ""),
+                             null, { timeout: 5000 });
+  await page.waitForSelector("#correction #correction-answer math", { timeout: 5000 });
+  if (!(await text("#correction")).includes("Teacher's correction")) throw new Error(await text("#correction"));
+  if (!(await text("#correction")).includes("Four and four make eight.")) throw new Error(await text("#correction"));
+
+  // A student who has not asked for the solution is told there is one, not what it is.
+  await page.check("#student");
+  await page.waitForSelector("#correction", { timeout: 5000 });
+  const told = await text("#correction");
+  if (!told.includes("A teacher checked this run's answer")) throw new Error(`student told: ${told}`);
+  if (told.includes("Teacher's correction") || told.includes("eight")
+      || (await page.locator("#correction-answer").count())) throw new Error(`the corrected value shown: ${told}`);
+  // The same answer, checked again, now rests on the teacher's word.
+  await checkAs("8", "right", "teacher");
+  await checkAs("<b>9</b>", "wrong", "teacher");
+  await page.screenshot({ path: join(shots, "record-student-corrected.png"), fullPage: true });
+  // Once the solution is revealed, the student sees the corrected value too.
+  await page.click("#reveal");
+  await page.waitForSelector("#correction #correction-answer math", { timeout: 5000 });
+  await page.locator("#correction").screenshot({ path: join(shots, "record-correction-revealed.png") });
+
+  // Two hints opened, as the hint ladder's buttons keep them.
+  const run = Number(execFileSync("python3", ["-c",
+    "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select max(id) from runs').fetchone()[0])", db])
+    .toString());
+  const opened = await page.evaluate(async ({ run, token }) => {
+    let last;
+    for (const level of [1, 2]) {
+      const response = await fetch("/v1/k2/history", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+        body: JSON.stringify({ op: "open_hint", run, level }),
+      });
+      last = await response.json();
+    }
+    return last;
+  }, { run, token });
+  if (JSON.stringify(opened) !== "[1,2]") throw new Error(`open_hint answered ${JSON.stringify(opened)}`);
+
+  // The teacher opens the run from History: Review shows every attempt and the hints.
+  await page.uncheck("#student");
+  await page.reload();
+  await page.waitForSelector("#solve", { timeout: 15000 });
+  await page.click("#history-toggle");
+  await page.locator(`.history-item[data-run="${run}"]`).first().click();
+  await page.waitForSelector("#review #attempts li", { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelectorAll("#attempts li").length === 3, null, { timeout: 5000 })
+    .catch(async () => { throw new Error(`attempts: ${await text("#student-work")}`); });
+  const work = await page.evaluate(() => ({
+    summary: document.querySelector("#work-summary").innerText,
+    attempts: [...document.querySelectorAll("#attempts li")].map((li) => `${li.dataset.verdict}/${li.dataset.basis}`),
+    hints: document.querySelector("#hints-opened")?.innerText ?? "",
+    injected: document.querySelectorAll("#student-work b").length,
+    inForce: document.querySelector("#correction-in-force")?.innerText ?? "",
+  }));
+  expect("summary", work.summary, "answered 8: unsure; answered 8: right; answered <b>9</b>: wrong; opened hints 1-2");
+  expect("attempts", work.attempts.join(), "unsure/unsure,right/teacher,wrong/teacher");
+  if (!work.hints.startsWith("Hints opened: 1 (")) throw new Error(`hints: ${work.hints}`);
+  if (work.injected) throw new Error("the student's <b> became markup");
+  if (!work.inForce.includes("8")) throw new Error(`correction in force: ${work.inForce}`);
+  await page.locator("#review").scrollIntoViewIfNeeded();
+  await page.locator("#review").screenshot({ path: join(shots, "record-review.png") });
 });
 
 await browser.close();

@@ -293,8 +293,8 @@ if (!launchOnly && recommendedFile) await check("a recommended maths model shows
   if (/^draft/m.test(readFileSync(process.env.K2_CONFIG, "utf8"))) throw new Error("the draft was set");
 });
 
-if (!launchOnly) await check("a lab's system configuration fixes student mode", async () => {
-  writeFileSync(process.env.K2_SYSTEM_CONFIG, "student_mode = true\n");
+if (!launchOnly) await check("a lab's system configuration fixes student mode and caps the hints", async () => {
+  writeFileSync(process.env.K2_SYSTEM_CONFIG, "student_mode = true\nhint_levels = 1\n");
   await wd("DELETE", `/session/${session}`);
   const created = await wd("POST", "/session", {
     capabilities: { alwaysMatch: { "tauri:options": { application: app } } },
@@ -302,6 +302,26 @@ if (!launchOnly) await check("a lab's system configuration fixes student mode", 
   session = created.sessionId;
   await waitFor("return !!document.querySelector('#student') && document.querySelector('#student').checked", 15000);
   if (!(await script("return document.querySelector('#student').disabled"))) throw new Error("students can turn it off");
+  // A student's run in the real window ends with its hint ladder; the lab allows one rung.
+  await script(`
+    const set = (id, value, kind) => {
+      const el = document.querySelector(id);
+      el.value = value;
+      el.dispatchEvent(new Event(kind, { bubbles: true }));
+    };
+    set('#problem', 'What is 17 + 25?', 'input');
+    set('#candidates', '1', 'change');
+    set('#max-tokens', '64', 'change');`);
+  await script("document.querySelector('#solve').click()");
+  await waitFor("return !!document.querySelector('#hints-waiting')", 60000);
+  await waitFor("return !!document.querySelector('#hint')", 300000);
+  await script("document.querySelector('#hint').click()");
+  await waitFor("return document.querySelectorAll('#hints .hint').length === 1", 5000);
+  await waitFor("return document.querySelector('#status').innerText.startsWith('done')", 120000);
+  const capped = await script("return (document.querySelector('#hints-capped') || {}).innerText || ''");
+  if (!capped.includes("allows 1 hint")) throw new Error(`cap not said: ${capped}`);
+  if (await script("return !!document.querySelector('#hint')")) throw new Error("a second rung can be opened");
+  await screenshot("desktop-student-capped.png");
   rmSync(process.env.K2_SYSTEM_CONFIG);
 });
 

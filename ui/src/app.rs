@@ -3,6 +3,7 @@
 use k2_protocol::{RunRequest, RunView};
 use leptos::prelude::*;
 
+use crate::hints::HintLadder;
 use crate::history::History;
 use crate::session;
 use crate::student::{CheckAnswer, RevealSolution};
@@ -16,10 +17,13 @@ pub struct RunState {
     pub running: RwSignal<bool>,
     /// A failure outside the run's own events (server unreachable, refused).
     pub failure: RwSignal<Option<String>>,
-    /// Student mode: the plan comes as hints one at a time, the solution only when asked.
+    /// Student mode: hints written for the student one at a time, the solution only when
+    /// asked; the solver's plan is not shown.
     pub student: RwSignal<bool>,
     /// Student mode fixed by the lab administrator (the desktop app's system configuration).
     pub student_locked: RwSignal<bool>,
+    /// The most hint rungs a student may open (the lab configuration's `hint_levels`).
+    pub hint_cap: RwSignal<Option<u32>>,
     /// In student mode, whether the student asked to see the solution of this run.
     pub revealed: RwSignal<bool>,
     /// The decoding rate while the run streams.
@@ -28,6 +32,9 @@ pub struct RunState {
     pub stored: RwSignal<Option<i64>>,
     /// The events of the live run so far (review steps through them once it ends).
     pub log: StoredValue<Vec<k2_protocol::Event>, LocalStorage>,
+    /// What people did with the kept run on screen (`crate::record`): the teacher's
+    /// correction, the student's attempts and hints opened.
+    pub record: RwSignal<Option<k2_protocol::StudentRecord>>,
 }
 
 impl RunState {
@@ -46,12 +53,14 @@ pub fn App() -> impl IntoView {
         failure: RwSignal::new(None),
         student: RwSignal::new(crate::student::remembered()),
         student_locked: RwSignal::new(false),
+        hint_cap: RwSignal::new(None),
         revealed: RwSignal::new(false),
         live: RwSignal::new(Default::default()),
         stored: RwSignal::new(None),
         log: StoredValue::new_local(Vec::new()),
+        record: RwSignal::new(None),
     };
-    crate::models::apply_student_mode(state.student, state.student_locked);
+    crate::models::apply_student_mode(state.student, state.student_locked, state.hint_cap);
     let problem = RwSignal::new(String::new());
     let settings = crate::run_settings::remembered();
     let session_title = RwSignal::new(session::remembered_session());
@@ -64,6 +73,8 @@ pub fn App() -> impl IntoView {
         }
         let mut request = RunRequest::new(text);
         request.settings = settings.get_untracked();
+        // A student's run ends with the hint ladder.
+        request.settings.hints = state.student.get_untracked();
         let title = session_title.get_untracked();
         request.session = Some(title.trim().to_owned()).filter(|t| !t.is_empty());
         session::remember_session(&title);
@@ -127,12 +138,14 @@ pub fn App() -> impl IntoView {
                 </p>
             </Show>
             <PlanPanel state=state />
+            <HintLadder state=state token=token cap=state.hint_cap />
             <RevealSolution state=state />
             <Show when=move || state.solution_visible()>
                 <Candidates state=state />
                 <Verdicts state=state />
                 <FinalAnswer state=state />
             </Show>
+            <crate::record::CorrectionNotice state=state token=token />
             <CheckAnswer state=state token=token />
             <crate::review::Review state=state token=token />
             <History state=state problem=problem token=token />

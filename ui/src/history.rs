@@ -25,7 +25,7 @@ struct Item {
 }
 
 /// Milliseconds since the epoch as the browser's locale writes a date and time.
-fn local_date_time(ms: f64) -> String {
+pub(crate) fn local_date_time(ms: f64) -> String {
     let options = js_sys::Object::new();
     for (key, value) in [
         ("day", "numeric"),

@@ -6,9 +6,11 @@
 #![deny(warnings)]
 
 mod app;
+mod hints;
 mod history;
 mod models;
 mod recommended;
+mod record;
 mod render;
 mod review;
 mod run_settings;

@@ -105,8 +105,13 @@ fn blank_is_none(text: String) -> Option<String> {
 }
 
 /// Applies the configuration's student mode to the page (and locks it when the administrator
-/// set it; else only where no choice was remembered). Runs at start in the desktop app.
-pub fn apply_student_mode(student: RwSignal<bool>, locked: RwSignal<bool>) {
+/// set it; else only where no choice was remembered), and its cap on hints. Runs at start in
+/// the desktop app.
+pub fn apply_student_mode(
+    student: RwSignal<bool>,
+    locked: RwSignal<bool>,
+    hint_cap: RwSignal<Option<u32>>,
+) {
     if !in_desktop_app() {
         return;
     }
@@ -123,6 +128,7 @@ pub fn apply_student_mode(student: RwSignal<bool>, locked: RwSignal<bool>) {
                 }
             }
             locked.set(is_locked);
+            hint_cap.set(view.effective.hint_levels);
         }
     });
 }

@@ -206,6 +206,9 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
                     <button id="export-md" on:click=move |_| export("markdown")>"Export Markdown"</button>
                     <button id="export-html" on:click=move |_| export("html")>"Export HTML"</button>
                 </div>
+                <crate::record::StudentWork state=state />
+                <crate::record::CorrectAnswer state=state token=token />
+                <h3>"Notes"</h3>
                 <ul id="notes" class="notes">
                     <For each=move || notes.get().into_iter().enumerate()
                         key=|(i, n)| (*i, n.text.clone()) let:item>

@@ -1,4 +1,4 @@
-//! For students: the plan as hints, the solution behind a button, and "check my answer", which
+//! For students: the solution behind a button, and "check my answer", which
 //! says whether a typed answer is right, wrong or (where the tutor is not confident) unsure,
 //! and what that rests on, without showing the answer (`k2_answer::check`, the engine's own
 //! check, running here in the page).
@@ -30,35 +30,6 @@ pub fn remember(on: bool) {
     if let Some(storage) = local_storage() {
         let _ = storage.set_item(STUDENT_KEY, if on { "on" } else { "off" });
     }
-}
-
-/// The plan cut into hints: its list items and paragraphs, in order.
-pub fn hints(plan: &str) -> Vec<String> {
-    let mut hints: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for line in plan.lines() {
-        let trimmed = line.trim_start();
-        let starts_item = trimmed.starts_with("- ")
-            || trimmed.starts_with("* ")
-            || trimmed
-                .split_once(". ")
-                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        let top_level = line.len() == trimmed.len();
-        if trimmed.is_empty() || (starts_item && top_level) {
-            if !current.trim().is_empty() {
-                hints.push(std::mem::take(&mut current));
-            }
-            current.clear();
-        }
-        if !trimmed.is_empty() {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    if !current.trim().is_empty() {
-        hints.push(current);
-    }
-    hints
 }
 
 #[component]
@@ -99,12 +70,20 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
         if answer.trim().is_empty() {
             return;
         }
-        // Checked here at once with the one check (k2_answer::check: the run's answer only
-        // where the tutor is confident, else unsure); the history checks it again itself,
-        // with the problem's answer key when it has one, and its verdict is the one shown.
+        // Checked here at once with the one check (k2_answer::check: a teacher's correction,
+        // else the run's answer only where the tutor is confident, else unsure); the history
+        // checks it again itself, with the problem's answer key when it has one, and its
+        // verdict is the one shown.
+        let teacher = state
+            .record
+            .with_untracked(|r| r.as_ref()?.correction.as_ref().map(|c| c.answer.clone()));
+        let known = KnownAnswers {
+            answer_key: None,
+            teacher: teacher.as_deref(),
+        };
         let local = state
             .view
-            .with_untracked(|v| check_attempt_in_view(&answer, KnownAnswers::default(), v));
+            .with_untracked(|v| check_attempt_in_view(&answer, known, v));
         verdict.set(Some(local));
         if let Some(run) = state.stored.get_untracked() {
             let request = HistoryRequest::CheckAttempt { run, answer };
@@ -114,6 +93,8 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
                         if let Some(stored) = stored_check(&reply) {
                             verdict.set(Some(stored));
                         }
+                        // Review shows the attempt.
+                        crate::record::reload(state, token);
                         "Your attempt is kept in the history.".into()
                     }
                     Err(e) => format!("Your attempt was not kept: {e}"),

@@ -183,40 +183,17 @@ fn AnswerSummary(state: RunState) -> impl IntoView {
     }
 }
 
+/// The solver's plan, for a teacher (or a student once the solution is revealed): a student
+/// gets hints written for them instead (`crate::hints`).
 #[component]
 pub fn PlanPanel(state: RunState) -> impl IntoView {
-    let has_plan = move || state.view.with(|v| !v.plan.is_empty());
-    let hints_shown = RwSignal::new(1usize);
-    // Each run starts with its first hint: reset when a new run begins (its view is cleared),
-    // not on every event it streams, so "Another hint" works while the run is still going.
-    let fresh = Memo::new(move |_| state.view.with(|v| v.events == 0));
-    Effect::new(move |_| {
-        if fresh.get() {
-            hints_shown.set(1);
-        }
-    });
-    let hints = move || state.view.with(|v| crate::student::hints(&v.plan));
+    let shown = move || state.view.with(|v| !v.plan.is_empty()) && state.solution_visible();
     let full_plan = incremental(state.view, |v| v.plan.as_str());
-    let as_hints = move || state.student.get() && !state.revealed.get();
-    let hints_html = move || {
-        let hints = hints();
-        let shown = hints_shown.get().min(hints.len());
-        markdown_to_html(&hints[..shown].join("\n\n"))
-    };
-    let more =
-        move || state.student.get() && !state.revealed.get() && hints_shown.get() < hints().len();
     view! {
-        <Show when=has_plan>
+        <Show when=shown>
             <section id="plan" class="panel">
-                <h2>{move || if state.student.get() { "Hints" } else { "Plan" }}</h2>
-                <Show when=as_hints fallback=move || view! { <Markdown rendered=full_plan /> }>
-                    <div class="markdown" inner_html=hints_html></div>
-                </Show>
-                <Show when=more>
-                    <button id="hint" on:click=move |_| hints_shown.update(|n| *n += 1)>
-                        {move || format!("Another hint ({} of {})", hints_shown.get() + 1, hints().len())}
-                    </button>
-                </Show>
+                <h2>"Plan"</h2>
+                <Markdown rendered=full_plan />
             </section>
         </Show>
     }

@@ -21,15 +21,18 @@
 //! Today's check compared the attempt with the selected answer: right when equivalent, wrong
 //! otherwise, no verdict when the run had no answer.
 //!
-//! The recorded evaluations keep neither how the answer was chosen nor the judge's verdicts,
-//! so the `verifier` basis cannot occur here: these figures measure `unanimous` alone (runs
-//! whose judge decided every comparison in both orders count as unsure).
+//! Evaluations recorded before `k2 eval` kept how the answer was chosen (`chosen`, `method`)
+//! and the judge's `verdicts` cannot reach the `verifier` basis: their runs whose judge decided
+//! every comparison in both orders count as unsure. Newer files can, and the table counts the
+//! confident runs by basis.
 
 use std::process::ExitCode;
 
 use k2_answer::check::{check_attempt, ChosenAnswer, EndedCandidate, KnownAnswers, RunEvidence};
 use k2_answer::equivalent;
-use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, FinishReason};
+use k2_protocol::{
+    AttemptCheck, CandidateId, CheckBasis, CheckVerdict, FinishReason, SelectionMethod, Verdict,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -50,6 +53,12 @@ struct Item {
     predicted: Option<String>,
     #[serde(default)]
     candidates: Vec<Candidate>,
+    #[serde(default)]
+    chosen: Option<CandidateId>,
+    #[serde(default)]
+    method: Option<SelectionMethod>,
+    #[serde(default)]
+    verdicts: Vec<Verdict>,
 }
 
 #[derive(Deserialize)]
@@ -121,11 +130,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!(
-        "| set | mode | problems | confident (unanimous) | right attempt called wrong: \
+        "| set | mode | problems | confident: unanimous | confident: verifier | right attempt called wrong: \
          check / today | wrong attempt called right: check / today | tutor's mistake called \
          right: check / today | right attempt called unsure |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for path in paths {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -145,8 +154,8 @@ fn main() -> ExitCode {
             if !mode.items.iter().any(|i| i.candidates.len() >= 2) {
                 continue;
             }
-            let mut confident = 0;
-            let mut unanimous_but_wrong = 0;
+            let (mut confident, mut verified) = (0, 0);
+            let mut confident_but_wrong = 0;
             let (mut truth, mut truth_today, mut truth_key) = Default::default();
             let (mut wrong, mut wrong_today, mut wrong_key) = Default::default();
             let (mut mistake, mut mistake_today) = (Tally::default(), Tally::default());
@@ -163,11 +172,11 @@ fn main() -> ExitCode {
                         })
                         .collect(),
                     chosen: Some(ChosenAnswer {
-                        candidate: None,
+                        candidate: item.chosen,
                         answer: item.predicted.clone(),
-                        method: None,
+                        method: item.method,
                     }),
-                    verdicts: Vec::new(),
+                    verdicts: item.verdicts.clone(),
                 };
                 let predicted = item.predicted.as_deref();
                 let expected = item.expected.as_str();
@@ -179,15 +188,17 @@ fn main() -> ExitCode {
                 let verdict = |c: AttemptCheck| Some(c.verdict);
 
                 let checked = check_attempt(expected, none, &run);
-                if checked.basis == CheckBasis::Unanimous {
-                    confident += 1;
-                    if checked.verdict == CheckVerdict::Wrong {
-                        unanimous_but_wrong += 1;
-                    }
+                match checked.basis {
+                    CheckBasis::Unanimous => confident += 1,
+                    CheckBasis::Verifier => verified += 1,
+                    _ => {}
+                }
+                if checked.verdict == CheckVerdict::Wrong {
+                    confident_but_wrong += 1;
                 }
                 assert!(
                     checked.verdict != CheckVerdict::Wrong
-                        || checked.basis == CheckBasis::Unanimous,
+                        || matches!(checked.basis, CheckBasis::Unanimous | CheckBasis::Verifier),
                     "a wrong verdict without a confident basis"
                 );
                 Tally::add(&mut truth, verdict(checked));
@@ -206,10 +217,11 @@ fn main() -> ExitCode {
             }
             let n = mode.items.len();
             println!(
-                "| {} | {} | {n} | {:.1}% ({confident}/{n}) | {} / {} | {} / {} | {} / {} | {} |",
+                "| {} | {} | {n} | {:.1}% ({confident}/{n}) | {:.1}% ({verified}/{n}) | {} / {} | {} / {} | {} / {} | {} |",
                 file.data,
                 mode.mode,
                 100.0 * confident as f64 / n as f64,
+                100.0 * verified as f64 / n as f64,
                 truth.share(truth.wrong),
                 truth_today.share(truth_today.wrong),
                 wrong.share(wrong.right),
@@ -218,7 +230,7 @@ fn main() -> ExitCode {
                 mistake_today.share(mistake_today.right),
                 truth.share(truth.unsure),
             );
-            assert_eq!(truth.wrong, unanimous_but_wrong);
+            assert_eq!(truth.wrong, confident_but_wrong);
             // With the answer key the check is exact.
             assert_eq!(
                 (truth_key.right, wrong_key.wrong),

@@ -23,6 +23,7 @@ mod degrees;
 mod equivalence;
 mod expr;
 mod extract;
+pub mod hints;
 mod normalize;
 mod rational;
 mod structure;

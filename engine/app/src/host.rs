@@ -72,6 +72,7 @@ pub struct StartedRun {
     request: RunRequest,
     backends: Backends,
     recorder: Option<(RunRecorder, Handle)>,
+    answer_key: Option<String>,
 }
 
 impl RunHost {
@@ -154,6 +155,7 @@ impl RunHost {
             request,
             backends,
             recorder,
+            answer_key: None,
         })
     }
 
@@ -172,6 +174,7 @@ impl RunHost {
                     request,
                     backends,
                     recorder: None,
+                    answer_key: None,
                 })
             }
         }
@@ -208,6 +211,16 @@ impl StartedRun {
         &self.request
     }
 
+    /// The problem's known answer, kept out of the request (and so out of the stored run):
+    /// the hint ladder is screened against it and trusts the run's solution only if it agrees.
+    pub fn with_answer_key(mut self, answer_key: Option<&str>) -> Self {
+        self.answer_key = answer_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        self
+    }
+
     /// Runs the scaffold on this thread (blocking), recording every event and handing it to
     /// `sink` in the same order. The stream ends with exactly one terminal event (`stats`,
     /// `cancelled` or `error`), even if the pipeline panics; the run's record is complete
@@ -221,6 +234,7 @@ impl StartedRun {
             request,
             backends,
             recorder,
+            answer_key,
         } = self;
         let mut fan_out = FanOut {
             next_seq: 0,
@@ -235,7 +249,9 @@ impl StartedRun {
             planner: backends.planner.as_ref(),
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            pipeline.run(&request, cancel, &mut |event| fan_out.send(event))
+            pipeline.run_with_key(&request, answer_key.as_deref(), cancel, &mut |event| {
+                fan_out.send(event)
+            })
         }))
         .unwrap_or_else(|panic| {
             let what = panic

@@ -152,3 +152,65 @@ fn an_attempt_needs_student_mode() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The hint ladder's contract: `hint` events `{"type":"hint","level":N,"text":…,"bottom_out":
+/// bool}` after the answer, levels from 1 without gaps, exactly the last one the worked
+/// solution, and no other rung revealing the answer key or any candidate's answer.
+#[test]
+fn a_student_run_ends_with_a_screened_hint_ladder() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let out = solve(
+        &db,
+        &["--student", "--answer-key", "42", "--format", "jsonl"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let raw: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let hints: Vec<&Value> = raw.iter().filter(|e| e["type"] == "hint").collect();
+    assert!(!hints.is_empty(), "no hint events:\n{stdout}");
+    for (i, hint) in hints.iter().enumerate() {
+        assert_eq!(hint["level"], json!(i + 1), "{hint}");
+        assert!(
+            hint["text"].as_str().is_some_and(|t| !t.trim().is_empty()),
+            "{hint}"
+        );
+        assert_eq!(hint["bottom_out"], json!(i + 1 == hints.len()), "{hint}");
+    }
+    let events: Vec<Event> = raw[..raw.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).unwrap())
+        .collect();
+    let view = RunView::replay(&events);
+    let answers: Vec<&str> = view
+        .candidates
+        .iter()
+        .filter_map(|c| c.finished.as_ref()?.answer.as_deref())
+        .chain(["42"])
+        .collect();
+    let withheld = k2_engine::answer::hints::Withheld::new(answers.iter().copied());
+    for hint in view.hints.iter().filter(|h| !h.bottom_out) {
+        assert!(
+            !withheld.revealed_in(&hint.text),
+            "rung {} reveals one of {answers:?}: {}",
+            hint.level,
+            hint.text
+        );
+    }
+
+    // The terminal shows the whole ladder, the worked solution marked.
+    let out = solve(&db, &["--student"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Hints"), "{text}");
+    assert!(
+        text.contains("Worked solution (gives the answer away)"),
+        "{text}"
+    );
+}

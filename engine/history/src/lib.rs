@@ -6,12 +6,13 @@
 //!
 //! Students' attempts are checked here, with `k2_answer::check` (the problem's known answer,
 //! else the stored run's answer where the tutor is confident, else unsure), so the kept record
-//! never depends on what a client claims.
+//! never depends on what a client claims. A teacher's correction of a run's answer
+//! ([`correct_answer`]) is what they rest on when the problem has no answer key.
 
 pub use k2_protocol::{HistoryRequest, NewNote};
 
 use k2_answer::check::{check_attempt_in_view, KnownAnswers};
-use k2_protocol::{AttemptCheck, CheckVerdict, Event};
+use k2_protocol::{AttemptCheck, CheckVerdict, Correction, Event, StudentRecord};
 use k2_store::export::{export_run, ExportFormat};
 use k2_store::{Note, PageRequest, RunConfig, RunId, RunSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,10 @@ pub enum HistoryReply {
     Notes(Vec<Note>),
     /// [`HistoryRequest::CheckAttempt`].
     Attempt(AttemptResult),
+    /// [`HistoryRequest::Record`] and [`HistoryRequest::CorrectAnswer`].
+    Record(Box<StudentRecord>),
+    /// [`HistoryRequest::OpenHint`]: the levels opened so far.
+    HintsOpened(Vec<u32>),
     /// [`HistoryRequest::Delete`].
     Deleted,
 }
@@ -86,6 +91,18 @@ pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryR
         HistoryRequest::CheckAttempt { run, answer } => {
             HistoryReply::Attempt(check_attempt(store, run, &answer).await?)
         }
+        HistoryRequest::CorrectAnswer {
+            run,
+            answer,
+            author,
+            note,
+        } => HistoryReply::Record(Box::new(
+            correct_answer(store, run, &answer, author.as_deref(), note.as_deref()).await?,
+        )),
+        HistoryRequest::OpenHint { run, level } => {
+            HistoryReply::HintsOpened(open_hint(store, run, level).await?)
+        }
+        HistoryRequest::Record { run } => HistoryReply::Record(Box::new(record(store, run).await?)),
         HistoryRequest::Delete { run } => {
             delete(store, run).await?;
             HistoryReply::Deleted
@@ -146,6 +163,8 @@ pub struct ShownRun {
     pub config: RunConfig,
     pub plan: Option<String>,
     pub error: Option<String>,
+    /// The teacher's correction of the run's answer in force, told to everyone who opens it.
+    pub correction: Option<Correction>,
 }
 
 pub async fn show(store: &Store, run: RunId) -> Result<ShownRun> {
@@ -156,6 +175,7 @@ pub async fn show(store: &Store, run: RunId) -> Result<ShownRun> {
         config: detail.config,
         plan: detail.plan,
         error: detail.error,
+        correction: store.correction(run).await?,
     })
 }
 
@@ -232,16 +252,18 @@ pub struct AttemptResult {
 }
 
 /// Checks a student's answer with [`k2_answer::check`] (`3/4` equals `\frac{3}{4}` and
-/// `0.75`): against the problem's known answer when it has one, else against the run's answer
+/// `0.75`): against the problem's known answer when it has one, else against the teacher's
+/// correction of the run's answer when there is one, else against the run's answer
 /// only where the tutor is confident in it (its replayed events say whether), else unsure.
 /// Keeps the attempt, with its verdict and basis, with the run's problem.
 pub async fn check_attempt(store: &Store, run: RunId, answer: &str) -> Result<AttemptResult> {
     let answer = checked_text(answer, "answer")?;
     let detail = store.run(run).await?;
     let view = store.replay(run).await?;
+    let correction = store.correction(run).await?;
     let known = KnownAnswers {
         answer_key: detail.problem.known_answer.as_deref(),
-        teacher: None,
+        teacher: correction.as_ref().map(|c| c.answer.as_str()),
     };
     let check = check_attempt_in_view(answer, known, &view);
     let attempt = store
@@ -256,6 +278,54 @@ pub async fn check_attempt(store: &Store, run: RunId, answer: &str) -> Result<At
         },
         attempt,
     })
+}
+
+/// The highest hint level accepted: far above any ladder, low enough to refuse nonsense.
+pub const MAX_HINT_LEVEL: u32 = 100;
+
+/// Keeps a teacher's correction of the run's answer (it replaces the one in force) and answers
+/// the run's record with it.
+pub async fn correct_answer(
+    store: &Store,
+    run: RunId,
+    answer: &str,
+    author: Option<&str>,
+    note: Option<&str>,
+) -> Result<StudentRecord> {
+    let answer = checked_text(answer, "corrected answer")?;
+    let optional = |text: Option<&str>, what: &str| -> Result<Option<String>> {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(text) => Ok(Some(checked_text(text, what)?.to_owned())),
+            None => Ok(None),
+        }
+    };
+    let author = optional(author, "author")?;
+    let note = optional(note, "note")?;
+    store.run(run).await?;
+    store
+        .add_correction(run, answer, author.as_deref(), note.as_deref())
+        .await?;
+    record(store, run).await
+}
+
+/// Keeps that a student opened hint `level` of the run's ladder. The level is not checked
+/// against the ladder's stored events: a hint opened as it streams in may be shown before the
+/// store has written it. Answers the levels opened so far.
+pub async fn open_hint(store: &Store, run: RunId, level: u32) -> Result<Vec<u32>> {
+    if !(1..=MAX_HINT_LEVEL).contains(&level) {
+        return Err(HistoryError::BadRequest(format!(
+            "hint levels go from 1 to {MAX_HINT_LEVEL}, not {level}"
+        )));
+    }
+    store.run(run).await?;
+    store.add_opened_hint(run, level).await?;
+    Ok(record(store, run).await?.levels_opened())
+}
+
+/// The run's correction and students' work ([`HistoryRequest::Record`]).
+pub async fn record(store: &Store, run: RunId) -> Result<StudentRecord> {
+    store.run(run).await?;
+    Ok(store.student_record(run).await?)
 }
 
 fn checked_text<'a>(text: &'a str, what: &str) -> Result<&'a str> {

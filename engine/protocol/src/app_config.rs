@@ -25,10 +25,13 @@ pub struct AppConfig {
     pub models_dir: Option<PathBuf>,
     /// Hints one at a time and the solution only on request.
     pub student_mode: Option<bool>,
+    /// The most rungs of the hint ladder a student may open, the worked solution counting as
+    /// the last one (`0`: no hints); unset: all of them.
+    pub hint_levels: Option<u32>,
 }
 
 /// The keys of [`AppConfig`], in the order the Models view shows them.
-pub const CONFIG_KEYS: [&str; 8] = [
+pub const CONFIG_KEYS: [&str; 9] = [
     "solver",
     "planner",
     "draft",
@@ -37,6 +40,7 @@ pub const CONFIG_KEYS: [&str; 8] = [
     "remote_token",
     "models_dir",
     "student_mode",
+    "hint_levels",
 ];
 
 impl AppConfig {
@@ -51,6 +55,7 @@ impl AppConfig {
             self.remote_token.is_some(),
             self.models_dir.is_some(),
             self.student_mode.is_some(),
+            self.hint_levels.is_some(),
         ];
         CONFIG_KEYS
             .iter()
@@ -73,6 +78,7 @@ impl AppConfig {
                 .or_else(|| self.remote_token.clone()),
             models_dir: over.models_dir.clone().or_else(|| self.models_dir.clone()),
             student_mode: over.student_mode.or(self.student_mode),
+            hint_levels: over.hint_levels.or(self.hint_levels),
         }
     }
 
@@ -111,6 +117,7 @@ impl AppConfig {
             "remote_token" => self.remote_token.clone(),
             "models_dir" => self.models_dir.as_ref().map(|d| d.display().to_string()),
             "student_mode" => self.student_mode.map(|s| s.to_string()),
+            "hint_levels" => self.hint_levels.map(|n| n.to_string()),
             _ => None,
         }
     }

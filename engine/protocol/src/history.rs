@@ -22,8 +22,11 @@ pub enum HistoryRequest {
         query: Option<String>,
     },
     /// A stored run without its events: its summary, the whole problem statement, how it was
-    /// made (models, settings), its plan and error. Answers that object. The problem's answer
-    /// key and worked solution are left out: any token that reads runs would read them.
+    /// made (models, settings), its plan and error, and the teacher's correction of its answer
+    /// in force (`correction`, a `Correction` or `null`), which belongs to the run as everyone
+    /// sees it. Answers that object. The problem's answer key and worked solution are left
+    /// out: any token that reads runs would read them. The students' work is not here: it is
+    /// [`HistoryRequest::Record`]'s.
     Show { run: StoredRunId },
     /// A stored run's events, to replay it exactly as it streamed. Answers the events.
     Events { run: StoredRunId },
@@ -42,6 +45,28 @@ pub enum HistoryRequest {
     /// Answers `{check: {verdict, basis}, equivalent, attempt}` (`k2_answer::check`); never
     /// the run's answer itself.
     CheckAttempt { run: StoredRunId, answer: String },
+    /// A teacher's correction of the run's answer: later checks of students' answers rest on
+    /// it (basis `teacher`) unless the problem has an answer key, and everyone who opens the
+    /// run is told of it. A later correction replaces the earlier one, which stays in the
+    /// record. Answers the run's record, as [`HistoryRequest::Record`].
+    CorrectAnswer {
+        run: StoredRunId,
+        answer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        author: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A student opened hint `level` (from 1) of the run's hint ladder: kept with the time.
+    /// Answers the levels opened so far, each once, in ladder order (`[1, 2]`).
+    OpenHint { run: StoredRunId, level: u32 },
+    /// What was added to the run after it was made: the teacher's correction in force and the
+    /// ones it replaced, the students' attempts (answer, time, verdict and basis) and hints
+    /// opened, oldest first, and the length of its hint ladder. Answers a `StudentRecord`
+    /// (`{correction, earlier_corrections, attempts, hints, ladder}`). A separate operation
+    /// rather than part of `Show`: `Show` describes the run, this is what people did with it,
+    /// and it changes with every attempt.
+    Record { run: StoredRunId },
     /// Removes the run and everything attached to it. Answers `null`.
     Delete { run: StoredRunId },
 }
@@ -108,6 +133,23 @@ mod tests {
                     answer: "3/4".into(),
                 },
                 json!({"op": "check_attempt", "run": 3, "answer": "3/4"}),
+            ),
+            (
+                HistoryRequest::CorrectAnswer {
+                    run: 3,
+                    answer: "720".into(),
+                    author: Some("Ms. Rivera".into()),
+                    note: None,
+                },
+                json!({"op": "correct_answer", "run": 3, "answer": "720", "author": "Ms. Rivera"}),
+            ),
+            (
+                HistoryRequest::OpenHint { run: 3, level: 2 },
+                json!({"op": "open_hint", "run": 3, "level": 2}),
+            ),
+            (
+                HistoryRequest::Record { run: 3 },
+                json!({"op": "record", "run": 3}),
             ),
             (
                 HistoryRequest::Delete { run: 3 },

@@ -12,6 +12,7 @@ mod app_config;
 mod check;
 mod effort;
 mod history;
+mod record;
 mod request;
 mod steps;
 mod view;
@@ -20,6 +21,7 @@ pub use app_config::{AppConfig, CONFIG_KEYS};
 pub use check::{AttemptCheck, CheckBasis, CheckVerdict};
 pub use effort::Effort;
 pub use history::{HistoryRequest, NewNote, StoredRunId};
+pub use record::{level_ranges, Correction, OpenedHint, RecordedAttempt, StudentRecord};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
@@ -224,12 +226,19 @@ pub enum SelectionMethod {
     Unanimous,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunStats {
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub plan_tokens: usize,
     pub judge_tokens: usize,
+    /// Tokens the hint writer generated (student runs), rewrites included.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hint_tokens: usize,
     pub wall_seconds: f64,
     /// Generated tokens per second of decoding, over all candidates.
     pub decode_tokens_per_s: f64,

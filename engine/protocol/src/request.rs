@@ -67,6 +67,9 @@ pub struct RunSettings {
     /// How long the solver thinks; `None` (absent) is the model's own default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effort: Option<crate::Effort>,
+    /// Write the student's hint ladder after the answer is chosen (student mode).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hints: bool,
 }
 
 impl Default for RunSettings {
@@ -80,6 +83,7 @@ impl Default for RunSettings {
             thinking_budget: None,
             loop_guard: true,
             effort: None,
+            hints: false,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod error;
 pub mod judge;
+pub mod ladder;
 pub mod openai;
 pub mod pipeline;
 pub mod prompts;

@@ -15,6 +15,7 @@ use k2_protocol::{
 use crate::backend::{Backend, CancelToken, Completion, GenerateOptions, SamplingParams};
 use crate::error::{Result, ScaffoldError};
 use crate::judge::{Entrant, JudgeReply, PairJudge};
+use crate::ladder::{write_ladder, LadderInput};
 use crate::prompts::{
     extract_plan, judge_messages, planner_messages, solver_messages, visible_solution,
 };
@@ -72,6 +73,20 @@ impl Pipeline<'_> {
         cancel: &CancelToken,
         sink: &mut dyn FnMut(Event),
     ) -> Result<RunOutcome> {
+        self.run_with_key(request, None, cancel, sink)
+    }
+
+    /// [`Pipeline::run`] for a problem whose answer is known (an imported set's `answer`,
+    /// `--answer-key`): the hint ladder is screened against it too, and its solution counts as
+    /// verified only if it agrees. The key is not part of the request, which every reader of
+    /// the run sees.
+    pub fn run_with_key(
+        &self,
+        request: &RunRequest,
+        answer_key: Option<&str>,
+        cancel: &CancelToken,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<RunOutcome> {
         let mut emitter = Emitter {
             seq: 0,
             started: Instant::now(),
@@ -80,7 +95,7 @@ impl Pipeline<'_> {
         emitter.emit(RunEvent::Started {
             request: request.clone(),
         });
-        match self.stages(request, cancel, &mut emitter) {
+        match self.stages(request, answer_key, cancel, &mut emitter) {
             Ok(Some(outcome)) => {
                 emitter.emit(RunEvent::Stats(outcome.stats.clone()));
                 Ok(outcome)
@@ -104,6 +119,7 @@ impl Pipeline<'_> {
     fn stages(
         &self,
         request: &RunRequest,
+        answer_key: Option<&str>,
         cancel: &CancelToken,
         emitter: &mut Emitter<'_>,
     ) -> Result<Option<RunOutcome>> {
@@ -221,12 +237,16 @@ impl Pipeline<'_> {
         let mut judge =
             BackendJudge::new(self.planner, cancel).with_loop_guard(settings.loop_guard);
         // Each verdict goes out as soon as the judge reaches it, before the next comparison.
+        let mut verdicts = Vec::new();
         let selected = select(
             settings.selection,
             &request.problem,
             &views,
             &mut judge,
-            &mut |v: &Verdict| emitter.emit(RunEvent::Verdict(v.clone())),
+            &mut |v: &Verdict| {
+                verdicts.push(v.clone());
+                emitter.emit(RunEvent::Verdict(v.clone()))
+            },
         )?;
         if cancel.is_cancelled() {
             return Ok(None);
@@ -237,6 +257,26 @@ impl Pipeline<'_> {
             answer: answer.clone(),
             method: selected.method,
         });
+        let mut hint_tokens = 0;
+        if settings.hints {
+            emitter.emit(RunEvent::Stage {
+                stage: Stage::Hinting,
+            });
+            let input = LadderInput {
+                problem: &request.problem,
+                entrants: &views,
+                selected: &selected,
+                verdicts: &verdicts,
+                answer_key,
+                loop_guard: settings.loop_guard,
+            };
+            hint_tokens = write_ladder(self.planner, &input, cancel, &mut |hint| {
+                emitter.emit(RunEvent::Hint(hint))
+            })?;
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+        }
         emitter.emit(RunEvent::Stage { stage: Stage::Done });
 
         let generated: usize = candidates.iter().map(|c| c.tokens).sum();
@@ -245,6 +285,7 @@ impl Pipeline<'_> {
             generated_tokens: generated,
             plan_tokens,
             judge_tokens: judge.tokens,
+            hint_tokens,
             wall_seconds: emitter.started.elapsed().as_secs_f64(),
             decode_tokens_per_s: if solve_seconds > 0.0 {
                 generated as f64 / solve_seconds

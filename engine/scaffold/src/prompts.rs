@@ -69,6 +69,52 @@ or wrong, so check anything you rely on:\n<ideas>\n",
     vec![ChatMessage::system(SOLVER_SYSTEM), ChatMessage::user(user)]
 }
 
+const HINT_SYSTEM: &str = "You are a patient mathematics teacher. A student is stuck on a \
+problem and asks for a hint. You guide them to find the answer themselves: you never state \
+the final answer or the result of any calculation in the solution.";
+
+/// The labels of the hint ladder's three written rungs, in order, as the hint writer is asked
+/// to start each line (read back by `ladder::parse_rungs`).
+pub const HINT_LABELS: [&str; 3] = ["Notice", "Approach", "Next step"];
+
+/// Messages for the hint writer: three rungs (what to notice, an approach, the next concrete
+/// step), each on a line of its own after its label. `solution` is a verified solution the
+/// writer may read but must not give away; without one the hints come from the problem alone.
+pub fn hint_messages(problem: &str, solution: Option<&str>) -> Vec<ChatMessage> {
+    let mut user = format!("Problem:\n<problem>\n{}\n</problem>\n\n", problem.trim());
+    if let Some(solution) = solution.map(str::trim).filter(|s| !s.is_empty()) {
+        user.push_str(&format!(
+            "A checked solution, for you only (the student must not see it):\n<solution>\n{}\n\
+</solution>\n\n",
+            tail_chars(solution, JUDGE_SOLUTION_CHARS)
+        ));
+    }
+    user.push_str(
+        "Write three hints for the student, from gentle to concrete, each one or two short \
+sentences on its own line, starting with its label:\n\
+Notice: what to pay attention to in the problem (the key fact, quantity or idea).\n\
+Approach: the method to use, in words, without doing any calculation.\n\
+Next step: the first concrete step the student should carry out, without giving its result.\n\n\
+Rules: never write the final answer, and never write a number that the solution computes \
+(write only numbers that appear in the problem). Do not use \\boxed{}.",
+    );
+    vec![ChatMessage::system(HINT_SYSTEM), ChatMessage::user(user)]
+}
+
+/// Messages asking the hint writer to say `hint` again without the values it gave away.
+pub fn hint_rewrite_messages(problem: &str, hint: &str, withheld: &[&str]) -> Vec<ChatMessage> {
+    let user = format!(
+        "Problem:\n<problem>\n{}\n</problem>\n\n\
+This hint for a student gives away a result they should find themselves:\n<hint>\n{}\n</hint>\n\n\
+Rewrite it as one or two sentences that still guide the student but state no result. Do \
+not write any of these values, in any form: {}. Reply with the rewritten hint only.",
+        problem.trim(),
+        hint.trim(),
+        withheld.join(", ")
+    );
+    vec![ChatMessage::system(HINT_SYSTEM), ChatMessage::user(user)]
+}
+
 /// Messages for one pairwise comparison. Each solution is shown as its [`visible_solution`],
 /// cut to the last [`JUDGE_SOLUTION_CHARS`] characters.
 pub fn judge_messages(problem: &str, first: &str, second: &str) -> Vec<ChatMessage> {

@@ -103,7 +103,7 @@ impl Store {
 }
 
 /// The stored check; `None` for attempts kept before checks had a basis (schema 4).
-fn attempt_check(row: &SqliteRow) -> Option<AttemptCheck> {
+pub(crate) fn attempt_check(row: &SqliteRow) -> Option<AttemptCheck> {
     let verdict: Option<String> = row.get("verdict");
     let basis: Option<String> = row.get("basis");
     Some(AttemptCheck {

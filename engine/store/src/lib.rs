@@ -1,5 +1,6 @@
 //! K2 Tutor's session store: every run's event log in SQLite (sqlx), with sessions, problems,
-//! history, full-text search, replay, teacher notes, student attempts and export.
+//! history, full-text search, replay, teacher notes and corrections, students' attempts and
+//! hints opened, and export.
 //!
 //! One place in the code for the desktop app, `k2 solve`/`k2 history` and `k2 serve`. A stored
 //! run *is* its event log (the `k2_protocol::Event`s exactly as streamed), so a replay shows what
@@ -17,6 +18,7 @@ pub mod export;
 mod open;
 pub mod problem_set;
 mod problems;
+mod record;
 mod recorder;
 mod runs;
 mod search;

@@ -15,8 +15,12 @@ use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use k2_app::{Backends, RunHost, RunLimits, SinkFlow};
 use k2_engine::answer::equivalent;
+use k2_engine::answer::hints::Withheld;
 use k2_engine::serving::SchedulerConfig;
-use k2_protocol::{Event, FinishReason, RunRequest, RunSettings, Selection};
+use k2_protocol::{
+    Event, FinishReason, Hint, RunRequest, RunSettings, RunView, Selection, SelectionMethod,
+    Verdict,
+};
 use k2_scaffold::judge::{Entrant, JudgeReply, PairJudge};
 use k2_scaffold::pipeline::{BackendJudge, RunOutcome};
 use k2_scaffold::select::select;
@@ -88,6 +92,13 @@ pub struct Args {
     /// selection strategies are compared on identical samples (costs the judge's calls).
     #[arg(long)]
     pub compare_selection: bool,
+    /// Write each run's student hint ladder too, and measure its leaks: the share of problems
+    /// where a rung other than the worked solution reveals the ground truth or the selected
+    /// answer (the equivalence checker, `k2_answer::hints`), beside the same measure for the
+    /// plan shown as hints. The ground truth is not given to the hint screen, as in the app
+    /// when a problem has no answer key.
+    #[arg(long)]
+    pub hints: bool,
     /// Problems solved at once, each on its own thread. Above 1, every local model decodes
     /// through a continuous-batching scheduler, so concurrent problems share forward passes
     /// (far faster on a GPU); each problem's result is the same as when solved alone.
@@ -138,6 +149,28 @@ struct ItemResult {
     plan_tokens: usize,
     judge_tokens: usize,
     seconds: f64,
+    /// How the answer was chosen and the judge's verdicts: what the check's `verifier` basis
+    /// reads (`k2_answer::check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chosen: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method: Option<SelectionMethod>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    verdicts: Vec<Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hints: Option<HintsResult>,
+}
+
+/// A run's hint ladder and whether it, or the plan shown as hints, reveals an answer.
+#[derive(Clone, Serialize, Deserialize)]
+struct HintsResult {
+    rungs: Vec<Hint>,
+    /// A rung other than the worked solution reveals the ground truth or the selected answer.
+    leaked: bool,
+    /// The same for the plan cut into hints (what student mode showed before the ladder);
+    /// `None` without a plan.
+    plan_leaked: Option<bool>,
+    tokens: usize,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -159,6 +192,11 @@ struct ModeResult {
     #[serde(default)]
     judge_accuracy: Option<f64>,
     pass_at_n: f64,
+    /// With `--hints`: the share of problems whose ladder leaked, and whose plan did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hint_leak_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plan_leak_rate: Option<f64>,
     mean_candidate_tokens: f64,
     mean_seconds: f64,
     items: Vec<ItemResult>,
@@ -176,7 +214,10 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     // Runs of an evaluation are graded, not kept in the history.
     let host = RunHost::unrecorded();
-    let base = args.scaffold.settings();
+    let base = RunSettings {
+        hints: args.hints,
+        ..args.scaffold.settings()
+    };
     let mut done = match (&args.out, args.resume) {
         (Some(out), true) => read_previous(out, &args.mode)?,
         _ => args.mode.iter().map(|_| Vec::new()).collect(),
@@ -315,14 +356,24 @@ impl Eval<'_> {
             session: None,
         };
         let started = Instant::now();
+        let mut view = RunView::default();
         let outcome = self
             .host
             .start_blocking(request, self.backends.clone(), RunLimits::NONE)
             .map_err(anyhow::Error::from)
-            .and_then(|run| Ok(run.run(cancel, &mut |_: &Event| SinkFlow::Continue)?))
+            .and_then(|run| {
+                Ok(run.run(cancel, &mut |event: &Event| {
+                    view.apply(event);
+                    SinkFlow::Continue
+                })?)
+            })
             .with_context(|| format!("problem {}", problem.id))?;
         let seconds = started.elapsed().as_secs_f64();
         let mut item = grade(problem, &outcome, seconds);
+        item.verdicts = view.verdicts;
+        if base.hints {
+            item.hints = Some(hint_leaks(problem, &outcome, view.hints));
+        }
         if compare_selection && outcome.candidates.len() > 1 {
             // The judge alone on the same candidates: strategies compared without resampling.
             let views = candidate_views(&outcome);
@@ -457,6 +508,29 @@ fn grade(problem: &Problem, outcome: &RunOutcome, seconds: f64) -> ItemResult {
         plan_tokens: outcome.stats.plan_tokens,
         judge_tokens: outcome.stats.judge_tokens,
         seconds,
+        chosen: Some(outcome.chosen),
+        method: Some(outcome.method),
+        verdicts: Vec::new(),
+        hints: None,
+    }
+}
+
+/// Whether the ladder (rungs before the worked solution) or the plan reveals the ground truth
+/// or the selected answer.
+fn hint_leaks(problem: &Problem, outcome: &RunOutcome, rungs: Vec<Hint>) -> HintsResult {
+    let answers = Withheld::new(
+        [problem.answer.as_str()]
+            .into_iter()
+            .chain(outcome.answer.as_deref()),
+    );
+    HintsResult {
+        leaked: rungs
+            .iter()
+            .filter(|h| !h.bottom_out)
+            .any(|h| answers.revealed_in(&h.text)),
+        plan_leaked: outcome.plan.as_deref().map(|p| answers.revealed_in(p)),
+        tokens: outcome.stats.hint_tokens,
+        rungs,
     }
 }
 
@@ -522,6 +596,16 @@ fn summarize(mode: Mode, selection: Selection, items: &[ItemResult]) -> ModeResu
             .then(|| rate(&|i| i.judge_correct == Some(true)))
             .filter(|_| !items.is_empty()),
         pass_at_n: rate(&|i| i.any_correct),
+        hint_leak_rate: items
+            .iter()
+            .all(|i| i.hints.is_some())
+            .then(|| rate(&|i| i.hints.as_ref().is_some_and(|h| h.leaked)))
+            .filter(|_| !items.is_empty()),
+        plan_leak_rate: items
+            .iter()
+            .all(|i| i.hints.as_ref().is_some_and(|h| h.plan_leaked.is_some()))
+            .then(|| rate(&|i| i.hints.as_ref().and_then(|h| h.plan_leaked) == Some(true)))
+            .filter(|_| !items.is_empty()),
         mean_candidate_tokens: candidate_tokens.iter().sum::<usize>() as f64
             / candidate_tokens.len().max(1) as f64,
         mean_seconds: items.iter().map(|i| i.seconds).sum::<f64>() / n as f64,
@@ -588,6 +672,18 @@ fn print_table(args: &Args, results: &[ModeResult]) {
             r.mean_candidate_tokens,
             r.mean_seconds
         );
+    }
+    for r in results {
+        if let Some(leaks) = r.hint_leak_rate {
+            let plan = r
+                .plan_leak_rate
+                .map_or("no plan".into(), |p| format!("{:.1}%", p * 100.0));
+            println!(
+                "{}: hints that reveal an answer: ladder {:.1}%, plan as hints {plan}",
+                r.mode.name(),
+                leaks * 100.0
+            );
+        }
     }
 }
 

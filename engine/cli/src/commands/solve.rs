@@ -46,7 +46,9 @@ pub struct Args {
     /// The session (by title) to file the run under; created if new.
     #[arg(long, default_value = DEFAULT_SESSION)]
     pub session: String,
-    /// Solve as a student: `--attempt` checks the student's own answer after the run.
+    /// Solve as a student: the run ends with a hint ladder written for teaching (`hint`
+    /// events: what to notice, an approach, the next step, then the worked solution), and
+    /// `--attempt` checks the student's own answer.
     #[arg(long)]
     pub student: bool,
     /// The student's answer, checked after the run (right, wrong or unsure, with what the
@@ -69,9 +71,12 @@ pub fn run(args: Args) -> Result<()> {
         None,
         jsonl,
     )?;
+    let mut settings = args.scaffold.settings();
+    // A student gets the hint ladder (the terminal shows every rung; the UI one at a time).
+    settings.hints = args.student;
     let request = RunRequest {
         problem: args.problem.clone(),
-        settings: args.scaffold.settings(),
+        settings,
         session: Some(args.session.clone()),
     };
     // The store's writer runs on this runtime while the engine decodes on this thread.
@@ -84,7 +89,9 @@ pub fn run(args: Args) -> Result<()> {
         None => RunHost::unrecorded(),
         Some(store) => RunHost::recording(store.clone(), runtime.handle().clone(), DEFAULT_SESSION),
     };
-    let started = host.start_blocking(request, backends, RunLimits::NONE)?;
+    let started = host
+        .start_blocking(request, backends, RunLimits::NONE)?
+        .with_answer_key(args.answer_key.as_deref());
     let stored = started.stored();
     let mut renderer = TerminalRenderer::new(started.request().settings.candidates);
     // What the check reads: the run's events, folded as every front end folds them.

@@ -1,7 +1,7 @@
 //! The shape of an export, independent of its format: a title, and per run a heading, a few
 //! facts and sections whose bodies are Markdown (as the models and teachers wrote them).
 
-use k2_protocol::{Event, FinishReason, RunView, SelectionMethod};
+use k2_protocol::{Event, FinishReason, RunView, SelectionMethod, StudentRecord};
 
 use crate::clock::format_utc;
 use crate::types::{Note, Session};
@@ -172,6 +172,20 @@ impl RunSection {
                 folded: false,
             });
         }
+        if let Some(correction) = correction(&run.record) {
+            sections.push(Section {
+                heading: "Teacher's correction".into(),
+                body: correction,
+                folded: false,
+            });
+        }
+        if let Some(work) = student_work(&run.record) {
+            sections.push(Section {
+                heading: "Student's work".into(),
+                body: work,
+                folded: false,
+            });
+        }
         if !run.notes.is_empty() {
             sections.push(Section {
                 heading: "Teacher notes".into(),
@@ -263,4 +277,106 @@ fn notes(notes: &[Note], events: &[Event]) -> String {
         out.push_str(&format!("- *{author}, {place}:* {}\n", note.text.trim()));
     }
     out
+}
+
+/// The correction in force and the ones it replaced. Teachers' text, escaped all the same.
+fn correction(record: &StudentRecord) -> Option<String> {
+    let current = record.correction.as_ref()?;
+    let by = |author: &Option<String>, at: i64| match author.as_deref() {
+        Some(author) => format!("{}, {}", markdown_text(author), format_utc(at)),
+        None => format_utc(at),
+    };
+    let mut out = format!(
+        "A teacher corrected the run's answer to {} ({}); students' answers are checked \
+         against it.\n",
+        answer_markdown(&current.answer),
+        by(&current.author, current.created_at)
+    );
+    if let Some(note) = &current.note {
+        out.push_str(&format!("\n> *Note:* {}\n", markdown_text(note)));
+    }
+    if !record.earlier_corrections.is_empty() {
+        out.push_str("\nEarlier corrections, replaced:\n\n");
+        for earlier in &record.earlier_corrections {
+            out.push_str(&format!(
+                "- {} ({})\n",
+                answer_markdown(&earlier.answer),
+                by(&earlier.author, earlier.created_at)
+            ));
+        }
+    }
+    Some(out)
+}
+
+/// The student's work: the summary line, each attempt with its check, each hint opened.
+/// Students' text is untrusted: escaped, their answers shown as math only where that is safe.
+fn student_work(record: &StudentRecord) -> Option<String> {
+    let summary = record.summary()?;
+    let mut out = format!("Summary: {}.\n\n", markdown_text(&summary));
+    for attempt in &record.attempts {
+        let check = match attempt.check {
+            Some(check) => format!(
+                "**{}** (checked against {})",
+                check.verdict,
+                check.basis.describe()
+            ),
+            None => "not checked".into(),
+        };
+        out.push_str(&format!(
+            "- {}: answered {}: {check}\n",
+            format_utc(attempt.created_at),
+            answer_markdown(&attempt.answer)
+        ));
+    }
+    for hint in &record.hints {
+        let of = if record.ladder > 0 {
+            format!(" of {}", record.ladder)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "- {}: opened hint {}{of}\n",
+            format_utc(hint.created_at),
+            hint.level
+        ));
+    }
+    Some(out)
+}
+
+/// Text as Markdown that shows exactly that text, inside a line (never at its start, where
+/// `#`, `-` or `1.` would start a block): HTML's special characters as entities (so neither a
+/// Markdown viewer nor our HTML export runs any of it), and the punctuation that Markdown
+/// reads inside a line (emphasis, links, code, math, tables) backslash-escaped.
+fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '$' | '|' | '~' | '^' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An answer someone typed: inline math (rendered as the run's answers are) when it is one
+/// line with nothing that could end the formula or be read as HTML, else escaped text.
+fn answer_markdown(answer: &str) -> String {
+    let answer = answer.trim();
+    let plain = !answer.is_empty()
+        && !answer.ends_with('\\')
+        && !answer
+            .chars()
+            .any(|c| matches!(c, '$' | '<' | '>' | '&' | '`' | '\n' | '\r'));
+    if plain {
+        format!("${answer}$")
+    } else {
+        format!("“{}”", markdown_text(answer))
+    }
 }

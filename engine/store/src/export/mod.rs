@@ -8,7 +8,7 @@ mod html_page;
 pub use document::{Document, RunSection, Section};
 pub use k2_render::{markdown_to_html, normalize_math_delimiters, render_math};
 
-use k2_protocol::{Event, RunView};
+use k2_protocol::{Event, RunView, StudentRecord};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -22,6 +22,8 @@ pub struct RunExport {
     pub events: Vec<Event>,
     pub view: RunView,
     pub notes: Vec<Note>,
+    /// The teacher's corrections and the student's work.
+    pub record: StudentRecord,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +38,13 @@ impl Store {
         let events = self.events(run).await?;
         let view = RunView::replay(&events);
         let notes = self.notes(run).await?;
+        let record = self.student_record(run).await?;
         Ok(RunExport {
             detail,
             events,
             view,
             notes,
+            record,
         })
     }
 
