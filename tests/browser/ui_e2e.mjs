@@ -1072,6 +1072,30 @@ await check("render: the stage and the answer stay in view; a student sees no an
   await page.uncheck("#student");
 });
 
+await check("render: the bar gives a teacher's correction as the answer, and a student still nothing", async () => {
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  await page.fill("#problem", "What is 2 + 2? Reply with the number only.");
+  await page.selectOption("#candidates", "1");
+  await page.uncheck("#plan");
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 120000 });
+  await page.selectOption("#candidates", "3");
+  await page.check("#plan");
+  const bar = () => page.evaluate(() => (document.querySelector("#status-answer")?.innerText ?? "").replace(/\s+/g, " ").trim());
+  if (!(await bar()).startsWith("Best guess, not verified:")) throw new Error(`before the correction: ${await bar()}`);
+  await page.waitForSelector("#review #correct-answer", { timeout: 10000 });
+  await page.fill("#correct-answer", "4");
+  await page.click("#correct-button");
+  await page.waitForSelector("#correction", { timeout: 10000 });
+  await page.waitForFunction(() => /^Teacher's correction/.test(document.querySelector("#status-answer").innerText), null, { timeout: 5000 })
+    .catch(async () => { throw new Error(`after the correction: ${await bar()}`); });
+  expect("bar", await bar(), "Teacher's correction: 4");
+  await page.check("#student");
+  const student = await bar();
+  if (!student.startsWith("Answer ready") || /4/.test(student)) throw new Error(`a student's bar: ${student}`);
+  await page.uncheck("#student");
+});
+
 await check("render: an unsure answer is the tutor's best guess, not the big result", async () => {
   await serveRun(recorded);
   await page.fill("#problem", recorded[0].request.problem);

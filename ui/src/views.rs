@@ -148,6 +148,14 @@ fn AnswerSummary(state: RunState) -> impl IntoView {
             if hidden() {
                 return Some("Answer ready: try it yourself, then check yours".to_owned());
             }
+            // A teacher's correction is the answer (the check uses it too), not the run's.
+            let corrected = state.record.with(|r| {
+                let c = r.as_ref()?.correction.as_ref()?;
+                Some(render_math(&c.answer, false))
+            });
+            if let Some(corrected) = corrected {
+                return Some(format!("Teacher's correction: {corrected}"));
+            }
             // Model text: rendered (and escaped) by k2-render.
             let answer = card
                 .answer
@@ -165,7 +173,14 @@ fn AnswerSummary(state: RunState) -> impl IntoView {
         })
     };
     let go = move |_| {
-        let target = if hidden() { "check" } else { "final-answer" };
+        let corrected = state
+            .record
+            .with_untracked(|r| r.as_ref().is_some_and(|r| r.correction.is_some()));
+        let target = match (hidden(), corrected) {
+            (true, _) => "check",
+            (false, true) => "correction",
+            (false, false) => "final-answer",
+        };
         if let Some(el) = web_sys::window()
             .and_then(|w| w.document())
             .and_then(|d| d.get_element_by_id(target))
@@ -177,6 +192,7 @@ fn AnswerSummary(state: RunState) -> impl IntoView {
         <Show when=move || card.with(Option::is_some)>
             <button id="status-answer" class="link status-answer"
                 class:unsure=move || card.with(|c| c.as_ref().is_some_and(|c| !c.is_confident()))
+                    && state.record.with(|r| r.as_ref().is_none_or(|r| r.correction.is_none()))
                 title="Go to the answer"
                 on:click=go inner_html=move || html().unwrap_or_default()></button>
         </Show>
