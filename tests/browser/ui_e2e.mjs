@@ -365,7 +365,9 @@ await check("history search finds runs by their words, LaTeX included", async ()
     const snippet = document.querySelector(".snippet");
     return item && snippet ? `${item.innerText} | ${snippet.innerText}` : "";
   });
-  for (const [query, problem] of [["integers from 1 to 40", "Write out"], ["\\frac{3}{4}", "What is $"]]) {
+  // The list shows a problem's math rendered (the render block checks how), so the second
+  // title reads "What is 3/4 + …", not its LaTeX.
+  for (const [query, problem] of [["integers from 1 to 40", "Write out"], ["\\frac{3}{4}", "What is "]]) {
     await page.fill("#history-search", query);
     await page.waitForFunction((p) => (document.querySelector(".history-item") || {}).innerText?.startsWith(p)
       && document.querySelector(".snippet"), problem, { timeout: 5000 })
@@ -797,7 +799,7 @@ for (const name of Object.keys(needs)) {
         inline: maths.filter((m) => m.getAttribute("display") !== "block").length,
         display: maths.filter((m) => m.getAttribute("display") === "block").length,
         table: root.querySelectorAll("math mtable").length,
-        boxed: root.querySelectorAll("math menclose").length,
+        boxed: root.querySelectorAll("math .boxed").length,
         errors: root.querySelectorAll(".math-error").length,
         text: root.innerText,
         code: [...root.querySelectorAll("pre code")].map((c) => c.textContent).join("\n"),
@@ -825,6 +827,351 @@ for (const name of Object.keys(needs)) {
     await page.locator(".candidate .answer").screenshot({ path: join(shots, `golden-${name}.png`) });
   });
 }
+
+// ---- render tests ----
+// Issue 27, part 6: math models write without delimiters, boxed answers drawn in Chromium,
+// long formulas that scroll inside their card, candidate cards that start at the height they
+// keep, the stage and answer in a bar that stays on screen (not the answer, for a student who
+// has not asked for it), an unsure answer shown as a best guess, History's math rendered.
+const longFormula = "$$" + Array.from({ length: 60 }, (_, i) => `a_{${i + 1}}`).join(" + ") + " = S$$";
+// A stored run as long as real ones: a long plan pushes the cards below the fold, and each
+// candidate writes pages; two agree on 80, one says 81.
+function longRun(answers = ["80", "80", "81"]) {
+  const request = { problem: "A long run", settings: { candidates: 3, plan: true } };
+  let seq = 0;
+  const ev = (kind) => ({ seq: seq++, elapsed_ms: 10 * seq, ...kind });
+  const plan = Array.from({ length: 40 }, (_, i) => `${i + 1}. Add the next term, $a_{${i + 1}} = ${i + 1}$.`).join("\n\n");
+  const body = (c) => [
+    `Candidate ${c + 1} adds the terms:`,
+    longFormula,
+    "$$f(x) = |x|$$\n\\begin{cases} x & x \\geq 0 \\\\ -x & x < 0 \\end{cases}",
+    `First guess: \\boxed{${answers[c]}}.`,
+    ...Array.from({ length: 30 }, (_, i) => `Step ${i + 1}: the running total is $${(i + 1) * 2}$, since $${i * 2} + 2 = ${(i + 1) * 2}$.`),
+    `So the total is \\boxed{${answers[c]}}.`,
+  ].join("\n\n");
+  const groups = [];
+  answers.forEach((answer, candidate) => {
+    const group = groups.find((g) => g.answer === answer);
+    if (group) group.candidates.push(candidate); else groups.push({ answer, candidates: [candidate] });
+  });
+  const events = [ev({ type: "started", request }), ev({ type: "stage", stage: "planning" }),
+    ev({ type: "plan_delta", text: plan }), ev({ type: "plan_finished", plan, tokens: 400, seconds: 1 }),
+    ev({ type: "stage", stage: "solving" })];
+  for (let c = 0; c < 3; c += 1) events.push(ev({ type: "candidate_delta", candidate: c, part: "answer", text: body(c) }));
+  for (let c = 0; c < 3; c += 1) {
+    events.push(ev({ type: "candidate_finished", candidate: c, answer: answers[c], finish: "complete", tokens: 900, seconds: 9 }));
+  }
+  events.push(ev({ type: "stage", stage: "verifying" }), ev({ type: "answer_groups", groups }),
+    ev({ type: "final_answer", candidate: 0, answer: answers[0], method: "vote" }), ev({ type: "stage", stage: "done" }),
+    ev({ type: "stats", prompt_tokens: 1, generated_tokens: 2700, plan_tokens: 400, judge_tokens: 0, wall_seconds: 30, decode_tokens_per_s: 90 }));
+  return events;
+}
+async function solveLongRun() {
+  await serveRun(longRun());
+  await page.fill("#problem", "A long run");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
+  await page.waitForTimeout(300);
+}
+// Text as shown: MathML's annotations (the formula's source) left out.
+const shownText = (selector) => page.evaluate((selector) => {
+  const copy = document.querySelector(selector).cloneNode(true);
+  copy.querySelectorAll("annotation").forEach((a) => a.remove());
+  return copy.textContent;
+}, selector);
+
+await check("render: a bare \\boxed answer and an environment after $$…$$ are math, the box drawn", async () => {
+  await page.evaluate(() => localStorage.setItem("k2.student-mode", "off"));
+  if (await page.isChecked("#student")) await page.uncheck("#student");
+  await solveLongRun();
+  const answer = ".candidate[data-index='0'] .answer";
+  const shown = await shownText(answer);
+  if (/\\boxed|\\begin|\\end/.test(shown)) throw new Error(`raw LaTeX shown: ${shown.slice(0, 300)}`);
+  const seen = await page.evaluate((answer) => {
+    const root = document.querySelector(answer);
+    const boxes = [...root.querySelectorAll("math .boxed")].map((m) => {
+      const style = getComputedStyle(m);
+      const rect = m.getBoundingClientRect();
+      return { border: parseFloat(style.borderTopWidth), style: style.borderTopStyle, w: rect.width, h: rect.height };
+    });
+    return { boxes, tables: root.querySelectorAll("math mtable").length, errors: root.querySelectorAll(".math-error").length };
+  }, answer);
+  if (seen.boxes.length !== 2 || !seen.boxes.every((b) => b.border >= 1 && b.style === "solid" && b.w > 10 && b.h > 10)) {
+    throw new Error(`boxes: ${JSON.stringify(seen.boxes)}`);
+  }
+  if (seen.tables !== 1 || seen.errors) throw new Error(JSON.stringify(seen));
+  const box = page.locator(`${answer} math .boxed`).first();
+  await box.scrollIntoViewIfNeeded();
+  await page.locator(".candidate[data-index='0']").screenshot({ path: join(shots, "render-boxed-cases.png") });
+});
+
+await check("render: a long display formula scrolls inside its card and nothing is cut off", async () => {
+  const seen = await page.evaluate(() => {
+    const card = document.querySelector(".candidate[data-index='0']");
+    const panel = document.querySelector("#candidates-panel");
+    const math = [...card.querySelectorAll(".answer math[display='block']")]
+      .find((m) => m.textContent.includes("a60") || m.querySelectorAll("msub").length >= 60);
+    const box = math.parentElement;
+    const before = { scrollWidth: box.scrollWidth, clientWidth: box.clientWidth, overflowX: getComputedStyle(box).overflowX };
+    box.scrollLeft = box.scrollWidth;
+    const last = [...math.querySelectorAll("mi")].pop().getBoundingClientRect();
+    const boxRect = box.getBoundingClientRect();
+    const cardRect = card.getBoundingClientRect();
+    const panelRect = panel.getBoundingClientRect();
+    return { ...before, scrolled: box.scrollLeft, last: [last.left, last.right], box: [boxRect.left, boxRect.right],
+             card: [cardRect.left, cardRect.right], panel: [panelRect.left, panelRect.right] };
+  });
+  if (seen.overflowX !== "auto" || !(seen.scrollWidth > seen.clientWidth + 50) || seen.scrolled <= 0) {
+    throw new Error(`the formula does not scroll: ${JSON.stringify(seen)}`);
+  }
+  // Its box stays inside the card, the card inside its column, and its end scrolls into view.
+  if (seen.box[0] < seen.card[0] - 0.5 || seen.box[1] > seen.card[1] + 0.5 || seen.card[1] > seen.panel[1] + 0.5
+      || seen.last[1] > seen.box[1] + 1 || seen.last[0] < seen.box[0] - 1) {
+    throw new Error(`clipped: ${JSON.stringify(seen)}`);
+  }
+  await page.locator(".candidate[data-index='0']").screenshot({ path: join(shots, "render-long-formula-scrolled.png") });
+});
+
+// The cards' heights, the page's and where the answer card is, from the top of the page
+// before and after a first scroll through it, as a reader would scroll; they must not change.
+async function layoutThroughFirstScroll(shot) {
+  const measure = () => page.evaluate(() => ({
+    cards: [...document.querySelectorAll(".candidate")].map((c) => Math.round(c.getBoundingClientRect().height)),
+    page: document.documentElement.scrollHeight,
+    answerAt: Math.round(document.querySelector("#final-answer").getBoundingClientRect().top + window.scrollY),
+  }));
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(200);
+  const first = await measure();
+  await page.screenshot({ path: join(shots, shot) });
+  for (let y = 0; y < first.page; y += 300) {
+    await page.evaluate((y) => window.scrollTo(0, y), y);
+    await page.waitForTimeout(30);
+  }
+  await page.waitForTimeout(200);
+  const after = await measure();
+  if (JSON.stringify(first) !== JSON.stringify(after)) {
+    throw new Error(`the layout moved: before ${JSON.stringify(first)}, after ${JSON.stringify(after)}`);
+  }
+  if (first.cards.length !== 3 || !first.cards.every((h) => h > 200 && h < 800)) throw new Error(`card heights ${first.cards}`);
+  return first;
+}
+
+await check("render: candidate cards start at the height they keep; no jump on the first scroll", async () => {
+  await solveLongRun();
+  const first = await layoutThroughFirstScroll("render-long-run-top.png");
+  // Each card's answer is capped, "Show more" opens it and "Show less" closes it again.
+  const card = page.locator(".candidate[data-index='1']");
+  const more = card.locator(".show-more");
+  if ((await more.innerText()) !== "Show more") throw new Error(`button: ${await more.innerText()}`);
+  await more.click();
+  const opened = Math.round((await card.boundingBox()).height);
+  if (!(opened > first.cards[1] + 500)) throw new Error(`opened ${opened}, capped ${first.cards[1]}`);
+  if (/\\boxed/.test(await shownText(".candidate[data-index='1'] .answer"))) throw new Error("raw \\boxed");
+  await page.screenshot({ path: join(shots, "render-long-run-card-open.png") });
+  await more.click();
+  if (Math.round((await card.boundingBox()).height) !== first.cards[1]) throw new Error("Show less did not close it");
+});
+
+await check("render: a capped card shows the newest lines while it streams and keeps its height when it ends", async () => {
+  const events = longRun();
+  const lastDelta = events.findLastIndex((e) => e.type === "candidate_delta") + 1;
+  // The stream stays open and is fed from here, as in the student test above.
+  await page.evaluate((events) => {
+    const original = window.fetch;
+    const encoder = new TextEncoder();
+    let controller;
+    let next = 0;
+    window.__k2Feed = (n) => {
+      for (const end = Math.min(events.length, next + n); next < end; next += 1) {
+        const e = events[next];
+        controller.enqueue(encoder.encode(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`));
+      }
+      if (next >= events.length) controller.close();
+    };
+    window.fetch = (url, init) => {
+      if (!String(url).endsWith("/v1/k2/runs")) return original(url, init);
+      window.fetch = original;
+      const body = new ReadableStream({ start(c) { controller = c; } });
+      return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } }));
+    };
+  }, events);
+  await page.click("#solve");
+  await page.evaluate((n) => window.__k2Feed(n), lastDelta);
+  // Whatever happens here, the stream ends, so a failure does not leave the next tests a run
+  // that never stops.
+  try {
+    await streamsThenEnds(events);
+  } finally {
+    await page.evaluate((n) => window.__k2Feed(n), events.length).catch(() => {});
+    await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 })
+      .catch(() => {});
+  }
+});
+
+async function streamsThenEnds(events) {
+  await page.waitForFunction(() => document.querySelectorAll(".candidate .answer-box.streaming").length === 3, null, { timeout: 5000 });
+  await page.waitForTimeout(300);
+  const where = () => page.evaluate(() => {
+    const card = document.querySelector(".candidate[data-index='0']");
+    const box = card.querySelector(".answer-box").getBoundingClientRect();
+    const paragraphs = [...card.querySelectorAll(".answer p")];
+    const rect = (p) => p.getBoundingClientRect();
+    const inside = (p) => rect(p).top >= box.top - 1 && rect(p).bottom <= box.bottom + 1;
+    return { height: Math.round(card.getBoundingClientRect().height), first: inside(paragraphs[0]),
+             more: card.querySelector(".show-more")?.innerText ?? "",
+             last: inside(paragraphs.at(-1)), lastText: paragraphs.at(-1).innerText };
+  });
+  const streaming = await where();
+  if (!streaming.last || streaming.first || !streaming.lastText.startsWith("So the total is") || streaming.more !== "Show more") {
+    throw new Error(`while streaming: ${JSON.stringify(streaming)}`);
+  }
+  await page.locator(".candidate[data-index='0']").screenshot({ path: join(shots, "render-card-streaming.png") });
+  await page.evaluate((n) => window.__k2Feed(n), events.length);
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
+  await page.waitForTimeout(300);
+  const ended = await where();
+  if (!ended.first || ended.last || ended.height !== streaming.height || ended.more !== "Show more") {
+    throw new Error(`ended: ${JSON.stringify(ended)}, streaming: ${JSON.stringify(streaming)}`);
+  }
+}
+
+await check("render: the stage and the answer stay in view; a student sees no answer before asking", async () => {
+  await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+  await page.waitForTimeout(200);
+  const bar = await page.evaluate(() => {
+    const status = document.querySelector("#status").getBoundingClientRect();
+    const summary = document.querySelector("#status-answer");
+    return { top: status.top, bottom: status.bottom, height: innerHeight, scrolled: scrollY,
+             text: (summary?.innerText ?? "").replace(/\s+/g, " ").trim(), math: !!summary?.querySelector("math") };
+  });
+  if (bar.scrolled < 2000 || bar.top < 0 || bar.bottom > bar.height) throw new Error(`status out of view: ${JSON.stringify(bar)}`);
+  if (bar.text !== "Best guess, not verified: 80 · unsure" || !bar.math) throw new Error(`summary: ${JSON.stringify(bar)}`);
+  // It leads to the card.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.click("#status-answer");
+  await page.waitForTimeout(300);
+  const card = await page.evaluate(() => document.querySelector("#final-answer").getBoundingClientRect().top);
+  const barBottom = await page.evaluate(() => document.querySelector(".topbar").getBoundingClientRect().bottom);
+  if (card < barBottom - 1 || card > 900) throw new Error(`the card is at ${card} (bar ends at ${barBottom})`);
+  await page.screenshot({ path: join(shots, "render-status-bar-answer.png") });
+  // A student: the bar says the answer is ready, not what it is, until the solution is shown.
+  await page.check("#student");
+  await solveLongRun();
+  const hidden = await page.evaluate(() => {
+    const summary = document.querySelector("#status-answer");
+    return { text: summary?.innerText ?? "", math: !!summary?.querySelector("math") };
+  });
+  if (!hidden.text.startsWith("Answer ready") || /80|81/.test(hidden.text) || hidden.math) {
+    throw new Error(`a student's bar before the reveal: ${JSON.stringify(hidden)}`);
+  }
+  await page.screenshot({ path: join(shots, "render-status-bar-student.png") });
+  await page.click("#reveal");
+  await page.waitForFunction(() => /80/.test(document.querySelector("#status-answer").innerText), null, { timeout: 5000 });
+  await page.uncheck("#student");
+});
+
+await check("render: the bar gives a teacher's correction as the answer, and a student still nothing", async () => {
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  await page.fill("#problem", "What is 2 + 2? Reply with the number only.");
+  await page.selectOption("#candidates", "1");
+  await page.uncheck("#plan");
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 120000 });
+  await page.selectOption("#candidates", "3");
+  await page.check("#plan");
+  const bar = () => page.evaluate(() => (document.querySelector("#status-answer")?.innerText ?? "").replace(/\s+/g, " ").trim());
+  if (!(await bar()).startsWith("Best guess, not verified:")) throw new Error(`before the correction: ${await bar()}`);
+  await page.waitForSelector("#review #correct-answer", { timeout: 10000 });
+  await page.fill("#correct-answer", "4");
+  await page.click("#correct-button");
+  await page.waitForSelector("#correction", { timeout: 10000 });
+  await page.waitForFunction(() => /^Teacher's correction/.test(document.querySelector("#status-answer").innerText), null, { timeout: 5000 })
+    .catch(async () => { throw new Error(`after the correction: ${await bar()}`); });
+  expect("bar", await bar(), "Teacher's correction: 4");
+  await page.check("#student");
+  const student = await bar();
+  if (!student.startsWith("Answer ready") || /4/.test(student)) throw new Error(`a student's bar: ${student}`);
+  await page.uncheck("#student");
+});
+
+await check("render: an unsure answer is the tutor's best guess, not the big result", async () => {
+  await serveRun(recorded);
+  await page.fill("#problem", recorded[0].request.problem);
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
+  const cardOf = () => page.evaluate(() => {
+    const card = document.querySelector("#final-answer");
+    const math = card.querySelector(".math");
+    return { heading: card.querySelector("h2").innerText, size: parseFloat(getComputedStyle(math).fontSize),
+             guess: math.classList.contains("best-guess") };
+  });
+  const sure = await cardOf();
+  if (sure.heading !== "Answer" || sure.guess) throw new Error(`confident card: ${JSON.stringify(sure)}`);
+  await solveLongRun();
+  const unsure = await cardOf();
+  if (unsure.heading !== "Best guess, not verified" || !unsure.guess || !(unsure.size < sure.size)) {
+    throw new Error(`unsure card: ${JSON.stringify(unsure)} (confident: ${JSON.stringify(sure)})`);
+  }
+  await shootCard("render-best-guess.png");
+});
+
+await check("render: History shows problems' math rendered, not raw LaTeX", async () => {
+  // A real run of the real model, kept by the server.
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  const problem = "What is $\\frac{1}{2} + \\frac{1}{4}$? Put the answer in \\boxed{}.";
+  await page.fill("#problem", problem);
+  await page.selectOption("#candidates", "1");
+  await page.fill("#max-tokens", "48");
+  await page.locator("#max-tokens").dispatchEvent("change");
+  await page.click("#solve");
+  await page.waitForFunction(() => /^(done|failed|stopped)/.test(document.querySelector("#status").innerText), null, { timeout: 120000 });
+  await page.reload();
+  await page.waitForSelector("#history-toggle");
+  await page.click("#history-toggle");
+  const item = page.locator(".history-item", { hasText: "Put the answer in" }).first();
+  await item.waitFor({ timeout: 10000 });
+  const seen = await item.evaluate((el) => {
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll("annotation").forEach((a) => a.remove());
+    return { maths: el.querySelectorAll("math").length, text: copy.textContent, height: el.getBoundingClientRect().height };
+  });
+  if (seen.maths !== 1 || /\\frac|\$/.test(seen.text) || !seen.text.includes("\\boxed{}")) {
+    throw new Error(`history title: ${JSON.stringify(seen)}`);
+  }
+  // A search's snippet: a match inside a formula leaves the formula readable.
+  await page.fill("#history-search", "\\frac{1}{4} boxed");
+  const snippet = page.locator(".snippet").first();
+  await snippet.waitFor({ timeout: 5000 });
+  const found = await snippet.evaluate((el) => ({
+    maths: el.querySelectorAll("math").length, errors: el.querySelectorAll(".math-error").length, text: el.innerText,
+  }));
+  if (!found.maths || found.errors || !found.text.includes("«")) throw new Error(`snippet: ${JSON.stringify(found)}`);
+  await page.locator("#history").screenshot({ path: join(shots, "render-history.png") });
+  await page.fill("#history-search", "");
+  await page.selectOption("#candidates", "3");
+});
+
+await check("render: a long run opened from History starts at the height it keeps", async () => {
+  // The kept run's events, as the history answers them, are those of a long run.
+  await page.route("**/v1/k2/history", (route) => {
+    const asked = JSON.parse(route.request().postData() || "{}");
+    if (asked.op !== "events") return route.fallback();
+    return route.fulfill({ status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(longRun()) });
+  });
+  try {
+    await page.reload();
+    await page.waitForSelector("#history-toggle");
+    await page.click("#history-toggle");
+    await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
+    await page.waitForSelector("#final-answer", { timeout: 10000 });
+    await page.waitForTimeout(300);
+    await layoutThroughFirstScroll("render-history-long-run-top.png");
+  } finally {
+    await page.unroute("**/v1/k2/history");
+  }
+});
 
 // ---- record tests ----
 // A teacher's correction of a kept run's answer (Review), what a student is told of it and

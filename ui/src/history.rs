@@ -3,6 +3,7 @@
 //! as they streamed.
 
 use k2_protocol::{HistoryRequest, RunView};
+use k2_render::{markdown_preview, render_math};
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -194,6 +195,42 @@ pub fn History(
     }
 }
 
+/// A search snippet whose match fell inside a formula (`$\«frac{3}{4»}$`, unreadable once
+/// rendered) marked around the whole formula instead (`«$\frac{3}{4}$»`).
+fn marks_around_formulas(snippet: &str) -> String {
+    let mut out = String::with_capacity(snippet.len() + 4);
+    // The open formula: its text as written, without marks, and whether it had any.
+    let mut formula: Option<(String, String, bool)> = None;
+    let mut escaped = false;
+    for c in snippet.chars() {
+        let delimiter = c == '$' && !escaped;
+        escaped = c == '\\' && !escaped;
+        match (&mut formula, delimiter) {
+            (None, true) => formula = Some(("$".into(), "$".into(), false)),
+            (None, false) => out.push(c),
+            (Some((_, bare, marked)), true) => {
+                bare.push('$');
+                let (open, close) = if *marked { ("«", "»") } else { ("", "") };
+                out.push_str(&format!("{open}{bare}{close}"));
+                formula = None;
+            }
+            (Some((written, bare, marked)), false) => {
+                written.push(c);
+                if c == '«' || c == '»' {
+                    *marked = true;
+                } else {
+                    bare.push(c);
+                }
+            }
+        }
+    }
+    // A formula the snippet cut off stays as written.
+    if let Some((written, _, _)) = formula {
+        out.push_str(&written);
+    }
+    out
+}
+
 /// One run in the list: open it, delete it, its status and answer, and where a search matched.
 fn run_row(
     item: Item,
@@ -203,18 +240,22 @@ fn run_row(
     let (open_item, delete_item) = (item.clone(), item.clone());
     view! {
         <li>
+            // Problems, answers and snippets are model or user text with LaTeX: rendered (and
+            // escaped) by k2-render, on one line, never cut inside a formula.
             <button class="link history-item" data-run=item.id
-                on:click=move |_| replay(open_item.clone())>
-                {item.problem.chars().take(90).collect::<String>()}
+                on:click=move |_| replay(open_item.clone())
+                inner_html=markdown_preview(&item.problem, 90)>
             </button>
             <button class="link delete" title="Delete this run"
                 on:click=move |_| delete(delete_item.clone())>" delete"</button>
             <span class="muted">
                 {item.started.clone().map(|d| view! { <time class="started">{format!(" · {d}")}</time> })}
                 {format!(" · {}", item.status)}
-                {item.answer.clone().map(|a| format!(" · answer {a}"))}</span>
+                {item.answer.clone().map(|a| view! {
+                    " · answer " <span class="answer" inner_html=render_math(&a, false)></span>
+                })}</span>
             {item.snippet.clone().map(|s| view! {
-                <div class="snippet muted">{s}</div>
+                <div class="snippet muted" inner_html=markdown_preview(&marks_around_formulas(&s), 240)></div>
             })}
         </li>
     }

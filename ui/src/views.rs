@@ -129,7 +129,74 @@ pub fn StatusBar(state: RunState) -> impl IntoView {
             line
         })
     };
-    view! { <span id="status" class="status">{status}</span> }
+    view! {
+        <span id="status" class="status">{status}</span>
+        <AnswerSummary state=state />
+    }
+}
+
+/// The answer in a line, in the bar that stays on screen: the card itself is often thousands
+/// of pixels below. Words from k2_answer::card (a best guess where the tutor is unsure); in
+/// student mode, before the solution is shown, it says only that the answer is ready.
+#[component]
+fn AnswerSummary(state: RunState) -> impl IntoView {
+    let card = Memo::new(move |_| state.view.with(AnswerCard::from_view));
+    let hidden = move || state.student.get() && !state.revealed.get();
+    let html = move || {
+        card.with(|card| {
+            let card = card.as_ref()?;
+            if hidden() {
+                return Some("Answer ready: try it yourself, then check yours".to_owned());
+            }
+            // A teacher's correction is the answer (the check uses it too), not the run's.
+            let corrected = state.record.with(|r| {
+                let c = r.as_ref()?.correction.as_ref()?;
+                Some(render_math(&c.answer, false))
+            });
+            if let Some(corrected) = corrected {
+                return Some(format!("Teacher's correction: {corrected}"));
+            }
+            // Model text: rendered (and escaped) by k2-render.
+            let answer = card
+                .answer
+                .as_deref()
+                .map_or_else(|| "none".to_owned(), |a| render_math(a, false));
+            let sure = if card.is_confident() {
+                "confident"
+            } else {
+                "unsure"
+            };
+            Some(format!(
+                "{}: {answer} <span class=\"muted\">· {sure}</span>",
+                card.answer_label()
+            ))
+        })
+    };
+    let go = move |_| {
+        let corrected = state
+            .record
+            .with_untracked(|r| r.as_ref().is_some_and(|r| r.correction.is_some()));
+        let target = match (hidden(), corrected) {
+            (true, _) => "check",
+            (false, true) => "correction",
+            (false, false) => "final-answer",
+        };
+        if let Some(el) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id(target))
+        {
+            el.scroll_into_view();
+        }
+    };
+    view! {
+        <Show when=move || card.with(Option::is_some)>
+            <button id="status-answer" class="link status-answer"
+                class:unsure=move || card.with(|c| c.as_ref().is_some_and(|c| !c.is_confident()))
+                    && state.record.with(|r| r.as_ref().is_none_or(|r| r.correction.is_none()))
+                title="Go to the answer"
+                on:click=go inner_html=move || html().unwrap_or_default()></button>
+        </Show>
+    }
 }
 
 /// The solver's plan, for a teacher (or a student once the solution is revealed): a student
@@ -196,6 +263,27 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
                 .is_some_and(|done| done.finish == FinishReason::Loop)
         })
     };
+    // The answer part starts capped (style.css), so cards of long solutions start at the
+    // height they keep; "Show more" appears only where something is cut.
+    let expanded = RwSignal::new(false);
+    let overflows = RwSignal::new(false);
+    let answer_box = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        answer.track();
+        let Some(el) = answer_box.get() else {
+            return;
+        };
+        // Measured after the browser lays the new text out.
+        // The text's own height, not the box's scroll height: while it streams the box cuts
+        // the top (style.css), which is not scrollable overflow.
+        let measure = wasm_bindgen::closure::Closure::once_into_js(move || {
+            let text = el.first_element_child().map_or(0, |t| t.client_height());
+            overflows.set(text > el.client_height() + 1);
+        });
+        if let Some(window) = web_sys::window() {
+            let _ = window.request_animation_frame(wasm_bindgen::JsCast::unchecked_ref(&measure));
+        }
+    });
     view! {
         <article class="candidate" data-index=index>
             <h3>
@@ -210,7 +298,18 @@ fn Candidate(state: RunState, index: usize) -> impl IntoView {
                 <summary>{summary}</summary>
                 <Markdown rendered=reasoning />
             </details>
-            <Markdown rendered=answer class="answer" />
+            <div class="answer-box" class:expanded=move || expanded.get()
+                class:streaming=move || !stopped() && state.view.with(|v| {
+                    v.candidates.get(index).is_some_and(|c| c.finished.is_none())
+                })
+                node_ref=answer_box>
+                <Markdown rendered=answer class="answer" />
+            </div>
+            <Show when=move || overflows.get() || expanded.get()>
+                <button class="link show-more" on:click=move |_| expanded.update(|e| *e = !*e)>
+                    {move || if expanded.get() { "Show less" } else { "Show more" }}
+                </button>
+            </Show>
         </article>
     }
 }
@@ -259,10 +358,13 @@ pub fn FinalAnswer(state: RunState) -> impl IntoView {
     let field =
         move |f: fn(&AnswerCard) -> String| card.with(|c| c.as_ref().map(f).unwrap_or_default());
     let answer_html = Memo::new(move |_| {
-        card.with(|c| match c.as_ref().and_then(|c| c.answer.as_deref()) {
-            Some(answer) => render_math(answer, true),
-            None => "<p>No final answer was found in the chosen solution.</p>".into(),
-        })
+        card.with(
+            |c| match c.as_ref().and_then(|c| Some((c.answer.as_deref()?, c))) {
+                // A best guess in the line, not displayed as the result.
+                Some((answer, c)) => render_math(answer, c.is_confident()),
+                None => "<p>No final answer was found in the chosen solution.</p>".into(),
+            },
+        )
     });
     let confidence_class = move || {
         card.with(|c| match c {
@@ -302,8 +404,14 @@ pub fn FinalAnswer(state: RunState) -> impl IntoView {
     view! {
         <Show when=shown>
             <section id="final-answer" class="panel answer-card" data-basis=basis>
-                <h2>"Answer"</h2>
-                <div class="math" inner_html=move || answer_html.get()></div>
+                <h2>{move || card.with(|c| c.as_ref().map_or("Answer", AnswerCard::answer_label))}</h2>
+                // Unsure: the tutor's best guess, shown smaller than a checked result.
+                <div class=move || if card.with(|c| c.as_ref().is_some_and(AnswerCard::is_confident)) {
+                        "math"
+                    } else {
+                        "math best-guess"
+                    }
+                    inner_html=move || answer_html.get()></div>
                 <p class=confidence_class>{move || field(|c| c.confidence.clone())}</p>
                 <p class="how">{move || field(|c| c.method.clone())}</p>
                 <Show when=move || card.with(|c| c.as_ref().is_some_and(|c| c.vote.is_some()))>

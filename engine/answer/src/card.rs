@@ -123,6 +123,16 @@ impl AnswerCard {
     pub fn is_confident(&self) -> bool {
         self.basis != CheckBasis::Unsure
     }
+
+    /// What the answer is called where it is shown: an answer the tutor is not confident in
+    /// is its best guess, never presented as the result.
+    pub fn answer_label(&self) -> &'static str {
+        if self.is_confident() {
+            "Answer"
+        } else {
+            "Best guess, not verified"
+        }
+    }
 }
 
 /// How a candidate ended, in a few words.

@@ -13,9 +13,9 @@
 use std::borrow::Cow;
 use std::io::IsTerminal;
 
-use k2_protocol::{
-    Event, FinishReason, Hint, HintScreen, RunEvent, RunView, SelectionMethod, Stage, TextPart,
-};
+use k2_protocol::{Event, FinishReason, Hint, HintScreen, RunEvent, RunView, Stage, TextPart};
+
+use k2_answer::card::AnswerCard;
 
 use crate::output::print_text;
 
@@ -157,26 +157,25 @@ impl TerminalRenderer {
                     self.dim(&safe(&v.rationale))
                 );
             }
-            RunEvent::FinalAnswer {
-                candidate,
-                answer,
-                method,
-            } => {
-                let how = match method {
-                    SelectionMethod::Single => String::new(),
-                    SelectionMethod::Vote => {
-                        format!(" (majority vote, candidate {})", candidate + 1)
-                    }
-                    SelectionMethod::Judge => {
-                        format!(" (judge's choice, candidate {})", candidate + 1)
-                    }
-                    SelectionMethod::Unanimous => " (all candidates agree)".into(),
-                };
-                let text = match answer {
-                    Some(a) => format!("Answer: {}{how}", safe(a)),
+            RunEvent::FinalAnswer { answer, .. } => {
+                // The card's words, as the UI shows them (k2_answer::card): what the answer is
+                // called (a best guess where the tutor is unsure), how it was chosen, the vote
+                // as counted and how sure the tutor is.
+                let card = AnswerCard::from_view(&self.view);
+                let label = card.as_ref().map_or("Answer", AnswerCard::answer_label);
+                p.out += &self.heading(&match answer {
+                    Some(a) => format!("{label}: {}", safe(a)),
                     None => "Answer: none (no candidate gave a final answer)".into(),
-                };
-                p.out += &self.heading(&text);
+                });
+                if let Some(card) = &card {
+                    let vote = card.vote.as_ref().map(|v| format!("Vote: {v}"));
+                    for line in [Some(&card.method), vote.as_ref(), Some(&card.confidence)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        p.out += &format!("{}\n", safe(line));
+                    }
+                }
             }
             RunEvent::Hint(hint) => p.out += &self.hint(hint),
             RunEvent::Stats(s) => {
@@ -425,13 +424,67 @@ mod tests {
         assert!(out.contains("\nSolution 2\nsix sevens\n[candidate 2: answer 42, 3 tokens, 0.2 s — unfinished: hit --max-tokens]"), "{out}");
         assert!(out.contains("  42 ← candidates 1, 2\n"), "{out}");
         assert!(out.contains("judge: 1 vs 2: tie. Both multiply."), "{out}");
+        // Only candidate 2 ended here, cut off: nothing checked the answer.
         assert!(
-            out.contains("\nAnswer: 42 (all candidates agree)\n"),
+            out.contains("\nBest guess, not verified: 42\nCandidate 1: all 2 agree"),
             "{out}"
         );
         assert!(err.contains("tokens generated at"), "{err}");
         assert!(err.contains("error: disk"), "{err}");
         assert!(err.ends_with("cancelled\n"), "{err}");
+    }
+
+    /// A run of three candidates that finished with `answers`, chosen as `method` chose.
+    fn three_finished(answers: [&str; 3], method: SelectionMethod) -> String {
+        let mut request = RunRequest::new("What is 6 * 7?");
+        request.settings.candidates = 3;
+        let mut events = vec![RunEvent::Started { request }];
+        let mut groups: Vec<AnswerGroup> = Vec::new();
+        for (candidate, answer) in answers.iter().enumerate() {
+            events.push(RunEvent::CandidateFinished {
+                candidate,
+                answer: Some((*answer).into()),
+                finish: FinishReason::Complete,
+                tokens: 3,
+                seconds: 0.2,
+            });
+            match groups.iter_mut().find(|g| g.answer == *answer) {
+                Some(group) => group.candidates.push(candidate),
+                None => groups.push(AnswerGroup {
+                    answer: (*answer).into(),
+                    candidates: vec![candidate],
+                }),
+            }
+        }
+        events.push(RunEvent::AnswerGroups { groups });
+        events.push(RunEvent::FinalAnswer {
+            candidate: 0,
+            answer: Some(answers[0].into()),
+            method,
+        });
+        render_all(&events).iter().map(|p| p.out.as_str()).collect()
+    }
+
+    // Issue 27: the terminal said "(majority vote, candidate 1)" without the count, and an
+    // answer the candidates disagreed on as plainly as a checked one.
+    #[test]
+    fn the_final_answer_says_the_vote_and_the_confidence_as_the_card_does() {
+        let split = three_finished(["42", "42", "41"], SelectionMethod::Vote);
+        assert!(
+            split.ends_with(
+                "\nBest guess, not verified: 42\nCandidate 1, by vote: 2 of 3 agree\n\
+                 Vote: 2 of 3 agree\nUnsure: the solutions disagree — compare with your teacher\n"
+            ),
+            "{split}"
+        );
+        let all = three_finished(["42", "42", "42"], SelectionMethod::Unanimous);
+        assert!(
+            all.ends_with(
+                "\nAnswer: 42\nCandidate 1: all 3 agree, nothing to judge\nVote: 3 of 3 agree\n\
+                 Confident: all 3 finished solutions agree\n"
+            ),
+            "{all}"
+        );
     }
 
     #[test]

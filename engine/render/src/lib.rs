@@ -7,7 +7,7 @@
 mod markdown;
 mod math;
 
-pub use markdown::markdown_to_html;
+pub use markdown::{markdown_preview, markdown_to_html};
 pub use math::{normalize_math_delimiters, render_math};
 
 /// Text as HTML text: the five characters that could open markup or end an attribute.

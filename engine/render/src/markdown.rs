@@ -3,7 +3,7 @@
 
 use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
 
-use crate::math::{normalize_math_delimiters, render_math};
+use crate::math::{inside_math, normalize_math_delimiters, render_math};
 
 pub fn markdown_to_html(markdown: &str) -> String {
     let text = normalize_math_delimiters(markdown);
@@ -32,6 +32,46 @@ pub fn markdown_to_html(markdown: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);
     html::push_html(&mut out, events);
     out
+}
+
+/// A one-line preview of Markdown (a history title, a search snippet): its first `max_chars`
+/// characters or so, never cut inside a formula, on one line, its math inline, rendered
+/// without a paragraph around it; "…" where something was left out.
+pub fn markdown_preview(text: &str, max_chars: usize) -> String {
+    let flat = normalize_math_delimiters(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+        .replace("$$", "$");
+    // The last space within the limit that is outside math; else the first after it.
+    let spaces: Vec<usize> = flat
+        .match_indices(' ')
+        .map(|(i, _)| i)
+        .filter(|&i| !inside_math(&flat[..i]))
+        .collect();
+    let limit = flat
+        .char_indices()
+        .nth(max_chars)
+        .map_or(flat.len(), |(i, _)| i);
+    let cut = if limit == flat.len() {
+        flat.len()
+    } else {
+        spaces
+            .iter()
+            .rev()
+            .find(|&&i| i <= limit)
+            .or_else(|| spaces.iter().find(|&&i| i > limit))
+            .copied()
+            .unwrap_or(flat.len())
+    };
+    let html = markdown_to_html(&flat[..cut]);
+    let trimmed = html.trim_end();
+    let mut line = trimmed
+        .strip_prefix("<p>")
+        .and_then(|s| s.strip_suffix("</p>"))
+        .unwrap_or(trimmed)
+        .to_owned();
+    if cut < flat.len() {
+        line.push('…');
+    }
+    line
 }
 
 fn make_safe(event: Event<'_>) -> Event<'_> {
@@ -67,6 +107,25 @@ mod tests {
         assert!(html.contains("&lt;b&gt;"), "{html}");
         assert!(html.contains("<math"), "{html}");
         assert!(html.contains("display=\"block\""), "{html}");
+    }
+
+    // Issue 27: History showed problems as raw LaTeX.
+    #[test]
+    fn a_preview_renders_its_math_on_one_line_and_never_cuts_a_formula() {
+        let problem = "What is $\\frac{3}{4} + \\frac{1}{4}$? Put the answer in \\boxed{}.\n\nShow <b>work</b>.";
+        let whole = markdown_preview(problem, 200);
+        assert!(
+            whole.starts_with("What is <span class=\"katex\"><math"),
+            "{whole}"
+        );
+        assert!(whole.ends_with("Show &lt;b&gt;work&lt;/b&gt;."), "{whole}");
+        assert!(!whole.contains("<p>") && !whole.contains('…'), "{whole}");
+        // The limit falls inside the formula: the cut comes before it.
+        let cut = markdown_preview(problem, 14);
+        assert_eq!(cut, "What is…");
+        let display = markdown_preview("Solve \\[x^2 = 4\\] for x", 200);
+        assert_eq!(display.matches("<math").count(), 1, "{display}");
+        assert!(!display.contains("display=\"block\""), "{display}");
     }
 
     #[test]

@@ -610,6 +610,11 @@ impl Reader<'_> {
             if b == b'\\' {
                 if let Some(&next) = self.bytes.get(i + 1) {
                     match next {
+                        // `\text`, `\times`, `\neq`, `\right`: LaTeX written unescaped in a
+                        // JSON string, not a tab, newline or return followed by a word.
+                        b'n' | b't' | b'r' if latex_command_at(&self.bytes[i + 1..]) => {
+                            out.extend_from_slice(&[b'\\', next])
+                        }
                         b'n' => out.push(b'\n'),
                         b't' => out.push(b'\t'),
                         b'r' => {}
@@ -686,6 +691,59 @@ fn tail_str(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// LaTeX commands whose names begin like the JSON escapes `\n`, `\t` and `\r`.
+const LATEX_COMMANDS_LIKE_ESCAPES: &[&str] = &[
+    "text",
+    "textbf",
+    "textit",
+    "textrm",
+    "textsf",
+    "texttt",
+    "textup",
+    "times",
+    "theta",
+    "tau",
+    "tan",
+    "tanh",
+    "to",
+    "top",
+    "triangle",
+    "tfrac",
+    "tilde",
+    "therefore",
+    "tbinom",
+    "nu",
+    "ne",
+    "neq",
+    "not",
+    "notin",
+    "nabla",
+    "neg",
+    "nleq",
+    "ngeq",
+    "nmid",
+    "newline",
+    "right",
+    "rightarrow",
+    "rho",
+    "rangle",
+    "rfloor",
+    "rceil",
+    "rbrace",
+    "rvert",
+    "rVert",
+    "rm",
+    "root",
+];
+
+/// Whether `bytes` (what follows a backslash) starts with one of
+/// [`LATEX_COMMANDS_LIKE_ESCAPES`] as a whole word.
+fn latex_command_at(bytes: &[u8]) -> bool {
+    let name_len = bytes.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    std::str::from_utf8(&bytes[..name_len])
+        .is_ok_and(|name| LATEX_COMMANDS_LIKE_ESCAPES.contains(&name))
+}
+
 /// An explanation cut to [`EXPLANATION_CHARS`], whitespace collapsed (it goes on one line).
 fn shorten(text: &str) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -710,6 +768,20 @@ mod tests {
     fn a_cut_off_object_keeps_the_pairs_before_the_cut() {
         let v = parse_verdict(r#"{"verdict": "A", "explanation": "Solution A checks every ca"#);
         assert_eq!(v.choice, Some(Choice::A));
+    }
+
+    // Issue 27: "3 \text{ and } 2" in a judge's JSON reached the page as "3𝑒𝑥𝑡𝑎𝑛𝑑2": the
+    // `\t` of `\text` was read as a tab.
+    #[test]
+    fn latex_in_a_json_explanation_keeps_its_backslashes() {
+        let v = parse_verdict(
+            r#"{"verdict": "A", "explanation": "A gets $3 \text{ and } 2$, $2 \times 3 \neq 5$, $\right)$.\nThen\tdone"}"#,
+        );
+        assert_eq!(v.choice, Some(Choice::A));
+        assert_eq!(
+            v.explanation,
+            r"A gets $3 \text{ and } 2$, $2 \times 3 \neq 5$, $\right)$. Then done"
+        );
     }
 
     #[test]

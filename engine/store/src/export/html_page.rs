@@ -18,6 +18,7 @@ pre{background:#f1f3f7;padding:.7rem;border-radius:6px;overflow-x:auto}\
 code{font-family:ui-monospace,'Cascadia Mono',Menlo,monospace;font-size:.9em}\
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #cbd2dc;padding:.3rem .6rem}\
 math[display=block]{margin:.8rem 0}\
+mrow.boxed{border:1px solid;padding:.1em .3em}\
 .math-error{color:#b42318;background:#fef3f2;border-bottom:1px dotted #b42318}\
 @media print{details{border:none;background:none}}";
 
