@@ -26,6 +26,7 @@ mod extract;
 mod normalize;
 mod rational;
 mod structure;
+pub mod work;
 
 use serde::{Deserialize, Serialize};
 

@@ -15,6 +15,7 @@ mod history;
 mod request;
 mod steps;
 mod view;
+mod work;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
 pub use check::{AttemptCheck, CheckBasis, CheckVerdict};
@@ -23,6 +24,7 @@ pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
+pub use work::{WorkCertainty, WorkCheck, WorkIssueKind, WrongStep};
 
 use serde::{Deserialize, Serialize};
 

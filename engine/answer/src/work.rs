@@ -1,0 +1,1117 @@
+//! "Check my work": finds the **first wrong step** of a student's own worked solution and says
+//! what is wrong there without giving the answer away. The one definition, used by
+//! `k2 solve --work`, the history's `check_work` and the wasm UI.
+//!
+//! How a piece of work is read:
+//! 1. **Steps** ([`split_steps`]): the student's lines (a `$$…$$` or `\[…\]` block spread over
+//!    several lines is one step); work typed as one paragraph is cut into sentences instead.
+//!    A leading `Step 2:` or `2.` label is not part of the step.
+//! 2. **Calculations**: each step is cleaned (math delimiters `$`, `\(`, `\[` dropped;
+//!    `\times`, `\cdot`, `×`, `x` between numbers, `times` → `*`; `\div`, `÷`, `divided by`
+//!    → `/`; `1,000` → `1000`; `20%` → `(20/100)`, `% of` → `% *`; `\text{…}` read as words).
+//!    A *chain* is a run of mathematics between words containing `=` (or `≈`), like
+//!    `3*4 = 12 = 6+6`; words (units, names) end a run, so `Janet sells 16 - 3 - 4 = 9 eggs`
+//!    holds the chain `16 - 3 - 4 = 9`. Sides with letters (algebra) are not evaluated.
+//! 3. **Arithmetic** (certainty `sure`): neighbouring sides of a chain that both evaluate to
+//!    numbers must agree, exactly for rationals. Rounding the student states is tolerated:
+//!    a side written as a decimal with `d` places agrees with a value within half a unit of
+//!    its last place (`10/3 = 3.33`, money to the cent), because writing fewer places *is*
+//!    saying "rounded"; with `≈` an integer rounds too. A side that is a bare number right
+//!    after a word (`half of 48 = 24` read as `48 = 24` if `half of` were not understood) is
+//!    not compared: the word may be part of the calculation.
+//! 4. **Against a verified solution** ([`Reference`], certainty `unsure`): every chain's result
+//!    (its last side), or in a step without a chain every number stated, must be among the
+//!    reference's values: every number in the verified solution (and the values of its
+//!    equations) and in the problem (digits, number words, percentages also as fractions).
+//!    One that is not is "off the verified path". Another correct route can leave that path,
+//!    so such a result is not flagged when the work's final answer is the verified answer and
+//!    the student uses the result in a later step (an intermediate of their own route).
+//! 5. **Final answer**: the last result of the work, compared with the verified answer by the
+//!    equivalence checker; when no step was found wrong but it differs, the last step is
+//!    reported (`final_answer`, `sure`).
+//!
+//! What it cannot decide: a step whose claim is not numeric (algebra, a wrong method with
+//! no wrong number, a misread question whose numbers all appear in the solution), and
+//! factorials (`!` ends a run, since prose uses it too). Messages quote only the student's own
+//! text and never a correct value.
+
+use k2_protocol::{CheckBasis, CheckVerdict, WorkCertainty, WorkCheck, WorkIssueKind, WrongStep};
+
+use crate::expr::{self, Value};
+use crate::rational::Rational;
+
+/// Work longer than this is refused (a page of steps is a few thousand characters).
+pub const MAX_WORK_CHARS: usize = 20_000;
+/// At most this many steps are read.
+pub const MAX_STEPS: usize = 200;
+
+/// Why a piece of work could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkError {
+    Empty,
+    TooLong { chars: usize },
+    TooManySteps { steps: usize },
+}
+
+impl std::fmt::Display for WorkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkError::Empty => write!(f, "the work is empty: type your steps, one per line"),
+            WorkError::TooLong { chars } => write!(
+                f,
+                "the work is {chars} characters long; at most {MAX_WORK_CHARS} are checked"
+            ),
+            WorkError::TooManySteps { steps } => {
+                write!(
+                    f,
+                    "the work has {steps} steps; at most {MAX_STEPS} are checked"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for WorkError {}
+
+/// A verified solution's numbers: what a correct step's result may be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    values: Vec<f64>,
+    answer: Option<String>,
+    basis: CheckBasis,
+}
+
+impl Reference {
+    /// From the problem, a verified solution's text (a gsm8k worked solution with its
+    /// `<<a*b=c>>` annotations, or a run's chosen candidate when the tutor is confident) and
+    /// its final answer. `basis` says why it is trusted (`answer_key`, `teacher`, `unanimous`,
+    /// `verifier`).
+    pub fn new(problem: &str, solution: &str, answer: Option<&str>, basis: CheckBasis) -> Self {
+        let mut values = Vec::new();
+        for text in [problem, solution] {
+            collect_values(&prepare(text), &mut values);
+        }
+        collect_number_words(problem, &mut values);
+        let answer = answer.map(str::trim).filter(|a| !a.is_empty());
+        if let Some(a) = answer {
+            collect_values(&prepare(a), &mut values);
+        }
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        Reference {
+            values,
+            answer: answer.map(str::to_owned),
+            basis,
+        }
+    }
+
+    /// Whether `v` (written with `decimals` places when it is a literal) is one of the values.
+    fn contains(&self, v: f64, decimals: Option<u32>) -> bool {
+        self.values
+            .iter()
+            .any(|&r| close(r, v) || decimals.is_some_and(|d| d > 0 && rounds_to(r, v, d)))
+    }
+}
+
+/// One step as written: its text and where it is in the work (byte range).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepSpan {
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The student's steps (see the module's documentation).
+pub fn split_steps(work: &str) -> Vec<StepSpan> {
+    let mut lines: Vec<(usize, usize)> = Vec::new();
+    let mut offset = 0;
+    let mut open: Option<usize> = None;
+    for line in work.split_inclusive('\n') {
+        let (start, end) = (offset, offset + line.trim_end().len());
+        offset += line.len();
+        let toggles =
+            line.matches("$$").count() % 2 == 1 || (line.contains("\\[") != line.contains("\\]"));
+        match (open, toggles) {
+            (None, true) => open = Some(start),
+            (Some(s), true) => {
+                lines.push((s, end));
+                open = None;
+            }
+            (Some(_), false) => {}
+            (None, false) => lines.push((start, end)),
+        }
+    }
+    if let Some(s) = open {
+        lines.push((s, work.trim_end().len().max(s)));
+    }
+    let lines: Vec<(usize, usize)> = lines
+        .into_iter()
+        .filter(|&(s, e)| !work[s..e].trim().is_empty())
+        .collect();
+    let pieces = if lines.len() == 1 {
+        sentences(work, lines[0])
+    } else {
+        lines
+    };
+    pieces
+        .into_iter()
+        .filter_map(|(s, e)| {
+            let raw = &work[s..e];
+            let lead = raw.len() - raw.trim_start().len();
+            let text = raw.trim();
+            (!text.is_empty()).then(|| StepSpan {
+                text: text.to_owned(),
+                start: s + lead,
+                end: s + lead + text.len(),
+            })
+        })
+        .collect()
+}
+
+/// Sentences of one line: cut after `.`, `?`, `!` or `;` followed by a space.
+fn sentences(work: &str, (start, end): (usize, usize)) -> Vec<(usize, usize)> {
+    let text = &work[start..end];
+    let mut out = Vec::new();
+    let mut from = 0;
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if matches!(b, b'.' | b'?' | b'!' | b';')
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_whitespace)
+        {
+            out.push((start + from, start + i + 1));
+            from = i + 1;
+        }
+    }
+    out.push((start + from, end));
+    out
+}
+
+/// One side of a chain.
+#[derive(Debug, Clone)]
+struct Side {
+    text: String,
+    value: Option<Value>,
+    /// Places after the point when the side is a plain number literal.
+    decimals: Option<u32>,
+}
+
+/// A chain `a = b ≈ c` in one run of mathematics.
+#[derive(Debug, Clone)]
+struct Chain {
+    sides: Vec<Side>,
+    /// `approx[i]`: the relation between sides `i` and `i + 1` is `≈`.
+    approx: Vec<bool>,
+    after_word: bool,
+}
+
+/// What one step says, read.
+#[derive(Debug, Default)]
+struct StepReading {
+    chains: Vec<Chain>,
+    /// Numbers outside any chain, with their text and places.
+    stated: Vec<(String, f64, Option<u32>)>,
+}
+
+impl StepReading {
+    /// The step's results: each chain's last evaluated side, else the numbers it states.
+    fn results(&self) -> Vec<(String, f64, Option<u32>)> {
+        let from_chains: Vec<_> = self
+            .chains
+            .iter()
+            .filter_map(|c| c.sides.iter().rev().find(|s| s.value.is_some()))
+            .filter_map(|s| Some((s.text.clone(), s.value?.to_f64(), s.decimals)))
+            .collect();
+        if from_chains.is_empty() {
+            self.stated.clone()
+        } else {
+            from_chains
+        }
+    }
+
+    /// Every number the step uses as an operand (a literal inside a chain's side).
+    fn operands(&self) -> Vec<f64> {
+        let mut out = Vec::new();
+        for chain in &self.chains {
+            for side in &chain.sides {
+                collect_literals(&side.text, &mut out);
+            }
+        }
+        out
+    }
+}
+
+/// Checks `work` against `reference` (a verified solution), or its arithmetic only.
+pub fn check_work(work: &str, reference: Option<&Reference>) -> Result<WorkCheck, WorkError> {
+    let chars = work.chars().count();
+    if chars > MAX_WORK_CHARS {
+        return Err(WorkError::TooLong { chars });
+    }
+    let steps = split_steps(work);
+    if steps.is_empty() {
+        return Err(WorkError::Empty);
+    }
+    if steps.len() > MAX_STEPS {
+        return Err(WorkError::TooManySteps { steps: steps.len() });
+    }
+    let readings: Vec<StepReading> = steps.iter().map(|s| read_step(&s.text)).collect();
+    let basis = reference.map_or(CheckBasis::Unsure, |r| r.basis);
+
+    // The work's final result: the last result of the last step that has one.
+    let last = readings
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, r)| r.results().pop().map(|res| (i, res)));
+    let final_answer = match (reference.and_then(|r| r.answer.as_deref()), &last) {
+        (Some(answer), Some((_, (text, value, _)))) => {
+            let as_text = number_text(*value);
+            if crate::equivalent(text, answer) || crate::equivalent(&as_text, answer) {
+                CheckVerdict::Right
+            } else {
+                CheckVerdict::Wrong
+            }
+        }
+        _ => CheckVerdict::Unsure,
+    };
+
+    let mut first_wrong = None;
+    'steps: for (i, reading) in readings.iter().enumerate() {
+        let n = i + 1;
+        if let Some(message) = arithmetic_error(reading) {
+            first_wrong = Some(WrongStep {
+                step: n,
+                text: steps[i].text.clone(),
+                kind: WorkIssueKind::Arithmetic,
+                certainty: WorkCertainty::Sure,
+                message: format!("Step {n}: {message}"),
+            });
+            break;
+        }
+        let Some(reference) = reference else { continue };
+        for (text, value, decimals) in reading.results() {
+            if reference.contains(value, decimals) {
+                continue;
+            }
+            let used_later = readings[i + 1..]
+                .iter()
+                .any(|r| r.operands().iter().any(|&o| close(o, value)));
+            if final_answer == CheckVerdict::Right && used_later {
+                // An intermediate of the student's own route to the verified answer.
+                continue;
+            }
+            first_wrong = Some(WrongStep {
+                step: n,
+                text: steps[i].text.clone(),
+                kind: WorkIssueKind::DiffersFromSolution,
+                certainty: WorkCertainty::Unsure,
+                message: format!(
+                    "Step {n}: the result {} does not appear in the tutor's verified solution; \
+                     check it.",
+                    text.trim()
+                ),
+            });
+            break 'steps;
+        }
+    }
+    if first_wrong.is_none() && final_answer == CheckVerdict::Wrong {
+        if let Some((i, _)) = last {
+            let n = i + 1;
+            first_wrong = Some(WrongStep {
+                step: n,
+                text: steps[i].text.clone(),
+                kind: WorkIssueKind::FinalAnswer,
+                certainty: WorkCertainty::Sure,
+                message: format!(
+                    "Step {n}: your last result is not the tutor's verified answer, though \
+                     every step before it holds; check that it answers what the question asks."
+                ),
+            });
+        }
+    }
+    let summary = summary(steps.len(), first_wrong.as_ref(), final_answer, basis);
+    Ok(WorkCheck {
+        steps: steps.len(),
+        first_wrong,
+        final_answer,
+        basis,
+        summary,
+    })
+}
+
+fn summary(
+    steps: usize,
+    wrong: Option<&WrongStep>,
+    final_answer: CheckVerdict,
+    basis: CheckBasis,
+) -> String {
+    let arithmetic_only = basis == CheckBasis::Unsure;
+    let mut out = match wrong {
+        Some(w) => w.message.clone(),
+        None if arithmetic_only => format!(
+            "No wrong step found in {steps} step{}: every calculation I could read holds.",
+            if steps == 1 { "" } else { "s" }
+        ),
+        None => format!(
+            "No wrong step found in {steps} step{}: every calculation I could read holds and \
+             its results appear in the tutor's verified solution.",
+            if steps == 1 { "" } else { "s" }
+        ),
+    };
+    if arithmetic_only {
+        out.push_str(
+            " Only the arithmetic was checked: the tutor has no verified solution to compare \
+             your steps with.",
+        );
+    } else if wrong.is_none_or(|w| w.kind != WorkIssueKind::FinalAnswer) {
+        out.push_str(match final_answer {
+            CheckVerdict::Right => " Your final answer matches the tutor's verified answer.",
+            CheckVerdict::Wrong => " Your final answer does not match the tutor's verified answer.",
+            CheckVerdict::Unsure => "",
+        });
+    }
+    out
+}
+
+/// The first pair of neighbouring sides that disagree, described with the student's text.
+fn arithmetic_error(reading: &StepReading) -> Option<String> {
+    for chain in &reading.chains {
+        for (i, pair) in chain.sides.windows(2).enumerate() {
+            let (a, b) = (&pair[0], &pair[1]);
+            let (Some(x), Some(y)) = (a.value, b.value) else {
+                continue;
+            };
+            if i == 0 && chain.after_word && a.decimals.is_some() {
+                // `… of 48 = 24`: the word before may be part of the calculation.
+                continue;
+            }
+            let approx = chain.approx[i];
+            if !agree(x, a.decimals, y, b.decimals, approx) {
+                let rel = if approx { "≈" } else { "=" };
+                let how = if approx { " even rounded" } else { "" };
+                return Some(format!(
+                    "{} {rel} {} does not hold{how}; check this calculation.",
+                    display_side(&a.text),
+                    display_side(&b.text)
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The student's side, with the cleaning's `*` and `/` shown as the usual signs.
+fn display_side(text: &str) -> String {
+    text.trim().replace('*', "×").replace('/', "÷")
+}
+
+/// Two sides agree: exactly, within floating point for irrational values, or within the
+/// rounding a decimal literal states (see the module's documentation).
+fn agree(x: Value, dx: Option<u32>, y: Value, dy: Option<u32>, approx: bool) -> bool {
+    if let (Value::Exact(p), Value::Exact(q)) = (x, y) {
+        if p == q {
+            return true;
+        }
+    } else if close(x.to_f64(), y.to_f64()) {
+        return true;
+    }
+    let stated = |d: Option<u32>| d.filter(|&d| d > 0 || approx);
+    let (fx, fy) = (x.to_f64(), y.to_f64());
+    stated(dy).is_some_and(|d| rounds_to(fx, fy, d))
+        || stated(dx).is_some_and(|d| rounds_to(fy, fx, d))
+}
+
+/// `shown` is `value` rounded to `places` decimal places.
+fn rounds_to(value: f64, shown: f64, places: u32) -> bool {
+    let half = 0.5 * 10f64.powi(-(places.min(12) as i32));
+    (value - shown).abs() <= half * (1.0 + 1e-9)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// A value as text for the equivalence checker.
+fn number_text(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading text
+
+/// LaTeX and symbols that mean an operator or nothing, replaced before runs are read.
+const REPLACEMENTS: &[(&str, &str)] = &[
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\displaystyle", ""),
+    ("\\(", " "),
+    ("\\)", " "),
+    ("\\[", " "),
+    ("\\]", " "),
+    ("\\$", " "),
+    ("$", " "),
+    ("\\\\", " "),
+    ("&", " "),
+    ("{,}", ""),
+    ("\\,", ""),
+    ("\\!", ""),
+    ("\\;", " "),
+    ("\\quad", " "),
+    ("\\%", "%"),
+    ("\\times", "*"),
+    ("\\cdot", "*"),
+    ("×", "*"),
+    ("·", "*"),
+    ("⋅", "*"),
+    ("∙", "*"),
+    ("\\div", "/"),
+    ("÷", "/"),
+    ("−", "-"),
+    ("–", "-"),
+    ("\\approx", "≈"),
+    ("\\simeq", "≈"),
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("^\\circ", ""),
+    ("^{\\circ}", ""),
+    ("°", ""),
+];
+
+/// Words that are operators between numbers (matched whole, any case).
+const WORD_OPERATORS: &[(&str, &str)] = &[
+    ("divided by", "/"),
+    ("multiplied by", "*"),
+    ("times", "*"),
+    ("plus", "+"),
+    ("minus", "-"),
+    ("x", "*"),
+];
+
+/// Commands whose braced argument is words: read as words, so that they end a run.
+const TEXT_COMMANDS: &[&str] = &[
+    "\\text",
+    "\\textbf",
+    "\\textit",
+    "\\mathrm",
+    "\\mathbf",
+    "\\mbox",
+    "\\operatorname",
+];
+
+/// Commands allowed inside a run of mathematics.
+const MATH_COMMANDS: &[&str] = &["\\frac", "\\sqrt", "\\pi"];
+
+/// The cleaned text of a step (see the module's documentation).
+fn prepare(text: &str) -> String {
+    let mut s = text.to_owned();
+    for cmd in TEXT_COMMANDS {
+        s = unwrap_text_command(&s, cmd);
+    }
+    s = drop_environments(&s);
+    for (from, to) in REPLACEMENTS {
+        s = s.replace(from, to);
+    }
+    s = drop_thousands_commas(&s);
+    for (word, op) in WORD_OPERATORS {
+        s = replace_word_between_numbers(&s, word, op);
+    }
+    s = replace_word(&s, "% of", "% *");
+    s = replace_word(&s, "half of", "1/2 *");
+    replace_glued_x(&s)
+}
+
+/// `\text{ eggs}` → ` eggs `.
+fn unwrap_text_command(s: &str, cmd: &str) -> String {
+    let open = format!("{cmd}{{");
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find(&open) {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + open.len()..];
+        match crate::normalize::matching_brace(after) {
+            Some(close) => {
+                out.push(' ');
+                out.push_str(&after[..close]);
+                out.push(' ');
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push(' ');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `\begin{aligned}`, `\end{align*}` → a space.
+fn drop_environments(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let next = ["\\begin{", "\\end{"]
+            .iter()
+            .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
+            .min();
+        let Some((pos, len)) = next else { break };
+        out.push_str(&rest[..pos]);
+        out.push(' ');
+        let after = &rest[pos + len..];
+        rest = after.find('}').map_or(after, |c| &after[c + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `80,000` → `80000`: a comma between a digit and exactly three digits.
+fn drop_thousands_commas(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let grouping = c == ','
+            && i > 0
+            && chars[i - 1].is_ascii_digit()
+            && chars.len() > i + 3
+            && chars[i + 1..i + 4].iter().all(char::is_ascii_digit)
+            && chars.get(i + 4).is_none_or(|c| !c.is_ascii_digit());
+        if !grouping {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whole-word, case-insensitive replacement.
+fn replace_word(s: &str, word: &str, with: &str) -> String {
+    replace_word_if(s, word, with, |_, _| true)
+}
+
+/// `word` → `op` where the word stands between two numbers (or brackets).
+fn replace_word_between_numbers(s: &str, word: &str, op: &str) -> String {
+    replace_word_if(s, word, op, |before, after| {
+        let b = before.trim_end().chars().next_back();
+        let a = after.trim_start().chars().next();
+        b.is_some_and(|c| c.is_ascii_digit() || c == ')' || c == '%')
+            && a.is_some_and(|c| c.is_ascii_digit() || c == '(' || c == '\\' || c == '.')
+    })
+}
+
+fn replace_word_if(s: &str, word: &str, with: &str, ok: impl Fn(&str, &str) -> bool) -> String {
+    let lower = s.to_ascii_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let matched = lower[i..].starts_with(word)
+            && s.is_char_boundary(i + word.len())
+            && !s[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() && !word.starts_with('%'))
+            && !s[i + word.len()..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphabetic)
+            && ok(&s[..i], &s[i + word.len()..]);
+        if matched {
+            out.push(' ');
+            out.push_str(with);
+            out.push(' ');
+            i += word.len();
+        } else {
+            let c = s[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// `3x4` → `3*4` (an `x` glued between digits).
+fn replace_glued_x(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let between = (c == 'x' || c == 'X')
+                && i > 0
+                && chars[i - 1].is_ascii_digit()
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit);
+            if between {
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// A run of mathematics in cleaned text, and whether a word comes right before it.
+struct Run<'a> {
+    text: &'a str,
+    after_word: bool,
+}
+
+/// The runs of mathematics in cleaned text: characters of arithmetic and the commands of
+/// [`MATH_COMMANDS`]; anything else (letters, `:`, `,`, `?`, `!`) ends a run.
+fn runs(s: &str) -> Vec<Run<'_>> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        let c = rest.chars().next().unwrap_or(' ');
+        let cmd = MATH_COMMANDS
+            .iter()
+            .find(|m| {
+                rest.starts_with(*m)
+                    && !rest[m.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic())
+            })
+            .map(|m| m.len());
+        let math = cmd.is_some() || c.is_ascii_digit() || "+-*/^(){}[]=≈%. ".contains(c);
+        if math {
+            if start.is_none() && c != ' ' {
+                start = Some(i);
+            }
+        } else if let Some(st) = start.take() {
+            push_run(&mut out, s, st, i);
+        }
+        i += cmd.unwrap_or(c.len_utf8());
+    }
+    if let Some(st) = start {
+        push_run(&mut out, s, st, s.len());
+    }
+    out
+}
+
+fn push_run<'a>(out: &mut Vec<Run<'a>>, s: &'a str, start: usize, end: usize) {
+    let text = s[start..end].trim();
+    if text.chars().any(|c| c.is_ascii_digit()) {
+        out.push(Run {
+            text,
+            after_word: s[..start]
+                .trim_end()
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphabetic),
+        });
+    }
+}
+
+/// Reads one step: its chains and the numbers it states outside them.
+fn read_step(text: &str) -> StepReading {
+    let cleaned = prepare(strip_label(text));
+    let mut reading = StepReading::default();
+    for run in runs(&cleaned) {
+        if run.text.contains(['=', '≈']) {
+            let mut sides = Vec::new();
+            let mut approx = Vec::new();
+            let mut from = 0;
+            for (i, c) in run.text.char_indices() {
+                if c == '=' || c == '≈' {
+                    sides.push(read_side(&run.text[from..i]));
+                    approx.push(c == '≈');
+                    from = i + c.len_utf8();
+                }
+            }
+            sides.push(read_side(&run.text[from..]));
+            reading.chains.push(Chain {
+                sides,
+                approx,
+                after_word: run.after_word,
+            });
+        } else {
+            let side = read_side(run.text);
+            if let (Some(v), Some(_)) = (side.value, side.decimals) {
+                reading.stated.push((side.text, v.to_f64(), side.decimals));
+            } else {
+                let mut nums = Vec::new();
+                collect_literals(run.text, &mut nums);
+                for v in nums {
+                    reading.stated.push((number_text(v), v, None));
+                }
+            }
+        }
+    }
+    reading
+}
+
+/// `Step 2:`, `2.`, `2)`, `-`, `*` at the start of a step.
+fn strip_label(text: &str) -> &str {
+    let t = text.trim_start();
+    let lower = t.to_ascii_lowercase();
+    let after_word = if lower.starts_with("step") {
+        t[4..].trim_start()
+    } else {
+        t
+    };
+    let digits = after_word.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &after_word[digits..];
+    if digits > 0 || after_word.len() != t.len() {
+        if let Some(r) = rest.strip_prefix([':', '.', ')']) {
+            if r.starts_with(char::is_whitespace) || (after_word.len() != t.len() && r.is_empty()) {
+                return r;
+            }
+        }
+        if after_word.len() != t.len() && digits > 0 && rest.starts_with(char::is_whitespace) {
+            return rest;
+        }
+    }
+    if let Some(r) = t.strip_prefix(['-', '*', '•']) {
+        if r.starts_with(' ') {
+            return r;
+        }
+    }
+    t
+}
+
+fn read_side(raw: &str) -> Side {
+    let text = balance(raw.trim().trim_end_matches(['.', ' ']).trim())
+        .trim()
+        .to_owned();
+    let decimals = literal_decimals(&text);
+    let value = evaluate(&text);
+    Side {
+        text,
+        value,
+        decimals,
+    }
+}
+
+/// Drops an unmatched `(` at the start or `)` at the end (prose parentheses around a chain).
+fn balance(mut s: &str) -> &str {
+    let depth = |t: &str| {
+        t.chars().fold(0i64, |d, c| match c {
+            '(' => d + 1,
+            ')' => d - 1,
+            _ => d,
+        })
+    };
+    while s.starts_with('(') && depth(s) > 0 {
+        s = s[1..].trim_start();
+    }
+    while s.ends_with(')') && depth(s) < 0 {
+        s = s[..s.len() - 1].trim_end();
+    }
+    s
+}
+
+/// Places after the point when `s` is a plain number (`-12`, `3.50`), else `None`.
+fn literal_decimals(s: &str) -> Option<u32> {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    Rational::parse_decimal(body)?;
+    Some(body.split_once('.').map_or(0, |(_, f)| f.len() as u32))
+}
+
+/// The value of a side without letters, or `None`.
+fn evaluate(side: &str) -> Option<Value> {
+    if side.is_empty() || side.len() > 400 || numbers_side_by_side(side) {
+        return None;
+    }
+    let e = expr::parse(&percent_as_fraction(side))?;
+    let mut vars = Vec::new();
+    expr::variables(&e, &mut vars);
+    if !vars.is_empty() {
+        return None;
+    }
+    expr::eval(&e, &|_| None)
+}
+
+/// `2 3`: two numbers with only spaces between (pieces of different phrases, or `$2 $3`).
+fn numbers_side_by_side(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut last_digit_then_space = false;
+    let mut prev_digit = false;
+    for &c in b {
+        if c.is_ascii_digit() {
+            if last_digit_then_space {
+                return true;
+            }
+            prev_digit = true;
+        } else if c == b' ' {
+            if prev_digit {
+                last_digit_then_space = true;
+            }
+            prev_digit = false;
+        } else {
+            last_digit_then_space = false;
+            prev_digit = c == b'.';
+        }
+    }
+    false
+}
+
+/// `20%` → `(20/100)`.
+fn percent_as_fraction(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c == '%' {
+            let start = out
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| c.is_ascii_digit() || *c == '.')
+                .last()
+                .map_or(out.len(), |(i, _)| i);
+            let num = out.split_off(start);
+            out.push_str(&format!("({num}/100)"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Every number literal in `s` (and a percentage also as a fraction).
+fn collect_literals(s: &str, out: &mut Vec<f64>) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len()
+                && (b[i].is_ascii_digit()
+                    || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)))
+            {
+                i += 1;
+            }
+            if let Some(q) = Rational::parse_decimal(&s[start..i]) {
+                let v = q.to_f64();
+                out.push(v);
+                if b.get(i) == Some(&b'%') {
+                    out.push(v / 100.0);
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// A verified text's values: its literals and the value of every side of its chains.
+fn collect_values(cleaned: &str, out: &mut Vec<f64>) {
+    collect_literals(cleaned, out);
+    for run in runs(cleaned) {
+        for side in run.text.split(['=', '≈']) {
+            if let Some(v) = read_side(side).value {
+                out.push(v.to_f64());
+            }
+        }
+    }
+}
+
+/// Numbers written as words in a problem (`three eggs`, `a dozen`, `half`).
+const NUMBER_WORDS: &[(&str, f64)] = &[
+    ("zero", 0.0),
+    ("one", 1.0),
+    ("two", 2.0),
+    ("three", 3.0),
+    ("four", 4.0),
+    ("five", 5.0),
+    ("six", 6.0),
+    ("seven", 7.0),
+    ("eight", 8.0),
+    ("nine", 9.0),
+    ("ten", 10.0),
+    ("eleven", 11.0),
+    ("twelve", 12.0),
+    ("thirteen", 13.0),
+    ("fourteen", 14.0),
+    ("fifteen", 15.0),
+    ("sixteen", 16.0),
+    ("seventeen", 17.0),
+    ("eighteen", 18.0),
+    ("nineteen", 19.0),
+    ("twenty", 20.0),
+    ("thirty", 30.0),
+    ("forty", 40.0),
+    ("fifty", 50.0),
+    ("sixty", 60.0),
+    ("seventy", 70.0),
+    ("eighty", 80.0),
+    ("ninety", 90.0),
+    ("hundred", 100.0),
+    ("thousand", 1000.0),
+    ("dozen", 12.0),
+    ("half", 0.5),
+    ("twice", 2.0),
+    ("double", 2.0),
+    ("triple", 3.0),
+    ("third", 1.0 / 3.0),
+    ("quarter", 0.25),
+];
+
+fn collect_number_words(text: &str, out: &mut Vec<f64>) {
+    for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
+        let w = word.to_ascii_lowercase();
+        if let Some((_, v)) = NUMBER_WORDS.iter().find(|(n, _)| *n == w) {
+            out.push(*v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EGGS: &str = "Janet’s ducks lay 16 eggs per day. She eats three for breakfast every \
+                        morning and bakes muffins for her friends every day with four. She sells \
+                        the remainder at the farmers' market daily for $2 per fresh duck egg. How \
+                        much in dollars does she make every day at the farmers' market?";
+    const EGGS_SOLUTION: &str = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n\
+                                 She makes 9 * 2 = $<<9*2=18>>18 every day at the farmer’s market.";
+
+    fn eggs() -> Reference {
+        Reference::new(EGGS, EGGS_SOLUTION, Some("18"), CheckBasis::AnswerKey)
+    }
+
+    #[test]
+    fn a_wrong_calculation_is_named_without_the_right_value() {
+        let work = "First 16 - 3 - 4 = 9 eggs are left.\nThen $9 \\times 2 = 19$ dollars.";
+        let check = check_work(work, Some(&eggs())).unwrap();
+        let wrong = check.first_wrong.unwrap();
+        assert_eq!(wrong.step, 2);
+        assert_eq!(wrong.kind, WorkIssueKind::Arithmetic);
+        assert_eq!(wrong.certainty, WorkCertainty::Sure);
+        assert_eq!(
+            wrong.message,
+            "Step 2: 9 × 2 = 19 does not hold; check this calculation."
+        );
+        assert!(!check.summary.contains("18"), "{}", check.summary);
+        assert_eq!(check.final_answer, CheckVerdict::Wrong);
+    }
+
+    #[test]
+    fn the_brief_example_and_latex_forms() {
+        let check = check_work("$48 \\div 2 = 25$", None).unwrap();
+        let wrong = check.first_wrong.unwrap();
+        assert_eq!(
+            wrong.message,
+            "Step 1: 48 ÷ 2 = 25 does not hold; check this calculation."
+        );
+        assert!(!check.summary.contains("24"));
+        assert!(check.summary.contains("Only the arithmetic was checked"));
+        for right in [
+            "\\(\\frac{48}{2} = 24\\)",
+            "$$3 \\cdot 4 = 12 = 6+6$$",
+            "80,000 + 50,000 = 130,000 dollars",
+            "3 x 4 = 12 and 3x4=12",
+            "3 times 4 = 12",
+            "20% of 50 = 10",
+            "half of 48 = 24",
+            "10/3 = 3.33",
+            "10/3 ≈ 3.3",
+            "2/3 \\approx 0.67",
+            "$$\\begin{aligned} 5 \\times 5 &= 25 \\\\ &= 20 + 5 \\end{aligned}$$",
+            "Step 1: 7 - 2 = 5.",
+            "(which is 3 * 4 = 12)",
+            "The price is \\$12.50 \\times 2 = \\$25",
+        ] {
+            let check = check_work(right, None).unwrap();
+            assert_eq!(check.first_wrong, None, "{right}");
+        }
+        for wrong in [
+            "3*4 = 12 = 6+7",
+            "10/3 = 3.34",
+            "10/3 = 3",
+            "7 \\times 8 = 54",
+            "1,200 / 4 = 3,000",
+            "2^3 = 6",
+        ] {
+            let check = check_work(wrong, None).unwrap();
+            assert_eq!(
+                check.first_wrong.map(|w| w.kind),
+                Some(WorkIssueKind::Arithmetic),
+                "{wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_result_off_the_verified_path_is_unsure_and_the_first_wrong_step_wins() {
+        // Right arithmetic with a wrong operand: 16 - 3 = 13 is not on the path.
+        let work = "16 - 3 = 13 eggs to sell\n13 * 2 = 26 dollars";
+        let check = check_work(work, Some(&eggs())).unwrap();
+        let wrong = check.first_wrong.unwrap();
+        assert_eq!(
+            (wrong.step, wrong.kind),
+            (1, WorkIssueKind::DiffersFromSolution)
+        );
+        assert_eq!(wrong.certainty, WorkCertainty::Unsure);
+        assert!(wrong
+            .message
+            .contains("does not appear in the tutor's verified solution"));
+        assert!(!check.summary.contains("18") && !check.summary.contains(" 9 "));
+        // Without a reference, the same work has no wrong step.
+        let check = check_work(work, None).unwrap();
+        assert_eq!(check.first_wrong, None);
+        assert_eq!(check.basis, CheckBasis::Unsure);
+    }
+
+    #[test]
+    fn another_route_to_the_verified_answer_is_not_flagged() {
+        let work = "16 * 2 = 32 dollars for all eggs\n(3 + 4) * 2 = 14 dollars eaten\n32 - 14 = 18";
+        let check = check_work(work, Some(&eggs())).unwrap();
+        assert_eq!(check.first_wrong, None, "{}", check.summary);
+        assert_eq!(check.final_answer, CheckVerdict::Right);
+        assert!(check
+            .summary
+            .contains("matches the tutor's verified answer"));
+    }
+
+    #[test]
+    fn an_unfinished_solution_is_reported_at_its_last_step() {
+        let work = "16 - 3 - 4 = 9";
+        let check = check_work(work, Some(&eggs())).unwrap();
+        let wrong = check.first_wrong.unwrap();
+        assert_eq!((wrong.step, wrong.kind), (1, WorkIssueKind::FinalAnswer));
+        assert!(!wrong.message.contains("18"));
+    }
+
+    #[test]
+    fn the_right_solution_has_no_wrong_step() {
+        let work = "She has 16 - 3 - 4 = 9 eggs left. She makes 9 * 2 = $18.";
+        let check = check_work(work, Some(&eggs())).unwrap();
+        assert_eq!(check.steps, 2);
+        assert_eq!(check.first_wrong, None);
+        assert_eq!(check.final_answer, CheckVerdict::Right);
+    }
+
+    #[test]
+    fn steps_are_lines_or_sentences_and_bad_input_is_an_error() {
+        let steps = split_steps("1. a = 3\n\n$$\nb = 4\n$$\n2) c is 5. d is 6.");
+        let texts: Vec<&str> = steps.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["1. a = 3", "$$\nb = 4\n$$", "2) c is 5. d is 6."]);
+        let steps = split_steps("It is 3.5 kg. Then 2 more? Yes");
+        assert_eq!(steps.len(), 3);
+        assert_eq!(check_work("  \n ", None), Err(WorkError::Empty));
+        let long = "1+1=2\n".repeat(4000);
+        assert!(matches!(
+            check_work(&long, None),
+            Err(WorkError::TooLong { .. })
+        ));
+        let many = "1+1=2\n".repeat(MAX_STEPS + 1);
+        assert!(matches!(
+            check_work(&many, None),
+            Err(WorkError::TooManySteps { .. })
+        ));
+        // Hostile input neither panics nor hangs.
+        for s in [
+            "$$$$",
+            "\\frac{",
+            "((((((1",
+            "=====",
+            "\\text{",
+            "é=ü",
+            "9,99,999 = 1",
+        ] {
+            let _ = check_work(s, Some(&eggs()));
+        }
+    }
+}
