@@ -113,6 +113,12 @@ impl Reference {
     }
 }
 
+/// The value of a calculation without letters (`9 \times 2`, `80,000*1.5`, `20%`), read as
+/// the checker reads one side of a step.
+pub fn value_of(text: &str) -> Option<f64> {
+    evaluate(prepare(text).trim()).map(Value::to_f64)
+}
+
 /// One step as written: its text and where it is in the work (byte range).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepSpan {
@@ -520,7 +526,74 @@ fn prepare(text: &str) -> String {
     }
     s = replace_word(&s, "% of", "% *");
     s = replace_word(&s, "half of", "1/2 *");
-    replace_glued_x(&s)
+    drop_units_between(&replace_glued_x(&s))
+}
+
+/// Words that name a unit or a thing between a number and an operator are dropped, so that
+/// `20 miles + 15 miles = 25 miles` reads `20 + 15 = 25` and `12 people per school * 4` reads
+/// `12 * 4`. Only where the operator is followed by a number, only up to four words, and never
+/// a single letter (`2x + 3` keeps its variable) or a function's name.
+fn drop_units_between(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        out.push(c);
+        i += 1;
+        let after_number = c.is_ascii_digit() || c == '%' || c == ')';
+        if !after_number || !chars.get(i).is_some_and(|c| c.is_whitespace()) {
+            continue;
+        }
+        if let Some(end) = unit_words_end(&chars, i) {
+            out.push(' ');
+            i = end;
+        }
+    }
+    out
+}
+
+/// Where the words starting at `from` end, when they are units before an operator and a number.
+fn unit_words_end(chars: &[char], from: usize) -> Option<usize> {
+    let skip_spaces = |mut j: usize| {
+        while chars.get(j).is_some_and(|c| c.is_whitespace()) {
+            j += 1;
+        }
+        j
+    };
+    let mut j = skip_spaces(from);
+    let mut words = 0;
+    let mut long_word = false;
+    while words < 4 {
+        let start = j;
+        while chars
+            .get(j)
+            .is_some_and(|&c| c.is_alphabetic() || c == '\'' || c == '’' || (c == '-' && j > start))
+        {
+            j += 1;
+        }
+        if j == start {
+            break;
+        }
+        let word: String = chars[start..j].iter().collect::<String>().to_lowercase();
+        let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+        // A single letter is a variable (`80,000 and m = 10h`), `a` aside.
+        let variable = letters == 1 && word != "a";
+        if letters == 0 || variable || crate::expr::is_function_word(&word) {
+            return None;
+        }
+        long_word |= letters >= 2;
+        words += 1;
+        j = skip_spaces(j);
+    }
+    if words == 0 || !long_word || !chars.get(j).is_some_and(|c| "+-*/=≈".contains(*c)) {
+        return None;
+    }
+    let k = skip_spaces(j + 1);
+    chars
+        .get(k)
+        .is_some_and(|&c| c.is_ascii_digit() || "$(.\\".contains(c))
+        .then_some(j)
 }
 
 /// `\text{ eggs}` → ` eggs `.
@@ -716,12 +789,14 @@ fn read_step(text: &str) -> StepReading {
             let mut from = 0;
             for (i, c) in run.text.char_indices() {
                 if c == '=' || c == '≈' {
-                    sides.push(read_side(&run.text[from..i]));
+                    let side = read_side(&run.text[from..i]);
+                    sides.push(cut_off(side, sides.is_empty() && run.after_word));
                     approx.push(c == '≈');
                     from = i + c.len_utf8();
                 }
             }
             sides.push(read_side(&run.text[from..]));
+
             reading.chains.push(Chain {
                 sides,
                 approx,
@@ -772,10 +847,29 @@ fn strip_label(text: &str) -> &str {
     t
 }
 
+/// A chain's first side that starts with an operator (`+ 30` of `x + 30 = 110`, `- 6` of
+/// `18 pink - 6 = 12`) is the end of a calculation that words or letters interrupted: it has
+/// no value of its own. A leading `-` is a sign unless a word comes right before it.
+fn cut_off(side: Side, after_word: bool) -> Side {
+    let starts_with_operator =
+        side.text.starts_with(['+', '*', '/', '^']) || (after_word && side.text.starts_with('-'));
+    if starts_with_operator {
+        Side {
+            value: None,
+            decimals: None,
+            ..side
+        }
+    } else {
+        side
+    }
+}
+
 fn read_side(raw: &str) -> Side {
-    let text = balance(raw.trim().trim_end_matches(['.', ' ']).trim())
+    // A trailing operator is where a unit began (`$500/month` reads `500/`).
+    let trimmed = raw
         .trim()
-        .to_owned();
+        .trim_end_matches(['.', ' ', '/', '*', '+', '-', '^']);
+    let text = balance(trimmed.trim()).trim().to_owned();
     let decimals = literal_decimals(&text);
     let value = evaluate(&text);
     Side {
@@ -1012,6 +1106,9 @@ mod tests {
             "Step 1: 7 - 2 = 5.",
             "(which is 3 * 4 = 12)",
             "The price is \\$12.50 \\times 2 = \\$25",
+            "2x + 3 = 7, so x = 2",
+            "10 years * 5% = 50%",
+            "We have 3 1/2 - 2 = 1 1/2 hours left",
         ] {
             let check = check_work(right, None).unwrap();
             assert_eq!(check.first_wrong, None, "{right}");
@@ -1023,6 +1120,8 @@ mod tests {
             "7 \\times 8 = 54",
             "1,200 / 4 = 3,000",
             "2^3 = 6",
+            "20 miles + 15 miles = 25 miles",
+            "12 people per school * 4 schools = 46 people",
         ] {
             let check = check_work(wrong, None).unwrap();
             assert_eq!(
