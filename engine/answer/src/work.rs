@@ -35,7 +35,12 @@
 //! factorials (`!` ends a run, since prose uses it too). Messages quote only the student's own
 //! text and never a correct value.
 
-use k2_protocol::{CheckBasis, CheckVerdict, WorkCertainty, WorkCheck, WorkIssueKind, WrongStep};
+use k2_protocol::{
+    CandidateView, CheckBasis, CheckVerdict, RunView, WorkCertainty, WorkCheck, WorkIssueKind,
+    WrongStep,
+};
+
+use crate::check::{confident_answer, KnownAnswers, RunEvidence};
 
 use crate::expr::{self, Value};
 use crate::rational::Rational;
@@ -76,7 +81,8 @@ impl std::error::Error for WorkError {}
 /// A verified solution's numbers: what a correct step's result may be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reference {
-    values: Vec<f64>,
+    /// `None` when only the answer is known (an answer key without a worked solution).
+    values: Option<Vec<f64>>,
     answer: Option<String>,
     basis: CheckBasis,
 }
@@ -99,18 +105,78 @@ impl Reference {
         values.sort_by(f64::total_cmp);
         values.dedup();
         Reference {
-            values,
+            values: Some(values),
             answer: answer.map(str::to_owned),
             basis,
         }
     }
 
-    /// Whether `v` (written with `decimals` places when it is a literal) is one of the values.
+    /// Only a known answer, no worked solution: the steps' arithmetic and the final answer are
+    /// checked, no step is "off the path".
+    pub fn answer_only(answer: &str, basis: CheckBasis) -> Self {
+        Reference {
+            values: None,
+            answer: Some(answer.trim().to_owned()).filter(|a| !a.is_empty()),
+            basis,
+        }
+    }
+
+    /// What the steps are checked against (see [`WorkCheck::basis`]).
+    pub fn basis(&self) -> CheckBasis {
+        self.basis
+    }
+
+    /// Whether `v` (written with `decimals` places when it is a literal) is one of the values;
+    /// `true` when there are none to compare with.
     fn contains(&self, v: f64, decimals: Option<u32>) -> bool {
-        self.values
+        let Some(values) = &self.values else {
+            return true;
+        };
+        values
             .iter()
             .any(|&r| close(r, v) || decimals.is_some_and(|d| d > 0 && rounds_to(r, v, d)))
     }
+}
+
+/// The reference for work on a run's problem, trusted as far as `k2_answer::check` trusts it:
+/// - a known answer (`answer_key`, else `teacher`): the solution of a finished candidate that
+///   reached it, else that answer alone ([`Reference::answer_only`]);
+/// - else the chosen candidate's solution when the tutor is confident in the run's answer
+///   ([`check::confident_answer`]: `unanimous` or `verifier`);
+/// - else `None`: arithmetic only.
+pub fn reference_for_run(view: &RunView, known: KnownAnswers<'_>) -> Option<Reference> {
+    let problem = view.request.as_ref().map_or("", |r| r.problem.as_str());
+    let text = |c: &CandidateView| {
+        if c.answer_text.trim().is_empty() {
+            c.reasoning.clone()
+        } else {
+            c.answer_text.clone()
+        }
+    };
+    let known_answer = [
+        (known.answer_key, CheckBasis::AnswerKey),
+        (known.teacher, CheckBasis::Teacher),
+    ]
+    .into_iter()
+    .find_map(|(a, basis)| Some((a.map(str::trim).filter(|a| !a.is_empty())?, basis)));
+    if let Some((answer, basis)) = known_answer {
+        let reached = view.candidates.iter().find(|c| {
+            c.finished.as_ref().is_some_and(|o| {
+                o.finish.is_complete()
+                    && o.answer
+                        .as_deref()
+                        .is_some_and(|a| crate::equivalent(a, answer))
+            })
+        });
+        return Some(match reached {
+            Some(c) => Reference::new(problem, &text(c), Some(answer), basis),
+            None => Reference::answer_only(answer, basis),
+        });
+    }
+    let evidence = RunEvidence::from_view(view);
+    let (answer, basis) = confident_answer(&evidence)?;
+    let chosen = view.candidates.get(view.final_answer.as_ref()?.candidate)?;
+    Some(Reference::new(problem, &text(chosen), Some(answer), basis))
 }
 
 /// The value of a calculation without letters (`9 \times 2`, `80,000*1.5`, `20%`), read as
@@ -1212,5 +1278,79 @@ mod tests {
         ] {
             let _ = check_work(s, Some(&eggs()));
         }
+    }
+
+    fn run(answers: &[&str], texts: &[&str]) -> RunView {
+        use k2_protocol::{
+            CandidateOutcome, FinalAnswerView, FinishReason, RunRequest, SelectionMethod,
+        };
+        RunView {
+            request: Some(RunRequest {
+                problem: EGGS.into(),
+                settings: Default::default(),
+                session: None,
+            }),
+            candidates: answers
+                .iter()
+                .zip(texts)
+                .map(|(a, t)| CandidateView {
+                    reasoning: String::new(),
+                    answer_text: (*t).into(),
+                    finished: Some(CandidateOutcome {
+                        answer: Some((*a).into()),
+                        finish: FinishReason::Complete,
+                        tokens: 10,
+                        seconds: 1.0,
+                    }),
+                })
+                .collect(),
+            final_answer: Some(FinalAnswerView {
+                candidate: 0,
+                answer: Some(answers[0].into()),
+                method: SelectionMethod::Vote,
+            }),
+            ..RunView::default()
+        }
+    }
+
+    #[test]
+    fn a_run_is_a_reference_only_where_the_tutor_is_confident() {
+        let solution = "16 - 3 - 4 = 9 eggs, and 9 * 2 = 18 dollars. \\boxed{18}";
+        let off_path = "16 - 3 = 13\n13 * 2 = 26";
+        // Two candidates agree: the chosen solution is the reference.
+        let agreed = run(&["18", "18"], &[solution, "2 * 9 = 18"]);
+        let reference = reference_for_run(&agreed, KnownAnswers::default()).unwrap();
+        assert_eq!(reference.basis(), CheckBasis::Unanimous);
+        let check = check_work(off_path, Some(&reference)).unwrap();
+        assert_eq!(
+            check.first_wrong.map(|w| (w.step, w.kind)),
+            Some((1, WorkIssueKind::DiffersFromSolution))
+        );
+        // They disagree: arithmetic only, and the summary says so.
+        let split = run(&["18", "26"], &[solution, off_path]);
+        assert_eq!(reference_for_run(&split, KnownAnswers::default()), None);
+        // An answer key no candidate reached: the final answer is checked, no path.
+        let key = KnownAnswers {
+            answer_key: Some("20"),
+            teacher: None,
+        };
+        let reference = reference_for_run(&split, key).unwrap();
+        assert_eq!(reference.basis(), CheckBasis::AnswerKey);
+        let check = check_work(off_path, Some(&reference)).unwrap();
+        assert_eq!(
+            check.first_wrong.map(|w| (w.step, w.kind)),
+            Some((2, WorkIssueKind::FinalAnswer))
+        );
+        assert!(!check.summary.contains("20"));
+        // The key reached by a candidate: that candidate's solution is the path.
+        let key = KnownAnswers {
+            answer_key: Some("26"),
+            teacher: None,
+        };
+        let reference = reference_for_run(&split, key).unwrap();
+        assert_eq!(
+            check_work(off_path, Some(&reference)).unwrap().first_wrong,
+            None
+        );
     }
 }
