@@ -139,13 +139,26 @@ impl Reference {
 }
 
 /// The reference for work on a run's problem, trusted as far as `k2_answer::check` trusts it:
+/// - the problem's own worked solution (an imported set's `solution`) with its answer key;
 /// - a known answer (`answer_key`, else `teacher`): the solution of a finished candidate that
 ///   reached it, else that answer alone ([`Reference::answer_only`]);
 /// - else the chosen candidate's solution when the tutor is confident in the run's answer
 ///   ([`check::confident_answer`]: `unanimous` or `verifier`);
 /// - else `None`: arithmetic only.
-pub fn reference_for_run(view: &RunView, known: KnownAnswers<'_>) -> Option<Reference> {
+pub fn reference_for_run(
+    view: &RunView,
+    known: KnownAnswers<'_>,
+    worked_solution: Option<&str>,
+) -> Option<Reference> {
     let problem = view.request.as_ref().map_or("", |r| r.problem.as_str());
+    if let Some(worked) = worked_solution.filter(|w| !w.trim().is_empty()) {
+        return Some(Reference::new(
+            problem,
+            worked,
+            known.answer_key,
+            CheckBasis::AnswerKey,
+        ));
+    }
     let text = |c: &CandidateView| {
         if c.answer_text.trim().is_empty() {
             c.reasoning.clone()
@@ -1319,7 +1332,7 @@ mod tests {
         let off_path = "16 - 3 = 13\n13 * 2 = 26";
         // Two candidates agree: the chosen solution is the reference.
         let agreed = run(&["18", "18"], &[solution, "2 * 9 = 18"]);
-        let reference = reference_for_run(&agreed, KnownAnswers::default()).unwrap();
+        let reference = reference_for_run(&agreed, KnownAnswers::default(), None).unwrap();
         assert_eq!(reference.basis(), CheckBasis::Unanimous);
         let check = check_work(off_path, Some(&reference)).unwrap();
         assert_eq!(
@@ -1328,13 +1341,16 @@ mod tests {
         );
         // They disagree: arithmetic only, and the summary says so.
         let split = run(&["18", "26"], &[solution, off_path]);
-        assert_eq!(reference_for_run(&split, KnownAnswers::default()), None);
+        assert_eq!(
+            reference_for_run(&split, KnownAnswers::default(), None),
+            None
+        );
         // An answer key no candidate reached: the final answer is checked, no path.
         let key = KnownAnswers {
             answer_key: Some("20"),
             teacher: None,
         };
-        let reference = reference_for_run(&split, key).unwrap();
+        let reference = reference_for_run(&split, key, None).unwrap();
         assert_eq!(reference.basis(), CheckBasis::AnswerKey);
         let check = check_work(off_path, Some(&reference)).unwrap();
         assert_eq!(
@@ -1347,7 +1363,7 @@ mod tests {
             answer_key: Some("26"),
             teacher: None,
         };
-        let reference = reference_for_run(&split, key).unwrap();
+        let reference = reference_for_run(&split, key, None).unwrap();
         assert_eq!(
             check_work(off_path, Some(&reference)).unwrap().first_wrong,
             None

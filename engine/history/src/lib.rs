@@ -11,7 +11,8 @@
 pub use k2_protocol::{HistoryRequest, NewNote};
 
 use k2_answer::check::{check_attempt_in_view, KnownAnswers};
-use k2_protocol::{AttemptCheck, CheckVerdict, Event};
+use k2_answer::work;
+use k2_protocol::{AttemptCheck, CheckVerdict, Event, WorkCheck};
 use k2_store::export::{export_run, ExportFormat};
 use k2_store::{Note, PageRequest, RunConfig, RunId, RunSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,8 @@ pub enum HistoryReply {
     Notes(Vec<Note>),
     /// [`HistoryRequest::CheckAttempt`].
     Attempt(AttemptResult),
+    /// [`HistoryRequest::CheckWork`].
+    Work(WorkResult),
     /// [`HistoryRequest::Delete`].
     Deleted,
 }
@@ -85,6 +88,9 @@ pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryR
         }
         HistoryRequest::CheckAttempt { run, answer } => {
             HistoryReply::Attempt(check_attempt(store, run, &answer).await?)
+        }
+        HistoryRequest::CheckWork { run, work } => {
+            HistoryReply::Work(check_work(store, run, &work).await?)
         }
         HistoryRequest::Delete { run } => {
             delete(store, run).await?;
@@ -256,6 +262,36 @@ pub async fn check_attempt(store: &Store, run: RunId, answer: &str) -> Result<At
         },
         attempt,
     })
+}
+
+/// A student's checked work; no correct value is ever part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkResult {
+    /// The first wrong step, the final answer's verdict and the basis (`k2_answer::work`).
+    pub check: WorkCheck,
+    /// The kept work's id.
+    pub stored: i64,
+}
+
+/// Checks a student's worked solution with [`k2_answer::work`]: against the problem's worked
+/// solution when an imported set gave one, else the known answer, else the run's chosen
+/// solution only where the tutor is confident in it, else the arithmetic alone. Keeps the work
+/// and its check with the run's problem.
+pub async fn check_work(store: &Store, run: RunId, work: &str) -> Result<WorkResult> {
+    let work = checked_text(work, "work")?;
+    let detail = store.run(run).await?;
+    let view = store.replay(run).await?;
+    let known = KnownAnswers {
+        answer_key: detail.problem.known_answer.as_deref(),
+        teacher: None,
+    };
+    let reference = work::reference_for_run(&view, known, detail.problem.solution.as_deref());
+    let check = work::check_work(work, reference.as_ref())
+        .map_err(|e| HistoryError::BadRequest(e.to_string()))?;
+    let stored = store
+        .add_work_check(detail.problem.id, Some(run), work, &check)
+        .await?;
+    Ok(WorkResult { check, stored })
 }
 
 fn checked_text<'a>(text: &'a str, what: &str) -> Result<&'a str> {

@@ -42,6 +42,11 @@ pub enum HistoryRequest {
     /// Answers `{check: {verdict, basis}, equivalent, attempt}` (`k2_answer::check`); never
     /// the run's answer itself.
     CheckAttempt { run: StoredRunId, answer: String },
+    /// "Check my work": checks a student's worked solution (`k2_answer::work`) against the
+    /// problem's worked solution, else the run's solution where the tutor is confident, else
+    /// its arithmetic only, and keeps it. Answers `{check: WorkCheck, stored}`; never a
+    /// correct value.
+    CheckWork { run: StoredRunId, work: String },
     /// Removes the run and everything attached to it. Answers `null`.
     Delete { run: StoredRunId },
 }
@@ -108,6 +113,13 @@ mod tests {
                     answer: "3/4".into(),
                 },
                 json!({"op": "check_attempt", "run": 3, "answer": "3/4"}),
+            ),
+            (
+                HistoryRequest::CheckWork {
+                    run: 3,
+                    work: "9 \\times 2 = 19".into(),
+                },
+                json!({"op": "check_work", "run": 3, "work": "9 \\times 2 = 19"}),
             ),
             (
                 HistoryRequest::Delete { run: 3 },

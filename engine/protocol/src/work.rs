@@ -63,3 +63,74 @@ pub struct WorkCheck {
     /// One paragraph for the student.
     pub summary: String,
 }
+
+impl WorkIssueKind {
+    pub const ALL: [WorkIssueKind; 3] = [
+        WorkIssueKind::Arithmetic,
+        WorkIssueKind::DiffersFromSolution,
+        WorkIssueKind::FinalAnswer,
+    ];
+
+    /// The serialized name (`"arithmetic"`), as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkIssueKind::Arithmetic => "arithmetic",
+            WorkIssueKind::DiffersFromSolution => "differs_from_solution",
+            WorkIssueKind::FinalAnswer => "final_answer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WorkIssueKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl WorkCertainty {
+    /// The serialized name (`"sure"`), as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkCertainty::Sure => "sure",
+            WorkCertainty::Unsure => "unsure",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WorkCertainty> {
+        [WorkCertainty::Sure, WorkCertainty::Unsure]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_check_serializes_with_snake_case_names_and_round_trips() {
+        let check = WorkCheck {
+            steps: 2,
+            first_wrong: Some(WrongStep {
+                step: 2,
+                text: "9 * 2 = 19".into(),
+                kind: WorkIssueKind::DiffersFromSolution,
+                certainty: WorkCertainty::Unsure,
+                message: "Step 2: …".into(),
+            }),
+            final_answer: CheckVerdict::Wrong,
+            basis: CheckBasis::Unanimous,
+            summary: "Step 2: …".into(),
+        };
+        let value = serde_json::to_value(&check).unwrap();
+        assert_eq!(value["first_wrong"]["kind"], json!("differs_from_solution"));
+        assert_eq!(value["first_wrong"]["certainty"], json!("unsure"));
+        assert_eq!(value["basis"], json!("unanimous"));
+        assert_eq!(serde_json::from_value::<WorkCheck>(value).unwrap(), check);
+        for kind in WorkIssueKind::ALL {
+            assert_eq!(WorkIssueKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(json!(kind), json!(kind.as_str()));
+        }
+        assert_eq!(WorkCertainty::parse("sure"), Some(WorkCertainty::Sure));
+        assert_eq!(WorkCertainty::parse("maybe"), None);
+    }
+}

@@ -22,6 +22,7 @@ mod runs;
 mod search;
 mod sessions;
 mod types;
+mod work_checks;
 
 pub use clock::{format_utc, now_ms};
 pub use error::{Result, StoreError};
@@ -32,6 +33,7 @@ pub use types::{
     Attempt, Cursor, NewProblem, Note, Page, PageRequest, Problem, ProblemId, RunConfig, RunDetail,
     RunId, RunStatus, RunSummary, SearchHit, Session, SessionId,
 };
+pub use work_checks::StoredWorkCheck;
 
 use std::path::{Path, PathBuf};
 
