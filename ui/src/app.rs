@@ -134,6 +134,7 @@ pub fn App() -> impl IntoView {
                 <FinalAnswer state=state />
             </Show>
             <CheckAnswer state=state token=token />
+            <crate::work::CheckWork state=state token=token />
             <crate::review::Review state=state token=token />
             <History state=state problem=problem token=token />
             <crate::models::Models />
