@@ -389,8 +389,12 @@ fn pct(a: usize, n: usize) -> String {
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let Some(path) = args.next() else {
-        eprintln!("usage: work_bench GSM8K.jsonl [SEED]");
+    let first = args.next();
+    if first.as_deref() == Some("--clean") {
+        return clean_solutions(args.collect());
+    }
+    let Some(path) = first else {
+        eprintln!("usage: work_bench GSM8K.jsonl [SEED] | work_bench --clean SET.jsonl...");
         return ExitCode::from(2);
     };
     let seed: u64 = match args.next().map(|s| s.parse()) {
@@ -544,5 +548,49 @@ fn main() -> ExitCode {
         pct(final_right, items)
     );
     println!("skipped (no calculation to corrupt, or no off-path operand change): {skipped:?}");
+    ExitCode::SUCCESS
+}
+
+/// `--clean SET.jsonl...`: false alarms on worked solutions as they are (right by
+/// construction): the share of solutions where the arithmetic check (no reference) names a
+/// wrong step. Solutions are read as a student would type them (`\\boxed`, LaTeX and all).
+fn clean_solutions(paths: Vec<String>) -> ExitCode {
+    #[derive(Deserialize)]
+    struct Worked {
+        id: String,
+        solution: String,
+    }
+    let verbose = std::env::var_os("WORK_BENCH_VERBOSE").is_some();
+    for path in paths {
+        let data = match std::fs::read_to_string(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("cannot read {path}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let (mut n, mut alarms, mut steps) = (0, 0, 0);
+        for row in data.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(item) = serde_json::from_str::<Worked>(row) else {
+                eprintln!("{path}: a line is not a worked solution");
+                return ExitCode::from(2);
+            };
+            let Ok(check) = check_work(&item.solution, None) else {
+                continue;
+            };
+            n += 1;
+            steps += check.steps;
+            if let Some(w) = check.first_wrong {
+                alarms += 1;
+                if verbose {
+                    eprintln!("ALARM {}: {}\n  {}", item.id, w.message, w.text);
+                }
+            }
+        }
+        println!(
+            "{path}: {n} worked solutions ({steps} steps), false alarms (arithmetic only) {}",
+            pct(alarms, n)
+        );
+    }
     ExitCode::SUCCESS
 }

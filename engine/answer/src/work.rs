@@ -286,7 +286,6 @@ struct Chain {
     sides: Vec<Side>,
     /// `approx[i]`: the relation between sides `i` and `i + 1` is `≈`.
     approx: Vec<bool>,
-    after_word: bool,
 }
 
 /// What one step says, read.
@@ -465,10 +464,6 @@ fn arithmetic_error(reading: &StepReading) -> Option<String> {
             let (Some(x), Some(y)) = (a.value, b.value) else {
                 continue;
             };
-            if i == 0 && chain.after_word && a.decimals.is_some() {
-                // `… of 48 = 24`: the word before may be part of the calculation.
-                continue;
-            }
             let approx = chain.approx[i];
             if !agree(x, a.decimals, y, b.decimals, approx) {
                 let rel = if approx { "≈" } else { "=" };
@@ -532,10 +527,13 @@ const REPLACEMENTS: &[(&str, &str)] = &[
     ("\\left", ""),
     ("\\right", ""),
     ("\\displaystyle", ""),
-    ("\\(", " "),
-    ("\\)", " "),
-    ("\\[", " "),
-    ("\\]", " "),
+    // Math delimiters end a run (two formulas side by side are not one product); a single
+    // `$` may be a currency sign, so it is only a space.
+    ("\\(", "\n"),
+    ("\\)", "\n"),
+    ("\\[", "\n"),
+    ("\\]", "\n"),
+    ("$$", "\n"),
     ("\\$", " "),
     ("$", " "),
     ("\\\\", " "),
@@ -632,6 +630,19 @@ fn drop_units_between(s: &str) -> String {
     out
 }
 
+/// Whether the number at the end of `before` is the last operand of a calculation: an
+/// operator comes before it (`20 + 15`, `2 * 7.5`).
+fn number_ends_calculation(before: &[char]) -> bool {
+    let mut i = before.len();
+    while i > 0 && (before[i - 1].is_ascii_digit() || ".%)".contains(before[i - 1])) {
+        i -= 1;
+    }
+    while i > 0 && before[i - 1] == ' ' {
+        i -= 1;
+    }
+    i > 0 && "+-*/".contains(before[i - 1])
+}
+
 /// Where the words starting at `from` end, when they are units before an operator and a number.
 fn unit_words_end(chars: &[char], from: usize) -> Option<usize> {
     let skip_spaces = |mut j: usize| {
@@ -643,6 +654,7 @@ fn unit_words_end(chars: &[char], from: usize) -> Option<usize> {
     let mut j = skip_spaces(from);
     let mut words = 0;
     let mut long_word = false;
+    let mut upper = false;
     while words < 4 {
         let start = j;
         while chars
@@ -654,7 +666,8 @@ fn unit_words_end(chars: &[char], from: usize) -> Option<usize> {
         if j == start {
             break;
         }
-        let word: String = chars[start..j].iter().collect::<String>().to_lowercase();
+        let word: String = chars[start..j].iter().collect();
+        upper |= word.chars().any(char::is_uppercase);
         let letters = word.chars().filter(|c| c.is_alphabetic()).count();
         // A single letter is a variable (`80,000 and m = 10h`), `a` aside.
         let variable = letters == 1 && word != "a";
@@ -665,7 +678,14 @@ fn unit_words_end(chars: &[char], from: usize) -> Option<usize> {
         words += 1;
         j = skip_spaces(j);
     }
-    if words == 0 || !long_word || !chars.get(j).is_some_and(|c| "+-*/=≈".contains(*c)) {
+    let operator = chars.get(j).copied().filter(|c| "+-*/=≈".contains(*c))?;
+    // `- 20` subtracts; `-20` after words is a negative number (`gives -11213141`).
+    let binary_minus = operator != '-' || chars.get(j + 1).is_some_and(|c| c.is_whitespace());
+    // Before a relation the number must end a calculation (`+ 15 miles = 25`, not `has 5 so
+    // the total = 8`), and capitals are names (`which gives DP = …`), not units (`200 GB *`).
+    let relation = matches!(operator, '=' | '≈');
+    let ends_calculation = !relation || number_ends_calculation(&chars[..from]);
+    if words == 0 || !long_word || !binary_minus || (relation && upper) || !ends_calculation {
         return None;
     }
     let k = skip_spaces(j + 1);
@@ -802,10 +822,16 @@ fn replace_glued_x(s: &str) -> String {
         .collect()
 }
 
-/// A run of mathematics in cleaned text, and whether a word comes right before it.
+/// A run of mathematics in cleaned text, and what touches it.
 struct Run<'a> {
     text: &'a str,
+    /// A word (or a command) comes before it, perhaps after a space.
     after_word: bool,
+    /// A letter, `_` or a command touches its start: `f(0)`, `A_1`, `\binom{7}{4}`.
+    glued_before: bool,
+    /// A letter, `_` or a command touches its end, or a command follows after spaces:
+    /// `2x`, `1.6s^2`, `-\sqrt{3} \sin 10`.
+    glued_after: bool,
 }
 
 /// The runs of mathematics in cleaned text: characters of arithmetic and the commands of
@@ -844,17 +870,32 @@ fn runs(s: &str) -> Vec<Run<'_>> {
 }
 
 fn push_run<'a>(out: &mut Vec<Run<'a>>, s: &'a str, start: usize, end: usize) {
-    let text = s[start..end].trim();
-    if text.chars().any(|c| c.is_ascii_digit()) {
-        out.push(Run {
-            text,
-            after_word: s[..start]
-                .trim_end()
-                .chars()
-                .next_back()
-                .is_some_and(char::is_alphabetic),
-        });
+    let raw = &s[start..end];
+    let text = raw.trim();
+    if !text.chars().any(|c| c.is_ascii_digit()) {
+        return;
     }
+    let name_char = |c: char| c.is_alphabetic() || c == '_' || c == '\\' || c == '\'';
+    let next = s[end..].chars().next();
+    let next_word = s[end..].trim_start().chars().next();
+    out.push(Run {
+        text,
+        after_word: s[..start]
+            .trim_end()
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphabetic() || c == '_'),
+        // A touching name matters only where the run starts or ends with a value: `$448/week`
+        // ends at an operator, so `week` is its unit.
+        glued_before: s[..start].chars().next_back().is_some_and(name_char)
+            && text.starts_with(|c: char| c.is_ascii_digit() || "({[".contains(c)),
+        glued_after: if raw.ends_with(' ') {
+            next_word == Some('\\')
+        } else {
+            next.is_some_and(name_char)
+                && raw.ends_with(|c: char| c.is_ascii_digit() || ")}]".contains(c))
+        },
+    });
 }
 
 /// Reads one step: its chains and the numbers it states outside them.
@@ -868,19 +909,30 @@ fn read_step(text: &str) -> StepReading {
             let mut from = 0;
             for (i, c) in run.text.char_indices() {
                 if c == '=' || c == '≈' {
-                    let side = read_side(&run.text[from..i]);
-                    sides.push(cut_off(side, sides.is_empty() && run.after_word));
+                    let raw = &run.text[from..i];
+                    let side = read_side(raw);
+                    sides.push(if sides.is_empty() {
+                        // `4) = 3` of `mex(0, 1, 2, 4) = 3`: the end of a bracket opened
+                        // before the run.
+                        if depth(raw) < 0 {
+                            no_value(side)
+                        } else {
+                            cut_off(side, &run)
+                        }
+                    } else {
+                        side
+                    });
                     approx.push(c == '≈');
                     from = i + c.len_utf8();
                 }
             }
-            sides.push(read_side(&run.text[from..]));
+            let raw = run.text[from..].trim_end_matches(['(', ' ']);
+            let last = read_side(raw);
+            // `= (4` of `= (4, 5)`: a bracket that closes after the run.
+            let cut = run.glued_after || depth(raw) > 0;
+            sides.push(if cut { no_value(last) } else { last });
 
-            reading.chains.push(Chain {
-                sides,
-                approx,
-                after_word: run.after_word,
-            });
+            reading.chains.push(Chain { sides, approx });
         } else {
             let side = read_side(run.text);
             if let (Some(v), Some(_)) = (side.value, side.decimals) {
@@ -926,21 +978,58 @@ fn strip_label(text: &str) -> &str {
     t
 }
 
-/// A chain's first side that starts with an operator (`+ 30` of `x + 30 = 110`, `- 6` of
-/// `18 pink - 6 = 12`) is the end of a calculation that words or letters interrupted: it has
-/// no value of its own. A leading `-` is a sign unless a word comes right before it.
-fn cut_off(side: Side, after_word: bool) -> Side {
-    let starts_with_operator =
-        side.text.starts_with(['+', '*', '/', '^']) || (after_word && side.text.starts_with('-'));
-    if starts_with_operator {
-        Side {
-            value: None,
-            decimals: None,
-            ..side
-        }
+/// A chain's first side, unless words or names interrupted it, in which case it is only the
+/// end of a calculation and has no value of its own:
+/// - it starts with an operator (`+ 30` of `x + 30 = 110`, `- 6` of `18 pink - 6 = 12`; a
+///   leading `-` is a sign unless a word comes right before it);
+/// - a name touches it (`f(0) = …`, `A_1 = 4`, `\binom{7}{4} = 35`);
+/// - a word comes before a bare number or one bracketed group (`half of 48 = 24` if `half
+///   of` were not understood, `\sin (-10) = …`).
+fn cut_off(side: Side, run: &Run<'_>) -> Side {
+    let starts_with_operator = side.text.starts_with(['+', '*', '/', '^'])
+        || (run.after_word && side.text.starts_with('-'));
+    let argument = run.after_word && (side.decimals.is_some() || one_group(&side.text));
+    if starts_with_operator || run.glued_before || argument {
+        no_value(side)
     } else {
         side
     }
+}
+
+/// Brackets opened minus brackets closed.
+fn depth(text: &str) -> i64 {
+    text.chars().fold(0, |d, c| match c {
+        '(' => d + 1,
+        ')' => d - 1,
+        _ => d,
+    })
+}
+
+fn no_value(side: Side) -> Side {
+    Side {
+        value: None,
+        decimals: None,
+        ..side
+    }
+}
+
+/// `(…)` as a whole: the bracket that opens it closes it at the very end.
+fn one_group(text: &str) -> bool {
+    if !text.starts_with('(') || !text.ends_with(')') {
+        return false;
+    }
+    let mut depth = 0i32;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            return i == text.len() - 1;
+        }
+    }
+    false
 }
 
 fn read_side(raw: &str) -> Side {
@@ -1188,6 +1277,16 @@ mod tests {
             "2x + 3 = 7, so x = 2",
             "10 years * 5% = 50%",
             "We have 3 1/2 - 2 = 1 1/2 hours left",
+            // Names, functions and symbols are not numbers (real MATH/AIME solutions).
+            "$f(-2)+f(-1)+f(0)=\\frac{-8}{-4}+\\frac{-5}{-3}+\\frac{-2}{-2}=2+\\frac{5}{3}+1$",
+            "Let $A_1 = 4$ and $b_3=5$, so $na_1 = 96$.",
+            "There are $\\binom{7}{4}=35$ ways.",
+            "$9s+18-9s=18=1.6s^{2} + 3.2s$",
+            "$\\sin 20^\\circ - \\sin 40^\\circ = 2 \\cos 30^\\circ \\sin (-10^\\circ) = -\\sqrt{3} \\sin 10^\\circ$",
+            "Solving, we find $x = 3$ and thus $CE = 107 - 3 = 104$.",
+            "Subtracting 4 gives \\[-11213141 = -11213145+4.\\]",
+            "\\[(-4)^2=16\\] \\[(-1)^2=1\\]",
+            "$6_8 \\cdot 7_8 = 42_{10} = 52_8.$",
         ] {
             let check = check_work(right, None).unwrap();
             assert_eq!(check.first_wrong, None, "{right}");
@@ -1201,6 +1300,8 @@ mod tests {
             "2^3 = 6",
             "20 miles + 15 miles = 25 miles",
             "12 people per school * 4 schools = 46 people",
+            // A real slip in MATH-500's own solution (test/algebra/2427): 16 - 4 is not 20.
+            "The discriminant is $(-4)^2 + 4 \\cdot 1 \\cdot (-1) = 20$, which is positive",
         ] {
             let check = check_work(wrong, None).unwrap();
             assert_eq!(
