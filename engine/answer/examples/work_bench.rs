@@ -17,6 +17,7 @@
 //!   just its result), one number changed the same way, the result
 //!   recomputed (the arithmetic is right) and carried forward; only changes that take the
 //!   result off the reference's values are kept (the definition of the variant).
+//!
 //! A changed calculation is written `expr = result` with the annotation's expression; an
 //! unchanged one keeps the solution's words.
 //!
@@ -303,18 +304,14 @@ fn corrupt(
         for (c, calc) in line.calcs.iter().enumerate() {
             match &new[l][c] {
                 Some((expr, r)) => {
-                    let from =
-                        if calc.shown || (l, c) == (kl, kc) && variant == Variant::WrongOperand {
-                            calc.replace_from
-                        } else {
-                            // Only the result was shown: only the result changes.
-                            calc.replace_from
-                        };
-                    text.push_str(&line.text[at..from]);
+                    text.push_str(&line.text[at..calc.replace_from]);
                     if first.is_none() {
                         first = Some(text.len());
                     }
-                    if calc.shown || variant == Variant::WrongOperand && (l, c) == (kl, kc) {
+                    // A written-out calculation is rewritten whole (a wrong operand is only
+                    // put in those); where the solution showed only the result, only the
+                    // result changes.
+                    if calc.shown {
                         text.push_str(&format!("{} = {}", expr.replace('*', " * "), fmt_num(*r)));
                     } else {
                         text.push_str(&fmt_num(*r));
