@@ -1394,6 +1394,83 @@ mod tests {
         }
     }
 
+    /// Thousands of seeded random texts of the characters that steer the reader: no panic, and
+    /// every named step is one of the steps read.
+    #[test]
+    fn random_text_never_panics() {
+        const PIECES: &[&str] = &[
+            "1",
+            "2",
+            "0",
+            "9",
+            ".",
+            ",",
+            "=",
+            "+",
+            "-",
+            "*",
+            "/",
+            "^",
+            "(",
+            ")",
+            "{",
+            "}",
+            "[",
+            "]",
+            "$",
+            "$$",
+            "\\(",
+            "\\)",
+            "\\[",
+            "\\]",
+            "\\frac",
+            "\\times",
+            "\\text{",
+            "\\sqrt",
+            "%",
+            "x",
+            "of",
+            " ",
+            " ",
+            "\n",
+            "é",
+            "≈",
+            "_",
+            "'",
+            "’",
+            "times",
+            "half of",
+            "Step",
+            ":",
+            "!",
+            "?",
+            "\\",
+            "&",
+            "\\begin{aligned}",
+            "÷",
+            "−",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let reference = eggs();
+        for _ in 0..3000 {
+            let len = next(60);
+            let text: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+            for r in [None, Some(&reference)] {
+                if let Ok(check) = check_work(&text, r) {
+                    if let Some(w) = &check.first_wrong {
+                        assert!((1..=check.steps).contains(&w.step), "{text:?}");
+                    }
+                }
+            }
+        }
+    }
+
     fn run(answers: &[&str], texts: &[&str]) -> RunView {
         use k2_protocol::{
             CandidateOutcome, FinalAnswerView, FinishReason, RunRequest, SelectionMethod,
