@@ -390,6 +390,9 @@ fn main() -> ExitCode {
     if first.as_deref() == Some("--clean") {
         return clean_solutions(args.collect());
     }
+    if first.as_deref() == Some("--real") {
+        return real_solutions(args.collect());
+    }
     let Some(path) = first else {
         eprintln!("usage: work_bench GSM8K.jsonl [SEED] | work_bench --clean SET.jsonl...");
         return ExitCode::from(2);
@@ -548,9 +551,9 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--clean SET.jsonl...`: false alarms on worked solutions as they are (right by
-/// construction): the share of solutions where the arithmetic check (no reference) names a
-/// wrong step. Solutions are read as a student would type them (`\\boxed`, LaTeX and all).
+/// `--clean SET.jsonl...`: the share of worked solutions, as they are, where the arithmetic
+/// check (no reference) names a wrong step: false alarms on a set's own solutions (right by
+/// construction, unless the source has a slip). Solutions are read as a student would type them (`\\boxed`, LaTeX and all).
 fn clean_solutions(paths: Vec<String>) -> ExitCode {
     #[derive(Deserialize)]
     struct Worked {
@@ -585,9 +588,68 @@ fn clean_solutions(paths: Vec<String>) -> ExitCode {
             }
         }
         println!(
-            "{path}: {n} worked solutions ({steps} steps), false alarms (arithmetic only) {}",
+            "{path}: {n} worked solutions ({steps} steps), a wrong step named (arithmetic only) \
+             in {}",
             pct(alarms, n)
         );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--real GSM8K.jsonl SOLUTIONS.jsonl`: solutions written by a model (`id`, `solution`), each
+/// checked against the GSM8K worked solution of the same `id`; prints what the checker says
+/// about each, for a person to compare with the solution (no ground truth is assumed).
+fn real_solutions(paths: Vec<String>) -> ExitCode {
+    #[derive(Deserialize)]
+    struct Written {
+        id: String,
+        solution: String,
+    }
+    let [gsm8k, written] = paths.as_slice() else {
+        eprintln!("usage: work_bench --real GSM8K.jsonl SOLUTIONS.jsonl");
+        return ExitCode::from(2);
+    };
+    let read = |path: &str| {
+        std::fs::read_to_string(path).map_err(|e| eprintln!("cannot read {path}: {e}"))
+    };
+    let (Ok(gsm8k), Ok(written)) = (read(gsm8k), read(written)) else {
+        return ExitCode::from(2);
+    };
+    let items: Vec<Item> = gsm8k
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for row in written.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(w) = serde_json::from_str::<Written>(row) else {
+            eprintln!("a line is not a written solution");
+            return ExitCode::from(2);
+        };
+        let Some(item) = items.iter().find(|i| i.id == w.id) else {
+            continue;
+        };
+        let reference = Reference::new(
+            &item.problem,
+            &item.solution,
+            Some(&item.answer),
+            CheckBasis::AnswerKey,
+        );
+        match check_work(&w.solution, Some(&reference)) {
+            Ok(c) => println!(
+                "{}: {} steps, final answer {}, {}",
+                w.id,
+                c.steps,
+                c.final_answer.as_str(),
+                c.first_wrong
+                    .map_or("no wrong step".to_owned(), |f| format!(
+                        "step {} {} {}: {}",
+                        f.step,
+                        f.kind.as_str(),
+                        f.certainty.as_str(),
+                        f.text.replace('\n', " ")
+                    ))
+            ),
+            Err(e) => println!("{}: {e}", w.id),
+        }
     }
     ExitCode::SUCCESS
 }

@@ -312,9 +312,10 @@ impl StepReading {
         }
     }
 
-    /// Every number the step uses as an operand (a literal inside a chain's side).
+    /// Every number the step writes: the literals of its chains and the numbers it states
+    /// (`3 weeks × 180 meters/week` uses 180 even where the units break the chain).
     fn operands(&self) -> Vec<f64> {
-        let mut out = Vec::new();
+        let mut out: Vec<f64> = self.stated.iter().map(|(_, v, _)| *v).collect();
         for chain in &self.chains {
             for side in &chain.sides {
                 collect_literals(&side.text, &mut out);
@@ -928,8 +929,9 @@ fn read_step(text: &str) -> StepReading {
             }
             let raw = run.text[from..].trim_end_matches(['(', ' ']);
             let last = read_side(raw);
-            // `= (4` of `= (4, 5)`: a bracket that closes after the run.
-            let cut = run.glued_after || depth(raw) > 0;
+            // `= (4` of `= (4, 5)`: a bracket that closes after the run. `= 4 * v`: the
+            // calculation goes on past the run (only `/` may end one: `$500/month`).
+            let cut = run.glued_after || depth(raw) > 0 || raw.ends_with(['*', '+', '-', '^']);
             sides.push(if cut { no_value(last) } else { last });
 
             reading.chains.push(Chain { sides, approx });
@@ -951,7 +953,8 @@ fn read_step(text: &str) -> StepReading {
 
 /// `Step 2:`, `2.`, `2)`, `-`, `*` at the start of a step.
 fn strip_label(text: &str) -> &str {
-    let t = text.trim_start();
+    // Markdown around a label: `### Step 1:`, `**Step 2: …**`, `> 3.`.
+    let t = text.trim_start().trim_start_matches(['#', '*', '>', ' ']);
     let lower = t.to_ascii_lowercase();
     let after_word = if lower.starts_with("step") {
         t[4..].trim_start()
@@ -1287,6 +1290,7 @@ mod tests {
             "Subtracting 4 gives \\[-11213141 = -11213145+4.\\]",
             "\\[(-4)^2=16\\] \\[(-1)^2=1\\]",
             "$6_8 \\cdot 7_8 = 42_{10} = 52_8.$",
+            "\\[ 6 \\times 4 = 4 \\times v \\]",
         ] {
             let check = check_work(right, None).unwrap();
             assert_eq!(check.first_wrong, None, "{right}");
@@ -1302,6 +1306,8 @@ mod tests {
             "12 people per school * 4 schools = 46 people",
             // A real slip in MATH-500's own solution (test/algebra/2427): 16 - 4 is not 20.
             "The discriminant is $(-4)^2 + 4 \\cdot 1 \\cdot (-1) = 20$, which is positive",
+            // A real slip of the 0.5B model on GSM8K-dev 0010.
+            "\\[\n\\text{Total downloads} = 60 + 180 + 54 = 374\n\\]",
         ] {
             let check = check_work(wrong, None).unwrap();
             assert_eq!(
@@ -1364,6 +1370,15 @@ mod tests {
 
     #[test]
     fn steps_are_lines_or_sentences_and_bad_input_is_an_error() {
+        // Labels are not numbers of the work, Markdown headers included.
+        let check = check_work(
+            "### Step 1: Find the eggs\n**Step 2:** 16 - 3 - 4 = 9",
+            None,
+        );
+        assert_eq!(check.unwrap().first_wrong, None);
+        let reference = eggs();
+        let check = check_work("### Step 7: Find the eggs\n9 * 2 = 18", Some(&reference));
+        assert_eq!(check.unwrap().first_wrong, None);
         let steps = split_steps("1. a = 3\n\n$$\nb = 4\n$$\n2) c is 5. d is 6.");
         let texts: Vec<&str> = steps.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts, ["1. a = 3", "$$\nb = 4\n$$", "2) c is 5. d is 6."]);
