@@ -827,9 +827,11 @@ await check("check my work: the first wrong step is named, highlighted and no an
   const said = await text("#work-result");
   if (!said.startsWith("Step 2: 42 × 2 = 86 does not hold")) throw new Error(`work check said: ${said}`);
   if (!said.includes("Only the arithmetic was checked")) throw new Error(`basis not said: ${said}`);
-  const highlighted = await page.locator("#work-steps li.wrong-step").allInnerTexts();
-  if (highlighted.length !== 1 || !highlighted[0].includes("42 \\times 2 = 86")) {
-    throw new Error(`highlighted: ${JSON.stringify(highlighted)}`);
+  // The wrong step is the one highlighted, its LaTeX rendered as math.
+  const highlighted = page.locator("#work-steps li.wrong-step");
+  if ((await highlighted.count()) !== 1 || !(await highlighted.locator("math").count())
+      || !(await highlighted.innerText()).includes("86")) {
+    throw new Error(`highlighted: ${await highlighted.allInnerTexts()}`);
   }
   if ((await page.locator("#work-steps li.wrong-step").getAttribute("data-step")) !== "2") throw new Error("wrong step number");
   const panel = await text("#work");
@@ -847,6 +849,11 @@ await check("check my work: the first wrong step is named, highlighted and no an
   await page.click("#check-work-button");
   await page.waitForSelector("#work-result.right", { timeout: 5000 });
   if (await page.locator("#work-steps li.wrong-step").count()) throw new Error("a right step highlighted");
+  // Typed HTML is shown as text, never made into elements.
+  await page.fill("#my-work", "<b id=typed>5 + 5 = 11</b>\n<img src=x onerror=alert(1)>");
+  await page.click("#check-work-button");
+  await page.waitForSelector("#work-result.wrong", { timeout: 5000 });
+  if (await page.locator("#work-steps #typed, #work-steps img").count()) throw new Error("typed HTML became elements");
   await page.fill("#my-work", "   ");
   await page.click("#check-work-button");
   await page.waitForSelector("#work-result.error", { timeout: 5000 });

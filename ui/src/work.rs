@@ -6,6 +6,7 @@
 use k2_answer::check::KnownAnswers;
 use k2_answer::work::{check_work, reference_for_run, split_steps};
 use k2_protocol::{HistoryRequest, WorkCertainty, WorkCheck};
+use k2_render::markdown_to_html;
 use leptos::prelude::*;
 
 use crate::app::RunState;
@@ -105,7 +106,9 @@ pub fn CheckWork(state: RunState, token: RwSignal<String>) -> impl IntoView {
                             view! {
                                 <li class:wrong-step=wrong data-step=i + 1
                                     aria-current=move || wrong.then_some("step")>
-                                    <span class="step-text">{text}</span>
+                                    // The student's Markdown and LaTeX, rendered as the
+                                    // problem's preview is (typed HTML stays text).
+                                    <span class="step-text" inner_html=markdown_to_html(&text)></span>
                                 </li>
                             }
                         }).collect_view()}
