@@ -6,26 +6,29 @@
 //! 1. **Steps** ([`split_steps`]): the student's lines (a `$$…$$` or `\[…\]` block spread over
 //!    several lines is one step); work typed as one paragraph is cut into sentences instead.
 //!    A leading `Step 2:` or `2.` label is not part of the step.
-//! 2. **Calculations**: each step is cleaned (math delimiters `$`, `\(`, `\[` dropped;
-//!    `\times`, `\cdot`, `×`, `x` between numbers, `times` → `*`; `\div`, `÷`, `divided by`
-//!    → `/`; `1,000` → `1000`; `20%` → `(20/100)`, `% of` → `% *`; `\text{…}` read as words).
-//!    A *chain* is a run of mathematics between words containing `=` (or `≈`), like
-//!    `3*4 = 12 = 6+6`; words (units, names) end a run, so `Janet sells 16 - 3 - 4 = 9 eggs`
-//!    holds the chain `16 - 3 - 4 = 9`. Sides with letters (algebra) are not evaluated.
+//! 2. **Calculations**: each step is cleaned (`$` and `$$…$$`, `\(…\)`, `\[…\]` dropped, the
+//!    latter three ending a run; `\times`, `\cdot`, `×`, `x` between numbers, `times` → `*`;
+//!    `\div`, `÷`, `divided by` → `/`; `1,000` → `1000`; `20%` → `(20/100)`, `% of` → `% *`;
+//!    `\text{…}` read as words; unit words between a number and an operator dropped, so
+//!    `20 miles + 15 miles = 25 miles` reads `20 + 15 = 25`). A *chain* is a run of
+//!    mathematics between words containing `=` (or `≈`), like `3*4 = 12 = 6+6`; other words
+//!    (units, names) end a run, so `Janet sells 16 - 3 - 4 = 9 eggs` holds the chain
+//!    `16 - 3 - 4 = 9`. Sides with letters (algebra) are not evaluated, nor is a side that a
+//!    name touches or that a word or a bracket cut (see `cut_off`: `f(0) = …`, `A_1 = 4`,
+//!    `half of 48 = 24` if `half of` were not understood, `= 4 \times v`).
 //! 3. **Arithmetic** (certainty `sure`): neighbouring sides of a chain that both evaluate to
 //!    numbers must agree, exactly for rationals. Rounding the student states is tolerated:
 //!    a side written as a decimal with `d` places agrees with a value within half a unit of
 //!    its last place (`10/3 = 3.33`, money to the cent), because writing fewer places *is*
-//!    saying "rounded"; with `≈` an integer rounds too. A side that is a bare number right
-//!    after a word (`half of 48 = 24` read as `48 = 24` if `half of` were not understood) is
-//!    not compared: the word may be part of the calculation.
+//!    saying "rounded"; with `≈` an integer rounds too.
 //! 4. **Against a verified solution** ([`Reference`], certainty `unsure`): every chain's result
 //!    (its last side), or in a step without a chain every number stated, must be among the
 //!    reference's values: every number in the verified solution (and the values of its
 //!    equations) and in the problem (digits, number words, percentages also as fractions).
 //!    One that is not is "off the verified path". Another correct route can leave that path,
 //!    so such a result is not flagged when the work's final answer is the verified answer and
-//!    the student uses the result in a later step (an intermediate of their own route).
+//!    a later step uses the result (an intermediate of the student's own route). Present, not
+//!    derivable: a value one more operation away from the reference's is off the path.
 //! 5. **Final answer**: the last result of the work, compared with the verified answer by the
 //!    equivalence checker; when no step was found wrong but it differs, the last step is
 //!    reported (`final_answer`, `sure`).
@@ -143,7 +146,7 @@ impl Reference {
 /// - a known answer (`answer_key`, else `teacher`): the solution of a finished candidate that
 ///   reached it, else that answer alone ([`Reference::answer_only`]);
 /// - else the chosen candidate's solution when the tutor is confident in the run's answer
-///   ([`check::confident_answer`]: `unanimous` or `verifier`);
+///   ([`confident_answer`]: `unanimous` or `verifier`);
 /// - else `None`: arithmetic only.
 pub fn reference_for_run(
     view: &RunView,
