@@ -1305,6 +1305,82 @@ await check("a student's hint on a real run: written by the model, opened, kept 
     .catch(async () => { throw new Error(`Review: ${await page.locator("#review").innerText().catch(() => "none")}`); });
   await page.selectOption("#candidates", "3");
   await page.check("#plan");
+// ---- work tests ----
+// "Check my work" (ui/src/work.rs, k2_answer::work): the first wrong step named and
+// highlighted, no correct value shown, the work kept in the history.
+await check("check my work: the first wrong step is named, highlighted and no answer is given", async () => {
+  await page.unroute("**/v1/k2/runs").catch(() => {});
+  await page.reload();
+  await page.waitForSelector("#solve", { timeout: 15000 });
+  // The real model, one candidate: the tutor is not confident, so only arithmetic is checked.
+  await page.fill("#problem", "What is 17 + 25, doubled?");
+  await page.selectOption("#candidates", "1");
+  await page.uncheck("#plan");
+  await page.check("#student");
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 120000 });
+  await page.waitForSelector("#work #my-work", { timeout: 5000 });
+  await page.fill("#my-work", "17 + 25 = 42\n$42 \\times 2 = 86$\n86 - 1 = 85");
+  await page.click("#check-work-button");
+  await page.waitForSelector("#work-result.wrong[data-kind=arithmetic]", { timeout: 5000 });
+  const said = await text("#work-result");
+  if (!said.startsWith("Step 2: 42 × 2 = 86 does not hold")) throw new Error(`work check said: ${said}`);
+  if (!said.includes("Only the arithmetic was checked")) throw new Error(`basis not said: ${said}`);
+  // The wrong step is the one highlighted, its LaTeX rendered as math.
+  const highlighted = page.locator("#work-steps li.wrong-step");
+  if ((await highlighted.count()) !== 1 || !(await highlighted.locator("math").count())
+      || !(await highlighted.innerText()).includes("86")) {
+    throw new Error(`highlighted: ${await highlighted.allInnerTexts()}`);
+  }
+  if ((await page.locator("#work-steps li.wrong-step").getAttribute("data-step")) !== "2") throw new Error("wrong step number");
+  const panel = await text("#work");
+  if (/\b84\b/.test(panel)) throw new Error(`the correct value is shown: ${panel}`);
+  if (await page.locator("#final-answer, .candidate").count()) throw new Error("the solution is shown to the student");
+  await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#work-kept").innerText),
+                             null, { timeout: 5000 });
+  await page.locator("#work").screenshot({ path: join(shots, "work-wrong-step.png") });
+  const kept = execFileSync("python3", ["-c",
+    "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(" +
+    "'select wrong_step, kind, certainty, basis from work_checks').fetchall())", db]).toString();
+  if (!kept.includes("(2, 'arithmetic', 'sure', 'unsure')")) throw new Error(`work_checks: ${kept}`);
+  // Right work has no wrong step; empty work is a clear message, not a crash.
+  await page.fill("#my-work", "17 + 25 = 42\n42 * 2 = 84");
+  await page.click("#check-work-button");
+  await page.waitForSelector("#work-result.right", { timeout: 5000 });
+  if (await page.locator("#work-steps li.wrong-step").count()) throw new Error("a right step highlighted");
+  // Typed HTML is shown as text, never made into elements.
+  await page.fill("#my-work", "<b id=typed>5 + 5 = 11</b>\n<img src=x onerror=alert(1)>");
+  await page.click("#check-work-button");
+  await page.waitForSelector("#work-result.wrong", { timeout: 5000 });
+  if (await page.locator("#work-steps #typed, #work-steps img").count()) throw new Error("typed HTML became elements");
+  await page.fill("#my-work", "   ");
+  await page.click("#check-work-button");
+  await page.waitForSelector("#work-result.error", { timeout: 5000 });
+});
+
+await check("check my work on a unanimous recorded run: a result off the verified path is unsure", async () => {
+  await serveRun(recorded);
+  await page.fill("#problem", recorded[0].request.problem);
+  await page.check("#student");
+  await page.click("#solve");
+  await page.waitForSelector("#work #my-work", { timeout: 10000 });
+  await page.fill("#my-work", "48 * 2 = 96 clips in May\n96 + 48 = 144 clips");
+  await page.click("#check-work-button");
+  await page.waitForSelector("#work-result.unsure[data-kind=differs_from_solution][data-basis=unanimous]",
+                             { timeout: 5000 });
+  const said = await text("#work-result");
+  if (!said.startsWith("Step 1: the result 96 does not appear in the tutor's verified solution")) {
+    throw new Error(`work check said: ${said}`);
+  }
+  if (said.includes(`${expectedAnswer}`)) throw new Error(`the answer is shown: ${said}`);
+  await page.locator("#work").screenshot({ path: join(shots, "work-off-path.png") });
+  await page.fill("#my-work", "48 / 2 = 24 clips in May\n48 + 24 = 72 clips");
+  await page.click("#check-work-button");
+  await page.waitForSelector("#work-result.right[data-basis=unanimous]", { timeout: 5000 });
+  if (!(await text("#work-result")).includes("matches the tutor's verified answer")) throw new Error("final answer not confirmed");
+  await page.uncheck("#student");
+  await page.unroute("**/v1/k2/runs").catch(() => {});
 });
 
 await browser.close();

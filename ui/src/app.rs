@@ -147,6 +147,7 @@ pub fn App() -> impl IntoView {
             </Show>
             <crate::record::CorrectionNotice state=state token=token />
             <CheckAnswer state=state token=token />
+            <crate::work::CheckWork state=state token=token />
             <crate::review::Review state=state token=token />
             <History state=state problem=problem token=token />
             <crate::models::Models />

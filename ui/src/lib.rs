@@ -19,6 +19,7 @@ mod settings;
 mod student;
 mod transport;
 mod views;
+mod work;
 
 use wasm_bindgen::prelude::*;
 

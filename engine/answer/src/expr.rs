@@ -124,6 +124,11 @@ const PLAIN_WORDS: &[&str] = &[
     "sec", "csc", "ln", "log", "exp",
 ];
 
+/// Whether a word is one a student may type for a function or constant (`sqrt`, `pi`, `sin`).
+pub fn is_function_word(word: &str) -> bool {
+    PLAIN_WORDS.contains(&word)
+}
+
 fn tokenize(s: &str) -> Option<Vec<Tok>> {
     let chars: Vec<char> = s.chars().collect();
     let mut toks = Vec::new();

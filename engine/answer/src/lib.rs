@@ -27,6 +27,7 @@ pub mod hints;
 mod normalize;
 mod rational;
 mod structure;
+pub mod work;
 
 use serde::{Deserialize, Serialize};
 

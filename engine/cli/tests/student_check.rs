@@ -153,6 +153,112 @@ fn an_attempt_needs_student_mode() {
     );
 }
 
+/// `--work FILE`: the first wrong step on the last JSON line (`"work"`), the same check every
+/// front end makes, no correct value in it, kept with the run; `-` reads standard input.
+#[test]
+fn work_is_checked_step_by_step_and_kept() {
+    use k2_engine::answer::work::{check_work, reference_for_run};
+    use k2_protocol::{WorkCheck, WorkIssueKind};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let work = dir.path().join("work.txt");
+    std::fs::write(&work, "17 + 20 = 37\n$37 + 5 = 43$\n").unwrap();
+    let (events, last) = jsonl(
+        &db,
+        &[
+            "--student",
+            "--work",
+            work.to_str().unwrap(),
+            "--answer-key",
+            "42",
+        ],
+    );
+    let checked: WorkCheck = serde_json::from_value(last["work"].clone()).unwrap();
+    let wrong = checked.first_wrong.clone().unwrap();
+    assert_eq!((wrong.step, wrong.kind), (2, WorkIssueKind::Arithmetic));
+    assert_eq!(
+        wrong.message,
+        "Step 2: 37 + 5 = 43 does not hold; check this calculation."
+    );
+    assert!(!last["work"].to_string().contains("42"), "{}", last["work"]);
+    let view = RunView::replay(&events);
+    let known = KnownAnswers {
+        answer_key: Some("42"),
+        teacher: None,
+    };
+    let reference = reference_for_run(&view, known, None);
+    let text = std::fs::read_to_string(&work).unwrap();
+    assert_eq!(checked, check_work(&text, reference.as_ref()).unwrap());
+    let kept = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        let run = &store
+            .list_runs(None, PageRequest::first(1))
+            .await
+            .unwrap()
+            .items[0];
+        store.work_checks(run.problem_id).await.unwrap()
+    });
+    assert_eq!(kept[0].check, checked);
+
+    // From standard input, in the terminal: the step named, its text escaped.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k2"))
+        .args([
+            "solve",
+            "What is 17 + 25?",
+            "--model",
+            smollm().to_str().unwrap(),
+            "--no-plan",
+            "-n",
+            "1",
+            "--max-tokens",
+            "16",
+            "--no-store",
+            "--student",
+            "--work",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("17 + 25 = 41 \u{1b}[31m\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("Your work (1 step): Step 1: 17 + 25 = 41 does not hold"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\\u{1b}[31m") && !stdout.contains('\u{1b}'),
+        "{stdout}"
+    );
+
+    // Empty work or a missing file: a clear error before any solving.
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "  \n").unwrap();
+    for (path, says) in [
+        (empty.to_str().unwrap(), "empty"),
+        ("/nonexistent/work", "cannot read"),
+    ] {
+        let out = solve(&db, &["--student", "--work", path]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
 /// The hint ladder's contract: `hint` events `{"type":"hint","level":N,"text":…,"bottom_out":
 /// bool}` after the answer, levels from 1 without gaps, exactly the last one the worked
 /// solution, and no other rung revealing the answer key or any candidate's answer.

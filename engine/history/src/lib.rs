@@ -12,7 +12,8 @@
 pub use k2_protocol::{HistoryRequest, NewNote};
 
 use k2_answer::check::{check_attempt_in_view, KnownAnswers};
-use k2_protocol::{AttemptCheck, CheckVerdict, Correction, Event, StudentRecord};
+use k2_answer::work;
+use k2_protocol::{AttemptCheck, CheckVerdict, Correction, Event, StudentRecord, WorkCheck};
 use k2_store::export::{export_run, ExportFormat};
 use k2_store::{Note, PageRequest, RunConfig, RunId, RunSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,8 @@ pub enum HistoryReply {
     Record(Box<StudentRecord>),
     /// [`HistoryRequest::OpenHint`]: the levels opened so far.
     HintsOpened(Vec<u32>),
+    /// [`HistoryRequest::CheckWork`].
+    Work(WorkResult),
     /// [`HistoryRequest::Delete`].
     Deleted,
 }
@@ -103,6 +106,9 @@ pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryR
             HistoryReply::HintsOpened(open_hint(store, run, level).await?)
         }
         HistoryRequest::Record { run } => HistoryReply::Record(Box::new(record(store, run).await?)),
+        HistoryRequest::CheckWork { run, work } => {
+            HistoryReply::Work(check_work(store, run, &work).await?)
+        }
         HistoryRequest::Delete { run } => {
             delete(store, run).await?;
             HistoryReply::Deleted
@@ -326,6 +332,38 @@ pub async fn open_hint(store: &Store, run: RunId, level: u32) -> Result<Vec<u32>
 pub async fn record(store: &Store, run: RunId) -> Result<StudentRecord> {
     store.run(run).await?;
     Ok(store.student_record(run).await?)
+}
+
+/// A student's checked work; no correct value is ever part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkResult {
+    /// The first wrong step, the final answer's verdict and the basis (`k2_answer::work`).
+    pub check: WorkCheck,
+    /// The kept work's id.
+    pub stored: i64,
+}
+
+/// Checks a student's worked solution with [`k2_answer::work`]: against the problem's worked
+/// solution when an imported set gave one, else the known answer (the answer key, else the
+/// teacher's correction), else the run's chosen
+/// solution only where the tutor is confident in it, else the arithmetic alone. Keeps the work
+/// and its check with the run's problem.
+pub async fn check_work(store: &Store, run: RunId, work: &str) -> Result<WorkResult> {
+    let work = checked_text(work, "work")?;
+    let detail = store.run(run).await?;
+    let view = store.replay(run).await?;
+    let correction = store.correction(run).await?;
+    let known = KnownAnswers {
+        answer_key: detail.problem.known_answer.as_deref(),
+        teacher: correction.as_ref().map(|c| c.answer.as_str()),
+    };
+    let reference = work::reference_for_run(&view, known, detail.problem.solution.as_deref());
+    let check = work::check_work(work, reference.as_ref())
+        .map_err(|e| HistoryError::BadRequest(e.to_string()))?;
+    let stored = store
+        .add_work_check(detail.problem.id, Some(run), work, &check)
+        .await?;
+    Ok(WorkResult { check, stored })
 }
 
 fn checked_text<'a>(text: &'a str, what: &str) -> Result<&'a str> {

@@ -116,6 +116,70 @@ async fn attempts_are_checked_with_a_basis_and_kept_with_it() {
 }
 
 #[tokio::test]
+async fn work_is_checked_against_what_the_tutor_trusts_and_kept() {
+    use k2_protocol::{WorkCertainty, WorkIssueKind};
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let problem_text = "Half of 3/2?";
+    let run = record_events(
+        &t.store,
+        session,
+        problem_text,
+        agreeing_run(problem_text, "\\frac{3}{4}"),
+    )
+    .await;
+    // A wrong calculation: named, sure, and neither 3/4 nor 0.75 is in the reply.
+    let HistoryReply::Work(checked) = k2_history::dispatch(
+        &t.store,
+        HistoryRequest::CheckWork {
+            run,
+            work: "$\\frac{3}{2} \\div 2 = \\frac{3}{2}$".into(),
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!("checked work answers its check")
+    };
+    let wrong = checked.check.first_wrong.clone().unwrap();
+    assert_eq!(wrong.step, 1);
+    assert_eq!(wrong.kind, WorkIssueKind::Arithmetic);
+    assert_eq!(wrong.certainty, WorkCertainty::Sure);
+    assert_eq!(checked.check.basis, CheckBasis::Unanimous);
+    let reply = serde_json::to_string(&checked).unwrap();
+    assert!(
+        !reply.contains("0.75") && !reply.contains("{3}{4}"),
+        "{reply}"
+    );
+    let problem = t.store.run(run).await.unwrap().problem.id;
+    let kept = t.store.work_checks(problem).await.unwrap();
+    assert_eq!(
+        (kept[0].id, &kept[0].check),
+        (checked.stored, &checked.check)
+    );
+    // Right work: no wrong step, the final answer matches.
+    let right = k2_history::check_work(&t.store, run, "3/2 / 2 = 3/4")
+        .await
+        .unwrap();
+    assert_eq!(right.check.first_wrong, None);
+    assert_eq!(right.check.final_answer, CheckVerdict::Right);
+    // A run the tutor is not sure of: arithmetic only, and it says so.
+    let unsure = record_run(&t.store, session, problem_text, "\\frac{3}{4}").await;
+    let only = k2_history::check_work(&t.store, unsure, "3/2 / 2 = 3/4")
+        .await
+        .unwrap();
+    assert_eq!(only.check.basis, CheckBasis::Unsure);
+    assert_eq!(only.check.final_answer, CheckVerdict::Unsure);
+    assert!(only
+        .check
+        .summary
+        .contains("Only the arithmetic was checked"));
+    assert!(matches!(
+        k2_history::check_work(&t.store, run, " ").await,
+        Err(HistoryError::BadRequest(_))
+    ));
+}
+
+#[tokio::test]
 async fn an_attempt_at_a_run_the_tutor_is_not_sure_of_is_unsure_never_wrong() {
     let t = temp_store().await;
     let session = t.store.create_session("Desktop").await.unwrap();

@@ -67,6 +67,11 @@ pub enum HistoryRequest {
     /// rather than part of `Show`: `Show` describes the run, this is what people did with it,
     /// and it changes with every attempt.
     Record { run: StoredRunId },
+    /// "Check my work": checks a student's worked solution (`k2_answer::work`) against the
+    /// problem's worked solution, else the run's solution where the tutor is confident, else
+    /// its arithmetic only, and keeps it. Answers `{check: WorkCheck, stored}`; never a
+    /// correct value.
+    CheckWork { run: StoredRunId, work: String },
     /// Removes the run and everything attached to it. Answers `null`.
     Delete { run: StoredRunId },
 }
@@ -150,6 +155,13 @@ mod tests {
             (
                 HistoryRequest::Record { run: 3 },
                 json!({"op": "record", "run": 3}),
+            ),
+            (
+                HistoryRequest::CheckWork {
+                    run: 3,
+                    work: "9 \\times 2 = 19".into(),
+                },
+                json!({"op": "check_work", "run": 3, "work": "9 \\times 2 = 19"}),
             ),
             (
                 HistoryRequest::Delete { run: 3 },

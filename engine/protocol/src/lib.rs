@@ -16,6 +16,7 @@ mod record;
 mod request;
 mod steps;
 mod view;
+mod work;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
 pub use check::{AttemptCheck, CheckBasis, CheckVerdict};
@@ -25,6 +26,7 @@ pub use record::{level_ranges, Correction, OpenedHint, RecordedAttempt, StudentR
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
+pub use work::{WorkCertainty, WorkCheck, WorkIssueKind, WrongStep};
 
 use serde::{Deserialize, Serialize};
 

@@ -47,6 +47,12 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("checked work {id} in the session database cannot be read: {source}")]
+    BadWorkCheck {
+        id: i64,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("upgrading the session database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("session database error: {0}")]

@@ -24,6 +24,7 @@ mod runs;
 mod search;
 mod sessions;
 mod types;
+mod work_checks;
 
 pub use clock::{format_utc, now_ms};
 pub use error::{Result, StoreError};
@@ -34,6 +35,7 @@ pub use types::{
     Attempt, Cursor, NewProblem, Note, Page, PageRequest, Problem, ProblemId, RunConfig, RunDetail,
     RunId, RunStatus, RunSummary, SearchHit, Session, SessionId,
 };
+pub use work_checks::StoredWorkCheck;
 
 use std::path::{Path, PathBuf};
 

@@ -256,6 +256,42 @@ async fn notes_and_attempts_are_kept_with_their_run_and_problem() {
 }
 
 #[tokio::test]
+async fn checked_work_is_kept_with_its_problem_and_outlives_its_run() {
+    use k2_protocol::{WorkCertainty, WorkCheck, WorkIssueKind, WrongStep};
+    let t = temp_store().await;
+    let s = t.store.create_session("s").await.unwrap();
+    let run = record_run(&t.store, s, "2+2", "4").await;
+    let problem = t.store.run(run).await.unwrap().problem.id;
+    let check = WorkCheck {
+        steps: 2,
+        first_wrong: Some(WrongStep {
+            step: 2,
+            text: "2 + 2 = 5".into(),
+            kind: WorkIssueKind::Arithmetic,
+            certainty: WorkCertainty::Sure,
+            message: "Step 2: 2 + 2 = 5 does not hold; check this calculation.".into(),
+        }),
+        final_answer: CheckVerdict::Wrong,
+        basis: CheckBasis::Unanimous,
+        summary: "Step 2: 2 + 2 = 5 does not hold; check this calculation.".into(),
+    };
+    let id = t
+        .store
+        .add_work_check(problem, Some(run), "1 + 1 = 2\n2 + 2 = 5", &check)
+        .await
+        .unwrap();
+    let kept = t.store.work_checks(problem).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].id, kept[0].run_id), (id, Some(run)));
+    assert_eq!(kept[0].check, check);
+    assert_eq!(kept[0].work, "1 + 1 = 2\n2 + 2 = 5");
+    // The run goes, the student's work stays with the problem.
+    t.store.delete_run(run).await.unwrap();
+    let kept = t.store.work_checks(problem).await.unwrap();
+    assert_eq!(kept[0].run_id, None);
+}
+
+#[tokio::test]
 async fn problem_sets_import_all_or_nothing_and_export_as_they_came() {
     let t = temp_store().await;
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

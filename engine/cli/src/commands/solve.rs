@@ -3,20 +3,24 @@
 //! stored in the session database as it streams, unless `--no-store`. With `--student
 //! --attempt ANSWER` the student's answer is checked after the run (`k2_answer::check`: the
 //! `--answer-key` if given, else the run's answer where the tutor is confident, else unsure)
-//! and kept with the run.
+//! and kept with the run. With `--student --work FILE` the student's own worked solution
+//! (`-`: standard input) is checked step by step (`k2_answer::work`: the first wrong step,
+//! never the answer) against the run's solution only where the tutor is confident in it,
+//! else its arithmetic alone, and kept with the run.
 
-use anyhow::Result;
+use anyhow::{anyhow, Context, Result};
 use clap::Args as ClapArgs;
 use k2_app::{RunHost, RunLimits, SinkFlow};
 use k2_engine::answer::check::{check_attempt_in_view, KnownAnswers};
-use k2_protocol::{AttemptCheck, Event, RunRequest, RunView};
+use k2_engine::answer::work::{check_work, reference_for_run};
+use k2_protocol::{AttemptCheck, Event, RunRequest, RunView, WorkCheck};
 use k2_scaffold::CancelToken;
 use k2_store::Store;
 use serde_json::json;
 
 use crate::load::ModelArgs;
 use crate::output::{print_json_line, print_text, Format};
-use crate::render::TerminalRenderer;
+use crate::render::{safe, TerminalRenderer};
 use crate::run_setup::{load_backends, RemoteArgs, ScaffoldArgs};
 use crate::spec_setup::SpecArgs;
 use crate::store_setup::{runtime, StoreArgs};
@@ -59,10 +63,30 @@ pub struct Args {
     /// later checks (the app's "Check my answer") use it too.
     #[arg(long, value_name = "ANSWER")]
     pub answer_key: Option<String>,
+    /// The student's own worked solution (a file, or `-` for standard input; one step a line,
+    /// LaTeX allowed), checked after the run for its first wrong step (`"work"` on the last
+    /// JSON line) and kept with the stored run.
+    #[arg(long, value_name = "FILE", requires = "student")]
+    pub work: Option<String>,
+}
+
+/// Reads the student's work before the run, so that a missing file or empty work is an
+/// error before minutes of solving.
+fn read_work(path: &str) -> Result<String> {
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the work from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the work file {path}"))?
+    };
+    // The same limits as the check after the run: refused now rather than then.
+    check_work(&text, None).map_err(|e| anyhow!("--work: {e}"))?;
+    Ok(text)
 }
 
 pub fn run(args: Args) -> Result<()> {
     let jsonl = args.format == Format::Jsonl;
+    let work = args.work.as_deref().map(read_work).transpose()?;
     let backends = load_backends(
         &args.model,
         args.scaffold.planner.as_deref(),
@@ -120,15 +144,23 @@ pub fn run(args: Args) -> Result<()> {
         .as_deref()
         .map(str::trim)
         .filter(|a| !a.is_empty());
-    let check = attempt.map(|attempt| {
-        let known = KnownAnswers {
-            answer_key,
-            teacher: None,
-        };
-        check_attempt_in_view(attempt, known, &view)
-    });
+    let known = KnownAnswers {
+        answer_key,
+        teacher: None,
+    };
+    let check = attempt.map(|attempt| check_attempt_in_view(attempt, known, &view));
+    let work_check = match &work {
+        Some(work) => {
+            let reference = reference_for_run(&view, known, None);
+            Some(check_work(work, reference.as_ref()).map_err(|e| anyhow!("--work: {e}"))?)
+        }
+        None => None,
+    };
     if let (Some(store), Some(run)) = (&store, stored) {
         runtime.block_on(keep_answers(store, run, answer_key, attempt, check))?;
+        if let (Some(work), Some(work_check)) = (&work, &work_check) {
+            runtime.block_on(keep_work(store, run, work, work_check))?;
+        }
     }
     if jsonl {
         let mut last = json!({
@@ -141,15 +173,55 @@ pub fn run(args: Args) -> Result<()> {
         if let Some(check) = check {
             last["check"] = json!(check);
         }
+        if let Some(work_check) = &work_check {
+            last["work"] = json!(work_check);
+        }
         print_json_line(&last);
-    } else if let (Some(attempt), Some(check)) = (attempt, check) {
-        print_text(&format!(
-            "\nYour answer {attempt}: {} ({})\n{}\n",
-            check.verdict,
-            check.basis,
-            check.message()
-        ));
+    } else {
+        if let (Some(attempt), Some(check)) = (attempt, check) {
+            print_text(&format!(
+                "\nYour answer {attempt}: {} ({})\n{}\n",
+                check.verdict,
+                check.basis,
+                check.message()
+            ));
+        }
+        if let Some(work_check) = &work_check {
+            print_text(&work_text(work_check));
+        }
     }
+    Ok(())
+}
+
+/// "Check my work" for the terminal: the verdict, and the wrong step as the student wrote it
+/// (escaped: it is typed text).
+fn work_text(check: &WorkCheck) -> String {
+    let steps = match check.steps {
+        1 => "1 step".to_owned(),
+        n => format!("{n} steps"),
+    };
+    let mut out = format!("\nYour work ({steps}): {}\n", safe(&check.summary));
+    if let Some(wrong) = &check.first_wrong {
+        let certainty = match wrong.certainty {
+            k2_protocol::WorkCertainty::Sure => "wrong",
+            k2_protocol::WorkCertainty::Unsure => "check this step",
+        };
+        out += &format!(
+            "  step {} ({certainty}, {}): {}\n",
+            wrong.step,
+            wrong.kind.as_str().replace('_', " "),
+            safe(&wrong.text).replace('\n', "\n    ")
+        );
+    }
+    out
+}
+
+/// Keeps the student's checked work with the stored run's problem.
+async fn keep_work(store: &Store, run: i64, work: &str, check: &WorkCheck) -> Result<()> {
+    let problem = store.run(run).await?.problem.id;
+    store
+        .add_work_check(problem, Some(run), work, check)
+        .await?;
     Ok(())
 }
 

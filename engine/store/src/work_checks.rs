@@ -1,0 +1,82 @@
+//! Students' checked work ("Check my work"): the work as typed and what `k2_answer::work`
+//! found in it. The store knows no mathematics: it keeps the check it is given.
+
+use k2_protocol::WorkCheck;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::clock::now_ms;
+use crate::error::{Result, StoreError};
+use crate::types::{ProblemId, RunId};
+use crate::Store;
+
+/// A kept piece of checked work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredWorkCheck {
+    pub id: i64,
+    pub problem_id: ProblemId,
+    pub run_id: Option<RunId>,
+    pub work: String,
+    pub check: WorkCheck,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Keeps a student's work on `problem` (from `run`) with its check.
+    pub async fn add_work_check(
+        &self,
+        problem: ProblemId,
+        run: Option<RunId>,
+        work: &str,
+        check: &WorkCheck,
+    ) -> Result<i64> {
+        let result = serde_json::to_string(check)
+            .map_err(|source| StoreError::BadWorkCheck { id: 0, source })?;
+        let wrong = check.first_wrong.as_ref();
+        Ok(sqlx::query(
+            "INSERT INTO work_checks (problem_id, run_id, work, steps, wrong_step, kind, \
+             certainty, final_answer, basis, result, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(problem)
+        .bind(run)
+        .bind(work)
+        .bind(check.steps as i64)
+        .bind(wrong.map(|w| w.step as i64))
+        .bind(wrong.map(|w| w.kind.as_str()))
+        .bind(wrong.map(|w| w.certainty.as_str()))
+        .bind(check.final_answer.as_str())
+        .bind(check.basis.as_str())
+        .bind(result)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid())
+    }
+
+    /// A problem's checked work, newest first.
+    pub async fn work_checks(&self, problem: ProblemId) -> Result<Vec<StoredWorkCheck>> {
+        let rows = sqlx::query(
+            "SELECT id, problem_id, run_id, work, result, created_at FROM work_checks \
+             WHERE problem_id = ? ORDER BY id DESC",
+        )
+        .bind(problem)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.get("id");
+                let result: String = row.get("result");
+                Ok(StoredWorkCheck {
+                    id,
+                    problem_id: row.get("problem_id"),
+                    run_id: row.get("run_id"),
+                    work: row.get("work"),
+                    check: serde_json::from_str(&result)
+                        .map_err(|source| StoreError::BadWorkCheck { id, source })?,
+                    created_at: row.get("created_at"),
+                })
+            })
+            .collect()
+    }
+}
