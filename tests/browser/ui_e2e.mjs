@@ -1305,6 +1305,8 @@ await check("a student's hint on a real run: written by the model, opened, kept 
     .catch(async () => { throw new Error(`Review: ${await page.locator("#review").innerText().catch(() => "none")}`); });
   await page.selectOption("#candidates", "3");
   await page.check("#plan");
+});
+
 // ---- work tests ----
 // "Check my work" (ui/src/work.rs, k2_answer::work): the first wrong step named and
 // highlighted, no correct value shown, the work kept in the history.
