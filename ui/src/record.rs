@@ -4,7 +4,7 @@
 //! verdict and basis, checked work with its first wrong step, hints opened) shown in Review.
 
 use k2_answer::work::split_steps;
-use k2_protocol::{HistoryRequest, RecordedWorkCheck, StudentRecord, WorkCertainty};
+use k2_protocol::{CheckVerdict, HistoryRequest, RecordedWorkCheck, StudentRecord, WorkCertainty};
 use k2_render::{markdown_to_html, render_math};
 use leptos::prelude::*;
 
@@ -246,7 +246,9 @@ fn work_check(work: &RecordedWorkCheck) -> impl IntoView {
                 check.final_answer
             ),
         ),
-        None => ("right", String::new()),
+        // No wrong step found is only "right" once the final answer is verified.
+        None if check.final_answer == CheckVerdict::Right => ("right", String::new()),
+        None => ("unsure", String::new()),
     };
     let wrong_step = wrong.map(|w| w.step);
     let steps = split_steps(&work.work)
