@@ -1305,6 +1305,8 @@ await check("a student's hint on a real run: written by the model, opened, kept 
     .catch(async () => { throw new Error(`Review: ${await page.locator("#review").innerText().catch(() => "none")}`); });
   await page.selectOption("#candidates", "3");
   await page.check("#plan");
+});
+
 // ---- work tests ----
 // "Check my work" (ui/src/work.rs, k2_answer::work): the first wrong step named and
 // highlighted, no correct value shown, the work kept in the history.
@@ -1357,6 +1359,23 @@ await check("check my work: the first wrong step is named, highlighted and no an
   await page.fill("#my-work", "   ");
   await page.click("#check-work-button");
   await page.waitForSelector("#work-result.error", { timeout: 5000 });
+  // The teacher (student mode off) sees every kept check in Review's student's work.
+  await page.uncheck("#student");
+  await page.waitForFunction(() => document.querySelectorAll("#review #work-checks li.work-check").length === 3,
+                             null, { timeout: 10000 })
+    .catch(async () => { throw new Error(`student's work: ${await text("#student-work")}`); });
+  const summary = await text("#work-summary");
+  if (!summary.includes("checked work: wrong at step 2; checked work: no wrong step found")) {
+    throw new Error(`summary: ${summary}`);
+  }
+  const first = page.locator("#work-checks li.work-check").first();
+  if ((await first.getAttribute("data-step")) !== "2" || (await first.getAttribute("data-kind")) !== "arithmetic"
+      || (await first.locator("li.wrong-step").getAttribute("data-step")) !== "2") {
+    throw new Error(`first check: ${await first.innerText()}`);
+  }
+  if (await page.locator("#work-checks #typed, #work-checks img").count()) throw new Error("typed HTML became elements in Review");
+  if (!(await text("#work-checks")).includes("<img src=x onerror=alert(1)>")) throw new Error("typed HTML not shown as text");
+  await page.locator("#student-work").screenshot({ path: join(shots, "work-review.png") });
 });
 
 await check("check my work on a unanimous recorded run: a result off the verified path is unsure", async () => {

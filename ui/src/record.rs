@@ -1,10 +1,11 @@
 //! What people did with a kept run (`HistoryRequest::Record`): the teacher's correction of its
 //! answer, told to everyone who opens the run (to a student who has not asked for the solution,
 //! only that there is one), corrected in Review, and the student's work (attempts with their
-//! verdict and basis, hints opened) shown in Review.
+//! verdict and basis, checked work with its first wrong step, hints opened) shown in Review.
 
-use k2_protocol::{HistoryRequest, StudentRecord};
-use k2_render::render_math;
+use k2_answer::work::split_steps;
+use k2_protocol::{CheckVerdict, HistoryRequest, RecordedWorkCheck, StudentRecord, WorkCertainty};
+use k2_render::{markdown_to_html, render_math};
 use leptos::prelude::*;
 
 use crate::app::RunState;
@@ -186,6 +187,14 @@ pub fn StudentWork(state: RunState) -> impl IntoView {
                 .collect_view()
         })
     };
+    let work_checks = move || {
+        state.record.with(|r| {
+            r.iter()
+                .flat_map(|r| r.work_checks.iter())
+                .map(work_check)
+                .collect_view()
+        })
+    };
     let hints = move || {
         state.record.with(|r| {
             let r = r.as_ref()?;
@@ -211,7 +220,60 @@ pub fn StudentWork(state: RunState) -> impl IntoView {
                 None => view! { <p id="work-summary" class="muted">"No answers checked and no hints opened yet."</p> }.into_any(),
             }}
             <ul id="attempts" class="notes">{attempts}</ul>
+            <ul id="work-checks" class="notes">{work_checks}</ul>
             {move || hints().map(|h| view! { <p id="hints-opened" class="muted">{h}</p> })}
         </div>
+    }
+}
+
+/// One checked work in Review: when, the verdict (the first wrong step, what is wrong there, how
+/// sure; the final answer; the basis) and the steps as the student saw them in "Check my work",
+/// the wrong one highlighted.
+fn work_check(work: &RecordedWorkCheck) -> impl IntoView {
+    let check = &work.check;
+    let wrong = check.first_wrong.as_ref();
+    let (class, detail) = match wrong {
+        Some(w) => (
+            if w.certainty == WorkCertainty::Sure {
+                "wrong"
+            } else {
+                "unsure"
+            },
+            format!(
+                ": {} ({}); final answer {}",
+                w.kind.describe(),
+                w.certainty.as_str(),
+                check.final_answer
+            ),
+        ),
+        // No wrong step found is only "right" once the final answer is verified.
+        None if check.final_answer == CheckVerdict::Right => ("right", String::new()),
+        None => ("unsure", String::new()),
+    };
+    let wrong_step = wrong.map(|w| w.step);
+    let steps = split_steps(&work.work)
+        .into_iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let is_wrong = wrong_step == Some(i + 1);
+            view! {
+                <li class:wrong-step=is_wrong data-step=i + 1>
+                    // The student's Markdown and LaTeX, rendered as their own panel renders it
+                    // (typed HTML stays text).
+                    <span class="step-text" inner_html=markdown_to_html(&step.text)></span>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <li class="work-check" data-step=wrong_step.map(|s| s.to_string()).unwrap_or_default()
+            data-kind=wrong.map(|w| w.kind.as_str()).unwrap_or_default()
+            data-final=check.final_answer.as_str()>
+            <span class="muted">{local_date_time(work.created_at as f64)}": checked work: "</span>
+            <span class=format!("verdict {class}")>{check.verdict()}</span>
+            {detail}
+            <span class="muted">{format!(" (checked against {})", check.basis.describe())}</span>
+            <ol class="work-steps">{steps}</ol>
+        </li>
     }
 }

@@ -47,6 +47,8 @@ pub fn CheckWork(state: RunState, token: RwSignal<String>) -> impl IntoView {
                     if let Some(stored) = stored_check(&reply) {
                         checked.set(Some(Ok(stored)));
                     }
+                    // Review's "Student's work" shows it.
+                    crate::record::reload(state, token);
                     "Your work is kept in the history.".into()
                 }
                 Err(e) => format!("Your work was not kept: {e}"),

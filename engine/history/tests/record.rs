@@ -260,3 +260,96 @@ async fn exports_show_the_correction_and_the_students_work_escaped() {
     );
     assert!(html.contains("Ms. &lt;b&gt;Rivera&lt;/b&gt;"), "{html}");
 }
+
+#[tokio::test]
+async fn checked_work_is_in_the_record_its_summary_and_the_exports_escaped() {
+    use k2_protocol::{WorkCertainty, WorkIssueKind};
+    let t = temp_store().await;
+    let session = t.store.create_session("Class 7b").await.unwrap();
+    let run = record_events(&t.store, session, HEXAGON, confident_run(HEXAGON, "720", 0)).await;
+    let work = "(6 - 2) \\times 180 = 700\nthe angles: <img src=x onerror=alert(1)>";
+    let HistoryReply::Work(checked) = k2_history::dispatch(
+        &t.store,
+        HistoryRequest::CheckWork {
+            run,
+            work: work.into(),
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!("checked work answers its check")
+    };
+    k2_history::check_work(&t.store, run, "(6 - 2) \\times 180 = 720")
+        .await
+        .unwrap();
+
+    let HistoryReply::Record(record) =
+        k2_history::dispatch(&t.store, HistoryRequest::Record { run })
+            .await
+            .unwrap()
+    else {
+        panic!("record answers the record")
+    };
+    assert_eq!(record.work_checks.len(), 2);
+    let first = &record.work_checks[0];
+    assert_eq!((first.id, &first.check), (checked.stored, &checked.check));
+    assert_eq!(first.work, work);
+    let wrong = first.check.first_wrong.as_ref().unwrap();
+    assert_eq!(
+        (wrong.step, wrong.kind, wrong.certainty),
+        (1, WorkIssueKind::Arithmetic, WorkCertainty::Sure)
+    );
+    assert_eq!(record.work_checks[1].check.first_wrong, None);
+    assert_eq!(
+        record.summary().unwrap(),
+        "checked work: wrong at step 1; \
+         checked work: no wrong step found, final answer right"
+    );
+
+    let markdown = k2_history::export(&t.store, run, "markdown")
+        .await
+        .unwrap()
+        .content;
+    assert!(
+        markdown.contains("Summary: checked work: wrong at step 1; checked work: no wrong step"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("**wrong at step 1**, an arithmetic mistake (sure)"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("**no wrong step found, final answer right**"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(
+            "  > (6 - 2) \\\\times 180 = 700\\\n  > the angles: &lt;img src=x onerror=alert(1)&gt;\n"
+        ),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("<img"), "{markdown}");
+
+    let html = k2_history::export(&t.store, run, "html")
+        .await
+        .unwrap()
+        .content;
+    assert!(!html.contains("<img"), "{html}");
+    let work_section = &html[html
+        .find("Student&#39;s work")
+        .or_else(|| html.find("Student’s work"))
+        .or_else(|| html.find("Student's work"))
+        .expect("a Student's work section")..];
+    assert!(
+        work_section.contains("<blockquote>"),
+        "the work is quoted: {work_section}"
+    );
+    assert!(
+        work_section.contains("700<br />\nthe angles: &lt;img src=x onerror=alert(1)&gt;"),
+        "{work_section}"
+    );
+    assert!(
+        work_section.contains("<strong>wrong at step 1</strong>"),
+        "{work_section}"
+    );
+}

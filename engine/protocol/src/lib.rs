@@ -22,7 +22,9 @@ pub use app_config::{AppConfig, CONFIG_KEYS};
 pub use check::{AttemptCheck, CheckBasis, CheckVerdict};
 pub use effort::Effort;
 pub use history::{HistoryRequest, NewNote, StoredRunId};
-pub use record::{level_ranges, Correction, OpenedHint, RecordedAttempt, StudentRecord};
+pub use record::{
+    level_ranges, Correction, OpenedHint, RecordedAttempt, RecordedWorkCheck, StudentRecord,
+};
 pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};

@@ -1,12 +1,12 @@
 //! What people added to one stored run after it was made: a teacher's correction of its answer
-//! and the student's work on it (hints opened, answers checked). Kept by the session store,
+//! and the student's work on it (hints opened, answers checked, work checked). Kept by the session store,
 //! answered by `HistoryRequest::Record`, shown in Review and in the exports, which all word the
 //! student's work with [`StudentRecord::summary`] ("opened hints 1-2 of 4, then answered 720:
-//! right").
+//! right; checked work: wrong at step 2").
 
 use serde::{Deserialize, Serialize};
 
-use crate::AttemptCheck;
+use crate::{AttemptCheck, WorkCheck};
 
 /// A teacher's correction of a run's answer: what students' answers are checked against (basis
 /// `teacher`) unless the problem has an answer key.
@@ -40,6 +40,16 @@ pub struct OpenedHint {
     pub created_at: i64,
 }
 
+/// A student's worked solution to the run ("Check my work"), as checked when it was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedWorkCheck {
+    pub id: i64,
+    /// As the student typed it (untrusted: escape it where it is shown).
+    pub work: String,
+    pub check: WorkCheck,
+    pub created_at: i64,
+}
+
 /// Everything kept about a run besides its events and notes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StudentRecord {
@@ -58,12 +68,15 @@ pub struct StudentRecord {
     /// How many hints the run's ladder has (its `hint` events); 0 for runs without a ladder.
     #[serde(default)]
     pub ladder: u32,
+    /// Checked work, oldest first.
+    #[serde(default)]
+    pub work_checks: Vec<RecordedWorkCheck>,
 }
 
 impl StudentRecord {
     /// Whether the student did anything with the run.
     pub fn has_work(&self) -> bool {
-        !self.attempts.is_empty() || !self.hints.is_empty()
+        !self.attempts.is_empty() || !self.hints.is_empty() || !self.work_checks.is_empty()
     }
 
     /// The levels opened so far, each once, in ladder order.
@@ -76,13 +89,15 @@ impl StudentRecord {
 
     /// The student's work in one line, in the order it happened: each answer with the hints
     /// first opened before it, "opened hints 1-2 of 4, then answered 720: right; answered 3:
-    /// wrong", and hints opened after the last answer at the end. `None` when there is no
-    /// work. Plain text with the student's answers in it as typed: escape it where it goes.
+    /// wrong", each checked work with its verdict ("checked work: wrong at step 2",
+    /// [`WorkCheck::verdict`]), and hints opened after the last of them at the end. `None` when
+    /// there is no work. Plain text with the student's answers in it as typed: escape it where it goes.
     pub fn summary(&self) -> Option<String> {
         if !self.has_work() {
             return None;
         }
-        // Hints before an attempt made at the same millisecond: a hint is opened, then used.
+        // Hints before an attempt or checked work made at the same millisecond: a hint is
+        // opened, then used.
         let mut steps: Vec<(i64, u8, usize)> = self
             .hints
             .iter()
@@ -93,6 +108,12 @@ impl StudentRecord {
                     .iter()
                     .enumerate()
                     .map(|(i, a)| (a.created_at, 1, i)),
+            )
+            .chain(
+                self.work_checks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| (w.created_at, 2, i)),
             )
             .collect();
         steps.sort();
@@ -108,10 +129,14 @@ impl StudentRecord {
                 }
                 continue;
             }
-            let attempt = &self.attempts[index];
-            let answered = match attempt.check {
-                Some(check) => format!("answered {}: {}", attempt.answer, check.verdict),
-                None => format!("answered {}", attempt.answer),
+            let answered = if kind == 2 {
+                format!("checked work: {}", self.work_checks[index].check.verdict())
+            } else {
+                let attempt = &self.attempts[index];
+                match attempt.check {
+                    Some(check) => format!("answered {}: {}", attempt.answer, check.verdict),
+                    None => format!("answered {}", attempt.answer),
+                }
             };
             parts.push(match self.opened(&mut pending) {
                 Some(opened) => format!("{opened}, then {answered}"),
@@ -164,7 +189,7 @@ pub fn level_ranges(levels: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CheckBasis, CheckVerdict};
+    use crate::{CheckBasis, CheckVerdict, WorkCertainty, WorkIssueKind, WrongStep};
 
     fn attempt(answer: &str, verdict: Option<CheckVerdict>, at: i64) -> RecordedAttempt {
         RecordedAttempt {
@@ -217,6 +242,61 @@ mod tests {
             "opened hints 1, 4, then answered 540: unsure; opened hint 2"
         );
         assert_eq!(StudentRecord::default().summary(), None);
+    }
+
+    fn work(
+        wrong: Option<(usize, WorkCertainty)>,
+        final_answer: CheckVerdict,
+        at: i64,
+    ) -> RecordedWorkCheck {
+        RecordedWorkCheck {
+            id: at,
+            work: "9 \\times 2 = 19".into(),
+            check: WorkCheck {
+                steps: 3,
+                first_wrong: wrong.map(|(step, certainty)| WrongStep {
+                    step,
+                    text: "9 \\times 2 = 19".into(),
+                    kind: WorkIssueKind::Arithmetic,
+                    certainty,
+                    message: "Look at step 2 again.".into(),
+                }),
+                final_answer,
+                basis: CheckBasis::Unanimous,
+                summary: String::new(),
+            },
+            created_at: at,
+        }
+    }
+
+    #[test]
+    fn checked_work_is_told_in_order_with_its_verdict() {
+        let record = StudentRecord {
+            hints: vec![hint(1, 10)],
+            attempts: vec![attempt("19", Some(CheckVerdict::Wrong), 30)],
+            work_checks: vec![
+                work(Some((2, WorkCertainty::Sure)), CheckVerdict::Wrong, 20),
+                work(Some((3, WorkCertainty::Unsure)), CheckVerdict::Unsure, 40),
+                work(None, CheckVerdict::Right, 50),
+            ],
+            ladder: 3,
+            ..StudentRecord::default()
+        };
+        assert_eq!(
+            record.summary().unwrap(),
+            "opened hint 1 of 3, then checked work: wrong at step 2; answered 19: wrong; \
+             checked work: maybe wrong at step 3; \
+             checked work: no wrong step found, final answer right"
+        );
+        let only_work = StudentRecord {
+            work_checks: vec![work(Some((1, WorkCertainty::Sure)), CheckVerdict::Wrong, 5)],
+            ..StudentRecord::default()
+        };
+        assert!(only_work.has_work());
+        assert_eq!(
+            only_work.summary().unwrap(),
+            "checked work: wrong at step 1"
+        );
     }
 
     #[test]

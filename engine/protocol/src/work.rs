@@ -83,6 +83,27 @@ impl WorkIssueKind {
     pub fn parse(text: &str) -> Option<WorkIssueKind> {
         Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
+
+    /// For teachers: "an arithmetic mistake".
+    pub fn describe(self) -> &'static str {
+        match self {
+            WorkIssueKind::Arithmetic => "an arithmetic mistake",
+            WorkIssueKind::DiffersFromSolution => "a result off the verified solution",
+            WorkIssueKind::FinalAnswer => "a final answer that is not the verified one",
+        }
+    }
+}
+
+impl WorkCheck {
+    /// The verdict in a few words, as the student's record tells it: "wrong at step 2",
+    /// "maybe wrong at step 2" (unsure), or "no wrong step found, final answer right".
+    pub fn verdict(&self) -> String {
+        match &self.first_wrong {
+            Some(w) if w.certainty == WorkCertainty::Sure => format!("wrong at step {}", w.step),
+            Some(w) => format!("maybe wrong at step {}", w.step),
+            None => format!("no wrong step found, final answer {}", self.final_answer),
+        }
+    }
 }
 
 impl WorkCertainty {

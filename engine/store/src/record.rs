@@ -1,6 +1,6 @@
 //! What people did with a run after it was made: a teacher's corrections of its answer, the
-//! hints a student opened, and, with the attempts kept by `annotations`, the run's
-//! [`StudentRecord`].
+//! hints a student opened, and, with the attempts kept by `annotations` and the checked work
+//! kept by `work_checks`, the run's [`StudentRecord`].
 
 use k2_protocol::{Correction, OpenedHint, RecordedAttempt, StudentRecord};
 use sqlx::Row;
@@ -106,8 +106,8 @@ impl Store {
             .collect())
     }
 
-    /// The run's record: corrections, attempts, hints opened and the length of its ladder
-    /// (its stored `hint` events).
+    /// The run's record: corrections, attempts, hints opened, checked work and the length of
+    /// its ladder (its stored `hint` events).
     pub async fn student_record(&self, run: RunId) -> Result<StudentRecord> {
         let mut corrections = self.corrections(run).await?.into_iter();
         let ladder: i64 =
@@ -121,6 +121,7 @@ impl Store {
             attempts: self.run_attempts(run).await?,
             hints: self.opened_hints(run).await?,
             ladder: u32::try_from(ladder).unwrap_or(u32::MAX),
+            work_checks: self.run_work_checks(run).await?,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Students' checked work ("Check my work"): the work as typed and what `k2_answer::work`
 //! found in it. The store knows no mathematics: it keeps the check it is given.
 
-use k2_protocol::WorkCheck;
+use k2_protocol::{RecordedWorkCheck, WorkCheck};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -71,6 +71,29 @@ impl Store {
                     id,
                     problem_id: row.get("problem_id"),
                     run_id: row.get("run_id"),
+                    work: row.get("work"),
+                    check: serde_json::from_str(&result)
+                        .map_err(|source| StoreError::BadWorkCheck { id, source })?,
+                    created_at: row.get("created_at"),
+                })
+            })
+            .collect()
+    }
+
+    /// The checked work given next to this run, oldest first (for its `StudentRecord`).
+    pub async fn run_work_checks(&self, run: RunId) -> Result<Vec<RecordedWorkCheck>> {
+        let rows = sqlx::query(
+            "SELECT id, work, result, created_at FROM work_checks WHERE run_id = ? ORDER BY id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.get("id");
+                let result: String = row.get("result");
+                Ok(RecordedWorkCheck {
+                    id,
                     work: row.get("work"),
                     check: serde_json::from_str(&result)
                         .map_err(|source| StoreError::BadWorkCheck { id, source })?,

@@ -1,7 +1,9 @@
 //! The shape of an export, independent of its format: a title, and per run a heading, a few
 //! facts and sections whose bodies are Markdown (as the models and teachers wrote them).
 
-use k2_protocol::{Event, FinishReason, RunView, SelectionMethod, StudentRecord};
+use k2_protocol::{
+    Event, FinishReason, RecordedWorkCheck, RunView, SelectionMethod, StudentRecord, WorkCertainty,
+};
 
 use crate::clock::format_utc;
 use crate::types::{Note, Session};
@@ -308,8 +310,9 @@ fn correction(record: &StudentRecord) -> Option<String> {
     Some(out)
 }
 
-/// The student's work: the summary line, each attempt with its check, each hint opened.
-/// Students' text is untrusted: escaped, their answers shown as math only where that is safe.
+/// The student's work: the summary line, each attempt with its check, each checked work with
+/// its verdict and the work itself, each hint opened. Students' text is untrusted: escaped,
+/// their answers shown as math only where that is safe, their work as escaped text.
 fn student_work(record: &StudentRecord) -> Option<String> {
     let summary = record.summary()?;
     let mut out = format!("Summary: {}.\n\n", markdown_text(&summary));
@@ -328,6 +331,9 @@ fn student_work(record: &StudentRecord) -> Option<String> {
             answer_markdown(&attempt.answer)
         ));
     }
+    for work in &record.work_checks {
+        out.push_str(&work_check(work));
+    }
     for hint in &record.hints {
         let of = if record.ladder > 0 {
             format!(" of {}", record.ladder)
@@ -341,6 +347,64 @@ fn student_work(record: &StudentRecord) -> Option<String> {
         ));
     }
     Some(out)
+}
+
+/// One checked work as a list item: when, the verdict (the first wrong step, what is wrong
+/// there and how sure the tutor is; the final answer; the basis), then the work, quoted line
+/// by line as text.
+fn work_check(work: &RecordedWorkCheck) -> String {
+    let check = &work.check;
+    let steps = if check.steps == 1 { "step" } else { "steps" };
+    let verdict = match &check.first_wrong {
+        Some(wrong) => {
+            let certainty = match wrong.certainty {
+                WorkCertainty::Sure => "sure",
+                WorkCertainty::Unsure => "unsure: another correct route could give it",
+            };
+            format!(
+                "**{}**, {} ({certainty}): {}; final answer: **{}**",
+                check.verdict(),
+                wrong.kind.describe(),
+                answer_markdown(&wrong.text),
+                check.final_answer
+            )
+        }
+        None => format!("**{}**", check.verdict()),
+    };
+    let mut out = format!(
+        "- {}: checked work ({} {steps}): {verdict} (checked against {})\n",
+        format_utc(work.created_at),
+        check.steps,
+        check.basis.describe()
+    );
+    let lines: Vec<&str> = work
+        .work
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        // A backslash at the end of a line is a hard break; the last line needs none.
+        let end = if i + 1 < lines.len() { "\\" } else { "" };
+        out.push_str(&format!("  > {}{end}\n", line_text(line)));
+    }
+    out
+}
+
+/// A line of someone's text as Markdown that shows exactly it, at the start of a line: as
+/// [`markdown_text`], with what would start a block there (`#`, `-`, `+`, `=`, `1.`, `1)`)
+/// escaped too.
+fn line_text(line: &str) -> String {
+    let text = markdown_text(line);
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    let after = text[digits..].chars().next();
+    if text.starts_with(['#', '-', '+', '=']) {
+        format!("\\{text}")
+    } else if digits > 0 && matches!(after, Some('.' | ')')) {
+        format!("{}\\{}", &text[..digits], &text[digits..])
+    } else {
+        text
+    }
 }
 
 /// Text as Markdown that shows exactly that text, inside a line (never at its start, where
@@ -378,5 +442,19 @@ fn answer_markdown(answer: &str) -> String {
         format!("${answer}$")
     } else {
         format!("“{}”", markdown_text(answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_text;
+
+    #[test]
+    fn a_line_of_work_starts_no_block() {
+        assert_eq!(line_text("# 6 sides"), "\\# 6 sides");
+        assert_eq!(line_text("- 3 = 4"), "\\- 3 = 4");
+        assert_eq!(line_text("12. then"), "12\\. then");
+        assert_eq!(line_text("12 + 3 = 15"), "12 + 3 = 15");
+        assert_eq!(line_text("<b>*x*</b>"), "&lt;b&gt;\\*x\\*&lt;/b&gt;");
     }
 }
