@@ -140,7 +140,8 @@ fn solve_streams_a_solution_and_extracts_the_answer() {
     ]);
     assert!(stdout.contains("Problem: Tom has 12 apples"), "{stdout}");
     assert!(stdout.contains("\nSolution\n"), "{stdout}");
-    assert!(stdout.contains("Answer: 42"), "{stdout}");
+    // One solution checks nothing: the card calls its answer a best guess (k2_answer::card).
+    assert!(stdout.contains("Best guess, not verified: 42"), "{stdout}");
 }
 
 #[test]
