@@ -155,6 +155,8 @@ if (!launchOnly) await check("a problem is solved in the window: plan, candidate
     };
     set('#problem', 'Natalia sold clips to 48 of her friends in April, and then she sold half '
       + 'as many clips in May. How many clips did she sell altogether in April and May?', 'input');
+    // The window remembers run settings across launches: set every one this test relies on.
+    set('#candidates', '3', 'change');
     set('#max-tokens', '96', 'change');`);
   await script("document.querySelector('#solve').click()");
   await waitFor("return document.querySelectorAll('.candidate').length === 3", 120000);
@@ -318,10 +320,20 @@ if (!launchOnly) await check("a lab's system configuration fixes student mode an
   await script("document.querySelector('#hint').click()");
   await waitFor("return document.querySelectorAll('#hints .hint').length === 1", 5000);
   await waitFor("return document.querySelector('#status').innerText.startsWith('done')", 120000);
-  const capped = await script("return (document.querySelector('#hints-capped') || {}).innerText || ''");
-  if (!capped.includes("allows 1 hint")) throw new Error(`cap not said: ${capped}`);
-  if (await script("return !!document.querySelector('#hint')")) throw new Error("a second rung can be opened");
   await screenshot("desktop-student-capped.png");
+  const panel = await script("return document.querySelector('#hints').innerText");
+  const capped = await script("return (document.querySelector('#hints-capped') || {}).innerText || ''");
+  const more = await script("return !!document.querySelector('#hint')");
+  if (more) throw new Error(`a second rung can be opened despite hint_levels = 1:\n${panel}`);
+  // The cap shows when the ladder has more than the one rung opened; a ladder the model wrote
+  // as its worked solution alone ends there by itself.
+  const onlyRung = await script("return !!document.querySelector('#hints .hint.bottom-out')");
+  if (!capped.includes("allows 1 hint") && !onlyRung) throw new Error(`cap not said:\n${panel}`);
+  // The window remembers run settings: leave them as the next launch's first test expects.
+  await script(`
+    const el = document.querySelector('#candidates');
+    el.value = '3';
+    el.dispatchEvent(new Event('change', { bubbles: true }));`);
   rmSync(process.env.K2_SYSTEM_CONFIG);
 });
 
