@@ -15,7 +15,7 @@ use k2_answer::check::{check_attempt_in_view, KnownAnswers};
 use k2_answer::work;
 use k2_protocol::{AttemptCheck, CheckVerdict, Correction, Event, StudentRecord, WorkCheck};
 use k2_store::export::{export_run, ExportFormat};
-use k2_store::{Note, PageRequest, RunConfig, RunId, RunSummary, Store, StoreError};
+use k2_store::{Note, PageRequest, RunConfig, RunDetail, RunId, RunSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// How many runs a listing or a search shows.
@@ -264,13 +264,9 @@ pub struct AttemptResult {
 /// Keeps the attempt, with its verdict and basis, with the run's problem.
 pub async fn check_attempt(store: &Store, run: RunId, answer: &str) -> Result<AttemptResult> {
     let answer = checked_text(answer, "answer")?;
-    let detail = store.run(run).await?;
+    let (detail, correction) = known_about(store, run).await?;
     let view = store.replay(run).await?;
-    let correction = store.correction(run).await?;
-    let known = KnownAnswers {
-        answer_key: detail.problem.known_answer.as_deref(),
-        teacher: correction.as_ref().map(|c| c.answer.as_str()),
-    };
+    let known = known_answers(&detail, correction.as_ref());
     let check = check_attempt_in_view(answer, known, &view);
     let attempt = store
         .add_attempt(detail.problem.id, Some(run), answer, Some(check), None)
@@ -350,13 +346,9 @@ pub struct WorkResult {
 /// and its check with the run's problem.
 pub async fn check_work(store: &Store, run: RunId, work: &str) -> Result<WorkResult> {
     let work = checked_text(work, "work")?;
-    let detail = store.run(run).await?;
+    let (detail, correction) = known_about(store, run).await?;
     let view = store.replay(run).await?;
-    let correction = store.correction(run).await?;
-    let known = KnownAnswers {
-        answer_key: detail.problem.known_answer.as_deref(),
-        teacher: correction.as_ref().map(|c| c.answer.as_str()),
-    };
+    let known = known_answers(&detail, correction.as_ref());
     let reference = work::reference_for_run(&view, known, detail.problem.solution.as_deref());
     let check = work::check_work(work, reference.as_ref())
         .map_err(|e| HistoryError::BadRequest(e.to_string()))?;
@@ -364,6 +356,23 @@ pub async fn check_work(store: &Store, run: RunId, work: &str) -> Result<WorkRes
         .add_work_check(detail.problem.id, Some(run), work, &check)
         .await?;
     Ok(WorkResult { check, stored })
+}
+
+/// The run and the teacher's correction in force: what is known of its answer besides the run.
+async fn known_about(store: &Store, run: RunId) -> Result<(RunDetail, Option<Correction>)> {
+    Ok((store.run(run).await?, store.correction(run).await?))
+}
+
+/// The answers a student's answer or work is checked against before the run's own: the
+/// problem's answer key, else the teacher's correction.
+fn known_answers<'a>(
+    detail: &'a RunDetail,
+    correction: Option<&'a Correction>,
+) -> KnownAnswers<'a> {
+    KnownAnswers {
+        answer_key: detail.problem.known_answer.as_deref(),
+        teacher: correction.map(|c| c.answer.as_str()),
+    }
 }
 
 fn checked_text<'a>(text: &'a str, what: &str) -> Result<&'a str> {

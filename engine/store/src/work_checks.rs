@@ -65,15 +65,13 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                let id: i64 = row.get("id");
-                let result: String = row.get("result");
+                let (id, check) = stored_check(row)?;
                 Ok(StoredWorkCheck {
                     id,
                     problem_id: row.get("problem_id"),
                     run_id: row.get("run_id"),
                     work: row.get("work"),
-                    check: serde_json::from_str(&result)
-                        .map_err(|source| StoreError::BadWorkCheck { id, source })?,
+                    check,
                     created_at: row.get("created_at"),
                 })
             })
@@ -90,16 +88,23 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                let id: i64 = row.get("id");
-                let result: String = row.get("result");
+                let (id, check) = stored_check(row)?;
                 Ok(RecordedWorkCheck {
                     id,
                     work: row.get("work"),
-                    check: serde_json::from_str(&result)
-                        .map_err(|source| StoreError::BadWorkCheck { id, source })?,
+                    check,
                     created_at: row.get("created_at"),
                 })
             })
             .collect()
     }
+}
+
+/// A row's id and its check, read back from the JSON it was kept as.
+fn stored_check(row: &sqlx::sqlite::SqliteRow) -> Result<(i64, WorkCheck)> {
+    let id: i64 = row.get("id");
+    let result: String = row.get("result");
+    let check =
+        serde_json::from_str(&result).map_err(|source| StoreError::BadWorkCheck { id, source })?;
+    Ok((id, check))
 }
