@@ -7,7 +7,9 @@
 //! - outside math, each run of numbers and arithmetic (`30 + 12 = 42`, `1,000`, `3/4`, `25%`),
 //!   each side of its `=`, and each of its numbers alone;
 //! - an answer that is not a number (a name, a choice, an expression with letters) also leaks
-//!   when its cleaned text appears in the hint's cleaned text.
+//!   when its cleaned text appears in the hint's cleaned text;
+//! - with [`Withheld::asking`], a number stated as the value of an unknown the problem's question
+//!   names (`x = 28` for "What is $x$?") leaks whatever that number is.
 //!
 //! Values are evaluated, so `30 + 12` reveals 42 and `$\frac{84}{2}$` does too. An answer with
 //! several parts (`2, 3`, `\{2, 3\}`, `(3, 2)`) is screened part by part as well: a hint that
@@ -21,10 +23,11 @@ use crate::{equivalent, normalize};
 /// this bounds the work on hostile model output).
 const MAX_SCREENED_CHARS: usize = 8000;
 
-/// The answers a hint must not reveal, with their parts.
+/// The answers a hint must not reveal, with their parts, and the unknowns the problem asks for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Withheld {
     answers: Vec<String>,
+    asked: Vec<char>,
 }
 
 impl Withheld {
@@ -53,6 +56,14 @@ impl Withheld {
         withheld
     }
 
+    /// Also withholds the value of every unknown the problem's question names (`What is $x$?`):
+    /// a hint that concludes `x = 28` gives the result away even when that result is none of
+    /// the answers the tutor knows (its own answers can all be wrong).
+    pub fn asking(mut self, problem: &str) -> Withheld {
+        self.asked = asked_unknowns(problem);
+        self
+    }
+
     fn push(&mut self, answer: &str) {
         if !self.answers.iter().any(|a| a == answer) {
             self.answers.push(answer.to_owned());
@@ -60,15 +71,18 @@ impl Withheld {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.answers.is_empty()
+        self.answers.is_empty() && self.asked.is_empty()
     }
 
     /// Whether `text` reveals any withheld answer (see the module's documentation).
     pub fn revealed_in(&self, text: &str) -> bool {
-        if self.answers.is_empty() {
+        if self.is_empty() {
             return false;
         }
         let text: String = text.chars().take(MAX_SCREENED_CHARS).collect();
+        if self.asked.iter().any(|&x| states_value_of(&text, x)) {
+            return true;
+        }
         let values = values_in(&text);
         let flat = flatten(&text);
         self.answers.iter().any(|answer| {
@@ -196,7 +210,8 @@ fn math_values(math: &str, values: &mut Vec<String>) {
 
 /// Characters of a run of arithmetic outside math.
 fn is_arithmetic(c: char) -> bool {
-    c.is_ascii_digit() || " .,+-*/×÷−^()=%".contains(c)
+    // `!` for factorials: "5! * 3!" is 720.
+    c.is_ascii_digit() || " .,+-*/×÷−^()=%!".contains(c)
 }
 
 fn plain_values(text: &str, values: &mut Vec<String>) {
@@ -242,24 +257,114 @@ fn numbers(run: &str) -> Vec<String> {
         .collect()
 }
 
+/// The unknowns a problem's question names: the single-letter math spans (`$x$`, `\\(n\\)`) of its
+/// last sentence that asks something.
+fn asked_unknowns(problem: &str) -> Vec<char> {
+    let problem: String = problem.chars().take(MAX_SCREENED_CHARS).collect();
+    let question = sentences(&problem)
+        .into_iter()
+        .rev()
+        .find(|s| s.contains('?') || asks(s))
+        .unwrap_or_default();
+    let mut unknowns = Vec::new();
+    let mut rest = question;
+    while let Some((_, math, after)) = next_math(rest) {
+        let mut letters = math.trim().chars();
+        if let (Some(x), None) = (letters.next(), letters.next()) {
+            if x.is_ascii_alphabetic() && !unknowns.contains(&x) {
+                unknowns.push(x);
+            }
+        }
+        rest = after;
+    }
+    unknowns
+}
+
+/// Whether a sentence gives an instruction to find something ("Find $x$.", "Compute …").
+fn asks(sentence: &str) -> bool {
+    let first = sentence.split_whitespace().next().unwrap_or_default();
+    [
+        "Find",
+        "Compute",
+        "Determine",
+        "Evaluate",
+        "Solve",
+        "Express",
+        "Simplify",
+    ]
+    .contains(&first.trim_matches(|c: char| !c.is_alphabetic()))
+}
+
+/// Whether `text` states a number as the value of the unknown `x` (`x = 28`, `$x=\\frac{3}{2}$`):
+/// `x` alone on one side of an `=` and a value without unknowns on the other.
+fn states_value_of(text: &str, x: char) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    (0..chars.len()).any(|i| {
+        let alone = chars[i] == x
+            && (i == 0 || !chars[i - 1].is_alphanumeric() && chars[i - 1] != '\\')
+            && chars.get(i + 1).is_none_or(|c| !c.is_alphanumeric());
+        if !alone {
+            return false;
+        }
+        let after: String = chars[i + 1..].iter().collect();
+        let Some(value) = after.trim_start().strip_prefix('=') else {
+            return false;
+        };
+        // The value runs to the end of its math span or sentence.
+        let value = value
+            .split(['$', ',', ';', '\n'])
+            .next()
+            .unwrap_or_default()
+            .split("\\)")
+            .next()
+            .unwrap_or_default()
+            .split("\\]")
+            .next()
+            .unwrap_or_default()
+            .split('=')
+            .next()
+            .unwrap_or_default();
+        let value = value.trim().trim_end_matches(['.', '?', '!']).trim();
+        let value = value.strip_suffix("^\\circ").unwrap_or(value);
+        value.chars().any(|c| c.is_ascii_digit())
+            && crate::expr::parse(value).is_some_and(|e| {
+                let mut names = Vec::new();
+                crate::expr::variables(&e, &mut names);
+                names.is_empty()
+            })
+    })
+}
+
 /// `text` split after each sentence's end (`.`, `?`, `!` before a space, or a line break),
 /// outside math, keeping every character so the pieces concatenate back to `text`.
 fn sentences(text: &str) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut start = 0;
-    let mut in_math = false;
+    // Inside `$…$`, `\(…\)` or `\[…\]`: `5! \times 3!` is one formula, not two sentences.
+    let mut dollars = false;
+    let mut brackets = false;
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'$' => in_math = !in_math,
+            b'$' => dollars = !dollars,
+            b'\\' => match bytes.get(i + 1) {
+                Some(b'(' | b'[') => brackets = true,
+                Some(b')' | b']') => brackets = false,
+                _ => {}
+            },
             b'\n' => {
                 pieces.push(&text[start..=i]);
                 start = i + 1;
-                in_math = false;
+                dollars = false;
+                brackets = false;
             }
+            // A `!` right after a digit is a factorial ("5! ways"), not an exclamation.
+            b'!' if i > 0 && bytes[i - 1].is_ascii_digit() => {}
             b'.' | b'?' | b'!'
-                if !in_math && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()) =>
+                if !dollars
+                    && !brackets
+                    && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()) =>
             {
                 // "3.5" is a number, not a sentence's end; a period after a digit followed by
                 // a space still ends one.
@@ -334,6 +439,44 @@ mod tests {
         assert_eq!(
             withheld.cut("Use 3.5 cups.\nThe total is $40 + 2$."),
             Some("Use 3.5 cups.".into())
+        );
+    }
+
+    #[test]
+    fn a_factorial_inside_a_formula_stays_in_its_sentence() {
+        // Measured on MATH-500: "… is \\(5! \\times 3!\\)." was cut at each `!`, so neither piece
+        // evaluated to 720 and the product stayed in the hint.
+        let withheld = Withheld::new(["720"]);
+        let hint = "Arrange the block in 3! ways. The total is \\(5! \\times 3!\\). Check it.";
+        assert_eq!(
+            withheld.cut(hint).as_deref(),
+            Some("Arrange the block in 3! ways. Check it.")
+        );
+        assert!(reveals("There are 5! * 3! ways.", &["720"]));
+    }
+
+    #[test]
+    fn the_value_of_the_asked_unknown_is_withheld_even_when_no_answer_is_known() {
+        // Measured on MATH-500: the tutor answered 124 (wrong) and a hint concluded the right
+        // answer, which no screen of the tutor's own answers could catch.
+        let problem = "$\\overline{BC}$ is parallel to the segment through $A$, and $AB = BC$. \
+What is the number of degrees represented by $x$?";
+        let withheld = Withheld::new(["124"]).asking(problem);
+        assert!(withheld.revealed_in("Therefore, x = 28."));
+        assert!(withheld.revealed_in("So $x = 28^\\circ$ here."));
+        assert!(withheld.revealed_in("This gives \\(x=\\frac{3}{2}\\)."));
+        // Steps about the unknown that do not state its value pass.
+        assert!(!withheld.revealed_in("Write an equation for $x$ using the angle sum."));
+        assert!(!withheld.revealed_in("Solve $2x + 124 = 180$ for $x$."));
+        assert!(!withheld.revealed_in("Let $y = 2x$."));
+        assert!(!withheld.revealed_in("Then $x = 180 - 2y$ in terms of $y$."));
+        // Only the unknowns of the question: `A` is named, but not asked for.
+        assert!(!withheld.revealed_in("Put $A = 0$ on the number line."));
+        assert_eq!(
+            Withheld::new([""])
+                .asking("Find $n$ if $2n = 6$.")
+                .cut("Clearly n = 3. Check."),
+            Some("Check.".into())
         );
     }
 

@@ -7,8 +7,8 @@
 //!   `k2_answer::check::confident_answer`) and an answer key, when known, agrees. Otherwise it
 //!   writes from the problem alone, and the bottom-out rung says that the solution is unverified.
 //! - **Screened before it is sent**: every written rung is checked with the equivalence checker
-//!   against the selected answer, every candidate's answer and the answer key
-//!   (`k2_answer::hints::Withheld`). A rung that reveals one is written again once; if the new
+//!   against the selected answer, every candidate's answer and the answer key, and for a value
+//!   stated for the unknown the question asks for (`k2_answer::hints::Withheld`). A rung that reveals one is written again once; if the new
 //!   text still reveals one, its revealing sentences are cut; a rung with nothing left says it
 //!   was withheld. The event says which (`Hint::screened`).
 //! - The bottom-out rung gives the answer away by design and is flagged `bottom_out`.
@@ -86,6 +86,7 @@ impl LadderInput<'_> {
                 .filter_map(|e| e.answer.as_deref())
                 .chain(self.answer_key),
         )
+        .asking(self.problem)
     }
 }
 
