@@ -154,6 +154,8 @@ fn main() -> ExitCode {
             if !mode.items.iter().any(|i| i.candidates.len() >= 2) {
                 continue;
             }
+            // Every candidate of a planned mode follows the run's one plan.
+            let shared_plan = mode.mode.starts_with("plan");
             let (mut confident, mut verified) = (0, 0);
             let mut confident_but_wrong = 0;
             let (mut truth, mut truth_today, mut truth_key) = Default::default();
@@ -177,6 +179,7 @@ fn main() -> ExitCode {
                         method: item.method,
                     }),
                     verdicts: item.verdicts.clone(),
+                    shared_plan,
                 };
                 let predicted = item.predicted.as_deref();
                 let expected = item.expected.as_str();

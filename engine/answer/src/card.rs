@@ -190,6 +190,12 @@ fn unsure_reason(view: &RunView, n: usize) -> String {
     if finished < 2 {
         return format!("only {finished} of {n} solutions finished");
     }
+    if view.groups.len() == 1 && !view.plan.trim().is_empty() {
+        return format!(
+            "all {finished} finished solutions agree, but they followed one plan, so they \
+             share its mistakes"
+        );
+    }
     if fin.is_some_and(|f| f.method == SelectionMethod::Judge)
         && view.verdicts.iter().any(|v| v.winner.is_none())
     {
@@ -391,6 +397,14 @@ mod tests {
             }));
             self
         }
+        fn planned(mut self, plan: &str) -> Run {
+            self.events.push(RunEvent::PlanFinished {
+                plan: plan.to_owned(),
+                tokens: 10,
+                seconds: 0.5,
+            });
+            self
+        }
         fn chose(mut self, candidate: CandidateId, answer: &str, method: SelectionMethod) -> Run {
             self.events.push(RunEvent::FinalAnswer {
                 candidate,
@@ -418,6 +432,25 @@ mod tests {
 
     use FinishReason as F;
     use SelectionMethod as M;
+
+    #[test]
+    fn agreeing_from_one_plan_is_unsure_and_says_why() {
+        let card = Run::new(3)
+            .planned("Halve 48, then add.")
+            .done(0, "72")
+            .done(1, "72")
+            .done(2, "72")
+            .groups(&[("72", &[0, 1, 2])])
+            .chose(0, "72", M::Unanimous)
+            .card();
+        assert_eq!(
+            card.confidence,
+            "Unsure: all 3 finished solutions agree, but they followed one plan, so they share \
+             its mistakes — compare with your teacher"
+        );
+        assert_eq!(card.basis, CheckBasis::Unsure);
+        assert_eq!(card.vote.as_deref(), Some("3 of 3 agree"));
+    }
 
     #[test]
     fn all_agreeing_is_confident_and_says_so() {

@@ -5,7 +5,10 @@
 //! 1. the problem's ground truth when it is known: the answer key (an imported problem set's
 //!    `answer`, `k2 solve --answer-key`), else a teacher's correction of the run's answer;
 //! 2. the run's own answer, **only when the tutor is confident** in it ([`confident_answer`]):
-//!    - `unanimous`: every candidate has ended, at least two of them finished (ended by
+//!    - `unanimous`: the candidates were written independently (not from one shared plan: a
+//!      plan's mistake is every candidate's, so their agreement is not evidence; measured in
+//!      BENCHMARKS.md, "Checking a student's answer"), every candidate has ended, at least two
+//!      of them finished (ended by
 //!      themselves: not cut off by the token limit or the context, not looped, not cancelled),
 //!      every finished one gave an answer, and all those answers are equivalent (the engine's
 //!      equivalence checker, [`crate::equivalent`]); the run's selected answer is that answer.
@@ -61,6 +64,9 @@ pub struct RunEvidence {
     pub candidates: Vec<Option<EndedCandidate>>,
     pub chosen: Option<ChosenAnswer>,
     pub verdicts: Vec<Verdict>,
+    /// Whether every candidate followed one shared plan (then their agreement is not
+    /// independent, and does not make the tutor confident).
+    pub shared_plan: bool,
 }
 
 impl RunEvidence {
@@ -83,6 +89,7 @@ impl RunEvidence {
                 method: Some(f.method),
             }),
             verdicts: view.verdicts.clone(),
+            shared_plan: !view.plan.trim().is_empty(),
         }
     }
 }
@@ -134,8 +141,9 @@ fn finished(c: &Option<EndedCandidate>) -> Option<&EndedCandidate> {
 }
 
 fn unanimous_answer(run: &RunEvidence) -> Option<&str> {
-    // A candidate still generating may yet disagree.
-    if run.candidates.iter().any(Option::is_none) {
+    // A candidate still generating may yet disagree; candidates of one plan agree on its
+    // mistakes.
+    if run.shared_plan || run.candidates.iter().any(Option::is_none) {
         return None;
     }
     let answers: Vec<&str> = run
@@ -254,6 +262,7 @@ mod tests {
             candidates: vec![done("360"), done("360"), done("360")],
             chosen: chosen(0, "360", SelectionMethod::Unanimous),
             verdicts: vec![],
+            shared_plan: false,
         };
         let key = KnownAnswers {
             answer_key: Some("720"),
@@ -288,6 +297,7 @@ mod tests {
             candidates: vec![done("360"), done("360")],
             chosen: chosen(0, "360", SelectionMethod::Unanimous),
             verdicts: vec![],
+            shared_plan: false,
         };
         let teacher = KnownAnswers {
             answer_key: None,
@@ -309,9 +319,24 @@ mod tests {
             candidates: vec![done("3/4"), done("0.75"), done("\\frac{3}{4}")],
             chosen: chosen(0, "3/4", SelectionMethod::Unanimous),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("\\dfrac34", &run), is(V::Right, B::Unanimous));
         assert_eq!(check("4/3", &run), is(V::Wrong, B::Unanimous));
+    }
+
+    #[test]
+    fn candidates_of_one_shared_plan_agreeing_are_unsure() {
+        // Measured: with a shared plan, 19-22% of unanimous GSM8K-dev runs agreed on a wrong
+        // answer (1.5B planner); without a plan 5%.
+        let run = RunEvidence {
+            candidates: vec![done("25"), done("25"), done("25")],
+            chosen: chosen(0, "25", SelectionMethod::Unanimous),
+            verdicts: vec![],
+            shared_plan: true,
+        };
+        assert_eq!(check("5", &run), AttemptCheck::UNSURE);
+        assert_eq!(check("25", &run), AttemptCheck::UNSURE);
     }
 
     #[test]
@@ -326,6 +351,7 @@ mod tests {
             ],
             chosen: chosen(0, "42", SelectionMethod::Vote),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("42", &run), is(V::Right, B::Unanimous));
         assert_eq!(check("17", &run), is(V::Wrong, B::Unanimous));
@@ -337,12 +363,14 @@ mod tests {
             candidates: vec![done("42")],
             chosen: chosen(0, "42", SelectionMethod::Single),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("41", &single), AttemptCheck::UNSURE);
         let one_finished = RunEvidence {
             candidates: vec![done("42"), ended("41", FinishReason::MaxTokens)],
             chosen: chosen(0, "42", SelectionMethod::Vote),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("41", &one_finished), AttemptCheck::UNSURE);
         // Two of three: a majority, not a confident answer.
@@ -350,6 +378,7 @@ mod tests {
             candidates: vec![done("42"), done("42"), done("41")],
             chosen: chosen(0, "42", SelectionMethod::Vote),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("41", &split), AttemptCheck::UNSURE);
         assert_eq!(check("42", &split), AttemptCheck::UNSURE);
@@ -358,6 +387,7 @@ mod tests {
             candidates: vec![done("42"), done("42"), done("")],
             chosen: chosen(0, "42", SelectionMethod::Vote),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("41", &silent), AttemptCheck::UNSURE);
     }
@@ -368,6 +398,7 @@ mod tests {
             candidates: vec![done("42"), done("42"), None],
             chosen: None,
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("41", &run), AttemptCheck::UNSURE);
     }
@@ -379,6 +410,7 @@ mod tests {
             candidates: candidates.clone(),
             chosen: chosen(1, "7", SelectionMethod::Judge),
             verdicts: vec![verdict(0, 1, Some(1)), verdict(1, 2, Some(1))],
+            shared_plan: false,
         };
         assert_eq!(check("7", &decided), is(V::Right, B::Verifier));
         assert_eq!(check("5", &decided), is(V::Wrong, B::Verifier));
@@ -392,6 +424,7 @@ mod tests {
             candidates: candidates.clone(),
             chosen: chosen(0, "5", SelectionMethod::Judge),
             verdicts: vec![verdict(0, 1, None), verdict(0, 2, Some(0))],
+            shared_plan: false,
         };
         assert_eq!(check("7", &tie), AttemptCheck::UNSURE);
         assert_eq!(check("5", &tie), AttemptCheck::UNSURE);
@@ -400,6 +433,7 @@ mod tests {
             candidates: candidates.clone(),
             chosen: chosen(0, "5", SelectionMethod::Judge),
             verdicts: vec![verdict(0, 1, None), verdict(0, 2, None)],
+            shared_plan: false,
         };
         assert_eq!(check("9", &ties), AttemptCheck::UNSURE);
         // A chosen candidate that lost somewhere (not a tournament's outcome) is no basis.
@@ -407,6 +441,7 @@ mod tests {
             candidates,
             chosen: chosen(0, "5", SelectionMethod::Judge),
             verdicts: vec![verdict(0, 1, Some(1))],
+            shared_plan: false,
         };
         assert_eq!(check("5", &lost), AttemptCheck::UNSURE);
         // Chosen by vote: the judge's verdicts are not a basis.
@@ -414,6 +449,7 @@ mod tests {
             candidates: vec![done("5"), done("5"), done("7")],
             chosen: chosen(0, "5", SelectionMethod::Vote),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("7", &voted), AttemptCheck::UNSURE);
     }
@@ -435,6 +471,7 @@ mod tests {
                 verdict(0, 2, Some(2)),
                 verdict(2, 3, Some(2)),
             ],
+            shared_plan: false,
         };
         assert_eq!(check("7", &run), is(V::Right, B::Verifier));
         // Only decisions without a model: nothing was verified.
@@ -442,6 +479,7 @@ mod tests {
             candidates: vec![done("5"), ended("7", FinishReason::MaxTokens)],
             chosen: chosen(0, "5", SelectionMethod::Judge),
             verdicts: vec![verdict(0, 1, Some(0))],
+            shared_plan: false,
         };
         assert_eq!(check("7", &unverified), AttemptCheck::UNSURE);
     }
@@ -456,6 +494,7 @@ mod tests {
                 method: Some(SelectionMethod::Vote),
             }),
             verdicts: vec![],
+            shared_plan: false,
         };
         assert_eq!(check("1", &run), AttemptCheck::UNSURE);
         assert_eq!(check("1", &RunEvidence::default()), AttemptCheck::UNSURE);
@@ -505,6 +544,25 @@ mod tests {
         assert_eq!(
             check_attempt_in_view("24", known, &view),
             is(V::Wrong, B::Unanimous)
+        );
+        // The same run with its candidates written from one plan.
+        let mut planned = events.clone();
+        planned.insert(
+            1,
+            Event {
+                seq: 99,
+                elapsed_ms: 0,
+                kind: RunEvent::PlanFinished {
+                    plan: "Add the tens, then the ones.".into(),
+                    tokens: 8,
+                    seconds: 0.1,
+                },
+            },
+        );
+        let view = RunView::replay(&planned);
+        assert_eq!(
+            check_attempt_in_view("24", known, &view),
+            AttemptCheck::UNSURE
         );
     }
 }

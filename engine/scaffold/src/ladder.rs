@@ -44,6 +44,8 @@ pub struct LadderInput<'a> {
     /// every reader of the run sees).
     pub answer_key: Option<&'a str>,
     pub loop_guard: bool,
+    /// Whether the candidates were written from one plan (see `RunEvidence::shared_plan`).
+    pub shared_plan: bool,
 }
 
 impl LadderInput<'_> {
@@ -71,6 +73,7 @@ impl LadderInput<'_> {
                 method: Some(self.selected.method),
             }),
             verdicts: self.verdicts.to_vec(),
+            shared_plan: self.shared_plan,
         };
         let chosen = self.chosen().answer.as_deref();
         match self.answer_key {
