@@ -453,6 +453,10 @@ const here = new URL(".", import.meta.url).pathname;
 const recorded = readFileSync(join(here, "fixtures/qwen-1.5b-natalia.jsonl"), "utf8")
   .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 const expectedAnswer = recorded.find((e) => e.type === "final_answer").answer;
+// The same problem solved without a plan (`k2 solve --no-plan`): three independent solutions
+// that agree, the only agreement the check counts (candidates of one plan share its mistakes).
+const independent = readFileSync(join(here, "fixtures/qwen-1.5b-natalia-independent.jsonl"), "utf8")
+  .split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 // The same problem solved by `k2 solve --student` with the 1.5B model: it ends with the hint
 // ladder (three screened rungs, one of them rewritten, and the worked solution).
 const recordedStudent = readFileSync(join(here, "fixtures/qwen-1.5b-natalia-student.jsonl"), "utf8")
@@ -500,9 +504,18 @@ await check("student mode: the hint ladder one rung at a time, the solution only
 });
 
 await check("check my answer: right and wrong, without revealing the answer", async () => {
+  // The ladder's run wrote its three solutions from one plan: their agreement checks nothing.
   await page.fill("#my-answer", `${expectedAnswer}`);
   await page.click("#check-button");
-  // All three candidates agreed: checked against that answer, and saying so.
+  await page.waitForSelector("#check-result.unsure[data-basis=unsure]", { timeout: 5000 });
+  if (!(await text("#check-result")).startsWith("Unsure")) throw new Error(await text("#check-result"));
+  // Three independent solutions that agree: checked against that answer, and saying so.
+  await serveRun(independent);
+  await page.click("#solve");
+  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
+                             null, { timeout: 10000 });
+  await page.fill("#my-answer", `${expectedAnswer}`);
+  await page.click("#check-button");
   await page.waitForSelector("#check-result.right[data-basis=unanimous]", { timeout: 5000 });
   await page.fill("#my-answer", "71.5");
   await page.click("#check-button");
@@ -635,18 +648,28 @@ async function shootCard(name) {
 const finishedAs = (answer, finish = "complete") => ({ answer, finish });
 
 await check("the answer card: a unanimous recorded run is confident and says so", async () => {
-  const card = await solveRecorded(recorded);
+  const card = await solveRecorded(independent);
   expect("confidence", card.confidence, "Confident: all 3 finished solutions agree");
   expect("basis", card.basis, "unanimous");
   expect("vote", card.vote, "Vote: 3 of 3 agree");
   expect("how", card.how, "Candidate 1: all 3 agree, nothing to judge");
   expect("finishes", card.candidates.map((c) => c.finish).join(), "finished,finished,finished");
+  await shootCard("unanimous.png");
+});
+
+await check("the answer card: solutions of one plan agreeing are unsure, and it says why", async () => {
+  const card = await solveRecorded(recorded);
+  expect("confidence", card.confidence, "Unsure: all 3 finished solutions agree, but they followed one plan, "
+         + "so they share its mistakes — compare with your teacher");
+  expect("basis", card.basis, "unsure");
+  if (!card.unsure) throw new Error(JSON.stringify(card));
+  expect("vote", card.vote, "Vote: 3 of 3 agree");
   // This recording streamed its text as reasoning (think tags): "Thought for".
   const folds = await thinkingAndSummaries();
   if (!folds.every((f) => f.thinking && f.summary.startsWith("Thought for"))) {
     throw new Error(JSON.stringify(folds));
   }
-  await shootCard("unanimous.png");
+  await shootCard("one-plan.png");
 });
 
 await check("the answer card: a candidate cut off at the token limit is shown, not counted", async () => {
@@ -1097,8 +1120,8 @@ await check("render: the bar gives a teacher's correction as the answer, and a s
 });
 
 await check("render: an unsure answer is the tutor's best guess, not the big result", async () => {
-  await serveRun(recorded);
-  await page.fill("#problem", recorded[0].request.problem);
+  await serveRun(independent);
+  await page.fill("#problem", independent[0].request.problem);
   await page.click("#solve");
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 10000 });
   const cardOf = () => page.evaluate(() => {
@@ -1379,8 +1402,8 @@ await check("check my work: the first wrong step is named, highlighted and no an
 });
 
 await check("check my work on a unanimous recorded run: a result off the verified path is unsure", async () => {
-  await serveRun(recorded);
-  await page.fill("#problem", recorded[0].request.problem);
+  await serveRun(independent);
+  await page.fill("#problem", independent[0].request.problem);
   await page.check("#student");
   await page.click("#solve");
   await page.waitForSelector("#work #my-work", { timeout: 10000 });
