@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What a fresh machine lacks (Chromium, Node.js, unzip, rustfmt, clippy), as scripts/run.sh
+# fetches what it needs.
+scripts/test-toolchain.sh
 scripts/fetch-test-models.sh
 # The browser tests drive the system Chromium through playwright-core (no browser download).
 npm ci --prefix tests/browser --no-audit --no-fund --silent
