@@ -96,7 +96,8 @@ pub enum HistoryCommand {
         #[arg(long, short = 'o')]
         out: Option<PathBuf>,
     },
-    /// Moves a damaged database aside (kept next to it) and starts a new one.
+    /// Repairs unreadable rows (their original bytes kept in the database's quarantine table),
+    /// or moves a damaged database aside (kept next to it) and starts a new one.
     Recover,
 }
 
@@ -111,7 +112,24 @@ pub fn run(args: Args) -> Result<()> {
         return recover(&args.store);
     }
     let (runtime, store) = args.store.open()?;
-    runtime.block_on(execute(&store, args.command))
+    let result = runtime.block_on(execute(&store, args.command));
+    warn_unreadable(&store);
+    result
+}
+
+/// Names the rows a listing skipped because they could not be read, and what repairs them.
+fn warn_unreadable(store: &Store) {
+    let skipped = store.take_unreadable();
+    for row in &skipped {
+        eprintln!("warning: skipped {row}");
+    }
+    if !skipped.is_empty() {
+        eprintln!(
+            "warning: {} unreadable row(s) left out; `k2 history recover` repairs them and keeps \
+             their original bytes",
+            skipped.len()
+        );
+    }
 }
 
 async fn execute(store: &Store, command: HistoryCommand) -> Result<()> {
@@ -264,7 +282,26 @@ fn recover(args: &StoreArgs) -> Result<()> {
     match runtime.block_on(Store::open(&path)) {
         Ok(store) => match runtime.block_on(store.integrity_check()) {
             Ok(()) => {
-                print_text(&format!("{} is healthy; nothing to do.\n", path.display()));
+                // SQLite finds the file sound; single values it accepts may still not read.
+                let quarantined = runtime.block_on(store.quarantine_unreadable())?;
+                if quarantined.is_empty() {
+                    print_text(&format!("{} is healthy; nothing to do.\n", path.display()));
+                }
+                for q in &quarantined {
+                    print_text(&format!(
+                        "quarantined {} row {}: its {} was not UTF-8 ({} bytes kept in the \
+                         quarantine table; the row now reads with U+FFFD in their place)\n",
+                        q.table, q.key, q.column, q.bytes
+                    ));
+                }
+                if !quarantined.is_empty() {
+                    print_text(&format!(
+                        "{} repaired: {} unreadable value(s) quarantined, the rest of the history \
+                         untouched.\n",
+                        path.display(),
+                        quarantined.len()
+                    ));
+                }
                 return Ok(());
             }
             Err(e) => eprintln!("{e}"),
