@@ -246,10 +246,9 @@ async fn inspect(
         0 if objects == 0 => Stamp::Needed,
         0 if first_migration.as_deref() == Some(FIRST_MIGRATION) => Stamp::Needed,
         0 => {
-            return Err(foreign(format!(
-                "it is a SQLite database of another program ({objects} table(s), index(es) or \
-                 view(s) that K2 Tutor did not make)"
-            )))
+            return Err(foreign(
+                "it is another program's SQLite database (its tables are not K2 Tutor's)".into(),
+            ))
         }
         other => {
             return Err(foreign(format!(

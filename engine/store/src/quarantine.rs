@@ -65,14 +65,19 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let matches: Vec<String> = bad.key.iter().map(|(c, _)| format!("{} = ?", quoted(c))).collect();
+            let matches: Vec<String> = bad
+                .key
+                .iter()
+                .map(|(c, _)| format!("{} = ?", quoted(c)))
+                .collect();
             let sql = format!(
                 "UPDATE {} SET {} = ? WHERE {}",
                 quoted(&bad.table),
                 quoted(&bad.column),
                 matches.join(" AND ")
             );
-            let mut update = sqlx::query(&sql).bind(String::from_utf8_lossy(&bad.original).into_owned());
+            let mut update =
+                sqlx::query(&sql).bind(String::from_utf8_lossy(&bad.original).into_owned());
             for (_, value) in &bad.key {
                 update = update.bind(*value);
             }
@@ -125,15 +130,24 @@ async fn tables(conn: &mut SqliteConnection) -> Result<Vec<Table>> {
     let mut named = Vec::new();
     for row in &rows {
         // Names come from our own schema; one that does not read is not ours to scan.
-        let (Ok(name), Ok(virtual_table)) = (row.try_get::<String, _>("name"), row.try_get::<bool, _>("virtual")) else {
+        let (Ok(name), Ok(virtual_table)) = (
+            row.try_get::<String, _>("name"),
+            row.try_get::<bool, _>("virtual"),
+        ) else {
             continue;
         };
         named.push((name, virtual_table));
     }
-    let virtual_names: Vec<String> = named.iter().filter(|(_, v)| *v).map(|(n, _)| format!("{n}_")).collect();
+    let virtual_names: Vec<String> = named
+        .iter()
+        .filter(|(_, v)| *v)
+        .map(|(n, _)| format!("{n}_"))
+        .collect();
     let mut tables = Vec::new();
     for (name, _) in named {
-        if NOT_SCANNED.contains(&name.as_str()) || virtual_names.iter().any(|v| name.starts_with(v.as_str())) {
+        if NOT_SCANNED.contains(&name.as_str())
+            || virtual_names.iter().any(|v| name.starts_with(v.as_str()))
+        {
             continue;
         }
         let info = sqlx::query("SELECT name, pk FROM pragma_table_info(?) ORDER BY cid")
@@ -143,7 +157,10 @@ async fn tables(conn: &mut SqliteConnection) -> Result<Vec<Table>> {
         let mut columns = Vec::new();
         let mut primary = Vec::new();
         for row in &info {
-            let (Ok(column), Ok(pk)) = (row.try_get::<String, _>("name"), row.try_get::<i64, _>("pk")) else {
+            let (Ok(column), Ok(pk)) = (
+                row.try_get::<String, _>("name"),
+                row.try_get::<i64, _>("pk"),
+            ) else {
                 continue;
             };
             if pk > 0 {
@@ -169,7 +186,11 @@ async fn tables(conn: &mut SqliteConnection) -> Result<Vec<Table>> {
 
 /// The values of one column that are text but not UTF-8, read as bytes (a cast to BLOB keeps
 /// them as stored).
-async fn bad_values(conn: &mut SqliteConnection, table: &Table, column: &str) -> Result<Vec<BadValue>> {
+async fn bad_values(
+    conn: &mut SqliteConnection,
+    table: &Table,
+    column: &str,
+) -> Result<Vec<BadValue>> {
     let keys: Vec<String> = table.key.iter().map(|k| quoted(k)).collect();
     let sql = format!(
         "SELECT {}, CAST({col} AS BLOB) AS value FROM {} WHERE typeof({col}) = 'text'",

@@ -72,11 +72,12 @@ impl Store {
 
     /// Every opening of a hint of the run, oldest first.
     pub async fn opened_hints(&self, run: RunId) -> Result<Vec<OpenedHint>> {
-        let rows =
-            sqlx::query("SELECT id, level, created_at FROM hints_opened WHERE run_id = ? ORDER BY id")
-                .bind(run)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, level, created_at FROM hints_opened WHERE run_id = ? ORDER BY id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(self.readable(&rows, |row| {
             let fields = Fields::new(row, "hints_opened");
             Ok(OpenedHint {
