@@ -314,6 +314,20 @@ fn another_programs_sqlite_file_is_refused_and_left_byte_for_byte_as_it_was() {
         &["marked.db is not a K2 Tutor session database", "0x000004d2"],
     );
     assert_eq!(std::fs::read(&marked).unwrap(), before);
+
+    // Another program that also keeps its schema with sqlx: its first migration is not ours.
+    let other_sqlx = dir.path().join("other.db");
+    raw(
+        &other_sqlx,
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT); \
+         INSERT INTO _sqlx_migrations VALUES (1, 'create users');",
+    );
+    let before = std::fs::read(&other_sqlx).unwrap();
+    refused(
+        &k2_history(&other_sqlx, &["list"]),
+        &["other.db is not a K2 Tutor session database"],
+    );
+    assert_eq!(std::fs::read(&other_sqlx).unwrap(), before);
 }
 
 #[test]

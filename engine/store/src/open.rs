@@ -25,11 +25,6 @@ const DATABASE_FILE: &str = "sessions.db";
 /// file is recognised as ours before anything is written to it.
 pub const APPLICATION_ID: i32 = 0x4B32_5475;
 
-/// The description of our first migration: a database made before [`APPLICATION_ID`] existed
-/// is recognised as ours by it (a checksum would also change with a development build, which
-/// gets its own message).
-const FIRST_MIGRATION: &str = "sessions runs events";
-
 /// A `running` run whose writer has not been heard from for this long is interrupted, even where
 /// the writer's process cannot be looked up.
 const STALE_AFTER_MS: i64 = 60_000;
@@ -229,14 +224,29 @@ async fn inspect(
     .fetch_one(&mut *conn)
     .await
     .map_err(classified)?;
-    let first_migration: Option<String> = if has_migrations > 0 {
-        sqlx::query_scalar("SELECT description FROM _sqlx_migrations WHERE version = 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(classified)?
+    // Read as bytes, and a table of that name that is not sqlx's counts as not ours: the file
+    // may be anything.
+    let first_migration: Option<Vec<u8>> = if has_migrations > 0 {
+        match sqlx::query_scalar(
+            "SELECT CAST(description AS BLOB) FROM _sqlx_migrations WHERE version = 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        {
+            Ok(description) => description,
+            Err(e) if is_corruption(&e) => return Err(classify(path, e)),
+            Err(_) => None,
+        }
     } else {
         None
     };
+    // A database made before [`APPLICATION_ID`] existed is recognised as ours by the name of
+    // its first migration (not its checksum: a development build that changed one gets its
+    // own message from the migrator).
+    let ours = migrator
+        .iter()
+        .find(|m| m.version == 1)
+        .map(|m| m.description.as_bytes());
     let foreign = |reason: String| StoreError::Foreign {
         path: path.to_path_buf(),
         reason,
@@ -244,7 +254,7 @@ async fn inspect(
     let stamp = match application_id {
         APPLICATION_ID => Stamp::Done,
         0 if objects == 0 => Stamp::Needed,
-        0 if first_migration.as_deref() == Some(FIRST_MIGRATION) => Stamp::Needed,
+        0 if ours.is_some() && first_migration.as_deref() == ours => Stamp::Needed,
         0 => {
             return Err(foreign(
                 "it is another program's SQLite database (its tables are not K2 Tutor's)".into(),

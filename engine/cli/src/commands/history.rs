@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use k2_store::export::{export_run, export_session, ExportFormat};
-use k2_store::{format_utc, Cursor, PageRequest, RunSummary, Store};
+use k2_store::{format_utc, Cursor, PageRequest, Quarantined, RunSummary, Store};
 
 use crate::output::{print_json_line, print_text, Format};
 use crate::render::TerminalRenderer;
@@ -283,26 +283,14 @@ fn recover(args: &StoreArgs) -> Result<()> {
         Ok(store) => match runtime.block_on(store.integrity_check()) {
             Ok(()) => {
                 // SQLite finds the file sound; single values it accepts may still not read.
-                let quarantined = runtime.block_on(store.quarantine_unreadable())?;
-                if quarantined.is_empty() {
-                    print_text(&format!("{} is healthy; nothing to do.\n", path.display()));
+                match runtime.block_on(store.quarantine_unreadable()) {
+                    Ok(quarantined) => {
+                        report_quarantine(&path, &quarantined);
+                        return Ok(());
+                    }
+                    // A value that cannot be repaired in place: the whole file is set aside.
+                    Err(e) => eprintln!("{e}"),
                 }
-                for q in &quarantined {
-                    print_text(&format!(
-                        "quarantined {} row {}: its {} was not UTF-8 ({} bytes kept in the \
-                         quarantine table; the row now reads with U+FFFD in their place)\n",
-                        q.table, q.key, q.column, q.bytes
-                    ));
-                }
-                if !quarantined.is_empty() {
-                    print_text(&format!(
-                        "{} repaired: {} unreadable value(s) quarantined, the rest of the history \
-                         untouched.\n",
-                        path.display(),
-                        quarantined.len()
-                    ));
-                }
-                return Ok(());
             }
             Err(e) => eprintln!("{e}"),
         },
@@ -316,6 +304,26 @@ fn recover(args: &StoreArgs) -> Result<()> {
         kept.display()
     ));
     Ok(())
+}
+
+/// What `recover` did on a sound file: nothing, or the values it quarantined.
+fn report_quarantine(path: &std::path::Path, quarantined: &[Quarantined]) {
+    if quarantined.is_empty() {
+        print_text(&format!("{} is healthy; nothing to do.\n", path.display()));
+        return;
+    }
+    for q in quarantined {
+        print_text(&format!(
+            "quarantined {} row {}: its {} was not UTF-8 ({} bytes kept in the quarantine \
+             table; the row now reads with U+FFFD in their place)\n",
+            q.table, q.key, q.column, q.bytes
+        ));
+    }
+    print_text(&format!(
+        "{} repaired: {} unreadable value(s) quarantined, the rest of the history untouched.\n",
+        path.display(),
+        quarantined.len()
+    ));
 }
 
 fn print_summary(run: &RunSummary) {
