@@ -47,6 +47,7 @@ impl Store {
                 found.extend(bad_values(&mut conn, &table, column).await?);
             }
         }
+        drop(conn);
         if found.is_empty() {
             return Ok(Vec::new());
         }
