@@ -31,15 +31,7 @@ impl From<HistoryError> for ApiError {
 /// Answers `request` from the server's store (an empty listing without one).
 async fn dispatch(state: &AppState, request: HistoryRequest) -> Result<HistoryReply, ApiError> {
     match &state.store {
-        Some(store) => {
-            let reply = k2_history::dispatch(store, request).await;
-            // Rows left out because they cannot be read: the clients get the rest, the
-            // operator's log names them.
-            for row in store.take_unreadable() {
-                tracing::warn!(%row, "left an unreadable row out of a history answer (`k2 history recover` repairs it)");
-            }
-            Ok(reply?)
-        }
+        Some(store) => Ok(k2_history::dispatch(store, request).await?),
         None => k2_history::without_store(&request).ok_or_else(|| {
             ApiError::unavailable("this server keeps no history (started with --no-history)")
         }),
