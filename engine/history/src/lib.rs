@@ -78,8 +78,17 @@ pub enum HistoryReply {
 }
 
 /// Answers one history operation. Front ends call only this; the functions below stay public
-/// for tests and tools.
+/// for tests and tools. Rows left out of the answer because they cannot be read are named in
+/// the log (the client gets the rest; `k2 history recover` repairs them).
 pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryReply> {
+    let reply = answer(store, request).await;
+    for row in store.take_unreadable() {
+        tracing::warn!(%row, "left an unreadable row of the session database out of a history answer (`k2 history recover` repairs it)");
+    }
+    reply
+}
+
+async fn answer(store: &Store, request: HistoryRequest) -> Result<HistoryReply> {
     Ok(match request {
         HistoryRequest::List { query } => HistoryReply::Runs(list(store, query.as_deref()).await?),
         HistoryRequest::Show { run } => HistoryReply::Run(Box::new(show(store, run).await?)),

@@ -2,9 +2,9 @@
 
 use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use crate::clock::now_ms;
+use crate::decode::{Fields, UnreadableRow};
 use crate::error::Result;
 use crate::types::{Attempt, Note, ProblemId, RunId};
 use crate::Store;
@@ -40,7 +40,7 @@ impl Store {
         .bind(run)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(note_from_row).collect())
+        Ok(self.readable(&rows, note_from_row))
     }
 
     /// Records a student's answer with its check (verdict and basis, from `k2_answer::check`:
@@ -86,39 +86,42 @@ impl Store {
         .bind(problem)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Attempt {
-                id: row.get("id"),
-                problem_id: row.get("problem_id"),
-                run_id: row.get("run_id"),
-                answer: row.get("answer"),
-                equivalent: row.get("equivalent"),
-                check: attempt_check(row),
-                seconds: row.get("seconds"),
-                created_at: row.get("created_at"),
+        Ok(self.readable(&rows, |row| {
+            let fields = Fields::new(row, "attempts");
+            Ok(Attempt {
+                id: fields.get("id")?,
+                problem_id: fields.get("problem_id")?,
+                run_id: fields.get("run_id")?,
+                answer: fields.get("answer")?,
+                equivalent: fields.get("equivalent")?,
+                check: attempt_check(&fields)?,
+                seconds: fields.get("seconds")?,
+                created_at: fields.get("created_at")?,
             })
-            .collect())
+        }))
     }
 }
 
 /// The stored check; `None` for attempts kept before checks had a basis (schema 4).
-pub(crate) fn attempt_check(row: &SqliteRow) -> Option<AttemptCheck> {
-    let verdict: Option<String> = row.get("verdict");
-    let basis: Option<String> = row.get("basis");
-    Some(AttemptCheck {
-        verdict: CheckVerdict::parse(&verdict?)?,
-        basis: CheckBasis::parse(&basis?)?,
-    })
+pub(crate) fn attempt_check(fields: &Fields) -> Result<Option<AttemptCheck>, UnreadableRow> {
+    let verdict: Option<String> = fields.get("verdict")?;
+    let basis: Option<String> = fields.get("basis")?;
+    Ok(verdict.zip(basis).and_then(|(verdict, basis)| {
+        Some(AttemptCheck {
+            verdict: CheckVerdict::parse(&verdict)?,
+            basis: CheckBasis::parse(&basis)?,
+        })
+    }))
 }
 
-fn note_from_row(row: &SqliteRow) -> Note {
-    Note {
-        id: row.get("id"),
-        run_id: row.get("run_id"),
-        seq: row.get("seq"),
-        author: row.get("author"),
-        text: row.get("text"),
-        created_at: row.get("created_at"),
-    }
+fn note_from_row(row: &SqliteRow) -> Result<Note, UnreadableRow> {
+    let fields = Fields::new(row, "notes");
+    Ok(Note {
+        id: fields.get("id")?,
+        run_id: fields.get("run_id")?,
+        seq: fields.get("seq")?,
+        author: fields.get("author")?,
+        text: fields.get("text")?,
+        created_at: fields.get("created_at")?,
+    })
 }

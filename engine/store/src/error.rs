@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::decode::UnreadableRow;
 use crate::problem_set::LineError;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -23,6 +24,28 @@ pub enum StoreError {
          Start a new one with `k2 history recover`, which keeps the old file next to it"
     )]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{path} is not a K2 Tutor session database: {reason}. It was left untouched (no tables \
+         added, journal mode unchanged); choose another file with --db or K2_DB"
+    )]
+    Foreign { path: PathBuf, reason: String },
+    #[error(
+        "the session database {path} was upgraded by a different build of K2 Tutor: its schema \
+         step {version} is not the one this build has (a development build wrote it). Open it \
+         with the build that wrote it, or start a new database with `k2 history recover`, \
+         which keeps this file next to it"
+    )]
+    SchemaMismatch { path: PathBuf, version: i64 },
+    #[error(
+        "an upgrade of the session database {path} to schema version {version} stopped half \
+         way. Start a new database with `k2 history recover`, which keeps this file next to it"
+    )]
+    InterruptedUpgrade { path: PathBuf, version: i64 },
+    #[error(
+        "a row of the session database cannot be read: {0}. `k2 history recover` repairs such \
+         rows and keeps their original bytes"
+    )]
+    Unreadable(UnreadableRow),
     #[error("cannot open the session database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -34,13 +57,6 @@ pub enum StoreError {
     #[error("{} malformed line(s) in the problem set, nothing was imported (import with partial \
              to skip them):\n{}", .0.len(), LineError::list(.0))]
     MalformedProblemSet(Vec<LineError>),
-    #[error("event {seq} of run {run} in the session database cannot be read: {source}")]
-    BadEvent {
-        run: i64,
-        seq: i64,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("the configuration of run {run} in the session database cannot be read: {source}")]
     BadConfig {
         run: i64,
@@ -64,7 +80,12 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the database file itself is unusable (the app offers to start a new one).
     pub fn is_corrupt(&self) -> bool {
-        matches!(self, StoreError::Corrupt { .. })
+        matches!(
+            self,
+            StoreError::Corrupt { .. }
+                | StoreError::SchemaMismatch { .. }
+                | StoreError::InterruptedUpgrade { .. }
+        )
     }
 }
 

@@ -3,7 +3,8 @@
 use k2_protocol::{Event, RunEvent, RunView};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use crate::error::{Result, StoreError};
+use crate::decode::Fields;
+use crate::error::Result;
 use crate::types::RunId;
 use crate::Store;
 
@@ -48,19 +49,20 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = row.get("seq");
-                let payload: &str = row.get("payload");
-                let kind: RunEvent = serde_json::from_str(payload)
-                    .map_err(|source| StoreError::BadEvent { run, seq, source })?;
-                Ok(Event {
-                    seq: seq as u64,
-                    elapsed_ms: row.get::<i64, _>("elapsed_ms") as u64,
-                    kind,
-                })
+        // An event that cannot be read (bytes that are not UTF-8, JSON that is not an event) is
+        // skipped and reported: the rest of the log still replays.
+        Ok(self.readable(&rows, |row| {
+            let seq = row.try_get::<i64, _>("seq").unwrap_or(-1);
+            let fields = Fields::keyed(row, "events", format!("run_id {run}, seq {seq}"));
+            let payload: &str = fields.get("payload")?;
+            let kind: RunEvent = serde_json::from_str(payload)
+                .map_err(|e| fields.unreadable("payload", e.to_string()))?;
+            Ok(Event {
+                seq: seq as u64,
+                elapsed_ms: fields.get::<i64>("elapsed_ms")? as u64,
+                kind,
             })
-            .collect()
+        }))
     }
 
     /// Rebuilds what the run looked like from its event log.

@@ -12,12 +12,14 @@
 
 mod annotations;
 mod clock;
+mod decode;
 mod error;
 mod events;
 pub mod export;
 mod open;
 pub mod problem_set;
 mod problems;
+mod quarantine;
 mod record;
 mod recorder;
 mod runs;
@@ -27,9 +29,11 @@ mod types;
 mod work_checks;
 
 pub use clock::{format_utc, now_ms};
+pub use decode::UnreadableRow;
 pub use error::{Result, StoreError};
-pub use open::{default_path, latest_schema_version, MIGRATOR};
+pub use open::{default_path, latest_schema_version, APPLICATION_ID, MIGRATOR};
 pub use problem_set::{ImportReport, LineError};
+pub use quarantine::Quarantined;
 pub use recorder::{RecordSummary, RunRecorder, FLUSH_EVENTS, FLUSH_INTERVAL};
 pub use types::{
     Attempt, Cursor, NewProblem, Note, Page, PageRequest, Problem, ProblemId, RunConfig, RunDetail,
@@ -38,6 +42,7 @@ pub use types::{
 pub use work_checks::StoredWorkCheck;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sqlx::SqlitePool;
 
@@ -46,6 +51,8 @@ use sqlx::SqlitePool;
 pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
+    /// Rows skipped by listings since a front end last asked (`decode.rs`).
+    unreadable: Arc<decode::UnreadableLog>,
 }
 
 impl Store {

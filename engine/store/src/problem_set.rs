@@ -7,8 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
 
+use crate::decode::Fields;
 use crate::error::{Result, StoreError};
 use crate::problems::upsert_problem;
 use crate::types::NewProblem;
@@ -146,21 +146,24 @@ impl Store {
     /// A stored set as JSONL, in import order.
     pub async fn export_problem_set(&self, set_name: &str) -> Result<String> {
         let rows = sqlx::query(
-            "SELECT set_id, text, known_answer, solution, origin FROM problems \
+            "SELECT id, set_id, text, known_answer, solution, origin FROM problems \
              WHERE set_name = ? ORDER BY id",
         )
         .bind(set_name)
         .fetch_all(&self.pool)
         .await?;
+        let problems = self.readable(&rows, |row| {
+            let fields = Fields::new(row, "problems");
+            Ok(SetProblem {
+                id: fields.get("set_id")?,
+                problem: fields.get("text")?,
+                answer: fields.get("known_answer")?,
+                solution: fields.get("solution")?,
+                source: fields.get("origin")?,
+            })
+        });
         let mut out = String::new();
-        for row in rows {
-            let problem = SetProblem {
-                id: row.get("set_id"),
-                problem: row.get("text"),
-                answer: row.get("known_answer"),
-                solution: row.get("solution"),
-                source: row.get("origin"),
-            };
+        for problem in problems {
             out.push_str(&serde_json::to_string(&problem).expect("problems serialize"));
             out.push('\n');
         }
@@ -175,10 +178,10 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| (row.get("set_name"), row.get("problems")))
-            .collect())
+        Ok(self.readable(&rows, |row| {
+            let fields = Fields::keyed(row, "problems", "of a set".into());
+            Ok((fields.get("set_name")?, fields.get("problems")?))
+        }))
     }
 }
 

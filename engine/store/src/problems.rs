@@ -1,9 +1,10 @@
 //! Problems: typed by a student, or imported from a problem set.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use crate::clock::now_ms;
+use crate::decode::{Fields, UnreadableRow};
 use crate::error::{Result, StoreError};
 use crate::types::{NewProblem, Problem, ProblemId};
 use crate::Store;
@@ -25,11 +26,11 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| problem_from_row(&row))
             .ok_or(StoreError::NotFound {
                 what: "problem",
                 id,
             })
+            .and_then(|row| problem_from_row(&row).map_err(StoreError::Unreadable))
     }
 
     /// Records the problem's known answer (a teacher's answer key, `k2 solve --answer-key`):
@@ -54,12 +55,13 @@ impl Store {
     pub async fn problem_in_set(&self, set_name: &str, set_id: &str) -> Result<Option<Problem>> {
         let sql =
             format!("SELECT {PROBLEM_COLUMNS} FROM problems WHERE set_name = ? AND set_id = ?");
-        Ok(sqlx::query(&sql)
+        sqlx::query(&sql)
             .bind(set_name)
             .bind(set_id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| problem_from_row(&row)))
+            .map(|row| problem_from_row(&row).map_err(StoreError::Unreadable))
+            .transpose()
     }
 }
 
@@ -91,15 +93,16 @@ pub(crate) async fn upsert_problem(
     Ok(id)
 }
 
-pub(crate) fn problem_from_row(row: &SqliteRow) -> Problem {
-    Problem {
-        id: row.get("id"),
-        text: row.get("text"),
-        set_name: row.get("set_name"),
-        set_id: row.get("set_id"),
-        origin: row.get("origin"),
-        known_answer: row.get("known_answer"),
-        solution: row.get("solution"),
-        created_at: row.get("created_at"),
-    }
+pub(crate) fn problem_from_row(row: &SqliteRow) -> Result<Problem, UnreadableRow> {
+    let fields = Fields::new(row, "problems");
+    Ok(Problem {
+        id: fields.get("id")?,
+        text: fields.get("text")?,
+        set_name: fields.get("set_name")?,
+        set_id: fields.get("set_id")?,
+        origin: fields.get("origin")?,
+        known_answer: fields.get("known_answer")?,
+        solution: fields.get("solution")?,
+        created_at: fields.get("created_at")?,
+    })
 }

@@ -3,10 +3,10 @@
 //! kept by `work_checks`, the run's [`StudentRecord`].
 
 use k2_protocol::{Correction, OpenedHint, RecordedAttempt, StudentRecord};
-use sqlx::Row;
 
 use crate::annotations::attempt_check;
 use crate::clock::now_ms;
+use crate::decode::Fields;
 use crate::error::Result;
 use crate::types::RunId;
 use crate::Store;
@@ -37,21 +37,21 @@ impl Store {
     /// The run's corrections, newest (the one in force) first.
     pub async fn corrections(&self, run: RunId) -> Result<Vec<Correction>> {
         let rows = sqlx::query(
-            "SELECT answer, author, note, created_at FROM corrections WHERE run_id = ? \
+            "SELECT id, answer, author, note, created_at FROM corrections WHERE run_id = ? \
              ORDER BY id DESC",
         )
         .bind(run)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Correction {
-                answer: row.get("answer"),
-                author: row.get("author"),
-                note: row.get("note"),
-                created_at: row.get("created_at"),
+        Ok(self.readable(&rows, |row| {
+            let fields = Fields::new(row, "corrections");
+            Ok(Correction {
+                answer: fields.get("answer")?,
+                author: fields.get("author")?,
+                note: fields.get("note")?,
+                created_at: fields.get("created_at")?,
             })
-            .collect())
+        }))
     }
 
     /// The correction in force, if any.
@@ -72,18 +72,19 @@ impl Store {
 
     /// Every opening of a hint of the run, oldest first.
     pub async fn opened_hints(&self, run: RunId) -> Result<Vec<OpenedHint>> {
-        let rows =
-            sqlx::query("SELECT level, created_at FROM hints_opened WHERE run_id = ? ORDER BY id")
-                .bind(run)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|row| OpenedHint {
-                level: row.get::<i64, _>("level").clamp(1, i64::from(u32::MAX)) as u32,
-                created_at: row.get("created_at"),
+        let rows = sqlx::query(
+            "SELECT id, level, created_at FROM hints_opened WHERE run_id = ? ORDER BY id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self.readable(&rows, |row| {
+            let fields = Fields::new(row, "hints_opened");
+            Ok(OpenedHint {
+                level: fields.get::<i64>("level")?.clamp(1, i64::from(u32::MAX)) as u32,
+                created_at: fields.get("created_at")?,
             })
-            .collect())
+        }))
     }
 
     /// The attempts given next to this run, oldest first.
@@ -95,15 +96,15 @@ impl Store {
         .bind(run)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| RecordedAttempt {
-                id: row.get("id"),
-                answer: row.get("answer"),
-                check: attempt_check(row),
-                created_at: row.get("created_at"),
+        Ok(self.readable(&rows, |row| {
+            let fields = Fields::new(row, "attempts");
+            Ok(RecordedAttempt {
+                id: fields.get("id")?,
+                answer: fields.get("answer")?,
+                check: attempt_check(&fields)?,
+                created_at: fields.get("created_at")?,
             })
-            .collect())
+        }))
     }
 
     /// The run's record: corrections, attempts, hints opened, checked work and the length of

@@ -4,6 +4,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use crate::clock::now_ms;
+use crate::decode::{Fields, UnreadableRow};
 use crate::error::{Result, StoreError};
 use crate::problems::{problem_from_row, PROBLEM_COLUMNS};
 use crate::types::{
@@ -90,13 +91,15 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let items = rows.iter().map(summary_from_row).collect();
-        Ok(Page::from_overfetched(items, limit, |r: &RunSummary| {
-            Cursor {
-                key: r.id,
-                id: r.id,
-            }
-        }))
+        Ok(Page::from_overfetched(
+            &rows,
+            limit,
+            |row| {
+                let id = row.try_get("id").ok()?;
+                Some(Cursor { key: id, id })
+            },
+            |kept| self.readable(kept, summary_from_row),
+        ))
     }
 
     pub async fn run(&self, id: RunId) -> Result<RunDetail> {
@@ -108,8 +111,9 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound { what: "run", id })?;
-        let summary = summary_from_row(&row);
-        let config: String = row.get("config");
+        let summary = summary_from_row(&row).map_err(StoreError::Unreadable)?;
+        let fields = Fields::new(&row, "runs");
+        let config: String = fields.get("config").map_err(StoreError::Unreadable)?;
         let config: RunConfig = serde_json::from_str(&config)
             .map_err(|source| StoreError::BadConfig { run: id, source })?;
         let problem_sql = format!("SELECT {PROBLEM_COLUMNS} FROM problems WHERE id = ?");
@@ -118,10 +122,10 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(RunDetail {
-            problem: problem_from_row(&problem),
+            problem: problem_from_row(&problem).map_err(StoreError::Unreadable)?,
             config,
-            plan: row.get("plan"),
-            error: row.get("error"),
+            plan: fields.get("plan").map_err(StoreError::Unreadable)?,
+            error: fields.get("error").map_err(StoreError::Unreadable)?,
             summary,
         })
     }
@@ -153,16 +157,18 @@ impl Store {
     }
 }
 
-pub(crate) fn summary_from_row(row: &SqliteRow) -> RunSummary {
-    RunSummary {
-        id: row.get("id"),
-        session_id: row.get("session_id"),
-        session_title: row.get("session_title"),
-        problem_id: row.get("problem_id"),
-        problem: row.get("problem"),
-        status: RunStatus::parse(row.get("status")),
-        started_at: row.get("started_at"),
-        finished_at: row.get("finished_at"),
-        answer: row.get("answer"),
-    }
+/// A listed run; every column is checked, those of its session and problem too.
+pub(crate) fn summary_from_row(row: &SqliteRow) -> Result<RunSummary, UnreadableRow> {
+    let fields = Fields::new(row, "runs");
+    Ok(RunSummary {
+        id: fields.get("id")?,
+        session_id: fields.get("session_id")?,
+        session_title: fields.get("session_title")?,
+        problem_id: fields.get("problem_id")?,
+        problem: fields.get("problem")?,
+        status: RunStatus::parse(fields.get("status")?),
+        started_at: fields.get("started_at")?,
+        finished_at: fields.get("finished_at")?,
+        answer: fields.get("answer")?,
+    })
 }

@@ -1,8 +1,7 @@
 //! Full-text search over runs' problems, plans and answers (SQLite FTS5, see
 //! `migrations/0003_search.sql`).
 
-use sqlx::Row;
-
+use crate::decode::Fields;
 use crate::error::Result;
 use crate::runs::summary_from_row;
 use crate::types::SearchHit;
@@ -31,13 +30,12 @@ impl Store {
         .bind(i64::from(limit.clamp(1, 500)))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|row| SearchHit {
-                run: summary_from_row(row),
-                snippet: row.get("snippet"),
+        Ok(self.readable(&rows, |row| {
+            Ok(SearchHit {
+                run: summary_from_row(row)?,
+                snippet: Fields::new(row, "run_search").get("snippet")?,
             })
-            .collect())
+        }))
     }
 }
 

@@ -4,6 +4,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use crate::clock::now_ms;
+use crate::decode::{Fields, UnreadableRow};
 use crate::error::{Result, StoreError};
 use crate::types::{Cursor, Page, PageRequest, Session, SessionId};
 use crate::Store;
@@ -47,11 +48,11 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| session_from_row(&row))
             .ok_or(StoreError::NotFound {
                 what: "session",
                 id,
             })
+            .and_then(|row| session_from_row(&row).map_err(StoreError::Unreadable))
     }
 
     pub async fn rename_session(&self, id: SessionId, title: &str) -> Result<()> {
@@ -110,21 +111,28 @@ impl Store {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let items = rows.iter().map(session_from_row).collect();
-        Ok(Page::from_overfetched(items, limit, |s: &Session| Cursor {
-            key: s.updated_at,
-            id: s.id,
-        }))
+        Ok(Page::from_overfetched(
+            &rows,
+            limit,
+            |row| {
+                Some(Cursor {
+                    key: row.try_get("updated_at").ok()?,
+                    id: row.try_get("id").ok()?,
+                })
+            },
+            |kept| self.readable(kept, session_from_row),
+        ))
     }
 }
 
-fn session_from_row(row: &SqliteRow) -> Session {
-    Session {
-        id: row.get("id"),
-        title: row.get("title"),
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-        archived: row.get("archived"),
-        runs: row.get("runs"),
-    }
+fn session_from_row(row: &SqliteRow) -> Result<Session, UnreadableRow> {
+    let fields = Fields::new(row, "sessions");
+    Ok(Session {
+        id: fields.get("id")?,
+        title: fields.get("title")?,
+        created_at: fields.get("created_at")?,
+        updated_at: fields.get("updated_at")?,
+        archived: fields.get("archived")?,
+        runs: fields.get("runs")?,
+    })
 }

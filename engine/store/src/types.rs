@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use k2_protocol::{AttemptCheck, RunSettings};
 use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
 
 pub type SessionId = i64;
 pub type ProblemId = i64;
@@ -211,19 +212,25 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// A page from a query that fetched `limit + 1` rows: the extra row only says that more
-    /// follow, and the cursor continues after the last item kept.
+    /// follow, and the cursor continues after the last row kept. Rows that cannot be read
+    /// are skipped by `decode` (and reported); the cursor still moves past them, read from
+    /// the row's integer columns, so the next page neither repeats nor loses rows.
     pub(crate) fn from_overfetched(
-        mut items: Vec<T>,
+        rows: &[SqliteRow],
         limit: i64,
-        cursor_of: impl Fn(&T) -> Cursor,
+        cursor_of: impl Fn(&SqliteRow) -> Option<Cursor>,
+        decode: impl FnOnce(&[SqliteRow]) -> Vec<T>,
     ) -> Page<T> {
-        let next = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(cursor_of)
+        let kept = &rows[..rows.len().min(limit.max(0) as usize)];
+        let next = if rows.len() > kept.len() {
+            kept.last().and_then(cursor_of)
         } else {
             None
         };
-        Page { items, next }
+        Page {
+            items: decode(kept),
+            next,
+        }
     }
 }
 

@@ -3,9 +3,10 @@
 
 use k2_protocol::{RecordedWorkCheck, WorkCheck};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 use crate::clock::now_ms;
+use crate::decode::{Fields, UnreadableRow};
 use crate::error::{Result, StoreError};
 use crate::types::{ProblemId, RunId};
 use crate::Store;
@@ -63,19 +64,17 @@ impl Store {
         .bind(problem)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let (id, check) = stored_check(row)?;
-                Ok(StoredWorkCheck {
-                    id,
-                    problem_id: row.get("problem_id"),
-                    run_id: row.get("run_id"),
-                    work: row.get("work"),
-                    check,
-                    created_at: row.get("created_at"),
-                })
+        Ok(self.readable(&rows, |row| {
+            let (fields, check) = stored_check(row)?;
+            Ok(StoredWorkCheck {
+                id: fields.get("id")?,
+                problem_id: fields.get("problem_id")?,
+                run_id: fields.get("run_id")?,
+                work: fields.get("work")?,
+                check,
+                created_at: fields.get("created_at")?,
             })
-            .collect()
+        }))
     }
 
     /// The checked work given next to this run, oldest first (for its `StudentRecord`).
@@ -86,25 +85,23 @@ impl Store {
         .bind(run)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let (id, check) = stored_check(row)?;
-                Ok(RecordedWorkCheck {
-                    id,
-                    work: row.get("work"),
-                    check,
-                    created_at: row.get("created_at"),
-                })
+        Ok(self.readable(&rows, |row| {
+            let (fields, check) = stored_check(row)?;
+            Ok(RecordedWorkCheck {
+                id: fields.get("id")?,
+                work: fields.get("work")?,
+                check,
+                created_at: fields.get("created_at")?,
             })
-            .collect()
+        }))
     }
 }
 
-/// A row's id and its check, read back from the JSON it was kept as.
-fn stored_check(row: &sqlx::sqlite::SqliteRow) -> Result<(i64, WorkCheck)> {
-    let id: i64 = row.get("id");
-    let result: String = row.get("result");
+/// A row's fields and its check, read back from the JSON it was kept as.
+fn stored_check(row: &SqliteRow) -> std::result::Result<(Fields<'_>, WorkCheck), UnreadableRow> {
+    let fields = Fields::new(row, "work_checks");
+    let result: &str = fields.get("result")?;
     let check =
-        serde_json::from_str(&result).map_err(|source| StoreError::BadWorkCheck { id, source })?;
-    Ok((id, check))
+        serde_json::from_str(result).map_err(|e| fields.unreadable("result", e.to_string()))?;
+    Ok((fields, check))
 }

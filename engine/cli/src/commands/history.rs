@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use k2_store::export::{export_run, export_session, ExportFormat};
-use k2_store::{format_utc, Cursor, PageRequest, RunSummary, Store};
+use k2_store::{format_utc, Cursor, PageRequest, Quarantined, RunSummary, Store};
 
 use crate::output::{print_json_line, print_text, Format};
 use crate::render::TerminalRenderer;
@@ -96,7 +96,8 @@ pub enum HistoryCommand {
         #[arg(long, short = 'o')]
         out: Option<PathBuf>,
     },
-    /// Moves a damaged database aside (kept next to it) and starts a new one.
+    /// Repairs unreadable rows (their original bytes kept in the database's quarantine table),
+    /// or moves a damaged database aside (kept next to it) and starts a new one.
     Recover,
 }
 
@@ -111,7 +112,24 @@ pub fn run(args: Args) -> Result<()> {
         return recover(&args.store);
     }
     let (runtime, store) = args.store.open()?;
-    runtime.block_on(execute(&store, args.command))
+    let result = runtime.block_on(execute(&store, args.command));
+    warn_unreadable(&store);
+    result
+}
+
+/// Names the rows a listing skipped because they could not be read, and what repairs them.
+fn warn_unreadable(store: &Store) {
+    let skipped = store.take_unreadable();
+    for row in &skipped {
+        eprintln!("warning: skipped {row}");
+    }
+    if !skipped.is_empty() {
+        eprintln!(
+            "warning: {} unreadable row(s) left out; `k2 history recover` repairs them and keeps \
+             their original bytes",
+            skipped.len()
+        );
+    }
 }
 
 async fn execute(store: &Store, command: HistoryCommand) -> Result<()> {
@@ -264,8 +282,15 @@ fn recover(args: &StoreArgs) -> Result<()> {
     match runtime.block_on(Store::open(&path)) {
         Ok(store) => match runtime.block_on(store.integrity_check()) {
             Ok(()) => {
-                print_text(&format!("{} is healthy; nothing to do.\n", path.display()));
-                return Ok(());
+                // SQLite finds the file sound; single values it accepts may still not read.
+                match runtime.block_on(store.quarantine_unreadable()) {
+                    Ok(quarantined) => {
+                        report_quarantine(&path, &quarantined);
+                        return Ok(());
+                    }
+                    // A value that cannot be repaired in place: the whole file is set aside.
+                    Err(e) => eprintln!("{e}"),
+                }
             }
             Err(e) => eprintln!("{e}"),
         },
@@ -279,6 +304,26 @@ fn recover(args: &StoreArgs) -> Result<()> {
         kept.display()
     ));
     Ok(())
+}
+
+/// What `recover` did on a sound file: nothing, or the values it quarantined.
+fn report_quarantine(path: &std::path::Path, quarantined: &[Quarantined]) {
+    if quarantined.is_empty() {
+        print_text(&format!("{} is healthy; nothing to do.\n", path.display()));
+        return;
+    }
+    for q in quarantined {
+        print_text(&format!(
+            "quarantined {} row {}: its {} was not UTF-8 ({} bytes kept in the quarantine \
+             table; the row now reads with U+FFFD in their place)\n",
+            q.table, q.key, q.column, q.bytes
+        ));
+    }
+    print_text(&format!(
+        "{} repaired: {} unreadable value(s) quarantined, the rest of the history untouched.\n",
+        path.display(),
+        quarantined.len()
+    ));
 }
 
 fn print_summary(run: &RunSummary) {

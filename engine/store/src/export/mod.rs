@@ -11,7 +11,7 @@ pub use k2_render::{markdown_to_html, normalize_math_delimiters, render_math};
 use k2_protocol::{Event, RunView, StudentRecord};
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::types::{Note, PageRequest, RunDetail, RunId, Session, SessionId};
 use crate::Store;
 
@@ -66,7 +66,12 @@ impl Store {
         }
         let mut runs = Vec::with_capacity(ids.len());
         for id in ids.into_iter().rev() {
-            runs.push(self.load_run_export(id).await?);
+            // A run with an unreadable row is left out and reported, as in a listing.
+            match self.load_run_export(id).await {
+                Ok(run) => runs.push(run),
+                Err(StoreError::Unreadable(bad)) => self.report_unreadable(bad),
+                Err(other) => return Err(other),
+            }
         }
         Ok((info, runs))
     }
