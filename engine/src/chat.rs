@@ -34,6 +34,16 @@ pub const CHATML_TEMPLATE: &str = "{%- for message in messages %}\
 
 const TEMPLATE_NAME: &str = "chat";
 
+/// Steps (minijinja instructions) one render may take. Models come from the internet and a
+/// template is a program: two nested loops over `range(100000)` would run for hours, holding
+/// a CLI or a server worker. Real templates take a few thousand steps for a conversation
+/// (measured by `chat.rs`'s tests on the bundled templates); this is far beyond them.
+const RENDER_FUEL: u64 = 2_000_000;
+
+/// Bytes a rendered prompt may have: far more than any context holds (131,072 tokens are
+/// well under 1 MB of text), so only a template that floods its output reaches it.
+const MAX_RENDERED_BYTES: usize = 8 << 20;
+
 // Templates are shared between runs on different threads.
 const _: () = {
     const fn send_sync<T: Send + Sync + Clone>() {}
@@ -146,6 +156,7 @@ impl ChatTemplate {
         is_fallback: bool,
     ) -> Result<Self> {
         let mut env = Environment::new();
+        env.set_fuel(Some(RENDER_FUEL));
         // Hugging Face renders with Jinja2(trim_blocks=True, lstrip_blocks=True).
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -186,16 +197,17 @@ impl ChatTemplate {
                 _ => String::new(),
             }
         };
-        match content.metadata.get("tokenizer.chat_template") {
-            Some(GgufValue::String(source)) => Self::new(
-                source.clone(),
+        let source = match content.metadata.get("tokenizer.chat_template") {
+            Some(GgufValue::String(source)) => Some(source.clone()),
+            _ => None,
+        };
+        match usable_source(source) {
+            Some(source) => Self::new(
+                source,
                 token("tokenizer.ggml.bos_token_id"),
                 token("tokenizer.ggml.eos_token_id"),
             ),
-            _ => {
-                tracing::info!("the model has no chat template; using ChatML");
-                Ok(Self::chatml())
-            }
+            None => Ok(Self::chatml()),
         }
     }
 
@@ -236,10 +248,9 @@ impl ChatTemplate {
                 source = template_from_json(v.get("chat_template"), &json)?;
             }
         }
-        match source {
+        match usable_source(source) {
             Some(source) => Self::new(source, bos, eos),
             None => {
-                tracing::info!(path = %path.display(), "the model has no chat template; using ChatML");
                 let mut t = Self::chatml();
                 t.bos_token = bos;
                 if !eos.is_empty() {
@@ -279,9 +290,20 @@ impl ChatTemplate {
         if let Some(effort) = options.reasoning_effort {
             context.push(("reasoning_effort", Value::from(effort.name())));
         }
-        template
-            .render(Value::from_iter(context))
-            .map_err(template_error)
+        let mut out = BoundedOutput::default();
+        match template.render_captured_to(Value::from_iter(context), &mut out) {
+            Ok(_) => String::from_utf8(out.bytes).map_err(|_| {
+                EngineError::ChatTemplate("the rendered prompt is not valid UTF-8".into())
+            }),
+            Err(_) if out.overflowed => Err(EngineError::TemplateLimit(format!(
+                "wrote more than {} MB",
+                MAX_RENDERED_BYTES >> 20
+            ))),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(EngineError::TemplateLimit(
+                format!("ran too long (stopped after {RENDER_FUEL} steps)"),
+            )),
+            Err(e) => Err(template_error(e)),
+        }
     }
 
     /// The conversation as the template sees it. K2 Horizon's template refuses an assistant
@@ -323,6 +345,48 @@ impl ChatTemplate {
 
     pub fn eos_token(&self) -> &str {
         &self.eos_token
+    }
+}
+
+/// The template source a model file gives, or `None` for the ChatML fallback: a file without
+/// a template gets ChatML (Qwen-style models understand it); a blank one too, with a warning,
+/// since the file claims a template and may be damaged (a blank template would otherwise
+/// render every conversation as an empty prompt).
+fn usable_source(source: Option<String>) -> Option<String> {
+    match source {
+        None => {
+            tracing::info!("the model has no chat template; using ChatML");
+            None
+        }
+        Some(s) if s.trim().is_empty() => {
+            tracing::warn!(
+                "the model's chat template is blank (the file may be damaged); using ChatML instead"
+            );
+            None
+        }
+        Some(s) => Some(s),
+    }
+}
+
+/// A render's output, refused past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the rendered prompt is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 
 use crate::error::{EngineError, Result};
 
@@ -48,23 +48,62 @@ impl GgufFile {
         Ok(gguf)
     }
 
+    /// Every tensor's bytes lie inside the file and start where the file's alignment says
+    /// tensors start. An offset moved by one byte still lies inside the file but reads every
+    /// weight shifted: garbage output with no error, unless refused here.
     fn check_tensors_inside_file(&self) -> Result<()> {
+        let bad = |reason: String| EngineError::CorruptModel {
+            path: self.path.clone(),
+            reason,
+        };
+        let alignment = self.alignment();
         for (name, info) in &self.content.tensor_infos {
-            let elems = info.shape.elem_count();
-            let block = info.ggml_dtype.block_size();
-            let bytes = (elems / block * info.ggml_dtype.type_size()) as u64;
-            let end = self.content.tensor_data_offset + info.offset + bytes;
-            if end > self.file_size {
-                return Err(EngineError::CorruptModel {
-                    path: self.path.clone(),
-                    reason: format!(
+            if !info.offset.is_multiple_of(alignment) {
+                return Err(bad(format!(
+                    "tensor `{name}` starts at offset {}, which is not aligned to the file's \
+                     {alignment}-byte alignment",
+                    info.offset
+                )));
+            }
+            let end = tensor_bytes(info)
+                .and_then(|bytes| self.content.tensor_data_offset.checked_add(bytes))
+                .and_then(|start| start.checked_add(info.offset));
+            match end {
+                Some(end) if end <= self.file_size => {}
+                Some(end) => {
+                    return Err(bad(format!(
                         "it is truncated: tensor `{name}` ends at byte {end} but the file has {} bytes",
                         self.file_size
-                    ),
-                });
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "tensor `{name}` has an impossible shape {:?} for {:?}",
+                        info.shape.dims(),
+                        info.ggml_dtype
+                    )))
+                }
             }
         }
         Ok(())
+    }
+
+    /// `general.alignment`, 32 where the file does not say (candle has already refused a
+    /// value that is not a power of two).
+    fn alignment(&self) -> u64 {
+        self.get_u64("general.alignment")
+            .filter(|a| *a > 0)
+            .unwrap_or(32)
+    }
+
+    /// The bytes of all tensors: what the weights take in memory, give or take the repacking
+    /// of quantized blocks.
+    pub fn weight_bytes(&self) -> u64 {
+        self.content
+            .tensor_infos
+            .values()
+            .filter_map(tensor_bytes)
+            .fold(0u64, u64::saturating_add)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -112,8 +151,7 @@ impl GgufFile {
     pub fn dominant_quantization(&self) -> String {
         let mut bytes_by_type: std::collections::BTreeMap<String, u64> = Default::default();
         for info in self.content.tensor_infos.values() {
-            let elems = info.shape.elem_count();
-            let bytes = (elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64;
+            let bytes = tensor_bytes(info).unwrap_or(0);
             *bytes_by_type
                 .entry(format!("{:?}", info.ggml_dtype))
                 .or_default() += bytes;
@@ -175,6 +213,21 @@ fn ggml_type_name(code: &str) -> &'static str {
         "35" => "TQ2_0",
         _ => "unknown",
     }
+}
+
+/// The bytes of a tensor's data, or `None` where its shape overflows or does not divide into
+/// whole blocks of its type.
+fn tensor_bytes(info: &TensorInfo) -> Option<u64> {
+    let elems = info
+        .shape
+        .dims()
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+    let block = info.ggml_dtype.block_size() as u64;
+    if !elems.is_multiple_of(block) {
+        return None;
+    }
+    (elems / block).checked_mul(info.ggml_dtype.type_size() as u64)
 }
 
 fn value_as_u64(v: &Value) -> Option<u64> {

@@ -24,7 +24,8 @@ pub struct LoadedModel {
 
 impl LoadedModel {
     /// A conversation as the model's prompt: rendered by its chat template (ending where the
-    /// assistant's turn starts) and tokenized, the template's special tokens parsed as such.
+    /// assistant's turn starts) and tokenized, the template's special tokens parsed as such
+    /// and the messages' text as text (see [`ChatPrompt`]).
     pub fn chat_prompt_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
         Ok(self.chat_prompt(messages, None)?.ids)
     }
@@ -37,11 +38,18 @@ impl LoadedModel {
         effort: Option<Effort>,
     ) -> Result<ChatPrompt> {
         let plan = plan_effort(self.template.reasoning_controls(), effort);
-        let mut text = self.template.render_with(messages, true, &plan.template)?;
+        // What users and models wrote is rendered marked, so that only the template's own
+        // markers become special tokens (see `Tokenizer::protect`).
+        let protected: Vec<ChatMessage> = messages
+            .iter()
+            .map(|m| ChatMessage::new(m.role.clone(), self.tokenizer.protect(&m.content)))
+            .collect();
+        let mut rendered = self.template.render_with(&protected, true, &plan.template)?;
         if let Some(tag) = plan.prefill {
-            prefill_think_tag(&mut text, tag);
+            prefill_think_tag(&mut rendered, tag);
         }
-        let ids = self.tokenizer.encode_prompt(&text, true)?;
+        let ids = self.tokenizer.encode_chat(&rendered)?;
+        let text = Tokenizer::unprotect(&rendered).into_owned();
         Ok(ChatPrompt {
             opened_reasoning: prompt_opens_reasoning(&text),
             thinking_budget: plan.thinking_budget,
@@ -51,7 +59,9 @@ impl LoadedModel {
     }
 }
 
-/// A rendered, tokenized chat prompt.
+/// A rendered, tokenized chat prompt. Its special tokens are the template's alone: text in the
+/// messages that spells one (`<|im_end|>` typed into a problem, a tag a model wrote) is
+/// tokenized as the characters it is, so it cannot end a turn or forge another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatPrompt {
     pub text: String,
@@ -111,6 +121,13 @@ pub fn load_model(
             // Architecture and tokenizer first: a file we cannot use fails before seconds of
             // weight loading.
             ModelConfig::from_gguf(&gguf)?;
+            if device.is_cpu() {
+                crate::memory::check_fits_now(
+                    "this model's weights",
+                    gguf.weight_bytes(),
+                    "choose a smaller or more strongly quantized model (`k2 models recommended`)",
+                )?;
+            }
             let tokenizer = Tokenizer::from_gguf(&gguf.content, path)?;
             let template = ChatTemplate::from_gguf(&gguf.content)?;
             let model = load_gguf(&gguf, device, progress)?;

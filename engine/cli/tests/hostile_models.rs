@@ -27,12 +27,6 @@ struct Ran {
 /// stacks), far below what a hostile size would allocate.
 const ADDRESS_SPACE_KB: u64 = 8 * 1024 * 1024;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("k2-hostile-models-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 /// Runs `k2 args` under `ulimit -v`, killed after `limit`.
 fn k2_limited<S: AsRef<OsStr>>(args: &[S], limit: Duration) -> Ran {
     let started = Instant::now();
@@ -42,7 +36,6 @@ fn k2_limited<S: AsRef<OsStr>>(args: &[S], limit: Duration) -> Ran {
         .arg("sh")
         .arg(env!("CARGO_BIN_EXE_k2"))
         .args(args)
-        .env("K2_DB", scratch("history.db"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -101,13 +94,27 @@ fn generate(model: &Path, extra: &[&str]) -> Ran {
     k2_limited(&args, Duration::from_secs(120))
 }
 
-/// A copy of SmolLM2 with `patch` applied, written to `name`.
-fn patched(name: &str, patch: impl FnOnce(&mut GgufPatch)) -> PathBuf {
+/// A patched copy of a model, deleted when dropped (each is ~100 MB).
+struct Patched {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Patched {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A copy of SmolLM2 with `patch` applied, written as `name`.
+fn patched(name: &str, patch: impl FnOnce(&mut GgufPatch)) -> Patched {
     let mut gguf = GgufPatch::read(&smollm());
     patch(&mut gguf);
-    let path = scratch(name);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
     gguf.write(&path);
-    path
+    Patched { _dir: dir, path }
 }
 
 #[test]
