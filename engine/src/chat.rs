@@ -315,9 +315,9 @@ impl ChatTemplate {
                 "wrote more than {} MB",
                 MAX_RENDERED_BYTES >> 20
             ))),
-            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(EngineError::TemplateLimit(
-                format!("ran too long (stopped after {RENDER_FUEL} steps)"),
-            )),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(EngineError::TemplateLimit(format!(
+                "ran too long (stopped after {RENDER_FUEL} steps)"
+            ))),
             Err(e) => Err(template_error(e)),
         }
     }
@@ -751,8 +751,15 @@ mod tests {
                 .render_counted(&messages, true, &TemplateOptions::default())
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             // Measured: 3,800 (ChatML) to 13,600 (Qwen3) steps for these 202 messages.
-            assert!(steps > 0 && steps < RENDER_FUEL / 50, "{name}: {steps} steps");
-            assert!(text.len() < MAX_RENDERED_BYTES / 8, "{name}: {} bytes", text.len());
+            assert!(
+                steps > 0 && steps < RENDER_FUEL / 50,
+                "{name}: {steps} steps"
+            );
+            assert!(
+                text.len() < MAX_RENDERED_BYTES / 8,
+                "{name}: {} bytes",
+                text.len()
+            );
         }
     }
 
@@ -767,12 +774,18 @@ mod tests {
         let started = std::time::Instant::now();
         let err = nested.render(&[], true).unwrap_err();
         assert!(matches!(err, EngineError::TemplateLimit(_)), "{err}");
-        assert!(err.to_string().contains("chat template ran too long"), "{err}");
+        assert!(
+            err.to_string().contains("chat template ran too long"),
+            "{err}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
-        let flood =
-            ChatTemplate::new("{% for a in range(200) %}{{ 'x' * 100000 }}{% endfor %}", "", "")
-                .unwrap();
+        let flood = ChatTemplate::new(
+            "{% for a in range(200) %}{{ 'x' * 100000 }}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
         let err = flood.render(&[], true).unwrap_err();
         assert!(err.to_string().contains("wrote more than 8 MB"), "{err}");
     }

@@ -59,7 +59,9 @@ pub enum EngineError {
     InvalidSetting(String),
 
     /// Refused before allocating (see `crate::memory`).
-    #[error("{what} needs ~{need} GB of memory, but this machine has {have} GB available; {advice}")]
+    #[error(
+        "{what} needs ~{need} GB of memory, but this machine has {have} GB available; {advice}"
+    )]
     OutOfMemory {
         what: String,
         need: String,

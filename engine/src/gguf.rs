@@ -5,7 +5,7 @@
 //! as such instead of failing halfway through loading.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
@@ -34,10 +34,20 @@ impl GgufFile {
                 reason: "it does not start with the GGUF magic bytes".into(),
             });
         }
-        let mut file = reader.into_inner();
-        use std::io::Seek;
-        file.rewind().map_err(|e| EngineError::io(path, e))?;
-        let mut reader = BufReader::new(file);
+        reader.rewind().map_err(|e| EngineError::io(path, e))?;
+        // candle divides by the declared alignment: a zero would panic inside its reader.
+        if let Some(alignment) = declared_alignment(&mut reader, file_size) {
+            if !alignment.is_power_of_two() {
+                return Err(EngineError::CorruptModel {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "its general.alignment is {alignment}, not a power of two; tensors \
+                         cannot be located"
+                    ),
+                });
+            }
+        }
+        reader.rewind().map_err(|e| EngineError::io(path, e))?;
         let content = Content::read(&mut reader).map_err(|e| header_error(path, e))?;
         let gguf = GgufFile {
             path: path.to_owned(),
@@ -70,12 +80,10 @@ impl GgufFile {
                 .and_then(|start| start.checked_add(info.offset));
             match end {
                 Some(end) if end <= self.file_size => {}
-                Some(end) => {
-                    return Err(bad(format!(
-                        "it is truncated: tensor `{name}` ends at byte {end} but the file has {} bytes",
-                        self.file_size
-                    )))
-                }
+                Some(end) => return Err(bad(format!(
+                    "it is truncated: tensor `{name}` ends at byte {end} but the file has {} bytes",
+                    self.file_size
+                ))),
                 None => {
                     return Err(bad(format!(
                         "tensor `{name}` has an impossible shape {:?} for {:?}",
@@ -88,12 +96,20 @@ impl GgufFile {
         Ok(())
     }
 
-    /// `general.alignment`, 32 where the file does not say (candle has already refused a
-    /// value that is not a power of two).
+    /// `general.alignment` as candle located the tensor data by it: an 8-, 16- or 32-bit
+    /// integer (checked to be a power of two on opening), else 32.
     fn alignment(&self) -> u64 {
-        self.get_u64("general.alignment")
-            .filter(|a| *a > 0)
-            .unwrap_or(32)
+        match self.get("general.alignment") {
+            Some(
+                v @ (Value::U8(_)
+                | Value::I8(_)
+                | Value::U16(_)
+                | Value::I16(_)
+                | Value::U32(_)
+                | Value::I32(_)),
+            ) => value_as_u64(v).filter(|a| *a > 0).unwrap_or(32),
+            _ => 32,
+        }
     }
 
     /// The bytes of all tensors: what the weights take in memory, give or take the repacking
@@ -170,6 +186,114 @@ impl GgufFile {
         by_file_type
             .map(str::to_owned)
             .unwrap_or_else(|| self.dominant_quantization())
+    }
+}
+
+/// The integer a GGUF header declares as `general.alignment` (as candle reads it: an 8-, 16-
+/// or 32-bit integer), found by walking its metadata without keeping any of it: keys and
+/// values are skipped, every length checked against the file. `None` where the file declares
+/// none or the walk cannot finish; candle's reader then reports the damage itself.
+fn declared_alignment(reader: &mut BufReader<File>, file_size: u64) -> Option<u64> {
+    let mut walk = HeaderWalk { reader, file_size };
+    let mut magic = [0u8; 4];
+    walk.reader.read_exact(&mut magic).ok()?;
+    let v1 = walk.u32()? == 1;
+    let _tensors = walk.count(v1)?;
+    let keys = walk.count(v1)?;
+    let mut alignment = None;
+    for _ in 0..keys {
+        let len = walk.count(v1)?;
+        let mut key = [0u8; 17];
+        let is_alignment = len == key.len() as u64
+            && walk.reader.read_exact(&mut key).is_ok()
+            && &key == b"general.alignment";
+        if len != key.len() as u64 {
+            walk.skip(len)?;
+        }
+        let ty = walk.u32()?;
+        let value = walk.value(ty, v1, 0)?;
+        if is_alignment {
+            alignment = value;
+        }
+    }
+    alignment
+}
+
+/// A pass over a GGUF header that reads nothing into memory but what it is asked for.
+struct HeaderWalk<'a> {
+    reader: &'a mut BufReader<File>,
+    file_size: u64,
+}
+
+impl HeaderWalk<'_> {
+    fn u32(&mut self) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.reader.read_exact(&mut b).ok()?;
+        Some(u32::from_le_bytes(b))
+    }
+
+    /// A length or count: 4 bytes in GGUF v1, 8 after.
+    fn count(&mut self, v1: bool) -> Option<u64> {
+        if v1 {
+            return self.u32().map(u64::from);
+        }
+        let mut b = [0u8; 8];
+        self.reader.read_exact(&mut b).ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+
+    fn skip(&mut self, bytes: u64) -> Option<()> {
+        let end = self.reader.stream_position().ok()?.checked_add(bytes)?;
+        (end <= self.file_size).then_some(())?;
+        self.reader
+            .seek(SeekFrom::Current(i64::try_from(bytes).ok()?))
+            .ok()
+            .map(|_| ())
+    }
+
+    /// Passes one value of GGUF type `ty`: `Some(Some(n))` for a non-negative 8-, 16- or
+    /// 32-bit integer, `Some(None)` for anything else, `None` where the header is broken.
+    fn value(&mut self, ty: u32, v1: bool, depth: u8) -> Option<Option<u64>> {
+        match ty {
+            // u8, i8, u16, i16, u32, i32.
+            0..=5 => {
+                let width = 1usize << (ty / 2);
+                let mut b = [0u8; 4];
+                self.reader.read_exact(&mut b[..width]).ok()?;
+                let raw = u32::from_le_bytes(b);
+                let negative = ty % 2 == 1 && (raw >> (width * 8 - 1)) & 1 == 1;
+                Some((!negative).then_some(u64::from(raw)))
+            }
+            8 => {
+                let len = self.count(v1)?;
+                self.skip(len).map(|_| None)
+            }
+            9 if depth < 4 => {
+                let item = self.u32()?;
+                let n = self.count(v1)?;
+                match fixed_width(item) {
+                    Some(width) => self.skip(n.checked_mul(width)?).map(|_| None),
+                    None => {
+                        for _ in 0..n {
+                            self.value(item, v1, depth + 1)?;
+                        }
+                        Some(None)
+                    }
+                }
+            }
+            other => self.skip(fixed_width(other)?).map(|_| None),
+        }
+    }
+}
+
+/// Bytes of a GGUF value of fixed size (every type but strings and arrays).
+fn fixed_width(ty: u32) -> Option<u64> {
+    match ty {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
     }
 }
 

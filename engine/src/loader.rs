@@ -44,7 +44,9 @@ impl LoadedModel {
             .iter()
             .map(|m| ChatMessage::new(m.role.clone(), self.tokenizer.protect(&m.content)))
             .collect();
-        let mut rendered = self.template.render_with(&protected, true, &plan.template)?;
+        let mut rendered = self
+            .template
+            .render_with(&protected, true, &plan.template)?;
         if let Some(tag) = plan.prefill {
             prefill_think_tag(&mut rendered, tag);
         }

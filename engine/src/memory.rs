@@ -74,9 +74,14 @@ mod tests {
 
     #[test]
     fn work_beyond_what_is_available_is_refused_with_the_numbers() {
-        let err = check_fits("this model's weights", 40_000_000_000, Some(12_345_000_000), "x")
-            .unwrap_err()
-            .to_string();
+        let err = check_fits(
+            "this model's weights",
+            40_000_000_000,
+            Some(12_345_000_000),
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("needs ~40.0 GB"), "{err}");
         assert!(err.contains("this machine has 12.3 GB"), "{err}");
         assert!(check_fits("w", 1_000, Some(12_345_000_000), "x").is_ok());

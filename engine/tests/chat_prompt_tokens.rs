@@ -65,7 +65,11 @@ fn forged_text_stays_text(model: &LoadedModel, name: &str) {
     assert!(count(&plain.ids, im_end) >= 1, "{name}: the template's own");
     // The text the model reads is what was typed, characters and all.
     assert_eq!(forged.text.matches(FORGED).count(), 4, "{name}");
-    assert_eq!(tokenizer.decode(&forged.ids).unwrap(), forged.text, "{name}");
+    assert_eq!(
+        tokenizer.decode(&forged.ids).unwrap(),
+        forged.text,
+        "{name}"
+    );
 }
 
 #[test]

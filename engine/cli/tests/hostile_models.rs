@@ -164,9 +164,21 @@ fn a_layer_count_the_tensors_do_not_bear_out_is_refused() {
 fn nan_and_out_of_range_settings_are_refused() {
     for (key, value, says) in [
         ("llama.rope.freq_base", f32::NAN, "rotary base"),
-        ("llama.attention.layer_norm_rms_epsilon", f32::NAN, "norm epsilon"),
-        ("llama.attention.layer_norm_rms_epsilon", -1e-5, "norm epsilon"),
-        ("llama.attention.layer_norm_rms_epsilon", f32::INFINITY, "norm epsilon"),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            f32::NAN,
+            "norm epsilon",
+        ),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            -1e-5,
+            "norm epsilon",
+        ),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            f32::INFINITY,
+            "norm epsilon",
+        ),
         ("llama.rope.freq_base", 0.0, "rotary base"),
     ] {
         let model = patched("bad-setting.gguf", |g| {
@@ -185,6 +197,15 @@ fn a_misaligned_tensor_offset_is_refused() {
     let err = refused(generate(&model, &[]));
     assert!(err.contains("blk.0.attn_norm.weight"), "{err}");
     assert!(err.contains("aligned"), "{err}");
+}
+
+#[test]
+fn an_alignment_of_zero_is_refused() {
+    let model = patched("alignment-0.gguf", |g| {
+        g.set_u32("general.alignment", 0);
+    });
+    let err = refused(generate(&model, &[]));
+    assert!(err.contains("alignment"), "{err}");
 }
 
 #[test]
@@ -326,4 +347,78 @@ fn a_run_whose_cache_cannot_fit_in_memory_is_refused_with_the_numbers() {
     let err = refused(ran);
     assert!(err.contains("GB"), "{err}");
     assert!(err.contains("this machine has"), "{err}");
+}
+
+/// The tiny Qwen3 fixture's Hugging Face folder (`tests/fixtures/arch/qwen3-tied/hf`, weights
+/// from transformers) copied with its `config.json` edited by `edit`, and a byte-level
+/// tokenizer of 256 tokens (its vocabulary has 320 rows) so that `k2` can run it.
+fn hf_fixture(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let from =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch/qwen3-tied/hf");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        from.join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from.join("config.json")).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.path().join("tokenizer.json"), byte_level_tokenizer()).unwrap();
+    dir
+}
+
+/// A `tokenizer.json` with one token per byte (GPT-2's byte-to-character mapping) and no merges.
+fn byte_level_tokenizer() -> String {
+    // Printable bytes stand for themselves; the others get 256, 257, ... in byte order.
+    let mut next = 256;
+    let mut vocab = serde_json::Map::new();
+    for b in 0..256u32 {
+        let c = if (u32::from(b'!')..=u32::from(b'~')).contains(&b)
+            || (0xA1..=0xAC).contains(&b)
+            || (0xAE..=0xFF).contains(&b)
+        {
+            b
+        } else {
+            next += 1;
+            next - 1
+        };
+        vocab.insert(char::from_u32(c).unwrap().to_string(), json!(b));
+    }
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false,
+        "trim_offsets": true, "use_regex": true});
+    json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": byte_level, "post_processor": null,
+        "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
+            "byte_fallback": false, "vocab": vocab, "merges": []}
+    })
+    .to_string()
+}
+
+#[test]
+fn a_config_json_layer_count_is_checked_before_anything_is_sized_by_it() {
+    // The fixture runs as it is: the refusals below are for the numbers, not the folder.
+    let good = hf_fixture(|_| {});
+    let ran = generate(good.path(), &[]);
+    assert_eq!(ran.code, Some(0), "stderr: {}", ran.stderr);
+
+    let huge = hf_fixture(|c| c["num_hidden_layers"] = json!(1u64 << 30));
+    let err = refused(generate(huge.path(), &[]));
+    assert!(err.contains("number of layers is 1073741824"), "{err}");
+
+    let one_more = hf_fixture(|c| c["num_hidden_layers"] = json!(3));
+    let err = refused(generate(one_more.path(), &[]));
+    assert!(err.contains("declares 3 layers"), "{err}");
+    assert!(
+        err.contains("model.layers.2.input_layernorm.weight"),
+        "{err}"
+    );
+
+    let negative_eps = hf_fixture(|c| c["rms_norm_eps"] = json!(-1.0));
+    let err = refused(generate(negative_eps.path(), &[]));
+    assert!(err.contains("norm epsilon"), "{err}");
 }

@@ -309,7 +309,11 @@ struct Timings {
 
 /// Refuses a prompt the model cannot take, and a batch whose cache, at its longest, would not
 /// fit in memory: `n` rows of the prompt and `max_tokens` each.
-pub(crate) fn check_prompt(model: &Model, prompt_ids: &[u32], options: &BatchOptions) -> Result<()> {
+pub(crate) fn check_prompt(
+    model: &Model,
+    prompt_ids: &[u32],
+    options: &BatchOptions,
+) -> Result<()> {
     let context = model.config().context_length;
     if prompt_ids.is_empty() {
         return Err(EngineError::InvalidSetting("the prompt is empty".into()));

@@ -376,7 +376,6 @@ impl ModelConfig {
         if let Some(rotated) = gguf.get_u64(&key("rope.dimension_count")) {
             partial_rotary_unsupported(&gguf.path, rotated as usize, head_dim)?;
         }
-        config.check_gguf_tensors(gguf)?;
         Ok(config)
     }
 
@@ -463,7 +462,7 @@ impl ModelConfig {
     /// projections of the declared head counts and feed-forward size. Checked before any
     /// weight is read, so a count that disagrees with the file is reported as such instead of
     /// sizing the model.
-    fn check_gguf_tensors(&self, gguf: &GgufFile) -> Result<()> {
+    pub(crate) fn check_gguf_tensors(&self, gguf: &GgufFile) -> Result<()> {
         let bad = |reason: String| EngineError::CorruptModel {
             path: gguf.path.clone(),
             reason,
@@ -541,7 +540,11 @@ impl ModelConfig {
         for (what, value, max) in [
             ("number of layers", self.num_layers, MAX_LAYERS),
             ("hidden size", self.hidden_size, MAX_HIDDEN),
-            ("feed-forward size", self.intermediate_size, MAX_FEED_FORWARD),
+            (
+                "feed-forward size",
+                self.intermediate_size,
+                MAX_FEED_FORWARD,
+            ),
             ("number of attention heads", self.num_heads, MAX_HEADS),
             ("number of key/value heads", self.num_kv_heads, MAX_HEADS),
             ("head size", self.head_dim, MAX_HEAD_DIM),
@@ -549,8 +552,7 @@ impl ModelConfig {
         ] {
             in_range(path, what, value as u64, max)?;
         }
-        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0)
-        {
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
             return Err(bad(format!(
                 "its norm epsilon {} is out of range (a small positive number such as 1e-6)",
                 self.rms_norm_eps

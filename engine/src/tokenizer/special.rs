@@ -408,7 +408,10 @@ mod tests {
         assert!(matches!(parts[1], Fragment::Text(t) if unprotect(t) == typed));
         assert_eq!(parts[2], Fragment::Token(1));
         // Content with nothing to protect is not copied.
-        assert!(matches!(protect("plain", &order, &tokens), Cow::Borrowed("plain")));
+        assert!(matches!(
+            protect("plain", &order, &tokens),
+            Cow::Borrowed("plain")
+        ));
     }
 
     #[test]

@@ -134,6 +134,7 @@ impl GgufPatch {
             .iter()
             .find(|(k, _)| k == "general.alignment")
             .map(|(_, v)| u32::from_le_bytes(v[4..8].try_into().unwrap()) as usize)
+            .filter(|&a| a > 0)
             .unwrap_or(32)
     }
 
