@@ -80,10 +80,12 @@ impl GgufFile {
                 .and_then(|start| start.checked_add(info.offset));
             match end {
                 Some(end) if end <= self.file_size => {}
-                Some(end) => return Err(bad(format!(
+                Some(end) => {
+                    return Err(bad(format!(
                     "it is truncated: tensor `{name}` ends at byte {end} but the file has {} bytes",
                     self.file_size
-                ))),
+                )))
+                }
                 None => {
                     return Err(bad(format!(
                         "tensor `{name}` has an impossible shape {:?} for {:?}",
