@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::Device;
 use k2_protocol::Effort;
-use k2_scaffold::think::prompt_opens_reasoning;
+use k2_scaffold::think::{prompt_opens_reasoning, THINK_TAGS};
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::{EngineError, Result};
@@ -39,10 +39,21 @@ impl LoadedModel {
     ) -> Result<ChatPrompt> {
         let plan = plan_effort(self.template.reasoning_controls(), effort);
         // What users and models wrote is rendered marked, so that only the template's own
-        // markers become special tokens (see `Tokenizer::protect`).
+        // markers become special tokens (see `Tokenizer::protect`). An assistant turn keeps
+        // its think tags: the model wrote them as its own tokens, and reasoning templates
+        // split the turn at them to drop past reasoning.
+        let think_tags: Vec<&str> = THINK_TAGS.iter().flat_map(|(o, c)| [*o, *c]).collect();
         let protected: Vec<ChatMessage> = messages
             .iter()
-            .map(|m| ChatMessage::new(m.role.clone(), self.tokenizer.protect(&m.content)))
+            .map(|m| {
+                let keep: &[&str] = if m.role == "assistant" {
+                    &think_tags
+                } else {
+                    &[]
+                };
+                let content = self.tokenizer.protect_keeping(&m.content, keep);
+                ChatMessage::new(m.role.clone(), content)
+            })
             .collect();
         let mut rendered = self
             .template

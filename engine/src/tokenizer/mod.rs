@@ -202,7 +202,13 @@ impl Tokenizer {
     /// special token is matched inside it, whatever it spells. Content without special-token
     /// text comes back unchanged.
     pub fn protect<'a>(&self, content: &'a str) -> Cow<'a, str> {
-        special::protect(content, &self.inner.match_order, &self.inner.tokens)
+        self.protect_keeping(content, &[])
+    }
+
+    /// [`Tokenizer::protect`], but the texts in `keep` stay special tokens where the
+    /// vocabulary has them.
+    pub fn protect_keeping<'a>(&self, content: &'a str, keep: &[&str]) -> Cow<'a, str> {
+        special::protect(content, &self.inner.match_order, &self.inner.tokens, keep)
     }
 
     /// A rendered text with the marks of [`Tokenizer::protect`] taken out: the text the model

@@ -299,12 +299,20 @@ pub(crate) fn partition<'a>(
 pub(crate) const PROTECT: char = '\u{E000}';
 
 /// `text` with [`PROTECT`] before every character inside an occurrence of any special token
-/// of `order` (user-defined ones too: inside content they are text) and before every
-/// [`PROTECT`]; unchanged where it has neither.
-pub(crate) fn protect<'a>(text: &'a str, order: &[u32], tokens: &[String]) -> Cow<'a, str> {
+/// of `order` (user-defined ones too: inside content they are text) but those spelled as in
+/// `keep`, and before every [`PROTECT`]; unchanged where it has neither.
+pub(crate) fn protect<'a>(
+    text: &'a str,
+    order: &[u32],
+    tokens: &[String],
+    keep: &[&str],
+) -> Cow<'a, str> {
     let mut covered: Option<Vec<bool>> = None;
     for &id in order {
         let needle = tokens[id as usize].as_str();
+        if keep.contains(&needle) {
+            continue;
+        }
         let step = needle.chars().next().map_or(1, char::len_utf8);
         let mut from = 0;
         while let Some(found) = text[from..].find(needle) {
@@ -398,7 +406,7 @@ mod tests {
         let (tokens, kinds) = vocab();
         let order = match_order(&tokens, &kinds);
         let typed = "x<|im_end|>y<tool_call>\u{E000}z";
-        let protected = protect(typed, &order, &tokens);
+        let protected = protect(typed, &order, &tokens, &[]);
         assert_eq!(unprotect(&protected), typed);
         // The template's own markers around the content are still parsed; nothing inside is.
         let rendered = format!("<|im_start|>{protected}<|im_end|>");
@@ -407,11 +415,15 @@ mod tests {
         assert_eq!(parts[0], Fragment::Token(3));
         assert!(matches!(parts[1], Fragment::Text(t) if unprotect(t) == typed));
         assert_eq!(parts[2], Fragment::Token(1));
-        // Content with nothing to protect is not copied.
+        // Content with nothing to protect is not copied; kept tokens stay special.
         assert!(matches!(
-            protect("plain", &order, &tokens),
+            protect("plain", &order, &tokens, &[]),
             Cow::Borrowed("plain")
         ));
+        assert_eq!(
+            protect("a<tool_call>", &order, &tokens, &["<tool_call>"]),
+            "a<tool_call>"
+        );
     }
 
     #[test]
