@@ -5,7 +5,7 @@
 //! as such instead of failing halfway through loading.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
@@ -196,9 +196,12 @@ impl GgufFile {
 /// values are skipped, every length checked against the file. `None` where the file declares
 /// none or the walk cannot finish; candle's reader then reports the damage itself.
 fn declared_alignment(reader: &mut BufReader<File>, file_size: u64) -> Option<u64> {
-    let mut walk = HeaderWalk { reader, file_size };
-    let mut magic = [0u8; 4];
-    walk.reader.read_exact(&mut magic).ok()?;
+    let mut walk = HeaderWalk {
+        reader,
+        file_size,
+        at: 0,
+    };
+    walk.read(&mut [0u8; 4])?;
     let v1 = walk.u32()? == 1;
     let _tensors = walk.count(v1)?;
     let keys = walk.count(v1)?;
@@ -206,12 +209,13 @@ fn declared_alignment(reader: &mut BufReader<File>, file_size: u64) -> Option<u6
     for _ in 0..keys {
         let len = walk.count(v1)?;
         let mut key = [0u8; 17];
-        let is_alignment = len == key.len() as u64
-            && walk.reader.read_exact(&mut key).is_ok()
-            && &key == b"general.alignment";
-        if len != key.len() as u64 {
+        let is_alignment = if len == key.len() as u64 {
+            walk.read(&mut key)?;
+            &key == b"general.alignment"
+        } else {
             walk.skip(len)?;
-        }
+            false
+        };
         let ty = walk.u32()?;
         let value = walk.value(ty, v1, 0)?;
         if is_alignment {
@@ -225,12 +229,20 @@ fn declared_alignment(reader: &mut BufReader<File>, file_size: u64) -> Option<u6
 struct HeaderWalk<'a> {
     reader: &'a mut BufReader<File>,
     file_size: u64,
+    /// Bytes passed so far (the reader's position).
+    at: u64,
 }
 
 impl HeaderWalk<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Option<()> {
+        self.reader.read_exact(buf).ok()?;
+        self.at += buf.len() as u64;
+        Some(())
+    }
+
     fn u32(&mut self) -> Option<u32> {
         let mut b = [0u8; 4];
-        self.reader.read_exact(&mut b).ok()?;
+        self.read(&mut b)?;
         Some(u32::from_le_bytes(b))
     }
 
@@ -240,17 +252,18 @@ impl HeaderWalk<'_> {
             return self.u32().map(u64::from);
         }
         let mut b = [0u8; 8];
-        self.reader.read_exact(&mut b).ok()?;
+        self.read(&mut b)?;
         Some(u64::from_le_bytes(b))
     }
 
+    /// Passes `bytes` without reading them (within the reader's buffer where they lie in it:
+    /// a vocabulary is 150,000 short strings).
     fn skip(&mut self, bytes: u64) -> Option<()> {
-        let end = self.reader.stream_position().ok()?.checked_add(bytes)?;
+        let end = self.at.checked_add(bytes)?;
         (end <= self.file_size).then_some(())?;
-        self.reader
-            .seek(SeekFrom::Current(i64::try_from(bytes).ok()?))
-            .ok()
-            .map(|_| ())
+        self.reader.seek_relative(i64::try_from(bytes).ok()?).ok()?;
+        self.at = end;
+        Some(())
     }
 
     /// Passes one value of GGUF type `ty`: `Some(Some(n))` for a non-negative 8-, 16- or
@@ -261,7 +274,7 @@ impl HeaderWalk<'_> {
             0..=5 => {
                 let width = 1usize << (ty / 2);
                 let mut b = [0u8; 4];
-                self.reader.read_exact(&mut b[..width]).ok()?;
+                self.read(&mut b[..width])?;
                 let raw = u32::from_le_bytes(b);
                 let negative = ty % 2 == 1 && (raw >> (width * 8 - 1)) & 1 == 1;
                 Some((!negative).then_some(u64::from(raw)))
