@@ -138,7 +138,7 @@ pub fn load_model(
                 crate::memory::check_fits_now(
                     "this model's weights",
                     gguf.weight_bytes(),
-                    "choose a smaller or more strongly quantized model (`k2 models recommended`)",
+                    "choose a smaller or more strongly quantized model",
                 )?;
             }
             let tokenizer = Tokenizer::from_gguf(&gguf.content, path)?;
