@@ -34,6 +34,17 @@ pub const CHATML_TEMPLATE: &str = "{%- for message in messages %}\
 
 const TEMPLATE_NAME: &str = "chat";
 
+/// Steps (minijinja instructions) one render may take. Models come from the internet and a
+/// template is a program: two nested loops over `range(100000)` would run for hours, holding
+/// a CLI or a server worker. Real templates take 4,000 to 14,000 steps for a conversation of
+/// 200 long messages (the bundled ones, measured by this module's tests); this is 150 times
+/// that, and a render that spends it all takes well under a second.
+const RENDER_FUEL: u64 = 2_000_000;
+
+/// Bytes a rendered prompt may have: far more than any context holds (131,072 tokens are
+/// well under 1 MB of text), so only a template that floods its output reaches it.
+const MAX_RENDERED_BYTES: usize = 8 << 20;
+
 // Templates are shared between runs on different threads.
 const _: () = {
     const fn send_sync<T: Send + Sync + Clone>() {}
@@ -146,6 +157,7 @@ impl ChatTemplate {
         is_fallback: bool,
     ) -> Result<Self> {
         let mut env = Environment::new();
+        env.set_fuel(Some(RENDER_FUEL));
         // Hugging Face renders with Jinja2(trim_blocks=True, lstrip_blocks=True).
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -186,16 +198,17 @@ impl ChatTemplate {
                 _ => String::new(),
             }
         };
-        match content.metadata.get("tokenizer.chat_template") {
-            Some(GgufValue::String(source)) => Self::new(
-                source.clone(),
+        let source = match content.metadata.get("tokenizer.chat_template") {
+            Some(GgufValue::String(source)) => Some(source.clone()),
+            _ => None,
+        };
+        match usable_source(source) {
+            Some(source) => Self::new(
+                source,
                 token("tokenizer.ggml.bos_token_id"),
                 token("tokenizer.ggml.eos_token_id"),
             ),
-            _ => {
-                tracing::info!("the model has no chat template; using ChatML");
-                Ok(Self::chatml())
-            }
+            None => Ok(Self::chatml()),
         }
     }
 
@@ -236,10 +249,9 @@ impl ChatTemplate {
                 source = template_from_json(v.get("chat_template"), &json)?;
             }
         }
-        match source {
+        match usable_source(source) {
             Some(source) => Self::new(source, bos, eos),
             None => {
-                tracing::info!(path = %path.display(), "the model has no chat template; using ChatML");
                 let mut t = Self::chatml();
                 t.bos_token = bos;
                 if !eos.is_empty() {
@@ -263,6 +275,17 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         options: &TemplateOptions,
     ) -> Result<String> {
+        self.render_counted(messages, add_generation_prompt, options)
+            .map(|(text, _)| text)
+    }
+
+    /// [`ChatTemplate::render_with`] and the steps the render took.
+    fn render_counted(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        options: &TemplateOptions,
+    ) -> Result<(String, u64)> {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
@@ -279,9 +302,24 @@ impl ChatTemplate {
         if let Some(effort) = options.reasoning_effort {
             context.push(("reasoning_effort", Value::from(effort.name())));
         }
-        template
-            .render(Value::from_iter(context))
-            .map_err(template_error)
+        let mut out = BoundedOutput::default();
+        match template.render_captured_to(Value::from_iter(context), &mut out) {
+            Ok(captured) => {
+                let steps = captured.state().fuel_levels().map_or(0, |(used, _)| used);
+                let text = String::from_utf8(out.bytes).map_err(|_| {
+                    EngineError::ChatTemplate("the rendered prompt is not valid UTF-8".into())
+                })?;
+                Ok((text, steps))
+            }
+            Err(_) if out.overflowed => Err(EngineError::TemplateLimit(format!(
+                "wrote more than {} MB",
+                MAX_RENDERED_BYTES >> 20
+            ))),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(EngineError::TemplateLimit(format!(
+                "ran too long (stopped after {RENDER_FUEL} steps)"
+            ))),
+            Err(e) => Err(template_error(e)),
+        }
     }
 
     /// The conversation as the template sees it. K2 Horizon's template refuses an assistant
@@ -323,6 +361,48 @@ impl ChatTemplate {
 
     pub fn eos_token(&self) -> &str {
         &self.eos_token
+    }
+}
+
+/// The template source a model file gives, or `None` for the ChatML fallback: a file without
+/// a template gets ChatML (Qwen-style models understand it); a blank one too, with a warning,
+/// since the file claims a template and may be damaged (a blank template would otherwise
+/// render every conversation as an empty prompt).
+fn usable_source(source: Option<String>) -> Option<String> {
+    match source {
+        None => {
+            tracing::info!("the model has no chat template; using ChatML");
+            None
+        }
+        Some(s) if s.trim().is_empty() => {
+            tracing::warn!(
+                "the model's chat template is blank (the file may be damaged); using ChatML instead"
+            );
+            None
+        }
+        Some(s) => Some(s),
+    }
+}
+
+/// A render's output, refused past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the rendered prompt is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -639,6 +719,76 @@ fn write_string(s: &str, ensure_ascii: bool, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bundled real templates (Qwen3, QwQ, DeepSeek-R1 distill, a K2 Horizon-style one)
+    /// and ChatML on a long conversation: what they take stays far below the limits.
+    #[test]
+    fn real_templates_stay_far_below_the_render_limits() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chat_templates");
+        let mut templates = vec![("ChatML".to_string(), ChatTemplate::chatml())];
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "jinja") {
+                let source = std::fs::read_to_string(&path).unwrap();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                templates.push((name, ChatTemplate::new(source, "<s>", "</s>").unwrap()));
+            }
+        }
+        assert!(templates.len() >= 5);
+        // 100 exchanges of a page each, the assistant's with a think block.
+        let page = "Let x be the number of apples. Then 3x + 4 = 19, so x = 5. ".repeat(30);
+        let mut messages = vec![ChatMessage::system("You are a careful maths tutor.")];
+        for _ in 0..100 {
+            messages.push(ChatMessage::user(page.clone()));
+            messages.push(ChatMessage::new(
+                "assistant",
+                format!("<think>{page}</think>{page}"),
+            ));
+        }
+        messages.push(ChatMessage::user(page.clone()));
+        for (name, template) in templates {
+            let (text, steps) = template
+                .render_counted(&messages, true, &TemplateOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            // Measured: 3,800 (ChatML) to 13,600 (Qwen3) steps for these 202 messages.
+            assert!(
+                steps > 0 && steps < RENDER_FUEL / 50,
+                "{name}: {steps} steps"
+            );
+            assert!(
+                text.len() < MAX_RENDERED_BYTES / 8,
+                "{name}: {} bytes",
+                text.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_runaway_template_stops_at_its_limits() {
+        let nested = ChatTemplate::new(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = nested.render(&[], true).unwrap_err();
+        assert!(matches!(err, EngineError::TemplateLimit(_)), "{err}");
+        assert!(
+            err.to_string().contains("chat template ran too long"),
+            "{err}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+        let flood = ChatTemplate::new(
+            "{% for a in range(200) %}{{ 'x' * 100000 }}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let err = flood.render(&[], true).unwrap_err();
+        assert!(err.to_string().contains("wrote more than 8 MB"), "{err}");
+    }
 
     #[test]
     fn strftime_known_dates() {

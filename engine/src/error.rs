@@ -45,6 +45,10 @@ pub enum EngineError {
     #[error("chat template: {0}")]
     ChatTemplate(String),
 
+    /// A template stopped at a limit of `crate::chat` (steps, output bytes).
+    #[error("the model's chat template {0}; the model file may be damaged or made to stall")]
+    TemplateLimit(String),
+
     #[error("the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; shorten the problem or raise --context")]
     PromptTooLong {
         prompt_tokens: usize,
@@ -53,6 +57,17 @@ pub enum EngineError {
 
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+
+    /// Refused before allocating (see `crate::memory`).
+    #[error(
+        "{what} needs ~{need} GB of memory, but this machine has {have} GB available; {advice}"
+    )]
+    OutOfMemory {
+        what: String,
+        need: String,
+        have: String,
+        advice: String,
+    },
 
     #[error("model `{0}` not found: give a path to a .gguf file or model folder, or a name from `k2 models`")]
     ModelNotFound(String),

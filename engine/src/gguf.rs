@@ -5,10 +5,10 @@
 //! as such instead of failing halfway through loading.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 
 use crate::error::{EngineError, Result};
 
@@ -34,10 +34,20 @@ impl GgufFile {
                 reason: "it does not start with the GGUF magic bytes".into(),
             });
         }
-        let mut file = reader.into_inner();
-        use std::io::Seek;
-        file.rewind().map_err(|e| EngineError::io(path, e))?;
-        let mut reader = BufReader::new(file);
+        reader.rewind().map_err(|e| EngineError::io(path, e))?;
+        // candle divides by the declared alignment: a zero would panic inside its reader.
+        if let Some(alignment) = declared_alignment(&mut reader, file_size) {
+            if !alignment.is_power_of_two() {
+                return Err(EngineError::CorruptModel {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "its general.alignment is {alignment}, not a power of two; tensors \
+                         cannot be located"
+                    ),
+                });
+            }
+        }
+        reader.rewind().map_err(|e| EngineError::io(path, e))?;
         let content = Content::read(&mut reader).map_err(|e| header_error(path, e))?;
         let gguf = GgufFile {
             path: path.to_owned(),
@@ -48,23 +58,70 @@ impl GgufFile {
         Ok(gguf)
     }
 
+    /// Every tensor's bytes lie inside the file and start where the file's alignment says
+    /// tensors start. An offset moved by one byte still lies inside the file but reads every
+    /// weight shifted: garbage output with no error, unless refused here.
     fn check_tensors_inside_file(&self) -> Result<()> {
+        let bad = |reason: String| EngineError::CorruptModel {
+            path: self.path.clone(),
+            reason,
+        };
+        let alignment = self.alignment();
         for (name, info) in &self.content.tensor_infos {
-            let elems = info.shape.elem_count();
-            let block = info.ggml_dtype.block_size();
-            let bytes = (elems / block * info.ggml_dtype.type_size()) as u64;
-            let end = self.content.tensor_data_offset + info.offset + bytes;
-            if end > self.file_size {
-                return Err(EngineError::CorruptModel {
-                    path: self.path.clone(),
-                    reason: format!(
-                        "it is truncated: tensor `{name}` ends at byte {end} but the file has {} bytes",
-                        self.file_size
-                    ),
-                });
+            if !info.offset.is_multiple_of(alignment) {
+                return Err(bad(format!(
+                    "tensor `{name}` starts at offset {}, which is not aligned to the file's \
+                     {alignment}-byte alignment",
+                    info.offset
+                )));
+            }
+            let end = tensor_bytes(info)
+                .and_then(|bytes| self.content.tensor_data_offset.checked_add(bytes))
+                .and_then(|start| start.checked_add(info.offset));
+            match end {
+                Some(end) if end <= self.file_size => {}
+                Some(end) => {
+                    return Err(bad(format!(
+                    "it is truncated: tensor `{name}` ends at byte {end} but the file has {} bytes",
+                    self.file_size
+                )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "tensor `{name}` has an impossible shape {:?} for {:?}",
+                        info.shape.dims(),
+                        info.ggml_dtype
+                    )))
+                }
             }
         }
         Ok(())
+    }
+
+    /// `general.alignment` as candle located the tensor data by it: an 8-, 16- or 32-bit
+    /// integer (checked to be a power of two on opening), else 32.
+    fn alignment(&self) -> u64 {
+        match self.get("general.alignment") {
+            Some(
+                v @ (Value::U8(_)
+                | Value::I8(_)
+                | Value::U16(_)
+                | Value::I16(_)
+                | Value::U32(_)
+                | Value::I32(_)),
+            ) => value_as_u64(v).filter(|a| *a > 0).unwrap_or(32),
+            _ => 32,
+        }
+    }
+
+    /// The bytes of all tensors: what the weights take in memory, give or take the repacking
+    /// of quantized blocks.
+    pub fn weight_bytes(&self) -> u64 {
+        self.content
+            .tensor_infos
+            .values()
+            .filter_map(tensor_bytes)
+            .fold(0u64, u64::saturating_add)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -112,8 +169,7 @@ impl GgufFile {
     pub fn dominant_quantization(&self) -> String {
         let mut bytes_by_type: std::collections::BTreeMap<String, u64> = Default::default();
         for info in self.content.tensor_infos.values() {
-            let elems = info.shape.elem_count();
-            let bytes = (elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64;
+            let bytes = tensor_bytes(info).unwrap_or(0);
             *bytes_by_type
                 .entry(format!("{:?}", info.ggml_dtype))
                 .or_default() += bytes;
@@ -132,6 +188,127 @@ impl GgufFile {
         by_file_type
             .map(str::to_owned)
             .unwrap_or_else(|| self.dominant_quantization())
+    }
+}
+
+/// The integer a GGUF header declares as `general.alignment` (as candle reads it: an 8-, 16-
+/// or 32-bit integer), found by walking its metadata without keeping any of it: keys and
+/// values are skipped, every length checked against the file. `None` where the file declares
+/// none or the walk cannot finish; candle's reader then reports the damage itself.
+fn declared_alignment(reader: &mut BufReader<File>, file_size: u64) -> Option<u64> {
+    let mut walk = HeaderWalk {
+        reader,
+        file_size,
+        at: 0,
+    };
+    walk.read(&mut [0u8; 4])?;
+    let v1 = walk.u32()? == 1;
+    let _tensors = walk.count(v1)?;
+    let keys = walk.count(v1)?;
+    let mut alignment = None;
+    for _ in 0..keys {
+        let len = walk.count(v1)?;
+        let mut key = [0u8; 17];
+        let is_alignment = if len == key.len() as u64 {
+            walk.read(&mut key)?;
+            &key == b"general.alignment"
+        } else {
+            walk.skip(len)?;
+            false
+        };
+        let ty = walk.u32()?;
+        let value = walk.value(ty, v1, 0)?;
+        if is_alignment {
+            alignment = value;
+        }
+    }
+    alignment
+}
+
+/// A pass over a GGUF header that reads nothing into memory but what it is asked for.
+struct HeaderWalk<'a> {
+    reader: &'a mut BufReader<File>,
+    file_size: u64,
+    /// Bytes passed so far (the reader's position).
+    at: u64,
+}
+
+impl HeaderWalk<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Option<()> {
+        self.reader.read_exact(buf).ok()?;
+        self.at += buf.len() as u64;
+        Some(())
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.read(&mut b)?;
+        Some(u32::from_le_bytes(b))
+    }
+
+    /// A length or count: 4 bytes in GGUF v1, 8 after.
+    fn count(&mut self, v1: bool) -> Option<u64> {
+        if v1 {
+            return self.u32().map(u64::from);
+        }
+        let mut b = [0u8; 8];
+        self.read(&mut b)?;
+        Some(u64::from_le_bytes(b))
+    }
+
+    /// Passes `bytes` without reading them (within the reader's buffer where they lie in it:
+    /// a vocabulary is 150,000 short strings).
+    fn skip(&mut self, bytes: u64) -> Option<()> {
+        let end = self.at.checked_add(bytes)?;
+        (end <= self.file_size).then_some(())?;
+        self.reader.seek_relative(i64::try_from(bytes).ok()?).ok()?;
+        self.at = end;
+        Some(())
+    }
+
+    /// Passes one value of GGUF type `ty`: `Some(Some(n))` for a non-negative 8-, 16- or
+    /// 32-bit integer, `Some(None)` for anything else, `None` where the header is broken.
+    fn value(&mut self, ty: u32, v1: bool, depth: u8) -> Option<Option<u64>> {
+        match ty {
+            // u8, i8, u16, i16, u32, i32.
+            0..=5 => {
+                let width = 1usize << (ty / 2);
+                let mut b = [0u8; 4];
+                self.read(&mut b[..width])?;
+                let raw = u32::from_le_bytes(b);
+                let negative = ty % 2 == 1 && (raw >> (width * 8 - 1)) & 1 == 1;
+                Some((!negative).then_some(u64::from(raw)))
+            }
+            8 => {
+                let len = self.count(v1)?;
+                self.skip(len).map(|_| None)
+            }
+            9 if depth < 4 => {
+                let item = self.u32()?;
+                let n = self.count(v1)?;
+                match fixed_width(item) {
+                    Some(width) => self.skip(n.checked_mul(width)?).map(|_| None),
+                    None => {
+                        for _ in 0..n {
+                            self.value(item, v1, depth + 1)?;
+                        }
+                        Some(None)
+                    }
+                }
+            }
+            other => self.skip(fixed_width(other)?).map(|_| None),
+        }
+    }
+}
+
+/// Bytes of a GGUF value of fixed size (every type but strings and arrays).
+fn fixed_width(ty: u32) -> Option<u64> {
+    match ty {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
     }
 }
 
@@ -175,6 +352,21 @@ fn ggml_type_name(code: &str) -> &'static str {
         "35" => "TQ2_0",
         _ => "unknown",
     }
+}
+
+/// The bytes of a tensor's data, or `None` where its shape overflows or does not divide into
+/// whole blocks of its type.
+fn tensor_bytes(info: &TensorInfo) -> Option<u64> {
+    let elems = info
+        .shape
+        .dims()
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+    let block = info.ggml_dtype.block_size() as u64;
+    if !elems.is_multiple_of(block) {
+        return None;
+    }
+    (elems / block).checked_mul(info.ggml_dtype.type_size() as u64)
 }
 
 fn value_as_u64(v: &Value) -> Option<u64> {

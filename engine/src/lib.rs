@@ -14,6 +14,7 @@ mod fast_exp;
 pub mod gguf;
 pub mod install;
 pub mod loader;
+pub mod memory;
 pub mod model;
 pub mod models_dir;
 pub mod reasoning;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::Device;
 use k2_protocol::Effort;
-use k2_scaffold::think::prompt_opens_reasoning;
+use k2_scaffold::think::{prompt_opens_reasoning, THINK_TAGS};
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::{EngineError, Result};
@@ -24,7 +24,8 @@ pub struct LoadedModel {
 
 impl LoadedModel {
     /// A conversation as the model's prompt: rendered by its chat template (ending where the
-    /// assistant's turn starts) and tokenized, the template's special tokens parsed as such.
+    /// assistant's turn starts) and tokenized, the template's special tokens parsed as such
+    /// and the messages' text as text (see [`ChatPrompt`]).
     pub fn chat_prompt_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
         Ok(self.chat_prompt(messages, None)?.ids)
     }
@@ -37,11 +38,31 @@ impl LoadedModel {
         effort: Option<Effort>,
     ) -> Result<ChatPrompt> {
         let plan = plan_effort(self.template.reasoning_controls(), effort);
-        let mut text = self.template.render_with(messages, true, &plan.template)?;
+        // What users and models wrote is rendered marked, so that only the template's own
+        // markers become special tokens (see `Tokenizer::protect`). An assistant turn keeps
+        // its think tags: the model wrote them as its own tokens, and reasoning templates
+        // split the turn at them to drop past reasoning.
+        let think_tags: Vec<&str> = THINK_TAGS.iter().flat_map(|(o, c)| [*o, *c]).collect();
+        let protected: Vec<ChatMessage> = messages
+            .iter()
+            .map(|m| {
+                let keep: &[&str] = if m.role == "assistant" {
+                    &think_tags
+                } else {
+                    &[]
+                };
+                let content = self.tokenizer.protect_keeping(&m.content, keep);
+                ChatMessage::new(m.role.clone(), content)
+            })
+            .collect();
+        let mut rendered = self
+            .template
+            .render_with(&protected, true, &plan.template)?;
         if let Some(tag) = plan.prefill {
-            prefill_think_tag(&mut text, tag);
+            prefill_think_tag(&mut rendered, tag);
         }
-        let ids = self.tokenizer.encode_prompt(&text, true)?;
+        let ids = self.tokenizer.encode_chat(&rendered)?;
+        let text = Tokenizer::unprotect(&rendered).into_owned();
         Ok(ChatPrompt {
             opened_reasoning: prompt_opens_reasoning(&text),
             thinking_budget: plan.thinking_budget,
@@ -51,7 +72,9 @@ impl LoadedModel {
     }
 }
 
-/// A rendered, tokenized chat prompt.
+/// A rendered, tokenized chat prompt. Its special tokens are the template's alone: text in the
+/// messages that spells one (`<|im_end|>` typed into a problem, a tag a model wrote) is
+/// tokenized as the characters it is, so it cannot end a turn or forge another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatPrompt {
     pub text: String,
@@ -111,6 +134,13 @@ pub fn load_model(
             // Architecture and tokenizer first: a file we cannot use fails before seconds of
             // weight loading.
             ModelConfig::from_gguf(&gguf)?;
+            if device.is_cpu() {
+                crate::memory::check_fits_now(
+                    "this model's weights",
+                    gguf.weight_bytes(),
+                    "choose a smaller or more strongly quantized model",
+                )?;
+            }
             let tokenizer = Tokenizer::from_gguf(&gguf.content, path)?;
             let template = ChatTemplate::from_gguf(&gguf.content)?;
             let model = load_gguf(&gguf, device, progress)?;

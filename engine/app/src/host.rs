@@ -39,9 +39,9 @@ pub struct RunLimits {
 }
 
 impl RunLimits {
-    /// No limit but the request's own sense.
+    /// No limit but the request's own sense and [`k2_protocol::MAX_CANDIDATES`].
     pub const NONE: RunLimits = RunLimits {
-        max_candidates: usize::MAX,
+        max_candidates: k2_protocol::MAX_CANDIDATES,
         max_tokens: usize::MAX,
     };
 }
@@ -105,11 +105,8 @@ impl RunHost {
                 "the problem is empty: type a problem first".into(),
             ));
         }
-        if settings.candidates == 0 || settings.candidates > limits.max_candidates {
-            let most = match limits.max_candidates {
-                usize::MAX => String::from("any number"),
-                n => n.to_string(),
-            };
+        let most = limits.max_candidates.min(k2_protocol::MAX_CANDIDATES);
+        if settings.candidates == 0 || settings.candidates > most {
             return Err(HostError(format!(
                 "candidates must be at least 1 and at most {most}"
             )));

@@ -25,7 +25,9 @@ pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use record::{
     level_ranges, Correction, OpenedHint, RecordedAttempt, RecordedWorkCheck, StudentRecord,
 };
-pub use request::{RunRequest, RunSettings, SamplingSettings, Selection, SESSION_TITLE_MAX};
+pub use request::{
+    RunRequest, RunSettings, SamplingSettings, Selection, MAX_CANDIDATES, SESSION_TITLE_MAX,
+};
 pub use steps::{stage_steps, StageStep};
 pub use view::{CandidateOutcome, CandidateView, FinalAnswerView, RunView};
 pub use work::{WorkCertainty, WorkCheck, WorkIssueKind, WrongStep};

@@ -45,6 +45,11 @@ impl RunRequest {
 /// The longest session title kept, in characters.
 pub const SESSION_TITLE_MAX: usize = 100;
 
+/// The most candidates a run may ask for. They decode as one batch whose key/value cache
+/// grows with every row (a thousand rows of a 135M model reached 12 GB), and past a few dozen
+/// more candidates no longer change which answer wins the vote.
+pub const MAX_CANDIDATES: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunSettings {

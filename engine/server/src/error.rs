@@ -44,6 +44,15 @@ impl ApiError {
         }
     }
 
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "server_error",
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -66,13 +75,10 @@ impl From<EngineError> for ApiError {
             EngineError::PromptTooLong { .. }
             | EngineError::InvalidSetting(_)
             | EngineError::ChatTemplate(_)
+            | EngineError::TemplateLimit(_)
+            | EngineError::OutOfMemory { .. }
             | EngineError::Tokenizer(_) => ApiError::bad_request(e.to_string()),
-            other => ApiError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                kind: "server_error",
-                message: other.to_string(),
-                retry_after_s: None,
-            },
+            other => ApiError::internal(other.to_string()),
         }
     }
 }

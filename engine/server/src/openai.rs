@@ -98,7 +98,15 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     Json(request): Json<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let prepared = prepare(request, &state)?;
+    // Rendering runs the model's chat template, a program from the model file, and tokenizes
+    // the prompt: off the async workers, so a slow one holds neither other requests nor
+    // `/health` (the template's own limits end it, see `k2_engine::chat`).
+    let prepared = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || prepare(request, &state))
+            .await
+            .map_err(|e| ApiError::internal(format!("the request could not be prepared ({e})")))??
+    };
     let events = state
         .scheduler
         .submit(prepared.request.clone(), CancelToken::new())?;

@@ -136,7 +136,7 @@ pub fn generate_batch_with_stats(
     on_delta: &mut dyn FnMut(usize, Delta<'_>),
 ) -> Result<BatchGeneration> {
     options.validate()?;
-    check_prompt(model, prompt_ids)?;
+    check_prompt(model, prompt_ids, options)?;
     let n = options.n;
     let generate = &options.generate;
 
@@ -307,7 +307,13 @@ struct Timings {
     passes: usize,
 }
 
-pub(crate) fn check_prompt(model: &Model, prompt_ids: &[u32]) -> Result<()> {
+/// Refuses a prompt the model cannot take, and a batch whose cache, at its longest, would not
+/// fit in memory: `n` rows of the prompt and `max_tokens` each.
+pub(crate) fn check_prompt(
+    model: &Model,
+    prompt_ids: &[u32],
+    options: &BatchOptions,
+) -> Result<()> {
     let context = model.config().context_length;
     if prompt_ids.is_empty() {
         return Err(EngineError::InvalidSetting("the prompt is empty".into()));
@@ -318,6 +324,8 @@ pub(crate) fn check_prompt(model: &Model, prompt_ids: &[u32]) -> Result<()> {
             context_length: context,
         });
     }
+    let longest = prompt_ids.len().saturating_add(options.generate.max_tokens);
+    model.new_cache(None).check_fits(options.n, longest)?;
     Ok(())
 }
 

@@ -336,10 +336,8 @@ impl ModelConfig {
                 .map(|t| t.shape.dims()[0])
                 .ok_or_else(|| gguf.missing("token_embd.weight"))?,
         };
-        if let Some(rotated) = gguf.get_u64(&key("rope.dimension_count")) {
-            partial_rotary_unsupported(&gguf.path, rotated as usize, head_dim)?;
-        }
-        let num_layers = gguf.require_u64(&key("block_count"))? as usize;
+        let num_layers = layer_count(&gguf.path, gguf.require_u64(&key("block_count"))?)?;
+        let declared_context = gguf.get_u64(&key("context_length")).unwrap_or(4096);
         let config = ModelConfig {
             architecture,
             vocab_size,
@@ -354,9 +352,7 @@ impl ModelConfig {
             rms_norm_eps: gguf
                 .get_f64(&key("attention.layer_norm_rms_epsilon"))
                 .unwrap_or(1e-6) as f32,
-            context_length: usable_context(
-                gguf.get_u64(&key("context_length")).unwrap_or(4096) as usize
-            ),
+            context_length: usable_context(&gguf.path, declared_context)?,
             switches: BlockSwitches {
                 qk_norm: gguf_qk_norm(gguf, num_heads, head_dim),
                 // llama.cpp reads 0 as "not grouped".
@@ -377,6 +373,9 @@ impl ModelConfig {
             },
         };
         config.validate(&gguf.path)?;
+        if let Some(rotated) = gguf.get_u64(&key("rope.dimension_count")) {
+            partial_rotary_unsupported(&gguf.path, rotated as usize, head_dim)?;
+        }
         Ok(config)
     }
 
@@ -396,15 +395,13 @@ impl ModelConfig {
         let head_dim = hf
             .head_dim
             .unwrap_or(hf.hidden_size / hf.num_attention_heads.max(1));
-        if let Some(rotated) = hf.rope_head_dim {
-            partial_rotary_unsupported(path, rotated, head_dim)?;
-        }
         let rope = hf.rope_parameters.as_ref().or(hf.rope_scaling.as_ref());
         let rope_theta = hf
             .rope_theta
             .or_else(|| rope.and_then(|r| r.rope_theta))
             .unwrap_or(10_000.0);
         let context_length = hf.max_position_embeddings.unwrap_or(4096);
+        layer_count(path, hf.num_hidden_layers as u64)?;
         let config = ModelConfig {
             architecture,
             vocab_size: hf.vocab_size,
@@ -418,7 +415,7 @@ impl ModelConfig {
             // Hugging Face checkpoints keep q/k rows unpermuted whatever the family.
             rope_style: RopeStyle::Halves,
             rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6) as f32,
-            context_length: usable_context(context_length),
+            context_length: usable_context(path, context_length as u64)?,
             switches: BlockSwitches {
                 qk_norm: match architecture {
                     Architecture::Qwen3 => QkNorm::Shared,
@@ -454,7 +451,85 @@ impl ModelConfig {
             },
         };
         config.validate(path)?;
+        if let Some(rotated) = hf.rope_head_dim {
+            partial_rotary_unsupported(path, rotated, head_dim)?;
+        }
         Ok(config)
+    }
+
+    /// The GGUF tensor directory bears out the sizes the metadata declares: an embedding
+    /// table of the hidden size, a block of tensors for every declared layer and none beyond,
+    /// projections of the declared head counts and feed-forward size. Checked before any
+    /// weight is read, so a count that disagrees with the file is reported as such instead of
+    /// sizing the model.
+    pub(crate) fn check_gguf_tensors(&self, gguf: &GgufFile) -> Result<()> {
+        let bad = |reason: String| EngineError::CorruptModel {
+            path: gguf.path.clone(),
+            reason,
+        };
+        let dims = |name: &str| {
+            gguf.content
+                .tensor_infos
+                .get(name)
+                .map(|t| t.shape.dims().to_vec())
+        };
+        let layers = self.num_layers;
+        for layer in 0..layers {
+            let norm = format!("blk.{layer}.attn_norm.weight");
+            match dims(&norm) {
+                Some(d) if d == [self.hidden_size] => {}
+                Some(d) => {
+                    return Err(bad(format!(
+                        "tensor `{norm}` has shape {d:?}, not its hidden size {}",
+                        self.hidden_size
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "it declares {layers} layers but has no tensor `{norm}`"
+                    )))
+                }
+            }
+        }
+        if dims(&format!("blk.{layers}.attn_norm.weight")).is_some() {
+            return Err(bad(format!(
+                "it declares {layers} layers but has tensors of layer {layers} too"
+            )));
+        }
+        let expected = [
+            ("token_embd.weight", [self.vocab_size, self.hidden_size]),
+            (
+                "blk.0.attn_q.weight",
+                [self.num_heads * self.head_dim, self.hidden_size],
+            ),
+            (
+                "blk.0.attn_k.weight",
+                [self.num_kv_heads * self.head_dim, self.hidden_size],
+            ),
+            (
+                "blk.0.ffn_down.weight",
+                [self.hidden_size, self.intermediate_size],
+            ),
+        ];
+        for (name, shape) in expected {
+            match dims(name) {
+                Some(d) if d == shape => {}
+                Some(d) => {
+                    return Err(bad(format!(
+                        "tensor `{name}` has shape {d:?}, but its sizes (hidden {}, {} heads and \
+                         {} key/value heads of {}, feed-forward {}, vocabulary {}) need {shape:?}",
+                        self.hidden_size,
+                        self.num_heads,
+                        self.num_kv_heads,
+                        self.head_dim,
+                        self.intermediate_size,
+                        self.vocab_size
+                    )))
+                }
+                None => return Err(bad(format!("tensor `{name}` is missing"))),
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
@@ -462,8 +537,26 @@ impl ModelConfig {
             path: path.to_owned(),
             reason: what,
         };
-        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_layers == 0 {
-            return Err(bad("it declares zero heads or layers".into()));
+        for (what, value, max) in [
+            ("number of layers", self.num_layers, MAX_LAYERS),
+            ("hidden size", self.hidden_size, MAX_HIDDEN),
+            (
+                "feed-forward size",
+                self.intermediate_size,
+                MAX_FEED_FORWARD,
+            ),
+            ("number of attention heads", self.num_heads, MAX_HEADS),
+            ("number of key/value heads", self.num_kv_heads, MAX_HEADS),
+            ("head size", self.head_dim, MAX_HEAD_DIM),
+            ("vocabulary size", self.vocab_size, MAX_VOCAB),
+        ] {
+            in_range(path, what, value as u64, max)?;
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
+            return Err(bad(format!(
+                "its norm epsilon {} is out of range (a small positive number such as 1e-6)",
+                self.rms_norm_eps
+            )));
         }
         if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(bad(format!(
@@ -547,8 +640,42 @@ impl ModelConfig {
 /// below this.
 pub const MAX_CONTEXT: usize = 131_072;
 
-fn usable_context(declared: usize) -> usize {
-    declared.min(MAX_CONTEXT)
+// The sizes a model may declare: far beyond any released model (the largest dense ones have
+// ~130 layers, a hidden size of 16,384, 128 heads of up to 256 dimensions, vocabularies of
+// ~260k tokens and contexts of ~10M positions) and far below sizes whose tables would exhaust
+// memory. A damaged or hostile number is refused before anything is sized from it; what the
+// sizes then need in memory is checked against the file's tensors and this machine
+// (`crate::memory`).
+const MAX_LAYERS: usize = 1024;
+const MAX_HIDDEN: usize = 1 << 16;
+const MAX_FEED_FORWARD: usize = 1 << 20;
+const MAX_HEADS: usize = 1024;
+const MAX_HEAD_DIM: usize = 1024;
+const MAX_VOCAB: usize = 1 << 22;
+const MAX_DECLARED_CONTEXT: usize = 1 << 24;
+
+/// `value` of the setting `what` where it lies in 1..=`max`, else why the model is refused.
+fn in_range(path: &Path, what: &str, value: u64, max: usize) -> Result<usize> {
+    match usize::try_from(value) {
+        Ok(v) if (1..=max).contains(&v) => Ok(v),
+        _ => Err(EngineError::CorruptModel {
+            path: path.to_owned(),
+            reason: format!(
+                "its {what} is {value}, outside the range 1 to {max} this engine supports"
+            ),
+        }),
+    }
+}
+
+/// The layer count, checked before anything is listed per layer.
+fn layer_count(path: &Path, declared: u64) -> Result<usize> {
+    in_range(path, "number of layers", declared, MAX_LAYERS)
+}
+
+/// The context a model declares, checked, and capped at what this engine runs.
+fn usable_context(path: &Path, declared: u64) -> Result<usize> {
+    let declared = in_range(path, "context length", declared, MAX_DECLARED_CONTEXT)?;
+    Ok(declared.min(MAX_CONTEXT))
 }
 
 /// Rotary embedding over fewer dimensions than a head has is not implemented: refused with

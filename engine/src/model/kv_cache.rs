@@ -84,8 +84,46 @@ impl KvCache {
         self.layers.len()
     }
 
+    /// Bytes that `rows` rows of `positions` positions take (keys and values of every layer).
+    fn bytes(&self, rows: usize, positions: usize) -> u64 {
+        let per_position =
+            (self.layers.len() * 2 * self.kv_heads * self.head_dim * self.dtype.size_in_bytes())
+                as u64;
+        per_position
+            .saturating_mul(rows as u64)
+            .saturating_mul(positions as u64)
+    }
+
+    /// Refuses, before anything is allocated, `rows` rows of up to `positions` positions each
+    /// (capped at the cache's length, in its growth steps) where this machine's memory cannot
+    /// hold them. Host memory only: a GPU's is not checked here.
+    pub fn check_fits(&self, rows: usize, positions: usize) -> Result<()> {
+        let positions = positions
+            .min(self.max_len)
+            .div_ceil(GROWTH_STEP)
+            .saturating_mul(GROWTH_STEP)
+            .min(self.max_len);
+        self.check_growth(
+            &format!("decoding {rows} rows of up to {positions} tokens (their key/value cache)"),
+            self.bytes(rows, positions),
+        )
+    }
+
+    /// Refuses growing the cache by `bytes` where the machine does not have them now: the
+    /// last check before an allocation, whatever the caller estimated up front.
+    fn check_growth(&self, what: &str, bytes: u64) -> Result<()> {
+        if !self.device.is_cpu() {
+            return Ok(());
+        }
+        crate::memory::check_fits_now(what, bytes, "ask for fewer candidates or fewer tokens")
+    }
+
     /// Adds an empty row and returns its index.
     pub fn add_row(&mut self) -> Result<usize> {
+        self.check_growth(
+            "another row of the key/value cache",
+            self.bytes(1, self.capacity),
+        )?;
         for layer in &mut self.layers {
             layer.push(RowKv {
                 keys: Tensor::zeros(
@@ -106,6 +144,10 @@ impl KvCache {
 
     /// Appends `copies` rows that start as exact copies of `row` (a shared prompt prefilled once).
     pub fn fork(&mut self, row: usize, copies: usize) -> Result<()> {
+        self.check_growth(
+            &format!("{copies} more rows of the key/value cache"),
+            self.bytes(copies, self.capacity),
+        )?;
         for layer in &mut self.layers {
             let source = layer[row].clone();
             for _ in 0..copies {
@@ -216,6 +258,13 @@ impl KvCache {
             .div_ceil(GROWTH_STEP)
             .saturating_mul(GROWTH_STEP)
             .min(self.max_len);
+        self.check_growth(
+            &format!(
+                "growing the key/value cache to {new_capacity} tokens for {} rows",
+                self.rows()
+            ),
+            self.bytes(self.rows(), new_capacity - self.capacity),
+        )?;
         for layer in &mut self.layers {
             for row in layer.iter_mut() {
                 row.keys = grow(&row.keys, new_capacity)?;

@@ -176,6 +176,7 @@ pub fn load_gguf(
 ) -> Result<Model> {
     let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_gguf(gguf)?;
+    config.check_gguf_tensors(gguf)?;
     let file = File::open(&gguf.path).map_err(|e| EngineError::io(&gguf.path, e))?;
     let total = gguf
         .file_size

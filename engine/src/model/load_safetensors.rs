@@ -72,6 +72,27 @@ impl Weights {
         Ok(Projections::stacked(Linear::new(weight, bias), outs))
     }
 
+    /// The files hold a block for each of the `layers` that `config.json` declares, and none
+    /// beyond: a count the weights do not bear out is refused before the model is sized by it.
+    fn check_layers(&self, layers: usize) -> Result<()> {
+        let norm = |layer: usize| format!("model.layers.{layer}.input_layernorm.weight");
+        let bad = |reason: String| EngineError::CorruptModel {
+            path: self.folder.clone(),
+            reason,
+        };
+        if let Some(missing) = (0..layers).map(norm).find(|name| !self.has(name)) {
+            return Err(bad(format!(
+                "config.json declares {layers} layers but the weights have no `{missing}`"
+            )));
+        }
+        if self.has(&norm(layers)) {
+            return Err(bad(format!(
+                "config.json declares {layers} layers but the weights have layer {layers} too"
+            )));
+        }
+        Ok(())
+    }
+
     fn linear(&self, prefix: &str) -> Result<Linear> {
         let weight = Arc::new(Matrix::Dense(self.matrix(&format!("{prefix}.weight"))?));
         let bias_name = format!("{prefix}.bias");
@@ -118,6 +139,21 @@ pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
         folder: folder.to_owned(),
         device: device.clone(),
     };
+    w.check_layers(config.num_layers)?;
+    if device.is_cpu() {
+        // Widened to f32 on CPU: four bytes a weight, whatever the files store.
+        let weights: u64 = w
+            .tensors
+            .tensors()
+            .iter()
+            .map(|(_, view)| view.shape().iter().product::<usize>() as u64 * 4)
+            .sum();
+        crate::memory::check_fits_now(
+            "this model's weights (f32 on CPU)",
+            weights,
+            "choose a smaller model, or a GGUF quantization of it",
+        )?;
+    }
 
     let embed = Arc::new(Matrix::Dense(w.matrix("model.embed_tokens.weight")?));
     let mut blocks = Vec::with_capacity(config.num_layers);

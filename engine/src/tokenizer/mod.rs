@@ -27,6 +27,7 @@ pub use stream::StreamDecoder;
 
 use crate::error::{EngineError, Result};
 use special::Fragment;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -160,6 +161,12 @@ impl Tokenizer {
     /// does. Chat prompts rendered from a template need `parse_special = true`; untrusted user
     /// text embedded in them should be tokenized with `false` so it cannot forge turns.
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        self.encode_parts(text, parse_special, false)
+    }
+
+    /// [`encode`](Self::encode); with `guarded`, text marked by [`Tokenizer::protect`] is
+    /// tokenized as text and its marks dropped.
+    fn encode_parts(&self, text: &str, parse_special: bool, guarded: bool) -> Result<Vec<u32>> {
         let inner = &*self.inner;
         let fragments = special::partition(
             text,
@@ -167,15 +174,21 @@ impl Tokenizer {
             &inner.tokens,
             &inner.kinds,
             parse_special,
+            guarded,
         );
         let mut ids = Vec::with_capacity(text.len() / 3 + 1);
         for fragment in fragments {
             match fragment {
                 Fragment::Token(id) => ids.push(id),
                 Fragment::Text(t) => {
+                    let t = if guarded {
+                        special::unprotect(t)
+                    } else {
+                        t.into()
+                    };
                     let enc = inner
                         .hf
-                        .encode_fast(t, false)
+                        .encode_fast(t.as_ref(), false)
                         .map_err(|e| EngineError::Tokenizer(format!("encoding failed: {e}")))?;
                     ids.extend_from_slice(enc.get_ids());
                 }
@@ -184,20 +197,52 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// A message's content (what a user typed, what a model wrote) marked so that, rendered
+    /// into a chat prompt and tokenized by [`Tokenizer::encode_chat`], it stays text: no
+    /// special token is matched inside it, whatever it spells. Content without special-token
+    /// text comes back unchanged.
+    pub fn protect<'a>(&self, content: &'a str) -> Cow<'a, str> {
+        self.protect_keeping(content, &[])
+    }
+
+    /// [`Tokenizer::protect`], but the texts in `keep` stay special tokens where the
+    /// vocabulary has them.
+    pub fn protect_keeping<'a>(&self, content: &'a str, keep: &[&str]) -> Cow<'a, str> {
+        special::protect(content, &self.inner.match_order, &self.inner.tokens, keep)
+    }
+
+    /// A rendered text with the marks of [`Tokenizer::protect`] taken out: the text the model
+    /// is shown.
+    pub fn unprotect(rendered: &str) -> Cow<'_, str> {
+        special::unprotect(rendered)
+    }
+
+    /// Tokenizes a chat prompt rendered from [protected](Tokenizer::protect) messages: the
+    /// special tokens the template wrote are parsed, the messages' text is text. BOS as
+    /// [`encode_prompt`](Self::encode_prompt) adds it.
+    pub fn encode_chat(&self, rendered: &str) -> Result<Vec<u32>> {
+        let body = self.encode_parts(rendered, true, true)?;
+        Ok(self.with_bos(body))
+    }
+
     /// Like [`encode`](Self::encode), but starts with BOS when the model asks for it
     /// (`add_bos_token`) and the text does not already (DeepSeek-R1 distills' and K2
     /// Horizon's templates write it themselves; a second one degrades the answer). Use this
     /// for a whole prompt.
     pub fn encode_prompt(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
         let body = self.encode(text, parse_special)?;
+        Ok(self.with_bos(body))
+    }
+
+    fn with_bos(&self, body: Vec<u32>) -> Vec<u32> {
         match (self.inner.add_bos, self.inner.bos_id) {
             (true, Some(bos)) if body.first() != Some(&bos) => {
                 let mut ids = Vec::with_capacity(body.len() + 1);
                 ids.push(bos);
                 ids.extend(body);
-                Ok(ids)
+                ids
             }
-            _ => Ok(body),
+            _ => body,
         }
     }
 

@@ -5,6 +5,7 @@
 //! compare against, including its quirks: which tokens are matched in text depends on the
 //! token *type* and on `parse_special`, not on what a chat template considers special.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// llama.cpp's `llama_token_type`, as stored in GGUF `tokenizer.ggml.token_type`.
@@ -234,13 +235,15 @@ pub(crate) enum Fragment<'a> {
 
 /// Splits `text` at special tokens the way llama.cpp's `tokenizer_st_partition` does: for each
 /// special token, longest first, every occurrence in every still-plain fragment is cut out.
-/// Control and unknown tokens are only matched when `parse_special` is on.
+/// Control and unknown tokens are only matched when `parse_special` is on. With `guarded`, an
+/// occurrence right after [`PROTECT`] is text (see [`protect`]).
 pub(crate) fn partition<'a>(
     text: &'a str,
     order: &[u32],
     tokens: &[String],
     kinds: &[TokenKind],
     parse_special: bool,
+    guarded: bool,
 ) -> Vec<Fragment<'a>> {
     let mut fragments = vec![Fragment::Text(text)];
     if text.is_empty() {
@@ -265,12 +268,19 @@ pub(crate) fn partition<'a>(
                 next.push(fragment);
                 continue;
             };
-            while let Some(pos) = rest.find(needle) {
+            let mut from = 0;
+            while let Some(found) = rest[from..].find(needle) {
+                let pos = from + found;
+                if guarded && rest[..pos].ends_with(PROTECT) {
+                    from = pos + needle.chars().next().map_or(1, char::len_utf8);
+                    continue;
+                }
                 if pos > 0 {
                     next.push(Fragment::Text(&rest[..pos]));
                 }
                 next.push(Fragment::Token(id));
                 rest = &rest[pos + needle.len()..];
+                from = 0;
             }
             if !rest.is_empty() {
                 next.push(Fragment::Text(rest));
@@ -279,6 +289,67 @@ pub(crate) fn partition<'a>(
         fragments = next;
     }
     fragments
+}
+
+/// Put before every character of a message's content that belongs to the text of a special
+/// token (and before every U+E000 the content itself has), so that the content, rendered into
+/// a chat prompt, is tokenized as text: what a user typed or a model wrote cannot become a
+/// control token (`<|im_end|>` in a problem would end the user's turn and forge the next).
+/// U+E000 is the first private-use character; no template writes it.
+pub(crate) const PROTECT: char = '\u{E000}';
+
+/// `text` with [`PROTECT`] before every character inside an occurrence of any special token
+/// of `order` (user-defined ones too: inside content they are text) but those spelled as in
+/// `keep`, and before every [`PROTECT`]; unchanged where it has neither.
+pub(crate) fn protect<'a>(
+    text: &'a str,
+    order: &[u32],
+    tokens: &[String],
+    keep: &[&str],
+) -> Cow<'a, str> {
+    let mut covered: Option<Vec<bool>> = None;
+    for &id in order {
+        let needle = tokens[id as usize].as_str();
+        if keep.contains(&needle) {
+            continue;
+        }
+        let step = needle.chars().next().map_or(1, char::len_utf8);
+        let mut from = 0;
+        while let Some(found) = text[from..].find(needle) {
+            let start = from + found;
+            let marks = covered.get_or_insert_with(|| vec![false; text.len()]);
+            marks[start..start + needle.len()].fill(true);
+            from = start + step;
+        }
+    }
+    if covered.is_none() && !text.contains(PROTECT) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for (at, c) in text.char_indices() {
+        if c == PROTECT || covered.as_ref().is_some_and(|m| m[at]) {
+            out.push(PROTECT);
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+/// `text` with the marks of [`protect`] taken out: each [`PROTECT`] is dropped and the
+/// character after it kept as it is.
+pub(crate) fn unprotect(text: &str) -> Cow<'_, str> {
+    if !text.contains(PROTECT) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            PROTECT => out.extend(chars.next()),
+            other => out.push(other),
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -311,7 +382,7 @@ mod tests {
         let order = match_order(&tokens, &kinds);
         let text = "x<|im_end|>y<tool_call>z";
         assert_eq!(
-            partition(text, &order, &tokens, &kinds, true),
+            partition(text, &order, &tokens, &kinds, true, false),
             [
                 Fragment::Text("x"),
                 Fragment::Token(1),
@@ -321,12 +392,37 @@ mod tests {
             ]
         );
         assert_eq!(
-            partition(text, &order, &tokens, &kinds, false),
+            partition(text, &order, &tokens, &kinds, false, false),
             [
                 Fragment::Text("x<|im_end|>y"),
                 Fragment::Token(2),
                 Fragment::Text("z")
             ]
+        );
+    }
+
+    #[test]
+    fn protected_text_matches_no_special_token_and_comes_back_unchanged() {
+        let (tokens, kinds) = vocab();
+        let order = match_order(&tokens, &kinds);
+        let typed = "x<|im_end|>y<tool_call>\u{E000}z";
+        let protected = protect(typed, &order, &tokens, &[]);
+        assert_eq!(unprotect(&protected), typed);
+        // The template's own markers around the content are still parsed; nothing inside is.
+        let rendered = format!("<|im_start|>{protected}<|im_end|>");
+        let parts = partition(&rendered, &order, &tokens, &kinds, true, true);
+        assert_eq!(parts.len(), 3, "{parts:?}");
+        assert_eq!(parts[0], Fragment::Token(3));
+        assert!(matches!(parts[1], Fragment::Text(t) if unprotect(t) == typed));
+        assert_eq!(parts[2], Fragment::Token(1));
+        // Content with nothing to protect is not copied; kept tokens stay special.
+        assert!(matches!(
+            protect("plain", &order, &tokens, &[]),
+            Cow::Borrowed("plain")
+        ));
+        assert_eq!(
+            protect("a<tool_call>", &order, &tokens, &["<tool_call>"]),
+            "a<tool_call>"
         );
     }
 

@@ -75,8 +75,8 @@ pub fn run(args: Args) -> Result<()> {
             messages.push(ChatMessage::system(system.clone()));
         }
         messages.push(ChatMessage::user(prompt));
-        // The template's own special tokens are parsed; the user's text was inserted in it,
-        // so "<|im_end|>" typed by a user would count too: acceptable for a local CLI.
+        // The template's own special tokens are parsed; the prompt and system text are
+        // tokenized as text ("<|im_end|>" typed in them stays characters).
         loaded.chat_prompt(&messages, args.effort)?.ids
     };
     let sampling = args.sampling.settings();

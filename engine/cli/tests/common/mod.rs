@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod gguf_patch;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -35,8 +37,15 @@ pub struct Server {
 impl Server {
     /// Starts `k2 serve` on a free port with `extra` flags and waits until it listens.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_with_model(&smollm(), extra)
+    }
+
+    /// [`Server::start`] serving the model at `model`.
+    pub fn start_with_model(model: &std::path::Path, extra: &[&str]) -> Server {
         let mut child = k2()
-            .args(["serve", "--model", smollm().to_str().unwrap()])
+            .arg("serve")
+            .arg("--model")
+            .arg(model)
             .args(["--port", "0", "--token", TOKEN])
             .args(extra)
             .stderr(Stdio::piped())

@@ -158,7 +158,7 @@ pub fn generate_speculative(
     on_delta: &mut dyn FnMut(usize, Delta<'_>),
 ) -> Result<(BatchGeneration, SpecStats)> {
     options.validate()?;
-    check_prompt(target, prompt_ids)?;
+    check_prompt(target, prompt_ids, options)?;
     let n = options.n;
     let generate = &options.generate;
     let params = &generate.sampling;
