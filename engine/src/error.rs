@@ -45,7 +45,7 @@ pub enum EngineError {
     #[error("chat template: {0}")]
     ChatTemplate(String),
 
-    #[error("the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; shorten the problem or raise --context")]
+    #[error("the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; shorten the problem or use a model with a longer context")]
     PromptTooLong {
         prompt_tokens: usize,
         context_length: usize,

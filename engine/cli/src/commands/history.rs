@@ -267,9 +267,9 @@ fn recover(args: &StoreArgs) -> Result<()> {
                 print_text(&format!("{} is healthy; nothing to do.\n", path.display()));
                 return Ok(());
             }
-            Err(e) => eprintln!("{e}"),
+            Err(e) => crate::eoutln!("{e}"),
         },
-        Err(e) if e.is_corrupt() => eprintln!("{e}"),
+        Err(e) if e.is_corrupt() => crate::eoutln!("{e}"),
         Err(e) => return Err(e.into()),
     }
     let (_, kept) = runtime.block_on(Store::set_aside_and_start_fresh(&path))?;
