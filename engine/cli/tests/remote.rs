@@ -566,12 +566,18 @@ fn hostile_solve(address: SocketAddr, extra: &[&str], limit: Duration) -> (Strin
 
 #[test]
 fn a_server_that_ignores_max_tokens_is_cut_off() {
-    // Sent 5.4 M characters for --max-tokens 50 before: it streams until the client leaves.
+    // 5.4 M characters were accepted for --max-tokens 50: this server sends 8 M, then ends
+    // the stream properly, unless the client leaves first.
     let address = fake_server(|head, stream| {
         models_or(head, stream, |stream| {
             sse_head(stream);
             let piece = chunk(&"x".repeat(1000));
-            while stream.write_all(piece.as_bytes()).is_ok() {}
+            for _ in 0..8000 {
+                if stream.write_all(piece.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"data: [DONE]\n\n");
         })
     });
     let (stderr, events) = hostile_solve(address, &[], Duration::from_secs(30));
@@ -593,9 +599,15 @@ fn an_endless_line_is_cut_off() {
     let address = fake_server(|head, stream| {
         models_or(head, stream, |stream| {
             sse_head(stream);
+            // 8 MiB in one line, then the end of the stream.
             let _ = stream.write_all(b"data: ");
             let filler = [b'7'; 4096];
-            while stream.write_all(&filler).is_ok() {}
+            for _ in 0..2048 {
+                if stream.write_all(&filler).is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"\n\ndata: [DONE]\n\n");
         })
     });
     let (stderr, _) = hostile_solve(address, &[], Duration::from_secs(30));
@@ -605,16 +617,17 @@ fn an_endless_line_is_cut_off() {
     );
 }
 
-/// Sends a token every 200 ms forever: never silent long enough for the idle timeout.
+/// Sends a token every 200 ms for a minute: never silent long enough for the idle timeout.
 fn trickle(head: &str, stream: &mut TcpStream) {
     models_or(head, stream, |stream| {
         sse_head(stream);
-        loop {
+        for _ in 0..300 {
             if stream.write_all(chunk("a").as_bytes()).is_err() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let _ = stream.write_all(b"data: [DONE]\n\n");
     })
 }
 
