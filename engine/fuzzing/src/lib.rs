@@ -14,8 +14,11 @@ mod split;
 
 pub use split::split_parts;
 
+/// A target's entry function: runs one input, never panics.
+pub type Entry = fn(&[u8]);
+
 /// Every target, by the name its fuzz binary and its regression folder have.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("gguf", gguf),
     ("hf_config", hf_config),
     ("tokenizer", tokenizer),
@@ -191,7 +194,7 @@ pub fn render(data: &[u8]) {
     let limit = data.first().map_or(0, |&b| usize::from(b));
     let _ = k2_render::markdown_preview(&text, limit);
     let _ = k2_render::normalize_math_delimiters(&text);
-    let display = data.len() % 2 == 0;
+    let display = data.last().is_some_and(|b| b & 1 == 0);
     let _ = k2_render::render_math(&text, display);
     let _ = k2_render::escape_html(&text);
 }
