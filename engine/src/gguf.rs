@@ -50,10 +50,28 @@ impl GgufFile {
 
     fn check_tensors_inside_file(&self) -> Result<()> {
         for (name, info) in &self.content.tensor_infos {
-            let elems = info.shape.elem_count();
-            let block = info.ggml_dtype.block_size();
-            let bytes = (elems / block * info.ggml_dtype.type_size()) as u64;
-            let end = self.content.tensor_data_offset + info.offset + bytes;
+            // Sizes from the header are untrusted: checked, so a huge shape or offset is
+            // reported instead of wrapping past the check below (found by fuzzing).
+            let end = info
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .and_then(|elems| {
+                    (elems / info.ggml_dtype.block_size()).checked_mul(info.ggml_dtype.type_size())
+                })
+                .and_then(|bytes| {
+                    self.content
+                        .tensor_data_offset
+                        .checked_add(info.offset)?
+                        .checked_add(bytes as u64)
+                });
+            let Some(end) = end else {
+                return Err(EngineError::CorruptModel {
+                    path: self.path.clone(),
+                    reason: format!("tensor `{name}` has an impossible size or offset"),
+                });
+            };
             if end > self.file_size {
                 return Err(EngineError::CorruptModel {
                     path: self.path.clone(),

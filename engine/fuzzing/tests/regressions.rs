@@ -110,3 +110,16 @@ fn the_entry_functions_take_real_inputs() {
     k2_fuzzing::chat_template(b"\x01Hi\x00What is 2+2?\x00ok\x00user");
     k2_fuzzing::store_payload(b"{\"type\":\"plan_delta\",\"text\":\"x\"}\n{\"problem\":\"1+1\"}");
 }
+
+/// The first GGUF crasher (`crash-088fb2d…`): a tensor whose shape multiplies past `usize`.
+/// Release builds have no overflow checks, so its replay alone would pass even unfixed (the
+/// size wrapped and the file passed the truncation check); its error is checked here.
+#[test]
+fn a_tensor_size_that_overflows_is_reported_as_corrupt() {
+    let path = regressions().join("gguf/crash-088fb2d02bc18ea4d5e7f42676cbf6e1f4e84360");
+    let error = match k2_engine::gguf::GgufFile::open(&path) {
+        Ok(_) => panic!("the file opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("impossible size or offset"), "{error}");
+}
