@@ -48,8 +48,7 @@ pub enum EngineError {
     /// A template stopped at a limit of `crate::chat` (steps, output bytes).
     #[error("the model's chat template {0}; the model file may be damaged or made to stall")]
     TemplateLimit(String),
-
-    #[error("the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; shorten the problem or raise --context")]
+    #[error("the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; shorten the problem or use a model with a longer context")]
     PromptTooLong {
         prompt_tokens: usize,
         context_length: usize,

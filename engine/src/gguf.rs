@@ -88,7 +88,7 @@ impl GgufFile {
                 }
                 None => {
                     return Err(bad(format!(
-                        "tensor `{name}` has an impossible shape {:?} for {:?}",
+                        "tensor `{name}` has an impossible size or offset (shape {:?}, {:?})",
                         info.shape.dims(),
                         info.ggml_dtype
                     )))

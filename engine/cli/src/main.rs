@@ -1,6 +1,8 @@
 //! `k2`: K2 Tutor's command line.
 
 mod commands;
+#[cfg(test)]
+mod hint_options;
 mod load;
 mod output;
 mod render;
@@ -66,7 +68,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote files, models and servers: through the terminal sanitizer.
+            output::eprint_text(&format!("error: {e:#}\n"));
             ExitCode::FAILURE
         }
     }

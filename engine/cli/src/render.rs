@@ -7,8 +7,9 @@
 //! What to print is an exhaustive `match` over [`RunEvent`], so a new kind of event does not
 //! compile until it is given its line here (or an explicit decision to print nothing).
 //!
-//! Model text (and any text from a stored run) is made safe before it reaches the terminal:
-//! control characters, ANSI escape sequences included, are printed as visible escapes.
+//! Model text (and any text from a stored run) is made safe before it reaches the terminal by
+//! the one sanitizer, `output::safe`: control characters, ANSI escape sequences included, are
+//! printed as visible escapes; only the renderer's own styling is printed as escape codes.
 
 use std::borrow::Cow;
 use std::io::IsTerminal;
@@ -17,7 +18,7 @@ use k2_protocol::{Event, FinishReason, Hint, HintScreen, RunEvent, RunView, Stag
 
 use k2_answer::card::AnswerCard;
 
-use crate::output::print_text;
+use crate::output::{print_styled, safe};
 
 pub struct TerminalRenderer {
     view: RunView,
@@ -48,8 +49,9 @@ impl TerminalRenderer {
     /// Prints what `event` changed.
     pub fn show(&mut self, event: &Event) {
         let printed = self.render(event);
+        // Every untrusted part of `printed` went through `safe` as it was built.
         if !printed.out.is_empty() {
-            print_text(&printed.out);
+            print_styled(&printed.out);
         }
         if !printed.err.is_empty() {
             eprint!("{}", printed.err);
@@ -123,7 +125,7 @@ impl TerminalRenderer {
                 }
                 let status = match finish {
                     FinishReason::Complete => "",
-                    FinishReason::MaxTokens => " — unfinished: hit --max-tokens",
+                    FinishReason::MaxTokens => " — unfinished: hit its token limit",
                     FinishReason::ContextFull => " — unfinished: context full",
                     FinishReason::Cancelled => " — cancelled",
                     FinishReason::Loop => " — unfinished: looped (repeated itself, stopped)",
@@ -264,29 +266,6 @@ impl TerminalRenderer {
     }
 }
 
-/// `text` with every control character but newline and tab (escape sequences, carriage
-/// returns, backspaces, C1 controls) and every bidirectional override written as a visible
-/// `\u{…}`, so text from a model or a stored run cannot move the cursor, recolour, retitle or
-/// reorder the terminal.
-pub fn safe(text: &str) -> Cow<'_, str> {
-    fn unsafe_char(c: char) -> bool {
-        (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-    }
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if unsafe_char(c) {
-            out += &format!("\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use k2_protocol::{
@@ -421,7 +400,7 @@ mod tests {
         let err: String = printed.iter().map(|p| p.err.as_str()).collect();
         assert!(out.contains("\nProblem: What is"), "{out}");
         assert!(out.contains("\nPlan\nMultiply.\n"), "{out}");
-        assert!(out.contains("\nSolution 2\nsix sevens\n[candidate 2: answer 42, 3 tokens, 0.2 s — unfinished: hit --max-tokens]"), "{out}");
+        assert!(out.contains("\nSolution 2\nsix sevens\n[candidate 2: answer 42, 3 tokens, 0.2 s — unfinished: hit its token limit]"), "{out}");
         assert!(out.contains("  42 ← candidates 1, 2\n"), "{out}");
         assert!(out.contains("judge: 1 vs 2: tie. Both multiply."), "{out}");
         // Only candidate 2 ended here, cut off: nothing checked the answer.
@@ -501,7 +480,6 @@ mod tests {
         let out: String = printed.iter().map(|p| p.out.as_str()).collect();
         assert!(out.contains("What is \\u{1b}[31m6 * 7\\u{1b}[0m?"), "{out}");
         assert!(out.contains("$\\boxed{42}$\\u{1b}]0;pwned\\u{7}"), "{out}");
-        assert_eq!(safe("a\tb\nc\r\u{202E}"), "a\tb\nc\\u{d}\\u{202e}");
     }
 
     #[test]

@@ -89,6 +89,10 @@ pub struct RemoteArgs {
     /// Seconds a server may stay silent before the request fails.
     #[arg(long, default_value_t = 120)]
     pub backend_timeout: u64,
+    /// Seconds a server may take for a whole answer [default: --backend-timeout plus one
+    /// second per token of --max-tokens].
+    #[arg(long)]
+    pub backend_deadline: Option<u64>,
     /// Ask remote servers for whole answers instead of streams.
     #[arg(long)]
     pub backend_no_stream: bool,
@@ -101,6 +105,7 @@ impl RemoteArgs {
             model: model.cloned(),
             stream: !self.backend_no_stream,
             idle_timeout: Duration::from_secs(self.backend_timeout.max(1)),
+            answer_timeout: self.backend_deadline.map(|s| Duration::from_secs(s.max(1))),
             ..RemoteConfig::new(url)
         }
     }

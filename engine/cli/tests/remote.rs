@@ -548,3 +548,118 @@ fn every_sampling_setting_round_trips_through_k2_serve() {
         .unwrap();
     assert_eq!(local[0].text, server_text);
 }
+
+// ---- issue 28, finding 7: a hostile server is held to --max-tokens and to a deadline ----
+
+/// A solve against `address` with `extra` options, expected to fail within `limit`.
+fn hostile_solve(address: SocketAddr, extra: &[&str], limit: Duration) -> (String, Vec<Event>) {
+    let url = format!("http://{address}");
+    let mut backend = vec!["--backend", &url];
+    backend.extend_from_slice(extra);
+    let output = run_with_deadline(solve(&backend, None, "50"), limit);
+    assert!(!output.status.success(), "the run must fail");
+    (
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        events(&output),
+    )
+}
+
+#[test]
+fn a_server_that_ignores_max_tokens_is_cut_off() {
+    // 5.4 M characters were accepted for --max-tokens 50: this server sends 8 M, then ends
+    // the stream properly, unless the client leaves first.
+    let address = fake_server(|head, stream| {
+        models_or(head, stream, |stream| {
+            sse_head(stream);
+            let piece = chunk(&"x".repeat(1000));
+            for _ in 0..8000 {
+                if stream.write_all(piece.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"data: [DONE]\n\n");
+        })
+    });
+    let (stderr, events) = hostile_solve(address, &[], Duration::from_secs(30));
+    assert!(
+        stderr.contains("at most 50 tokens") && stderr.contains("does not honour max_tokens"),
+        "{stderr}"
+    );
+    let view = RunView::replay(&events);
+    let received = view.candidates[0].answer_text.len();
+    assert!(
+        received <= 50 * 64 + (64 << 10),
+        "{received} bytes were accepted"
+    );
+    assert!(view.error.is_some());
+}
+
+#[test]
+fn an_endless_line_is_cut_off() {
+    let address = fake_server(|head, stream| {
+        models_or(head, stream, |stream| {
+            sse_head(stream);
+            // 8 MiB in one line, then the end of the stream.
+            let _ = stream.write_all(b"data: ");
+            let filler = [b'7'; 4096];
+            for _ in 0..2048 {
+                if stream.write_all(&filler).is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"\n\ndata: [DONE]\n\n");
+        })
+    });
+    let (stderr, _) = hostile_solve(address, &[], Duration::from_secs(30));
+    assert!(
+        stderr.contains("a line of more than") || stderr.contains("does not honour max_tokens"),
+        "{stderr}"
+    );
+}
+
+/// Sends a token every 200 ms for a minute: never silent long enough for the idle timeout.
+fn trickle(head: &str, stream: &mut TcpStream) {
+    models_or(head, stream, |stream| {
+        sse_head(stream);
+        for _ in 0..300 {
+            if stream.write_all(chunk("a").as_bytes()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = stream.write_all(b"data: [DONE]\n\n");
+    })
+}
+
+#[test]
+fn a_trickling_server_meets_the_deadline() {
+    let address = fake_server(trickle);
+    let started = Instant::now();
+    let (stderr, events) = hostile_solve(
+        address,
+        &["--backend-timeout", "2", "--backend-deadline", "3"],
+        Duration::from_secs(20),
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(
+        stderr.contains("within 3 s") && stderr.contains("--backend-deadline"),
+        "{stderr}"
+    );
+    // What trickled in before the deadline was streamed.
+    let view = RunView::replay(&events);
+    assert!(view.candidates[0].answer_text.starts_with("aaa"));
+}
+
+#[test]
+fn without_a_deadline_one_follows_from_the_idle_timeout_and_max_tokens() {
+    let address = fake_server(trickle);
+    let url = format!("http://{address}");
+    // 1 s of idle timeout plus a second for each of 3 tokens.
+    let output = run_with_deadline(
+        solve(&["--backend", &url, "--backend-timeout", "1"], None, "3"),
+        Duration::from_secs(20),
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("within 4 s"), "{stderr}");
+}

@@ -12,7 +12,7 @@ pub mod ladder;
 pub mod openai;
 pub mod pipeline;
 pub mod prompts;
-mod remote;
+pub mod remote;
 pub mod select;
 pub mod think;
 

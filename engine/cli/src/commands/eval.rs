@@ -279,7 +279,7 @@ pub fn run(args: Args) -> Result<()> {
             };
             if bar.is_hidden() {
                 // No terminal (a background run, CI): one line per problem instead of a bar.
-                eprintln!(
+                crate::eoutln!(
                     "{}/{} {} {}: {} (expected {}, got {}), {} tokens, {:.1} s",
                     bar.position() + 1,
                     total,
@@ -314,7 +314,7 @@ pub fn run(args: Args) -> Result<()> {
     let results = summaries(&args, &base, &done);
     print_table(&args, &results);
     if let Some(out) = &args.out {
-        eprintln!("results written to {}", out.display());
+        crate::eoutln!("results written to {}", out.display());
     }
     Ok(())
 }
@@ -628,7 +628,7 @@ fn wilson_interval(p: f64, n: usize) -> (f64, f64) {
 
 fn print_table(args: &Args, results: &[ModeResult]) {
     let sampling = args.scaffold.sampling.settings();
-    println!(
+    crate::outln!(
         "data: {} ({} problems), seed {}, temperature {}, top-p {}, max tokens {}",
         args.data.display(),
         results.first().map_or(0, |r| r.problems),
@@ -637,14 +637,14 @@ fn print_table(args: &Args, results: &[ModeResult]) {
         sampling.top_p,
         sampling.max_tokens
     );
-    println!(
+    crate::outln!(
         "| mode | selection | accuracy | 95% CI | vote | judge | pass@N | tokens/candidate | s/problem |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    crate::outln!("|---|---|---|---|---|---|---|---|---|");
     for r in results {
         let best_of = matches!(r.mode, Mode::Bon | Mode::PlanBon);
         let dash = || "-".to_string();
-        println!(
+        crate::outln!(
             "| {} | {} | {:.1}% | {:.1}-{:.1}% | {} | {} | {} | {:.0} | {:.1} |",
             r.mode.name(),
             if best_of {
@@ -678,7 +678,7 @@ fn print_table(args: &Args, results: &[ModeResult]) {
             let plan = r
                 .plan_leak_rate
                 .map_or("no plan".into(), |p| format!("{:.1}%", p * 100.0));
-            println!(
+            crate::outln!(
                 "{}: hints that reveal an answer: ladder {:.1}%, plan as hints {plan}",
                 r.mode.name(),
                 leaks * 100.0

@@ -292,9 +292,9 @@ fn recover(args: &StoreArgs) -> Result<()> {
                     Err(e) => eprintln!("{e}"),
                 }
             }
-            Err(e) => eprintln!("{e}"),
+            Err(e) => crate::eoutln!("{e}"),
         },
-        Err(e) if e.is_corrupt() => eprintln!("{e}"),
+        Err(e) if e.is_corrupt() => crate::eoutln!("{e}"),
         Err(e) => return Err(e.into()),
     }
     let (_, kept) = runtime.block_on(Store::set_aside_and_start_fresh(&path))?;

@@ -91,7 +91,7 @@ pub fn run(args: Args) -> Result<()> {
                 },
                 None => recommended_file(&repo)?,
             };
-            eprintln!("downloading {}", wanted.url());
+            crate::eoutln!("downloading {}", wanted.url());
             let bar = bytes_bar("downloading");
             let info = download_model(
                 &wanted,
@@ -129,7 +129,7 @@ fn recommended_file(name: &str) -> Result<HfFile> {
 
 fn print_recommended(format: Format) {
     if let Some(problem) = catalogue_problem() {
-        eprintln!("warning: {problem}");
+        crate::eoutln!("warning: {problem}");
     }
     let machine = MachineMemory::detect();
     let models = recommended_for(machine);
@@ -140,7 +140,7 @@ fn print_recommended(format: Format) {
         return;
     }
     let memory = |b: Option<u64>| b.map(human_size).unwrap_or_else(|| "unknown".into());
-    println!(
+    crate::outln!(
         "this machine: {} of memory{}; a model may use {:.0}% of it (RAM stated at {} tokens of context)",
         memory(machine.ram_bytes),
         machine
@@ -150,9 +150,13 @@ fn print_recommended(format: Format) {
         RAM_SHARE * 100.0,
         RAM_CONTEXT_TOKENS
     );
-    println!(
+    crate::outln!(
         "{:<30} {:<11} {:>9} {:>9}  {:<10} WHY",
-        "NAME", "FAMILY", "FILE", "RAM", "FITS"
+        "NAME",
+        "FAMILY",
+        "FILE",
+        "RAM",
+        "FITS"
     );
     for m in &models {
         let fits = match (m.downloadable, m.fits) {
@@ -161,7 +165,7 @@ fn print_recommended(format: Format) {
             (true, Some(false)) => "too large",
             (true, None) => "unknown",
         };
-        println!(
+        crate::outln!(
             "{:<30} {:<11} {:>9} {:>9}  {:<10} {}",
             m.model.name,
             m.model.family,
@@ -172,7 +176,7 @@ fn print_recommended(format: Format) {
             m.model.why.replace(|c: char| c.is_control(), " ")
         );
     }
-    println!("download one with: k2 models download NAME");
+    crate::outln!("download one with: k2 models download NAME");
 }
 
 fn bytes_bar(what: &str) -> ProgressBar {
@@ -190,7 +194,7 @@ fn installed(info: &ModelInfo, format: Format) {
     if format == Format::Jsonl {
         print_json_line(info);
     } else {
-        println!(
+        crate::outln!(
             "installed {} ({}, {}, {}) at {}",
             info.name,
             human_size(info.size_bytes),
@@ -210,22 +214,26 @@ fn list(format: Format) -> Result<()> {
         }
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "models directory: {} (set {MODELS_DIR_ENV} to change)",
         dir.display()
     );
     if models.is_empty() {
-        println!(
+        crate::outln!(
             "no models installed: run scripts/fetch-test-models.sh, or copy a .gguf file there"
         );
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{:<44} {:>9} {:<8} {:<12} {:>8}",
-        "NAME", "SIZE", "ARCH", "QUANT", "CONTEXT"
+        "NAME",
+        "SIZE",
+        "ARCH",
+        "QUANT",
+        "CONTEXT"
     );
     for m in &models {
-        println!(
+        crate::outln!(
             "{:<44} {:>9} {:<8} {:<12} {:>8}",
             m.name,
             human_size(m.size_bytes),

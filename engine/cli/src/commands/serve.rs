@@ -114,7 +114,7 @@ pub fn run(args: Args) -> Result<()> {
     runtime
         .block_on(k2_server::serve(model, config, |address| {
             // Tests and scripts wait for this line.
-            eprintln!("k2 serve: serving {model_name} at http://{address}");
+            crate::eoutln!("k2 serve: serving {model_name} at http://{address}");
             if let Some(token) = &ui_link_token {
                 // The token rides in the fragment: browsers never send it to the server.
                 eprintln!("  open the app: http://{address}/#token={token}");

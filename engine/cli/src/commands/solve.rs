@@ -19,8 +19,8 @@ use k2_store::Store;
 use serde_json::json;
 
 use crate::load::ModelArgs;
-use crate::output::{print_json_line, print_text, Format};
-use crate::render::{safe, TerminalRenderer};
+use crate::output::{print_json_line, print_text, safe, Format};
+use crate::render::TerminalRenderer;
 use crate::run_setup::{load_backends, RemoteArgs, ScaffoldArgs};
 use crate::spec_setup::SpecArgs;
 use crate::store_setup::{runtime, StoreArgs};

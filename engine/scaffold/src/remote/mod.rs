@@ -5,9 +5,12 @@
 //! whether they honour `n`; a batching server batches concurrent requests anyway), with the
 //! seed derived as for local rows. Connection failures before any answer are retried with
 //! backoff, as are 429/503 answers within their `Retry-After`; a stream that breaks halfway is
-//! never re-sent (the text already streamed would be duplicated) but reported.
+//! never re-sent (the text already streamed would be duplicated) but reported. A server is
+//! held to what was asked of it (`limits`): bytes in proportion to `max_tokens`, lines of
+//! bounded length, and a time limit for the whole answer.
 
-mod sse;
+mod limits;
+pub mod sse;
 
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +29,8 @@ use crate::openai::{
     ModelList, Usage,
 };
 use crate::think::DEFAULT_THINK_TAGS;
-use sse::{SseItem, SseReader};
+use limits::{LimitedReader, StreamLimits};
+use sse::{LimitExceeded, SseItem, SseReader};
 
 /// The longest `Retry-After` the client waits out before reporting the server busy.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15);
@@ -44,6 +48,10 @@ pub struct RemoteConfig {
     pub connect_timeout: Duration,
     /// How long the server may stay silent (before its first byte, or between chunks).
     pub idle_timeout: Duration,
+    /// How long a whole answer may take; `None`: the idle timeout plus a second per token
+    /// asked for (`limits::StreamLimits`). Stops a server that trickles, which the idle
+    /// timeout alone never would.
+    pub answer_timeout: Option<Duration>,
     /// Retries of a request that could not connect or was refused as busy.
     pub retries: u32,
 }
@@ -57,6 +65,7 @@ impl RemoteConfig {
             stream: true,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            answer_timeout: None,
             retries: 3,
         }
     }
@@ -145,6 +154,11 @@ impl Backend for RemoteBackend {
     ) -> Result<Vec<Completion>> {
         let abandon = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = mpsc::channel::<Message>();
+        let limits = StreamLimits::new(
+            options.max_tokens,
+            self.config.idle_timeout,
+            self.config.answer_timeout,
+        );
         for row in 0..n {
             let seed = derive_seed(options.sampling.seed, row);
             let row_options = GenerateOptions {
@@ -171,6 +185,7 @@ impl Backend for RemoteBackend {
                 row,
                 sender: sender.clone(),
                 abandon: abandon.clone(),
+                limits,
             };
             std::thread::Builder::new()
                 .name(format!("k2-remote-{row}"))
@@ -187,6 +202,10 @@ impl Backend for RemoteBackend {
             }
             if cancel.is_cancelled() {
                 break Err(ScaffoldError::Cancelled);
+            }
+            // Also while a request waits for its answer to begin, which no read limits.
+            if Instant::now() >= limits.deadline {
+                break Err(self.error(limits.deadline_error()));
             }
             match receiver.recv_timeout(Duration::from_millis(50)) {
                 Ok(Message::Delta(row, text)) => {
@@ -256,6 +275,7 @@ struct Call {
     row: usize,
     sender: mpsc::Sender<Message>,
     abandon: Arc<AtomicBool>,
+    limits: StreamLimits,
 }
 
 impl Call {
@@ -266,7 +286,7 @@ impl Call {
                 .header("content-type")
                 .is_some_and(|t| t.starts_with("text/event-stream"));
             let mut assembler = TextAssembler::default();
-            let reader = BufReader::new(response.into_reader());
+            let reader = BufReader::new(LimitedReader::new(response.into_reader(), self.limits));
             let outcome = if streamed {
                 self.read_stream(reader, &mut assembler)
             } else {
@@ -369,6 +389,9 @@ impl Call {
                 if let Some(delta) = choice.delta {
                     let text = assembler
                         .push(delta.reasoning_content.as_deref(), delta.content.as_deref());
+                    if let Some(error) = self.limits.check_text(assembler.text.len()) {
+                        return Err(error);
+                    }
                     self.emit(text);
                 }
                 if choice.finish_reason.is_some() || choice.k2_finish_reason.is_some() {
@@ -408,6 +431,9 @@ impl Call {
             choice.message.content.as_deref(),
         );
         text.push_str(&assembler.close());
+        if let Some(error) = self.limits.check_text(assembler.text.len()) {
+            return Err(error);
+        }
         self.emit(text);
         let finish = read_finish_reason(choice.finish_reason.as_deref(), choice.k2_finish_reason);
         Ok((finish, response.usage))
@@ -472,6 +498,9 @@ impl TextAssembler {
 
 fn read_error(e: &std::io::Error, assembler: &TextAssembler) -> String {
     let after = assembler.text.chars().count();
+    if let Some(limit) = LimitExceeded::in_io(e) {
+        return format!("{limit} (after {after} characters)");
+    }
     match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => format!(
             "the server sent nothing for too long (after {after} characters); it may be hung or overloaded (raise --backend-timeout)"
