@@ -236,39 +236,65 @@ pub fn review_withheld(view: &RunView, known: KnownAnswers<'_>) -> Withheld {
     .asking(problem)
 }
 
-/// `check` with the verifier model's review: `review` is the step it doubts (1-based) and its
-/// screened sentence of what to re-check, `None` when it found nothing. A step outside the
-/// work is ignored. The summary says it is the model's opinion, not verified.
+/// What the verifier model said about a piece of work (`k2_scaffold::work_review`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelReview {
+    /// The first step it doubts (1-based) and one screened sentence of what to re-check.
+    Doubt { step: usize, advice: String },
+    /// It found no wrong step.
+    NoneFound,
+    /// It was asked, but its reply named no step and no "none" (or stopped before it did).
+    Unreadable,
+}
+
+/// `check` with the verifier model's review (it was asked: `reviewed_by_model`). A doubted
+/// step outside the work counts as unreadable. The summary says it is the model's opinion,
+/// not verified.
 pub fn with_model_review(
     mut check: WorkCheck,
     steps: &[StepSpan],
-    review: Option<(usize, String)>,
+    review: ModelReview,
 ) -> WorkCheck {
     check.reviewed_by_model = true;
-    let doubt = review.and_then(|(n, sentence)| {
-        let step = steps.get(n.checked_sub(1)?)?;
-        Some(WrongStep {
-            step: n,
-            text: step.text.clone(),
-            kind: WorkIssueKind::ModelDoubt,
-            certainty: WorkCertainty::Unsure,
-            message: format!(
-                "Step {n}: the verifier model doubts this step (its opinion, not verified): {}",
-                sentence.trim()
-            ),
-        })
-    });
-    match &doubt {
-        Some(d) => {
+    let review = match review {
+        ModelReview::Doubt { step, advice } => match step.checked_sub(1).and_then(|i| steps.get(i))
+        {
+            Some(span) => Some((step, span, advice)),
+            None => {
+                return with_model_review(check, steps, ModelReview::Unreadable);
+            }
+        },
+        ModelReview::NoneFound => None,
+        ModelReview::Unreadable => {
+            check.summary.push_str(
+                " The verifier model was asked to read your steps too, but its reply could \
+                 not be read.",
+            );
+            return check;
+        }
+    };
+    match review {
+        Some((n, span, advice)) => {
+            let doubt = WrongStep {
+                step: n,
+                text: span.text.clone(),
+                kind: WorkIssueKind::ModelDoubt,
+                certainty: WorkCertainty::Unsure,
+                message: format!(
+                    "Step {n}: the verifier model doubts this step (its opinion, not \
+                     verified): {}",
+                    advice.trim()
+                ),
+            };
             check.summary.push(' ');
-            check.summary.push_str(&d.message);
+            check.summary.push_str(&doubt.message);
+            check.model_doubt = Some(doubt);
         }
         None => check.summary.push_str(
             " The verifier model read your steps too and doubted none (its opinion, not \
              verified).",
         ),
     }
-    check.model_doubt = doubt;
     check
 }
 
@@ -1348,7 +1374,10 @@ mod tests {
         let doubted = with_model_review(
             check.clone(),
             &steps,
-            Some((1, "Check what else uses the eggs.".into())),
+            ModelReview::Doubt {
+                step: 1,
+                advice: "Check what else uses the eggs.".into(),
+            },
         );
         assert!(doubted.reviewed_by_model);
         assert!(doubted.first_wrong.is_none());
@@ -1359,10 +1388,17 @@ mod tests {
         assert!(doubted.summary.contains("not verified"));
         assert!(doubted.verdict().starts_with("maybe wrong at step 1"));
         // Nothing doubted, or a step that is not in the work: reviewed, no doubt.
-        for review in [None, Some((3, "Look again.".to_owned())), Some((0, String::new()))] {
-            let none = with_model_review(check.clone(), &steps, review);
-            assert!(none.reviewed_by_model && none.model_doubt.is_none());
-            assert!(none.summary.contains("doubted none"));
+        let none = with_model_review(check.clone(), &steps, ModelReview::NoneFound);
+        assert!(none.reviewed_by_model && none.model_doubt.is_none());
+        assert!(none.summary.contains("doubted none"));
+        for step in [0, 3] {
+            let review = ModelReview::Doubt {
+                step,
+                advice: "Look again.".into(),
+            };
+            let outside = with_model_review(check.clone(), &steps, review);
+            assert!(outside.reviewed_by_model && outside.model_doubt.is_none());
+            assert!(outside.summary.contains("could not be read"));
         }
     }
 
@@ -1380,7 +1416,10 @@ mod tests {
         assert!(withheld.revealed_in("It is 20."));
         assert!(!withheld.revealed_in("Check the second step."));
         assert_eq!(eggs().solution(), Some(EGGS_SOLUTION));
-        assert_eq!(Reference::answer_only("18", CheckBasis::Teacher).solution(), None);
+        assert_eq!(
+            Reference::answer_only("18", CheckBasis::Teacher).solution(),
+            None
+        );
     }
 
     #[test]

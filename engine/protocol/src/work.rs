@@ -186,7 +186,9 @@ mod tests {
             "basis": "unsure", "summary": "…"});
         let old: WorkCheck = serde_json::from_value(old).unwrap();
         assert!(!old.reviewed_by_model && old.model_doubt.is_none());
-        assert!(WorkIssueKind::ModelDoubt.describe().contains("not verified"));
+        assert!(WorkIssueKind::ModelDoubt
+            .describe()
+            .contains("not verified"));
         for kind in WorkIssueKind::ALL {
             assert_eq!(WorkIssueKind::parse(kind.as_str()), Some(kind));
             assert_eq!(json!(kind), json!(kind.as_str()));
