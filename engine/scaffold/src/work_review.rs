@@ -11,8 +11,8 @@
 //! records it as such (`k2_answer::work::with_model_review`).
 
 use k2_answer::hints::Withheld;
-use k2_answer::work::ModelReview;
-use k2_protocol::{Effort, FinishReason};
+use k2_answer::work::{needs_model_review, split_steps, with_model_review, ModelReview};
+use k2_protocol::{Effort, FinishReason, WorkCheck};
 
 use crate::backend::{Backend, CancelToken, ChatMessage, GenerateOptions, SamplingParams};
 use crate::error::{Result, ScaffoldError};
@@ -33,6 +33,34 @@ pub const FALLBACK_ADVICE: &str = "Check this step again.";
 const REVIEW_SYSTEM: &str = "You are a careful math teacher checking a student's worked \
 solution. You point at the first step that is wrong and say what to re-check there, but you \
 never give the answer or any correct value.";
+
+/// `check` (the number checker's verdict on `work`) with the verifier model's review where
+/// the numbers could not decide (`needs_model_review`), else as it is. The one place every
+/// front end asks the model (`k2 solve --work`, the history through `k2_app`). A backend that
+/// fails leaves the check as the numbers made it (not `reviewed_by_model`), and says so in the
+/// log.
+pub fn review_checked_work(
+    backend: &dyn Backend,
+    problem: &str,
+    solution: Option<&str>,
+    work: &str,
+    check: WorkCheck,
+    withheld: &Withheld,
+    cancel: &CancelToken,
+) -> WorkCheck {
+    if !needs_model_review(&check) {
+        return check;
+    }
+    let spans = split_steps(work);
+    let steps: Vec<&str> = spans.iter().map(|s| s.text.as_str()).collect();
+    match review_work(backend, problem, solution, &steps, withheld, cancel) {
+        Ok(review) => with_model_review(check, &spans, review),
+        Err(e) => {
+            tracing::warn!("the verifier model could not review the work: {e}");
+            check
+        }
+    }
+}
 
 /// Asks `backend` (greedy, low effort, short, loop guard on) which of `steps` is the first
 /// wrong one. `Err` only when the backend failed or the review was cancelled.
