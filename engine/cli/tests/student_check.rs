@@ -270,7 +270,11 @@ fn work_without_numbers_is_read_by_the_verifier_model() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sessions.db");
     let work = dir.path().join("work.txt");
-    std::fs::write(&work, "Add the two numbers.\nThen take away the first one.\n").unwrap();
+    std::fs::write(
+        &work,
+        "Add the two numbers.\nThen take away the first one.\n",
+    )
+    .unwrap();
     let (_, last) = jsonl(
         &db,
         &[
@@ -284,7 +288,11 @@ fn work_without_numbers_is_read_by_the_verifier_model() {
     let checked: WorkCheck = serde_json::from_value(last["work"].clone()).unwrap();
     assert_eq!(checked.first_wrong, None);
     assert!(checked.reviewed_by_model, "{}", last["work"]);
-    assert!(checked.summary.contains("verifier model"), "{}", checked.summary);
+    assert!(
+        checked.summary.contains("verifier model"),
+        "{}",
+        checked.summary
+    );
     if let Some(doubt) = &checked.model_doubt {
         assert_eq!(doubt.kind, WorkIssueKind::ModelDoubt);
         assert_eq!(doubt.certainty, WorkCertainty::Unsure);

@@ -469,7 +469,8 @@ async fn the_reviewer_is_asked_only_where_numbers_cannot_decide_and_its_doubt_is
     let kept = t.store.work_checks(problem).await.unwrap();
     assert_eq!(kept[0].check, reviewed.check);
     // Without a reviewer (`dispatch`), the same work is not reviewed.
-    let HistoryReply::Work(plain) = k2_history::dispatch(&t.store, ask(words)).await.unwrap() else {
+    let HistoryReply::Work(plain) = k2_history::dispatch(&t.store, ask(words)).await.unwrap()
+    else {
         panic!("checked work answers its check")
     };
     assert!(!plain.check.reviewed_by_model && plain.check.model_doubt.is_none());

@@ -157,8 +157,7 @@ pub fn run(args: Args) -> Result<()> {
     let work_check = match &work {
         Some(work) => {
             let reference = reference_for_run(&view, known, None);
-            let check =
-                check_work(work, reference.as_ref()).map_err(|e| anyhow!("--work: {e}"))?;
+            let check = check_work(work, reference.as_ref()).map_err(|e| anyhow!("--work: {e}"))?;
             Some(review_checked_work(
                 judge.as_ref(),
                 &args.problem,
