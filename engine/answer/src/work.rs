@@ -275,6 +275,17 @@ pub fn with_model_review(
     };
     match review {
         Some((n, span, advice)) => {
+            // The model is asked only when no step's arithmetic failed: a calculation in the
+            // doubted step is known to hold, so the doubt can only be about the method.
+            let calculated = read_step(&span.text)
+                .chains
+                .iter()
+                .any(|c| c.sides.iter().filter(|s| s.value.is_some()).count() >= 2);
+            let holds = if calculated {
+                "; its arithmetic holds, so check whether it is the calculation the problem needs"
+            } else {
+                ""
+            };
             let doubt = WrongStep {
                 step: n,
                 text: span.text.clone(),
@@ -282,7 +293,7 @@ pub fn with_model_review(
                 certainty: WorkCertainty::Unsure,
                 message: format!(
                     "Step {n}: the verifier model doubts this step (its opinion, not \
-                     verified): {}",
+                     verified{holds}): {}",
                     advice.trim()
                 ),
             };
@@ -1387,6 +1398,20 @@ mod tests {
         assert_eq!(doubt.text, "Take away what she eats.");
         assert!(doubted.summary.contains("not verified"));
         assert!(doubted.verdict().starts_with("maybe wrong at step 1"));
+        assert!(!doubted.summary.contains("arithmetic holds"));
+        // A doubted calculation that holds: the doubt can only be about the method.
+        let sums = "16 - 3 = 13\nShe makes 13 dollars.";
+        let on_sum = with_model_review(
+            check_work(sums, Some(&eggs())).unwrap(),
+            &split_steps(sums),
+            ModelReview::Doubt {
+                step: 1,
+                advice: "Check what else uses the eggs.".into(),
+            },
+        );
+        assert!(on_sum.model_doubt.unwrap().message.contains(
+            "its arithmetic holds, so check whether it is the calculation the problem needs"
+        ),);
         // Nothing doubted, or a step that is not in the work: reviewed, no doubt.
         let none = with_model_review(check.clone(), &steps, ModelReview::NoneFound);
         assert!(none.reviewed_by_model && none.model_doubt.is_none());
