@@ -2,7 +2,8 @@
 //! answering `k2_history::dispatch`'s reply, as `k2 serve`'s `POST /v1/k2/history` does. Only
 //! exports differ: the app saves the file in the user's Downloads folder and answers where.
 
-use k2_history::{HistoryReply, HistoryRequest};
+use k2_app::ModelWorkReviewer;
+use k2_history::{HistoryReply, HistoryRequest, WorkReviewer};
 use tauri::{AppHandle, Manager, State};
 
 use crate::commands::DesktopState;
@@ -20,7 +21,16 @@ pub async fn history(
             "runs are not kept: the session database could not be opened (see the log)".into()
         });
     };
-    match k2_history::dispatch(store, request).await {
+    // Checked work the numbers could not decide is also read by the judge (planner) model,
+    // once the models are loaded (a check never waits for a load).
+    let reviewer = match (&request, state.engine().status()) {
+        (HistoryRequest::CheckWork { .. }, Some(Ok(backends))) => {
+            Some(ModelWorkReviewer::new(backends.planner.clone()))
+        }
+        _ => None,
+    };
+    let reviewer = reviewer.as_ref().map(|r| r as &dyn WorkReviewer);
+    match k2_history::dispatch_with_reviewer(store, request, reviewer).await {
         Ok(HistoryReply::Export(exported)) => {
             let folder = app
                 .path()

@@ -247,17 +247,27 @@ fn work_check(work: &RecordedWorkCheck) -> impl IntoView {
             ),
         ),
         // No wrong step found is only "right" once the final answer is verified.
-        None if check.final_answer == CheckVerdict::Right => ("right", String::new()),
+        None if check.final_answer == CheckVerdict::Right && check.model_doubt.is_none() => {
+            ("right", String::new())
+        }
         None => ("unsure", String::new()),
     };
+    // The verifier model's doubt, where numbers could not decide: its opinion, not verified.
+    let doubt = check.model_doubt.as_ref();
+    let detail = match doubt {
+        Some(d) => format!("{detail}; step {}: {}", d.step, d.kind.describe()),
+        None => detail,
+    };
+    let doubt_step = doubt.map(|d| d.step);
     let wrong_step = wrong.map(|w| w.step);
     let steps = split_steps(&work.work)
         .into_iter()
         .enumerate()
         .map(|(i, step)| {
-            let is_wrong = wrong_step == Some(i + 1);
+            let doubted = doubt_step == Some(i + 1);
+            let is_wrong = wrong_step == Some(i + 1) || doubted;
             view! {
-                <li class:wrong-step=is_wrong data-step=i + 1>
+                <li class:wrong-step=is_wrong class:model-doubt=doubted data-step=i + 1>
                     // The student's Markdown and LaTeX, rendered as their own panel renders it
                     // (typed HTML stays text).
                     <span class="step-text" inner_html=markdown_to_html(&step.text)></span>
@@ -268,6 +278,7 @@ fn work_check(work: &RecordedWorkCheck) -> impl IntoView {
     view! {
         <li class="work-check" data-step=wrong_step.map(|s| s.to_string()).unwrap_or_default()
             data-kind=wrong.map(|w| w.kind.as_str()).unwrap_or_default()
+            data-doubt=doubt_step.map(|s| s.to_string()).unwrap_or_default()
             data-final=check.final_answer.as_str()>
             <span class="muted">{local_date_time(work.created_at as f64)}": checked work: "</span>
             <span class=format!("verdict {class}")>{check.verdict()}</span>

@@ -62,11 +62,21 @@ pub fn CheckWork(state: RunState, token: RwSignal<String>) -> impl IntoView {
                 .and_then(|c| c.first_wrong.as_ref().map(|w| w.step))
         })
     };
+    // The step the verifier model doubts (the history's check only): highlighted as an
+    // unsure step is, and named as the model's opinion.
+    let doubt = move || {
+        checked.with(|c| {
+            c.as_ref()
+                .and_then(|c| c.as_ref().ok())
+                .and_then(|c| c.model_doubt.as_ref().map(|d| (d.step, d.kind.describe())))
+        })
+    };
     let verdict_class = move || {
         checked.with(|c| match c {
             None => "",
             Some(Err(_)) => "error",
             Some(Ok(c)) => match &c.first_wrong {
+                None if c.model_doubt.is_some() => "unsure",
                 None => "right",
                 Some(w) if w.certainty == WorkCertainty::Sure => "wrong",
                 Some(_) => "unsure",
@@ -102,11 +112,18 @@ pub fn CheckWork(state: RunState, token: RwSignal<String>) -> impl IntoView {
                             None => String::new(),
                         })}
                     </p>
+                    <Show when=move || doubt().is_some()>
+                        <p id="work-doubt" class="unsure" data-kind="model_doubt"
+                            data-step=move || doubt().map(|(n, _)| n.to_string()).unwrap_or_default()>
+                            {move || doubt().map(|(n, words)| format!("Step {n}: {words}.")).unwrap_or_default()}
+                        </p>
+                    </Show>
                     <ol id="work-steps">
                         {move || steps.get().into_iter().enumerate().map(|(i, text)| {
-                            let wrong = wrong_step() == Some(i + 1);
+                            let doubted = doubt().is_some_and(|(n, _)| n == i + 1);
+                            let wrong = wrong_step() == Some(i + 1) || doubted;
                             view! {
-                                <li class:wrong-step=wrong data-step=i + 1
+                                <li class:wrong-step=wrong class:model-doubt=doubted data-step=i + 1
                                     aria-current=move || wrong.then_some("step")>
                                     // The student's Markdown and LaTeX, rendered as the
                                     // problem's preview is (typed HTML stays text).

@@ -44,6 +44,7 @@ use k2_protocol::{
 };
 
 use crate::check::{confident_answer, KnownAnswers, RunEvidence};
+use crate::hints::Withheld;
 
 use crate::expr::{self, Value};
 use crate::rational::Rational;
@@ -86,6 +87,8 @@ impl std::error::Error for WorkError {}
 pub struct Reference {
     /// `None` when only the answer is known (an answer key without a worked solution).
     values: Option<Vec<f64>>,
+    /// The verified solution's text, for the verifier model (`None` with the answer only).
+    solution: Option<String>,
     answer: Option<String>,
     basis: CheckBasis,
 }
@@ -109,6 +112,7 @@ impl Reference {
         values.dedup();
         Reference {
             values: Some(values),
+            solution: Some(solution.to_owned()),
             answer: answer.map(str::to_owned),
             basis,
         }
@@ -119,6 +123,7 @@ impl Reference {
     pub fn answer_only(answer: &str, basis: CheckBasis) -> Self {
         Reference {
             values: None,
+            solution: None,
             answer: Some(answer.trim().to_owned()).filter(|a| !a.is_empty()),
             basis,
         }
@@ -127,6 +132,11 @@ impl Reference {
     /// What the steps are checked against (see [`WorkCheck::basis`]).
     pub fn basis(&self) -> CheckBasis {
         self.basis
+    }
+
+    /// The verified worked solution's text, when there is one (not with an answer alone).
+    pub fn solution(&self) -> Option<&str> {
+        self.solution.as_deref()
     }
 
     /// Whether `v` (written with `decimals` places when it is a literal) is one of the values;
@@ -193,6 +203,110 @@ pub fn reference_for_run(
     let (answer, basis) = confident_answer(&evidence)?;
     let chosen = view.candidates.get(view.final_answer.as_ref()?.candidate)?;
     Some(Reference::new(problem, &text(chosen), Some(answer), basis))
+}
+
+/// Whether the numbers could not decide where the work goes wrong, so that the verifier model
+/// is worth asking (issue 27: "by the verifier model where numbers cannot decide"): no step
+/// was found wrong and the final answer is not verified right (no verified answer, no number
+/// to compare, work without numbers), or only the final answer is known wrong (every step
+/// holds, so the wrong method or misread question is somewhere the numbers do not show).
+/// Where arithmetic or the verified path found a step, the model is not asked.
+pub fn needs_model_review(check: &WorkCheck) -> bool {
+    match &check.first_wrong {
+        Some(w) => w.kind == WorkIssueKind::FinalAnswer,
+        None => check.final_answer != CheckVerdict::Right,
+    }
+}
+
+/// What the verifier model's words must not reveal: every candidate's answer, the known
+/// answers and the value of the unknown the problem asks for.
+pub fn review_withheld(view: &RunView, known: KnownAnswers<'_>) -> Withheld {
+    let problem = view.request.as_ref().map_or("", |r| r.problem.as_str());
+    let candidates = view
+        .candidates
+        .iter()
+        .filter_map(|c| c.finished.as_ref()?.answer.as_deref());
+    let chosen = view.final_answer.as_ref().and_then(|f| f.answer.as_deref());
+    Withheld::new(
+        candidates
+            .chain(chosen)
+            .chain(known.answer_key)
+            .chain(known.teacher),
+    )
+    .asking(problem)
+}
+
+/// What the verifier model said about a piece of work (`k2_scaffold::work_review`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelReview {
+    /// The first step it doubts (1-based) and one screened sentence of what to re-check.
+    Doubt { step: usize, advice: String },
+    /// It found no wrong step.
+    NoneFound,
+    /// It was asked, but its reply named no step and no "none" (or stopped before it did).
+    Unreadable,
+}
+
+/// `check` with the verifier model's review (it was asked: `reviewed_by_model`). A doubted
+/// step outside the work counts as unreadable. The summary says it is the model's opinion,
+/// not verified.
+pub fn with_model_review(
+    mut check: WorkCheck,
+    steps: &[StepSpan],
+    review: ModelReview,
+) -> WorkCheck {
+    check.reviewed_by_model = true;
+    let review = match review {
+        ModelReview::Doubt { step, advice } => match step.checked_sub(1).and_then(|i| steps.get(i))
+        {
+            Some(span) => Some((step, span, advice)),
+            None => {
+                return with_model_review(check, steps, ModelReview::Unreadable);
+            }
+        },
+        ModelReview::NoneFound => None,
+        ModelReview::Unreadable => {
+            check.summary.push_str(
+                " The verifier model was asked to read your steps too, but its reply could \
+                 not be read.",
+            );
+            return check;
+        }
+    };
+    match review {
+        Some((n, span, advice)) => {
+            // The model is asked only when no step's arithmetic failed: a calculation in the
+            // doubted step is known to hold, so the doubt can only be about the method.
+            let calculated = read_step(&span.text)
+                .chains
+                .iter()
+                .any(|c| c.sides.iter().filter(|s| s.value.is_some()).count() >= 2);
+            let holds = if calculated {
+                "; its arithmetic holds, so check whether it is the calculation the problem needs"
+            } else {
+                ""
+            };
+            let doubt = WrongStep {
+                step: n,
+                text: span.text.clone(),
+                kind: WorkIssueKind::ModelDoubt,
+                certainty: WorkCertainty::Unsure,
+                message: format!(
+                    "Step {n}: the verifier model doubts this step (its opinion, not \
+                     verified{holds}): {}",
+                    advice.trim()
+                ),
+            };
+            check.summary.push(' ');
+            check.summary.push_str(&doubt.message);
+            check.model_doubt = Some(doubt);
+        }
+        None => check.summary.push_str(
+            " The verifier model read your steps too and doubted none (its opinion, not \
+             verified).",
+        ),
+    }
+    check
 }
 
 /// The value of a calculation without letters (`9 \times 2`, `80,000*1.5`, `20%`), read as
@@ -423,6 +537,8 @@ pub fn check_work(work: &str, reference: Option<&Reference>) -> Result<WorkCheck
         final_answer,
         basis,
         summary,
+        reviewed_by_model: false,
+        model_doubt: None,
     })
 }
 
@@ -1237,6 +1353,98 @@ mod tests {
 
     fn eggs() -> Reference {
         Reference::new(EGGS, EGGS_SOLUTION, Some("18"), CheckBasis::AnswerKey)
+    }
+
+    #[test]
+    fn the_model_is_asked_only_where_numbers_cannot_decide() {
+        // An arithmetic error: numbers decide, the model is not asked.
+        let wrong = check_work("16 - 3 - 4 = 9\n9 * 2 = 19", Some(&eggs())).unwrap();
+        assert!(!needs_model_review(&wrong));
+        // Right and verified: nothing to ask.
+        let right = check_work("16 - 3 - 4 = 9\n9 * 2 = 18", Some(&eggs())).unwrap();
+        assert!(!needs_model_review(&right));
+        // Every step holds but the last result is not the answer: where it went wrong is
+        // not decided by numbers.
+        let method = check_work("16 - 3 - 4 = 9\nShe makes 9 dollars.", Some(&eggs())).unwrap();
+        assert_eq!(
+            method.first_wrong.as_ref().map(|w| w.kind),
+            Some(WorkIssueKind::FinalAnswer)
+        );
+        assert!(needs_model_review(&method));
+        // No numbers at all.
+        let words = check_work("Take away what she eats.\nDouble it.", Some(&eggs())).unwrap();
+        assert!(words.first_wrong.is_none());
+        assert!(needs_model_review(&words));
+    }
+
+    #[test]
+    fn a_model_review_is_kept_apart_and_called_an_opinion() {
+        let work = "Take away what she eats.\nDouble it.";
+        let steps = split_steps(work);
+        let check = check_work(work, Some(&eggs())).unwrap();
+        let doubted = with_model_review(
+            check.clone(),
+            &steps,
+            ModelReview::Doubt {
+                step: 1,
+                advice: "Check what else uses the eggs.".into(),
+            },
+        );
+        assert!(doubted.reviewed_by_model);
+        assert!(doubted.first_wrong.is_none());
+        let doubt = doubted.model_doubt.as_ref().unwrap();
+        assert_eq!((doubt.step, doubt.kind), (1, WorkIssueKind::ModelDoubt));
+        assert_eq!(doubt.certainty, WorkCertainty::Unsure);
+        assert_eq!(doubt.text, "Take away what she eats.");
+        assert!(doubted.summary.contains("not verified"));
+        assert!(doubted.verdict().starts_with("maybe wrong at step 1"));
+        assert!(!doubted.summary.contains("arithmetic holds"));
+        // A doubted calculation that holds: the doubt can only be about the method.
+        let sums = "16 - 3 = 13\nShe makes 13 dollars.";
+        let on_sum = with_model_review(
+            check_work(sums, Some(&eggs())).unwrap(),
+            &split_steps(sums),
+            ModelReview::Doubt {
+                step: 1,
+                advice: "Check what else uses the eggs.".into(),
+            },
+        );
+        assert!(on_sum.model_doubt.unwrap().message.contains(
+            "its arithmetic holds, so check whether it is the calculation the problem needs"
+        ),);
+        // Nothing doubted, or a step that is not in the work: reviewed, no doubt.
+        let none = with_model_review(check.clone(), &steps, ModelReview::NoneFound);
+        assert!(none.reviewed_by_model && none.model_doubt.is_none());
+        assert!(none.summary.contains("doubted none"));
+        for step in [0, 3] {
+            let review = ModelReview::Doubt {
+                step,
+                advice: "Look again.".into(),
+            };
+            let outside = with_model_review(check.clone(), &steps, review);
+            assert!(outside.reviewed_by_model && outside.model_doubt.is_none());
+            assert!(outside.summary.contains("could not be read"));
+        }
+    }
+
+    #[test]
+    fn the_review_withholds_every_known_answer_and_the_reference_keeps_its_text() {
+        let view = RunView::default();
+        let withheld = review_withheld(
+            &view,
+            KnownAnswers {
+                answer_key: Some("18"),
+                teacher: Some("20"),
+            },
+        );
+        assert!(withheld.revealed_in("She makes 18 dollars."));
+        assert!(withheld.revealed_in("It is 20."));
+        assert!(!withheld.revealed_in("Check the second step."));
+        assert_eq!(eggs().solution(), Some(EGGS_SOLUTION));
+        assert_eq!(
+            Reference::answer_only("18", CheckBasis::Teacher).solution(),
+            None
+        );
     }
 
     #[test]

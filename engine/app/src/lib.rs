@@ -9,6 +9,8 @@
 
 mod backends;
 mod host;
+mod review;
 
 pub use backends::{Backends, ModelCache};
 pub use host::{HostError, RunHost, RunLimits, RunSink, SinkFlow, StartedRun};
+pub use review::ModelWorkReviewer;

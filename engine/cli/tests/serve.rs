@@ -430,6 +430,23 @@ fn a_classroom_servers_history_lists_searches_annotates_checks_exports_and_delet
     assert_eq!(refused.status, 400, "{}", refused.text());
     assert!(history(json!({"op": "drop_everything"})).status >= 400);
 
+    // Checked work: the server's model reads it only where the numbers could not decide.
+    let by_numbers = history(json!({"op": "check_work", "run": id, "work": "17 + 25 = 41"}));
+    assert_eq!(by_numbers.status, 200, "{}", by_numbers.text());
+    let by_numbers = by_numbers.json();
+    assert_eq!(by_numbers["check"]["first_wrong"]["kind"], "arithmetic");
+    assert_eq!(by_numbers["check"]["reviewed_by_model"], false);
+    let words = "Add the two numbers.\nThen take away the first one.";
+    let by_model = history(json!({"op": "check_work", "run": id, "work": words}));
+    assert_eq!(by_model.status, 200, "{}", by_model.text());
+    let by_model = by_model.json();
+    assert_eq!(by_model["check"]["reviewed_by_model"], true, "{by_model}");
+    let doubt = &by_model["check"]["model_doubt"];
+    assert!(
+        doubt.is_null() || (doubt["kind"] == "model_doubt" && doubt["certainty"] == "unsure"),
+        "{by_model}"
+    );
+
     let deleted = request(addr, "DELETE", &format!("/v1/k2/runs/{id}"), &[auth()], b"");
     assert_eq!(deleted.status, 204);
     assert_eq!(history(json!({"op": "delete", "run": id})).status, 404);

@@ -181,6 +181,8 @@ fn work_is_checked_step_by_step_and_kept() {
         "Step 2: 37 + 5 = 43 does not hold; check this calculation."
     );
     assert!(!last["work"].to_string().contains("42"), "{}", last["work"]);
+    // The numbers decided: the verifier model was not asked.
+    assert!(!checked.reviewed_by_model && checked.model_doubt.is_none());
     let view = RunView::replay(&events);
     let known = KnownAnswers {
         answer_key: Some("42"),
@@ -257,6 +259,57 @@ fn work_is_checked_step_by_step_and_kept() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{stderr}");
     }
+}
+
+/// Work the numbers cannot decide (no number in it): the planner (judge) model reads it, and
+/// the last JSON line says so (`reviewed_by_model`), with its doubt, if any, kept apart as the
+/// model's opinion (`model_doubt`, unsure), never a correct value; the stored check is the same.
+#[test]
+fn work_without_numbers_is_read_by_the_verifier_model() {
+    use k2_protocol::{WorkCertainty, WorkCheck, WorkIssueKind};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let work = dir.path().join("work.txt");
+    std::fs::write(
+        &work,
+        "Add the two numbers.\nThen take away the first one.\n",
+    )
+    .unwrap();
+    let (_, last) = jsonl(
+        &db,
+        &[
+            "--student",
+            "--work",
+            work.to_str().unwrap(),
+            "--answer-key",
+            "42",
+        ],
+    );
+    let checked: WorkCheck = serde_json::from_value(last["work"].clone()).unwrap();
+    assert_eq!(checked.first_wrong, None);
+    assert!(checked.reviewed_by_model, "{}", last["work"]);
+    assert!(
+        checked.summary.contains("verifier model"),
+        "{}",
+        checked.summary
+    );
+    if let Some(doubt) = &checked.model_doubt {
+        assert_eq!(doubt.kind, WorkIssueKind::ModelDoubt);
+        assert_eq!(doubt.certainty, WorkCertainty::Unsure);
+        assert!((1..=2).contains(&doubt.step), "{doubt:?}");
+        assert!(doubt.message.contains("not verified"), "{doubt:?}");
+    }
+    assert!(!last["work"].to_string().contains("42"), "{}", last["work"]);
+    let kept = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        let run = &store
+            .list_runs(None, PageRequest::first(1))
+            .await
+            .unwrap()
+            .items[0];
+        store.work_checks(run.problem_id).await.unwrap()
+    });
+    assert_eq!(kept[0].check, checked);
 }
 
 /// The hint ladder's contract: `hint` events `{"type":"hint","level":N,"text":…,"bottom_out":

@@ -11,7 +11,11 @@
 
 pub use k2_protocol::{HistoryRequest, NewNote};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use k2_answer::check::{check_attempt_in_view, KnownAnswers};
+use k2_answer::hints::Withheld;
 use k2_answer::work;
 use k2_protocol::{AttemptCheck, CheckVerdict, Correction, Event, StudentRecord, WorkCheck};
 use k2_store::export::{export_run, ExportFormat};
@@ -77,18 +81,57 @@ pub enum HistoryReply {
     Deleted,
 }
 
-/// Answers one history operation. Front ends call only this; the functions below stay public
-/// for tests and tools. Rows left out of the answer because they cannot be read are named in
-/// the log (the client gets the rest; `k2 history recover` repairs them).
+/// What the verifier model is given about a student's work the numbers could not decide.
+#[derive(Debug, Clone)]
+pub struct WorkReview {
+    pub problem: String,
+    /// The verified worked solution, when there is one.
+    pub solution: Option<String>,
+    pub work: String,
+    /// The number checker's verdict.
+    pub check: WorkCheck,
+    /// What the model's words must not reveal.
+    pub withheld: Withheld,
+}
+
+/// The future a [`WorkReviewer`] answers.
+pub type ReviewFuture<'a> = Pin<Box<dyn Future<Output = WorkCheck> + Send + 'a>>;
+
+/// Asks a verifier model about work where numbers could not decide ("Check my work", issue
+/// 27). Implemented once over a model backend (`k2_app::ModelWorkReviewer`, which runs the
+/// model off the async executor's workers); the history stays free of models.
+pub trait WorkReviewer: Send + Sync {
+    /// The check with the model's review (`k2_scaffold::work_review::review_checked_work`),
+    /// or as it came when the model could not be asked.
+    fn review(&self, review: WorkReview) -> ReviewFuture<'_>;
+}
+
+/// Answers one history operation. Front ends call only this (or [`dispatch_with_reviewer`]);
+/// the functions below stay public for tests and tools.
 pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryReply> {
-    let reply = answer(store, request).await;
+    dispatch_with_reviewer(store, request, None).await
+}
+
+/// [`dispatch`], with a verifier model for checked work where one is at hand. Rows left out
+/// of the answer because they cannot be read are named in the log (the client gets the rest;
+/// `k2 history recover` repairs them).
+pub async fn dispatch_with_reviewer(
+    store: &Store,
+    request: HistoryRequest,
+    reviewer: Option<&dyn WorkReviewer>,
+) -> Result<HistoryReply> {
+    let reply = answer(store, request, reviewer).await;
     for row in store.take_unreadable() {
         tracing::warn!(%row, "left an unreadable row of the session database out of a history answer (`k2 history recover` repairs it)");
     }
     reply
 }
 
-async fn answer(store: &Store, request: HistoryRequest) -> Result<HistoryReply> {
+async fn answer(
+    store: &Store,
+    request: HistoryRequest,
+    reviewer: Option<&dyn WorkReviewer>,
+) -> Result<HistoryReply> {
     Ok(match request {
         HistoryRequest::List { query } => HistoryReply::Runs(list(store, query.as_deref()).await?),
         HistoryRequest::Show { run } => HistoryReply::Run(Box::new(show(store, run).await?)),
@@ -116,7 +159,7 @@ async fn answer(store: &Store, request: HistoryRequest) -> Result<HistoryReply> 
         }
         HistoryRequest::Record { run } => HistoryReply::Record(Box::new(record(store, run).await?)),
         HistoryRequest::CheckWork { run, work } => {
-            HistoryReply::Work(check_work(store, run, &work).await?)
+            HistoryReply::Work(check_work_reviewed(store, run, &work, reviewer).await?)
         }
         HistoryRequest::Delete { run } => {
             delete(store, run).await?;
@@ -354,13 +397,38 @@ pub struct WorkResult {
 /// solution only where the tutor is confident in it, else the arithmetic alone. Keeps the work
 /// and its check with the run's problem.
 pub async fn check_work(store: &Store, run: RunId, work: &str) -> Result<WorkResult> {
+    check_work_reviewed(store, run, work, None).await
+}
+
+/// [`check_work`], and where the numbers could not decide (`work::needs_model_review`) the
+/// `reviewer`'s opinion too, kept with the check.
+pub async fn check_work_reviewed(
+    store: &Store,
+    run: RunId,
+    work: &str,
+    reviewer: Option<&dyn WorkReviewer>,
+) -> Result<WorkResult> {
     let work = checked_text(work, "work")?;
     let (detail, correction) = known_about(store, run).await?;
     let view = store.replay(run).await?;
     let known = known_answers(&detail, correction.as_ref());
     let reference = work::reference_for_run(&view, known, detail.problem.solution.as_deref());
-    let check = work::check_work(work, reference.as_ref())
+    let mut check = work::check_work(work, reference.as_ref())
         .map_err(|e| HistoryError::BadRequest(e.to_string()))?;
+    if let Some(reviewer) = reviewer.filter(|_| work::needs_model_review(&check)) {
+        check = reviewer
+            .review(WorkReview {
+                problem: detail.problem.text.clone(),
+                solution: reference
+                    .as_ref()
+                    .and_then(|r| r.solution())
+                    .map(str::to_owned),
+                work: work.to_owned(),
+                check,
+                withheld: work::review_withheld(&view, known),
+            })
+            .await;
+    }
     let stored = store
         .add_work_check(detail.problem.id, Some(run), work, &check)
         .await?;

@@ -415,3 +415,63 @@ fn without_a_store_only_the_listing_has_an_answer() {
         json!({"path": "/home/a/Downloads/k2-run-1.md"})
     );
 }
+
+/// A reviewer that counts its calls and doubts the first step, as the verifier model may.
+#[derive(Default)]
+struct CountingReviewer(std::sync::atomic::AtomicUsize);
+
+impl k2_history::WorkReviewer for CountingReviewer {
+    fn review(&self, review: k2_history::WorkReview) -> k2_history::ReviewFuture<'_> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let steps = k2_answer::work::split_steps(&review.work);
+        let doubt = k2_answer::work::ModelReview::Doubt {
+            step: 1,
+            advice: "Check which amount is asked for.".into(),
+        };
+        Box::pin(async move { k2_answer::work::with_model_review(review.check, &steps, doubt) })
+    }
+}
+
+#[tokio::test]
+async fn the_reviewer_is_asked_only_where_numbers_cannot_decide_and_its_doubt_is_kept() {
+    use k2_protocol::WorkIssueKind;
+    let t = temp_store().await;
+    let session = t.store.create_session("Desktop").await.unwrap();
+    let run = record_run(&t.store, session, "What is half of 3/2?", "\\frac{3}{4}").await;
+    let reviewer = CountingReviewer::default();
+    let ask = |work: &str| HistoryRequest::CheckWork {
+        run,
+        work: work.into(),
+    };
+    // An arithmetic error: the numbers decide, the model is not asked.
+    let reply = k2_history::dispatch_with_reviewer(&t.store, ask("3/2 / 2 = 1"), Some(&reviewer))
+        .await
+        .unwrap();
+    let HistoryReply::Work(numbers) = reply else {
+        panic!("checked work answers its check")
+    };
+    assert!(!numbers.check.reviewed_by_model);
+    assert_eq!(reviewer.0.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Words only: the model is asked, and its doubt is kept apart and stored.
+    let words = "Halve the fraction.\nWrite it in lowest terms.";
+    let reply = k2_history::dispatch_with_reviewer(&t.store, ask(words), Some(&reviewer))
+        .await
+        .unwrap();
+    let HistoryReply::Work(reviewed) = reply else {
+        panic!("checked work answers its check")
+    };
+    assert_eq!(reviewer.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(reviewed.check.reviewed_by_model);
+    assert_eq!(reviewed.check.first_wrong, None);
+    let doubt = reviewed.check.model_doubt.clone().unwrap();
+    assert_eq!((doubt.step, doubt.kind), (1, WorkIssueKind::ModelDoubt));
+    let problem = t.store.run(run).await.unwrap().problem.id;
+    let kept = t.store.work_checks(problem).await.unwrap();
+    assert_eq!(kept[0].check, reviewed.check);
+    // Without a reviewer (`dispatch`), the same work is not reviewed.
+    let HistoryReply::Work(plain) = k2_history::dispatch(&t.store, ask(words)).await.unwrap()
+    else {
+        panic!("checked work answers its check")
+    };
+    assert!(!plain.check.reviewed_by_model && plain.check.model_doubt.is_none());
+}

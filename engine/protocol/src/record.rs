@@ -264,6 +264,8 @@ mod tests {
                 final_answer,
                 basis: CheckBasis::Unanimous,
                 summary: String::new(),
+                reviewed_by_model: false,
+                model_doubt: None,
             },
             created_at: at,
         }

@@ -21,6 +21,11 @@ pub enum WorkIssueKind {
     DiffersFromSolution,
     /// Every step holds, but the last result is not the verified answer.
     FinalAnswer,
+    /// The verifier model doubts the step where numbers could not decide (a claim without a
+    /// number, a wrong method with no wrong number). Always [`WorkCertainty::Unsure`]: a
+    /// model's opinion, never verified. Only ever in [`WorkCheck::model_doubt`], never in
+    /// `first_wrong` (the store's `kind` column keeps the number checker's kinds).
+    ModelDoubt,
 }
 
 /// How sure the tutor is that the step is wrong.
@@ -62,13 +67,23 @@ pub struct WorkCheck {
     pub basis: CheckBasis,
     /// One paragraph for the student.
     pub summary: String,
+    /// Whether the verifier model was asked, which happens only where the numbers could not
+    /// decide (`k2_answer::work::needs_model_review`) and a model was at hand.
+    #[serde(default)]
+    pub reviewed_by_model: bool,
+    /// The step the verifier model doubts (kind [`WorkIssueKind::ModelDoubt`], certainty
+    /// unsure), with its words of what to re-check; `None` when it was not asked or found
+    /// nothing. Kept apart from `first_wrong`: numbers decide that one.
+    #[serde(default)]
+    pub model_doubt: Option<WrongStep>,
 }
 
 impl WorkIssueKind {
-    pub const ALL: [WorkIssueKind; 3] = [
+    pub const ALL: [WorkIssueKind; 4] = [
         WorkIssueKind::Arithmetic,
         WorkIssueKind::DiffersFromSolution,
         WorkIssueKind::FinalAnswer,
+        WorkIssueKind::ModelDoubt,
     ];
 
     /// The serialized name (`"arithmetic"`), as stored.
@@ -77,6 +92,7 @@ impl WorkIssueKind {
             WorkIssueKind::Arithmetic => "arithmetic",
             WorkIssueKind::DiffersFromSolution => "differs_from_solution",
             WorkIssueKind::FinalAnswer => "final_answer",
+            WorkIssueKind::ModelDoubt => "model_doubt",
         }
     }
 
@@ -90,6 +106,9 @@ impl WorkIssueKind {
             WorkIssueKind::Arithmetic => "an arithmetic mistake",
             WorkIssueKind::DiffersFromSolution => "a result off the verified solution",
             WorkIssueKind::FinalAnswer => "a final answer that is not the verified one",
+            WorkIssueKind::ModelDoubt => {
+                "a step the verifier model doubts (its opinion, not verified)"
+            }
         }
     }
 }
@@ -101,7 +120,13 @@ impl WorkCheck {
         match &self.first_wrong {
             Some(w) if w.certainty == WorkCertainty::Sure => format!("wrong at step {}", w.step),
             Some(w) => format!("maybe wrong at step {}", w.step),
-            None => format!("no wrong step found, final answer {}", self.final_answer),
+            None => match &self.model_doubt {
+                Some(d) => format!(
+                    "maybe wrong at step {} (the verifier model's opinion), final answer {}",
+                    d.step, self.final_answer
+                ),
+                None => format!("no wrong step found, final answer {}", self.final_answer),
+            },
         }
     }
 }
@@ -141,12 +166,29 @@ mod tests {
             final_answer: CheckVerdict::Wrong,
             basis: CheckBasis::Unanimous,
             summary: "Step 2: …".into(),
+            reviewed_by_model: true,
+            model_doubt: Some(WrongStep {
+                step: 1,
+                text: "Half of them left".into(),
+                kind: WorkIssueKind::ModelDoubt,
+                certainty: WorkCertainty::Unsure,
+                message: "Step 1: check this step again.".into(),
+            }),
         };
         let value = serde_json::to_value(&check).unwrap();
         assert_eq!(value["first_wrong"]["kind"], json!("differs_from_solution"));
         assert_eq!(value["first_wrong"]["certainty"], json!("unsure"));
         assert_eq!(value["basis"], json!("unanimous"));
+        assert_eq!(value["model_doubt"]["kind"], json!("model_doubt"));
         assert_eq!(serde_json::from_value::<WorkCheck>(value).unwrap(), check);
+        // A check kept before the verifier model existed reads as not reviewed.
+        let old = json!({"steps": 1, "first_wrong": null, "final_answer": "unsure",
+            "basis": "unsure", "summary": "…"});
+        let old: WorkCheck = serde_json::from_value(old).unwrap();
+        assert!(!old.reviewed_by_model && old.model_doubt.is_none());
+        assert!(WorkIssueKind::ModelDoubt
+            .describe()
+            .contains("not verified"));
         for kind in WorkIssueKind::ALL {
             assert_eq!(WorkIssueKind::parse(kind.as_str()), Some(kind));
             assert_eq!(json!(kind), json!(kind.as_str()));

@@ -15,6 +15,7 @@ pub mod prompts;
 pub mod remote;
 pub mod select;
 pub mod think;
+pub mod work_review;
 
 pub use backend::{
     derive_seed, Backend, CancelToken, ChatMessage, Completion, GenerateOptions, SamplingParams,

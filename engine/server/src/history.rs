@@ -12,7 +12,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use k2_history::{HistoryError, HistoryReply, HistoryRequest, NewNote};
+use std::sync::Arc;
+
+use k2_app::ModelWorkReviewer;
+use k2_engine::serving::ScheduledBackend;
+use k2_history::{HistoryError, HistoryReply, HistoryRequest, NewNote, WorkReviewer};
+use k2_scaffold::Backend;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -28,10 +33,29 @@ impl From<HistoryError> for ApiError {
     }
 }
 
-/// Answers `request` from the server's store (an empty listing without one).
+/// Answers `request` from the server's store (an empty listing without one). Checked work
+/// the numbers could not decide is also read by the server's model, the judge of its runs,
+/// through the scheduler like every completion (not when the batch is full).
 async fn dispatch(state: &AppState, request: HistoryRequest) -> Result<HistoryReply, ApiError> {
     match &state.store {
-        Some(store) => Ok(k2_history::dispatch(store, request).await?),
+        Some(store) => {
+            let reviewer = matches!(request, HistoryRequest::CheckWork { .. })
+                .then(|| state.scheduler.check_room().ok())
+                .flatten()
+                .map(|()| {
+                    let backend: Arc<dyn Backend> = Arc::new(ScheduledBackend::new(
+                        state.model.clone(),
+                        state.scheduler.clone(),
+                    ));
+                    ModelWorkReviewer::new(backend)
+                });
+            Ok(k2_history::dispatch_with_reviewer(
+                store,
+                request,
+                reviewer.as_ref().map(|r| r as &dyn WorkReviewer),
+            )
+            .await?)
+        }
         None => k2_history::without_store(&request).ok_or_else(|| {
             ApiError::unavailable("this server keeps no history (started with --no-history)")
         }),

@@ -6,14 +6,17 @@
 //! and kept with the run. With `--student --work FILE` the student's own worked solution
 //! (`-`: standard input) is checked step by step (`k2_answer::work`: the first wrong step,
 //! never the answer) against the run's solution only where the tutor is confident in it,
-//! else its arithmetic alone, and kept with the run.
+//! else its arithmetic alone, and kept with the run. Where the numbers could not decide, the
+//! planner (judge) model reads the work too (`k2_scaffold::work_review`), its opinion kept
+//! apart (`model_doubt`, `reviewed_by_model`).
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args as ClapArgs;
 use k2_app::{RunHost, RunLimits, SinkFlow};
 use k2_engine::answer::check::{check_attempt_in_view, KnownAnswers};
-use k2_engine::answer::work::{check_work, reference_for_run};
+use k2_engine::answer::work::{check_work, reference_for_run, review_withheld};
 use k2_protocol::{AttemptCheck, Event, RunRequest, RunView, WorkCheck};
+use k2_scaffold::work_review::review_checked_work;
 use k2_scaffold::CancelToken;
 use k2_store::Store;
 use serde_json::json;
@@ -95,6 +98,8 @@ pub fn run(args: Args) -> Result<()> {
         None,
         jsonl,
     )?;
+    // The judge reads checked work the numbers could not decide.
+    let judge = backends.planner.clone();
     let mut settings = args.scaffold.settings();
     // A student gets the hint ladder (the terminal shows every rung; the UI one at a time).
     settings.hints = args.student;
@@ -152,7 +157,16 @@ pub fn run(args: Args) -> Result<()> {
     let work_check = match &work {
         Some(work) => {
             let reference = reference_for_run(&view, known, None);
-            Some(check_work(work, reference.as_ref()).map_err(|e| anyhow!("--work: {e}"))?)
+            let check = check_work(work, reference.as_ref()).map_err(|e| anyhow!("--work: {e}"))?;
+            Some(review_checked_work(
+                judge.as_ref(),
+                &args.problem,
+                reference.as_ref().and_then(|r| r.solution()),
+                work,
+                check,
+                &review_withheld(&view, known),
+                &CancelToken::new(),
+            ))
         }
         None => None,
     };
@@ -211,6 +225,13 @@ fn work_text(check: &WorkCheck) -> String {
             wrong.step,
             wrong.kind.as_str().replace('_', " "),
             safe(&wrong.text).replace('\n', "\n    ")
+        );
+    }
+    if let Some(doubt) = &check.model_doubt {
+        out += &format!(
+            "  step {} (the verifier model's doubt, not verified): {}\n",
+            doubt.step,
+            safe(&doubt.text).replace('\n', "\n    ")
         );
     }
     out
