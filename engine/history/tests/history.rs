@@ -3,9 +3,9 @@
 #[path = "../../store/tests/common/mod.rs"]
 mod common;
 
-use common::{record_events, record_run, run_events, temp_store};
+use common::{confident_run_events, record_events, record_run, temp_store};
 use k2_history::{HistoryError, HistoryReply, HistoryRequest, NewNote};
-use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, Event, FinishReason, RunEvent};
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict};
 use serde_json::json;
 
 #[tokio::test]
@@ -39,17 +39,6 @@ async fn lists_newest_first_and_searches_with_snippets() {
         .is_empty());
 }
 
-/// The recorded run of `common`, with its second candidate finished too.
-fn agreeing_run(problem: &str, answer: &str) -> Vec<Event> {
-    let mut events = run_events(problem, answer);
-    for event in &mut events {
-        if let RunEvent::CandidateFinished { finish, .. } = &mut event.kind {
-            *finish = FinishReason::Complete;
-        }
-    }
-    events
-}
-
 fn check(verdict: CheckVerdict, basis: CheckBasis) -> AttemptCheck {
     AttemptCheck { verdict, basis }
 }
@@ -63,7 +52,7 @@ async fn attempts_are_checked_with_a_basis_and_kept_with_it() {
         &t.store,
         session,
         "Half of 3/2?",
-        agreeing_run("Half of 3/2?", "\\frac{3}{4}"),
+        confident_run_events("Half of 3/2?", "\\frac{3}{4}"),
     )
     .await;
     let right = k2_history::check_attempt(&t.store, run, " 0.75 ")
@@ -125,7 +114,7 @@ async fn work_is_checked_against_what_the_tutor_trusts_and_kept() {
         &t.store,
         session,
         problem_text,
-        agreeing_run(problem_text, "\\frac{3}{4}"),
+        confident_run_events(problem_text, "\\frac{3}{4}"),
     )
     .await;
     // A wrong calculation: named, sure, and neither 3/4 nor 0.75 is in the reply.
@@ -290,7 +279,7 @@ async fn dispatch_answers_every_operation() {
         &t.store,
         session,
         "Half of 3/2?",
-        agreeing_run("Half of 3/2?", "\\frac{3}{4}"),
+        confident_run_events("Half of 3/2?", "\\frac{3}{4}"),
     )
     .await;
     let ask = |request: HistoryRequest| k2_history::dispatch(&t.store, request);

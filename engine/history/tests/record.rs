@@ -4,20 +4,15 @@
 #[path = "../../store/tests/common/mod.rs"]
 mod common;
 
-use common::{record_events, run_events, temp_store};
+use common::{confident_run_events, record_events, temp_store};
 use k2_history::{HistoryError, HistoryReply, HistoryRequest};
-use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, Event, FinishReason, Hint, RunEvent};
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, Event, Hint, RunEvent};
 use serde_json::json;
 
-/// The recorded run of `common` with both candidates finished on `answer` (the tutor is
-/// confident: unanimous), and a hint ladder of `ladder` rungs before its last event.
+/// The recorded run of `common` the tutor is confident in (unanimous), with a hint ladder of
+/// `ladder` rungs before its last event.
 fn confident_run(problem: &str, answer: &str, ladder: u32) -> Vec<Event> {
-    let mut events = run_events(problem, answer);
-    for event in &mut events {
-        if let RunEvent::CandidateFinished { finish, .. } = &mut event.kind {
-            *finish = FinishReason::Complete;
-        }
-    }
+    let mut events = confident_run_events(problem, answer);
     let last = events.pop().unwrap();
     for level in 1..=ladder {
         events.push(Event {

@@ -274,6 +274,8 @@ async fn checked_work_is_kept_with_its_problem_and_outlives_its_run() {
         final_answer: CheckVerdict::Wrong,
         basis: CheckBasis::Unanimous,
         summary: "Step 2: 2 + 2 = 5 does not hold; check this calculation.".into(),
+        model_doubt: None,
+        reviewed_by_model: false,
     };
     let id = t
         .store
@@ -289,6 +291,43 @@ async fn checked_work_is_kept_with_its_problem_and_outlives_its_run() {
     t.store.delete_run(run).await.unwrap();
     let kept = t.store.work_checks(problem).await.unwrap();
     assert_eq!(kept[0].run_id, None);
+}
+
+#[tokio::test]
+async fn the_verifier_models_doubt_is_exported_apart_from_the_numbers_verdict() {
+    use k2_protocol::{WorkCertainty, WorkCheck, WorkIssueKind, WrongStep};
+    use k2_store::export::{export_run, ExportFormat};
+    let t = temp_store().await;
+    let s = t.store.create_session("s").await.unwrap();
+    let run = record_run(&t.store, s, "Is 7 prime?", "yes").await;
+    let problem = t.store.run(run).await.unwrap().problem.id;
+    let check = WorkCheck {
+        steps: 2,
+        first_wrong: None,
+        final_answer: CheckVerdict::Unsure,
+        basis: CheckBasis::Unsure,
+        summary: "No step is wrong by the numbers.".into(),
+        model_doubt: Some(WrongStep {
+            step: 1,
+            text: "7 is even".into(),
+            kind: WorkIssueKind::ModelDoubt,
+            certainty: WorkCertainty::Unsure,
+            message: "Re-check whether 7 is divisible by 2.".into(),
+        }),
+        reviewed_by_model: true,
+    };
+    t.store
+        .add_work_check(problem, Some(run), "7 is even\nso it is not prime", &check)
+        .await
+        .unwrap();
+    let export = t.store.load_run_export(run).await.unwrap();
+    let markdown = export_run(&export, ExportFormat::Markdown);
+    let said = markdown
+        .lines()
+        .find(|l| l.contains("Re-check whether 7 is divisible by 2."))
+        .unwrap_or_else(|| panic!("no doubt in:\n{markdown}"));
+    assert!(said.contains("step 1"), "{said}");
+    assert!(said.contains("not verified"), "{said}");
 }
 
 #[tokio::test]

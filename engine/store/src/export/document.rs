@@ -388,7 +388,24 @@ fn work_check(work: &RecordedWorkCheck) -> String {
         let end = if i + 1 < lines.len() { "\\" } else { "" };
         out.push_str(&format!("  > {}{end}\n", line_text(line)));
     }
+    // The verifier model's opinion, kept apart from what the numbers decided.
+    if let Some(doubt) = &check.model_doubt {
+        out.push_str(&format!(
+            "\n  {} (step {}): {}\n",
+            capitalized(doubt.kind.describe()),
+            doubt.step,
+            line_text(&doubt.message)
+        ));
+    }
     out
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A line of someone's text as Markdown that shows exactly it, at the start of a line: as

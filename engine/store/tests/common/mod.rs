@@ -128,6 +128,33 @@ pub fn run_events(problem: &str, answer: &str) -> Vec<Event> {
         .collect()
 }
 
+/// [`run_events`] as a run the tutor is confident in: both candidates finished on `answer`,
+/// each written on its own (no plan: candidates of one shared plan agreeing is not confidence,
+/// see `k2_answer::check`).
+pub fn confident_run_events(problem: &str, answer: &str) -> Vec<Event> {
+    run_events(problem, answer)
+        .into_iter()
+        .filter(|e| {
+            !matches!(
+                e.kind,
+                RunEvent::PlanDelta { .. }
+                    | RunEvent::PlanFinished { .. }
+                    | RunEvent::Stage {
+                        stage: Stage::Planning
+                    }
+            )
+        })
+        .enumerate()
+        .map(|(seq, mut event)| {
+            event.seq = seq as u64;
+            if let RunEvent::CandidateFinished { finish, .. } = &mut event.kind {
+                *finish = FinishReason::Complete;
+            }
+            event
+        })
+        .collect()
+}
+
 /// Stores a whole run through the recorder, as a live run would be.
 pub async fn record_run(store: &Store, session: i64, problem: &str, answer: &str) -> RunId {
     record_events(store, session, problem, run_events(problem, answer)).await
