@@ -96,7 +96,7 @@ impl AnswerCard {
                 CheckBasis::Unsure,
                 format!(
                     "Unsure: {} — compare with your teacher",
-                    unsure_reason(view, n)
+                    unsure_reason(view, &evidence, n)
                 ),
             ),
         };
@@ -174,7 +174,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// Why the tutor is not confident, most telling first.
-fn unsure_reason(view: &RunView, n: usize) -> String {
+fn unsure_reason(view: &RunView, evidence: &RunEvidence, n: usize) -> String {
     let fin = view.final_answer.as_ref();
     if fin.is_none_or(|f| f.answer.as_deref().is_none_or(|a| a.trim().is_empty())) {
         return "the chosen solution gave no final answer".into();
@@ -190,7 +190,7 @@ fn unsure_reason(view: &RunView, n: usize) -> String {
     if finished < 2 {
         return format!("only {finished} of {n} solutions finished");
     }
-    if view.groups.len() == 1 && !view.plan.trim().is_empty() {
+    if view.groups.len() == 1 && evidence.shared_plan {
         return format!(
             "all {finished} finished solutions agree, but they followed one plan, so they \
              share its mistakes"

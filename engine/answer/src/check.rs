@@ -89,9 +89,15 @@ impl RunEvidence {
                 method: Some(f.method),
             }),
             verdicts: view.verdicts.clone(),
-            shared_plan: !view.plan.trim().is_empty(),
+            shared_plan: plan_is_shared(Some(&view.plan)),
         }
     }
+}
+
+/// Whether a run's candidates were written from one shared plan: a plan with any text (a run
+/// without one, or whose planner wrote nothing, has independent candidates).
+pub fn plan_is_shared(plan: Option<&str>) -> bool {
+    plan.is_some_and(|p| !p.trim().is_empty())
 }
 
 /// Checks `attempt` against what is known, else against the run's answer when the tutor is

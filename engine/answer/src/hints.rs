@@ -298,32 +298,26 @@ fn asks(sentence: &str) -> bool {
 /// Whether `text` states a number as the value of the unknown `x` (`x = 28`, `$x=\\frac{3}{2}$`):
 /// `x` alone on one side of an `=` and a value without unknowns on the other.
 fn states_value_of(text: &str, x: char) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    (0..chars.len()).any(|i| {
-        let alone = chars[i] == x
-            && (i == 0 || !chars[i - 1].is_alphanumeric() && chars[i - 1] != '\\')
-            && chars.get(i + 1).is_none_or(|c| !c.is_alphanumeric());
+    let mut before: Option<char> = None;
+    text.char_indices().any(|(i, c)| {
+        let previous = before.replace(c);
+        let after = &text[i + c.len_utf8()..];
+        let alone = c == x
+            && previous.is_none_or(|p| !p.is_alphanumeric() && p != '\\')
+            && after.chars().next().is_none_or(|n| !n.is_alphanumeric());
         if !alone {
             return false;
         }
-        let after: String = chars[i + 1..].iter().collect();
         let Some(value) = after.trim_start().strip_prefix('=') else {
             return false;
         };
-        // The value runs to the end of its math span or sentence.
-        let value = value
-            .split(['$', ',', ';', '\n'])
-            .next()
-            .unwrap_or_default()
-            .split("\\)")
-            .next()
-            .unwrap_or_default()
-            .split("\\]")
-            .next()
-            .unwrap_or_default()
-            .split('=')
-            .next()
-            .unwrap_or_default();
+        // The value runs to the end of its math span, clause or relation.
+        let end = ["$", ",", ";", "\n", "\\)", "\\]", "="]
+            .iter()
+            .filter_map(|stop| value.find(stop))
+            .min()
+            .unwrap_or(value.len());
+        let value = &value[..end];
         let value = value.trim().trim_end_matches(['.', '?', '!']).trim();
         let value = value.strip_suffix("^\\circ").unwrap_or(value);
         value.chars().any(|c| c.is_ascii_digit())

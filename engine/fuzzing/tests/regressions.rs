@@ -48,19 +48,6 @@ fn every_committed_crasher_runs_to_its_end() {
     eprintln!("replayed {replayed} committed crashers");
 }
 
-/// Crashers found in code this harness's authors do not own, kept until their owners fix them
-/// (`fuzz/open/<target>/`, listed in `fuzz/FINDINGS.md`); a fixed one moves to
-/// `fuzz/regressions/`. Ignored because some still abort the process (an allocation of
-/// terabytes is not a panic `catch_unwind` can hold): `cargo test -p k2-fuzzing -- --ignored`.
-#[test]
-#[ignore]
-fn open_crashers_still_to_fix() {
-    let open = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/open");
-    let (failures, replayed) = replay(&open);
-    assert!(failures.is_empty(), "{failures:#?}");
-    eprintln!("replayed {replayed} open crashers");
-}
-
 #[test]
 fn every_regression_folder_names_a_target() {
     let names: Vec<&str> = k2_fuzzing::TARGETS.iter().map(|(n, _)| *n).collect();

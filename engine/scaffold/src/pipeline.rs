@@ -269,7 +269,7 @@ impl Pipeline<'_> {
                 verdicts: &verdicts,
                 answer_key,
                 loop_guard: settings.loop_guard,
-                shared_plan: plan.as_deref().is_some_and(|p| !p.trim().is_empty()),
+                shared_plan: k2_answer::check::plan_is_shared(plan.as_deref()),
             };
             hint_tokens = write_ladder(self.planner, &input, cancel, &mut |hint| {
                 emitter.emit(RunEvent::Hint(hint))
