@@ -530,7 +530,16 @@ pub fn check_work(work: &str, reference: Option<&Reference>) -> Result<WorkCheck
             });
         }
     }
-    let summary = summary(steps.len(), first_wrong.as_ref(), final_answer, basis);
+    let read_numbers = readings
+        .iter()
+        .any(|r| !r.chains.is_empty() || !r.stated.is_empty());
+    let summary = summary(
+        steps.len(),
+        read_numbers,
+        first_wrong.as_ref(),
+        final_answer,
+        basis,
+    );
     Ok(WorkCheck {
         steps: steps.len(),
         first_wrong,
@@ -544,6 +553,7 @@ pub fn check_work(work: &str, reference: Option<&Reference>) -> Result<WorkCheck
 
 fn summary(
     steps: usize,
+    read_numbers: bool,
     wrong: Option<&WrongStep>,
     final_answer: CheckVerdict,
     basis: CheckBasis,
@@ -551,6 +561,13 @@ fn summary(
     let arithmetic_only = basis == CheckBasis::Unsure;
     let mut out = match wrong {
         Some(w) => w.message.clone(),
+        // "Every calculation holds" of work without one would sound like a pass.
+        None if !read_numbers && steps == 1 => {
+            "The step has no number or calculation to check.".to_owned()
+        }
+        None if !read_numbers => {
+            format!("None of the {steps} steps has a number or a calculation to check.")
+        }
         None if arithmetic_only => format!(
             "No wrong step found in {steps} step{}: every calculation I could read holds.",
             if steps == 1 { "" } else { "s" }
