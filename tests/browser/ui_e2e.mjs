@@ -1472,6 +1472,40 @@ await check("check my work without numbers: the verifier model is asked and its 
   await page.uncheck("#student");
 });
 
+await check("a damaged row of the session database is left out of History and the reader told", async () => {
+  // SQLite keeps invalid UTF-8 in a TEXT column (its integrity check accepts it): one run's
+  // answer is damaged as a failing disk or another program would, then put back.
+  const sql = (statement) => execFileSync("python3", ["-c",
+    "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchall(); c.commit(); print(r[0][0] if r else '')",
+    db, statement]).toString().trim();
+  const run = sql("select max(id) from runs");
+  sql(`create table if not exists e2e_kept as select id, answer from runs where id = ${run}`);
+  sql(`update runs set answer = cast(X'34C328' as text) where id = ${run}`);
+  try {
+    await page.reload();
+    await page.waitForSelector("#solve", { timeout: 15000 });
+    await page.click("#history-toggle");
+    await page.waitForSelector("#history-unreadable", { timeout: 10000 });
+    const said = await text("#history-unreadable");
+    if (!/1 stored row .* could not be read/.test(said) || !said.includes("k2 history recover")) {
+      throw new Error(`the notice says: ${said}`);
+    }
+    const named = await page.locator("#history-unreadable").getAttribute("title");
+    if (!named.includes(`runs row ${run}: its answer`)) throw new Error(`the row is not named: ${named}`);
+    if (await page.locator(`.history-item[data-run="${run}"]`).count()) throw new Error("the damaged run is listed");
+    if (!(await page.locator(".history-item").count())) throw new Error("the readable runs are gone");
+    await page.locator("#history").screenshot({ path: join(shots, "history-unreadable-row.png") });
+  } finally {
+    sql(`update runs set answer = (select answer from e2e_kept where id = ${run}) where id = ${run}`);
+    sql("drop table e2e_kept");
+  }
+  await page.reload();
+  await page.waitForSelector("#solve", { timeout: 15000 });
+  await page.click("#history-toggle");
+  await page.waitForSelector(".history-item", { timeout: 10000 });
+  if (await page.locator("#history-unreadable").count()) throw new Error("the notice stays after the repair");
+});
+
 await browser.close();
 server.kill("SIGTERM");
 console.log(`screenshots: ${shots}`);

@@ -42,8 +42,38 @@ pub(crate) fn local_date_time(ms: f64) -> String {
         .into()
 }
 
-fn items(json: &str) -> Vec<Item> {
-    let runs: Vec<Value> = serde_json::from_str(json).unwrap_or_default();
+/// A listing's answer (`{"runs": [...], "unreadable": [...]}`): its runs, and the stored rows
+/// it left out because the database has them damaged.
+fn listing(json: &str) -> (Vec<Item>, Vec<String>) {
+    let listing: Value = serde_json::from_str(json).unwrap_or_default();
+    let unreadable = listing
+        .get("unreadable")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| Some(row.as_str()?.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let runs = listing
+        .get("runs")
+        .and_then(Value::as_array)
+        .map_or_else(Vec::new, |runs| items(runs));
+    (runs, unreadable)
+}
+
+/// What a damaged database left out of the list, in words for its reader (the repair
+/// command follows it).
+fn unreadable_notice(rows: usize) -> String {
+    format!(
+        "{rows} stored row{} of the history could not be read (the session database is damaged) \
+         and {} left out. ",
+        if rows == 1 { "" } else { "s" },
+        if rows == 1 { "is" } else { "are" },
+    )
+}
+
+fn items(runs: &[Value]) -> Vec<Item> {
     runs.iter()
         .filter_map(|run| {
             Some(Item {
@@ -94,6 +124,7 @@ pub fn History(
 ) -> impl IntoView {
     let open = RwSignal::new(false);
     let runs = RwSignal::new(Vec::<Item>::new());
+    let unreadable = RwSignal::new(Vec::<String>::new());
     let failure = RwSignal::new(None::<String>);
     let query = RwSignal::new(String::new());
     let refresh = move || {
@@ -109,7 +140,9 @@ pub fn History(
             match result {
                 Ok(json) => {
                     failure.set(None);
-                    runs.set(items(&json));
+                    let (listed, left_out) = listing(&json);
+                    runs.set(listed);
+                    unreadable.set(left_out);
                 }
                 Err(e) => failure.set(Some(format!("History is unavailable: {e}"))),
             }
@@ -166,6 +199,15 @@ pub fn History(
                 <p class="error">{move || failure.get().unwrap_or_default()}</p>
             </Show>
             <Show when=move || open.get()>
+                <Show when=move || !unreadable.with(Vec::is_empty)>
+                    // Each left-out row in words (table, key, column) for whoever repairs it.
+                    <p class="error" id="history-unreadable"
+                        title=move || unreadable.get().join("\n")>
+                        {move || unreadable_notice(unreadable.with(Vec::len))}
+                        <code>"k2 history recover"</code>
+                        " repairs the database and keeps the damaged text aside."
+                    </p>
+                </Show>
                 <input id="history-search" type="search"
                     placeholder="Search problems, plans and answers"
                     prop:value=move || query.get()

@@ -11,7 +11,7 @@ use k2_engine::backend::LocalBackend;
 use k2_engine::loader::LoadedModel;
 use k2_engine::serving::{ScheduledBackend, Scheduler, SchedulerConfig};
 use k2_protocol::{Effort, RunSettings, Selection};
-use k2_scaffold::{Backend, RemoteBackend, RemoteConfig};
+use k2_scaffold::{Backend, RemoteBackend, RemoteConfig, SettingNames};
 
 use crate::load::{load, ModelArgs};
 use crate::sampling_args::SamplingArgs;
@@ -98,14 +98,36 @@ pub struct RemoteArgs {
     pub backend_no_stream: bool,
 }
 
+/// The options of the solver's server, as its errors name them.
+const SOLVER_OPTIONS: SettingNames = SettingNames {
+    model: "--backend-model",
+    token: "--backend-token or K2_BACKEND_TOKEN",
+    idle_timeout: "--backend-timeout",
+    answer_timeout: "--backend-deadline",
+};
+
+/// The options of the planner's server (the timeouts are shared with the solver's).
+const PLANNER_OPTIONS: SettingNames = SettingNames {
+    model: "--planner-backend-model",
+    token: "--planner-backend-token",
+    ..SOLVER_OPTIONS
+};
+
 impl RemoteArgs {
-    fn config(&self, url: &str, token: Option<&String>, model: Option<&String>) -> RemoteConfig {
+    fn config(
+        &self,
+        url: &str,
+        token: Option<&String>,
+        model: Option<&String>,
+        settings: SettingNames,
+    ) -> RemoteConfig {
         RemoteConfig {
             token: token.cloned(),
             model: model.cloned(),
             stream: !self.backend_no_stream,
             idle_timeout: Duration::from_secs(self.backend_timeout.max(1)),
             answer_timeout: self.backend_deadline.map(|s| Duration::from_secs(s.max(1))),
+            settings,
             ..RemoteConfig::new(url)
         }
     }
@@ -118,6 +140,7 @@ impl RemoteArgs {
             url,
             self.backend_token.as_ref(),
             self.backend_model.as_ref(),
+            SOLVER_OPTIONS,
         );
         Ok(Some(Arc::new(RemoteBackend::connect(config)?)))
     }
@@ -130,7 +153,12 @@ impl RemoteArgs {
             .planner_backend_token
             .as_ref()
             .or(self.backend_token.as_ref());
-        let config = self.config(url, token, self.planner_backend_model.as_ref());
+        let config = self.config(
+            url,
+            token,
+            self.planner_backend_model.as_ref(),
+            PLANNER_OPTIONS,
+        );
         Ok(Some(Arc::new(RemoteBackend::connect(config)?)))
     }
 }

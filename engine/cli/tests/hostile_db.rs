@@ -390,8 +390,8 @@ fn a_classroom_server_lists_the_readable_runs_and_keeps_answering() {
     let get = |path: &str| common::request(server.address, "GET", path, &[common::auth()], b"");
     let listed = get("/v1/k2/runs");
     assert_eq!(listed.status, 200, "{}", listed.text());
-    let ids: Vec<i64> = listed
-        .json()
+    let listed = listed.json();
+    let ids: Vec<i64> = listed["runs"]
         .as_array()
         .unwrap()
         .iter()
@@ -401,6 +401,20 @@ fn a_classroom_server_lists_the_readable_runs_and_keeps_answering() {
         ids,
         [3],
         "runs 1 (answer) and 2 (session title) are unreadable"
+    );
+    // The listing tells its reader what it left out (the UI shows it), row by row.
+    let unreadable: Vec<&str> = listed["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_str().unwrap())
+        .collect();
+    assert_eq!(unreadable.len(), 2, "{listed}");
+    assert!(
+        unreadable
+            .iter()
+            .any(|row| row.starts_with("runs row 1: its answer")),
+        "{listed}"
     );
     let shown = get("/v1/k2/runs/2");
     assert!(

@@ -57,7 +57,7 @@ pub type Result<T> = std::result::Result<T, HistoryError>;
 #[serde(untagged)]
 pub enum HistoryReply {
     /// [`HistoryRequest::List`].
-    Runs(Vec<HistoryItem>),
+    Runs(RunList),
     /// [`HistoryRequest::Show`].
     Run(Box<ShownRun>),
     /// [`HistoryRequest::Events`].
@@ -113,16 +113,21 @@ pub async fn dispatch(store: &Store, request: HistoryRequest) -> Result<HistoryR
 }
 
 /// [`dispatch`], with a verifier model for checked work where one is at hand. Rows left out
-/// of the answer because they cannot be read are named in the log (the client gets the rest;
-/// `k2 history recover` repairs them).
+/// of the answer because they cannot be read are named in the log, and in a listing's
+/// [`RunList::unreadable`] for its reader (the client gets the rest; `k2 history recover`
+/// repairs them).
 pub async fn dispatch_with_reviewer(
     store: &Store,
     request: HistoryRequest,
     reviewer: Option<&dyn WorkReviewer>,
 ) -> Result<HistoryReply> {
-    let reply = answer(store, request, reviewer).await;
-    for row in store.take_unreadable() {
+    let mut reply = answer(store, request, reviewer).await;
+    let unreadable = store.take_unreadable();
+    for row in &unreadable {
         tracing::warn!(%row, "left an unreadable row of the session database out of a history answer (`k2 history recover` repairs it)");
+    }
+    if let Ok(HistoryReply::Runs(list)) = &mut reply {
+        list.unreadable = unreadable.iter().map(ToString::to_string).collect();
     }
     reply
 }
@@ -133,7 +138,10 @@ async fn answer(
     reviewer: Option<&dyn WorkReviewer>,
 ) -> Result<HistoryReply> {
     Ok(match request {
-        HistoryRequest::List { query } => HistoryReply::Runs(list(store, query.as_deref()).await?),
+        HistoryRequest::List { query } => HistoryReply::Runs(RunList {
+            runs: list(store, query.as_deref()).await?,
+            unreadable: Vec::new(),
+        }),
         HistoryRequest::Show { run } => HistoryReply::Run(Box::new(show(store, run).await?)),
         HistoryRequest::Events { run } => HistoryReply::Events(events(store, run).await?),
         HistoryRequest::Export { run, format } => {
@@ -172,9 +180,20 @@ async fn answer(
 /// listing; `None` (the front end says why there is no history) for everything else.
 pub fn without_store(request: &HistoryRequest) -> Option<HistoryReply> {
     match request {
-        HistoryRequest::List { .. } => Some(HistoryReply::Runs(Vec::new())),
+        HistoryRequest::List { .. } => Some(HistoryReply::Runs(RunList::default())),
         _ => None,
     }
+}
+
+/// [`HistoryRequest::List`]'s answer: `{"runs": [...], "unreadable": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunList {
+    pub runs: Vec<HistoryItem>,
+    /// The stored rows this listing had to leave out because they cannot be read (a damaged
+    /// database), each in words: its table, key and column. Front ends tell their user, who
+    /// can repair them with `k2 history recover` (issue 28).
+    #[serde(default)]
+    pub unreadable: Vec<String>,
 }
 
 /// One row of the history list: the run, and for a search where the words were found.

@@ -288,9 +288,10 @@ async fn dispatch_answers_every_operation() {
         panic!("a listing answers runs")
     };
     assert_eq!(
-        all.iter().map(|i| i.run.id).collect::<Vec<_>>(),
+        all.runs.iter().map(|i| i.run.id).collect::<Vec<_>>(),
         [run, older]
     );
+    assert!(all.unreadable.is_empty());
     let found = ask(HistoryRequest::List {
         query: Some("squared".into()),
     })
@@ -299,9 +300,13 @@ async fn dispatch_answers_every_operation() {
     let HistoryReply::Runs(found) = &found else {
         panic!("a search answers runs: {found:?}")
     };
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].run.id, older);
-    assert!(found[0].snippet.as_deref().unwrap().contains("«squared»"));
+    assert_eq!(found.runs.len(), 1);
+    assert_eq!(found.runs[0].run.id, older);
+    assert!(found.runs[0]
+        .snippet
+        .as_deref()
+        .unwrap()
+        .contains("«squared»"));
 
     let HistoryReply::Events(events) = ask(HistoryRequest::Events { run }).await.unwrap() else {
         panic!("events answer events")
@@ -380,17 +385,18 @@ async fn dispatch_answers_every_operation() {
     ));
     let rest = ask(HistoryRequest::List { query: None }).await.unwrap();
     let wire = serde_json::to_value(&rest).unwrap();
-    assert_eq!(wire.as_array().unwrap().len(), 1);
-    assert_eq!(wire[0]["id"], json!(older));
-    assert_eq!(wire[0]["problem"], json!("What is 7 squared?"));
-    assert!(wire[0].get("snippet").is_none(), "{wire}");
+    assert_eq!(wire["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(wire["runs"][0]["id"], json!(older));
+    assert_eq!(wire["runs"][0]["problem"], json!("What is 7 squared?"));
+    assert!(wire["runs"][0].get("snippet").is_none(), "{wire}");
+    assert_eq!(wire["unreadable"], json!([]), "{wire}");
 }
 
 #[test]
 fn without_a_store_only_the_listing_has_an_answer() {
     assert_eq!(
         k2_history::without_store(&HistoryRequest::List { query: None }),
-        Some(HistoryReply::Runs(Vec::new()))
+        Some(HistoryReply::Runs(Default::default()))
     );
     assert_eq!(
         k2_history::without_store(&HistoryRequest::Delete { run: 1 }),

@@ -22,4 +22,4 @@ pub use backend::{
 };
 pub use error::{Result, ScaffoldError};
 pub use pipeline::{Pipeline, RunOutcome};
-pub use remote::{RemoteBackend, RemoteConfig};
+pub use remote::{RemoteBackend, RemoteConfig, SettingNames};

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use super::sse::LimitExceeded;
+use super::SettingNames;
 
 /// Bytes of answer text allowed per requested token. Real tokens are a few bytes; the longest
 /// in common vocabularies (runs of spaces or dashes) stay well under this.
@@ -35,6 +36,8 @@ pub struct StreamLimits {
     pub deadline: Instant,
     /// The deadline's length, for the message.
     pub answer_timeout: Duration,
+    /// What the user changes to allow more (in the messages).
+    pub settings: SettingNames,
 }
 
 impl StreamLimits {
@@ -63,7 +66,13 @@ impl StreamLimits {
                 .checked_add(answer_timeout)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
             answer_timeout,
+            settings: SettingNames::IN_WORDS,
         }
+    }
+
+    /// These limits, their messages naming the settings as `settings` does.
+    pub fn changed_with(self, settings: SettingNames) -> Self {
+        StreamLimits { settings, ..self }
     }
 
     /// The error for answer text past `text_bytes`, or `None` while within it.
@@ -81,9 +90,10 @@ impl StreamLimits {
     pub fn deadline_error(&self) -> String {
         format!(
             "the server did not finish an answer of at most {} tokens within {} s; it may be \
-             hung or sending very slowly (raise --backend-deadline)",
+             hung or sending very slowly (raise {})",
             self.max_tokens,
-            self.answer_timeout.as_secs()
+            self.answer_timeout.as_secs(),
+            self.settings.answer_timeout
         )
     }
 }
@@ -166,6 +176,17 @@ mod tests {
         assert!(LimitExceeded::in_io(&e)
             .unwrap()
             .0
-            .contains("--backend-deadline"));
+            .contains("raise the time allowed for an answer"));
+        // A front end with options of its own has them named.
+        let cli = SettingNames {
+            answer_timeout: "--backend-deadline",
+            ..SettingNames::IN_WORDS
+        };
+        let mut reader = LimitedReader::new(&b"data"[..], limits.changed_with(cli));
+        let e = reader.read(&mut [0u8; 4]).unwrap_err();
+        assert!(LimitExceeded::in_io(&e)
+            .unwrap()
+            .0
+            .contains("raise --backend-deadline"));
     }
 }

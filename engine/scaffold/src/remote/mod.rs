@@ -54,6 +54,31 @@ pub struct RemoteConfig {
     pub answer_timeout: Option<Duration>,
     /// Retries of a request that could not connect or was refused as busy.
     pub retries: u32,
+    /// How the front end names these settings, for errors that say what to change.
+    pub settings: SettingNames,
+}
+
+/// How the front end that configured a remote backend names its settings, so that an error
+/// tells its user what to change there: the CLI's options (`--backend-token`), or plain words
+/// where there are no such options (the desktop app, issue 28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingNames {
+    pub model: &'static str,
+    pub token: &'static str,
+    /// [`RemoteConfig::idle_timeout`].
+    pub idle_timeout: &'static str,
+    /// [`RemoteConfig::answer_timeout`].
+    pub answer_timeout: &'static str,
+}
+
+impl SettingNames {
+    /// Plain words, for a front end without options of its own for these settings.
+    pub const IN_WORDS: SettingNames = SettingNames {
+        model: "the model name",
+        token: "the server's token",
+        idle_timeout: "the server's timeout",
+        answer_timeout: "the time allowed for an answer",
+    };
 }
 
 impl RemoteConfig {
@@ -67,6 +92,7 @@ impl RemoteConfig {
             idle_timeout: Duration::from_secs(120),
             answer_timeout: None,
             retries: 3,
+            settings: SettingNames::IN_WORDS,
         }
     }
 }
@@ -109,7 +135,10 @@ impl RemoteBackend {
                 wanted.clone()
             }
             None => listed.into_iter().next().ok_or_else(|| {
-                backend.error("the server lists no models; name one with --backend-model")
+                backend.error(format!(
+                    "the server lists no models; name the one to use ({})",
+                    backend.config.settings.model
+                ))
             })?,
         };
         Ok(backend)
@@ -131,7 +160,9 @@ impl RemoteBackend {
         if let Some(token) = &self.config.token {
             request = request.set("Authorization", &format!("Bearer {token}"));
         }
-        let response = request.call().map_err(|e| self.error(describe(e)))?;
+        let response = request
+            .call()
+            .map_err(|e| self.error(describe(e, &self.config.settings)))?;
         let list: ModelList = response
             .into_json()
             .map_err(|e| self.error(format!("GET /v1/models: not a model list ({e})")))?;
@@ -158,7 +189,8 @@ impl Backend for RemoteBackend {
             options.max_tokens,
             self.config.idle_timeout,
             self.config.answer_timeout,
-        );
+        )
+        .changed_with(self.config.settings);
         for row in 0..n {
             let seed = derive_seed(options.sampling.seed, row);
             let row_options = GenerateOptions {
@@ -326,7 +358,8 @@ impl Call {
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs)
                         .unwrap_or(Duration::from_secs(1 << attempt.min(4)));
-                    let error = describe(ureq::Error::Status(code, response));
+                    let error =
+                        describe(ureq::Error::Status(code, response), &self.limits.settings);
                     if attempt >= self.retries || retry_after > MAX_RETRY_AFTER {
                         return Err(error);
                     }
@@ -334,14 +367,14 @@ impl Call {
                     retry_after
                 }
                 Err(e @ ureq::Error::Transport(_)) if is_connect_error(&e) => {
-                    let error = describe(e);
+                    let error = describe(e, &self.limits.settings);
                     if attempt >= self.retries {
                         return Err(error);
                     }
                     tracing::warn!(%error, attempt, "cannot connect; retrying");
                     Duration::from_millis(250 << attempt.min(5))
                 }
-                Err(e) => return Err(describe(e)),
+                Err(e) => return Err(describe(e, &self.limits.settings)),
             };
             if self.abandon.load(Ordering::Relaxed) {
                 return Err("cancelled".into());
@@ -363,7 +396,9 @@ impl Call {
             if self.abandon.load(Ordering::Relaxed) {
                 return Ok((FinishReason::Cancelled, usage));
             }
-            let item = events.next_item().map_err(|e| read_error(&e, assembler))?;
+            let item = events
+                .next_item()
+                .map_err(|e| read_error(&e, assembler, &self.limits.settings))?;
             let data = match item {
                 Some(SseItem::Data(data)) => data,
                 Some(SseItem::Done) => break,
@@ -414,7 +449,7 @@ impl Call {
         let mut body = String::new();
         reader
             .read_to_string(&mut body)
-            .map_err(|e| read_error(&e, assembler))?;
+            .map_err(|e| read_error(&e, assembler, &self.limits.settings))?;
         let response: ChatCompletion = serde_json::from_str(&body).map_err(|e| {
             format!(
                 "malformed answer: `{}` is not a chat completion ({e})",
@@ -496,14 +531,15 @@ impl TextAssembler {
     }
 }
 
-fn read_error(e: &std::io::Error, assembler: &TextAssembler) -> String {
+fn read_error(e: &std::io::Error, assembler: &TextAssembler, settings: &SettingNames) -> String {
     let after = assembler.text.chars().count();
     if let Some(limit) = LimitExceeded::in_io(e) {
         return format!("{limit} (after {after} characters)");
     }
     match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => format!(
-            "the server sent nothing for too long (after {after} characters); it may be hung or overloaded (raise --backend-timeout)"
+            "the server sent nothing for too long (after {after} characters); it may be hung or overloaded (raise {})",
+            settings.idle_timeout
         ),
         _ => format!("the connection broke mid-answer (after {after} characters): {e}"),
     }
@@ -514,7 +550,7 @@ fn is_connect_error(e: &ureq::Error) -> bool {
 }
 
 /// What a failed request means for the user.
-fn describe(e: ureq::Error) -> String {
+fn describe(e: ureq::Error, settings: &SettingNames) -> String {
     match e {
         ureq::Error::Status(code, response) => {
             let retry_after = response.header("retry-after").map(str::to_owned);
@@ -523,12 +559,20 @@ fn describe(e: ureq::Error) -> String {
                 .map(|b| error_message(&b))
                 .unwrap_or_default();
             match code {
-                401 | 403 => format!("the server refused the token (HTTP {code}: {message}); check --backend-token or K2_BACKEND_TOKEN"),
-                404 => format!("not found (HTTP 404: {message}); check the URL and the model name (--backend-model)"),
+                401 | 403 => format!(
+                    "the server refused the token (HTTP {code}: {message}); check {}",
+                    settings.token
+                ),
+                404 => format!(
+                    "not found (HTTP 404: {message}); check the URL and {}",
+                    settings.model
+                ),
                 413 => format!("the request is too large for the server (HTTP 413: {message})"),
                 429 | 503 => format!(
                     "the server is busy (HTTP {code}: {message}){}",
-                    retry_after.map(|s| format!("; it asks to retry in {s} s")).unwrap_or_default()
+                    retry_after
+                        .map(|s| format!("; it asks to retry in {s} s"))
+                        .unwrap_or_default()
                 ),
                 400..=499 => format!("the server rejected the request (HTTP {code}: {message})"),
                 _ => format!("the server failed (HTTP {code}: {message})"),
@@ -539,7 +583,8 @@ fn describe(e: ureq::Error) -> String {
                 format!("cannot connect ({t}); is the server running at that address?")
             }
             ureq::ErrorKind::Io if t.to_string().contains("timed out") => format!(
-                "the server did not answer in time ({t}); it may be hung or overloaded (raise --backend-timeout)"
+                "the server did not answer in time ({t}); it may be hung or overloaded (raise {})",
+                settings.idle_timeout
             ),
             _ => format!("the request failed: {t}"),
         },
