@@ -36,6 +36,8 @@ const HINTS: &[(&str, &[&str])] = &[
     ("--backend-token", &["solve", "eval"]),
     ("--backend-timeout", &["solve", "eval"]),
     ("--backend-deadline", &["solve", "eval"]),
+    ("--planner-backend-model", &["solve", "eval"]),
+    ("--planner-backend-token", &["solve", "eval"]),
     // The session store (`k2_store` errors reach every command that opens it).
     ("--db", &["solve", "history", "serve"]),
     // Command-specific messages.
