@@ -17,6 +17,7 @@ scripts/build-ui.sh
 # dependencies name, which a lock written here would lack for others; the version is exact.
 npm install --prefix scripts/tauri-cli --no-package-lock --no-audit --no-fund --silent
 tauri="$PWD/scripts/tauri-cli/node_modules/.bin/tauri"
+cargo_args=()
 if [ -n "${K2_PACKAGE_BUILT:-}" ]; then
     export CARGO_TARGET_DIR="$K2_PACKAGE_BUILT"
     for bin in k2 k2-tutor; do
@@ -25,15 +26,14 @@ if [ -n "${K2_PACKAGE_BUILT:-}" ]; then
             exit 1
         fi
     done
-    make=(bundle --bundles deb)
+    tauri_args=(bundle --bundles deb)
 else
     export CARGO_TARGET_DIR="$HOME/.cache/k2-tutor/target-package"
     export RUSTFLAGS="-C target-cpu=x86-64-v3"
     cargo build --release --locked -p k2
-    make=(build --bundles deb)
+    tauri_args=(build --bundles deb)
+    cargo_args=(-- --locked)
 fi
 files="{\"bundle\":{\"linux\":{\"deb\":{\"files\":{\"/usr/bin/k2\":\"$CARGO_TARGET_DIR/release/k2\"}}}}}"
-cargo_args=()
-[ "${make[0]}" = build ] && cargo_args=(-- --locked)
-(cd src-tauri && "$tauri" "${make[@]}" --config "$files" "${cargo_args[@]}")
+(cd src-tauri && "$tauri" "${tauri_args[@]}" --config "$files" "${cargo_args[@]}")
 ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1

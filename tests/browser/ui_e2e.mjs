@@ -1333,12 +1333,13 @@ await check("a student's hint on a real run: written by the model, opened, kept 
 // ---- work tests ----
 // "Check my work" (ui/src/work.rs, k2_answer::work): the first wrong step named and
 // highlighted, no correct value shown, the work kept in the history.
-await check("check my work: the first wrong step is named, highlighted and no answer is given", async () => {
+// A student's run of `problem` on the real model (one candidate, no plan), done, with the
+// box for their work open.
+async function solveForWork(problem) {
   await page.unroute("**/v1/k2/runs").catch(() => {});
   await page.reload();
   await page.waitForSelector("#solve", { timeout: 15000 });
-  // The real model, one candidate: the tutor is not confident, so only arithmetic is checked.
-  await page.fill("#problem", "What is 17 + 25, doubled?");
+  await page.fill("#problem", problem);
   await page.selectOption("#candidates", "1");
   await page.uncheck("#plan");
   await page.check("#student");
@@ -1346,6 +1347,11 @@ await check("check my work: the first wrong step is named, highlighted and no an
   await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
                              null, { timeout: 120000 });
   await page.waitForSelector("#work #my-work", { timeout: 5000 });
+}
+
+await check("check my work: the first wrong step is named, highlighted and no answer is given", async () => {
+  // The real model, one candidate: the tutor is not confident, so only arithmetic is checked.
+  await solveForWork("What is 17 + 25, doubled?");
   await page.fill("#my-work", "17 + 25 = 42\n$42 \\times 2 = 86$\n86 - 1 = 85");
   await page.click("#check-work-button");
   await page.waitForSelector("#work-result.wrong[data-kind=arithmetic]", { timeout: 5000 });
@@ -1434,17 +1440,7 @@ await check("check my work on a unanimous recorded run: a result off the verifie
 // "Check my work" where numbers cannot decide (k2_scaffold::work_review): the server's model
 // reads the steps, and its doubt (if any) is shown as its opinion, the step outlined as unsure.
 await check("check my work without numbers: the verifier model is asked and its doubt is an opinion", async () => {
-  await page.unroute("**/v1/k2/runs").catch(() => {});
-  await page.reload();
-  await page.waitForSelector("#solve", { timeout: 15000 });
-  await page.fill("#problem", "What is 17 + 25?");
-  await page.selectOption("#candidates", "1");
-  await page.uncheck("#plan");
-  await page.check("#student");
-  await page.click("#solve");
-  await page.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"),
-                             null, { timeout: 120000 });
-  await page.waitForSelector("#work #my-work", { timeout: 5000 });
+  await solveForWork("What is 17 + 25?");
   await page.fill("#my-work", "Add the two numbers.\nThen take away the first one.");
   await page.click("#check-work-button");
   await page.waitForFunction(() => /kept in the history/.test(document.querySelector("#work-kept").innerText),

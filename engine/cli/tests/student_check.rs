@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use k2_engine::answer::check::{check_attempt_in_view, KnownAnswers};
-use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, Event, RunView};
+use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict, Event, RunView, WorkCheck};
 use k2_store::{PageRequest, Store};
 use serde_json::{json, Value};
 
@@ -55,6 +55,25 @@ fn jsonl(db: &Path, extra: &[&str]) -> (Vec<Event>, Value) {
         .map(|line| serde_json::from_str::<Event>(line).unwrap())
         .collect();
     (events, serde_json::from_str(lines.last().unwrap()).unwrap())
+}
+
+/// `k2 solve --student --work FILE --answer-key 42 --format jsonl` with `work` written to a file
+/// in `dir`: the events, the last line and the check of the work it holds.
+fn checked_work(dir: &Path, db: &Path, work: &str) -> (Vec<Event>, Value, WorkCheck) {
+    let file = dir.join("work.txt");
+    std::fs::write(&file, work).unwrap();
+    let (events, last) = jsonl(
+        db,
+        &[
+            "--student",
+            "--work",
+            file.to_str().unwrap(),
+            "--answer-key",
+            "42",
+        ],
+    );
+    let checked = serde_json::from_value(last["work"].clone()).unwrap();
+    (events, last, checked)
 }
 
 /// The stored runs' attempts, newest run first: (answer, check).
@@ -158,22 +177,10 @@ fn an_attempt_needs_student_mode() {
 #[test]
 fn work_is_checked_step_by_step_and_kept() {
     use k2_engine::answer::work::{check_work, reference_for_run};
-    use k2_protocol::{WorkCheck, WorkIssueKind};
+    use k2_protocol::WorkIssueKind;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sessions.db");
-    let work = dir.path().join("work.txt");
-    std::fs::write(&work, "17 + 20 = 37\n$37 + 5 = 43$\n").unwrap();
-    let (events, last) = jsonl(
-        &db,
-        &[
-            "--student",
-            "--work",
-            work.to_str().unwrap(),
-            "--answer-key",
-            "42",
-        ],
-    );
-    let checked: WorkCheck = serde_json::from_value(last["work"].clone()).unwrap();
+    let (events, last, checked) = checked_work(dir.path(), &db, "17 + 20 = 37\n$37 + 5 = 43$\n");
     let wrong = checked.first_wrong.clone().unwrap();
     assert_eq!((wrong.step, wrong.kind), (2, WorkIssueKind::Arithmetic));
     assert_eq!(
@@ -189,7 +196,7 @@ fn work_is_checked_step_by_step_and_kept() {
         teacher: None,
     };
     let reference = reference_for_run(&view, known, None);
-    let text = std::fs::read_to_string(&work).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("work.txt")).unwrap();
     assert_eq!(checked, check_work(&text, reference.as_ref()).unwrap());
     let kept = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = Store::open(&db).await.unwrap();
@@ -266,26 +273,14 @@ fn work_is_checked_step_by_step_and_kept() {
 /// model's opinion (`model_doubt`, unsure), never a correct value; the stored check is the same.
 #[test]
 fn work_without_numbers_is_read_by_the_verifier_model() {
-    use k2_protocol::{WorkCertainty, WorkCheck, WorkIssueKind};
+    use k2_protocol::{WorkCertainty, WorkIssueKind};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sessions.db");
-    let work = dir.path().join("work.txt");
-    std::fs::write(
-        &work,
-        "Add the two numbers.\nThen take away the first one.\n",
-    )
-    .unwrap();
-    let (_, last) = jsonl(
+    let (_, last, checked) = checked_work(
+        dir.path(),
         &db,
-        &[
-            "--student",
-            "--work",
-            work.to_str().unwrap(),
-            "--answer-key",
-            "42",
-        ],
+        "Add the two numbers.\nThen take away the first one.\n",
     );
-    let checked: WorkCheck = serde_json::from_value(last["work"].clone()).unwrap();
     assert_eq!(checked.first_wrong, None);
     assert!(checked.reviewed_by_model, "{}", last["work"]);
     assert!(
