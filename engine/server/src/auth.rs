@@ -1,5 +1,7 @@
 //! Bearer-token authentication for the API (`Authorization: Bearer <token>`).
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -8,9 +10,45 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Who a request comes from, put into the request's extensions by [`require_token`].
+// Placeholder of the issue-29 contract (api29.md) until the roster lands: every valid token is
+// the teacher's.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    Teacher,
+    #[allow(dead_code)]
+    Student {
+        id: i64,
+        name: Arc<str>,
+    },
+}
+
+impl Identity {
+    pub fn is_teacher(&self) -> bool {
+        matches!(self, Identity::Teacher)
+    }
+
+    /// Stable key for per-client limits: "teacher" or "student:<id>".
+    pub fn limit_key(&self) -> String {
+        match self {
+            Identity::Teacher => "teacher".to_owned(),
+            Identity::Student { id, .. } => format!("student:{id}"),
+        }
+    }
+
+    /// "teacher", "student" (metrics label).
+    #[allow(dead_code)]
+    pub fn role(&self) -> &'static str {
+        match self {
+            Identity::Teacher => "teacher",
+            Identity::Student { .. } => "student",
+        }
+    }
+}
+
 pub async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let given = request
@@ -27,7 +65,10 @@ pub async fn require_token(
         Some(token) if !same_secret(token.as_bytes(), state.token.as_bytes()) => {
             ApiError::unauthorized("wrong token").into_response()
         }
-        Some(_) => next.run(request).await,
+        Some(_) => {
+            request.extensions_mut().insert(Identity::Teacher);
+            next.run(request).await
+        }
     }
 }
 

@@ -35,6 +35,25 @@ impl ApiError {
         }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "permission_error",
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// A client over its own limit (not the server's: see `unavailable`), told when to retry.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_s: u64) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: "rate_limit_error",
+            message: message.into(),
+            retry_after_s: Some(retry_after_s.max(1)),
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,

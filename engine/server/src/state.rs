@@ -19,6 +19,10 @@ pub struct AppState {
     pub store: Option<k2_store::Store>,
     /// Runs `/v1/k2/runs` (and records them in `store`).
     pub host: k2_app::RunHost,
+    /// Per-client rate and concurrency limits (`limits`).
+    pub clients: Arc<crate::limits::ClientGuard>,
+    /// The server's counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Per-request limits, so one client cannot take the server for itself.
