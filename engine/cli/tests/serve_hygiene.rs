@@ -224,7 +224,13 @@ fn short_run() -> Vec<u8> {
 /// Sends `body` as a run on a connection of its own and reads the answer's head.
 fn open_run(server: &Server, token: &(&str, String), body: &[u8]) -> (TcpStream, Response) {
     let mut stream = TcpStream::connect(server.address).unwrap();
-    write_request(&mut stream, "POST", "/v1/k2/runs", &[token.clone()], body);
+    write_request(
+        &mut stream,
+        "POST",
+        "/v1/k2/runs",
+        std::slice::from_ref(token),
+        body,
+    );
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
@@ -245,7 +251,13 @@ fn runs_at_once_are_limited(server: &Server, client: (&str, String)) {
     assert_eq!(head.status, 200);
     server.wait_for("the run to decode", |h| h["active_rows"] == 1);
     // ...so a second run by the same client is refused, saying when to retry.
-    let second = request(addr, "POST", "/v1/k2/runs", &[client.clone()], &short_run());
+    let second = request(
+        addr,
+        "POST",
+        "/v1/k2/runs",
+        std::slice::from_ref(&client),
+        &short_run(),
+    );
     assert_eq!(second.status, 429, "{}", second.text());
     assert_eq!(second.header("retry-after"), Some("5"));
     assert_eq!(second.json()["error"]["type"], "rate_limit_error");
@@ -257,7 +269,13 @@ fn runs_at_once_are_limited(server: &Server, client: (&str, String)) {
     // The client hangs up: its slot is free once its stream is gone.
     drop(first);
     server.wait_for("the abandoned run to stop", |h| h["active_requests"] == 0);
-    let third = request(addr, "POST", "/v1/k2/runs", &[client.clone()], &short_run());
+    let third = request(
+        addr,
+        "POST",
+        "/v1/k2/runs",
+        std::slice::from_ref(&client),
+        &short_run(),
+    );
     assert_eq!(third.status, 200, "{}", third.text());
 
     let metrics = scrape(server);
@@ -279,11 +297,23 @@ fn the_rate_is_limited(server: &Server, client: (&str, String)) {
     let addr = server.address;
     // A burst of 3...
     for _ in 0..3 {
-        let models = request(addr, "GET", "/v1/models", &[client.clone()], b"");
+        let models = request(
+            addr,
+            "GET",
+            "/v1/models",
+            std::slice::from_ref(&client),
+            b"",
+        );
         assert_eq!(models.status, 200, "{}", models.text());
     }
     // ...then 429, with the wait until the next request (one every 20 s).
-    let refused = request(addr, "GET", "/v1/models", &[client.clone()], b"");
+    let refused = request(
+        addr,
+        "GET",
+        "/v1/models",
+        std::slice::from_ref(&client),
+        b"",
+    );
     assert_eq!(refused.status, 429, "{}", refused.text());
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry), "{retry}");
