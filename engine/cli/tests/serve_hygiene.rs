@@ -243,7 +243,8 @@ fn open_run(server: &Server, token: &(&str, String), body: &[u8]) -> (TcpStream,
     (stream, parse_response(&head))
 }
 
-/// A client's runs at once, checked for the token `client` (on a server without a rate).
+/// A client's runs and chat completions at once, checked for the token `client` (on a server
+/// without a rate, allowing one of each).
 fn runs_at_once_are_limited(server: &Server, client: (&str, String)) {
     let addr = server.address;
     // A run streams...
@@ -278,9 +279,42 @@ fn runs_at_once_are_limited(server: &Server, client: (&str, String)) {
     );
     assert_eq!(third.status, 200, "{}", third.text());
 
+    // Chat completions at once (this server allows one): a second is refused while the
+    // first streams.
+    let long_chat = chat_body(
+        "Write a long story.",
+        json!({"max_tokens": 2000, "stream": true, "temperature": 1.0, "seed": 1}),
+    );
+    let mut chat = TcpStream::connect(addr).unwrap();
+    write_request(
+        &mut chat,
+        "POST",
+        "/v1/chat/completions",
+        std::slice::from_ref(&client),
+        &long_chat,
+    );
+    server.wait_for("the chat to decode", |h| h["active_rows"] == 1);
+    let small = chat_body("hi", json!({"max_tokens": 4}));
+    let refused = request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        std::slice::from_ref(&client),
+        &small,
+    );
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    assert!(refused.text().contains("chat completions open"), "{}", refused.text());
+    drop(chat);
+    server.wait_for("the abandoned chat to stop", |h| h["active_requests"] == 0);
+
     let metrics = scrape(server);
     assert_eq!(
         sample(&metrics, "k2_rejections_total{reason=\"runs_per_client\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "k2_rejections_total{reason=\"chats_per_client\"}"),
         1.0
     );
     assert_eq!(
@@ -331,7 +365,13 @@ fn the_rate_is_limited(server: &Server, client: (&str, String)) {
 fn a_client_over_its_rate_or_its_runs_at_once_gets_429_with_retry_after() {
     // The teacher is exempt unless --limit-teacher, which lets a lab try its limits with one
     // token (and this test check them without a roster).
-    let server = Server::start(&["--rate-per-minute", "0", "--limit-teacher"]);
+    let server = Server::start(&[
+        "--rate-per-minute",
+        "0",
+        "--chats-per-student",
+        "1",
+        "--limit-teacher",
+    ]);
     runs_at_once_are_limited(&server, auth());
     let server = Server::start(&["--rate-per-minute", "3", "--limit-teacher"]);
     the_rate_is_limited(&server, auth());
