@@ -634,9 +634,28 @@ fn test_mode_closes_hints_and_solutions_and_forces_student_mode_until_lifted() {
 
 #[test]
 fn the_lab_lock_makes_every_student_run_a_student_mode_run_and_the_roster_is_private() {
-    let class = start_class(&["--lock-student-mode"]);
-    let (_, streamed) = class.solve(&class.alice, "What is 4 + 4?", false);
+    let class = start_class(&["--lock-student-mode", "--hint-levels", "1"]);
+    let (run, streamed) = class.solve(&class.alice, "What is 4 + 4?", false);
     assert_no_solution(&streamed, "a locked lab's run");
+    let me = class
+        .call(Some(&class.alice), "GET", "/v1/k2/me", None)
+        .json();
+    assert_eq!(
+        (&me["student_mode_locked"], &me["hint_levels"]),
+        (&json!(true), &json!(1))
+    );
+    let hint = |level: u32| {
+        class.call(
+            Some(&class.alice),
+            "POST",
+            "/v1/k2/history",
+            Some(json!({"op": "open_hint", "run": run, "level": level})),
+        )
+    };
+    assert_eq!(hint(1).status, 200);
+    let second = hint(2);
+    assert_eq!(second.status, 403, "{}", second.text());
+    assert!(second.text().contains("1 hint"), "{}", second.text());
     // The teacher is never locked.
     let (_, teachers) = class.solve(TOKEN, "What is 4 + 4?", false);
     assert!(kinds(&teachers).contains("candidate_delta"));

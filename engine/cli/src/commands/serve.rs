@@ -75,6 +75,9 @@ pub struct Args {
     /// solutions included; student mode does not apply there).
     #[arg(long)]
     pub student_chat: bool,
+    /// The most rungs of a hint ladder a student may open (the worked solution is the last).
+    #[arg(long)]
+    pub hint_levels: Option<u32>,
     /// The teacher's name on their notes and corrections.
     #[arg(long, default_value = "Teacher")]
     pub teacher_name: String,
@@ -221,6 +224,7 @@ pub fn run(args: Args) -> Result<()> {
         class_policy: k2_server::ClassPolicy {
             lock_student_mode: args.lock_student_mode,
             student_chat: args.student_chat,
+            hint_levels: args.hint_levels,
         },
         teacher_name: args.teacher_name.clone(),
     };
