@@ -1,7 +1,8 @@
 //! `k2 serve` in a room full of clients, over raw sockets to the real binary with a real model
-//! (SmolLM2-135M): slow and idle clients are dropped within their timeouts while others are
-//! served, a client over its rate or its runs at once gets 429 with Retry-After, `/metrics`
-//! answers the teacher (or anyone when public) and its counters follow the work done, and
+//! (SmolLM2-135M) and a real class roster: slow and idle clients are dropped within their
+//! timeouts while others are served, a student over their rate or their runs at once gets 429
+//! with Retry-After while other students and the teacher are served, `/metrics` answers the
+//! teacher (or anyone when public), not a student, and its counters follow the work done, and
 //! SIGTERM ends streams and the server.
 
 mod common;
@@ -304,7 +305,11 @@ fn runs_at_once_are_limited(server: &Server, client: (&str, String)) {
     );
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert!(refused.header("retry-after").is_some());
-    assert!(refused.text().contains("chat completions open"), "{}", refused.text());
+    assert!(
+        refused.text().contains("chat completions open"),
+        "{}",
+        refused.text()
+    );
     drop(chat);
     server.wait_for("the abandoned chat to stop", |h| h["active_requests"] == 0);
 
@@ -361,10 +366,81 @@ fn the_rate_is_limited(server: &Server, client: (&str, String)) {
     );
 }
 
+/// A class of two students (a real roster and session database) on a server started with
+/// `extra`.
+struct Class {
+    server: Server,
+    alice: (&'static str, String),
+    bob: (&'static str, String),
+    _dir: tempfile::TempDir,
+}
+
+fn start_class(extra: &[&str]) -> Class {
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("roster.toml");
+    let alice = roster_add(&roster, "alice");
+    let bob = roster_add(&roster, "bob");
+    let db = dir.path().join("class.db");
+    let mut args = vec![
+        "--db",
+        db.to_str().unwrap(),
+        "--roster",
+        roster.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Class {
+        server: Server::start(&args),
+        alice: ("Authorization", format!("Bearer {alice}")),
+        bob: ("Authorization", format!("Bearer {bob}")),
+        _dir: dir,
+    }
+}
+
 #[test]
-fn a_client_over_its_rate_or_its_runs_at_once_gets_429_with_retry_after() {
-    // The teacher is exempt unless --limit-teacher, which lets a lab try its limits with one
-    // token (and this test check them without a roster).
+fn a_student_over_their_rate_or_runs_at_once_gets_429_and_others_are_not_held_up() {
+    let class = start_class(&[
+        "--rate-per-minute",
+        "0",
+        "--chats-per-student",
+        "1",
+        "--student-chat",
+    ]);
+    runs_at_once_are_limited(&class.server, class.alice.clone());
+    // While Alice's run streams, Bob's and the teacher's are accepted: slots are per client.
+    let (_alice, head) = open_run(&class.server, &class.alice, &long_run());
+    assert_eq!(head.status, 200);
+    class
+        .server
+        .wait_for("Alice's run to decode", |h| h["active_rows"] == 1);
+    for other in [&class.bob, &auth()] {
+        let run = request(
+            class.server.address,
+            "POST",
+            "/v1/k2/runs",
+            std::slice::from_ref(other),
+            &short_run(),
+        );
+        assert_eq!(run.status, 200, "{}", run.text());
+    }
+
+    let class = start_class(&["--rate-per-minute", "3"]);
+    the_rate_is_limited(&class.server, class.alice.clone());
+    // Bob has a bucket of his own, and the teacher none.
+    for client in [&class.bob, &auth(), &auth(), &auth(), &auth()] {
+        let models = request(
+            class.server.address,
+            "GET",
+            "/v1/models",
+            std::slice::from_ref(client),
+            b"",
+        );
+        assert_eq!(models.status, 200, "{}", models.text());
+    }
+}
+
+#[test]
+fn limit_teacher_applies_the_limits_to_the_teachers_token_too() {
+    // Without a roster: a lab tries its limits with the one token it has.
     let server = Server::start(&[
         "--rate-per-minute",
         "0",
@@ -395,6 +471,36 @@ fn a_client_over_its_rate_or_its_runs_at_once_gets_429_with_retry_after() {
         &short_run(),
     );
     assert_eq!(second.status, 200, "{}", second.text());
+}
+
+#[test]
+fn metrics_are_the_teachers_not_a_students_unless_public() {
+    let class = start_class(&[]);
+    let addr = class.server.address;
+    let student = request(
+        addr,
+        "GET",
+        "/metrics",
+        std::slice::from_ref(&class.alice),
+        b"",
+    );
+    assert_eq!(student.status, 403, "{}", student.text());
+    assert!(!student.text().contains("k2_"), "{}", student.text());
+    assert_eq!(request(addr, "GET", "/metrics", &[auth()], b"").status, 200);
+    let metrics = scrape(&class.server);
+    assert_eq!(
+        sample(
+            &metrics,
+            "k2_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"403\"}"
+        ),
+        1.0
+    );
+
+    let class = start_class(&["--metrics-public"]);
+    for headers in [vec![], vec![class.alice.clone()]] {
+        let response = request(class.server.address, "GET", "/metrics", &headers, b"");
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
 }
 
 #[test]

@@ -75,6 +75,10 @@ pub struct RunSettings {
     /// Write the student's hint ladder after the answer is chosen (student mode).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hints: bool,
+    /// Student mode on a classroom server: the server keeps candidates, the plan and the
+    /// answer from the student until they ask for the solution (issue 29).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub student: bool,
 }
 
 impl Default for RunSettings {
@@ -89,6 +93,7 @@ impl Default for RunSettings {
             loop_guard: true,
             effort: None,
             hints: false,
+            student: false,
         }
     }
 }
