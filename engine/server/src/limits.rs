@@ -56,6 +56,11 @@ const CHAT_ROUTE: &str = "/v1/chat/completions";
 /// seconds to minutes, and nothing tells when this client's will end.
 const SLOT_RETRY_S: u64 = 5;
 
+/// How long a request waits for its client's slot before it is refused: a page that stops its
+/// run and starts another hangs up a moment before it asks again, and the server notices the
+/// hang-up (and frees the slot) a moment later.
+const SLOT_GRACE: Duration = Duration::from_secs(1);
+
 /// The limits' state: one bucket per identity, and the slots in use.
 pub struct ClientGuard {
     limits: ClientLimits,
@@ -152,6 +157,20 @@ impl Slots {
         })
     }
 
+    /// [`Slots::try_take`], waiting up to `grace` for one of `key`'s slots to be given back.
+    pub async fn take_within(self: &Arc<Self>, key: &str, grace: Duration) -> Option<SlotGuard> {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            if let Some(held) = self.try_take(key) {
+                return Some(held);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Slots `key` holds now.
     #[cfg(test)]
     pub fn held(&self, key: &str) -> usize {
@@ -218,7 +237,7 @@ pub async fn per_client(State(state): State<AppState>, request: Request, next: N
     };
     let held = match slot {
         None => None,
-        Some((slots, reason, what)) => match slots.try_take(&key) {
+        Some((slots, reason, what)) => match slots.take_within(&key, SLOT_GRACE).await {
             Some(held) => Some(held),
             None => {
                 state.metrics.reject(reason);
@@ -313,6 +332,25 @@ mod tests {
             1,
             "the guard above was dropped at once"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_given_back_within_the_grace_is_taken() {
+        let slots = Arc::new(Slots::new(1));
+        let held = slots.try_take("k").unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(slots
+            .take_within("k", Duration::from_secs(1))
+            .await
+            .is_none());
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        let giver = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(held);
+        });
+        let taken = slots.take_within("k", Duration::from_secs(1)).await;
+        assert!(taken.is_some(), "given back after 300 ms");
+        giver.await.unwrap();
     }
 
     #[test]
