@@ -227,6 +227,11 @@ def test_prometheus_parser_reads_k2_serve_metrics():
             max_tokens=16,
             temperature=0,
         )
+        # The answer can arrive before the scheduler publishes the step that finished it.
+        deadline = time.time() + 30
+        while json.load(urllib.request.urlopen(f"{url}/health", timeout=10))["active_rows"]:
+            assert time.time() < deadline, "the batch never became idle"
+            time.sleep(0.05)
         after = scrape(url)
 
         generated = one(after, "k2_generated_tokens", "_total") - one(

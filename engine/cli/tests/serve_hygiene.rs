@@ -528,6 +528,8 @@ fn metrics_answer_the_teacher_or_anyone_when_public_and_follow_the_work() {
     let answer = request(addr, "POST", "/v1/chat/completions", &[auth()], &body);
     assert_eq!(answer.status, 200, "{}", answer.text());
     let usage = &answer.json()["usage"];
+    // The answer can arrive before the scheduler publishes the step that finished it.
+    server.wait_for("the batch to be idle", |h| h["active_rows"] == 0);
 
     let after = scrape(&server);
     let generated = sample(&after, "k2_generated_tokens_total");
