@@ -24,7 +24,7 @@ use crate::state::AppState;
 use k2_history::{HistoryReply, HistoryRequest};
 
 /// How a class is run, from `k2 serve`'s options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ClassPolicy {
     /// Every student run is a student-mode run, whatever the request says (the lab's lock).
     pub lock_student_mode: bool,
@@ -34,6 +34,9 @@ pub struct ClassPolicy {
     /// The most rungs of a hint ladder a student may open (the lab's `hint_levels`); `None`:
     /// all of them.
     pub hint_levels: Option<u32>,
+    /// The most candidates one student's run may ask for, so one student cannot take the
+    /// whole batch.
+    pub student_candidates: usize,
 }
 
 pub struct Classroom {
