@@ -335,6 +335,35 @@ fn a_student_mode_run_keeps_the_solution_from_its_student_until_they_reveal_it()
         "{shown}"
     );
     assert_eq!(shown["student_mode"], true);
+    // The teacher's correction is the answer too: the student learns only that there is one.
+    let corrected = class.call(
+        Some(TOKEN),
+        "POST",
+        "/v1/k2/history",
+        Some(json!({"op": "correct_answer", "run": run, "answer": "forty-two"})),
+    );
+    assert_eq!(corrected.status, 200, "{}", corrected.text());
+    for (path, body) in [
+        (format!("/v1/k2/runs/{run}"), None),
+        (
+            "/v1/k2/history".to_owned(),
+            Some(json!({"op": "record", "run": run})),
+        ),
+    ] {
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let seen = class.call(Some(&class.alice), method, &path, body);
+        assert_eq!(seen.status, 200, "{path}: {}", seen.text());
+        assert!(
+            !seen.text().contains("forty-two"),
+            "{path}: {}",
+            seen.text()
+        );
+        assert!(
+            seen.json()["correction"].is_object(),
+            "{path}: {}",
+            seen.text()
+        );
+    }
     let listed = class
         .call(Some(&class.alice), "GET", "/v1/k2/runs", None)
         .json();
@@ -421,7 +450,23 @@ fn a_student_mode_run_keeps_the_solution_from_its_student_until_they_reveal_it()
         None,
     );
     assert_eq!(export.status, 200);
+    // A student added while the server runs is listed (with no runs yet); their name, the
+    // teacher's text, is escaped in the report.
+    roster_add(&class.roster, "Eve <img src=x onerror=alert(1)>");
+    std::thread::sleep(Duration::from_millis(1200));
+    let report = class.call(Some(TOKEN), "GET", "/v1/k2/class/report?format=html", None);
+    assert_eq!(report.status, 200, "{}", report.text());
+    let report = report.text();
+    assert!(
+        report.contains("alice") && report.contains("Eve &lt;img"),
+        "{report}"
+    );
+    assert!(!report.contains("<img"), "{report}");
     let view = class.call(Some(TOKEN), "GET", "/v1/k2/class", None).json();
+    assert_eq!(
+        view["students"][2]["name"],
+        "Eve <img src=x onerror=alert(1)>"
+    );
     let alice = &view["students"][0];
     assert_eq!(alice["name"], "alice");
     assert!(alice["runs"][0]["revealed_at"].is_i64(), "{view}");
@@ -646,6 +691,15 @@ fn the_lab_lock_makes_every_student_run_a_student_mode_run_and_the_roster_is_pri
     let second = hint(2);
     assert_eq!(second.status, 403, "{}", second.text());
     assert!(second.text().contains("1 hint"), "{}", second.text());
+    // One student cannot take the whole batch.
+    let greedy = class.call(
+        Some(&class.alice),
+        "POST",
+        "/v1/k2/runs",
+        Some(json!({"problem": "1 + 1?", "settings": {"candidates": 5}})),
+    );
+    assert_eq!(greedy.status, 400, "{}", greedy.text());
+    assert!(greedy.text().contains("at most 4"), "{}", greedy.text());
     // The teacher is never locked.
     let (_, teachers) = class.solve(TOKEN, "What is 4 + 4?", false);
     assert!(kinds(&teachers).contains("candidate_delta"));

@@ -24,7 +24,7 @@ use crate::state::AppState;
 use k2_history::{HistoryReply, HistoryRequest};
 
 /// How a class is run, from `k2 serve`'s options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ClassPolicy {
     /// Every student run is a student-mode run, whatever the request says (the lab's lock).
     pub lock_student_mode: bool,
@@ -34,6 +34,9 @@ pub struct ClassPolicy {
     /// The most rungs of a hint ladder a student may open (the lab's `hint_levels`); `None`:
     /// all of them.
     pub hint_levels: Option<u32>,
+    /// The most candidates one student's run may ask for, so one student cannot take the
+    /// whole batch.
+    pub student_candidates: usize,
 }
 
 pub struct Classroom {
@@ -50,8 +53,7 @@ pub struct Classroom {
 }
 
 impl Classroom {
-    /// Opens the roster and files every student on it in the store, so the class view lists
-    /// students who have not used their token yet.
+    /// Opens the roster, with every student on it filed in the store.
     pub async fn open(
         roster: LiveRoster,
         store: Store,
@@ -65,14 +67,17 @@ impl Classroom {
             ids: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
         };
-        for name in class.roster.current().names() {
-            class
-                .store
-                .student_named(name)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        class.file_roster().await.map_err(|e| e.to_string())?;
         Ok(class)
+    }
+
+    /// Files every student on the roster in the store, so the class view and report list
+    /// students who have not used their token yet.
+    pub async fn file_roster(&self) -> Result<(), k2_store::StoreError> {
+        for name in self.roster.current().names() {
+            self.store.student_named(name).await?;
+        }
+        Ok(())
     }
 
     pub fn roster(&self) -> Arc<Roster> {
