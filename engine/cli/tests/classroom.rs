@@ -79,7 +79,26 @@ impl Class {
             .iter()
             .map(|d| serde_json::from_str(d).unwrap())
             .collect();
+        self.wait_stored(id);
         (id, events)
+    }
+
+    /// Waits until the run's end is stored: its stream can end a moment before the recorder
+    /// commits the last events (every 100 ms).
+    fn wait_stored(&self, run: i64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = self.call(Some(TOKEN), "GET", &format!("/v1/k2/runs/{run}"), None);
+            if shown.status == 200 && shown.json()["status"] != "running" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run} is still running: {}",
+                shown.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn events(&self, token: &str, run: i64) -> Vec<Event> {
@@ -550,6 +569,7 @@ fn a_reveal_during_the_run_answers_what_was_held_back_and_the_rest_streams_whole
     let seen: BTreeSet<u64> = revealed.iter().map(|e| e.seq).collect();
     together.extend(after.iter().filter(|e| !seen.contains(&e.seq)).cloned());
     together.sort_by_key(|e| e.seq);
+    class.wait_stored(id);
     let whole = class.events(TOKEN, id);
     assert_eq!(
         together,
