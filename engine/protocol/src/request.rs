@@ -75,6 +75,11 @@ pub struct RunSettings {
     /// Write the student's hint ladder after the answer is chosen (student mode).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hints: bool,
+    /// Student mode: the run is made for a student, and `k2 serve` streams it to a student
+    /// without candidate text, verdicts or the answer until the student asks for the solution
+    /// (the page alone could not keep them hidden from whoever reads the stream).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub student: bool,
 }
 
 impl Default for RunSettings {
@@ -89,6 +94,7 @@ impl Default for RunSettings {
             loop_guard: true,
             effort: None,
             hints: false,
+            student: false,
         }
     }
 }
@@ -163,5 +169,37 @@ impl std::str::FromStr for Selection {
                 "unknown selection `{other}` (use judge, vote or vote+judge)"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn student_mode_is_sent_only_when_on_and_read_as_off_when_absent() {
+        let mut settings = RunSettings::default();
+        let off = serde_json::to_value(&settings).unwrap();
+        assert!(off.get("student").is_none(), "{off}");
+        settings.student = true;
+        settings.hints = true;
+        let on = serde_json::to_value(&settings).unwrap();
+        assert_eq!(on["student"], json!(true), "{on}");
+        assert_eq!(serde_json::from_value::<RunSettings>(on).unwrap(), settings);
+        // Requests written before the field existed (and by other clients) are not student runs.
+        let old: RunRequest =
+            serde_json::from_value(json!({"problem": "1+1", "settings": {"hints": true}})).unwrap();
+        assert!(!old.settings.student && old.settings.hints);
+        let asked: RunRequest =
+            serde_json::from_value(json!({"problem": "1+1", "settings": {"student": true}}))
+                .unwrap();
+        assert!(asked.settings.student);
+        // Not a boolean: refused with a message, never taken as on or off.
+        let wrong = serde_json::from_value::<RunRequest>(
+            json!({"problem": "1+1", "settings": {"student": "yes"}}),
+        )
+        .unwrap_err();
+        assert!(wrong.to_string().contains("invalid type"), "{wrong}");
     }
 }
