@@ -2,7 +2,7 @@
 //! `k2 serve` in a browser (here), Tauri commands and channels inside the desktop app.
 //! Components only see [`Transport`]: start a run, get its events, stop it.
 
-use k2_protocol::{Event, HistoryRequest, RunRequest};
+use k2_protocol::{Event, RunRequest};
 use wasm_bindgen::prelude::*;
 
 /// What the UI asks of a backend.
@@ -254,11 +254,11 @@ fn json_callback(done: impl FnOnce(Result<String, String>) + 'static) -> JsValue
 }
 
 /// Any history operation, to wherever the app runs: the desktop app's `history` command, or
-/// `k2 serve`'s `POST /v1/k2/history`. `done` gets the reply's JSON (each [`HistoryRequest`]
+/// `k2 serve`'s `POST /v1/k2/history`. `done` gets the reply's JSON (each [`k2_protocol::HistoryRequest`]
 /// variant says what it answers) or an error in words.
 pub fn history(
     token: &str,
-    request: &HistoryRequest,
+    request: &(impl serde::Serialize + ?Sized),
     done: impl FnOnce(Result<String, String>) + 'static,
 ) {
     if in_desktop_app() {
@@ -268,6 +268,57 @@ pub fn history(
         let body = serde_json::to_string(request).unwrap_or_default();
         k2_http("POST", &url, token, Some(body), json_callback(done));
     }
+}
+
+/// Who uses the page, as `k2 serve` knows them from the token (`GET /v1/k2/me`). In the
+/// desktop app there is no server: the person at the machine is the teacher.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Me {
+    pub role: Role,
+    pub name: String,
+    /// The class's student mode is fixed on by the lab (`k2 serve --student-mode locked`).
+    pub student_mode_locked: bool,
+    /// The teacher's test mode: no hints and no solutions for students until it is lifted.
+    pub test_mode: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Teacher,
+    Student,
+}
+
+impl Me {
+    pub fn is_student(&self) -> bool {
+        self.role == Role::Student
+    }
+}
+
+/// Who the page's token belongs to: `k2 serve`'s answer in a browser, the teacher without a
+/// call in the desktop app.
+pub fn me(token: &str, done: impl FnOnce(Result<Me, String>) + 'static) {
+    if in_desktop_app() {
+        done(Ok(Me {
+            role: Role::Teacher,
+            name: "teacher".into(),
+            student_mode_locked: false,
+            test_mode: false,
+        }));
+        return;
+    }
+    let url = format!("{}/v1/k2/me", crate::session::server_base());
+    k2_http(
+        "GET",
+        &url,
+        token,
+        None,
+        json_callback(move |result| {
+            done(result.and_then(|json| {
+                serde_json::from_str(&json).map_err(|e| format!("unreadable answer: {e}"))
+            }))
+        }),
+    );
 }
 
 /// Saves `text` as a file the browser downloads.
