@@ -104,20 +104,20 @@ fn keep_opened(
         if state.stored.get_untracked() != Some(run) {
             return;
         }
-        let opened = result.and_then(|json| {
-            serde_json::from_str::<Opened>(&json).map_err(|e| format!("unreadable answer: {e}"))
-        });
-        match opened {
-            Ok(Opened { hint: Some(text) }) => {
-                failure.set(None);
-                state.view.update(|v| {
-                    if let Some(rung) = v.hints.iter_mut().find(|h| h.level == text.level) {
-                        *rung = text;
-                    }
-                });
+        match result {
+            Ok(json) => {
+                // The rung's text, where the server answers it (`{"levels": […], "hint": …}`).
+                let text = serde_json::from_str::<Opened>(&json).ok().and_then(|o| o.hint);
+                if let Some(text) = text {
+                    failure.set(None);
+                    state.view.update(|v| {
+                        if let Some(rung) = v.hints.iter_mut().find(|h| h.level == text.level) {
+                            *rung = text;
+                        }
+                    });
+                }
                 crate::record::reload(state, token);
             }
-            Ok(Opened { hint: None }) => crate::record::reload(state, token),
             Err(e) => {
                 let missing = state.view.with_untracked(|v| {
                     v.hints
