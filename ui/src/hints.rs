@@ -107,7 +107,9 @@ fn keep_opened(
         match result {
             Ok(json) => {
                 // The rung's text, where the server answers it (`{"levels": […], "hint": …}`).
-                let text = serde_json::from_str::<Opened>(&json).ok().and_then(|o| o.hint);
+                let text = serde_json::from_str::<Opened>(&json)
+                    .ok()
+                    .and_then(|o| o.hint);
                 if let Some(text) = text {
                     failure.set(None);
                     state.view.update(|v| {
