@@ -32,16 +32,13 @@ pub fn remember(on: bool) {
     }
 }
 
-/// Shows the solution the student asked for. From `k2 serve` the stream of a student-mode run
-/// lacks the candidates and the answer: the server records that the student asked and answers
-/// the run's events whole, which replace the view. In the desktop app (or a run the server
-/// did not keep) the page already holds every event.
+/// Shows the solution the student asked for. To a student's token `k2 serve` streams a
+/// student-mode run without the candidates and the answer: the server records that the student
+/// asked and answers the run's events whole, which replace the view. The teacher's page (the
+/// desktop app's, a teacher trying student mode) already holds every event, and a teacher's
+/// look is not a student's reveal.
 fn reveal(state: RunState, token: RwSignal<String>, failure: RwSignal<Option<String>>) {
-    let Some(run) = state
-        .stored
-        .get_untracked()
-        .filter(|_| !transport::in_desktop_app())
-    else {
+    let Some(run) = state.stored.get_untracked().filter(|_| state.is_student()) else {
         state.revealed.set(true);
         return;
     };
@@ -77,14 +74,16 @@ pub fn RevealSolution(state: RunState, token: RwSignal<String>) -> impl IntoView
                 .view
                 .with(|v| !v.candidates.is_empty() || v.final_answer.is_some())
     };
-    // The server answers what it has kept: the whole run, once it has ended.
-    let ready = move || !state.running.get() && state.view.with(RunView::is_finished);
+    // A student's solution comes from the server, once the run has ended and is kept whole;
+    // the teacher's page has it as it streams.
+    let ended = move || !state.running.get() && state.view.with(RunView::is_finished);
+    let ready = move || !state.is_student() || ended();
     view! {
         <Show when=hidden>
             <section class="panel reveal">
                 <p>{move || if state.held_for_test() {
                     "The solution stays hidden while your teacher runs a test."
-                } else if ready() {
+                } else if ready() && state.view.with(|v| v.final_answer.is_some()) {
                     "The solution is ready. Try it yourself first, then check your answer below."
                 } else {
                     "The solution is being worked out."
