@@ -1646,8 +1646,15 @@ await check("class: the teacher's class page shows the student's attempt, hints 
   if (!download.suggestedFilename().endsWith(".html") || !body.includes("alice")) {
     throw new Error(`report ${download.suggestedFilename()}: ${body.slice(0, 400)}`);
   }
-  await t.click("#nav-solve");
-  await t.waitForSelector("#solve:visible", { timeout: 5000 });
+  // The run opens in the solve view, with the student's work in Review.
+  await t.locator(`${row} .class-open`).click();
+  await t.waitForSelector("#review #attempts li", { timeout: 10000 });
+  if ((await t.inputValue("#problem")) !== "What is 17 + 25?") throw new Error(`problem: ${await t.inputValue("#problem")}`);
+  const opened = await t.locator("#hints-opened").innerText();
+  if (!/^Hints opened.*: 1 \(/.test(opened)) throw new Error(`Review: ${opened}`);
+  if ((await t.locator("#attempts li").getAttribute("data-verdict")) !== aliceVerdict) {
+    throw new Error(`the attempt in Review: ${await t.locator("#attempts").innerText()}`);
+  }
 });
 
 await check("class: test mode turns a student's hints and solutions off until it is lifted", async () => {

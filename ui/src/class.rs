@@ -67,8 +67,9 @@ fn solution_cell(run: &ClassRun) -> String {
     }
 }
 
-fn run_row(run: ClassRun) -> impl IntoView {
+fn run_row(run: ClassRun, open: impl Fn(i64) + Copy + 'static) -> impl IntoView {
     let a = run.attempts;
+    let id = run.id;
     let solution = solution_cell(&run);
     view! {
         <tr class="class-run" data-run=run.id data-right=a.right data-wrong=a.wrong
@@ -77,8 +78,11 @@ fn run_row(run: ClassRun) -> impl IntoView {
             <td><time>{local_date_time(run.started_at)}</time></td>
             <td class="muted">{run.session.clone()}</td>
             // Students' problems with their LaTeX: rendered (and escaped) by k2-render, on one
-            // line, as History shows them.
-            <td class="problem" inner_html=markdown_preview(&run.problem, 90)></td>
+            // line, as History shows them; a click opens the run with its Review.
+            <td class="problem">
+                <button class="link class-open" title="Open this run and its review"
+                    on:click=move |_| open(id) inner_html=markdown_preview(&run.problem, 90)></button>
+            </td>
             <td>{run.status.clone()}</td>
             <td class="right">{a.right}</td>
             <td class="wrong">{a.wrong}</td>
@@ -89,7 +93,7 @@ fn run_row(run: ClassRun) -> impl IntoView {
     }
 }
 
-fn student_block(student: Student) -> impl IntoView {
+fn student_block(student: Student, open: impl Fn(i64) + Copy + 'static) -> impl IntoView {
     let runs = student.runs.len();
     let heading = format!(
         "{}{} · {runs} run{}",
@@ -113,7 +117,7 @@ fn student_block(student: Student) -> impl IntoView {
                     <th title="attempts the tutor could not check">"Unsure"</th>
                     <th>"Hints opened"</th><th>"Solution"</th>
                 </tr></thead>
-                <tbody>{student.runs.into_iter().map(run_row).collect_view()}</tbody>
+                <tbody>{student.runs.into_iter().map(|run| run_row(run, open)).collect_view()}</tbody>
             </table>
         }
         .into_any()
@@ -128,7 +132,11 @@ fn student_block(student: Student) -> impl IntoView {
 }
 
 #[component]
-pub fn ClassPage(token: RwSignal<String>) -> impl IntoView {
+pub fn ClassPage(
+    token: RwSignal<String>,
+    /// Opens a run in the solve view.
+    on_open: impl Fn(i64) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
     let class = RwSignal::new(None::<ClassView>);
     let filter = RwSignal::new(ALL.to_owned());
     let message = RwSignal::new(None::<String>);
@@ -213,7 +221,7 @@ pub fn ClassPage(token: RwSignal<String>) -> impl IntoView {
                     " and the token it prints."</p>
             </Show>
             <For each=students key=|s| format!("{s:?}") let:student>
-                {student_block(student)}
+                {student_block(student, on_open)}
             </For>
         </section>
     }

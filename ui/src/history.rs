@@ -125,6 +125,27 @@ fn by_session(items: Vec<Item>) -> Vec<(String, Vec<Item>)> {
     groups
 }
 
+/// Shows kept run `id` in the solve view (History's list, the class page): Review loads its
+/// events. `revealed`: the student asked for its solution before, so it stays shown (the
+/// server serves it whole). Not while a run streams.
+pub(crate) fn open_run(
+    state: RunState,
+    problem: RwSignal<String>,
+    id: i64,
+    problem_text: String,
+    revealed: bool,
+) {
+    if state.running.get_untracked() {
+        return;
+    }
+    problem.set(problem_text);
+    state.failure.set(None);
+    state.view.set(RunView::default());
+    state.log.set_value(Vec::new());
+    state.revealed.set(revealed);
+    state.stored.set(Some(id));
+}
+
 #[component]
 pub fn History(
     state: RunState,
@@ -163,19 +184,7 @@ pub fn History(
             refresh();
         }
     };
-    // Review loads the run's events and shows it.
-    let replay = move |item: Item| {
-        if state.running.get_untracked() {
-            return;
-        }
-        problem.set(item.problem.clone());
-        state.failure.set(None);
-        state.view.set(RunView::default());
-        state.log.set_value(Vec::new());
-        // A solution the student asked for before stays shown; the server serves it whole.
-        state.revealed.set(item.revealed);
-        state.stored.set(Some(item.id));
-    };
+    let replay = move |item: Item| open_run(state, problem, item.id, item.problem, item.revealed);
     let delete = move |item: Item| {
         let question = format!(
             "Delete this run for good?\n\n{}",
