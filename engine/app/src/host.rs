@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k2_protocol::{Event, RunEvent, RunRequest};
 use k2_scaffold::{CancelToken, Pipeline, RunOutcome, ScaffoldError};
-use k2_store::{RunId, RunRecorder, Store};
+use k2_store::{RunId, RunOrigin, RunRecorder, Store, StudentId};
 use tokio::runtime::Handle;
 
 use crate::backends::Backends;
@@ -140,10 +140,21 @@ impl RunHost {
         backends: Backends,
         limits: RunLimits,
     ) -> Result<StartedRun, HostError> {
+        self.start_owned(request, backends, limits, None).await
+    }
+
+    /// [`RunHost::start`] for a classroom server's student: the run is filed under `owner`.
+    pub async fn start_owned(
+        &self,
+        request: RunRequest,
+        backends: Backends,
+        limits: RunLimits,
+        owner: Option<StudentId>,
+    ) -> Result<StartedRun, HostError> {
         Self::validate(&request, limits)?;
         let recorder = match &self.store {
             Some((store, runtime)) => self
-                .open_record(store, &request, &backends)
+                .open_record(store, &request, &backends, owner)
                 .await
                 .map(|recorder| (recorder, runtime.clone())),
             None => None,
@@ -182,11 +193,16 @@ impl RunHost {
         store: &Store,
         request: &RunRequest,
         backends: &Backends,
+        owner: Option<StudentId>,
     ) -> Option<RunRecorder> {
         let config = backends.run_config(&request.settings);
         let session = request.session_or(&self.default_session);
+        let origin = RunOrigin {
+            owner,
+            student_mode: request.settings.student,
+        };
         match store
-            .start_typed_run(&session, &request.problem, &config)
+            .start_typed_run(&session, &request.problem, &config, origin)
             .await
         {
             Ok(run) => Some(RunRecorder::start(store, run)),

@@ -77,7 +77,7 @@ fn seed(db: &Path) -> i64 {
             "gamma: what is 4 + 4?",
         ] {
             let run = store
-                .start_typed_run("Homework", problem, &config())
+                .start_typed_run("Homework", problem, &config(), Default::default())
                 .await
                 .unwrap();
             let recorder = RunRecorder::start(&store, run);

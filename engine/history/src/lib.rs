@@ -9,7 +9,10 @@
 //! never depends on what a client claims. A teacher's correction of a run's answer
 //! ([`correct_answer`]) is what they rest on when the problem has no answer key.
 
+pub use classroom::Viewer;
 pub use k2_protocol::{HistoryRequest, NewNote};
+
+mod classroom;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +20,10 @@ use std::pin::Pin;
 use k2_answer::check::{check_attempt_in_view, KnownAnswers};
 use k2_answer::hints::Withheld;
 use k2_answer::work;
-use k2_protocol::{AttemptCheck, CheckVerdict, Correction, Event, StudentRecord, WorkCheck};
+use k2_protocol::{
+    AttemptCheck, CheckVerdict, ClassView, Correction, Event, Hint, RunEvent, StudentRecord,
+    WorkCheck,
+};
 use k2_store::export::{export_run, ExportFormat};
 use k2_store::{Note, PageRequest, RunConfig, RunDetail, RunId, RunSummary, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -34,6 +40,10 @@ pub enum HistoryError {
     BadRequest(String),
     #[error("run {0} is not in the history (it may have been deleted)")]
     NotFound(RunId),
+    /// The asker may not do this (a classroom server's student deleting a run, say); the
+    /// message says whose it is to do.
+    #[error("{0}")]
+    Forbidden(String),
     /// The database failed; the message says what to do.
     #[error("the history is unavailable: {0}")]
     Store(StoreError),
@@ -73,8 +83,10 @@ pub enum HistoryReply {
     Attempt(AttemptResult),
     /// [`HistoryRequest::Record`] and [`HistoryRequest::CorrectAnswer`].
     Record(Box<StudentRecord>),
-    /// [`HistoryRequest::OpenHint`]: the levels opened so far.
-    HintsOpened(Vec<u32>),
+    /// [`HistoryRequest::OpenHint`]: the levels opened so far and the rung opened.
+    HintsOpened(OpenedHints),
+    /// [`HistoryRequest::Class`] and [`HistoryRequest::SetTestMode`].
+    Class(ClassView),
     /// [`HistoryRequest::CheckWork`].
     Work(WorkResult),
     /// [`HistoryRequest::Delete`].
@@ -121,7 +133,23 @@ pub async fn dispatch_with_reviewer(
     request: HistoryRequest,
     reviewer: Option<&dyn WorkReviewer>,
 ) -> Result<HistoryReply> {
-    let mut reply = answer(store, request, reviewer).await;
+    dispatch_as(store, request, Viewer::Teacher, reviewer).await
+}
+
+/// [`dispatch_with_reviewer`] for `viewer`: a classroom server's student gets only their own
+/// runs, as student mode allows ([`classroom::answer_student`]).
+pub async fn dispatch_as(
+    store: &Store,
+    request: HistoryRequest,
+    viewer: Viewer,
+    reviewer: Option<&dyn WorkReviewer>,
+) -> Result<HistoryReply> {
+    let mut reply = match viewer {
+        Viewer::Teacher => answer(store, request, reviewer).await,
+        Viewer::Student(student) => {
+            classroom::answer_student(store, request, student, reviewer).await
+        }
+    };
     let unreadable = store.take_unreadable();
     for row in &unreadable {
         tracing::warn!(%row, "left an unreadable row of the session database out of a history answer (`k2 history recover` repairs it)");
@@ -164,6 +192,18 @@ async fn answer(
         )),
         HistoryRequest::OpenHint { run, level } => {
             HistoryReply::HintsOpened(open_hint(store, run, level).await?)
+        }
+        // The teacher sees every run whole: nothing to reveal, nothing kept.
+        HistoryRequest::Reveal { run } => HistoryReply::Events(events(store, run).await?),
+        HistoryRequest::Class { session } => {
+            HistoryReply::Class(classroom::class_view(store, session.as_deref()).await?)
+        }
+        HistoryRequest::ClassReport { session, format } => {
+            HistoryReply::Export(classroom::class_report(store, session.as_deref(), &format).await?)
+        }
+        HistoryRequest::SetTestMode { on } => {
+            store.set_test_mode(on).await?;
+            HistoryReply::Class(classroom::class_view(store, None).await?)
         }
         HistoryRequest::Record { run } => HistoryReply::Record(Box::new(record(store, run).await?)),
         HistoryRequest::CheckWork { run, work } => {
@@ -276,21 +316,24 @@ pub struct ExportedRun {
 
 /// A run as Markdown (`markdown`, `md`) or as a standalone HTML page (`html`), notes included.
 pub async fn export(store: &Store, run: RunId, format: &str) -> Result<ExportedRun> {
-    let (format, extension, media_type) = match format {
-        "markdown" | "md" => (ExportFormat::Markdown, "md", "text/markdown; charset=utf-8"),
-        "html" => (ExportFormat::Html, "html", "text/html; charset=utf-8"),
-        other => {
-            return Err(HistoryError::BadRequest(format!(
-                "`{other}` is not an export format (markdown or html)"
-            )))
-        }
-    };
+    let (format, extension, media_type) = export_format(format)?;
     let loaded = store.load_run_export(run).await?;
     Ok(ExportedRun {
         file_name: format!("k2-run-{run}.{extension}"),
         media_type,
         content: export_run(&loaded, format),
     })
+}
+
+/// An export format by its name: the format, the file's extension and its media type.
+fn export_format(name: &str) -> Result<(ExportFormat, &'static str, &'static str)> {
+    match name {
+        "markdown" | "md" => Ok((ExportFormat::Markdown, "md", "text/markdown; charset=utf-8")),
+        "html" => Ok((ExportFormat::Html, "html", "text/html; charset=utf-8")),
+        other => Err(HistoryError::BadRequest(format!(
+            "`{other}` is not an export format (markdown or html)"
+        ))),
+    }
 }
 
 pub async fn notes(store: &Store, run: RunId) -> Result<Vec<Note>> {
@@ -381,10 +424,21 @@ pub async fn correct_answer(
     record(store, run).await
 }
 
+/// [`HistoryRequest::OpenHint`]'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenedHints {
+    /// The levels opened so far, each once, in ladder order.
+    pub levels: Vec<u32>,
+    /// The rung just opened, as stored: how a student whose stream carried no hint text
+    /// (student mode on a classroom server) reads it. `None` while the store has not written
+    /// it yet.
+    pub hint: Option<Hint>,
+}
+
 /// Keeps that a student opened hint `level` of the run's ladder. The level is not checked
 /// against the ladder's stored events: a hint opened as it streams in may be shown before the
-/// store has written it. Answers the levels opened so far.
-pub async fn open_hint(store: &Store, run: RunId, level: u32) -> Result<Vec<u32>> {
+/// store has written it. Answers the levels opened so far and the rung.
+pub async fn open_hint(store: &Store, run: RunId, level: u32) -> Result<OpenedHints> {
     if !(1..=MAX_HINT_LEVEL).contains(&level) {
         return Err(HistoryError::BadRequest(format!(
             "hint levels go from 1 to {MAX_HINT_LEVEL}, not {level}"
@@ -392,7 +446,18 @@ pub async fn open_hint(store: &Store, run: RunId, level: u32) -> Result<Vec<u32>
     }
     store.run(run).await?;
     store.add_opened_hint(run, level).await?;
-    Ok(record(store, run).await?.levels_opened())
+    let hint = store
+        .events(run)
+        .await?
+        .into_iter()
+        .find_map(|e| match e.kind {
+            RunEvent::Hint(hint) if hint.level == level => Some(hint),
+            _ => None,
+        });
+    Ok(OpenedHints {
+        levels: record(store, run).await?.levels_opened(),
+        hint,
+    })
 }
 
 /// The run's correction and students' work ([`HistoryRequest::Record`]).

@@ -145,13 +145,28 @@ async fn hints_opened_are_kept_in_order_and_answered_as_levels() {
     let run = record_events(&t.store, session, HEXAGON, confident_run(HEXAGON, "720", 4)).await;
     let open = |level: u32| k2_history::dispatch(&t.store, HistoryRequest::OpenHint { run, level });
 
-    assert_eq!(open(2).await.unwrap(), HistoryReply::HintsOpened(vec![2]));
-    assert_eq!(
-        open(1).await.unwrap(),
-        HistoryReply::HintsOpened(vec![1, 2])
-    );
+    // The rung opened comes with the answer: a student-mode stream carried no hint text.
+    let rung = |level: u32| {
+        confident_run(HEXAGON, "720", 4)
+            .into_iter()
+            .find_map(|e| match e.kind {
+                RunEvent::Hint(h) if h.level == level => Some(h),
+                _ => None,
+            })
+    };
+    assert!(rung(2).is_some(), "the recorded run has a ladder");
+    let opened = |levels: Vec<u32>, level| {
+        HistoryReply::HintsOpened(k2_history::OpenedHints {
+            levels,
+            hint: rung(level),
+        })
+    };
+    assert_eq!(open(2).await.unwrap(), opened(vec![2], 2));
+    assert_eq!(open(1).await.unwrap(), opened(vec![1, 2], 1));
     let again = open(2).await.unwrap();
-    assert_eq!(serde_json::to_value(&again).unwrap(), json!([1, 2]));
+    let again = serde_json::to_value(&again).unwrap();
+    assert_eq!(again["levels"], json!([1, 2]));
+    assert_eq!(again["hint"]["level"], 2);
     assert!(matches!(
         open(0).await,
         Err(HistoryError::BadRequest(m)) if m.contains("from 1")

@@ -74,6 +74,28 @@ pub enum HistoryRequest {
     CheckWork { run: StoredRunId, work: String },
     /// Removes the run and everything attached to it. Answers `null`.
     Delete { run: StoredRunId },
+    /// A student asks for the solution of their student-mode run: kept (the first time, with
+    /// the time) and the run's events answered whole, as [`HistoryRequest::Events`] answers a
+    /// teacher. Refused while the class is in test mode.
+    Reveal { run: StoredRunId },
+    /// The teacher's view of the class: every student's runs (of the session titled
+    /// `session`, or all) with their attempts' verdicts, hints opened and reveals. Answers a
+    /// `ClassView`.
+    Class {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+    },
+    /// The class's work (of one session, or all) as one file for the teacher: `format` as in
+    /// [`HistoryRequest::Export`]. Answers `{file_name, media_type, content}`.
+    ClassReport {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        #[serde(default = "markdown")]
+        format: String,
+    },
+    /// Puts the class in test mode (students get no hints and no solutions) or lifts it.
+    /// Answers the `ClassView` of all sessions.
+    SetTestMode { on: bool },
 }
 
 fn markdown() -> String {
@@ -166,6 +188,31 @@ mod tests {
             (
                 HistoryRequest::Delete { run: 3 },
                 json!({"op": "delete", "run": 3}),
+            ),
+            (
+                HistoryRequest::Reveal { run: 3 },
+                json!({"op": "reveal", "run": 3}),
+            ),
+            (
+                HistoryRequest::Class {
+                    session: Some("Homework 3".into()),
+                },
+                json!({"op": "class", "session": "Homework 3"}),
+            ),
+            (
+                HistoryRequest::Class { session: None },
+                json!({"op": "class"}),
+            ),
+            (
+                HistoryRequest::ClassReport {
+                    session: None,
+                    format: "html".into(),
+                },
+                json!({"op": "class_report", "format": "html"}),
+            ),
+            (
+                HistoryRequest::SetTestMode { on: true },
+                json!({"op": "set_test_mode", "on": true}),
             ),
         ]
     }

@@ -10,6 +10,8 @@
 
 mod app_config;
 mod check;
+mod class;
+pub mod disclosure;
 mod effort;
 mod history;
 mod record;
@@ -20,6 +22,7 @@ mod work;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
 pub use check::{AttemptCheck, CheckBasis, CheckVerdict};
+pub use class::{AttemptCounts, ClassRun, ClassStudent, ClassView};
 pub use effort::Effort;
 pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use record::{

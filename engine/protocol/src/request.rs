@@ -75,10 +75,9 @@ pub struct RunSettings {
     /// Write the student's hint ladder after the answer is chosen (student mode).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hints: bool,
-    /// Student mode: the run is made for a student, and `k2 serve` streams it to a student
-    /// without candidate text, verdicts or the answer until the student asks for the solution
-    /// (the page alone could not keep them hidden from whoever reads the stream).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Student mode on a classroom server: the server keeps candidates, the plan and the
+    /// answer from the student until they ask for the solution (issue 29).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub student: bool,
 }
 

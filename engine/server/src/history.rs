@@ -11,7 +11,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use std::sync::Arc;
 
 use k2_app::ModelWorkReviewer;
@@ -20,6 +20,7 @@ use k2_history::{HistoryError, HistoryReply, HistoryRequest, NewNote, WorkReview
 use k2_scaffold::Backend;
 use serde::Deserialize;
 
+use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -28,6 +29,7 @@ impl From<HistoryError> for ApiError {
         match &error {
             HistoryError::BadRequest(_) => ApiError::bad_request(error.to_string()),
             HistoryError::NotFound(_) => ApiError::not_found(error.to_string()),
+            HistoryError::Forbidden(_) => ApiError::forbidden(error.to_string()),
             HistoryError::Store(_) => ApiError::unavailable(error.to_string()),
         }
     }
@@ -36,8 +38,21 @@ impl From<HistoryError> for ApiError {
 /// Answers `request` from the server's store (an empty listing without one). Checked work
 /// the numbers could not decide is also read by the server's model, the judge of its runs,
 /// through the scheduler like every completion (not when the batch is full).
-async fn dispatch(state: &AppState, request: HistoryRequest) -> Result<HistoryReply, ApiError> {
-    match &state.store {
+///
+/// The asker is the token's owner ([`Identity`]): a student gets their own runs only
+/// (`k2_history::Viewer`), and a note's or correction's author is whoever's token wrote it,
+/// whatever the body says.
+pub(crate) async fn dispatch(
+    state: &AppState,
+    identity: &Identity,
+    mut request: HistoryRequest,
+) -> Result<HistoryReply, ApiError> {
+    match &mut request {
+        HistoryRequest::AddNote { note, .. } => note.author = Some(author(state, identity)),
+        HistoryRequest::CorrectAnswer { author: by, .. } => *by = Some(author(state, identity)),
+        _ => {}
+    }
+    let reply = match &state.store {
         Some(store) => {
             let reviewer = matches!(request, HistoryRequest::CheckWork { .. })
                 .then(|| state.scheduler.check_room().ok())
@@ -49,30 +64,47 @@ async fn dispatch(state: &AppState, request: HistoryRequest) -> Result<HistoryRe
                     ));
                     ModelWorkReviewer::new(backend)
                 });
-            Ok(k2_history::dispatch_with_reviewer(
+            k2_history::dispatch_as(
                 store,
-                request,
+                request.clone(),
+                identity.viewer(),
                 reviewer.as_ref().map(|r| r as &dyn WorkReviewer),
             )
-            .await?)
+            .await?
         }
         None => k2_history::without_store(&request).ok_or_else(|| {
             ApiError::unavailable("this server keeps no history (started with --no-history)")
-        }),
+        })?,
+    };
+    Ok(crate::classroom::after_dispatch(
+        state, identity, &request, reply,
+    ))
+}
+
+/// Who wrote a note or a correction: the token's owner.
+fn author(state: &AppState, identity: &Identity) -> String {
+    match identity {
+        Identity::Teacher => state.teacher_name.to_string(),
+        Identity::Student { name, .. } => name.to_string(),
     }
 }
 
 /// `POST /v1/k2/history` with a [`HistoryRequest`]: any history operation.
 pub async fn history(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Json(request): Json<HistoryRequest>,
 ) -> Result<Json<HistoryReply>, ApiError> {
-    json(&state, request).await
+    json(&state, &identity, request).await
 }
 
 /// A REST route's answer: the reply's JSON.
-async fn json(state: &AppState, request: HistoryRequest) -> Result<Json<HistoryReply>, ApiError> {
-    Ok(Json(dispatch(state, request).await?))
+async fn json(
+    state: &AppState,
+    identity: &Identity,
+    request: HistoryRequest,
+) -> Result<Json<HistoryReply>, ApiError> {
+    Ok(Json(dispatch(state, identity, request).await?))
 }
 
 #[derive(Deserialize)]
@@ -84,33 +116,37 @@ pub struct ListQuery {
 /// `GET /v1/k2/runs[?q=words]`
 pub async fn list(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<HistoryReply>, ApiError> {
-    json(&state, HistoryRequest::List { query: query.q }).await
+    json(&state, &identity, HistoryRequest::List { query: query.q }).await
 }
 
 /// `GET /v1/k2/runs/{id}`: the run without its events ([`HistoryRequest::Show`]).
 pub async fn show(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(run): Path<i64>,
 ) -> Result<Json<HistoryReply>, ApiError> {
-    json(&state, HistoryRequest::Show { run }).await
+    json(&state, &identity, HistoryRequest::Show { run }).await
 }
 
 /// `GET /v1/k2/runs/{id}/events`
 pub async fn events(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(run): Path<i64>,
 ) -> Result<Json<HistoryReply>, ApiError> {
-    json(&state, HistoryRequest::Events { run }).await
+    json(&state, &identity, HistoryRequest::Events { run }).await
 }
 
 /// `DELETE /v1/k2/runs/{id}`
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(run): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    dispatch(&state, HistoryRequest::Delete { run }).await?;
+    dispatch(&state, &identity, HistoryRequest::Delete { run }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,6 +163,7 @@ fn markdown() -> String {
 /// `GET /v1/k2/runs/{id}/export?format=markdown|html`: a file to save.
 pub async fn export(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(run): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
@@ -134,7 +171,7 @@ pub async fn export(
         run,
         format: query.format,
     };
-    let HistoryReply::Export(exported) = dispatch(&state, request).await? else {
+    let HistoryReply::Export(exported) = dispatch(&state, &identity, request).await? else {
         return Err(ApiError::unavailable("the history answered no file"));
     };
     let disposition = format!("attachment; filename=\"{}\"", exported.file_name);
@@ -151,18 +188,20 @@ pub async fn export(
 /// `GET /v1/k2/runs/{id}/notes`
 pub async fn notes(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(run): Path<i64>,
 ) -> Result<Json<HistoryReply>, ApiError> {
-    json(&state, HistoryRequest::Notes { run }).await
+    json(&state, &identity, HistoryRequest::Notes { run }).await
 }
 
 /// `POST /v1/k2/runs/{id}/notes` with `{text, seq?, author?}`: answers all the run's notes.
 pub async fn add_note(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(run): Path<i64>,
     Json(note): Json<NewNote>,
 ) -> Result<Json<HistoryReply>, ApiError> {
-    json(&state, HistoryRequest::AddNote { run, note }).await
+    json(&state, &identity, HistoryRequest::AddNote { run, note }).await
 }
 
 #[derive(Deserialize)]
@@ -174,6 +213,7 @@ pub struct AttemptBody {
 /// `{check: {verdict, basis}, equivalent, attempt}`) and kept.
 pub async fn check_attempt(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(run): Path<i64>,
     Json(body): Json<AttemptBody>,
 ) -> Result<Json<HistoryReply>, ApiError> {
@@ -181,5 +221,5 @@ pub async fn check_attempt(
         run,
         answer: body.answer,
     };
-    json(&state, request).await
+    json(&state, &identity, request).await
 }

@@ -14,9 +14,11 @@
 //! scheduler. Every `/v1` route needs the bearer token.
 
 mod auth;
+mod classroom;
 mod error;
 mod history;
 mod openai;
+pub mod roster;
 mod runs;
 mod state;
 pub mod token;
@@ -28,12 +30,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use k2_engine::loader::LoadedModel;
 use k2_engine::serving::{Scheduler, SchedulerConfig};
 use serde_json::{json, Value};
 
+pub use auth::Identity;
+pub use classroom::ClassPolicy;
 pub use error::ApiError;
 pub use state::{AppState, Limits};
 
@@ -47,6 +51,11 @@ pub struct ServerConfig {
     pub ui_dir: Option<PathBuf>,
     /// The session database scaffold runs are stored in (history); `None`: not stored.
     pub db: Option<PathBuf>,
+    /// The class roster (`--roster`): students' tokens. Needs `db`.
+    pub roster: Option<PathBuf>,
+    pub class_policy: ClassPolicy,
+    /// The teacher's name on their notes and corrections.
+    pub teacher_name: String,
 }
 
 /// The application: routes, limits and authentication, over a running scheduler.
@@ -63,7 +72,12 @@ pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
             get(history::notes).post(history::add_note),
         )
         .route("/k2/runs/{id}/attempts", post(history::check_attempt))
+        .route("/k2/runs/{id}/reveal", post(classroom::reveal))
         .route("/k2/history", post(history::history))
+        .route("/k2/me", get(classroom::me))
+        .route("/k2/class", get(classroom::class))
+        .route("/k2/class/report", get(classroom::report))
+        .route("/k2/class/test-mode", put(classroom::set_test_mode))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -117,7 +131,27 @@ pub async fn serve(
         ),
         None => k2_app::RunHost::unrecorded(),
     };
+    let class = match (&config.roster, &store) {
+        (Some(path), Some(store)) => {
+            let roster = roster::LiveRoster::open(path.clone())
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let class = classroom::Classroom::open(roster, store.clone(), config.class_policy)
+                .await
+                .map_err(|e| {
+                    std::io::Error::other(format!("cannot keep the class's records: {e}"))
+                })?;
+            Some(Arc::new(class))
+        }
+        (Some(_), None) => {
+            return Err(std::io::Error::other(
+                "a class needs the history (its runs are filed under their students):                  drop --no-history, or check that the database opens",
+            ))
+        }
+        (None, _) => None,
+    };
     let state = AppState {
+        class,
+        teacher_name: config.teacher_name.into(),
         host,
         store,
         model_id: model.info.name.clone(),

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation, StopReason};
 use k2_engine::serving::{ServeEvent, ServeRequest};
 use k2_protocol::FinishReason;
@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -96,8 +97,16 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
 
 pub async fn chat_completions(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Json(request): Json<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    // The model answers whatever it is asked, solutions included: a student's token gets the
+    // tutor's runs (where student mode holds), not the raw model, unless the teacher allows it.
+    if !identity.is_teacher() && !state.class.as_ref().is_some_and(|c| c.policy.student_chat) {
+        return Err(ApiError::forbidden(
+            "students use the tutor's runs; the teacher can allow chat with `k2 serve --student-chat`",
+        ));
+    }
     // Rendering runs the model's chat template, a program from the model file, and tokenizes
     // the prompt: off the async workers, so a slow one holds neither other requests nor
     // `/health` (the template's own limits end it, see `k2_engine::chat`).

@@ -19,6 +19,10 @@ pub struct AppState {
     pub store: Option<k2_store::Store>,
     /// Runs `/v1/k2/runs` (and records them in `store`).
     pub host: k2_app::RunHost,
+    /// The class, when the server has a roster; `None`: the teacher's token only.
+    pub class: Option<Arc<crate::classroom::Classroom>>,
+    /// The teacher's name on their notes and corrections.
+    pub teacher_name: Arc<str>,
 }
 
 /// Per-request limits, so one client cannot take the server for itself.

@@ -83,7 +83,7 @@ fn main() {
         std::hint::black_box(e);
     });
     let run = runtime
-        .block_on(store.start_run(session, problem, &config()))
+        .block_on(store.start_run(session, problem, &config(), Default::default()))
         .unwrap();
     let recorder = {
         let _context = runtime.enter();
@@ -123,7 +123,7 @@ fn main() {
     // 2. Top sustained rate: events queued as fast as possible, until all are on disk.
     let burst = 200_000u64;
     let run = runtime
-        .block_on(store.start_run(session, problem, &config()))
+        .block_on(store.start_run(session, problem, &config(), Default::default()))
         .unwrap();
     let recorder = {
         let _context = runtime.enter();
@@ -162,7 +162,10 @@ fn main() {
                 .add_problem(&NewProblem::typed(texts[i % texts.len()].clone()))
                 .await
                 .unwrap();
-            store.start_run(session, problem, &config()).await.unwrap();
+            store
+                .start_run(session, problem, &config(), Default::default())
+                .await
+                .unwrap();
         }
     });
     println!("created {RUNS} runs in {:.1} s", t.elapsed().as_secs_f64());

@@ -11,6 +11,7 @@
 //! fraction of a second.
 
 mod annotations;
+mod classroom;
 mod clock;
 mod decode;
 mod error;
@@ -28,6 +29,7 @@ mod sessions;
 mod types;
 mod work_checks;
 
+pub use classroom::OwnedClassRun;
 pub use clock::{format_utc, now_ms};
 pub use decode::UnreadableRow;
 pub use error::{Result, StoreError};
@@ -37,7 +39,8 @@ pub use quarantine::Quarantined;
 pub use recorder::{RecordSummary, RunRecorder, FLUSH_EVENTS, FLUSH_INTERVAL};
 pub use types::{
     Attempt, Cursor, NewProblem, Note, Page, PageRequest, Problem, ProblemId, RunConfig, RunDetail,
-    RunId, RunStatus, RunSummary, SearchHit, Session, SessionId,
+    RunId, RunOrigin, RunOwner, RunStatus, RunSummary, SearchHit, Session, SessionId, Student,
+    StudentId,
 };
 pub use work_checks::StoredWorkCheck;
 

@@ -120,6 +120,44 @@ pub struct RunSummary {
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub answer: Option<String>,
+    /// The student whose run it is on a classroom server; `None`: the teacher's, or the
+    /// desktop app's own.
+    #[serde(default)]
+    pub owner: Option<RunOwner>,
+    /// Started in student mode: its candidates and answer stay from its owner until they
+    /// ask for the solution.
+    #[serde(default)]
+    pub student_mode: bool,
+    /// When its owner asked for the solution (ms since the epoch).
+    #[serde(default)]
+    pub revealed_at: Option<i64>,
+}
+
+/// A student of a classroom server, as the session store keeps them (by name; never deleted,
+/// so their id is never another student's).
+pub type StudentId = i64;
+
+/// Who a run belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOwner {
+    pub id: StudentId,
+    pub name: String,
+}
+
+/// A student as the session store keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Student {
+    pub id: StudentId,
+    pub name: String,
+    pub added_at: i64,
+}
+
+/// How a run is filed: under whom, and in which mode (the classroom server's; a desktop app's
+/// runs are the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOrigin {
+    pub owner: Option<StudentId>,
+    pub student_mode: bool,
 }
 
 /// A run with everything but its event log.

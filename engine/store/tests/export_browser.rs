@@ -43,7 +43,7 @@ async fn exported_html_renders_in_chromium_without_errors_or_network() {
         .unwrap();
     let run = t
         .store
-        .start_run(session, problem, &config())
+        .start_run(session, problem, &config(), Default::default())
         .await
         .unwrap();
     let recorder = RunRecorder::start(&t.store, run);

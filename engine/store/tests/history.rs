@@ -56,7 +56,7 @@ async fn events_are_on_disk_within_the_flush_interval_while_the_run_goes_on() {
         .unwrap();
     let run = t
         .store
-        .start_run(session, problem, &common::config())
+        .start_run(session, problem, &common::config(), Default::default())
         .await
         .unwrap();
     let recorder = RunRecorder::start(&t.store, run);

@@ -5,9 +5,11 @@ mod common;
 
 use std::borrow::Cow;
 
-use common::{config, record_run, temp_store};
+use common::{config, record_run, run_events, temp_store};
 use k2_protocol::{AttemptCheck, CheckBasis, CheckVerdict};
-use k2_store::{latest_schema_version, NewProblem, RunStatus, Store, StoreError, MIGRATOR};
+use k2_store::{
+    latest_schema_version, NewProblem, RunId, RunRecorder, RunStatus, Store, StoreError, MIGRATOR,
+};
 use sqlx::migrate::Migrator;
 
 fn migrator_up_to(version_count: usize) -> Migrator {
@@ -50,7 +52,7 @@ async fn every_earlier_schema_version_upgrades_keeping_its_runs_searchable() {
                 .unwrap();
             assert_eq!(old.schema_version().await.unwrap(), earlier as i64);
             let session = old.create_session("Algebra homework").await.unwrap();
-            record_run(
+            record_run_in_old_schema(
                 &old,
                 session,
                 "Find the product of the roots of $x^2-5x+6$.",
@@ -91,8 +93,7 @@ async fn attempts_kept_before_checks_had_a_basis_still_read_and_new_ones_keep_th
     let problem = {
         let old = Store::open_with(&path, &migrator_up_to(3)).await.unwrap();
         let session = old.create_session("s").await.unwrap();
-        let run = record_run(&old, session, "2+2", "4").await;
-        let problem = old.run(run).await.unwrap().problem.id;
+        let (run, problem) = record_run_in_old_schema(&old, session, "2+2", "4").await;
         old.close().await;
         // An attempt as schema 3 wrote it: no verdict, no basis.
         let writer = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
@@ -242,12 +243,12 @@ async fn runs_left_running_by_a_dead_process_are_marked_interrupted_at_the_next_
         .unwrap();
     let ours = t
         .store
-        .start_run(session, problem, &config())
+        .start_run(session, problem, &config(), Default::default())
         .await
         .unwrap();
     let orphan = t
         .store
-        .start_run(session, problem, &config())
+        .start_run(session, problem, &config(), Default::default())
         .await
         .unwrap();
     // A process id that cannot exist (above Linux's pid_max).
@@ -270,4 +271,39 @@ async fn runs_left_running_by_a_dead_process_are_marked_interrupted_at_the_next_
         RunStatus::Running,
         "this process is alive"
     );
+}
+
+/// [`record_run`] into a database of a schema before version 8 (no owners, no id floor), as
+/// the program of that time started a run; answers the run's and its problem's ids.
+pub async fn record_run_in_old_schema(
+    store: &Store,
+    session: i64,
+    problem: &str,
+    answer: &str,
+) -> (RunId, i64) {
+    let problem_id = store
+        .add_problem(&NewProblem::typed(problem))
+        .await
+        .unwrap();
+    let writer = sqlx::SqlitePool::connect(&format!("sqlite://{}", store.path().display()))
+        .await
+        .unwrap();
+    let run = sqlx::query(
+        "INSERT INTO runs (session_id, problem_id, config, status, started_at, heartbeat_at) \
+         VALUES (?, ?, ?, 'running', 1, 1)",
+    )
+    .bind(session)
+    .bind(problem_id)
+    .bind(serde_json::to_string(&config()).unwrap())
+    .execute(&writer)
+    .await
+    .unwrap()
+    .last_insert_rowid();
+    writer.close().await;
+    let recorder = RunRecorder::start(store, run);
+    for event in run_events(problem, answer) {
+        recorder.record(&event);
+    }
+    recorder.finish().await.unwrap();
+    (run, problem_id)
 }

@@ -20,7 +20,7 @@ async fn pages_move_past_an_unreadable_run_and_it_is_reported_once() {
     let t = temp_store().await;
     for problem in ["one", "two", "three"] {
         t.store
-            .start_typed_run("s", problem, &config())
+            .start_typed_run("s", problem, &config(), Default::default())
             .await
             .unwrap();
     }
@@ -71,7 +71,7 @@ async fn pages_move_past_an_unreadable_run_and_it_is_reported_once() {
 async fn the_full_text_index_is_scanned_and_repaired_too() {
     let t = temp_store().await;
     t.store
-        .start_typed_run("s", "zebra crossing", &config())
+        .start_typed_run("s", "zebra crossing", &config(), Default::default())
         .await
         .unwrap();
     raw(

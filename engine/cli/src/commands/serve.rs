@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Args as ClapArgs;
+use clap::{Args as ClapArgs, Subcommand};
 use k2_engine::serving::SchedulerConfig;
 use k2_server::{Limits, ServerConfig};
 
 use crate::load::{load, ModelArgs};
 
 #[derive(ClapArgs, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Address to listen on. The default serves this machine only; use 0.0.0.0 to serve a lab.
@@ -59,9 +62,120 @@ pub struct Args {
     /// Keep no history of runs.
     #[arg(long)]
     pub no_history: bool,
+
+    /// The class roster: students' names and tokens (`k2 serve roster add NAME` writes it).
+    /// Each student's token opens their own runs only; `--token` stays the teacher's.
+    #[arg(long, env = "K2_ROSTER")]
+    pub roster: Option<PathBuf>,
+    /// Every student run is a student-mode run (the lab's lock): hints one at a time, the
+    /// solution only when the student asks for it.
+    #[arg(long)]
+    pub lock_student_mode: bool,
+    /// Let students' tokens use /v1/chat/completions (the raw model answers anything,
+    /// solutions included; student mode does not apply there).
+    #[arg(long)]
+    pub student_chat: bool,
+    /// The teacher's name on their notes and corrections.
+    #[arg(long, default_value = "Teacher")]
+    pub teacher_name: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServeAction {
+    /// The class roster: add, list and remove students.
+    Roster {
+        #[command(subcommand)]
+        command: RosterCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RosterCommand {
+    /// Adds a student and prints their token (shown this once: the roster keeps only a hash).
+    Add {
+        name: String,
+        #[command(flatten)]
+        file: RosterFile,
+        /// The server's address as students reach it: prints the link that signs them in.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Lists the students (never their tokens).
+    List {
+        #[command(flatten)]
+        file: RosterFile,
+    },
+    /// Removes a student: their token stops working at once; their runs stay.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        file: RosterFile,
+    },
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct RosterFile {
+    /// The roster [default: $K2_ROSTER, else roster.toml in the K2 Tutor data folder].
+    #[arg(long, env = "K2_ROSTER")]
+    pub roster: Option<PathBuf>,
+}
+
+impl RosterFile {
+    fn path(&self) -> Result<PathBuf> {
+        match &self.roster {
+            Some(path) => Ok(path.clone()),
+            None => k2_server::roster::default_roster_path()
+                .context("no data directory to keep the roster in; pass --roster FILE"),
+        }
+    }
+}
+
+fn roster(command: RosterCommand) -> Result<()> {
+    use k2_server::roster::{add_student, remove_student, Roster};
+    match command {
+        RosterCommand::Add { name, file, url } => {
+            let path = file.path()?;
+            let token = add_student(&path, &name)?;
+            crate::outln!("{token}");
+            eprintln!(
+                "added {} to {} (the token above is shown only now; give it to them)",
+                crate::output::safe(&name),
+                path.display()
+            );
+            if let Some(url) = url {
+                eprintln!("  their link: {}/#token={token}", url.trim_end_matches('/'));
+            }
+        }
+        RosterCommand::List { file } => {
+            let path = file.path()?;
+            let roster = Roster::load(&path)?;
+            if roster.is_empty() {
+                eprintln!("no students in {}", path.display());
+            }
+            for name in roster.names() {
+                crate::outln!("{}", crate::output::safe(name));
+            }
+        }
+        RosterCommand::Remove { name, file } => {
+            let path = file.path()?;
+            remove_student(&path, &name)?;
+            eprintln!(
+                "removed {} from {}: their token no longer opens anything",
+                crate::output::safe(&name),
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(ServeAction::Roster { command }) = args.action {
+        return roster(command);
+    }
+    if args.roster.is_some() && args.no_history {
+        anyhow::bail!("--roster needs the history (each student's runs are kept under their name): drop --no-history");
+    }
     let token = match args.token.clone() {
         Some(token) if token.len() >= 8 => token,
         Some(_) => anyhow::bail!("--token must be at least 8 characters"),
@@ -103,6 +217,12 @@ pub fn run(args: Args) -> Result<()> {
         },
         ui_dir,
         db: (!args.no_history).then(|| args.db.clone().unwrap_or_else(k2_store::default_path)),
+        roster: args.roster.clone(),
+        class_policy: k2_server::ClassPolicy {
+            lock_student_mode: args.lock_student_mode,
+            student_chat: args.student_chat,
+        },
+        teacher_name: args.teacher_name.clone(),
     };
     let model_name = model.info.name.clone();
     let ui_link_token = config.ui_dir.as_ref().map(|_| config.token.clone());

@@ -87,7 +87,8 @@ pub fn export_session(session: &Session, runs: &[RunExport], format: ExportForma
     render(&Document::of_session(session, runs), format)
 }
 
-fn render(document: &Document, format: ExportFormat) -> String {
+/// Any document (a class report, say) in `format`.
+pub fn render(document: &Document, format: ExportFormat) -> String {
     match format {
         ExportFormat::Markdown => document.to_markdown(),
         ExportFormat::Html => html_page::page(document),

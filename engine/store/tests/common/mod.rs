@@ -172,7 +172,7 @@ pub async fn record_events(
         .await
         .unwrap();
     let run = store
-        .start_run(session, problem_id, &config())
+        .start_run(session, problem_id, &config(), Default::default())
         .await
         .unwrap();
     let recorder = RunRecorder::start(store, run);

@@ -1,0 +1,52 @@
+//! A teacher's view of their class on a classroom server (`k2 serve --roster`): every student's
+//! runs with what they did with them. Built by `k2_history` from the session store; shown by
+//! the UI's Class page and in the class report.
+
+use serde::{Deserialize, Serialize};
+
+/// The class, optionally of one session ("Homework 3").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassView {
+    /// Whether the class is in test mode: students get neither hints nor solutions.
+    pub test_mode: bool,
+    /// The session titles students' runs are filed under, for the page's filter.
+    pub sessions: Vec<String>,
+    /// Sorted by name; a student with no run (in the session) is listed with none.
+    pub students: Vec<ClassStudent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassStudent {
+    pub name: String,
+    /// No longer on the roster: their token no longer opens anything; their runs stay.
+    pub removed: bool,
+    /// Newest first.
+    pub runs: Vec<ClassRun>,
+}
+
+/// One student's run and what they did with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassRun {
+    pub id: i64,
+    pub session: String,
+    /// Ms since the epoch.
+    pub started_at: i64,
+    /// The statement's first 200 characters.
+    pub problem: String,
+    /// `running`, `finished`, `failed`, `cancelled` or `interrupted`.
+    pub status: String,
+    pub student_mode: bool,
+    /// When the student asked for the solution.
+    pub revealed_at: Option<i64>,
+    pub attempts: AttemptCounts,
+    /// Distinct hint levels opened.
+    pub hints_opened: u32,
+}
+
+/// The student's answers to a run, by the tutor's verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptCounts {
+    pub right: u32,
+    pub wrong: u32,
+    pub unsure: u32,
+}
