@@ -1280,7 +1280,7 @@ await check("a teacher's correction changes a later check in student mode, and R
     }
     return last;
   }, { run, token });
-  if (JSON.stringify(opened) !== "[1,2]") throw new Error(`open_hint answered ${JSON.stringify(opened)}`);
+  if (JSON.stringify(opened.levels) !== "[1,2]") throw new Error(`open_hint answered ${JSON.stringify(opened)}`);
 
   // The teacher opens the run from History: Review shows every attempt and the hints.
   await page.uncheck("#student");
@@ -1511,12 +1511,12 @@ const classDir = mkdtempSync(join(tmpdir(), "k2-class-"));
 const roster = join(classDir, "roster.toml");
 const classDb = join(classDir, "sessions.db");
 const teacherToken = "class-teacher-" + Math.random().toString(36).slice(2);
-// `k2 serve roster add NAME` prints the student's fresh token.
+// `k2 serve roster add NAME` prints the student's fresh token (alone, on standard output).
 const rosterAdd = (name) => {
-  const out = execFileSync(k2, ["serve", "roster", "add", name, "--roster", roster]).toString();
-  const found = out.match(/[A-Za-z0-9_-]{16,}/g);
-  if (!found) throw new Error(`no token in: ${out}`);
-  return found.at(-1);
+  const out = execFileSync(k2, ["serve", "roster", "add", name, "--roster", roster],
+                           { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  if (!/^\S{16,}$/.test(out)) throw new Error(`not a token: ${out}`);
+  return out;
 };
 let classServer = null;
 let classOrigin = null;
@@ -1542,7 +1542,7 @@ await check("class: a student's link opens student mode, locked, without the cla
   studentTokens.alice = rosterAdd("alice");
   studentTokens.bob = rosterAdd("bob");
   classServer = spawn(k2, ["serve", "--model", model, "--port", "0", "--token", teacherToken,
-                           "--roster", roster, "--student-mode", "locked", "--ui", uiDir,
+                           "--roster", roster, "--lock-student-mode", "--ui", uiDir,
                            "--max-tokens-limit", "4096", "--db", classDb],
                       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, K2_LOG: "warn" } });
   classOrigin = await new Promise((resolve, reject) => {

@@ -181,12 +181,11 @@ pub fn App() -> impl IntoView {
         state.view.update(|v| v.cancelled = true);
     };
 
-    // The class page is the teacher's, in a browser (the desktop app has no students).
+    // The class page is the teacher's, on a server with a class roster.
     let class_nav = move || {
-        !transport::in_desktop_app()
-            && state
-                .me
-                .with(|me| me.as_ref().is_some_and(|m| !m.is_student()))
+        state
+            .me
+            .with(|me| me.as_ref().is_some_and(|m| !m.is_student() && m.class))
     };
     // A student's run from the class page: in the solve view with its Review, the whole
     // problem first (the class page has its start).

@@ -3,48 +3,12 @@
 //! asked for the solution; a session filter, the session's report for the whole class, and the
 //! test mode that holds hints and solutions back from students.
 
+use k2_protocol::{ClassRun, ClassStudent, ClassView, HistoryRequest};
 use k2_render::markdown_preview;
 use leptos::prelude::*;
-use serde::Deserialize;
 
 use crate::history::local_date_time;
 use crate::transport;
-
-/// What the history answers for `{"op":"class"}` (the fields the page shows).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-struct ClassView {
-    test_mode: bool,
-    sessions: Vec<String>,
-    students: Vec<Student>,
-}
-
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-struct Student {
-    name: String,
-    /// Taken off the roster; their runs stay.
-    removed: bool,
-    runs: Vec<ClassRun>,
-}
-
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-struct ClassRun {
-    id: i64,
-    session: String,
-    started_at: f64,
-    problem: String,
-    status: String,
-    student_mode: bool,
-    revealed_at: Option<f64>,
-    attempts: Attempts,
-    hints_opened: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
-struct Attempts {
-    right: u32,
-    wrong: u32,
-    unsure: u32,
-}
 
 fn parse(json: &str) -> Result<ClassView, String> {
     serde_json::from_str(json).map_err(|e| format!("unreadable answer: {e}"))
@@ -62,7 +26,7 @@ fn session_of(filter: &str) -> Option<String> {
 fn solution_cell(run: &ClassRun) -> String {
     match (run.student_mode, run.revealed_at) {
         (false, _) => "shown (not student mode)".into(),
-        (true, Some(at)) => format!("asked {}", local_date_time(at)),
+        (true, Some(at)) => format!("asked {}", local_date_time(at as f64)),
         (true, None) => "not asked".into(),
     }
 }
@@ -75,7 +39,7 @@ fn run_row(run: ClassRun, open: impl Fn(i64) + Copy + 'static) -> impl IntoView 
         <tr class="class-run" data-run=run.id data-right=a.right data-wrong=a.wrong
             data-unsure=a.unsure data-hints=run.hints_opened
             data-revealed=run.revealed_at.is_some().to_string()>
-            <td><time>{local_date_time(run.started_at)}</time></td>
+            <td><time>{local_date_time(run.started_at as f64)}</time></td>
             <td class="muted">{run.session.clone()}</td>
             // Students' problems with their LaTeX: rendered (and escaped) by k2-render, on one
             // line, as History shows them; a click opens the run with its Review.
@@ -93,7 +57,7 @@ fn run_row(run: ClassRun, open: impl Fn(i64) + Copy + 'static) -> impl IntoView 
     }
 }
 
-fn student_block(student: Student, open: impl Fn(i64) + Copy + 'static) -> impl IntoView {
+fn student_block(student: ClassStudent, open: impl Fn(i64) + Copy + 'static) -> impl IntoView {
     let runs = student.runs.len();
     let heading = format!(
         "{}{} · {runs} run{}",
@@ -150,7 +114,7 @@ pub fn ClassPage(
     };
     let refresh = move || {
         let session = session_of(&filter.get_untracked());
-        let request = serde_json::json!({"op": "class", "session": session});
+        let request = HistoryRequest::Class { session };
         transport::history(&token.get_untracked(), &request, answered);
     };
     // Loaded when the page opens and whenever the filter changes.
@@ -159,7 +123,7 @@ pub fn ClassPage(
         refresh();
     });
     let set_test_mode = move |on: bool| {
-        let request = serde_json::json!({"op": "set_test_mode", "on": on});
+        let request = HistoryRequest::SetTestMode { on };
         transport::history(&token.get_untracked(), &request, move |result| {
             answered(result);
             // The whole class's view came back; the filter applies again.
@@ -168,8 +132,10 @@ pub fn ClassPage(
     };
     let report = move |_| {
         let session = session_of(&filter.get_untracked());
-        let request =
-            serde_json::json!({"op": "class_report", "session": session, "format": "html"});
+        let request = HistoryRequest::ClassReport {
+            session,
+            format: "html".into(),
+        };
         transport::history(&token.get_untracked(), &request, move |result| {
             message.set(Some(
                 match result.and_then(|json| crate::review::deliver(&json)) {

@@ -42,7 +42,7 @@ fn reveal(state: RunState, token: RwSignal<String>, failure: RwSignal<Option<Str
         state.revealed.set(true);
         return;
     };
-    let request = serde_json::json!({"op": "reveal", "run": run});
+    let request = HistoryRequest::Reveal { run };
     transport::history(&token.get_untracked(), &request, move |result| {
         let events = result.and_then(|json| {
             serde_json::from_str::<Vec<Event>>(&json).map_err(|e| format!("unreadable run: {e}"))

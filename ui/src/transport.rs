@@ -2,7 +2,7 @@
 //! `k2 serve` in a browser (here), Tauri commands and channels inside the desktop app.
 //! Components only see [`Transport`]: start a run, get its events, stop it.
 
-use k2_protocol::{Event, RunRequest};
+use k2_protocol::{Event, HistoryRequest, RunRequest};
 use wasm_bindgen::prelude::*;
 
 /// What the UI asks of a backend.
@@ -254,11 +254,11 @@ fn json_callback(done: impl FnOnce(Result<String, String>) + 'static) -> JsValue
 }
 
 /// Any history operation, to wherever the app runs: the desktop app's `history` command, or
-/// `k2 serve`'s `POST /v1/k2/history`. `done` gets the reply's JSON (each [`k2_protocol::HistoryRequest`]
+/// `k2 serve`'s `POST /v1/k2/history`. `done` gets the reply's JSON (each [`HistoryRequest`]
 /// variant says what it answers) or an error in words.
 pub fn history(
     token: &str,
-    request: &(impl serde::Serialize + ?Sized),
+    request: &HistoryRequest,
     done: impl FnOnce(Result<String, String>) + 'static,
 ) {
     if in_desktop_app() {
@@ -280,6 +280,9 @@ pub struct Me {
     pub student_mode_locked: bool,
     /// The teacher's test mode: no hints and no solutions for students until it is lifted.
     pub test_mode: bool,
+    /// The server has a class roster (`k2 serve --roster`): the teacher has a class page.
+    #[serde(default)]
+    pub class: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -304,6 +307,7 @@ pub fn me(token: &str, done: impl FnOnce(Result<Me, String>) + 'static) {
             name: "teacher".into(),
             student_mode_locked: false,
             test_mode: false,
+            class: false,
         }));
         return;
     }
