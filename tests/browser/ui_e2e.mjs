@@ -1665,7 +1665,18 @@ await check("class: test mode turns a student's hints and solutions off until it
   await t.waitForFunction(() => document.querySelector("#test-mode-switch").checked, null, { timeout: 5000 });
   await s.reload();
   await s.waitForSelector("#test-mode", { timeout: 10000 });
-  await s.screenshot({ path: join(shots, "class-student-test-mode.png") });
+  // A run during the test: no hint to open, the solution not to be asked for, and why.
+  await s.fill("#problem", "What is 2 + 5?");
+  await s.click("#solve");
+  await s.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 120000 });
+  await s.waitForSelector("#stop:disabled", { timeout: 10000 });  // the stream has ended
+  await s.waitForSelector("#hints #hints-test", { timeout: 5000 });
+  if (await s.locator("#hints .hint, #hint:enabled").count()) throw new Error("a hint during a test");
+  if (!(await s.isDisabled("#reveal"))) throw new Error("the solution can be asked for during a test");
+  if (!(await s.locator(".reveal").innerText()).includes("while your teacher runs a test")) {
+    throw new Error(`reveal says: ${await s.locator(".reveal").innerText()}`);
+  }
+  await s.screenshot({ path: join(shots, "class-student-test-mode.png"), fullPage: true });
   await t.uncheck("#test-mode-switch");
   await s.reload();
   await s.waitForSelector("#solve", { timeout: 15000 });

@@ -227,7 +227,10 @@ pub fn App() -> impl IntoView {
                         on:click=move |_| page.set(Page::Class)>"Class"</button>
                 </nav>
             </Show>
-            <StatusBar state=state />
+            // The run on screen's stage and answer: the solve view's.
+            <Show when=move || page.get() == Page::Solve>
+                <StatusBar state=state />
+            </Show>
             <crate::settings::Settings />
             <Show when=move || !transport::in_desktop_app() && !token.get().is_empty()>
                 <span class="who">
