@@ -272,7 +272,8 @@ await check("a teacher steps through a kept run stage by stage and adds notes", 
   if (solved) throw new Error("the plan step shows the candidates' work");
   await page.fill("#note-text", "Good plan: name the formula you use.");
   await page.click("#add-note");
-  await page.waitForFunction(() => /at the plan: Good plan/.test(document.querySelector("#notes").innerText),
+  // The note's author is the token's owner (here the teacher's, `k2 serve --teacher-name`).
+  await page.waitForFunction(() => /at the plan · Teacher: Good plan/.test(document.querySelector("#notes").innerText),
                              null, { timeout: 5000 });
   await page.screenshot({ path: join(shots, "review-plan-step.png"), fullPage: true });
   await page.click("#step-next");
@@ -288,7 +289,7 @@ await check("a teacher steps through a kept run stage by stage and adds notes", 
   await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
   await page.waitForFunction(() => document.querySelectorAll("#notes li").length === 2, null, { timeout: 10000 });
   const notes = await text("#notes");
-  if (!/^whole run: Overall/.test(notes)) throw new Error(`whole-run note first: ${notes}`);
+  if (!/^whole run · Teacher: Overall/.test(notes)) throw new Error(`whole-run note first: ${notes}`);
 });
 
 await check("a kept run exports as Markdown and as standalone HTML with its notes", async () => {
