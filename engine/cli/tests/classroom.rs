@@ -345,6 +345,35 @@ fn a_student_mode_run_keeps_the_solution_from_its_student_until_they_reveal_it()
         "{shown}"
     );
     assert_eq!(shown["student_mode"], true);
+    // The teacher's correction is the answer too: the student learns only that there is one.
+    let corrected = class.call(
+        Some(TOKEN),
+        "POST",
+        "/v1/k2/history",
+        Some(json!({"op": "correct_answer", "run": run, "answer": "forty-two"})),
+    );
+    assert_eq!(corrected.status, 200, "{}", corrected.text());
+    for (path, body) in [
+        (format!("/v1/k2/runs/{run}"), None),
+        (
+            "/v1/k2/history".to_owned(),
+            Some(json!({"op": "record", "run": run})),
+        ),
+    ] {
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let seen = class.call(Some(&class.alice), method, &path, body);
+        assert_eq!(seen.status, 200, "{path}: {}", seen.text());
+        assert!(
+            !seen.text().contains("forty-two"),
+            "{path}: {}",
+            seen.text()
+        );
+        assert!(
+            seen.json()["correction"].is_object(),
+            "{path}: {}",
+            seen.text()
+        );
+    }
     let listed = class
         .call(Some(&class.alice), "GET", "/v1/k2/runs", None)
         .json();
@@ -634,9 +663,37 @@ fn test_mode_closes_hints_and_solutions_and_forces_student_mode_until_lifted() {
 
 #[test]
 fn the_lab_lock_makes_every_student_run_a_student_mode_run_and_the_roster_is_private() {
-    let class = start_class(&["--lock-student-mode"]);
-    let (_, streamed) = class.solve(&class.alice, "What is 4 + 4?", false);
+    let class = start_class(&["--lock-student-mode", "--hint-levels", "1"]);
+    let (run, streamed) = class.solve(&class.alice, "What is 4 + 4?", false);
     assert_no_solution(&streamed, "a locked lab's run");
+    let me = class
+        .call(Some(&class.alice), "GET", "/v1/k2/me", None)
+        .json();
+    assert_eq!(
+        (&me["student_mode_locked"], &me["hint_levels"]),
+        (&json!(true), &json!(1))
+    );
+    let hint = |level: u32| {
+        class.call(
+            Some(&class.alice),
+            "POST",
+            "/v1/k2/history",
+            Some(json!({"op": "open_hint", "run": run, "level": level})),
+        )
+    };
+    assert_eq!(hint(1).status, 200);
+    let second = hint(2);
+    assert_eq!(second.status, 403, "{}", second.text());
+    assert!(second.text().contains("1 hint"), "{}", second.text());
+    // One student cannot take the whole batch.
+    let greedy = class.call(
+        Some(&class.alice),
+        "POST",
+        "/v1/k2/runs",
+        Some(json!({"problem": "1 + 1?", "settings": {"candidates": 5}})),
+    );
+    assert_eq!(greedy.status, 400, "{}", greedy.text());
+    assert!(greedy.text().contains("at most 4"), "{}", greedy.text());
     // The teacher is never locked.
     let (_, teachers) = class.solve(TOKEN, "What is 4 + 4?", false);
     assert!(kinds(&teachers).contains("candidate_delta"));

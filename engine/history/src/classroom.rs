@@ -60,6 +60,9 @@ pub(crate) async fn answer_student(
             if withheld(&summary) {
                 shown.plan = None;
                 shown.summary.answer = None;
+                if let Some(correction) = &mut shown.correction {
+                    correction.answer.clear();
+                }
             }
             HistoryReply::Run(Box::new(shown))
         }

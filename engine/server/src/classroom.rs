@@ -24,13 +24,19 @@ use crate::state::AppState;
 use k2_history::{HistoryReply, HistoryRequest};
 
 /// How a class is run, from `k2 serve`'s options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ClassPolicy {
     /// Every student run is a student-mode run, whatever the request says (the lab's lock).
     pub lock_student_mode: bool,
     /// Students may use `/v1/chat/completions`, which answers whatever is asked, solutions
     /// included: off unless the teacher wants it.
     pub student_chat: bool,
+    /// The most rungs of a hint ladder a student may open (the lab's `hint_levels`); `None`:
+    /// all of them.
+    pub hint_levels: Option<u32>,
+    /// The most candidates one student's run may ask for, so one student cannot take the
+    /// whole batch.
+    pub student_candidates: usize,
 }
 
 pub struct Classroom {
@@ -181,8 +187,30 @@ pub async fn me(
         "student_mode_locked": identity != Identity::Teacher
             && class.is_some_and(|c| c.forces_student_mode()),
         "test_mode": class.is_some_and(|c| c.test_mode()),
+        "hint_levels": class.and_then(|c| c.policy.hint_levels).filter(|_| !identity.is_teacher()),
         "class": class.is_some(),
     }))
+}
+
+/// Refuses what the class's policy keeps from a student before the history is asked.
+pub(crate) fn check_policy(
+    state: &AppState,
+    identity: &Identity,
+    request: &HistoryRequest,
+) -> Result<(), ApiError> {
+    let (Some(class), false) = (&state.class, identity.is_teacher()) else {
+        return Ok(());
+    };
+    if let (HistoryRequest::OpenHint { level, .. }, Some(most)) =
+        (request, class.policy.hint_levels)
+    {
+        if *level > most {
+            return Err(ApiError::forbidden(format!(
+                "your teacher allows {most} hint(s) per problem"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// After a history operation, what the class's live state must learn or add: a reveal opens

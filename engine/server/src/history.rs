@@ -52,6 +52,7 @@ pub(crate) async fn dispatch(
         HistoryRequest::CorrectAnswer { author: by, .. } => *by = Some(author(state, identity)),
         _ => {}
     }
+    crate::classroom::check_policy(state, identity, &request)?;
     let reply = match &state.store {
         Some(store) => {
             let reviewer = matches!(request, HistoryRequest::CheckWork { .. })

@@ -140,6 +140,11 @@ pub async fn serve(
                 .map_err(|e| {
                     std::io::Error::other(format!("cannot keep the class's records: {e}"))
                 })?;
+            let students = class.roster().names().count();
+            eprintln!(
+                "class: {students} student(s) on the roster {} (re-read when it changes)",
+                path.display()
+            );
             Some(Arc::new(class))
         }
         (Some(_), None) => {

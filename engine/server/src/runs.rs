@@ -46,9 +46,13 @@ pub async fn start_run(
         // A student-mode run is one with a hint ladder; hints reach the student as opened.
         request.settings.hints = true;
     }
-    let gated = class.filter(|_| request.settings.student);
+    let gated = class.clone().filter(|_| request.settings.student);
     let limits = RunLimits {
-        max_candidates: state.scheduler.config().max_rows,
+        max_candidates: match &class {
+            Some(class) => class.policy.student_candidates,
+            None => usize::MAX,
+        }
+        .min(state.scheduler.config().max_rows),
         max_tokens: state.limits.max_tokens,
     };
     RunHost::validate(&request, limits).map_err(|e| ApiError::bad_request(e.0))?;

@@ -75,6 +75,12 @@ pub struct Args {
     /// solutions included; student mode does not apply there).
     #[arg(long)]
     pub student_chat: bool,
+    /// The most rungs of a hint ladder a student may open (the worked solution is the last).
+    #[arg(long)]
+    pub hint_levels: Option<u32>,
+    /// The most candidates a student's run may ask for (one student cannot take the batch).
+    #[arg(long, default_value_t = 4)]
+    pub student_candidates: usize,
     /// The teacher's name on their notes and corrections.
     #[arg(long, default_value = "Teacher")]
     pub teacher_name: String,
@@ -221,6 +227,8 @@ pub fn run(args: Args) -> Result<()> {
         class_policy: k2_server::ClassPolicy {
             lock_student_mode: args.lock_student_mode,
             student_chat: args.student_chat,
+            hint_levels: args.hint_levels,
+            student_candidates: args.student_candidates,
         },
         teacher_name: args.teacher_name.clone(),
     };
