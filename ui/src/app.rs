@@ -75,6 +75,10 @@ fn load_me(state: RunState, token: &str) {
                 state.student.set(true);
                 state.student_locked.set(true);
             }
+            // The class's cap on hints (the server refuses more anyway).
+            if me.hint_levels.is_some() {
+                state.hint_cap.set(me.hint_levels);
+            }
             state.me.set(Some(me));
         }
         Err(e) => {

@@ -283,6 +283,9 @@ pub struct Me {
     /// The server has a class roster (`k2 serve --roster`): the teacher has a class page.
     #[serde(default)]
     pub class: bool,
+    /// The most hint rungs this student may open (`k2 serve --hint-levels`).
+    #[serde(default)]
+    pub hint_levels: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -308,6 +311,7 @@ pub fn me(token: &str, done: impl FnOnce(Result<Me, String>) + 'static) {
             student_mode_locked: false,
             test_mode: false,
             class: false,
+            hint_levels: None,
         }));
         return;
     }
