@@ -1621,6 +1621,13 @@ await check("class: a student solves in student mode, opens a hint and answers; 
     throw new Error("a teacher's tool after the reveal");
   }
   await s.screenshot({ path: join(shots, "class-student-revealed.png"), fullPage: true });
+  // Opened again from History, the run she revealed shows its solution (served whole).
+  await s.reload();
+  await s.waitForSelector("#solve", { timeout: 15000 });
+  await s.click("#history-toggle");
+  await s.locator(`.history-item[data-run="${aliceRun}"]`).click();
+  await s.waitForSelector("#final-answer", { timeout: 10000 });
+  if (await s.locator("#reveal").count()) throw new Error("a revealed run asks again");
 });
 
 await check("class: the teacher's class page shows the student's attempt, hints opened and the reveal; the report downloads", async () => {
@@ -1656,6 +1663,11 @@ await check("class: the teacher's class page shows the student's attempt, hints 
   if ((await t.locator("#attempts li").getAttribute("data-verdict")) !== aliceVerdict) {
     throw new Error(`the attempt in Review: ${await t.locator("#attempts").innerText()}`);
   }
+  // The teacher's History lists every student's runs, each with its owner.
+  await t.click("#history-toggle");
+  const bobs = t.locator(".runs > li", { has: t.locator(`.history-item[data-run="${bobRun}"]`) }).locator(".owner");
+  await bobs.waitFor({ timeout: 10000 });
+  if ((await bobs.innerText()).trim() !== "· bob") throw new Error(`bob's run is listed as ${await bobs.innerText()}`);
 });
 
 await check("class: test mode turns a student's hints and solutions off until it is lifted", async () => {

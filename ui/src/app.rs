@@ -92,9 +92,9 @@ fn load_me(state: RunState, token: &str) {
 struct ShownRun {
     /// The whole statement (the listings cut it).
     problem_text: String,
-    /// The student asked for the solution (`k2 serve` with a class roster).
+    /// When the student asked for the solution (`k2 serve` with a class roster).
     #[serde(default)]
-    revealed: bool,
+    revealed_at: Option<i64>,
 }
 
 /// The pages of the app: solving (with History and Review), and the teacher's class.
@@ -205,7 +205,7 @@ pub fn App() -> impl IntoView {
                     problem,
                     run,
                     shown.problem_text,
-                    shown.revealed,
+                    shown.revealed_at.is_some(),
                 ),
                 Err(e) => state
                     .failure

@@ -102,11 +102,11 @@ fn items(runs: &[Value]) -> Vec<Item> {
                     .get("snippet")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                owner: run.get("owner").and_then(Value::as_str).map(str::to_owned),
-                revealed: run
-                    .get("revealed")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                owner: run
+                    .pointer("/owner/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                revealed: run.get("revealed_at").is_some_and(|at| !at.is_null()),
             })
         })
         .collect()
