@@ -460,7 +460,23 @@ fn a_student_mode_run_keeps_the_solution_from_its_student_until_they_reveal_it()
         None,
     );
     assert_eq!(export.status, 200);
+    // A student added while the server runs is listed (with no runs yet); their name, the
+    // teacher's text, is escaped in the report.
+    roster_add(&class.roster, "Eve <img src=x onerror=alert(1)>");
+    std::thread::sleep(Duration::from_millis(1200));
+    let report = class.call(Some(TOKEN), "GET", "/v1/k2/class/report?format=html", None);
+    assert_eq!(report.status, 200, "{}", report.text());
+    let report = report.text();
+    assert!(
+        report.contains("alice") && report.contains("Eve &lt;img"),
+        "{report}"
+    );
+    assert!(!report.contains("<img"), "{report}");
     let view = class.call(Some(TOKEN), "GET", "/v1/k2/class", None).json();
+    assert_eq!(
+        view["students"][2]["name"],
+        "Eve <img src=x onerror=alert(1)>"
+    );
     let alice = &view["students"][0];
     assert_eq!(alice["name"], "alice");
     assert!(alice["runs"][0]["revealed_at"].is_i64(), "{view}");

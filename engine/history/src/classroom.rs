@@ -225,61 +225,43 @@ pub async fn class_report(
         Some(session) => format!("K2 Tutor class report: {session}"),
         None => "K2 Tutor class report: all sessions".to_owned(),
     };
-    let runs = class
-        .students
-        .iter()
-        .map(|student| {
-            let total = |f: fn(&k2_protocol::AttemptCounts) -> u32| -> u32 {
-                student.runs.iter().map(|r| f(&r.attempts)).sum()
-            };
-            RunSection {
-                heading: student.name.clone(),
-                facts: vec![
-                    ("Runs".into(), student.runs.len().to_string()),
-                    (
-                        "Answers".into(),
-                        format!(
-                            "{} right, {} wrong, {} unsure",
-                            total(|a| a.right),
-                            total(|a| a.wrong),
-                            total(|a| a.unsure)
-                        ),
+    let mut runs = vec![overview(&class)];
+    runs.extend(class.students.iter().map(|student| {
+        let totals = student.totals();
+        RunSection {
+            heading: student.name.clone(),
+            facts: vec![
+                ("Runs".into(), totals.runs.to_string()),
+                ("Answers".into(), answers_in_words(&totals.attempts)),
+                ("Hints opened".into(), totals.hints_opened.to_string()),
+            ],
+            sections: student
+                .runs
+                .iter()
+                .map(|run| Section {
+                    heading: format!(
+                        "Run {} ({}, {})",
+                        run.id,
+                        run.session,
+                        format_utc(run.started_at)
                     ),
-                    (
-                        "Hints opened".into(),
-                        student
-                            .runs
-                            .iter()
-                            .map(|r| r.hints_opened)
-                            .sum::<u32>()
-                            .to_string(),
+                    body: format!(
+                        "{}\n\n- Status: {}\n- Answers: {}\n- Hints opened: {}\n- Solution: {}\n",
+                        run.problem,
+                        run.status,
+                        answers_in_words(&run.attempts),
+                        run.hints_opened,
+                        match run.revealed_at {
+                            Some(at) => format!("revealed {}", format_utc(at)),
+                            None if run.student_mode => "not revealed".to_owned(),
+                            None => "shown (not a student-mode run)".to_owned(),
+                        }
                     ),
-                ],
-                sections: student
-                    .runs
-                    .iter()
-                    .map(|run| Section {
-                        heading: format!("Run {} ({}, {})", run.id, run.session, format_utc(run.started_at)),
-                        body: format!(
-                            "{}\n\n- Status: {}\n- Answers: {} right, {} wrong, {} unsure\n- Hints opened: {}\n- Solution: {}\n",
-                            run.problem,
-                            run.status,
-                            run.attempts.right,
-                            run.attempts.wrong,
-                            run.attempts.unsure,
-                            run.hints_opened,
-                            match run.revealed_at {
-                                Some(at) => format!("revealed {}", format_utc(at)),
-                                None if run.student_mode => "not revealed".to_owned(),
-                                None => "shown (not a student-mode run)".to_owned(),
-                            }
-                        ),
-                        folded: false,
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
+                    folded: false,
+                })
+                .collect(),
+        }
+    }));
     let document = Document { title, runs };
     let file = match session {
         Some(session) => format!("k2-class-{}.{extension}", file_safe(session)),
@@ -290,6 +272,50 @@ pub async fn class_report(
         media_type,
         content: render(&document, format),
     })
+}
+
+fn answers_in_words(attempts: &k2_protocol::AttemptCounts) -> String {
+    format!(
+        "{} right, {} wrong, {} unsure",
+        attempts.right, attempts.wrong, attempts.unsure
+    )
+}
+
+/// The class at a glance: one row per student.
+fn overview(class: &ClassView) -> RunSection {
+    let mut table = String::from(
+        "| Student | Runs | Right | Wrong | Unsure | Hints opened | Solutions revealed |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for student in &class.students {
+        let totals = student.totals();
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            // A name is the teacher's text, but `|` would end its cell.
+            student.name.replace('|', "\\|"),
+            totals.runs,
+            totals.attempts.right,
+            totals.attempts.wrong,
+            totals.attempts.unsure,
+            totals.hints_opened,
+            totals.revealed,
+        ));
+    }
+    RunSection {
+        heading: "The class".into(),
+        facts: vec![
+            ("Students".into(), class.students.len().to_string()),
+            (
+                "Test mode".into(),
+                if class.test_mode { "on" } else { "off" }.into(),
+            ),
+        ],
+        sections: vec![Section {
+            heading: "Overview".into(),
+            body: table,
+            folded: false,
+        }],
+    }
 }
 
 /// A session title as part of a file name: letters, digits and dashes.

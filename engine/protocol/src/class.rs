@@ -50,3 +50,31 @@ pub struct AttemptCounts {
     pub wrong: u32,
     pub unsure: u32,
 }
+
+/// A student's work over all their listed runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassTotals {
+    pub runs: usize,
+    pub attempts: AttemptCounts,
+    pub hints_opened: u32,
+    pub revealed: u32,
+}
+
+impl ClassStudent {
+    pub fn totals(&self) -> ClassTotals {
+        self.runs.iter().fold(
+            ClassTotals {
+                runs: self.runs.len(),
+                ..ClassTotals::default()
+            },
+            |mut totals, run| {
+                totals.attempts.right += run.attempts.right;
+                totals.attempts.wrong += run.attempts.wrong;
+                totals.attempts.unsure += run.attempts.unsure;
+                totals.hints_opened += run.hints_opened;
+                totals.revealed += u32::from(run.revealed_at.is_some());
+                totals
+            },
+        )
+    }
+}

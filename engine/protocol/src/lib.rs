@@ -22,7 +22,7 @@ mod work;
 
 pub use app_config::{AppConfig, CONFIG_KEYS};
 pub use check::{AttemptCheck, CheckBasis, CheckVerdict};
-pub use class::{AttemptCounts, ClassRun, ClassStudent, ClassView};
+pub use class::{AttemptCounts, ClassRun, ClassStudent, ClassTotals, ClassView};
 pub use effort::Effort;
 pub use history::{HistoryRequest, NewNote, StoredRunId};
 pub use record::{

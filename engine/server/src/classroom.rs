@@ -53,8 +53,7 @@ pub struct Classroom {
 }
 
 impl Classroom {
-    /// Opens the roster and files every student on it in the store, so the class view lists
-    /// students who have not used their token yet.
+    /// Opens the roster, with every student on it filed in the store.
     pub async fn open(
         roster: LiveRoster,
         store: Store,
@@ -68,14 +67,17 @@ impl Classroom {
             ids: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
         };
-        for name in class.roster.current().names() {
-            class
-                .store
-                .student_named(name)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        class.file_roster().await.map_err(|e| e.to_string())?;
         Ok(class)
+    }
+
+    /// Files every student on the roster in the store, so the class view and report list
+    /// students who have not used their token yet.
+    pub async fn file_roster(&self) -> Result<(), k2_store::StoreError> {
+        for name in self.roster.current().names() {
+            self.store.student_named(name).await?;
+        }
+        Ok(())
     }
 
     pub fn roster(&self) -> Arc<Roster> {

@@ -53,6 +53,14 @@ pub(crate) async fn dispatch(
         _ => {}
     }
     crate::classroom::check_policy(state, identity, &request)?;
+    if let (Some(class), HistoryRequest::Class { .. } | HistoryRequest::ClassReport { .. }) =
+        (&state.class, &request)
+    {
+        // Students added to the roster since the start are listed before they sign in.
+        class.file_roster().await.map_err(|e| {
+            ApiError::unavailable(format!("the class's records are unavailable: {e}"))
+        })?;
+    }
     let reply = match &state.store {
         Some(store) => {
             let reviewer = matches!(request, HistoryRequest::CheckWork { .. })

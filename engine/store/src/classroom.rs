@@ -37,9 +37,11 @@ impl Store {
 
     /// Every student ever on the roster, by name.
     pub async fn students(&self) -> Result<Vec<Student>> {
-        let rows = sqlx::query("SELECT id, name, added_at FROM students ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, added_at FROM students ORDER BY name COLLATE NOCASE, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(self.readable(&rows, |row| {
             let fields = Fields::new(row, "students");
             Ok(Student {
