@@ -1644,6 +1644,11 @@ await check("class: the teacher's class page shows the student's attempt, hints 
   if (!(await t.locator(`.class-student[data-student="bob"] tr.class-run[data-run="${bobRun}"]`).count())) {
     throw new Error("bob's run is missing");
   }
+  // The class at a glance: her sums, as the report counts them.
+  const sums = await t.locator('#class-totals tr[data-student="alice"]').evaluate((tr) => ({ ...tr.dataset }));
+  if (sums.runs !== "1" || sums.hints !== "1" || sums.revealed !== "1" || sums[aliceVerdict] !== "1") {
+    throw new Error(`alice's totals: ${JSON.stringify(sums)}`);
+  }
   // One session: alice's homework, not bob's run of the server's own session.
   await t.selectOption("#class-session", "Homework 3");
   await t.waitForFunction((bob) => !document.querySelector(`tr.class-run[data-run="${bob}"]`), bobRun, { timeout: 10000 });

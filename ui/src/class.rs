@@ -95,6 +95,39 @@ fn student_block(student: ClassStudent, open: impl Fn(i64) + Copy + 'static) -> 
     }
 }
 
+/// The class at a glance: a row per student with their runs' sums (`ClassStudent::totals`,
+/// as the class report counts them).
+fn totals_table(students: Vec<ClassStudent>) -> impl IntoView {
+    let rows = students
+        .into_iter()
+        .map(|student| {
+            let t = student.totals();
+            view! {
+                <tr data-student=student.name.clone() data-runs=t.runs data-right=t.attempts.right
+                    data-wrong=t.attempts.wrong data-unsure=t.attempts.unsure
+                    data-hints=t.hints_opened data-revealed=t.revealed>
+                    <td>{student.name.clone()}</td>
+                    <td class="count">{t.runs}</td>
+                    <td class="count">{t.attempts.right}</td>
+                    <td class="count">{t.attempts.wrong}</td>
+                    <td class="count">{t.attempts.unsure}</td>
+                    <td class="count">{t.hints_opened}</td>
+                    <td class="count">{t.revealed}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table id="class-totals" class="class-runs">
+            <thead><tr>
+                <th>"Student"</th><th>"Runs"</th><th>"Right"</th><th>"Wrong"</th>
+                <th>"Unsure"</th><th>"Hints opened"</th><th>"Solutions asked for"</th>
+            </tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}
+
 #[component]
 pub fn ClassPage(
     token: RwSignal<String>,
@@ -185,6 +218,9 @@ pub fn ClassPage(
                     <code>"k2 serve roster add NAME --roster FILE"</code>
                     ": the student opens this page's address followed by "<code>"#token="</code>
                     " and the token it prints."</p>
+            </Show>
+            <Show when=move || !students().is_empty()>
+                {move || totals_table(students())}
             </Show>
             <For each=students key=|s| format!("{s:?}") let:student>
                 {student_block(student, on_open)}
