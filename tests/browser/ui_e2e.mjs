@@ -1608,6 +1608,7 @@ await check("class: a student solves in student mode, opens a hint and answers; 
   await s.click("#history-toggle");
   await s.waitForSelector(`.history-item[data-run="${aliceRun}"]`, { timeout: 10000 });
   if (await s.locator(`.history-item[data-run="${bobRun}"]`).count()) throw new Error("another student's run is listed");
+  if (await s.locator(".history .owner").count()) throw new Error("a student's own runs are labelled with her name");
   if (await s.locator(".history .delete:visible, #review, #note-text, #correct-answer, #export-md").count()) {
     throw new Error("a teacher's tool is shown to a student");
   }

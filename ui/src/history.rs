@@ -249,7 +249,7 @@ pub fn History(
                                 <span class="muted">{format!(" · {} run{}", group.1.len(),
                                     if group.1.len() == 1 { "" } else { "s" })}</span></h3>
                             <ul class="runs">
-                                {group.1.into_iter().map(|item| run_row(item, replay, delete, can_delete)).collect_view()}
+                                {group.1.into_iter().map(|item| run_row(item, replay, delete, can_delete, !state.is_student())).collect_view()}
                             </ul>
                         </li>
                     </For>
@@ -301,6 +301,8 @@ fn run_row(
     replay: impl Fn(Item) + Copy + 'static,
     delete: impl Fn(Item) + Copy + 'static,
     can_delete: impl Fn() -> bool + Send + Sync + Copy + 'static,
+    // The teacher's list names each run's student; a student's lists only their own.
+    show_owner: bool,
 ) -> impl IntoView {
     let (open_item, delete_item) = (item.clone(), item.clone());
     view! {
@@ -314,7 +316,7 @@ fn run_row(
             <button class="link delete" title="Delete this run" hidden=move || !can_delete()
                 on:click=move |_| delete(delete_item.clone())>" delete"</button>
             <span class="muted">
-                {item.owner.clone().map(|o| view! { <span class="owner">{format!(" · {o}")}</span> })}
+                {item.owner.clone().filter(|_| show_owner).map(|o| view! { <span class="owner">{format!(" · {o}")}</span> })}
                 {item.started.clone().map(|d| view! { <time class="started">{format!(" · {d}")}</time> })}
                 {format!(" · {}", item.status)}
                 {item.answer.clone().map(|a| view! {
