@@ -154,8 +154,10 @@ fn requests_joining_and_leaving_decode_exactly_as_alone() {
                 .unwrap(),
         );
     }
+    let mut served_tokens = 0;
     for (request, mut events) in requests.iter().zip(receivers) {
         let (texts, served) = collect(&mut events, request.n);
+        served_tokens += served.iter().map(|g| g.token_ids.len()).sum::<usize>() as u64;
         let expected = alone(request);
         for (row, (got, want)) in served.iter().zip(&expected).enumerate() {
             assert_eq!(
@@ -168,6 +170,20 @@ fn requests_joining_and_leaving_decode_exactly_as_alone() {
         }
     }
     assert_eq!(scheduler.load().active_rows, 0);
+    // The totals a server's /metrics reports: every prompt, every sampled token (a row's
+    // stop token may be sampled without being kept), one first token per request.
+    let stats = scheduler.stats();
+    let prompts: usize = requests.iter().map(|r| r.prompt_ids.len()).sum();
+    assert_eq!(stats.prompt_tokens, prompts as u64);
+    let rows: u64 = requests.iter().map(|r| r.n as u64).sum();
+    assert!(
+        (served_tokens..=served_tokens + rows).contains(&stats.generated_tokens),
+        "{} generated, {served_tokens} served",
+        stats.generated_tokens
+    );
+    assert_eq!(stats.first_token.count, requests.len() as u64);
+    assert!(stats.first_token.sum_seconds > 0.0 && stats.step_seconds > 0.0);
+    assert_eq!(stats.refused_busy, 0);
     scheduler.shutdown();
 }
 
@@ -257,6 +273,8 @@ fn a_full_queue_is_refused_with_a_retry_estimate_and_bad_requests_are_rejected()
         Err(EngineError::Busy { retry_after_s, .. }) => assert!(retry_after_s >= 1),
         other => panic!("expected busy, got {:?}", other.map(|_| ())),
     }
+    assert!(scheduler.check_room().is_err());
+    assert_eq!(scheduler.stats().refused_busy, 2, "each refusal is counted");
 
     let too_long = ServeRequest {
         prompt_ids: vec![1; 300],

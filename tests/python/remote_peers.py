@@ -5,6 +5,8 @@
    client gets for a wrong token or an over-limit request.
 2. `k2 solve --backend` against llama-cpp-python's OpenAI-compatible server serving the same
    GGUF: streamed and whole answers, and the whole scaffold (planner and judge there too).
+3. Prometheus's own text-format parser (`prometheus_client`) reading `k2 serve`'s `/metrics`
+   before and after a completion.
 
 Run by scripts/test.sh with the venv of scripts/python-env.sh. Prints `N passed, N failed`.
 """
@@ -20,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -161,6 +164,96 @@ def test_openai_client_against_k2_serve():
             raise AssertionError("an over-limit max_tokens was accepted")
         except openai.BadRequestError as e:
             assert "limit" in str(e)
+    finally:
+        server.stop()
+
+
+# --- Prometheus's parser against k2 serve's /metrics ---------------------------------------
+
+
+def scrape(url):
+    request = urllib.request.Request(
+        f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4"), (
+            response.headers["Content-Type"]
+        )
+        text = response.read().decode()
+    # The parser raises on anything that is not the text format.
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(families, family, suffix=""):
+    return [s for s in families[family].samples if s.name == family + suffix]
+
+
+def one(families, family, suffix="", **labels):
+    found = [s.value for s in samples(families, family, suffix) if s.labels == labels]
+    assert len(found) == 1, (family, suffix, labels, families[family].samples)
+    return found[0]
+
+
+def test_prometheus_parser_reads_k2_serve_metrics():
+    server, url = k2_serve()
+    try:
+        try:
+            urllib.request.urlopen(f"{url}/metrics", timeout=10)
+            raise AssertionError("/metrics answered without a token")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401, e.code
+        before = scrape(url)
+        kinds = {
+            "k2_queue_waiting": "gauge",
+            "k2_active_requests": "gauge",
+            "k2_active_rows": "gauge",
+            "k2_prompt_tokens": "counter",
+            "k2_generated_tokens": "counter",
+            "k2_decode_seconds": "counter",
+            "k2_time_to_first_token_seconds": "histogram",
+            "k2_http_requests": "counter",
+            "k2_rejections": "counter",
+            "k2_open_connections": "gauge",
+        }
+        for name, kind in kinds.items():
+            assert before[name].type == kind, (name, before[name].type)
+        reasons = {s.labels["reason"] for s in samples(before, "k2_rejections", "_total")}
+        assert {"rate", "runs_per_client", "queue_full", "header_timeout"} <= reasons, reasons
+
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=TOKEN, max_retries=0)
+        answer = client.chat.completions.create(
+            model="smollm2-135m-instruct-q4_1",
+            messages=[{"role": "user", "content": "What is 6 times 7?"}],
+            max_tokens=16,
+            temperature=0,
+        )
+        # The answer can arrive before the scheduler publishes the step that finished it.
+        deadline = time.time() + 30
+        while json.load(urllib.request.urlopen(f"{url}/health", timeout=10))["active_rows"]:
+            assert time.time() < deadline, "the batch never became idle"
+            time.sleep(0.05)
+        after = scrape(url)
+
+        generated = one(after, "k2_generated_tokens", "_total") - one(
+            before, "k2_generated_tokens", "_total"
+        )
+        # The row's stop token may be sampled without being part of the answer.
+        assert answer.usage.completion_tokens <= generated <= answer.usage.completion_tokens + 1
+        prompt = one(after, "k2_prompt_tokens", "_total") - one(before, "k2_prompt_tokens", "_total")
+        assert prompt == answer.usage.prompt_tokens, (prompt, answer.usage.prompt_tokens)
+        assert one(after, "k2_decode_seconds", "_total") > one(before, "k2_decode_seconds", "_total")
+
+        ttft = "k2_time_to_first_token_seconds"
+        assert one(after, ttft, "_count") == one(before, ttft, "_count") + 1
+        buckets = [(float(s.labels["le"]), s.value) for s in samples(after, ttft, "_bucket")]
+        assert buckets == sorted(buckets), "bounds rise and counts are cumulative"
+        assert buckets[-1] == (float("inf"), one(after, ttft, "_count")), buckets[-1]
+
+        route = {"route": "/v1/chat/completions", "method": "POST", "status": "200"}
+        assert one(after, "k2_http_requests", "_total", **route) == 1
+        assert one(after, "k2_http_requests", "_total", route="/metrics", method="GET",
+                   status="401") == 1
+        assert one(after, "k2_active_rows") == 0
     finally:
         server.stop()
 

@@ -53,6 +53,12 @@ const HINTS: &[(&str, &[&str])] = &[
     ("--host", &["serve"]),
     ("--ui", &["serve"]),
     ("--no-history", &["serve"]),
+    // The classroom server's roles and limits (`k2_server`; /metrics' descriptions).
+    ("--roster", &["serve"]),
+    ("--student-chat", &["serve"]),
+    ("--max-connections", &["serve"]),
+    ("--max-rows", &["serve"]),
+    ("--max-waiting", &["serve"]),
 ];
 
 /// Options of other programs named in our source: (file, option).

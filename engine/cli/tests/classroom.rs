@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,22 +22,6 @@ struct Class {
     alice: String,
     bob: String,
     _dir: tempfile::TempDir,
-}
-
-fn roster_add(roster: &Path, name: &str) -> String {
-    let out = k2()
-        .args(["serve", "roster", "add", name, "--roster"])
-        .arg(roster)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert_eq!(token.len(), 32, "a fresh 128-bit token: {token}");
-    token
 }
 
 fn start_class(extra: &[&str]) -> Class {
@@ -176,6 +160,12 @@ fn every_route_answers_each_role_as_the_table_says() {
             "GET",
             None,
             [200, 200, 401, 401, 401, 200],
+        ),
+        (
+            "/metrics".into(),
+            "GET",
+            None,
+            [403, 403, 401, 401, 401, 200],
         ),
         (
             "/v1/chat/completions".into(),

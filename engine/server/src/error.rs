@@ -44,6 +44,16 @@ impl ApiError {
         }
     }
 
+    /// A client over its own limit (not the server's: see `unavailable`), told when to retry.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_s: u64) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: "rate_limit_error",
+            message: message.into(),
+            retry_after_s: Some(retry_after_s.max(1)),
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,

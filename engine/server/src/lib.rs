@@ -8,19 +8,26 @@
 //!   search, replay, delete, export, notes, attempts); the same as REST routes under
 //!   `/v1/k2/runs…`.
 //! - `GET /health`: liveness and load, without a token.
+//! - `GET /metrics`: Prometheus text (the teacher's token, or none with `--metrics-public`).
 //! - `/`: the browser UI.
 //!
 //! Requests from all clients are decoded together by the engine's continuous-batching
-//! scheduler. Every `/v1` route needs the bearer token.
+//! scheduler. Every `/v1` route needs the bearer token. A room full of clients is kept in
+//! check by per-connection timers and a connection cap (`listen`, `timeouts`) and per-client
+//! rate and concurrency limits (`limits`).
 
 mod auth;
 mod classroom;
 mod error;
 mod history;
+mod limits;
+mod listen;
+mod metrics;
 mod openai;
 pub mod roster;
 mod runs;
 mod state;
+mod timeouts;
 pub mod token;
 mod ui;
 
@@ -30,6 +37,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use k2_engine::loader::LoadedModel;
@@ -39,6 +47,8 @@ use serde_json::{json, Value};
 pub use auth::Identity;
 pub use classroom::ClassPolicy;
 pub use error::ApiError;
+pub use limits::ClientLimits;
+pub use listen::ConnectionLimits;
 pub use state::{AppState, Limits};
 
 /// Everything `k2 serve` is started with.
@@ -51,6 +61,12 @@ pub struct ServerConfig {
     pub ui_dir: Option<PathBuf>,
     /// The session database scaffold runs are stored in (history); `None`: not stored.
     pub db: Option<PathBuf>,
+    /// Timers and the cap on open connections.
+    pub connections: ConnectionLimits,
+    /// What one client (token) may do at once and per minute.
+    pub clients: ClientLimits,
+    /// `/metrics` without a token.
+    pub metrics_public: bool,
     /// The class roster (`--roster`): students' tokens. Needs `db`.
     pub roster: Option<PathBuf>,
     pub class_policy: ClassPolicy,
@@ -78,14 +94,20 @@ pub fn router(state: AppState, ui_dir: Option<PathBuf>) -> Router {
         .route("/k2/class", get(classroom::class))
         .route("/k2/class/report", get(classroom::report))
         .route("/k2/class/test-mode", put(classroom::set_test_mode))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+        // After authentication (the layer added last runs first): limits are per identity.
+        .route_layer(from_fn_with_state(state.clone(), limits::per_client))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health))
+        .route(
+            "/metrics",
+            get(metrics::scrape).route_layer(from_fn_with_state(state.clone(), metrics::access)),
+        )
         .nest("/v1", api)
         .merge(ui::routes(ui_dir))
+        .layer(axum::middleware::from_fn(timeouts::answer_body_timeout))
+        // Outside the body timeout's answer, so its 408s are counted.
+        .layer(from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }
@@ -154,6 +176,7 @@ pub async fn serve(
         }
         (None, _) => None,
     };
+    let metrics = Arc::new(metrics::Metrics::new(config.metrics_public));
     let state = AppState {
         class,
         teacher_name: config.teacher_name.into(),
@@ -165,18 +188,19 @@ pub async fn serve(
         token: config.token.into(),
         limits: config.limits,
         started: SystemTime::now(),
+        clients: Arc::new(limits::ClientGuard::new(config.clients)),
+        metrics: metrics.clone(),
     };
     let app = router(state, config.ui_dir);
     let listener = tokio::net::TcpListener::bind(config.address).await?;
     on_listening(listener.local_addr()?);
     let stopping = scheduler.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Ends every stream with an error chunk, so open connections close promptly.
-            stopping.shutdown();
-        })
-        .await;
+    let result = listen::serve(listener, app, config.connections, metrics, async move {
+        shutdown_signal().await;
+        // Ends every stream with an error chunk, so open connections close promptly.
+        stopping.shutdown();
+    })
+    .await;
     scheduler.shutdown();
     result
 }

@@ -23,6 +23,10 @@ pub struct AppState {
     pub class: Option<Arc<crate::classroom::Classroom>>,
     /// The teacher's name on their notes and corrections.
     pub teacher_name: Arc<str>,
+    /// Per-client rate and concurrency limits (`limits`).
+    pub clients: Arc<crate::limits::ClientGuard>,
+    /// The server's counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Per-request limits, so one client cannot take the server for itself.

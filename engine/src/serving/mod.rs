@@ -13,6 +13,8 @@
 
 mod backend;
 mod scheduler;
+mod stats;
 
 pub use backend::ScheduledBackend;
 pub use scheduler::{Load, Scheduler, SchedulerConfig, ServeEvent, ServeRequest};
+pub use stats::{Histogram, ServeStats, FIRST_TOKEN_BUCKETS};

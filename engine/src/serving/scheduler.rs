@@ -14,6 +14,7 @@ use crate::decode::think_budget::{state_after_prompt, ThinkState};
 use crate::error::{EngineError, Result};
 use crate::loader::LoadedModel;
 use crate::model::{logits_to_host, KvCache, LogitsFor, Model};
+use crate::serving::stats::{Counters, ServeStats};
 use crate::tokenizer::Tokenizer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,7 @@ struct Shared {
     config: SchedulerConfig,
     state: Mutex<QueueState>,
     wake: Condvar,
+    counters: Counters,
 }
 
 #[derive(Default)]
@@ -124,6 +126,7 @@ impl Scheduler {
             config,
             state: Mutex::new(QueueState::default()),
             wake: Condvar::new(),
+            counters: Counters::default(),
         });
         let thread_shared = shared.clone();
         std::thread::Builder::new()
@@ -139,6 +142,11 @@ impl Scheduler {
 
     pub fn load(&self) -> Load {
         self.shared.lock().load
+    }
+
+    /// Totals since the start (tokens, step time, refusals, time to first token).
+    pub fn stats(&self) -> ServeStats {
+        self.shared.counters.snapshot()
     }
 
     /// Queues `request`; its events arrive on the returned channel. Cancelling `cancel` (or
@@ -172,7 +180,9 @@ impl Scheduler {
                 "the model's scheduler has stopped".into(),
             ));
         }
-        state.check_room(&config)?;
+        state
+            .check_room(&config)
+            .inspect_err(|_| self.shared.counters.count_refused())?;
         let id = state.next_id;
         state.next_id += 1;
         state.waiting.push_back(Pending {
@@ -191,7 +201,10 @@ impl Scheduler {
     /// `Err(Busy)` when a new request would be refused for a full queue: what `submit`
     /// checks, for callers (the scaffold endpoint) that must refuse before starting work.
     pub fn check_room(&self) -> Result<()> {
-        self.shared.lock().check_room(&self.shared.config)
+        self.shared
+            .lock()
+            .check_room(&self.shared.config)
+            .inspect_err(|_| self.shared.counters.count_refused())
     }
 
     /// Stops the thread: waiting and active requests fail with a message.
@@ -239,7 +252,12 @@ impl Shared {
 /// The scheduler thread: admit, step, repeat; sleep while there is nothing to do.
 fn run(shared: &Shared, model: &LoadedModel) {
     // The batch's cache counts this thread among those sharing the GPU (see `model`).
-    let mut batch = Batch::new(&model.model, &model.tokenizer, shared.config);
+    let mut batch = Batch::new(
+        &model.model,
+        &model.tokenizer,
+        shared.config,
+        &shared.counters,
+    );
     loop {
         let mut state = shared.lock();
         loop {
@@ -330,8 +348,11 @@ struct Active {
     options: GenerateOptions,
     events: mpsc::UnboundedSender<ServeEvent>,
     cancel: CancelToken,
+    submitted: Instant,
     admitted: Instant,
     prefilled: Option<Instant>,
+    /// Whether a token was generated for this request yet (time to first token).
+    first_token: bool,
     rows_left: usize,
 }
 
@@ -377,6 +398,7 @@ struct Batch<'m> {
     prefix: Option<CachedPrefix>,
     last_prompt: Vec<u32>,
     reused_prompt_tokens: u64,
+    counters: &'m Counters,
 }
 
 /// Where step time goes, logged at debug level every [`StepTimings::EVERY`] steps.
@@ -419,7 +441,12 @@ impl StepTimings {
 }
 
 impl<'m> Batch<'m> {
-    fn new(model: &'m Model, tokenizer: &'m Tokenizer, config: SchedulerConfig) -> Self {
+    fn new(
+        model: &'m Model,
+        tokenizer: &'m Tokenizer,
+        config: SchedulerConfig,
+        counters: &'m Counters,
+    ) -> Self {
         Batch {
             model,
             tokenizer,
@@ -431,6 +458,7 @@ impl<'m> Batch<'m> {
             prefix: None,
             last_prompt: Vec::new(),
             reused_prompt_tokens: 0,
+            counters,
         }
     }
 
@@ -457,6 +485,7 @@ impl<'m> Batch<'m> {
         let queue_seconds = (admitted - pending.submitted).as_secs_f64();
         let _ = pending.events.send(ServeEvent::Admitted { queue_seconds });
         let prompt = pending.request.prompt_ids;
+        self.counters.add_prompt_tokens(prompt.len());
         let shared_with_previous = common_prefix(&self.last_prompt, &prompt);
         self.last_prompt.clone_from(&prompt);
         // At least the prompt's last token is computed: its logits give the first token.
@@ -489,8 +518,10 @@ impl<'m> Batch<'m> {
             options: pending.request.options,
             events: pending.events,
             cancel: pending.cancel,
+            submitted: pending.submitted,
             admitted,
             prefilled: None,
+            first_token: false,
             rows_left: pending.request.n,
         });
         Ok(())
@@ -509,6 +540,7 @@ impl<'m> Batch<'m> {
         if self.slots.is_empty() {
             return Ok(self.retire_finished_requests());
         }
+        let step_started = Instant::now();
 
         // What each row feeds: one token, or the next slice of its prompt within the budget.
         let mut budget = self.config.prefill_budget;
@@ -608,6 +640,7 @@ impl<'m> Batch<'m> {
         let pick_started = Instant::now();
         pick_parallel(&mut jobs);
         let picks: Vec<Option<u32>> = jobs.into_iter().map(|job| job.picked).collect();
+        self.count_generated(&picks);
         self.timings.record(
             self.slots.len(),
             inputs.iter().map(Vec::len).sum(),
@@ -657,7 +690,29 @@ impl<'m> Batch<'m> {
             }
         }
         self.remove_slots(&ended, None);
+        self.counters.add_step_time(step_started.elapsed());
         Ok(self.retire_finished_requests())
+    }
+
+    /// Counts this step's sampled tokens, and the first token of each request that had none.
+    fn count_generated(&mut self, picks: &[Option<u32>]) {
+        let mut generated = 0;
+        for (slot, picked) in self.slots.iter().zip(picks) {
+            if picked.is_none() {
+                continue;
+            }
+            generated += 1;
+            if let Some(active) = self
+                .requests
+                .iter_mut()
+                .find(|r| r.id == slot.request && !r.first_token)
+            {
+                active.first_token = true;
+                self.counters
+                    .observe_first_token(active.submitted.elapsed());
+            }
+        }
+        self.counters.add_generated_tokens(generated);
     }
 
     /// Removes the rows of requests whose client cancelled or went away.

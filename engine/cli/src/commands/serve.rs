@@ -3,11 +3,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args as ClapArgs, Subcommand};
 use k2_engine::serving::SchedulerConfig;
-use k2_server::{Limits, ServerConfig};
+use k2_server::{ClientLimits, ConnectionLimits, Limits, ServerConfig};
 
 use crate::load::{load, ModelArgs};
 
@@ -84,6 +85,36 @@ pub struct Args {
     /// The teacher's name on their notes and corrections.
     #[arg(long, default_value = "Teacher")]
     pub teacher_name: String,
+
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_s: u64,
+    /// Longest pause, in seconds, while a client sends a request body (then 408).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_s: u64,
+    /// Seconds a client may stop reading an answer (a stream it reads is never cut).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_s: u64,
+    /// Connections open at once; one more is answered 503.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Requests per minute per student token (bursts up to this many); 0: no limit. Beyond
+    /// it: 429 with Retry-After.
+    #[arg(long, default_value_t = 120)]
+    pub rate_per_minute: u32,
+    /// Scaffold runs one student may have streaming at once; 0: no limit.
+    #[arg(long, default_value_t = 1)]
+    pub runs_per_student: usize,
+    /// Chat completions one student may have open at once; 0: no limit.
+    #[arg(long, default_value_t = 2)]
+    pub chats_per_student: usize,
+    /// Apply the per-student limits to the teacher's token too (by default it is exempt).
+    #[arg(long)]
+    pub limit_teacher: bool,
+    /// Serve GET /metrics without a token (by default it needs the teacher's).
+    #[arg(long)]
+    pub metrics_public: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,6 +254,19 @@ pub fn run(args: Args) -> Result<()> {
         },
         ui_dir,
         db: (!args.no_history).then(|| args.db.clone().unwrap_or_else(k2_store::default_path)),
+        connections: ConnectionLimits {
+            header_timeout: Duration::from_secs(args.header_timeout_s),
+            body_timeout: Duration::from_secs(args.body_timeout_s),
+            write_timeout: Duration::from_secs(args.write_timeout_s),
+            max_connections: args.max_connections as usize,
+        },
+        clients: ClientLimits {
+            rate_per_minute: args.rate_per_minute,
+            runs_per_client: args.runs_per_student,
+            chats_per_client: args.chats_per_student,
+            limit_teacher: args.limit_teacher,
+        },
+        metrics_public: args.metrics_public,
         roster: args.roster.clone(),
         class_policy: k2_server::ClassPolicy {
             lock_student_mode: args.lock_student_mode,

@@ -7,7 +7,7 @@ pub mod gguf_patch;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,24 @@ pub fn smollm() -> PathBuf {
 
 pub fn k2() -> Command {
     Command::new(env!("CARGO_BIN_EXE_k2"))
+}
+
+/// Adds `name` to the class roster at `roster` with `k2 serve roster add`; returns the token
+/// it printed.
+pub fn roster_add(roster: &Path, name: &str) -> String {
+    let out = k2()
+        .args(["serve", "roster", "add", name, "--roster"])
+        .arg(roster)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 32, "a fresh 128-bit token: {token}");
+    token
 }
 
 /// A running `k2 serve`, killed when dropped.
