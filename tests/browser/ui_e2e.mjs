@@ -272,7 +272,8 @@ await check("a teacher steps through a kept run stage by stage and adds notes", 
   if (solved) throw new Error("the plan step shows the candidates' work");
   await page.fill("#note-text", "Good plan: name the formula you use.");
   await page.click("#add-note");
-  await page.waitForFunction(() => /at the plan: Good plan/.test(document.querySelector("#notes").innerText),
+  // The note's author is the token's owner (here the teacher's, `k2 serve --teacher-name`).
+  await page.waitForFunction(() => /at the plan · Teacher: Good plan/.test(document.querySelector("#notes").innerText),
                              null, { timeout: 5000 });
   await page.screenshot({ path: join(shots, "review-plan-step.png"), fullPage: true });
   await page.click("#step-next");
@@ -288,7 +289,7 @@ await check("a teacher steps through a kept run stage by stage and adds notes", 
   await page.locator(".history-item", { hasText: "Put the answer in" }).first().click();
   await page.waitForFunction(() => document.querySelectorAll("#notes li").length === 2, null, { timeout: 10000 });
   const notes = await text("#notes");
-  if (!/^whole run: Overall/.test(notes)) throw new Error(`whole-run note first: ${notes}`);
+  if (!/^whole run · Teacher: Overall/.test(notes)) throw new Error(`whole-run note first: ${notes}`);
 });
 
 await check("a kept run exports as Markdown and as standalone HTML with its notes", async () => {
@@ -1280,7 +1281,7 @@ await check("a teacher's correction changes a later check in student mode, and R
     }
     return last;
   }, { run, token });
-  if (JSON.stringify(opened) !== "[1,2]") throw new Error(`open_hint answered ${JSON.stringify(opened)}`);
+  if (JSON.stringify(opened.levels) !== "[1,2]") throw new Error(`open_hint answered ${JSON.stringify(opened)}`);
 
   // The teacher opens the run from History: Review shows every attempt and the hints.
   await page.uncheck("#student");
@@ -1501,6 +1502,216 @@ await check("a damaged row of the session database is left out of History and th
   await page.waitForSelector(".history-item", { timeout: 10000 });
   if (await page.locator("#history-unreadable").count()) throw new Error("the notice stays after the repair");
 });
+
+// ---- class tests ----
+// Classroom roles (issue 29): a second `k2 serve` with a class roster (alice and bob) and the
+// lab's student mode locked; alice's browser (her `#token=` link) and the teacher's, side by
+// side. The server enforces what a student may do (the lead's HTTP tests try every route);
+// these check what each of them sees.
+const classDir = mkdtempSync(join(tmpdir(), "k2-class-"));
+const roster = join(classDir, "roster.toml");
+const classDb = join(classDir, "sessions.db");
+const teacherToken = "class-teacher-" + Math.random().toString(36).slice(2);
+// `k2 serve roster add NAME` prints the student's fresh token (alone, on standard output).
+const rosterAdd = (name) => {
+  const out = execFileSync(k2, ["serve", "roster", "add", name, "--roster", roster],
+                           { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  if (!/^\S{16,}$/.test(out)) throw new Error(`not a token: ${out}`);
+  return out;
+};
+let classServer = null;
+let classOrigin = null;
+const studentTokens = {};
+let studentPage = null;
+let teacherPage = null;
+let aliceRun = null;
+let bobRun = null;
+let aliceVerdict = null;
+async function classContext(tokenFor) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const p = await context.newPage();
+  p.on("pageerror", (error) => problems.push(`script error: ${error.message}`));
+  p.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+  p.on("request", (r) => { if (!r.url().startsWith(classOrigin)) problems.push(`request elsewhere: ${r.url()}`); });
+  p.on("dialog", (d) => { problems.push(`a dialog opened: ${d.message()}`); d.dismiss(); });
+  await p.goto(`${classOrigin}/#token=${tokenFor}`);
+  await p.waitForSelector("#solve", { timeout: 15000 });
+  return p;
+}
+
+await check("class: a student's link opens student mode, locked, without the class page", async () => {
+  studentTokens.alice = rosterAdd("alice");
+  studentTokens.bob = rosterAdd("bob");
+  classServer = spawn(k2, ["serve", "--model", model, "--port", "0", "--token", teacherToken,
+                           "--roster", roster, "--lock-student-mode", "--ui", uiDir,
+                           "--max-tokens-limit", "4096", "--db", classDb],
+                      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, K2_LOG: "warn" } });
+  classOrigin = await new Promise((resolve, reject) => {
+    let log = "";
+    const timer = setTimeout(() => reject(new Error(`the class server did not start:\n${log}`)), 120000);
+    classServer.stderr.on("data", (chunk) => {
+      log += chunk;
+      const link = log.match(/open the app: (http:\/\/[^/\s]+)\/#token=/);
+      if (link) { clearTimeout(timer); resolve(link[1]); }
+    });
+    classServer.on("exit", (code) => reject(new Error(`the class server exited (${code}):\n${log}`)));
+  });
+  studentPage = await classContext(studentTokens.alice);
+  await studentPage.waitForSelector("#student-locked", { timeout: 5000 });
+  if (!(await studentPage.isChecked("#student")) || !(await studentPage.isDisabled("#student"))) {
+    throw new Error("student mode is not on and locked for a student");
+  }
+  if (!(await studentPage.locator(".who").innerText()).includes("alice")) throw new Error("the student is not named");
+  if (await studentPage.locator("#nav-class").count()) throw new Error("a student has the class page");
+});
+
+await check("class: a student solves in student mode, opens a hint and answers; another student's run is not theirs", async () => {
+  // Bob's run, made over HTTP with his token.
+  const response = await fetch(`${classOrigin}/v1/k2/runs`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Authorization": `Bearer ${studentTokens.bob}` },
+    body: JSON.stringify({ problem: "What is 9 + 10? Reply with the number only.",
+                           settings: { candidates: 1, plan: false, sampling: { max_tokens: 32 } } }),
+  });
+  if (!response.ok) throw new Error(`bob's run: HTTP ${response.status}`);
+  bobRun = Number(response.headers.get("x-k2-run"));
+  await response.text();
+  const s = studentPage;
+  await s.fill("#session", "Homework 3");
+  await s.fill("#problem", "What is 17 + 25?");
+  await s.selectOption("#candidates", "1");
+  await s.uncheck("#plan");
+  await s.fill("#max-tokens", "64");
+  await s.locator("#max-tokens").dispatchEvent("change");
+  const [started] = await Promise.all([
+    s.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/v1/k2/runs")),
+    s.click("#solve"),
+  ]);
+  const sent = started.request().postDataJSON().settings;
+  if (sent.student !== true || sent.hints !== true) throw new Error(`the request's settings: ${JSON.stringify(sent)}`);
+  aliceRun = Number(started.headers()["x-k2-run"]);
+  await s.waitForSelector("#hint", { timeout: 180000 });
+  await s.click("#hint");
+  // The rung's text comes from the history's answer (the student's stream has none).
+  await s.waitForSelector('#hints .hint[data-level="1"] .markdown', { timeout: 10000 });
+  const rung = (await s.locator('#hints .hint[data-level="1"] .markdown').innerText()).trim();
+  if (!rung) throw new Error("the opened hint is empty");
+  await s.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 120000 });
+  if (await s.locator(".candidate, #final-answer, section#plan").count()) throw new Error("the solution shown before it was asked for");
+  await s.fill("#my-answer", "42");
+  await s.click("#check-button");
+  await s.waitForFunction(() => /kept in the history/.test(document.querySelector("#attempt-kept").innerText),
+                          null, { timeout: 10000 });
+  aliceVerdict = await s.locator("#check-result").getAttribute("class");
+  if (!["right", "wrong", "unsure"].includes(aliceVerdict)) throw new Error(`verdict: ${aliceVerdict}`);
+  // Her History: her run, not bob's; no teacher's tools anywhere.
+  await s.click("#history-toggle");
+  await s.waitForSelector(`.history-item[data-run="${aliceRun}"]`, { timeout: 10000 });
+  if (await s.locator(`.history-item[data-run="${bobRun}"]`).count()) throw new Error("another student's run is listed");
+  if (await s.locator(".history .owner").count()) throw new Error("a student's own runs are labelled with her name");
+  if (await s.locator(".history .delete:visible, #review, #note-text, #correct-answer, #export-md").count()) {
+    throw new Error("a teacher's tool is shown to a student");
+  }
+  await s.screenshot({ path: join(shots, "class-student.png"), fullPage: true });
+  // Asked for, the solution comes whole from the server, and with it the export; notes and
+  // corrections stay the teacher's.
+  await s.click("#reveal");
+  await s.waitForSelector("#final-answer", { timeout: 10000 });
+  await s.waitForSelector("#review #export-html", { timeout: 10000 });
+  if (await s.locator("#note-text, #correct-answer, .history .delete:visible").count()) {
+    throw new Error("a teacher's tool after the reveal");
+  }
+  await s.screenshot({ path: join(shots, "class-student-revealed.png"), fullPage: true });
+  // Opened again from History, the run she revealed shows its solution (served whole).
+  await s.reload();
+  await s.waitForSelector("#solve", { timeout: 15000 });
+  await s.click("#history-toggle");
+  await s.locator(`.history-item[data-run="${aliceRun}"]`).click();
+  await s.waitForSelector("#final-answer", { timeout: 10000 });
+  if (await s.locator("#reveal").count()) throw new Error("a revealed run asks again");
+});
+
+await check("class: the teacher's class page shows the student's attempt, hints opened and the reveal; the report downloads", async () => {
+  teacherPage = await classContext(teacherToken);
+  const t = teacherPage;
+  await t.click("#nav-class");
+  const row = `.class-student[data-student="alice"] tr.class-run[data-run="${aliceRun}"]`;
+  await t.waitForSelector(row, { timeout: 10000 });
+  const seen = await t.locator(row).evaluate((tr) => ({ ...tr.dataset, text: tr.innerText }));
+  if (seen.hints !== "1") throw new Error(`hints opened: ${JSON.stringify(seen)}`);
+  if (seen[aliceVerdict] !== "1") throw new Error(`the ${aliceVerdict} attempt: ${JSON.stringify(seen)}`);
+  if (seen.revealed !== "true") throw new Error(`the reveal: ${JSON.stringify(seen)}`);
+  if (!seen.text.includes("What is 17 + 25?")) throw new Error(`problem: ${seen.text}`);
+  if (!(await t.locator(`.class-student[data-student="bob"] tr.class-run[data-run="${bobRun}"]`).count())) {
+    throw new Error("bob's run is missing");
+  }
+  // The class at a glance: her sums, as the report counts them.
+  const sums = await t.locator('#class-totals tr[data-student="alice"]').evaluate((tr) => ({ ...tr.dataset }));
+  if (sums.runs !== "1" || sums.hints !== "1" || sums.revealed !== "1" || sums[aliceVerdict] !== "1") {
+    throw new Error(`alice's totals: ${JSON.stringify(sums)}`);
+  }
+  // One session: alice's homework, not bob's run of the server's own session.
+  await t.selectOption("#class-session", "Homework 3");
+  await t.waitForFunction((bob) => !document.querySelector(`tr.class-run[data-run="${bob}"]`), bobRun, { timeout: 10000 });
+  await t.waitForSelector(row, { timeout: 5000 });
+  await t.screenshot({ path: join(shots, "class-teacher.png"), fullPage: true });
+  const [download] = await Promise.all([t.waitForEvent("download"), t.click("#class-report")]);
+  const body = readFileSync(await download.path(), "utf8");
+  if (!download.suggestedFilename().endsWith(".html") || !body.includes("alice")) {
+    throw new Error(`report ${download.suggestedFilename()}: ${body.slice(0, 400)}`);
+  }
+  // The run opens in the solve view, with the student's work in Review.
+  await t.locator(`${row} .class-open`).click();
+  await t.waitForSelector("#review #attempts li", { timeout: 10000 });
+  if ((await t.inputValue("#problem")) !== "What is 17 + 25?") throw new Error(`problem: ${await t.inputValue("#problem")}`);
+  const opened = await t.locator("#hints-opened").innerText();
+  if (!/^Hints opened.*: 1 \(/.test(opened)) throw new Error(`Review: ${opened}`);
+  if ((await t.locator("#attempts li").getAttribute("data-verdict")) !== aliceVerdict) {
+    throw new Error(`the attempt in Review: ${await t.locator("#attempts").innerText()}`);
+  }
+  // The teacher's History lists every student's runs, each with its owner.
+  await t.click("#history-toggle");
+  const bobs = t.locator(".runs > li", { has: t.locator(`.history-item[data-run="${bobRun}"]`) }).locator(".owner");
+  await bobs.waitFor({ timeout: 10000 });
+  if ((await bobs.innerText()).trim() !== "· bob") throw new Error(`bob's run is listed as ${await bobs.innerText()}`);
+});
+
+await check("class: test mode turns a student's hints and solutions off until it is lifted", async () => {
+  const t = teacherPage;
+  const s = studentPage;
+  await t.click("#nav-class");
+  await t.check("#test-mode-switch");
+  await t.waitForFunction(() => document.querySelector("#test-mode-switch").checked, null, { timeout: 5000 });
+  await s.reload();
+  await s.waitForSelector("#test-mode", { timeout: 10000 });
+  // A run during the test: no hint to open, the solution not to be asked for, and why.
+  await s.fill("#problem", "What is 2 + 5?");
+  await s.click("#solve");
+  await s.waitForFunction(() => document.querySelector("#status").innerText.startsWith("done"), null, { timeout: 120000 });
+  await s.waitForSelector("#stop:disabled", { timeout: 10000 });  // the stream has ended
+  await s.waitForSelector("#hints #hints-test", { timeout: 5000 });
+  if (await s.locator("#hints .hint, #hint:enabled").count()) throw new Error("a hint during a test");
+  if (!(await s.isDisabled("#reveal"))) throw new Error("the solution can be asked for during a test");
+  if (!(await s.locator(".reveal").innerText()).includes("while your teacher runs a test")) {
+    throw new Error(`reveal says: ${await s.locator(".reveal").innerText()}`);
+  }
+  await s.screenshot({ path: join(shots, "class-student-test-mode.png"), fullPage: true });
+  await t.uncheck("#test-mode-switch");
+  await s.reload();
+  await s.waitForSelector("#solve", { timeout: 15000 });
+  await s.waitForTimeout(500);
+  if (await s.locator("#test-mode").count()) throw new Error("test mode stays after it was lifted");
+});
+
+await check("class: Sign out forgets the token on a shared computer", async () => {
+  const s = studentPage;
+  await s.click("#sign-out");
+  await s.waitForSelector("#token", { timeout: 10000 });
+  if (await s.evaluate(() => localStorage.getItem("k2.token"))) throw new Error("the token is still kept");
+});
+await studentPage?.context().close();
+await teacherPage?.context().close();
+classServer?.kill("SIGTERM");
 
 await browser.close();
 server.kill("SIGTERM");

@@ -1,13 +1,13 @@
 //! The app: the solve view and the state of the run on screen.
 
-use k2_protocol::{RunRequest, RunView};
+use k2_protocol::{HistoryRequest, RunRequest, RunView};
 use leptos::prelude::*;
 
 use crate::hints::HintLadder;
 use crate::history::History;
 use crate::session;
 use crate::student::{CheckAnswer, RevealSolution};
-use crate::transport::{self, RunHandle};
+use crate::transport::{self, Me, RunHandle};
 use crate::views::{Candidates, FinalAnswer, PlanPanel, ProblemInput, StatusBar, Verdicts};
 
 /// What the page shows of the current run.
@@ -35,6 +35,9 @@ pub struct RunState {
     /// What people did with the kept run on screen (`crate::record`): the teacher's
     /// correction, the student's attempts and hints opened.
     pub record: RwSignal<Option<k2_protocol::StudentRecord>>,
+    /// Who uses the page (`transport::me`); `None` until the server says, or from a server
+    /// without roles, where the one token is the teacher's.
+    pub me: RwSignal<Option<Me>>,
 }
 
 impl RunState {
@@ -42,6 +45,63 @@ impl RunState {
     pub fn solution_visible(&self) -> bool {
         !self.student.get() || self.revealed.get()
     }
+
+    /// Whether the page's token is a student's (the server refuses them the teacher's tools).
+    pub fn is_student(&self) -> bool {
+        self.me.with(|me| me.as_ref().is_some_and(Me::is_student))
+    }
+
+    /// The teacher's tools (notes, corrections, deleting runs): for the teacher, outside
+    /// student mode.
+    pub fn teacher_tools(&self) -> bool {
+        !self.is_student() && !self.student.get()
+    }
+
+    /// Whether the teacher's test mode holds hints and solutions back from this student.
+    pub fn held_for_test(&self) -> bool {
+        self.me.with(|me| {
+            me.as_ref()
+                .is_some_and(|me| me.is_student() && me.test_mode)
+        })
+    }
+}
+
+/// Asks who the token belongs to and applies it: a student's page keeps student mode on when
+/// the lab locked it. A server without roles (or one not reached) leaves the page as it is.
+fn load_me(state: RunState, token: &str) {
+    transport::me(token, move |result| match result {
+        Ok(me) => {
+            if me.is_student() && me.student_mode_locked {
+                state.student.set(true);
+                state.student_locked.set(true);
+            }
+            // The class's cap on hints (the server refuses more anyway).
+            if me.hint_levels.is_some() {
+                state.hint_cap.set(me.hint_levels);
+            }
+            state.me.set(Some(me));
+        }
+        Err(e) => {
+            leptos::logging::log!("no roles on this server ({e}): the token is the teacher's")
+        }
+    });
+}
+
+/// What the app reads of `HistoryRequest::Show`'s answer.
+#[derive(serde::Deserialize)]
+struct ShownRun {
+    /// The whole statement (the listings cut it).
+    problem_text: String,
+    /// When the student asked for the solution (`k2 serve` with a class roster).
+    #[serde(default)]
+    revealed_at: Option<i64>,
+}
+
+/// The pages of the app: solving (with History and Review), and the teacher's class.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Page {
+    Solve,
+    Class,
 }
 
 #[component]
@@ -59,7 +119,16 @@ pub fn App() -> impl IntoView {
         stored: RwSignal::new(None),
         log: StoredValue::new_local(Vec::new()),
         record: RwSignal::new(None),
+        me: RwSignal::new(None),
     };
+    let page = RwSignal::new(Page::Solve);
+    // Who the token is, once known; again whenever the token changes (typed on the page).
+    Effect::new(move |_| {
+        let token = token.get();
+        if !token.is_empty() || transport::in_desktop_app() {
+            load_me(state, &token);
+        }
+    });
     crate::models::apply_student_mode(state.student, state.student_locked, state.hint_cap);
     let problem = RwSignal::new(String::new());
     let settings = crate::run_settings::remembered();
@@ -73,8 +142,11 @@ pub fn App() -> impl IntoView {
         }
         let mut request = RunRequest::new(text);
         request.settings = settings.get_untracked();
-        // A student's run ends with the hint ladder.
-        request.settings.hints = state.student.get_untracked();
+        // A student's run ends with the hint ladder, and the server keeps its solution from
+        // the student until asked.
+        let student = state.student.get_untracked();
+        request.settings.hints = student;
+        request.settings.student = student;
         let title = session_title.get_untracked();
         request.session = Some(title.trim().to_owned()).filter(|t| !t.is_empty());
         session::remember_session(&title);
@@ -85,6 +157,8 @@ pub fn App() -> impl IntoView {
         state.revealed.set(false);
         state.running.set(true);
         session::remember_token(&token.get_untracked());
+        // The teacher may have started or lifted a test since the page loaded.
+        load_me(state, &token.get_untracked());
         let transport = transport::detect(token.get_untracked());
         let callbacks = transport::RunCallbacks {
             on_stored: Box::new(move |id| state.stored.set(Some(id))),
@@ -111,13 +185,73 @@ pub fn App() -> impl IntoView {
         state.view.update(|v| v.cancelled = true);
     };
 
+    // The class page is the teacher's, on a server with a class roster.
+    let class_nav = move || {
+        state
+            .me
+            .with(|me| me.as_ref().is_some_and(|m| !m.is_student() && m.class))
+    };
+    // A student's run from the class page: in the solve view with its Review, the whole
+    // problem first (the class page has its start).
+    let open_from_class = move |run: i64| {
+        let request = HistoryRequest::Show { run };
+        transport::history(&token.get_untracked(), &request, move |result| {
+            page.set(Page::Solve);
+            match result
+                .and_then(|json| serde_json::from_str::<ShownRun>(&json).map_err(|e| e.to_string()))
+            {
+                Ok(shown) => crate::history::open_run(
+                    state,
+                    problem,
+                    run,
+                    shown.problem_text,
+                    shown.revealed_at.is_some(),
+                ),
+                Err(e) => state
+                    .failure
+                    .set(Some(format!("The run cannot be opened: {e}"))),
+            }
+        });
+    };
+    let sign_out = move |_| {
+        session::sign_out();
+        if let Some(window) = web_sys::window() {
+            // A fresh page: nothing of the last person's runs stays on screen.
+            let _ = window.location().reload();
+        }
+    };
     view! {
         <header class="topbar">
             <h1>"K2 Tutor"</h1>
-            <StatusBar state=state />
+            <Show when=class_nav>
+                <nav class="pages">
+                    <button id="nav-solve" class="link" class:current=move || page.get() == Page::Solve
+                        on:click=move |_| page.set(Page::Solve)>"Solve"</button>
+                    <button id="nav-class" class="link" class:current=move || page.get() == Page::Class
+                        on:click=move |_| page.set(Page::Class)>"Class"</button>
+                </nav>
+            </Show>
+            // The run on screen's stage and answer: the solve view's.
+            <Show when=move || page.get() == Page::Solve>
+                <StatusBar state=state />
+            </Show>
             <crate::settings::Settings />
+            <Show when=move || !transport::in_desktop_app() && !token.get().is_empty()>
+                <span class="who">
+                    {move || state.me.with(|me| me.as_ref().map(|m| m.name.clone()).unwrap_or_default())}
+                    " "
+                    <button id="sign-out" class="link" title="Forget this browser's token (shared computers)"
+                        on:click=sign_out>"Sign out"</button>
+                </span>
+            </Show>
         </header>
         <main>
+            <Show when=move || page.get() == Page::Class>
+                <crate::class::ClassPage token=token on_open=open_from_class />
+            </Show>
+            // Hidden, not removed, while the class page shows: the run on screen and its
+            // panels stay as they were.
+            <div id="solve-page" hidden=move || page.get() != Page::Solve>
             <Show when=move || token.get().is_empty() && !transport::in_desktop_app()>
                 <section class="notice">
                     <p>"This server needs its access token. Open the link "
@@ -125,6 +259,11 @@ pub fn App() -> impl IntoView {
                     <input id="token" type="password" placeholder="token"
                         on:change=move |ev| token.set(event_target_value(&ev)) />
                 </section>
+            </Show>
+            <Show when=move || state.held_for_test()>
+                <p id="test-mode" class="notice">
+                    "Your teacher is running a test: hints and solutions are off until it ends."
+                </p>
             </Show>
             <ProblemInput problem=problem session=session_title settings=settings state=state
                 on_start=start on_stop=stop />
@@ -139,7 +278,7 @@ pub fn App() -> impl IntoView {
             </Show>
             <PlanPanel state=state />
             <HintLadder state=state token=token cap=state.hint_cap />
-            <RevealSolution state=state />
+            <RevealSolution state=state token=token />
             <Show when=move || state.solution_visible()>
                 <Candidates state=state />
                 <Verdicts state=state />
@@ -151,6 +290,7 @@ pub fn App() -> impl IntoView {
             <crate::review::Review state=state token=token />
             <History state=state problem=problem token=token />
             <crate::models::Models />
+            </div>
         </main>
     }
 }

@@ -63,15 +63,34 @@ fn rung(hint: &Hint) -> impl IntoView {
     view! {
         <article class="hint" class:bottom-out=hint.bottom_out data-level=hint.level.to_string()>
             <h3>{rung_heading(hint)}</h3>
-            <div class="markdown" inner_html=markdown_to_html(&hint.text)></div>
+            {if hint.text.is_empty() {
+                // A student's stream carries the rung without its text: it comes once opened.
+                view! { <p class="muted opening">"Opening…"</p> }.into_any()
+            } else {
+                view! { <div class="markdown" inner_html=markdown_to_html(&hint.text)></div> }.into_any()
+            }}
             {(!note.is_empty()).then(|| view! { <p class="muted screened">{note}</p> })}
         </article>
     }
 }
 
-/// Keeps the opening in the run's history, where Review shows it; the ladder works without
-/// the history (a run not kept, a server refusing), so a failure is only logged.
-fn keep_opened(state: RunState, token: RwSignal<String>, hint: &Hint) {
+/// The history's answer to an opened rung: the levels opened so far and the rung itself, whose
+/// text a student-mode stream from `k2 serve` left out.
+#[derive(serde::Deserialize)]
+struct Opened {
+    hint: Option<Hint>,
+}
+
+/// Keeps the opening in the run's history, where Review shows it, and puts the rung's text the
+/// history answers into the view (a student's stream carries rungs without their text). The
+/// ladder works without the history where the page has the text (a run not kept): a failure
+/// then is only logged; a rung still without its text says why it stays empty.
+fn keep_opened(
+    state: RunState,
+    token: RwSignal<String>,
+    hint: &Hint,
+    failure: RwSignal<Option<String>>,
+) {
     let Some(run) = state.stored.get_untracked() else {
         return;
     };
@@ -79,14 +98,42 @@ fn keep_opened(state: RunState, token: RwSignal<String>, hint: &Hint) {
         run,
         level: hint.level,
     };
-    transport::history(
-        &token.get_untracked(),
-        &request,
-        move |result| match result {
-            Ok(_) => crate::record::reload(state, token),
-            Err(e) => leptos::logging::warn!("the opened hint was not kept: {e}"),
-        },
-    );
+    let level = hint.level;
+    transport::history(&token.get_untracked(), &request, move |result| {
+        // Only if the page still shows that run.
+        if state.stored.get_untracked() != Some(run) {
+            return;
+        }
+        match result {
+            Ok(json) => {
+                // The rung's text, where the server answers it (`{"levels": […], "hint": …}`).
+                let text = serde_json::from_str::<Opened>(&json)
+                    .ok()
+                    .and_then(|o| o.hint);
+                if let Some(text) = text {
+                    failure.set(None);
+                    state.view.update(|v| {
+                        if let Some(rung) = v.hints.iter_mut().find(|h| h.level == text.level) {
+                            *rung = text;
+                        }
+                    });
+                }
+                crate::record::reload(state, token);
+            }
+            Err(e) => {
+                let missing = state.view.with_untracked(|v| {
+                    v.hints
+                        .iter()
+                        .any(|h| h.level == level && h.text.is_empty())
+                });
+                if missing {
+                    failure.set(Some(format!("This hint cannot be opened: {e}")));
+                } else {
+                    leptos::logging::warn!("the opened hint was not kept: {e}");
+                }
+            }
+        }
+    });
 }
 
 #[component]
@@ -134,20 +181,22 @@ pub fn HintLadder(
             .view
             .with(|v| v.hints.is_empty() && v.request.as_ref().is_some_and(|r| !r.settings.hints))
     };
+    let failure = RwSignal::new(None::<String>);
     let open = move |_| {
         let Some(hint) = next() else { return };
         opened.update(|n| *n += 1);
-        keep_opened(state, token, &hint);
+        keep_opened(state, token, &hint, failure);
     };
+    let held = move || state.held_for_test();
     let visible = move || state.student.get() && state.view.with(|v| v.request.is_some());
     view! {
         <Show when=visible>
             <section id="hints" class="panel hints">
                 <h2>"Hints"</h2>
-                <For each=shown key=|h| h.level let:hint>
+                <For each=shown key=|h| (h.level, h.text.clone()) let:hint>
                     {rung(&hint)}
                 </For>
-                <Show when=waiting>
+                <Show when=move || waiting() && !held()>
                     <p id="hints-waiting" class="muted">
                         {move || if state.view.with(|v| v.stage == Some(Stage::Hinting)) {
                             "Your hints are being written now."
@@ -164,9 +213,19 @@ pub fn HintLadder(
                 </Show>
                 <Show when=move || next().is_some()>
                     <button id="hint" class:bottom-out=move || next().is_some_and(|h| h.bottom_out)
-                        on:click=open>
+                        disabled=held on:click=open>
                         {move || next().map(|h| open_label(&h, teaching_rungs(&hints()))).unwrap_or_default()}
                     </button>
+                </Show>
+                <Show when=held>
+                    <p id="hints-test" class="muted">
+                        "No hints during a test: your teacher turned them off until it ends."
+                    </p>
+                </Show>
+                <Show when=move || failure.get().is_some()>
+                    <p id="hint-failure" class="error" role="alert">
+                        {move || failure.get().unwrap_or_default()}
+                    </p>
                 </Show>
                 <Show when=capped>
                     <p id="hints-capped" class="muted">

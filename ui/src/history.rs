@@ -22,6 +22,10 @@ struct Item {
     answer: Option<String>,
     /// Where a search found its words (« and » around them).
     snippet: Option<String>,
+    /// The student whose run it is (`k2 serve` with a class roster), for the teacher's list.
+    owner: Option<String>,
+    /// The student asked for the solution of this student-mode run.
+    revealed: bool,
 }
 
 /// Milliseconds since the epoch as the browser's locale writes a date and time.
@@ -98,6 +102,11 @@ fn items(runs: &[Value]) -> Vec<Item> {
                     .get("snippet")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
+                owner: run
+                    .pointer("/owner/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                revealed: run.get("revealed_at").is_some_and(|at| !at.is_null()),
             })
         })
         .collect()
@@ -114,6 +123,27 @@ fn by_session(items: Vec<Item>) -> Vec<(String, Vec<Item>)> {
         }
     }
     groups
+}
+
+/// Shows kept run `id` in the solve view (History's list, the class page): Review loads its
+/// events. `revealed`: the student asked for its solution before, so it stays shown (the
+/// server serves it whole). Not while a run streams.
+pub(crate) fn open_run(
+    state: RunState,
+    problem: RwSignal<String>,
+    id: i64,
+    problem_text: String,
+    revealed: bool,
+) {
+    if state.running.get_untracked() {
+        return;
+    }
+    problem.set(problem_text);
+    state.failure.set(None);
+    state.view.set(RunView::default());
+    state.log.set_value(Vec::new());
+    state.revealed.set(revealed);
+    state.stored.set(Some(id));
 }
 
 #[component]
@@ -154,17 +184,7 @@ pub fn History(
             refresh();
         }
     };
-    // Review loads the run's events and shows it.
-    let replay = move |item: Item| {
-        if state.running.get_untracked() {
-            return;
-        }
-        problem.set(item.problem.clone());
-        state.failure.set(None);
-        state.view.set(RunView::default());
-        state.log.set_value(Vec::new());
-        state.stored.set(Some(item.id));
-    };
+    let replay = move |item: Item| open_run(state, problem, item.id, item.problem, item.revealed);
     let delete = move |item: Item| {
         let question = format!(
             "Delete this run for good?\n\n{}",
@@ -184,6 +204,8 @@ pub fn History(
             );
         }
     };
+    // Deleting is the teacher's (the server refuses a student).
+    let can_delete = move || state.teacher_tools();
     // A finished run appears at the top of an open list.
     Effect::new(move |_| {
         if !state.running.get() && open.get_untracked() {
@@ -227,7 +249,7 @@ pub fn History(
                                 <span class="muted">{format!(" · {} run{}", group.1.len(),
                                     if group.1.len() == 1 { "" } else { "s" })}</span></h3>
                             <ul class="runs">
-                                {group.1.into_iter().map(|item| run_row(item, replay, delete)).collect_view()}
+                                {group.1.into_iter().map(|item| run_row(item, replay, delete, can_delete, !state.is_student())).collect_view()}
                             </ul>
                         </li>
                     </For>
@@ -278,6 +300,9 @@ fn run_row(
     item: Item,
     replay: impl Fn(Item) + Copy + 'static,
     delete: impl Fn(Item) + Copy + 'static,
+    can_delete: impl Fn() -> bool + Send + Sync + Copy + 'static,
+    // The teacher's list names each run's student; a student's lists only their own.
+    show_owner: bool,
 ) -> impl IntoView {
     let (open_item, delete_item) = (item.clone(), item.clone());
     view! {
@@ -288,9 +313,10 @@ fn run_row(
                 on:click=move |_| replay(open_item.clone())
                 inner_html=markdown_preview(&item.problem, 90)>
             </button>
-            <button class="link delete" title="Delete this run"
+            <button class="link delete" title="Delete this run" hidden=move || !can_delete()
                 on:click=move |_| delete(delete_item.clone())>" delete"</button>
             <span class="muted">
+                {item.owner.clone().filter(|_| show_owner).map(|o| view! { <span class="owner">{format!(" · {o}")}</span> })}
                 {item.started.clone().map(|d| view! { <time class="started">{format!(" · {d}")}</time> })}
                 {format!(" · {}", item.status)}
                 {item.answer.clone().map(|a| view! {

@@ -6,6 +6,7 @@
 #![deny(warnings)]
 
 mod app;
+mod class;
 mod hints;
 mod history;
 mod models;

@@ -52,7 +52,7 @@ enum Exported {
 }
 
 /// Delivers an export answer; says where it went.
-fn deliver(json: &str) -> Result<String, String> {
+pub(crate) fn deliver(json: &str) -> Result<String, String> {
     match serde_json::from_str(json).map_err(|e| format!("unreadable export: {e}"))? {
         Exported::Saved { path } => Ok(format!("Saved to {path}")),
         Exported::File {
@@ -75,15 +75,19 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
     let whole_run = RwSignal::new(false);
     let message = RwSignal::new(None::<String>);
     let all_steps = move || events.with(|e| steps(e));
-    // A teacher's tool: hidden in student mode (the loading below still runs, so a run opened
-    // from History shows either way).
+    // The teacher's, and a student's once the solution is shown (stepping and export; notes
+    // and corrections stay the teacher's). The loading below runs either way, so a run opened
+    // from History shows.
     let reviewable =
-        move || state.stored.get().is_some() && !state.running.get() && !state.student.get();
+        move || state.stored.get().is_some() && !state.running.get() && state.solution_visible();
+    let teacher = move || state.teacher_tools();
 
     // A kept run that is not streaming: a live run that just ended steps through the events
     // it streamed (the store may still be writing its last ones); a run opened from History
     // loads its events and shows them. Either way, its notes are loaded.
     Effect::new(move |_| {
+        // A revealed run: its events are whole now (`crate::student`), step through those.
+        state.revealed.track();
         let (Some(run), false) = (state.stored.get(), state.running.get()) else {
             events.set(Rc::new(Vec::new()));
             notes.set(Vec::new());
@@ -107,6 +111,11 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
         } else {
             step.set(steps(&streamed).len() - 1);
             events.set(Rc::new(streamed));
+        }
+        // Notes are the teacher's: a student's token is refused them.
+        if state.is_student() {
+            notes.set(Vec::new());
+            return;
         }
         let request = HistoryRequest::Notes { run };
         transport::history(
@@ -207,6 +216,7 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
                     <button id="export-html" on:click=move |_| export("html")>"Export HTML"</button>
                 </div>
                 <crate::record::StudentWork state=state />
+                <Show when=teacher>
                 <crate::record::CorrectAnswer state=state token=token />
                 <h3>"Notes"</h3>
                 <ul id="notes" class="notes">
@@ -230,6 +240,7 @@ pub fn Review(state: RunState, token: RwSignal<String>) -> impl IntoView {
                         " on the whole run"</label>
                     <button id="add-note" on:click=move |_| add_note()>"Add note"</button>
                 </div>
+                </Show>
                 <Show when=move || message.get().is_some()>
                     <p id="review-message" class="muted" role="status">
                         {move || message.get().unwrap_or_default()}

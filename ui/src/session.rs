@@ -54,3 +54,12 @@ pub fn remember_token(token: &str) {
         let _ = storage.set_item(TOKEN_KEY, token);
     }
 }
+
+/// Forgets this browser's token and session title: on a shared lab computer, the next
+/// student signs in with their own link.
+pub fn sign_out() {
+    if let Some(storage) = local_storage() {
+        let _ = storage.remove_item(TOKEN_KEY);
+        let _ = storage.remove_item(SESSION_KEY);
+    }
+}

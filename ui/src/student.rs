@@ -4,7 +4,7 @@
 //! check, running here in the page).
 
 use k2_answer::check::{check_attempt_in_view, KnownAnswers};
-use k2_protocol::{AttemptCheck, HistoryRequest};
+use k2_protocol::{AttemptCheck, Event, HistoryRequest, RunView};
 use leptos::prelude::*;
 
 use crate::app::RunState;
@@ -32,22 +32,69 @@ pub fn remember(on: bool) {
     }
 }
 
+/// Shows the solution the student asked for. To a student's token `k2 serve` streams a
+/// student-mode run without the candidates and the answer: the server records that the student
+/// asked and answers the run's events whole, which replace the view. The teacher's page (the
+/// desktop app's, a teacher trying student mode) already holds every event, and a teacher's
+/// look is not a student's reveal.
+fn reveal(state: RunState, token: RwSignal<String>, failure: RwSignal<Option<String>>) {
+    let Some(run) = state.stored.get_untracked().filter(|_| state.is_student()) else {
+        state.revealed.set(true);
+        return;
+    };
+    let request = HistoryRequest::Reveal { run };
+    transport::history(&token.get_untracked(), &request, move |result| {
+        let events = result.and_then(|json| {
+            serde_json::from_str::<Vec<Event>>(&json).map_err(|e| format!("unreadable run: {e}"))
+        });
+        // Only if the page still shows that run.
+        if state.stored.get_untracked() != Some(run) {
+            return;
+        }
+        match events {
+            Ok(events) => {
+                failure.set(None);
+                state.view.set(RunView::replay(&events));
+                // Review steps through the whole run from here on.
+                state.log.set_value(events);
+                state.revealed.set(true);
+            }
+            Err(e) => failure.set(Some(format!("The solution cannot be shown: {e}"))),
+        }
+    });
+}
+
 #[component]
-pub fn RevealSolution(state: RunState) -> impl IntoView {
+pub fn RevealSolution(state: RunState, token: RwSignal<String>) -> impl IntoView {
+    let failure = RwSignal::new(None::<String>);
     let hidden = move || {
         state.student.get()
             && !state.revealed.get()
-            && state.view.with(|v| !v.candidates.is_empty())
+            && state
+                .view
+                .with(|v| !v.candidates.is_empty() || v.final_answer.is_some())
     };
+    // A student's solution comes from the server, once the run has ended and is kept whole;
+    // the teacher's page has it as it streams.
+    let ended = move || !state.running.get() && state.view.with(RunView::is_finished);
+    let ready = move || !state.is_student() || ended();
     view! {
         <Show when=hidden>
             <section class="panel reveal">
-                <p>{move || if state.view.with(|v| v.final_answer.is_some()) {
+                <p>{move || if state.held_for_test() {
+                    "The solution stays hidden while your teacher runs a test."
+                } else if ready() && state.view.with(|v| v.final_answer.is_some()) {
                     "The solution is ready. Try it yourself first, then check your answer below."
                 } else {
                     "The solution is being worked out."
                 }}</p>
-                <button id="reveal" on:click=move |_| state.revealed.set(true)>"Show the solution"</button>
+                <button id="reveal" disabled=move || !ready() || state.held_for_test()
+                    on:click=move |_| reveal(state, token, failure)>"Show the solution"</button>
+                <Show when=move || failure.get().is_some()>
+                    <p id="reveal-failure" class="error" role="alert">
+                        {move || failure.get().unwrap_or_default()}
+                    </p>
+                </Show>
             </section>
         </Show>
     }

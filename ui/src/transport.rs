@@ -270,6 +270,65 @@ pub fn history(
     }
 }
 
+/// Who uses the page, as `k2 serve` knows them from the token (`GET /v1/k2/me`). In the
+/// desktop app there is no server: the person at the machine is the teacher.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Me {
+    pub role: Role,
+    pub name: String,
+    /// The class's student mode is fixed on by the lab (`k2 serve --student-mode locked`).
+    pub student_mode_locked: bool,
+    /// The teacher's test mode: no hints and no solutions for students until it is lifted.
+    pub test_mode: bool,
+    /// The server has a class roster (`k2 serve --roster`): the teacher has a class page.
+    #[serde(default)]
+    pub class: bool,
+    /// The most hint rungs this student may open (`k2 serve --hint-levels`).
+    #[serde(default)]
+    pub hint_levels: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Teacher,
+    Student,
+}
+
+impl Me {
+    pub fn is_student(&self) -> bool {
+        self.role == Role::Student
+    }
+}
+
+/// Who the page's token belongs to: `k2 serve`'s answer in a browser, the teacher without a
+/// call in the desktop app.
+pub fn me(token: &str, done: impl FnOnce(Result<Me, String>) + 'static) {
+    if in_desktop_app() {
+        done(Ok(Me {
+            role: Role::Teacher,
+            name: "teacher".into(),
+            student_mode_locked: false,
+            test_mode: false,
+            class: false,
+            hint_levels: None,
+        }));
+        return;
+    }
+    let url = format!("{}/v1/k2/me", crate::session::server_base());
+    k2_http(
+        "GET",
+        &url,
+        token,
+        None,
+        json_callback(move |result| {
+            done(result.and_then(|json| {
+                serde_json::from_str(&json).map_err(|e| format!("unreadable answer: {e}"))
+            }))
+        }),
+    );
+}
+
 /// Saves `text` as a file the browser downloads.
 pub fn download(name: &str, media_type: &str, text: &str) {
     k2_download(name, media_type, text);

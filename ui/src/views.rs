@@ -74,7 +74,14 @@ pub fn ProblemInput(
                         } />
                     " Student mode"
                     <Show when=move || state.student_locked.get()>
-                        <span id="student-locked" class="muted">" (set by your administrator)"</span>
+                        <span id="student-locked" class="muted">{
+                            // The desktop app's lab configuration, or the class server's.
+                            if crate::transport::in_desktop_app() {
+                                " (set by your administrator)"
+                            } else {
+                                " (set by your teacher)"
+                            }
+                        }</span>
                     </Show>
                 </label>
                 <label><input type="checkbox" id="plan"

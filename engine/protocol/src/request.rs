@@ -170,3 +170,35 @@ impl std::str::FromStr for Selection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn student_mode_is_sent_only_when_on_and_read_as_off_when_absent() {
+        let mut settings = RunSettings::default();
+        let off = serde_json::to_value(&settings).unwrap();
+        assert!(off.get("student").is_none(), "{off}");
+        settings.student = true;
+        settings.hints = true;
+        let on = serde_json::to_value(&settings).unwrap();
+        assert_eq!(on["student"], json!(true), "{on}");
+        assert_eq!(serde_json::from_value::<RunSettings>(on).unwrap(), settings);
+        // Requests written before the field existed (and by other clients) are not student runs.
+        let old: RunRequest =
+            serde_json::from_value(json!({"problem": "1+1", "settings": {"hints": true}})).unwrap();
+        assert!(!old.settings.student && old.settings.hints);
+        let asked: RunRequest =
+            serde_json::from_value(json!({"problem": "1+1", "settings": {"student": true}}))
+                .unwrap();
+        assert!(asked.settings.student);
+        // Not a boolean: refused with a message, never taken as on or off.
+        let wrong = serde_json::from_value::<RunRequest>(
+            json!({"problem": "1+1", "settings": {"student": "yes"}}),
+        )
+        .unwrap_err();
+        assert!(wrong.to_string().contains("invalid type"), "{wrong}");
+    }
+}
