@@ -1695,6 +1695,13 @@ await check("class: test mode turns a student's hints and solutions off until it
   if (!(await s.locator(".reveal").innerText()).includes("while your teacher runs a test")) {
     throw new Error(`reveal says: ${await s.locator(".reveal").innerText()}`);
   }
+  // An answer is kept for the teacher, with no right or wrong to guess by.
+  await s.fill("#my-answer", "7");
+  await s.click("#check-button");
+  await s.waitForFunction(() => document.querySelector("#attempt-kept").innerText.includes("Kept for your teacher"),
+    null, { timeout: 10000 });
+  const said = (await s.locator("#check-result").innerText()).trim();
+  if (said) throw new Error(`a verdict during a test: ${said}`);
   await s.screenshot({ path: join(shots, "class-student-test-mode.png"), fullPage: true });
   await t.uncheck("#test-mode-switch");
   await s.reload();

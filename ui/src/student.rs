@@ -131,18 +131,27 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
         let local = state
             .view
             .with_untracked(|v| check_attempt_in_view(&answer, known, v));
-        verdict.set(Some(local));
+        // During a test no verdict is shown, not even this page's own.
+        verdict.set((!state.held_for_test()).then_some(local));
         if let Some(run) = state.stored.get_untracked() {
             let request = HistoryRequest::CheckAttempt { run, answer };
             transport::history(&token.get_untracked(), &request, move |result| {
                 kept.set(Some(match result {
                     Ok(reply) => {
-                        if let Some(stored) = stored_check(&reply) {
-                            verdict.set(Some(stored));
-                        }
                         // Review shows the attempt.
                         crate::record::reload(state, token);
-                        "Your attempt is kept in the history.".into()
+                        match held_for_test(&reply) {
+                            Some(held) => {
+                                verdict.set(None);
+                                held
+                            }
+                            None => {
+                                if let Some(stored) = stored_check(&reply) {
+                                    verdict.set(Some(stored));
+                                }
+                                "Your attempt is kept in the history.".into()
+                            }
+                        }
                     }
                     Err(e) => format!("Your attempt was not kept: {e}"),
                 }))
@@ -169,6 +178,12 @@ pub fn CheckAnswer(state: RunState, token: RwSignal<String>) -> impl IntoView {
             </section>
         </Show>
     }
+}
+
+/// What the server says instead of a verdict during a class's test (`{"kept", "held_for_test"}`).
+pub(crate) fn held_for_test(reply: &str) -> Option<String> {
+    let reply: serde_json::Value = serde_json::from_str(reply).ok()?;
+    Some(reply.get("held_for_test")?.as_str()?.to_owned())
 }
 
 /// The check the history made when it kept the attempt (`{"check": {...}, ...}`).

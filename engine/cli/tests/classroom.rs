@@ -671,6 +671,33 @@ fn test_mode_closes_hints_and_solutions_and_forces_student_mode_until_lifted() {
         assert_eq!(refused.status, 403, "{path}: {}", refused.text());
         assert!(refused.text().contains("test"), "{}", refused.text());
     }
+    // Answers and work are kept for the teacher, without a verdict a student could guess by.
+    for body in [
+        json!({"op": "check_attempt", "run": run, "answer": "18"}),
+        json!({"op": "check_work", "run": run, "work": "9 + 9 = 18"}),
+    ] {
+        let held = class.call(Some(&class.bob), "POST", "/v1/k2/history", Some(body));
+        assert_eq!(held.status, 200, "{}", held.text());
+        let held = held.json();
+        assert!(
+            held["held_for_test"].as_str().unwrap().contains("teacher"),
+            "{held}"
+        );
+        assert!(
+            held.get("check").is_none() && held["kept"].is_i64(),
+            "{held}"
+        );
+    }
+    let view = class.call(Some(TOKEN), "GET", "/v1/k2/class", None).json();
+    let counts = &view["students"][1]["runs"][0]["attempts"];
+    let total: i64 = ["right", "wrong", "unsure"]
+        .iter()
+        .map(|k| counts[k].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        total, 1,
+        "the teacher sees the kept attempt's verdict: {view}"
+    );
     let off = class.call(
         Some(TOKEN),
         "PUT",

@@ -81,7 +81,11 @@ pub(crate) async fn answer_student(
         }
         HistoryRequest::CheckAttempt { run, answer } => {
             own_run(store, run, student).await?;
-            HistoryReply::Attempt(check_attempt(store, run, &answer).await?)
+            let result = check_attempt(store, run, &answer).await?;
+            match store.test_mode().await? {
+                true => HistoryReply::HeldForTest(HeldForTest::new(result.attempt)),
+                false => HistoryReply::Attempt(result),
+            }
         }
         HistoryRequest::OpenHint { run, level } => {
             own_run(store, run, student).await?;
@@ -109,7 +113,11 @@ pub(crate) async fn answer_student(
         }
         HistoryRequest::CheckWork { run, work } => {
             own_run(store, run, student).await?;
-            HistoryReply::Work(check_work_reviewed(store, run, &work, reviewer).await?)
+            let result = check_work_reviewed(store, run, &work, reviewer).await?;
+            match store.test_mode().await? {
+                true => HistoryReply::HeldForTest(HeldForTest::new(result.stored)),
+                false => HistoryReply::Work(result),
+            }
         }
         HistoryRequest::Reveal { run } => {
             let summary = own_run(store, run, student).await?;
@@ -122,6 +130,28 @@ pub(crate) async fn answer_student(
             HistoryReply::Events(events(store, run).await?)
         }
     })
+}
+
+/// What a student is answered for an answer or work checked during a test: that it is kept,
+/// and no verdict (right and wrong would let them guess their way to the answer). The check
+/// itself is kept with its verdict for the teacher's class view.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldForTest {
+    /// The kept attempt's or work's id.
+    pub kept: i64,
+    /// What to tell the student.
+    pub held_for_test: String,
+}
+
+impl HeldForTest {
+    fn new(kept: i64) -> HeldForTest {
+        HeldForTest {
+            kept,
+            held_for_test: "Kept for your teacher: during the test the tutor does not say \
+                            whether it is right."
+                .into(),
+        }
+    }
 }
 
 /// Whether a student may not yet see the run's solution.

@@ -9,7 +9,7 @@
 //! never depends on what a client claims. A teacher's correction of a run's answer
 //! ([`correct_answer`]) is what they rest on when the problem has no answer key.
 
-pub use classroom::Viewer;
+pub use classroom::{HeldForTest, Viewer};
 pub use k2_protocol::{HistoryRequest, NewNote};
 
 mod classroom;
@@ -87,6 +87,9 @@ pub enum HistoryReply {
     HintsOpened(OpenedHints),
     /// [`HistoryRequest::Class`] and [`HistoryRequest::SetTestMode`].
     Class(ClassView),
+    /// A student's [`HistoryRequest::CheckAttempt`] or [`HistoryRequest::CheckWork`] during a
+    /// test: kept, verdict withheld.
+    HeldForTest(HeldForTest),
     /// [`HistoryRequest::CheckWork`].
     Work(WorkResult),
     /// [`HistoryRequest::Delete`].
