@@ -1512,6 +1512,11 @@ const classDir = mkdtempSync(join(tmpdir(), "k2-class-"));
 const roster = join(classDir, "roster.toml");
 const classDb = join(classDir, "sessions.db");
 const teacherToken = "class-teacher-" + Math.random().toString(36).slice(2);
+// Longer than the 200 characters a listing keeps of a problem.
+const bobProblem = "Bob keeps a jar of marbles for his class. " +
+  "On Monday he counts 9 marbles, on Tuesday his friends bring 10 more, and on Wednesday nobody " +
+  "adds or takes any, although three classmates ask to borrow some for a game after school. " +
+  "What is 9 + 10? Reply with the number only.";
 // `k2 serve roster add NAME` prints the student's fresh token (alone, on standard output).
 const rosterAdd = (name) => {
   const out = execFileSync(k2, ["serve", "roster", "add", name, "--roster", roster],
@@ -1570,7 +1575,7 @@ await check("class: a student solves in student mode, opens a hint and answers; 
   const response = await fetch(`${classOrigin}/v1/k2/runs`, {
     method: "POST",
     headers: { "Content-Type": "application/json", "Authorization": `Bearer ${studentTokens.bob}` },
-    body: JSON.stringify({ problem: "What is 9 + 10? Reply with the number only.",
+    body: JSON.stringify({ problem: bobProblem,
                            settings: { candidates: 1, plan: false, sampling: { max_tokens: 32 } } }),
   });
   if (!response.ok) throw new Error(`bob's run: HTTP ${response.status}`);
@@ -1674,6 +1679,10 @@ await check("class: the teacher's class page shows the student's attempt, hints 
   const bobs = t.locator(".runs > li", { has: t.locator(`.history-item[data-run="${bobRun}"]`) }).locator(".owner");
   await bobs.waitFor({ timeout: 10000 });
   if ((await bobs.innerText()).trim() !== "· bob") throw new Error(`bob's run is listed as ${await bobs.innerText()}`);
+  // Opened from History, a run's whole problem is back in the box, not the listing's cut.
+  await t.locator(`.history-item[data-run="${bobRun}"]`).click();
+  await t.waitForFunction((want) => document.querySelector("#problem").value === want, bobProblem, { timeout: 10000 })
+    .catch(async () => { throw new Error(`problem after opening: ${await t.inputValue("#problem")}`); });
 });
 
 await check("class: test mode turns a student's hints and solutions off until it is lifted", async () => {

@@ -1,6 +1,6 @@
 //! The app: the solve view and the state of the run on screen.
 
-use k2_protocol::{HistoryRequest, RunRequest, RunView};
+use k2_protocol::{RunRequest, RunView};
 use leptos::prelude::*;
 
 use crate::hints::HintLadder;
@@ -85,16 +85,6 @@ fn load_me(state: RunState, token: &str) {
             leptos::logging::log!("no roles on this server ({e}): the token is the teacher's")
         }
     });
-}
-
-/// What the app reads of `HistoryRequest::Show`'s answer.
-#[derive(serde::Deserialize)]
-struct ShownRun {
-    /// The whole statement (the listings cut it).
-    problem_text: String,
-    /// When the student asked for the solution (`k2 serve` with a class roster).
-    #[serde(default)]
-    revealed_at: Option<i64>,
 }
 
 /// The pages of the app: solving (with History and Review), and the teacher's class.
@@ -191,27 +181,10 @@ pub fn App() -> impl IntoView {
             .me
             .with(|me| me.as_ref().is_some_and(|m| !m.is_student() && m.class))
     };
-    // A student's run from the class page: in the solve view with its Review, the whole
-    // problem first (the class page has its start).
+    // A student's run from the class page: in the solve view with its Review.
     let open_from_class = move |run: i64| {
-        let request = HistoryRequest::Show { run };
-        transport::history(&token.get_untracked(), &request, move |result| {
-            page.set(Page::Solve);
-            match result
-                .and_then(|json| serde_json::from_str::<ShownRun>(&json).map_err(|e| e.to_string()))
-            {
-                Ok(shown) => crate::history::open_run(
-                    state,
-                    problem,
-                    run,
-                    shown.problem_text,
-                    shown.revealed_at.is_some(),
-                ),
-                Err(e) => state
-                    .failure
-                    .set(Some(format!("The run cannot be opened: {e}"))),
-            }
-        });
+        page.set(Page::Solve);
+        crate::history::open_stored(state, problem, token, run);
     };
     let sign_out = move |_| {
         session::sign_out();

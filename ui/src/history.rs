@@ -24,8 +24,6 @@ struct Item {
     snippet: Option<String>,
     /// The student whose run it is (`k2 serve` with a class roster), for the teacher's list.
     owner: Option<String>,
-    /// The student asked for the solution of this student-mode run.
-    revealed: bool,
 }
 
 /// Milliseconds since the epoch as the browser's locale writes a date and time.
@@ -106,7 +104,6 @@ fn items(runs: &[Value]) -> Vec<Item> {
                     .pointer("/owner/name")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                revealed: run.get("revealed_at").is_some_and(|at| !at.is_null()),
             })
         })
         .collect()
@@ -125,25 +122,47 @@ fn by_session(items: Vec<Item>) -> Vec<(String, Vec<Item>)> {
     groups
 }
 
-/// Shows kept run `id` in the solve view (History's list, the class page): Review loads its
-/// events. `revealed`: the student asked for its solution before, so it stays shown (the
-/// server serves it whole). Not while a run streams.
-pub(crate) fn open_run(
+/// What the app reads of `HistoryRequest::Show`'s answer.
+#[derive(serde::Deserialize)]
+struct ShownRun {
+    /// The whole statement (listings cut it to its first 200 characters).
+    problem_text: String,
+    /// When the student asked for the solution (`k2 serve` with a class roster).
+    #[serde(default)]
+    revealed_at: Option<i64>,
+}
+
+/// Shows kept run `run` in the solve view (History's list, the class page): its whole problem
+/// from `Show`, and Review loads its events. A run whose student asked for its solution before
+/// stays shown (the server serves it whole). Not while a run streams.
+pub(crate) fn open_stored(
     state: RunState,
     problem: RwSignal<String>,
-    id: i64,
-    problem_text: String,
-    revealed: bool,
+    token: RwSignal<String>,
+    run: i64,
 ) {
     if state.running.get_untracked() {
         return;
     }
-    problem.set(problem_text);
-    state.failure.set(None);
-    state.view.set(RunView::default());
-    state.log.set_value(Vec::new());
-    state.revealed.set(revealed);
-    state.stored.set(Some(id));
+    let request = HistoryRequest::Show { run };
+    transport::history(&token.get_untracked(), &request, move |result| {
+        let shown = result
+            .and_then(|json| serde_json::from_str::<ShownRun>(&json).map_err(|e| e.to_string()));
+        match shown {
+            Ok(shown) if !state.running.get_untracked() => {
+                problem.set(shown.problem_text);
+                state.failure.set(None);
+                state.view.set(RunView::default());
+                state.log.set_value(Vec::new());
+                state.revealed.set(shown.revealed_at.is_some());
+                state.stored.set(Some(run));
+            }
+            Ok(_) => {}
+            Err(e) => state
+                .failure
+                .set(Some(format!("The run cannot be opened: {e}"))),
+        }
+    });
 }
 
 #[component]
@@ -184,7 +203,7 @@ pub fn History(
             refresh();
         }
     };
-    let replay = move |item: Item| open_run(state, problem, item.id, item.problem, item.revealed);
+    let replay = move |item: Item| open_stored(state, problem, token, item.id);
     let delete = move |item: Item| {
         let question = format!(
             "Delete this run for good?\n\n{}",
