@@ -8,47 +8,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
 use k2_protocol::{Event, RunEvent};
 use serde_json::{json, Value};
-
-/// A running class: the server, its roster's students and their tokens.
-struct Class {
-    server: Server,
-    roster: PathBuf,
-    alice: String,
-    bob: String,
-    _dir: tempfile::TempDir,
-}
-
-fn start_class(extra: &[&str]) -> Class {
-    let dir = tempfile::tempdir().unwrap();
-    let roster = dir.path().join("roster.toml");
-    let alice = roster_add(&roster, "alice");
-    let bob = roster_add(&roster, "bob");
-    let db = dir.path().join("class.db");
-    let mut args = vec![
-        "--db",
-        db.to_str().unwrap(),
-        "--roster",
-        roster.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    Class {
-        server: Server::start(&args),
-        roster,
-        alice,
-        bob,
-        _dir: dir,
-    }
-}
-
-fn bearer(token: &str) -> (&'static str, String) {
-    ("Authorization", format!("Bearer {token}"))
-}
 
 impl Class {
     fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Response {

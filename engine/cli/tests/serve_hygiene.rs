@@ -366,36 +366,6 @@ fn the_rate_is_limited(server: &Server, client: (&str, String)) {
     );
 }
 
-/// A class of two students (a real roster and session database) on a server started with
-/// `extra`.
-struct Class {
-    server: Server,
-    alice: (&'static str, String),
-    bob: (&'static str, String),
-    _dir: tempfile::TempDir,
-}
-
-fn start_class(extra: &[&str]) -> Class {
-    let dir = tempfile::tempdir().unwrap();
-    let roster = dir.path().join("roster.toml");
-    let alice = roster_add(&roster, "alice");
-    let bob = roster_add(&roster, "bob");
-    let db = dir.path().join("class.db");
-    let mut args = vec![
-        "--db",
-        db.to_str().unwrap(),
-        "--roster",
-        roster.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    Class {
-        server: Server::start(&args),
-        alice: ("Authorization", format!("Bearer {alice}")),
-        bob: ("Authorization", format!("Bearer {bob}")),
-        _dir: dir,
-    }
-}
-
 #[test]
 fn a_student_over_their_rate_or_runs_at_once_gets_429_and_others_are_not_held_up() {
     let class = start_class(&[
@@ -405,14 +375,14 @@ fn a_student_over_their_rate_or_runs_at_once_gets_429_and_others_are_not_held_up
         "1",
         "--student-chat",
     ]);
-    runs_at_once_are_limited(&class.server, class.alice.clone());
+    runs_at_once_are_limited(&class.server, bearer(&class.alice));
     // While Alice's run streams, Bob's and the teacher's are accepted: slots are per client.
-    let (_alice, head) = open_run(&class.server, &class.alice, &long_run());
+    let (_alice, head) = open_run(&class.server, &bearer(&class.alice), &long_run());
     assert_eq!(head.status, 200);
     class
         .server
         .wait_for("Alice's run to decode", |h| h["active_rows"] == 1);
-    for other in [&class.bob, &auth()] {
+    for other in [&bearer(&class.bob), &auth()] {
         let run = request(
             class.server.address,
             "POST",
@@ -424,9 +394,9 @@ fn a_student_over_their_rate_or_runs_at_once_gets_429_and_others_are_not_held_up
     }
 
     let class = start_class(&["--rate-per-minute", "3"]);
-    the_rate_is_limited(&class.server, class.alice.clone());
+    the_rate_is_limited(&class.server, bearer(&class.alice));
     // Bob has a bucket of his own, and the teacher none.
-    for client in [&class.bob, &auth(), &auth(), &auth(), &auth()] {
+    for client in [&bearer(&class.bob), &auth(), &auth(), &auth(), &auth()] {
         let models = request(
             class.server.address,
             "GET",
@@ -477,13 +447,7 @@ fn limit_teacher_applies_the_limits_to_the_teachers_token_too() {
 fn metrics_are_the_teachers_not_a_students_unless_public() {
     let class = start_class(&[]);
     let addr = class.server.address;
-    let student = request(
-        addr,
-        "GET",
-        "/metrics",
-        std::slice::from_ref(&class.alice),
-        b"",
-    );
+    let student = request(addr, "GET", "/metrics", &[bearer(&class.alice)], b"");
     assert_eq!(student.status, 403, "{}", student.text());
     assert!(!student.text().contains("k2_"), "{}", student.text());
     assert_eq!(request(addr, "GET", "/metrics", &[auth()], b"").status, 200);
@@ -497,7 +461,7 @@ fn metrics_are_the_teachers_not_a_students_unless_public() {
     );
 
     let class = start_class(&["--metrics-public"]);
-    for headers in [vec![], vec![class.alice.clone()]] {
+    for headers in [vec![], vec![bearer(&class.alice)]] {
         let response = request(class.server.address, "GET", "/metrics", &headers, b"");
         assert_eq!(response.status, 200, "{}", response.text());
     }

@@ -155,7 +155,7 @@ impl HeldForTest {
 }
 
 /// Whether a student may not yet see the run's solution.
-pub fn withheld(summary: &RunSummary) -> bool {
+fn withheld(summary: &RunSummary) -> bool {
     summary.student_mode && summary.revealed_at.is_none()
 }
 
@@ -202,7 +202,7 @@ async fn own_list(
 }
 
 /// A student's run's stored events as they may see them now.
-pub async fn student_events(store: &Store, summary: &RunSummary) -> Result<Vec<Event>> {
+async fn student_events(store: &Store, summary: &RunSummary) -> Result<Vec<Event>> {
     let all = events(store, summary.id).await?;
     if !withheld(summary) {
         return Ok(all);

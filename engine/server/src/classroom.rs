@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use k2_protocol::disclosure::{student_event, Disclosed};
 use k2_protocol::{ClassView, Event};
@@ -18,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Identity;
 use crate::error::ApiError;
-use crate::history::dispatch;
+use crate::history::{dispatch, download};
 use crate::roster::{LiveRoster, Roster};
 use crate::state::AppState;
 use k2_history::{HistoryReply, HistoryRequest};
@@ -186,7 +185,7 @@ pub async fn me(
     Json(json!({
         "role": identity.role(),
         "name": name,
-        "student_mode_locked": identity != Identity::Teacher
+        "student_mode_locked": !identity.is_teacher()
             && class.is_some_and(|c| c.forces_student_mode()),
         "test_mode": class.is_some_and(|c| c.test_mode()),
         "hint_levels": class.and_then(|c| c.policy.hint_levels).filter(|_| !identity.is_teacher()),
@@ -299,18 +298,7 @@ pub async fn report(
         session: query.session.filter(|s| !s.is_empty()),
         format: query.format,
     };
-    let HistoryReply::Export(file) = dispatch(&state, &identity, request).await? else {
-        return Err(ApiError::unavailable("the history answered no file"));
-    };
-    let disposition = format!("attachment; filename=\"{}\"", file.file_name);
-    Ok((
-        [
-            (header::CONTENT_TYPE, file.media_type.to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        file.content,
-    )
-        .into_response())
+    download(&state, &identity, request).await
 }
 
 #[derive(Deserialize)]

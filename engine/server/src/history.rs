@@ -180,7 +180,16 @@ pub async fn export(
         run,
         format: query.format,
     };
-    let HistoryReply::Export(exported) = dispatch(&state, &identity, request).await? else {
+    download(&state, &identity, request).await
+}
+
+/// A history operation that answers a file (a run's export, the class report), as a download.
+pub(crate) async fn download(
+    state: &AppState,
+    identity: &Identity,
+    request: HistoryRequest,
+) -> Result<Response, ApiError> {
+    let HistoryReply::Export(exported) = dispatch(state, identity, request).await? else {
         return Err(ApiError::unavailable("the history answered no file"));
     };
     let disposition = format!("attachment; filename=\"{}\"", exported.file_name);

@@ -132,11 +132,6 @@ impl Roster {
         found
     }
 
-    /// Whether `token` is any student's.
-    pub fn has_token(&self, token: &str) -> bool {
-        self.student_with(token).is_some()
-    }
-
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|e| &*e.name)
     }
@@ -238,7 +233,7 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn hash_token(token: &str) -> [u8; 32] {
+fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -286,10 +281,6 @@ impl LiveRoster {
             }),
             path,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The roster in force now.

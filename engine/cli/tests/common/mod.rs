@@ -46,6 +46,44 @@ pub fn roster_add(roster: &Path, name: &str) -> String {
     token
 }
 
+/// A class on a running `k2 serve`: a real roster of two students, alice and bob, written by
+/// `k2 serve roster add`, and a real session database.
+pub struct Class {
+    pub server: Server,
+    pub roster: PathBuf,
+    pub alice: String,
+    pub bob: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a class on a server started with `extra` flags.
+pub fn start_class(extra: &[&str]) -> Class {
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("roster.toml");
+    let alice = roster_add(&roster, "alice");
+    let bob = roster_add(&roster, "bob");
+    let db = dir.path().join("class.db");
+    let mut args = vec![
+        "--db",
+        db.to_str().unwrap(),
+        "--roster",
+        roster.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Class {
+        server: Server::start(&args),
+        roster,
+        alice,
+        bob,
+        _dir: dir,
+    }
+}
+
+/// The header that sends `token`.
+pub fn bearer(token: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {token}"))
+}
+
 /// A running `k2 serve`, killed when dropped.
 pub struct Server {
     pub child: Child,
