@@ -214,27 +214,44 @@ pub(crate) fn check_policy(
     Ok(())
 }
 
-/// After a history operation, what the class's live state must learn or add: a reveal opens
-/// the run's live gate (its answer then carries everything streamed so far), a change of test
-/// mode reaches live streams, and the class view marks students no longer on the roster.
+/// What a history operation's answer must bring to the class's live state, noted before the
+/// operation is handed over (so the request need not be kept).
+pub(crate) enum FollowUp {
+    /// A student's reveal: their run's live gate opens, and its answer carries everything
+    /// streamed so far.
+    Reveal(RunId),
+    /// Live streams learn the class's test mode.
+    TestMode(bool),
+    None,
+}
+
+impl FollowUp {
+    pub(crate) fn of(identity: &Identity, request: &HistoryRequest) -> FollowUp {
+        match request {
+            HistoryRequest::Reveal { run } if !identity.is_teacher() => FollowUp::Reveal(*run),
+            HistoryRequest::SetTestMode { on } => FollowUp::TestMode(*on),
+            _ => FollowUp::None,
+        }
+    }
+}
+
+/// After a history operation: the follow-up noted before it, and a class view marks the
+/// students no longer on the roster.
 pub(crate) fn after_dispatch(
     state: &AppState,
-    identity: &Identity,
-    request: &HistoryRequest,
+    follow_up: FollowUp,
     reply: HistoryReply,
 ) -> HistoryReply {
     let Some(class) = &state.class else {
         return reply;
     };
-    match (request, reply) {
-        (HistoryRequest::Reveal { run }, reply) if !identity.is_teacher() => {
-            match class.gate(*run) {
-                Some(gate) => HistoryReply::Events(gate.reveal()),
-                None => reply,
-            }
-        }
-        (HistoryRequest::SetTestMode { on }, HistoryReply::Class(view)) => {
-            class.test_mode.store(*on, Ordering::SeqCst);
+    match (follow_up, reply) {
+        (FollowUp::Reveal(run), reply) => match class.gate(run) {
+            Some(gate) => HistoryReply::Events(gate.reveal()),
+            None => reply,
+        },
+        (FollowUp::TestMode(on), HistoryReply::Class(view)) => {
+            class.test_mode.store(on, Ordering::SeqCst);
             HistoryReply::Class(mark_removed(class, view))
         }
         (_, HistoryReply::Class(view)) => HistoryReply::Class(mark_removed(class, view)),

@@ -61,6 +61,7 @@ pub(crate) async fn dispatch(
             ApiError::unavailable(format!("the class's records are unavailable: {e}"))
         })?;
     }
+    let follow_up = crate::classroom::FollowUp::of(identity, &request);
     let reply = match &state.store {
         Some(store) => {
             let reviewer = matches!(request, HistoryRequest::CheckWork { .. })
@@ -75,7 +76,7 @@ pub(crate) async fn dispatch(
                 });
             k2_history::dispatch_as(
                 store,
-                request.clone(),
+                request,
                 identity.viewer(),
                 reviewer.as_ref().map(|r| r as &dyn WorkReviewer),
             )
@@ -85,9 +86,7 @@ pub(crate) async fn dispatch(
             ApiError::unavailable("this server keeps no history (started with --no-history)")
         })?,
     };
-    Ok(crate::classroom::after_dispatch(
-        state, identity, &request, reply,
-    ))
+    Ok(crate::classroom::after_dispatch(state, follow_up, reply))
 }
 
 /// Who wrote a note or a correction: the token's owner.

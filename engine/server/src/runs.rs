@@ -3,6 +3,7 @@
 //! its type), exactly as the desktop app and the session store see them. The scaffold's
 //! completions go through the scheduler, so runs share the batch with every other client.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -82,14 +83,15 @@ pub async fn start_run(
         .name("k2-run".into())
         .spawn(move || {
             let mut sink = |event: &Event| {
+                // Only a student-mode run's events are copied (by its gate); others go as they are.
                 let shown = match &gate {
-                    Some((class, _, gate)) => gate.pass(event, !class.test_mode()),
-                    None => Some(event.clone()),
+                    Some((class, _, gate)) => gate.pass(event, !class.test_mode()).map(Cow::Owned),
+                    None => Some(Cow::Borrowed(event)),
                 };
                 let Some(event) = shown else {
                     return SinkFlow::Continue;
                 };
-                let data = serde_json::to_string(&event).unwrap_or_default();
+                let data = serde_json::to_string(&*event).unwrap_or_default();
                 let sse = SseEvent::default().event(event.kind.kind_name()).data(data);
                 match out.send(Ok(sse)) {
                     Ok(()) => SinkFlow::Continue,
