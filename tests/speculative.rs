@@ -266,6 +266,75 @@ fn greedy_prompt_lookup_output_equals_plain_output() {
     assert!(drafted > 0, "prompt lookup never found anything to draft");
 }
 
+/// Fixed drafts: every pass verifies whatever the drafter finds (the stress test).
+fn fixed_drafts() -> SpecTuning {
+    SpecTuning {
+        adaptive: false,
+        ..SpecTuning::default()
+    }
+}
+
+#[test]
+fn greedy_suffix_drafting_output_equals_plain_output() {
+    let lm = qwen_small();
+    let batch = options(1, SamplingParams::greedy(), 160);
+    let mut totals = SpecStats::default();
+    for prompt in PROMPTS {
+        let ids = chat_ids(lm, prompt);
+        let expected = plain(lm, &ids, &batch);
+        let (got, stats) = speculative(lm, &ids, &batch, DraftSource::Suffix, &fixed_drafts());
+        assert_eq!(got[0].token_ids, expected[0].token_ids, "prompt: {prompt}");
+        assert_eq!(got[0].stop_reason, expected[0].stop_reason);
+        totals.drafted_tokens += stats.drafted_tokens;
+        totals.accepted_draft_tokens += stats.accepted_draft_tokens;
+    }
+    assert!(
+        totals.accepted_draft_tokens > 0,
+        "nothing accepted: {totals:?}"
+    );
+}
+
+/// Sampled best-of-3 with cross-candidate drafts: a fixed guess is verified by sampling the
+/// row's own token exactly as plain decoding does, so every row equals the plain row of the
+/// same seed, token for token, whatever was drafted (a stronger check than a distribution
+/// test: any change to what a row samples shows). Each row drafts from its siblings' text.
+#[test]
+fn sampled_best_of_3_with_suffix_drafting_equals_plain_sampling_row_for_row() {
+    let lm = qwen_small();
+    let mut totals = SpecStats::default();
+    for (i, prompt) in PROMPTS.iter().enumerate() {
+        let sampling = SamplingParams {
+            temperature: 1.0,
+            top_p: 0.95,
+            seed: 7 + i as u64,
+            ..SamplingParams::default()
+        };
+        let batch = options(3, sampling, 96);
+        let ids = chat_ids(lm, prompt);
+        let expected = plain(lm, &ids, &batch);
+        // Fixed drafts on even prompts, the cost-driven lengths on odd ones.
+        let tuning = if i % 2 == 0 {
+            fixed_drafts()
+        } else {
+            SpecTuning::default()
+        };
+        let (got, stats) = speculative(lm, &ids, &batch, DraftSource::Suffix, &tuning);
+        for (row, (g, e)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(g.token_ids, e.token_ids, "prompt {prompt:?}, row {row}");
+            assert_eq!(g.stop_reason, e.stop_reason);
+        }
+        totals.drafted_tokens += stats.drafted_tokens;
+        totals.accepted_draft_tokens += stats.accepted_draft_tokens;
+    }
+    let rate = totals.acceptance_rate().expect("something was drafted");
+    assert!(totals.accepted_draft_tokens > 20, "{totals:?}");
+    // A fixed guess is accepted with the target's probability of it: neither never nor always.
+    assert!(
+        (0.05..0.95).contains(&rate),
+        "acceptance {rate:.2} over {totals:?}"
+    );
+}
+
 #[test]
 fn a_draft_limited_to_the_first_ids_predicts_exactly_those_logits() {
     let (full, limited) = (qwen_small(), qwen_small_draft());

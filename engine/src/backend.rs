@@ -21,9 +21,29 @@ pub struct LocalBackend {
 /// Speculative decoding for every completion of a backend.
 #[derive(Clone)]
 pub struct Speculation {
-    /// The draft model (already checked for compatibility); `None` drafts by prompt lookup.
-    pub draft: Option<Arc<LoadedModel>>,
+    pub drafter: Drafter,
     pub tuning: SpecTuning,
+}
+
+/// Where a backend's drafts come from (see [`DraftSource`]).
+#[derive(Clone)]
+pub enum Drafter {
+    /// A draft model, already checked for compatibility with the target.
+    Model(Arc<LoadedModel>),
+    /// Prompt lookup.
+    Ngram,
+    /// Cross-candidate suffix drafting.
+    Suffix,
+}
+
+impl Drafter {
+    pub fn source(&self) -> DraftSource<'_> {
+        match self {
+            Drafter::Model(draft) => DraftSource::Model(&draft.model),
+            Drafter::Ngram => DraftSource::Ngram,
+            Drafter::Suffix => DraftSource::Suffix,
+        }
+    }
 }
 
 impl LocalBackend {
@@ -81,16 +101,12 @@ impl Backend for LocalBackend {
                 &mut on_row_delta,
             )?,
             Some(spec) => {
-                let source = match &spec.draft {
-                    Some(draft) => DraftSource::Model(&draft.model),
-                    None => DraftSource::Ngram,
-                };
                 let (generation, _) = generate_speculative(
                     &self.model.model,
                     &self.model.tokenizer,
                     prompt_ids,
                     &batch,
-                    source,
+                    spec.drafter.source(),
                     &spec.tuning,
                     cancel,
                     &mut on_row_delta,

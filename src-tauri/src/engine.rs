@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use k2_app::{Backends, ModelCache};
-use k2_engine::backend::{LocalBackend, Speculation};
+use k2_engine::backend::{Drafter, LocalBackend, Speculation};
 use k2_engine::decode::speculative::compat::check_draft_compatible;
 use k2_engine::decode::speculative::SpecTuning;
 use k2_engine::device::{select_device, DeviceChoice};
@@ -125,7 +125,7 @@ fn load(config: &Config) -> Result<Backends, String> {
         )
         .map_err(|e| e.to_string())?;
         solver = solver.with_speculation(Speculation {
-            draft: Some(draft),
+            drafter: Drafter::Model(draft),
             tuning: SpecTuning::default(),
         });
     }

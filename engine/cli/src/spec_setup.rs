@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use k2_engine::backend::Speculation;
+use k2_engine::backend::{Drafter, Speculation};
 use k2_engine::decode::speculative::compat::check_draft_compatible;
 use k2_engine::decode::speculative::SpecTuning;
 use k2_engine::loader::LoadedModel;
@@ -22,6 +22,9 @@ pub enum SpecMode {
     Off,
     /// Prompt lookup: drafts copied from earlier in the prompt or output (no draft model).
     Ngram,
+    /// Cross-candidate suffix drafting: drafts copied from the prompt, the candidate's own
+    /// output and the other candidates' (no draft model), as long as they pay.
+    Suffix,
     /// A small draft model of the target's family (`--draft`).
     Draft,
 }
@@ -81,9 +84,10 @@ impl SpecArgs {
         device: &ModelArgs,
         quiet: bool,
     ) -> Result<Option<Speculation>> {
-        let draft = match (self.mode(), &self.draft) {
+        let drafter = match (self.mode(), &self.draft) {
             (SpecMode::Off, _) => return Ok(None),
-            (SpecMode::Ngram, _) => None,
+            (SpecMode::Ngram, _) => Drafter::Ngram,
+            (SpecMode::Suffix, _) => Drafter::Suffix,
             (SpecMode::Draft, None) => {
                 anyhow::bail!(
                     "--spec draft needs a draft model: add --draft PATH (or use --spec ngram)"
@@ -107,11 +111,11 @@ impl SpecArgs {
                         "draft predicts the first ids only"
                     );
                 }
-                Some(Arc::new(draft))
+                Drafter::Model(Arc::new(draft))
             }
         };
         Ok(Some(Speculation {
-            draft,
+            drafter,
             tuning: self.tuning(),
         }))
     }

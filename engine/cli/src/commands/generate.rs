@@ -8,7 +8,7 @@ use k2_engine::chat::ChatMessage;
 use k2_engine::decode::batched::BatchOptions;
 use k2_engine::decode::plain::{generate, CancelToken, GenerateOptions, Generation};
 use k2_engine::decode::sample::SamplingParams;
-use k2_engine::decode::speculative::{generate_speculative, DraftSource};
+use k2_engine::decode::speculative::generate_speculative;
 use k2_protocol::Effort;
 use serde_json::json;
 
@@ -107,10 +107,6 @@ pub fn run(args: Args) -> Result<()> {
             &mut on_delta,
         )?,
         Some(spec) => {
-            let source = match &spec.draft {
-                Some(draft) => DraftSource::Model(&draft.model),
-                None => DraftSource::Ngram,
-            };
             let batch = BatchOptions {
                 n: 1,
                 generate: options.clone(),
@@ -120,7 +116,7 @@ pub fn run(args: Args) -> Result<()> {
                 &loaded.tokenizer,
                 &prompt_ids,
                 &batch,
-                source,
+                spec.drafter.source(),
                 &spec.tuning,
                 &cancel,
                 &mut |_, delta| on_delta(delta),

@@ -9,6 +9,11 @@
 
 /// Weight of the newest measurement in each running average.
 const SMOOTHING: f64 = 0.25;
+/// Per pass, how much the older passes' weight in the fit of pass cost decays.
+const FIT_DECAY: f64 = 0.97;
+/// Bounds of the acceptance a whole draft must reach to be fed: even free positions are not
+/// worth a draft that is almost surely wrong, and no cost makes a sure draft not worth it.
+const THRESHOLD_RANGE: (f64, f64) = (0.05, 0.9);
 
 pub struct CostModel {
     /// Seconds of one target pass by number of drafted positions (index = drafts), measured.
@@ -17,6 +22,53 @@ pub struct CostModel {
     draft_token: f64,
     /// Seconds each extra position adds to a pass, assumed until measured (from prefill).
     per_position_guess: f64,
+    /// A pass's seconds against the positions it fed, all rows together.
+    passes: LinearFit,
+}
+
+/// Least squares of `y = fixed + slope * x` over exponentially decaying weights.
+#[derive(Default)]
+struct LinearFit {
+    w: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+}
+
+impl LinearFit {
+    fn record(&mut self, x: f64, y: f64) {
+        for sum in [
+            &mut self.w,
+            &mut self.x,
+            &mut self.y,
+            &mut self.xx,
+            &mut self.xy,
+        ] {
+            *sum *= FIT_DECAY;
+        }
+        self.w += 1.0;
+        self.x += x;
+        self.y += y;
+        self.xx += x * x;
+        self.xy += x * y;
+    }
+
+    /// (fixed, slope), the slope `fallback` while the passes fed too few different numbers
+    /// of positions to tell; `None` before any pass.
+    fn solve(&self, fallback: f64) -> Option<(f64, f64)> {
+        if self.w == 0.0 {
+            return None;
+        }
+        let (mx, my) = (self.x / self.w, self.y / self.w);
+        let spread = self.xx / self.w - mx * mx;
+        let slope = if spread > 0.25 {
+            ((self.xy / self.w - mx * my) / spread).max(0.0)
+        } else {
+            fallback
+        };
+        Some(((my - slope * mx).max(0.0), slope))
+    }
 }
 
 impl CostModel {
@@ -27,7 +79,29 @@ impl CostModel {
             verify: vec![None; max_draft + 1],
             draft_token,
             per_position_guess: per_position,
+            passes: LinearFit::default(),
         }
+    }
+
+    /// A target pass that fed `positions` positions (all rows' pending tokens and drafts).
+    pub fn record_pass(&mut self, positions: usize, seconds: f64) {
+        self.passes.record(positions as f64, seconds);
+    }
+
+    /// The chance of acceptance a drafted position must bring to pay for itself when `rows`
+    /// rows decode together: what a position adds to a pass over what one row's token costs
+    /// in a plain pass (its share of the fixed cost plus its own position). On a few CPU cores
+    /// (compute-bound) that is well above one half; on a GPU at small batches, near zero.
+    /// `None` until a pass has been timed.
+    pub fn position_threshold(&self, rows: usize) -> Option<f64> {
+        let (fixed, per_position) = self.passes.solve(self.per_position_guess)?;
+        let per_token = fixed / rows.max(1) as f64 + per_position;
+        let threshold = if per_token > 0.0 {
+            per_position / per_token
+        } else {
+            0.0
+        };
+        Some(threshold.clamp(THRESHOLD_RANGE.0, THRESHOLD_RANGE.1))
     }
 
     pub fn record_verify(&mut self, drafts: usize, seconds: f64) {
@@ -75,7 +149,7 @@ impl CostModel {
 
 #[cfg(test)]
 mod tests {
-    use super::CostModel;
+    use super::{CostModel, THRESHOLD_RANGE};
 
     fn cpu_like() -> CostModel {
         // 1.5B target on one core, 0.5B draft: measured pass costs.
@@ -105,6 +179,39 @@ mod tests {
             m.record_verify(k, 0.010);
         }
         assert_eq!(m.best_draft(0.7, 8), 8);
+    }
+
+    #[test]
+    fn the_threshold_follows_the_fitted_cost_of_a_position() {
+        // CPU-like: 24.5 ms a pass plus 15.35 ms a position (2 cores, the 1.5B).
+        let mut m = CostModel::new(8, 0.0, 0.010);
+        assert_eq!(m.position_threshold(3), None, "nothing timed yet");
+        m.record_pass(3, 0.0245 + 3.0 * 0.01535);
+        // One size of pass: the prefill's guess stands in for the slope, the rest is fixed.
+        let guessed = m.position_threshold(3).unwrap();
+        let fixed = 0.0245 + 3.0 * 0.01535 - 3.0 * 0.010;
+        assert!(
+            (guessed - 0.010 / (fixed / 3.0 + 0.010)).abs() < 1e-9,
+            "{guessed}"
+        );
+        for p in [3, 5, 9, 4, 12, 3, 7] {
+            m.record_pass(p, 0.0245 + p as f64 * 0.01535);
+        }
+        let fitted = m.position_threshold(3).unwrap();
+        assert!(
+            (fitted - 0.01535 / (0.0245 / 3.0 + 0.01535)).abs() < 1e-3,
+            "{fitted}"
+        );
+        assert!(
+            m.position_threshold(1).unwrap() < fitted,
+            "one row shares the fixed cost less"
+        );
+        // GPU-like: positions nearly free.
+        let mut gpu = CostModel::new(8, 0.0, 0.0);
+        for p in [1, 4, 9, 2] {
+            gpu.record_pass(p, 0.010 + p as f64 * 0.0001);
+        }
+        assert_eq!(gpu.position_threshold(1), Some(THRESHOLD_RANGE.0));
     }
 
     #[test]

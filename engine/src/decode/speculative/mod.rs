@@ -1,20 +1,26 @@
 //! Speculative decoding: a cheap drafter proposes several tokens, the target model checks
 //! them all in one forward pass, and every accepted token is a target pass saved.
 //!
-//! Two drafters: a small draft model of the target's family ([`DraftSource::Model`]), and
-//! prompt lookup ([`DraftSource::Ngram`]), which costs no model pass at all. Works for one
-//! row or many (best-of-N): each row drafts, verifies and rolls back on its own, and the
+//! Three drafters: a small draft model of the target's family ([`DraftSource::Model`]); and,
+//! costing no model pass at all, prompt lookup ([`DraftSource::Ngram`]) and cross-candidate
+//! suffix drafting ([`DraftSource::Suffix`]: the prompt, the row's own output and the other
+//! candidates' outputs, with draft lengths from measured acceptance and pass costs). Works for
+//! one row or many (best-of-N): each row drafts, verifies and rolls back on its own, and the
 //! target verifies all rows' drafts in one ragged forward pass.
 //!
 //! Exactness: verification scores each position with exactly the operations plain decoding
 //! uses (the model attends short spans query by query), so greedy speculative output is
-//! token for token the plain output; with sampling, [`accept::check_draft`] makes the output
-//! distribution exactly the target's.
+//! token for token the plain output. With sampling, a draft model's tokens are checked by
+//! [`accept::check_draft`], which makes the output distribution exactly the target's; a
+//! drafter's fixed guess (lookup, suffix) is checked by sampling the target's own token with
+//! the row's own random stream, as plain decoding does, and comparing: the same acceptance
+//! probability, and the output is plain decoding's token for token for the same seed.
 
 pub mod accept;
 pub mod compat;
 mod cost;
 pub mod ngram;
+pub mod suffix;
 
 use std::time::Instant;
 
@@ -34,12 +40,16 @@ use crate::tokenizer::Tokenizer;
 
 use accept::{check_draft, one_hot, Check};
 use cost::CostModel;
+use suffix::{Calibration, Evidence, SuffixIndex};
 
 /// Where draft tokens come from.
 #[derive(Clone, Copy)]
 pub enum DraftSource<'a> {
     /// Prompt lookup: continuations of earlier occurrences of the latest tokens.
     Ngram,
+    /// Cross-candidate suffix drafting: continuations of the longest earlier matches in the
+    /// prompt and in every row's output, as long as their measured acceptance pays.
+    Suffix,
     /// A small model sharing the target's vocabulary (checked with
     /// [`compat::check_draft_compatible`] by whoever loads it).
     Model(&'a Model),
@@ -121,14 +131,23 @@ struct SpecRow<'t> {
     /// Draws draft tokens; separate from the decoder's stream, which the target's choices use.
     draft_rng: StdRng,
     drafts: Vec<(u32, Distribution)>,
+    /// How the suffix drafter found each of `drafts` (empty for the other drafters).
+    evidence: Vec<Evidence>,
     stats: SpecStats,
 }
 
 impl SpecRow<'_> {
     /// This pass's draft length: the most expected tokens per second for this row's
     /// acceptance rate, within its token budget and the cache's room.
-    fn draft_budget(&self, tuning: &SpecTuning, costs: &CostModel, target_room: usize) -> usize {
-        let wanted = if tuning.adaptive {
+    fn draft_budget(
+        &self,
+        source: DraftSource<'_>,
+        tuning: &SpecTuning,
+        costs: &CostModel,
+        target_room: usize,
+    ) -> usize {
+        // The suffix drafter sizes each draft by its own evidence (`draft_with_suffix`).
+        let wanted = if tuning.adaptive && !matches!(source, DraftSource::Suffix) {
             costs.best_draft(f64::from(self.acceptance), tuning.max_draft)
         } else {
             tuning.max_draft
@@ -175,10 +194,13 @@ pub fn generate_speculative(
                 acceptance: INITIAL_ACCEPTANCE,
                 draft_rng: StdRng::seed_from_u64(seed ^ DRAFT_STREAM),
                 drafts: Vec::new(),
+                evidence: Vec::new(),
                 stats: SpecStats::default(),
             }
         })
         .collect();
+    let mut suffixes = SuffixIndex::new(n, prompt_ids.len());
+    let mut calibration = Calibration::default();
 
     let started = Instant::now();
     let mut cache = target.new_cache(None);
@@ -205,7 +227,7 @@ pub fn generate_speculative(
             rows.iter_mut().for_each(|r| r.draft_len = prompt_ids.len());
             Some(c)
         }
-        DraftSource::Ngram => None,
+        DraftSource::Ngram | DraftSource::Suffix => None,
     };
     let prefilled = Instant::now();
     // A draft token costs at least a prompt token of the draft's prefill; measured from here.
@@ -246,7 +268,7 @@ pub fn generate_speculative(
                     .max_len()
                     .saturating_sub(cache.len(r) + row.pending.len());
                 if !row.pending.is_empty() {
-                    row.draft_budget(tuning, &costs, room)
+                    row.draft_budget(source, tuning, &costs, room)
                 } else {
                     0
                 }
@@ -279,6 +301,23 @@ pub fn generate_speculative(
                     &mut costs,
                 )?
             }
+            (DraftSource::Suffix, _) => {
+                let active = rows.iter().filter(|r| !r.pending.is_empty()).count();
+                let threshold = if tuning.adaptive {
+                    // Until a pass is timed, no drafts: the first plain pass anchors the costs.
+                    costs.position_threshold(active).unwrap_or(1.0)
+                } else {
+                    0.0
+                };
+                draft_with_suffix(
+                    &mut rows,
+                    &budgets,
+                    &mut suffixes,
+                    &calibration,
+                    threshold as f32,
+                    vocab,
+                )
+            }
             _ => draft_with_lookup(&mut rows, &budgets, tuning, vocab),
         }
 
@@ -301,13 +340,16 @@ pub fn generate_speculative(
         let mut logits = logits_to_host(&out)?;
         let vocab = target.config().vocab_size;
         let most_drafts = rows.iter().map(|r| r.drafts.len()).max().unwrap_or(0);
-        costs.record_verify(most_drafts, verify_started.elapsed().as_secs_f64());
+        let verify_seconds = verify_started.elapsed().as_secs_f64();
+        costs.record_verify(most_drafts, verify_seconds);
+        costs.record_pass(feeds.iter().map(Vec::len).sum(), verify_seconds);
         for (r, row) in rows.iter_mut().enumerate() {
             if feeds[r].is_empty() {
                 continue;
             }
             let context_before = row.context.len();
             let fed_pending = row.pending.len();
+            let evidence = std::mem::take(&mut row.evidence);
             let accepted = verify(
                 row,
                 r,
@@ -322,6 +364,7 @@ pub fn generate_speculative(
                 tuning,
                 on_delta,
             );
+            calibration.record(&evidence, accepted);
             // Keep the pending tokens and the accepted drafts; the rest was a wrong guess.
             cache.truncate(r, lens_before[r] + fed_pending + accepted);
             if let Some(dc) = draft_cache.as_mut() {
@@ -402,11 +445,24 @@ fn verify(
     let mut replacement = None;
     for (i, (token, q)) in drafts.iter().enumerate() {
         let position = &mut logits[i];
-        row.decoder.mask(position);
-        let p = distribution(params, position);
-        let u_accept = row.decoder.sampler().uniform();
-        let u_resample = row.decoder.sampler().uniform();
-        match check_draft(&p, q, *token, u_accept, u_resample) {
+        let check = if q.tokens.len() == 1 {
+            // A fixed guess: the target samples its own token as plain decoding would (same
+            // stream, same draw) and the guess stands if it is that token. Accepted with
+            // probability p(guess), as the rule gives for a one-hot q, and the row's text is
+            // plain decoding's for the same seed.
+            match row.decoder.pick(position) {
+                Some(t) if t == *token => Check::Accept,
+                Some(t) => Check::Replace(t),
+                None => break, // at the token limit: the pick after the loop ends the row
+            }
+        } else {
+            row.decoder.mask(position);
+            let p = distribution(params, position);
+            let u_accept = row.decoder.sampler().uniform();
+            let u_resample = row.decoder.sampler().uniform();
+            check_draft(&p, q, *token, u_accept, u_resample)
+        };
+        match check {
             Check::Accept => {
                 accepted += 1;
                 emit(row, r, Some(*token), Cached::Yes, on_delta);
@@ -471,6 +527,47 @@ fn draft_with_lookup(
             }
         }
         row.drafts = drafts;
+    }
+}
+
+/// Cross-candidate suffix drafting for every row that drafts this pass: indexes what every
+/// row wrote since the last pass, then drafts each row's continuation of its longest earlier
+/// match, cut where its measured chance of being accepted whole falls below `threshold`.
+fn draft_with_suffix(
+    rows: &mut [SpecRow<'_>],
+    budgets: &[usize],
+    index: &mut SuffixIndex,
+    calibration: &Calibration,
+    threshold: f32,
+    vocab: usize,
+) {
+    for (r, row) in rows.iter().enumerate() {
+        index.extend(r, &row.context);
+    }
+    let contexts: Vec<&[u32]> = rows.iter().map(|r| r.context.as_slice()).collect();
+    let proposals: Vec<_> = rows
+        .iter()
+        .zip(budgets)
+        .enumerate()
+        .map(|(r, (row, &budget))| {
+            if budget == 0 || row.pending.is_empty() {
+                return Vec::new();
+            }
+            let mut draft = index.propose(r, &contexts, budget);
+            // Not past a token the target cannot take, nor past the end of the text.
+            if let Some(cut) = draft.iter().position(|p| p.token as usize >= vocab) {
+                draft.truncate(cut);
+            }
+            if let Some(end) = draft.iter().position(|p| row.decoder.ends_with(p.token)) {
+                draft.truncate(end + 1);
+            }
+            draft.truncate(calibration.worth_drafting(&draft, threshold));
+            draft
+        })
+        .collect();
+    for (row, draft) in rows.iter_mut().zip(proposals) {
+        row.drafts = draft.iter().map(|p| (p.token, one_hot(p.token))).collect();
+        row.evidence = draft.iter().map(|p| p.evidence).collect();
     }
 }
 

@@ -1,0 +1,242 @@
+//! Speculation inside best-of-N, as `k2 solve` decodes its candidates: for each problem the
+//! solver's prompt (no plan), `-n` rows sampled together, decoded once plainly and once with
+//! each drafter, back to back in this process (the order rotates from problem to problem, so
+//! a slow spell of the machine falls on every decoder alike).
+//!
+//! Reports tokens per wall second of each decoder (prefill included, as a student waits for
+//! it), the ratio to plain decoding, acceptance, tokens per target pass, and the pass costs
+//! that decide drafting (the cost of a pass against the positions it feeds). Checks that every
+//! row of every speculative run is token for token the plain row (same seeds): speculation's
+//! fixed guesses are verified by sampling exactly as plain decoding does.
+//!
+//! `cargo run --release -p k2-engine --example bench_spec_bon -- MODEL --data FILE.jsonl
+//!  [--problems 10] [--n 3] [--max-tokens 256] [--temperature 1.0] [--threads 2]
+//!  [--decoders off,suffix,ngram] [--draft MODEL]`
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use k2_engine::decode::batched::{generate_batch_with_stats, BatchOptions, BatchTuning};
+use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation};
+use k2_engine::decode::sample::SamplingParams;
+use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
+use k2_engine::loader::{load_model, LoadedModel};
+use k2_engine::models_dir::resolve_model;
+
+struct Args {
+    model: String,
+    data: String,
+    problems: usize,
+    n: usize,
+    max_tokens: usize,
+    temperature: f32,
+    threads: usize,
+    decoders: Vec<String>,
+    draft: Option<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        model: String::new(),
+        data: String::new(),
+        problems: 10,
+        n: 3,
+        max_tokens: 256,
+        temperature: 1.0,
+        threads: 2,
+        decoders: vec!["off".into(), "suffix".into()],
+        draft: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--data" => args.data = value()?,
+            "--problems" => args.problems = value()?.parse()?,
+            "--n" => args.n = value()?.parse()?,
+            "--max-tokens" => args.max_tokens = value()?.parse()?,
+            "--temperature" => args.temperature = value()?.parse()?,
+            "--threads" => args.threads = value()?.parse()?,
+            "--decoders" => args.decoders = value()?.split(',').map(str::to_owned).collect(),
+            "--draft" => args.draft = Some(value()?),
+            _ if args.model.is_empty() && !a.starts_with('-') => args.model = a,
+            _ => bail!("unknown argument {a}"),
+        }
+    }
+    if args.model.is_empty() || args.data.is_empty() {
+        bail!("usage: bench_spec_bon MODEL --data FILE.jsonl [options: see the source]");
+    }
+    if args.decoders.first().map(String::as_str) != Some("off") {
+        bail!("--decoders must start with off: the baseline every row is checked against");
+    }
+    Ok(args)
+}
+
+/// One decoder's totals over all problems.
+#[derive(Default)]
+struct Totals {
+    tokens: usize,
+    wall: f64,
+    spec: SpecStats,
+    /// Passes each row took part in, summed over rows.
+    row_passes: usize,
+    identical_rows: usize,
+    rows: usize,
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let load = |spec: &str| -> Result<LoadedModel> {
+        Ok(load_model(
+            &resolve_model(spec)?,
+            &candle_core::Device::Cpu,
+            &mut |_| {},
+        )?)
+    };
+    let target = load(&args.model)?;
+    let draft = args.draft.as_deref().map(load).transpose()?;
+    // After loading, which sets every core.
+    k2_engine::set_cpu_threads(args.threads);
+    let problems: Vec<String> = std::fs::read_to_string(&args.data)?
+        .lines()
+        .take(args.problems)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            Ok(v["problem"].as_str().context("a problem")?.to_owned())
+        })
+        .collect::<Result<_>>()?;
+    let sampling = if args.temperature == 0.0 {
+        SamplingParams::greedy()
+    } else {
+        SamplingParams {
+            temperature: args.temperature,
+            top_p: 0.95,
+            ..SamplingParams::default()
+        }
+    };
+    let mut totals: Vec<Totals> = args.decoders.iter().map(|_| Totals::default()).collect();
+    for (i, problem) in problems.iter().enumerate() {
+        let ids = target.chat_prompt_ids(&k2_scaffold::prompts::solver_messages(problem, None))?;
+        let batch = BatchOptions {
+            n: args.n,
+            generate: GenerateOptions {
+                sampling: SamplingParams {
+                    seed: 1000 + i as u64,
+                    ..sampling.clone()
+                },
+                max_tokens: args.max_tokens,
+                ..GenerateOptions::default()
+            },
+        };
+        let mut plain_rows: Option<Vec<Generation>> = None;
+        let mut order: Vec<usize> = (0..args.decoders.len()).collect();
+        order.rotate_left(i % args.decoders.len());
+        // The baseline runs first whatever the order, for the identity check; the others'
+        // order still rotates.
+        order.retain(|&d| d != 0);
+        order.insert(0, 0);
+        let mut results: Vec<Option<(Vec<Generation>, SpecStats, f64)>> =
+            args.decoders.iter().map(|_| None).collect();
+        for &d in &order {
+            let started = Instant::now();
+            let (rows, stats) = decode(&target, draft.as_ref(), &args.decoders[d], &ids, &batch)?;
+            results[d] = Some((rows, stats, started.elapsed().as_secs_f64()));
+        }
+        for (d, result) in results.into_iter().enumerate() {
+            let (rows, stats, wall) = result.expect("every decoder ran");
+            let t = &mut totals[d];
+            t.tokens += rows.iter().map(|g| g.stats.generated_tokens).sum::<usize>();
+            t.wall += wall;
+            t.spec.drafted_tokens += stats.drafted_tokens;
+            t.spec.accepted_draft_tokens += stats.accepted_draft_tokens;
+            t.row_passes += stats.target_passes;
+            let plain = plain_rows.get_or_insert_with(|| rows.clone());
+            t.rows += rows.len();
+            t.identical_rows += rows
+                .iter()
+                .zip(plain.iter())
+                .filter(|(a, b)| a.token_ids == b.token_ids)
+                .count();
+        }
+        eprintln!("problem {}/{} done", i + 1, problems.len());
+    }
+    println!(
+        "{} problems, best-of-{}, temperature {}, up to {} tokens, {} threads: {}",
+        problems.len(),
+        args.n,
+        args.temperature,
+        args.max_tokens,
+        args.threads,
+        args.model
+    );
+    println!("| decoder | tokens | wall s | tok/s | vs off | acceptance | tokens per row-pass | rows identical to off |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let base = totals[0].tokens as f64 / totals[0].wall;
+    for (name, t) in args.decoders.iter().zip(&totals) {
+        let rate = t.tokens as f64 / t.wall;
+        let acceptance = t.spec.acceptance_rate().map_or("-".to_owned(), |a| {
+            format!("{:.0}% of {}", a * 100.0, t.spec.drafted_tokens)
+        });
+        let per_pass = if t.row_passes > 0 {
+            format!("{:.2}", t.tokens as f64 / t.row_passes as f64)
+        } else {
+            "1.00".to_owned()
+        };
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.2}x | {acceptance} | {per_pass} | {}/{} |",
+            t.tokens,
+            t.wall,
+            rate,
+            rate / base,
+            t.identical_rows,
+            t.rows
+        );
+    }
+    Ok(())
+}
+
+/// Decodes the batch with `decoder` (off, suffix, ngram or draft); for speculation the
+/// returned stats count row-passes in `target_passes`.
+fn decode(
+    target: &LoadedModel,
+    draft: Option<&LoadedModel>,
+    decoder: &str,
+    ids: &[u32],
+    batch: &BatchOptions,
+) -> Result<(Vec<Generation>, SpecStats)> {
+    let cancel = CancelToken::new();
+    let source = match decoder {
+        "off" => {
+            let generation = generate_batch_with_stats(
+                &target.model,
+                &target.tokenizer,
+                ids,
+                batch,
+                &BatchTuning::default(),
+                &cancel,
+                &mut |_, _| {},
+            )?;
+            let s = &generation.stats;
+            eprintln!(
+                "  off: {} passes, forward {:.2} s, sampling {:.2} s of {:.2} s decoding",
+                s.decode_passes, s.forward_seconds, s.sampling_seconds, s.decode_seconds
+            );
+            return Ok((generation.rows, SpecStats::default()));
+        }
+        "suffix" => DraftSource::Suffix,
+        "ngram" => DraftSource::Ngram,
+        "draft" => DraftSource::Model(&draft.context("--draft MODEL for the draft decoder")?.model),
+        other => bail!("unknown decoder {other}"),
+    };
+    let (generation, stats) = generate_speculative(
+        &target.model,
+        &target.tokenizer,
+        ids,
+        batch,
+        source,
+        &SpecTuning::default(),
+        &cancel,
+        &mut |_, _| {},
+    )?;
+    Ok((generation.rows, stats))
+}
