@@ -11,7 +11,9 @@
 //!
 //! `cargo run --release -p k2-engine --example bench_spec_bon -- MODEL --data FILE.jsonl
 //!  [--problems 10] [--n 3] [--max-tokens 256] [--temperature 1.0] [--threads 2]
-//!  [--decoders off,suffix,ngram] [--draft MODEL]`
+//!  [--decoders off,suffix,ngram] [--draft MODEL] [--device cpu|cuda]`
+//!
+//! MODEL and `--draft` are installed models' names or paths.
 
 use std::time::Instant;
 
@@ -20,6 +22,7 @@ use k2_engine::decode::batched::{generate_batch_with_stats, BatchOptions, BatchT
 use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation};
 use k2_engine::decode::sample::SamplingParams;
 use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
+use k2_engine::device::{select_device, DeviceChoice};
 use k2_engine::loader::{load_model, LoadedModel};
 use k2_engine::models_dir::resolve_model;
 
@@ -33,6 +36,7 @@ struct Args {
     threads: usize,
     decoders: Vec<String>,
     draft: Option<String>,
+    device: DeviceChoice,
 }
 
 fn parse_args() -> Result<Args> {
@@ -46,6 +50,7 @@ fn parse_args() -> Result<Args> {
         threads: 2,
         decoders: vec!["off".into(), "suffix".into()],
         draft: None,
+        device: DeviceChoice::Cpu,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -59,6 +64,7 @@ fn parse_args() -> Result<Args> {
             "--threads" => args.threads = value()?.parse()?,
             "--decoders" => args.decoders = value()?.split(',').map(str::to_owned).collect(),
             "--draft" => args.draft = Some(value()?),
+            "--device" => args.device = value()?.parse()?,
             _ if args.model.is_empty() && !a.starts_with('-') => args.model = a,
             _ => bail!("unknown argument {a}"),
         }
@@ -77,6 +83,8 @@ fn parse_args() -> Result<Args> {
 struct Totals {
     tokens: usize,
     wall: f64,
+    /// Decoding alone (after the prompt's prefill).
+    decode: f64,
     spec: SpecStats,
     /// Passes each row took part in, summed over rows.
     row_passes: usize,
@@ -86,15 +94,20 @@ struct Totals {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    let device = select_device(args.device)?;
     let load = |spec: &str| -> Result<LoadedModel> {
         Ok(load_model(
             &resolve_model(spec)?,
-            &candle_core::Device::Cpu,
+            &device.device,
             &mut |_| {},
         )?)
     };
     let target = load(&args.model)?;
-    let draft = args.draft.as_deref().map(load).transpose()?;
+    let mut draft = args.draft.as_deref().map(load).transpose()?;
+    if let Some(d) = draft.as_mut() {
+        // As `k2 --draft` loads it: the draft predicts the first 65536 ids only.
+        d.model.limit_output_vocabulary(65536);
+    }
     // After loading, which sets every core.
     k2_engine::set_cpu_threads(args.threads);
     let problems: Vec<String> = std::fs::read_to_string(&args.data)?
@@ -135,16 +148,23 @@ fn main() -> Result<()> {
         // order still rotates.
         order.retain(|&d| d != 0);
         order.insert(0, 0);
-        let mut results: Vec<Option<(Vec<Generation>, SpecStats, f64)>> =
-            args.decoders.iter().map(|_| None).collect();
+        let mut results: Vec<Option<(Decoded, f64)>> = args.decoders.iter().map(|_| None).collect();
         for &d in &order {
             let started = Instant::now();
-            let (rows, stats) = decode(&target, draft.as_ref(), &args.decoders[d], &ids, &batch)?;
-            results[d] = Some((rows, stats, started.elapsed().as_secs_f64()));
+            let decoded = decode(&target, draft.as_ref(), &args.decoders[d], &ids, &batch)?;
+            results[d] = Some((decoded, started.elapsed().as_secs_f64()));
         }
         for (d, result) in results.into_iter().enumerate() {
-            let (rows, stats, wall) = result.expect("every decoder ran");
+            let (
+                Decoded {
+                    rows,
+                    stats,
+                    decode_seconds,
+                },
+                wall,
+            ) = result.expect("every decoder ran");
             let t = &mut totals[d];
+            t.decode += decode_seconds;
             t.tokens += rows.iter().map(|g| g.stats.generated_tokens).sum::<usize>();
             t.wall += wall;
             t.spec.drafted_tokens += stats.drafted_tokens;
@@ -161,16 +181,17 @@ fn main() -> Result<()> {
         eprintln!("problem {}/{} done", i + 1, problems.len());
     }
     println!(
-        "{} problems, best-of-{}, temperature {}, up to {} tokens, {} threads: {}",
+        "{} problems, best-of-{}, temperature {}, up to {} tokens, {} ({} threads): {}",
         problems.len(),
         args.n,
         args.temperature,
         args.max_tokens,
+        device.name,
         args.threads,
         args.model
     );
-    println!("| decoder | tokens | wall s | tok/s | vs off | acceptance | tokens per row-pass | rows identical to off |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| decoder | tokens | wall s | tok/s | vs off | decode tok/s | acceptance | tokens per row-pass | rows identical to off |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let base = totals[0].tokens as f64 / totals[0].wall;
     for (name, t) in args.decoders.iter().zip(&totals) {
         let rate = t.tokens as f64 / t.wall;
@@ -183,11 +204,12 @@ fn main() -> Result<()> {
             "1.00".to_owned()
         };
         println!(
-            "| {name} | {} | {:.1} | {:.1} | {:.2}x | {acceptance} | {per_pass} | {}/{} |",
+            "| {name} | {} | {:.1} | {:.1} | {:.2}x | {:.1} | {acceptance} | {per_pass} | {}/{} |",
             t.tokens,
             t.wall,
             rate,
             rate / base,
+            t.tokens as f64 / t.decode,
             t.identical_rows,
             t.rows
         );
@@ -195,15 +217,21 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Decodes the batch with `decoder` (off, suffix, ngram or draft); for speculation the
-/// returned stats count row-passes in `target_passes`.
+/// One decoder's run of one problem; `stats.target_passes` counts row-passes.
+struct Decoded {
+    rows: Vec<Generation>,
+    stats: SpecStats,
+    decode_seconds: f64,
+}
+
+/// Decodes the batch with `decoder` (off, suffix, ngram or draft).
 fn decode(
     target: &LoadedModel,
     draft: Option<&LoadedModel>,
     decoder: &str,
     ids: &[u32],
     batch: &BatchOptions,
-) -> Result<(Vec<Generation>, SpecStats)> {
+) -> Result<Decoded> {
     let cancel = CancelToken::new();
     let source = match decoder {
         "off" => {
@@ -221,7 +249,11 @@ fn decode(
                 "  off: {} passes, forward {:.2} s, sampling {:.2} s of {:.2} s decoding",
                 s.decode_passes, s.forward_seconds, s.sampling_seconds, s.decode_seconds
             );
-            return Ok((generation.rows, SpecStats::default()));
+            return Ok(Decoded {
+                decode_seconds: s.decode_seconds,
+                rows: generation.rows,
+                stats: SpecStats::default(),
+            });
         }
         "suffix" => DraftSource::Suffix,
         "ngram" => DraftSource::Ngram,
@@ -238,5 +270,9 @@ fn decode(
         &cancel,
         &mut |_, _| {},
     )?;
-    Ok((generation.rows, stats))
+    Ok(Decoded {
+        decode_seconds: generation.stats.decode_seconds,
+        rows: generation.rows,
+        stats,
+    })
 }

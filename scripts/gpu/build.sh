@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds, for the GPU machine (H100/H200, sm_90), the CUDA device benchmark
-# (engine/examples/device_bench.rs), the batching probe (batching_probe.rs) and, with `--cli`, the `k2` command line; copies them
+# (engine/examples/device_bench.rs), the batching probe (batching_probe.rs), the speculation
+# benchmark (bench_spec_bon.rs, xz-compressed) and, with `--cli`, the `k2` command line; copies them
 # stripped into .device/ (git-ignored) for the device tool's `carry`.
 # Usage: scripts/gpu/build.sh [--cli]
 set -euo pipefail
@@ -12,11 +13,15 @@ export CUDA_COMPUTE_CAP=90 CUDARC_CUDA_VERSION=13000
 # The GPU machine's CPU is not this one: AVX2 (x86-64-v3) runs on both.
 export RUSTFLAGS="-C target-cpu=x86-64-v3"
 export CARGO_TARGET_DIR=${CUDA_TARGET_DIR:-$HOME/.cache/k2-tutor/target-cuda}
-cargo build --release --features cuda -p k2-engine --example device_bench --example batching_probe
+cargo build --release --features cuda -p k2-engine --example device_bench --example batching_probe \
+    --example bench_spec_bon
 mkdir -p .device
 for example in device_bench batching_probe; do
     strip -o ".device/$example" "$CARGO_TARGET_DIR/release/examples/$example"
 done
+# Compressed: it travels beside a model part (scripts/gpu/spec.sh).
+strip -o .device/bench_spec_bon "$CARGO_TARGET_DIR/release/examples/bench_spec_bon"
+xz -f -T2 .device/bench_spec_bon
 if [ "${1:-}" = "--cli" ]; then
     cargo build --release --features cuda -p k2
     strip -o .device/k2 "$CARGO_TARGET_DIR/release/k2"
