@@ -9,7 +9,8 @@
 # the problems file, joins the parts, checks their SHA-256 and runs, each decoder back to back
 # on each problem (engine/examples/bench_spec_bon.rs): greedy at batch 1, sampled best-of-3,
 # and long greedy traces. Tables and logs go to $OUT.
-# Usage: scripts/gpu/spec.sh TARGET_SHA256 DRAFT_SHA256 PROBLEMS.jsonl
+# Usage: scripts/gpu/spec.sh TARGET_SHA256 DRAFT_SHA256 PROBLEMS.jsonl (DRAFT_SHA256 `-`: no
+# draft model carried, the draft decoder left out)
 set -uo pipefail
 OUT=${OUT:-/tmp/k2-gpu-out}
 K=/root/k2
@@ -18,14 +19,19 @@ mkdir -p "$OUT" "$K"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader \
     | tee "$OUT/gpu.txt"
 xz -dc .device/bench_spec_bon.xz > "$K/bench_spec_bon" && chmod +x "$K/bench_spec_bon" || exit 1
-cat "$K"/t[0-9][0-9] > "$K/target.gguf" && cat "$K"/d[0-9][0-9] > "$K/draft.gguf" || exit 1
-echo "$1  $K/target.gguf" | sha256sum -c || exit 1
-echo "$2  $K/draft.gguf" | sha256sum -c || exit 1
+cat "$K"/t[0-9][0-9] > "$K/target.gguf" && echo "$1  $K/target.gguf" | sha256sum -c || exit 1
+decoders=off,suffix,ngram
+draft=()
+if [ "$2" != - ]; then
+    cat "$K"/d[0-9][0-9] > "$K/draft.gguf" && echo "$2  $K/draft.gguf" | sha256sum -c || exit 1
+    decoders=$decoders,draft
+    draft=(--draft "$K/draft.gguf")
+fi
 bench() {
     local name=$1
     shift
-    "$K/bench_spec_bon" "$K/target.gguf" --device cuda --data "$DATA" --draft "$K/draft.gguf" \
-        --decoders off,suffix,ngram,draft "$@" 2>"$OUT/$name.log" | tee "$OUT/$name.md"
+    "$K/bench_spec_bon" "$K/target.gguf" --device cuda --data "$DATA" "${draft[@]}" \
+        --decoders "$decoders" "$@" 2>"$OUT/$name.log" | tee "$OUT/$name.md"
 }
 status=0
 bench greedy-batch1 --problems 10 --n 1 --temperature 0 --max-tokens 256 || status=1

@@ -337,40 +337,31 @@ pub fn generate_speculative(
         let verify_started = Instant::now();
         let out = target.forward(&mut cache, &batch, LogitsFor::All)?;
         // On the host inside the timing: on a GPU the pass only ends when its logits arrive.
-        let mut logits = logits_to_host(&out)?;
+        let logits = logits_to_host(&out)?;
         let vocab = target.config().vocab_size;
         let most_drafts = rows.iter().map(|r| r.drafts.len()).max().unwrap_or(0);
         let verify_seconds = verify_started.elapsed().as_secs_f64();
         costs.record_verify(most_drafts, verify_seconds);
         costs.record_pass(feeds.iter().map(Vec::len).sum(), verify_seconds);
-        for (r, row) in rows.iter_mut().enumerate() {
-            if feeds[r].is_empty() {
-                continue;
+        let verified = verify_rows(&mut rows, logits, &feeds, vocab, params, tuning);
+        for (r, (row, v)) in rows.iter_mut().zip(verified).enumerate() {
+            let Some(v) = v else { continue };
+            for (token_id, text) in &v.deltas {
+                on_delta(
+                    r,
+                    Delta {
+                        token_id: *token_id,
+                        text,
+                    },
+                );
             }
-            let context_before = row.context.len();
-            let fed_pending = row.pending.len();
-            let evidence = std::mem::take(&mut row.evidence);
-            let accepted = verify(
-                row,
-                r,
-                // The positions after the last pending token and after each draft; those
-                // after earlier pending tokens (forced ones) predict nothing still to check.
-                std::mem::take(&mut logits[r])
-                    .chunks(vocab)
-                    .skip(fed_pending.saturating_sub(1))
-                    .map(<[f32]>::to_vec)
-                    .collect(),
-                params,
-                tuning,
-                on_delta,
-            );
-            calibration.record(&evidence, accepted);
+            calibration.record(&v.evidence, v.accepted);
             // Keep the pending tokens and the accepted drafts; the rest was a wrong guess.
-            cache.truncate(r, lens_before[r] + fed_pending + accepted);
+            cache.truncate(r, lens_before[r] + v.fed_pending + v.accepted);
             if let Some(dc) = draft_cache.as_mut() {
                 // The draft cache holds the old context and the drafts it was fed: keep what
                 // the new context shares with it; the next catch-up feeds the rest.
-                let keep = (context_before + accepted).min(row.draft_len);
+                let keep = (v.context_before + v.accepted).min(row.draft_len);
                 dc.truncate(r, keep);
                 row.draft_len = keep;
             }
@@ -388,6 +379,92 @@ pub fn generate_speculative(
         finish(rows, prompt_ids.len(), started, Some(prefilled)),
         stats,
     ))
+}
+
+/// One row's verification, done apart from the others and reported back in row order.
+struct Verified {
+    accepted: usize,
+    /// Pending tokens the pass fed before the drafts.
+    fed_pending: usize,
+    /// The row's context length before the pass.
+    context_before: usize,
+    /// The suffix drafter's evidence for the row's drafts (empty for other drafters).
+    evidence: Vec<Evidence>,
+    /// What the row streamed, to hand on in order: (token id, text).
+    deltas: Vec<(u32, String)>,
+}
+
+/// Verifies every row that fed this pass (`logits[r]`: its fed positions' logits), the rows
+/// spread over the kernels' threads as plain batched decoding spreads its picks: a verified
+/// position costs a sample over the whole vocabulary, and a row's sampling touches that row
+/// alone. Each row does exactly what it would do alone; its deltas are kept for the caller.
+fn verify_rows(
+    rows: &mut [SpecRow<'_>],
+    mut logits: Vec<Vec<f32>>,
+    feeds: &[Vec<u32>],
+    vocab: usize,
+    params: &SamplingParams,
+    tuning: &SpecTuning,
+) -> Vec<Option<Verified>> {
+    let verify_one = |r: usize, row: &mut SpecRow<'_>, logits: Vec<f32>| {
+        let context_before = row.context.len();
+        let fed_pending = row.pending.len();
+        let evidence = std::mem::take(&mut row.evidence);
+        let mut deltas = Vec::new();
+        let accepted = verify(
+            row,
+            r,
+            // The positions after the last pending token and after each draft; those after
+            // earlier pending tokens (forced ones) predict nothing still to check.
+            logits
+                .chunks(vocab)
+                .skip(fed_pending.saturating_sub(1))
+                .map(<[f32]>::to_vec)
+                .collect(),
+            params,
+            tuning,
+            &mut |_, d| deltas.push((d.token_id, d.text.to_owned())),
+        );
+        Verified {
+            accepted,
+            fed_pending,
+            context_before,
+            evidence,
+            deltas,
+        }
+    };
+    let mut jobs: Vec<(usize, &mut SpecRow<'_>, Vec<f32>, Option<Verified>)> = rows
+        .iter_mut()
+        .enumerate()
+        .filter(|(r, _)| !feeds[*r].is_empty())
+        .map(|(r, row)| (r, row, std::mem::take(&mut logits[r]), None))
+        .collect();
+    let run = |jobs: &mut [(usize, &mut SpecRow<'_>, Vec<f32>, Option<Verified>)]| {
+        for (r, row, logits, out) in jobs {
+            *out = Some(verify_one(*r, row, std::mem::take(logits)));
+        }
+    };
+    let threads = k2_kernels::num_threads().min(jobs.len()).max(1);
+    if threads == 1 {
+        run(&mut jobs);
+    } else {
+        let per_thread = jobs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let mut chunks = jobs.chunks_mut(per_thread);
+            let own = chunks.next();
+            for chunk in chunks {
+                s.spawn(|| run(chunk));
+            }
+            if let Some(own) = own {
+                run(own);
+            }
+        });
+    }
+    let mut verified: Vec<Option<Verified>> = (0..feeds.len()).map(|_| None).collect();
+    for (r, _, _, out) in jobs {
+        verified[r] = out;
+    }
+    verified
 }
 
 /// Seeds each row's draft stream apart from its target stream.
