@@ -1711,6 +1711,11 @@ await check("class: test mode turns a student's hints and solutions off until it
     null, { timeout: 10000 });
   const said = (await s.locator("#check-result").innerText()).trim();
   if (said) throw new Error(`a verdict during a test: ${said}`);
+  // "Check my work" promises no check during the test either.
+  const about = await s.locator("#work-about").innerText();
+  if (!about.includes("kept for your teacher") || about.includes("looks for the first step")) {
+    throw new Error(`Check my work says during a test: ${about}`);
+  }
   await s.screenshot({ path: join(shots, "class-student-test-mode.png"), fullPage: true });
   await t.uncheck("#test-mode-switch");
   await s.reload();

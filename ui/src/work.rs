@@ -97,8 +97,13 @@ pub fn CheckWork(state: RunState, token: RwSignal<String>) -> impl IntoView {
         <Show when=shown>
             <section id="work" class="panel">
                 <h2>"Check my work"</h2>
-                <p class="muted">"Type your solution, one step a line (LaTeX is fine). \
-                    The tutor looks for the first step that is wrong, without telling you the answer."</p>
+                <p class="muted" id="work-about">{move || if state.held_for_test() {
+                    "During the test your work is kept for your teacher, who will see where it \
+                        goes wrong; nothing here says whether it is right."
+                } else {
+                    "Type your solution, one step a line (LaTeX is fine). The tutor looks for \
+                        the first step that is wrong, without telling you the answer."
+                }}</p>
                 <textarea id="my-work" rows="5"
                     placeholder="16 - 3 - 4 = 9\n9 \\times 2 = 18"
                     prop:value=move || work.get()
