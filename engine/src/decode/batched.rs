@@ -272,27 +272,32 @@ pub(crate) struct PickJob<'a, 't> {
 /// every ~20-40 ms step. Only the samplers run here; streaming and callbacks stay on the
 /// caller's thread, in row order.
 pub(crate) fn pick_parallel(jobs: &mut [PickJob<'_, '_>]) {
-    let pick = |jobs: &mut [PickJob<'_, '_>]| {
-        for job in jobs {
-            job.picked = job.row.as_mut().and_then(|row| row.pick(job.logits));
-        }
-    };
+    for_each_on_threads(jobs, |job| {
+        job.picked = job.row.as_mut().and_then(|row| row.pick(job.logits));
+    });
+}
+
+/// Runs `work` on every job, the jobs split in contiguous chunks over up to the CPU threads
+/// configured for the kernels (the caller's thread takes the first chunk). For per-row work
+/// between forward passes: sampling, speculative verification.
+pub(crate) fn for_each_on_threads<T: Send>(jobs: &mut [T], work: impl Fn(&mut T) + Sync) {
+    let run = |chunk: &mut [T]| chunk.iter_mut().for_each(&work);
     let threads = k2_kernels::num_threads().min(jobs.len()).max(1);
     if threads == 1 {
-        pick(jobs);
-    } else {
-        let per_thread = jobs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let mut chunks = jobs.chunks_mut(per_thread);
-            let own = chunks.next();
-            for chunk in chunks {
-                s.spawn(move || pick(chunk));
-            }
-            if let Some(own) = own {
-                pick(own);
-            }
-        });
+        run(jobs);
+        return;
     }
+    let per_thread = jobs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut chunks = jobs.chunks_mut(per_thread);
+        let own = chunks.next();
+        for chunk in chunks {
+            s.spawn(|| run(chunk));
+        }
+        if let Some(own) = own {
+            run(own);
+        }
+    });
 }
 
 /// Length of cache row `slot`; before the fork every row is the one prefilled row.

@@ -29,7 +29,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::batched::{
-    check_prompt, derive_seed, prefill, BatchGeneration, BatchOptions, BatchStats,
+    check_prompt, derive_seed, for_each_on_threads, prefill, BatchGeneration, BatchOptions,
+    BatchStats,
 };
 use crate::decode::plain::{rate, CancelToken, Delta, RowDecoder, RowStep, StopReason};
 use crate::decode::sample::{distribution, Distribution, SamplingParams};
@@ -439,27 +440,9 @@ fn verify_rows(
         .filter(|(r, _)| !feeds[*r].is_empty())
         .map(|(r, row)| (r, row, std::mem::take(&mut logits[r]), None))
         .collect();
-    let run = |jobs: &mut [(usize, &mut SpecRow<'_>, Vec<f32>, Option<Verified>)]| {
-        for (r, row, logits, out) in jobs {
-            *out = Some(verify_one(*r, row, std::mem::take(logits)));
-        }
-    };
-    let threads = k2_kernels::num_threads().min(jobs.len()).max(1);
-    if threads == 1 {
-        run(&mut jobs);
-    } else {
-        let per_thread = jobs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let mut chunks = jobs.chunks_mut(per_thread);
-            let own = chunks.next();
-            for chunk in chunks {
-                s.spawn(|| run(chunk));
-            }
-            if let Some(own) = own {
-                run(own);
-            }
-        });
-    }
+    for_each_on_threads(&mut jobs, |(r, row, logits, out)| {
+        *out = Some(verify_one(*r, row, std::mem::take(logits)));
+    });
     let mut verified: Vec<Option<Verified>> = (0..feeds.len()).map(|_| None).collect();
     for (r, _, _, out) in jobs {
         verified[r] = out;
