@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use k2_engine::chat::ChatMessage;
 use k2_engine::decode::batched::{generate_batch, BatchOptions};
-use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation};
+use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation, StopReason};
 use k2_engine::decode::sample::{distribution, Distribution, SamplingParams};
 use k2_engine::decode::speculative::accept::{check_draft, Check};
 use k2_engine::decode::speculative::compat::{
@@ -460,6 +460,48 @@ fn rows_of_a_batch_speculate_independently() {
         rows.iter().any(|r| r.token_ids != rows[0].token_ids),
         "rows sampled alike"
     );
+}
+
+/// A sampled row can end on a draft token it accepts (a stop string, the loop guard, its last
+/// allowed token) while its siblings go on. Its draft-model cache then holds a token its
+/// context never took: the next passes must leave the finished row alone. This panicked on the GPU machine
+/// (best-of-3 at temperature 1.0, the 0.5B drafting the 1.5B): "range start index 261 out of
+/// range for slice of length 260".
+#[test]
+fn a_row_ending_on_an_accepted_draft_leaves_its_siblings_decoding() {
+    let lm = smollm();
+    let tuning = SpecTuning {
+        adaptive: false,
+        p_min: 0.0,
+        max_draft: 6,
+        ..SpecTuning::default()
+    };
+    let (mut lengths, mut stopped) = (std::collections::BTreeSet::new(), 0);
+    for (i, prompt) in PROMPTS.iter().enumerate() {
+        let sampling = SamplingParams {
+            temperature: 1.0,
+            top_p: 0.95,
+            seed: 100 + i as u64,
+            ..SamplingParams::default()
+        };
+        // Rows stop at their first full stop, each at its own pass, mostly inside a draft.
+        let mut batch = options(3, sampling, 45);
+        batch.generate.stop = vec![".".into()];
+        let ids = chat_ids(lm, prompt);
+        // The target drafting for itself: every draft is accepted, up to the row's end.
+        let (rows, stats) = speculative(lm, &ids, &batch, DraftSource::Model(&lm.model), &tuning);
+        assert_eq!(rows.len(), 3);
+        assert!(stats.accepted_draft_tokens > 0, "{stats:?}");
+        for row in &rows {
+            assert!(row.stats.generated_tokens <= 45, "{:?}", row.stats);
+            if row.stop_reason == StopReason::StopString {
+                stopped += 1;
+                lengths.insert(row.stats.generated_tokens);
+            }
+        }
+    }
+    // Rows stopped at different lengths: some while their siblings were still decoding.
+    assert!(stopped > 10 && lengths.len() > 2, "{lengths:?}");
 }
 
 /// Pearson's chi-square of `counts` against `probs` (`trials` draws), over tokens expected at

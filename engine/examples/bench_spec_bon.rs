@@ -127,6 +127,23 @@ fn main() -> Result<()> {
             ..SamplingParams::default()
         }
     };
+    // Untimed warm-up of every decoder: on CUDA the first passes of each shape load kernels
+    // and capture graphs (22 s of the first GPU run's baseline went there).
+    if let Some(problem) = problems.first() {
+        let ids = target.chat_prompt_ids(&k2_scaffold::prompts::solver_messages(problem, None))?;
+        let warm = BatchOptions {
+            n: args.n,
+            generate: GenerateOptions {
+                sampling: sampling.clone(),
+                max_tokens: 32,
+                ..GenerateOptions::default()
+            },
+        };
+        for decoder in &args.decoders {
+            decode(&target, draft.as_ref(), decoder, &ids, &warm)?;
+        }
+        eprintln!("warmed up");
+    }
     let mut totals: Vec<Totals> = args.decoders.iter().map(|_| Totals::default()).collect();
     for (i, problem) in problems.iter().enumerate() {
         let ids = target.chat_prompt_ids(&k2_scaffold::prompts::solver_messages(problem, None))?;
@@ -270,6 +287,13 @@ fn decode(
         &cancel,
         &mut |_, _| {},
     )?;
+    eprintln!(
+        "  {decoder}: {} passes over {} positions, passes {:.2} s of {:.2} s decoding",
+        stats.verify_passes,
+        stats.verified_positions,
+        stats.verify_seconds,
+        generation.stats.decode_seconds
+    );
     Ok(Decoded {
         decode_seconds: generation.stats.decode_seconds,
         rows: generation.rows,

@@ -1,11 +1,20 @@
 //! Times one forward pass over 1..=16 new positions after a 100-token context (what a
-//! speculative verification pass costs by its length), on `K2_THREADS` threads (default 2).
+//! speculative verification pass costs by its length), on `K2_THREADS` threads (default 2),
+//! with the kernels' weight prefetch on and off in turn (`k2_kernels::set_weight_prefetch`),
+//! in this one process, and their ratio.
+//! `cargo run --release -p k2-engine --example multipos_probe -- MODEL.gguf`
+//! `K2_POSITIONS=T` instead repeats passes of that one length over one context for a few
+//! seconds, prefetch on (for `perf record`: the context's prefill is then a small part of the
+//! profile).
 use candle_core::Device;
 use k2_engine::loader::load_model;
-use k2_engine::model::LogitsFor;
+use k2_engine::model::{LogitsFor, Model};
 use std::time::Instant;
+
 fn main() {
-    let path = std::env::args().nth(1).unwrap();
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: multipos_probe MODEL.gguf");
     let lm = load_model(std::path::Path::new(&path), &Device::Cpu, &mut |_| {}).unwrap();
     let threads = std::env::var("K2_THREADS")
         .ok()
@@ -13,17 +22,40 @@ fn main() {
     k2_engine::set_cpu_threads(threads.unwrap_or(2));
     let m = &lm.model;
     let ctx: Vec<u32> = (0..100).map(|i| 1000 + i).collect();
-    for t in 1..=16usize {
-        let mut best = f64::MAX;
-        for _ in 0..5 {
-            let mut c = m.new_cache(None);
-            c.add_row().unwrap();
-            m.forward(&mut c, &[&ctx], LogitsFor::Last).unwrap();
-            let new: Vec<u32> = (0..t as u32).map(|i| 2000 + i).collect();
-            let s = Instant::now();
-            m.forward(&mut c, &[&new], LogitsFor::All).unwrap();
-            best = best.min(s.elapsed().as_secs_f64());
-        }
-        println!("t={t}: {:.1} ms", best * 1e3);
+    if let Some(t) = std::env::var("K2_POSITIONS")
+        .ok()
+        .and_then(|t| t.parse::<usize>().ok())
+    {
+        println!("t={t}: {:.1} ms", pass_ms(m, &ctx, t, 100));
+        return;
     }
+    println!("| positions | prefetch on, ms | off, ms | off / on |");
+    println!("|---|---|---|---|");
+    for t in 1..=16usize {
+        // Best of 5 each, alternating, so a slow spell of the machine falls on both.
+        let (mut on, mut off) = (f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            k2_kernels::set_weight_prefetch(true);
+            on = on.min(pass_ms(m, &ctx, t, 1));
+            k2_kernels::set_weight_prefetch(false);
+            off = off.min(pass_ms(m, &ctx, t, 1));
+        }
+        k2_kernels::set_weight_prefetch(true);
+        println!("| {t} | {on:.1} | {off:.1} | {:.2}x |", off / on);
+    }
+}
+
+/// Mean milliseconds of `passes` passes over `t` new positions after `ctx` (each pass
+/// rolled back before the next).
+fn pass_ms(m: &Model, ctx: &[u32], t: usize, passes: usize) -> f64 {
+    let mut cache = m.new_cache(None);
+    cache.add_row().unwrap();
+    m.forward(&mut cache, &[ctx], LogitsFor::Last).unwrap();
+    let new: Vec<u32> = (0..t as u32).map(|i| 2000 + i).collect();
+    let start = Instant::now();
+    for _ in 0..passes {
+        m.forward(&mut cache, &[&new], LogitsFor::All).unwrap();
+        cache.truncate(0, ctx.len());
+    }
+    start.elapsed().as_secs_f64() * 1e3 / passes as f64
 }

@@ -15,6 +15,7 @@ use core::arch::x86_64::*;
 
 use crate::act::{Act32, ActK};
 use crate::pack::*;
+use crate::prefetch::{next_tile_block, wanted};
 
 /// Activation rows per kernel call (16 ymm registers).
 const MR2: usize = 4;
@@ -110,8 +111,13 @@ unsafe fn b32<const MR: usize, const BITS: u32>(
         let nib = _mm256_set1_epi8(0x0F);
         let flip = _mm256_set1_epi8(-128);
         let mut facc = [_mm256_setzero_ps(); MR];
+        let prefetch = wanted(MR);
         for kb in 0..nb {
             let blk = base.add(kb * tb);
+            // The first half's walk streams the weights; the second finds them cached.
+            if prefetch && h == 0 {
+                next_tile_block(blk, nb * tb, tb);
+            }
             let q = blk.add(B32_Q + 32 * h);
             let mut s = [_mm256_setzero_si256(); MR];
             if BITS <= 5 {
@@ -214,8 +220,13 @@ unsafe fn kq<const MR: usize, const B4: bool>(
         let qx: [*const i8; MR] = core::array::from_fn(|r| a.qs.as_ptr().add((i0 + r) * cols));
         let nib = _mm256_set1_epi8(0x0F);
         let mut facc = [_mm256_setzero_ps(); MR];
+        let prefetch = wanted(MR);
         for kb in 0..nb {
             let blk = base.add(kb * tb);
+            // The first half's walk streams the weights; the second finds them cached.
+            if prefetch && h == 0 {
+                next_tile_block(blk, nb * tb, tb);
+            }
             let mut bacc = [_mm256_setzero_si256(); MR];
             for j in 0..8 {
                 let mut s = [_mm256_setzero_si256(); MR];
@@ -301,8 +312,13 @@ unsafe fn q6k<const MR: usize>(
         let nib = _mm256_set1_epi8(0x0F);
         let top = _mm256_set1_epi8(0x30);
         let mut facc = [_mm256_setzero_ps(); MR];
+        let prefetch = wanted(MR);
         for kb in 0..nb {
             let blk = base.add(kb * 3392);
+            // The first half's walk streams the weights; the second finds them cached.
+            if prefetch && h == 0 {
+                next_tile_block(blk, nb * 3392, 3392);
+            }
             let mut bacc = [_mm256_setzero_si256(); MR];
             for j in 0..16 {
                 let q = blk.add(Q6_Q + j * 192 + 32 * h);

@@ -12,6 +12,7 @@ use core::arch::x86_64::*;
 
 use crate::act::{Act32, ActK};
 use crate::pack::*;
+use crate::prefetch::{next_tile_block, wanted};
 
 /// Broadcasts 4 activation quants (one dword) to all lanes.
 #[inline(always)]
@@ -111,8 +112,12 @@ unsafe fn b32<const MR: usize, const BITS: u32>(
         let nib = _mm512_set1_epi8(0x0F);
         let bit4 = _mm512_set1_epi8(0x10);
         let mut facc = [_mm512_setzero_ps(); MR];
+        let prefetch = wanted(MR);
         for kb in 0..nb {
             let blk = base.add(kb * tb);
+            if prefetch {
+                next_tile_block(blk, nb * tb, tb);
+            }
             let q = blk.add(B32_Q);
             let mut s0 = [_mm512_setzero_si512(); MR];
             let mut s1 = [_mm512_setzero_si512(); MR];
@@ -208,8 +213,12 @@ unsafe fn kq<const MR: usize, const B4: bool>(
         let bs: [*const i16; MR] = core::array::from_fn(|r| a.bs32.as_ptr().add((i0 + r) * nb * 8));
         let nib = _mm512_set1_epi8(0x0F);
         let mut facc = [_mm512_setzero_ps(); MR];
+        let prefetch = wanted(MR);
         for kb in 0..nb {
             let blk = base.add(kb * tb);
+            if prefetch {
+                next_tile_block(blk, nb * tb, tb);
+            }
             let mut bacc = [_mm512_setzero_si512(); MR];
             for j in 0..8 {
                 let mut s0 = [_mm512_setzero_si512(); MR];
@@ -298,8 +307,12 @@ unsafe fn q6k<const MR: usize>(
         let bs: [*const i16; MR] =
             core::array::from_fn(|r| a.bs16.as_ptr().add((i0 + r) * nb * 16));
         let mut facc = [_mm512_setzero_ps(); MR];
+        let prefetch = wanted(MR);
         for kb in 0..nb {
             let blk = base.add(kb * tb);
+            if prefetch {
+                next_tile_block(blk, nb * tb, tb);
+            }
             let mut bacc = [_mm512_setzero_si512(); MR];
             for j in 0..16 {
                 let q = blk.add(Q6_Q + j * 192);

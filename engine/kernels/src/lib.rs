@@ -35,6 +35,7 @@ mod avx2;
 mod avx512;
 mod formats;
 mod pack;
+mod prefetch;
 mod reference;
 mod scalar;
 mod threading;
@@ -43,6 +44,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 pub use formats::BlockFormat;
+pub use prefetch::set_enabled as set_weight_prefetch;
 pub use reference::dequantize;
 pub use threading::{num_threads, set_num_threads};
 

@@ -70,7 +70,7 @@ const TENSOR_WARPS: u32 = 4;
 /// split over more warps (see [`warps_per_row`], [`warps_per_tile`]).
 const LONG_ROW: usize = 64 * 256;
 /// Activation rows one launch serves (the kernels are instantiated for 1..=8).
-const MAX_ROWS: usize = 8;
+pub(super) const MAX_ROWS: usize = 8;
 /// Values per Q8_0 block, and blocks per aligned half group (see `cuda_q8.cu`).
 const BLOCK_VALUES: usize = 32;
 const ALIGNED_BLOCKS: usize = 8;
@@ -101,7 +101,7 @@ pub(super) fn force_warps_per_row(warps: Option<u32>) {
     FORCED_SPLIT.store(warps, Ordering::Relaxed);
 }
 
-fn enabled() -> bool {
+pub(super) fn enabled() -> bool {
     static FROM_ENV: OnceLock<bool> = OnceLock::new();
     let env_allows =
         *FROM_ENV.get_or_init(|| std::env::var("K2_CUDA_INT8_PRODUCTS").as_deref() != Ok("0"));

@@ -222,6 +222,20 @@ impl Model {
         self.graphs.clear();
     }
 
+    /// The most positions (all rows' together) one pass computes with the very bits that
+    /// one-position steps give each of them, where that has a limit: on CUDA our int8 products
+    /// serve up to 8 activation rows a launch, and longer passes fall back to candle's
+    /// kernels, whose sums differ in the last bits (greedy speculation on the H100 then
+    /// matched plain decoding in 4 and 5 rows of 10). `None` where a pass of any length does
+    /// (the CPU kernels compute each activation row alone).
+    pub fn exact_pass_positions(&self) -> Option<usize> {
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() && cuda_q8::enabled() {
+            return Some(cuda_q8::MAX_ROWS);
+        }
+        None
+    }
+
     /// Bytes of weights one decoding step reads (every layer's matrices and the output
     /// matrix; the embedding table only gives up one row per token): with the memory
     /// bandwidth, the floor under a step's time on a GPU.

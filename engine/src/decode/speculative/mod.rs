@@ -98,6 +98,15 @@ pub struct SpecStats {
     pub target_passes: usize,
     /// Forward passes of the draft model (0 for prompt lookup).
     pub draft_passes: usize,
+    /// Target verification passes of the whole batch, the positions they fed (pending tokens
+    /// and drafts of every row), and their seconds (logits on the host included): where a
+    /// generation's time goes.
+    #[serde(default)]
+    pub verify_passes: usize,
+    #[serde(default)]
+    pub verified_positions: usize,
+    #[serde(default)]
+    pub verify_seconds: f64,
 }
 
 impl SpecStats {
@@ -161,6 +170,18 @@ impl SpecRow<'_> {
             .min(self.decoder.remaining().saturating_sub(1))
             .min(target_room)
             .min(QUERY_BY_QUERY_MAX.saturating_sub(self.pending.len()))
+    }
+}
+
+/// Cuts the rows' draft budgets, the largest first, until the pass feeds at most `limit`
+/// positions with the rows' `pending` tokens ([`Model::exact_pass_positions`]): a longer pass
+/// would verify with other bits than plain decoding computes.
+fn fit_pass(budgets: &mut [usize], pending: &[usize], limit: usize) {
+    let room = limit.saturating_sub(pending.iter().sum());
+    while budgets.iter().sum::<usize>() > room {
+        if let Some(largest) = budgets.iter_mut().max() {
+            *largest -= 1;
+        }
     }
 }
 
@@ -233,6 +254,9 @@ pub fn generate_speculative(
     let prefilled = Instant::now();
     // A draft token costs at least a prompt token of the draft's prefill; measured from here.
     let mut costs = CostModel::new(tuning.max_draft, draft_per_prompt_token, per_prompt_token);
+    // The batch's verification passes, counted as they run (the per-row counters are summed
+    // at the end).
+    let mut pass_totals = SpecStats::default();
     if n > 1 {
         cache.fork(0, n - 1)?;
     }
@@ -261,7 +285,7 @@ pub fn generate_speculative(
             break;
         }
 
-        let budgets: Vec<usize> = rows
+        let mut budgets: Vec<usize> = rows
             .iter()
             .enumerate()
             .map(|(r, row)| {
@@ -275,6 +299,10 @@ pub fn generate_speculative(
                 }
             })
             .collect();
+        if let Some(limit) = target.exact_pass_positions() {
+            let pending: Vec<usize> = rows.iter().map(|r| r.pending.len()).collect();
+            fit_pass(&mut budgets, &pending, limit);
+        }
         let vocab = target.config().vocab_size;
         match (source, draft_cache.as_mut()) {
             (DraftSource::Model(draft), Some(dc)) => {
@@ -343,7 +371,11 @@ pub fn generate_speculative(
         let most_drafts = rows.iter().map(|r| r.drafts.len()).max().unwrap_or(0);
         let verify_seconds = verify_started.elapsed().as_secs_f64();
         costs.record_verify(most_drafts, verify_seconds);
-        costs.record_pass(feeds.iter().map(Vec::len).sum(), verify_seconds);
+        let positions = feeds.iter().map(Vec::len).sum();
+        costs.record_pass(positions, verify_seconds);
+        pass_totals.verify_passes += 1;
+        pass_totals.verified_positions += positions;
+        pass_totals.verify_seconds += verify_seconds;
         let verified = verify_rows(&mut rows, logits, &feeds, vocab, params, tuning);
         for (r, (row, v)) in rows.iter_mut().zip(verified).enumerate() {
             let Some(v) = v else { continue };
@@ -362,14 +394,18 @@ pub fn generate_speculative(
             if let Some(dc) = draft_cache.as_mut() {
                 // The draft cache holds the old context and the drafts it was fed: keep what
                 // the new context shares with it; the next catch-up feeds the rest.
-                let keep = (v.context_before + v.accepted).min(row.draft_len);
+                // A row that ended on an accepted draft (a stop string, the loop guard, its
+                // token limit) never took that token into its context.
+                let keep = (v.context_before + v.accepted)
+                    .min(row.draft_len)
+                    .min(row.context.len());
                 dc.truncate(r, keep);
                 row.draft_len = keep;
             }
         }
     }
 
-    let mut stats = SpecStats::default();
+    let mut stats = pass_totals;
     for row in &rows {
         stats.drafted_tokens += row.stats.drafted_tokens;
         stats.accepted_draft_tokens += row.stats.accepted_draft_tokens;
@@ -650,11 +686,11 @@ fn draft_with_model(
         .zip(budgets)
         .enumerate()
         .map(|(r, (row, &budget))| {
+            if budget == 0 || row.pending.is_empty() {
+                return Vec::new(); // not drafting this pass, or finished
+            }
             let catch_up = &row.context[row.draft_len..];
-            if budget == 0
-                || row.pending.is_empty()
-                || cache.len(r) + catch_up.len() + budget > cache.max_len()
-            {
+            if cache.len(r) + catch_up.len() + budget > cache.max_len() {
                 Vec::new()
             } else {
                 catch_up.to_vec()
@@ -758,5 +794,31 @@ fn finish(
             sampling_seconds: 0.0,
         },
         rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_pass;
+
+    #[test]
+    fn a_pass_is_cut_to_its_exact_length_largest_drafts_first() {
+        // One row: its pending token and 7 drafts fill 8 positions.
+        let mut one = [8];
+        fit_pass(&mut one, &[1], 8);
+        assert_eq!(one, [7]);
+        // Best-of-3: three pending tokens leave 5 drafts, shared out evenly.
+        let mut three = [8, 8, 1];
+        fit_pass(&mut three, &[1, 1, 1], 8);
+        assert_eq!(three.iter().sum::<usize>(), 5);
+        assert!(three.iter().all(|&b| b <= 2), "{three:?}");
+        // Already short enough: untouched.
+        let mut short = [2, 0, 1];
+        fit_pass(&mut short, &[1, 1, 1], 8);
+        assert_eq!(short, [2, 0, 1]);
+        // Pending tokens alone fill the pass: nothing drafted.
+        let mut full = [4, 4];
+        fit_pass(&mut full, &[5, 4], 8);
+        assert_eq!(full, [0, 0]);
     }
 }
