@@ -114,21 +114,26 @@ fn load(config: &Config) -> Result<Backends, String> {
             .map_err(|e| e.to_string())
     };
     let solver_model = load(&solver_path)?;
-    let mut solver = LocalBackend::new(solver_model.clone());
-    if let Some(draft) = &config.draft {
-        let draft = load(&resolve(draft)?)?;
-        check_draft_compatible(
-            &solver_model.tokenizer,
-            &solver_model.info.name,
-            &draft.tokenizer,
-            &draft.info.name,
-        )
-        .map_err(|e| e.to_string())?;
-        solver = solver.with_speculation(Speculation {
-            drafter: Drafter::Model(draft),
-            tuning: SpecTuning::default(),
-        });
-    }
+    let drafter = match &config.draft {
+        Some(draft) => {
+            let draft = load(&resolve(draft)?)?;
+            check_draft_compatible(
+                &solver_model.tokenizer,
+                &solver_model.info.name,
+                &draft.tokenizer,
+                &draft.info.name,
+            )
+            .map_err(|e| e.to_string())?;
+            Drafter::Model(draft)
+        }
+        // No draft model: candidates draft from the problem and each other's text, the
+        // fastest lossless decoding measured without one (BENCHMARKS.md), same text as plain.
+        None => Drafter::Suffix,
+    };
+    let solver = LocalBackend::new(solver_model.clone()).with_speculation(Speculation {
+        drafter,
+        tuning: SpecTuning::default(),
+    });
     let solver: Arc<dyn Backend> = Arc::new(solver);
     let planner: Arc<dyn Backend> = match planner_path {
         Some(path) if path != solver_path => Arc::new(LocalBackend::new(load(&path)?)),

@@ -31,8 +31,10 @@ pub enum SpecMode {
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct SpecArgs {
-    /// Speculative decoding [default: draft if --draft is given, else off]. Lossless: greedy
-    /// output is identical to plain decoding, sampling keeps the model's distribution.
+    /// Speculative decoding [default: draft if --draft is given, else suffix, the fastest
+    /// measured without a draft model (BENCHMARKS.md)]. Lossless: greedy output is identical to
+    /// plain decoding; suffix and ngram drafts leave sampled output identical too (same seed,
+    /// same text), a draft model keeps the model's distribution.
     #[arg(long, value_enum)]
     pub spec: Option<SpecMode>,
     /// The draft model: a path or an installed model's name (same tokenizer as the model).
@@ -62,7 +64,7 @@ impl SpecArgs {
         self.spec.unwrap_or(if self.draft.is_some() {
             SpecMode::Draft
         } else {
-            SpecMode::Off
+            SpecMode::Suffix
         })
     }
 
