@@ -164,12 +164,19 @@ fn speculative_generate_reports_its_counters_and_matches_plain_output() {
         let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         last
     };
-    let plain = run(&[]);
+    let plain = run(&["--spec", "off"]);
+    // The default: suffix drafting, with the same text as plain decoding.
+    let suffix = run(&[]);
     let lookup = run(&["--spec", "ngram", "--draft-fixed"]);
     let drafted = run(&["--draft", path.to_str().unwrap()]);
+    assert_eq!(plain["token_ids"], suffix["token_ids"]);
     assert_eq!(plain["token_ids"], lookup["token_ids"]);
     assert_eq!(plain["token_ids"], drafted["token_ids"]);
-    for last in [&lookup, &drafted] {
+    assert!(
+        suffix["stats"]["drafted_tokens"].as_u64().unwrap() > 0,
+        "{suffix}"
+    );
+    for last in [&suffix, &lookup, &drafted] {
         let stats = &last["stats"];
         let drafted_tokens = stats["drafted_tokens"].as_u64().unwrap();
         let accepted = stats["accepted_draft_tokens"].as_u64().unwrap();
