@@ -23,12 +23,31 @@ pub(super) fn attend_one(
     group: usize,
     scale: f32,
 ) -> Result<Option<Tensor>> {
+    let kv_heads = keys.dim(0)?;
+    let Some(out) = attend_one_heads(q, keys, values, group, scale, 0..kv_heads)? else {
+        return Ok(None);
+    };
+    let len = out.len();
+    Ok(Some(Tensor::from_vec(out, (1, len), &Device::Cpu)?))
+}
+
+/// [`attend_one`] for the query heads of the key/value heads `kv_range` alone: their
+/// `kv_range.len() * group * head_dim` outputs, head after head. Each head's arithmetic is
+/// the same whichever range it is computed in, so splitting the heads over threads changes
+/// no bit.
+pub(super) fn attend_one_heads(
+    q: &Tensor,
+    keys: &Tensor,
+    values: &Tensor,
+    group: usize,
+    scale: f32,
+    kv_range: std::ops::Range<usize>,
+) -> Result<Option<Vec<f32>>> {
     if !matches!(keys.device(), Device::Cpu) || keys.dtype() != DType::F32 {
         return Ok(None);
     }
-    let (kv_heads, len, head_dim) = keys.dims3()?;
+    let (_, len, head_dim) = keys.dims3()?;
     let q: Vec<f32> = q.flatten_all()?.to_vec1()?;
-    let heads = kv_heads * group;
     let (k_store, k_layout) = keys.storage_and_layout();
     let (v_store, v_layout) = values.storage_and_layout();
     let (Storage::Cpu(k_cpu), Storage::Cpu(v_cpu)) = (&*k_store, &*v_store) else {
@@ -44,11 +63,12 @@ pub(super) fn attend_one(
     // The query heads sharing a key/value head go together: each cached key and value row
     // is loaded once for the whole group instead of once per head. Per head, the arithmetic
     // and its order are unchanged.
-    let mut out = vec![0f32; heads * head_dim];
+    let first = kv_range.start;
+    let mut out = vec![0f32; kv_range.len() * group * head_dim];
     let mut scores = vec![0f32; group * len];
     let mut maxima = vec![f32::NEG_INFINITY; group];
     let mut totals = vec![0f32; group];
-    for kv in 0..kv_heads {
+    for kv in kv_range {
         let q_group = &q[kv * group * head_dim..(kv + 1) * group * head_dim];
         maxima.fill(f32::NEG_INFINITY);
         for j in 0..len {
@@ -68,7 +88,8 @@ pub(super) fn attend_one(
             }
             totals[g] = row.iter().sum();
         }
-        let out_group = &mut out[kv * group * head_dim..(kv + 1) * group * head_dim];
+        let local = kv - first;
+        let out_group = &mut out[local * group * head_dim..(local + 1) * group * head_dim];
         for j in 0..len {
             let at = v_start + kv * v_stride[0] + j * v_stride[1];
             let value = &v_data[at..at + head_dim];
@@ -89,11 +110,7 @@ pub(super) fn attend_one(
                 .for_each(|o| *o *= inv);
         }
     }
-    Ok(Some(Tensor::from_vec(
-        out,
-        (1, heads * head_dim),
-        &Device::Cpu,
-    )?))
+    Ok(Some(out))
 }
 
 /// Dot product with 16 independent partial sums, which the compiler keeps in one vector
@@ -179,6 +196,31 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!(diff < 1e-5, "max difference {diff}");
+    }
+
+    #[test]
+    fn heads_split_over_ranges_give_the_same_bits() {
+        let device = Device::Cpu;
+        let (kv_heads, group, head_dim, len) = (4, 3, 64, 29);
+        let keys = Tensor::randn(0f32, 1.0, (kv_heads, len, head_dim), &device).unwrap();
+        let values = Tensor::randn(0f32, 1.0, (kv_heads, len, head_dim), &device).unwrap();
+        let q = Tensor::randn(0f32, 1.0, (kv_heads * group, 1, head_dim), &device).unwrap();
+        let whole = attend_one_heads(&q, &keys, &values, group, 0.125, 0..4)
+            .unwrap()
+            .unwrap();
+        let mut parts = attend_one_heads(&q, &keys, &values, group, 0.125, 0..1)
+            .unwrap()
+            .unwrap();
+        parts.extend(
+            attend_one_heads(&q, &keys, &values, group, 0.125, 1..4)
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(whole.len(), kv_heads * group * head_dim);
+        assert!(whole
+            .iter()
+            .zip(&parts)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]
