@@ -355,15 +355,21 @@ fn a_draft_limited_to_the_first_ids_predicts_exactly_those_logits() {
     assert!(all[..65536] == first[..]);
 }
 
-#[test]
-fn a_draft_identical_to_the_target_is_always_accepted() {
-    let lm = smollm();
-    let tuning = SpecTuning {
+/// For a model drafting for itself: every draft offered, 6 at a time, and (the draft and the
+/// target computing the same bits) every one accepted.
+fn self_drafting() -> SpecTuning {
+    SpecTuning {
         adaptive: false,
         p_min: 0.0,
         max_draft: 6,
         ..SpecTuning::default()
-    };
+    }
+}
+
+#[test]
+fn a_draft_identical_to_the_target_is_always_accepted() {
+    let lm = smollm();
+    let tuning = self_drafting();
     let batch = options(1, SamplingParams::greedy(), 96);
     for prompt in &PROMPTS[..5] {
         let ids = chat_ids(lm, prompt);
@@ -464,18 +470,13 @@ fn rows_of_a_batch_speculate_independently() {
 
 /// A sampled row can end on a draft token it accepts (a stop string, the loop guard, its last
 /// allowed token) while its siblings go on. Its draft-model cache then holds a token its
-/// context never took: the next passes must leave the finished row alone. This panicked on the GPU machine
-/// (best-of-3 at temperature 1.0, the 0.5B drafting the 1.5B): "range start index 261 out of
-/// range for slice of length 260".
+/// context never took: the next passes must leave the finished row alone. This panicked on
+/// the GPU machine (best-of-3 at temperature 1.0, the 0.5B drafting the 1.5B): "range start
+/// index 261 out of range for slice of length 260".
 #[test]
 fn a_row_ending_on_an_accepted_draft_leaves_its_siblings_decoding() {
     let lm = smollm();
-    let tuning = SpecTuning {
-        adaptive: false,
-        p_min: 0.0,
-        max_draft: 6,
-        ..SpecTuning::default()
-    };
+    let tuning = self_drafting();
     let (mut lengths, mut stopped) = (std::collections::BTreeSet::new(), 0);
     for (i, prompt) in PROMPTS.iter().enumerate() {
         let sampling = SamplingParams {

@@ -191,6 +191,21 @@ struct RowWork {
 }
 
 impl RowWork {
+    /// Each new query (`[heads, 1, head_dim]`) with exactly the keys and values it may see:
+    /// the query at span position `i` sees the cache up to and including itself.
+    fn queries_with_what_they_see(&self) -> Result<Vec<(Tensor, Tensor, Tensor)>> {
+        (0..self.t)
+            .map(|i| {
+                let seen = self.past + i + 1;
+                Ok((
+                    self.q.narrow(1, i, 1)?,
+                    self.keys.narrow(1, 0, seen)?,
+                    self.values.narrow(1, 0, seen)?,
+                ))
+            })
+            .collect()
+    }
+
     /// Appends the row's new keys/values (`[kv_heads, t, head_dim]`) to its cache and pairs
     /// its queries (`[heads, t, head_dim]`) with everything now cached.
     fn append(
@@ -285,24 +300,7 @@ fn attend_row_split_heads(work: &RowWork, geometry: &Geometry) -> Result<Option<
         head_dim,
         scale,
     } = *geometry;
-    let RowWork {
-        q,
-        keys,
-        values,
-        past,
-        t,
-    } = work;
-    // Each query against exactly the keys it may see, as `attend_row` pairs them.
-    let queries = (0..*t)
-        .map(|i| {
-            let seen = past + i + 1;
-            Ok((
-                q.narrow(1, i, 1)?,
-                keys.narrow(1, 0, seen)?,
-                values.narrow(1, 0, seen)?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let queries = work.queries_with_what_they_see()?;
     let heads_of = |range: std::ops::Range<usize>| -> Result<Option<Vec<Vec<f32>>>> {
         queries
             .iter()
@@ -323,14 +321,14 @@ fn attend_row_split_heads(work: &RowWork, geometry: &Geometry) -> Result<Option<
     let (Some(first), Some(second)) = (first?, second?) else {
         return Ok(None);
     };
-    let mut out = Vec::with_capacity(t * heads * head_dim);
+    let mut out = Vec::with_capacity(work.t * heads * head_dim);
     for (a, b) in first.into_iter().zip(second) {
         out.extend(a);
         out.extend(b);
     }
     Ok(Some(Tensor::from_vec(
         out,
-        (*t, heads * head_dim),
+        (work.t, heads * head_dim),
         &Device::Cpu,
     )?))
 }
@@ -358,10 +356,7 @@ fn attend_row(work: &RowWork, geometry: &Geometry) -> Result<Tensor> {
         // then reproduces plain decoding bit for bit (a masked multi-query matmul takes
         // other gemm paths, and the rounding difference grows through the layers).
         let mut outputs = Vec::with_capacity(t);
-        for i in 0..t {
-            let seen = past + i + 1;
-            let q_one = q_span.narrow(1, i, 1)?;
-            let (keys_seen, values_seen) = (keys.narrow(1, 0, seen)?, values.narrow(1, 0, seen)?);
+        for (q_one, keys_seen, values_seen) in work.queries_with_what_they_see()? {
             if let Some(out) =
                 decode_attention::attend_one(&q_one, &keys_seen, &values_seen, group, scale as f32)?
             {
