@@ -163,6 +163,10 @@ if (!launchOnly) await check("a problem is solved in the window: plan, candidate
   await waitFor("return !!document.querySelector('#final-answer')", 240000);
   await waitFor("return document.querySelector('#status').innerText.startsWith('done')", 30000);
   await screenshot("desktop-solved.png");
+  // The app decodes with suffix drafting by default; the status line says what share of its
+  // guessed tokens the model kept, in words a student cannot take for their own drafts.
+  const status = await script("return document.querySelector('#status').innerText");
+  if (!/\d+% of guessed tokens kept/.test(status)) throw new Error(`status line: ${status}`);
   const plan = await script("const p = document.querySelector('#plan .markdown'); return p ? p.textContent.length : 0");
   if (plan < 20) throw new Error(`no plan shown (${plan} characters)`);
 });

@@ -129,8 +129,10 @@ pub fn StatusBar(state: RunState) -> impl IntoView {
             }
             if let Some(stats) = &v.stats {
                 line.push_str(&format!(" · {:.1} tok/s", stats.decode_tokens_per_s));
+                // Speculative decoding's guesses, not anyone's drafts: a student reads this line
+                // beside their own work, where "drafts" would mean theirs.
                 if let Some(rate) = stats.acceptance_rate {
-                    line.push_str(&format!(" · {:.0}% drafts accepted", rate * 100.0));
+                    line.push_str(&format!(" · {:.0}% of guessed tokens kept", rate * 100.0));
                 }
             }
             line
