@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Classroom load on an OpenAI-compatible server: C concurrent streaming clients for a fixed
-time each, for several C, against `k2 serve` and llama-cpp-python's server with the same GGUF
-on the same machine, in one run.
+time each, for several C, against `k2 serve` and llama.cpp's server (llama-cpp-python's, or
+llama.cpp's own `llama-server` binary with --llama-server, e.g. built with CUDA on the GPU
+machine) with the same GGUF on the same machine, in one run.
 
 Each client asks GSM8K problems one after another (streaming, temperature 0.7, max_tokens
 --max-tokens). Tokens are counted in a window of --seconds after a --warmup (steady state:
@@ -45,8 +46,10 @@ def wait_up(url, timeout=120):
         try:
             urllib.request.urlopen(url, timeout=2)
             return
-        except urllib.error.HTTPError:
-            return
+        except urllib.error.HTTPError as e:
+            if e.code != 503:  # 503: llama-server still loading the model
+                return
+            time.sleep(0.5)
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"{url} did not come up")
@@ -148,6 +151,7 @@ def load_level(port, clients, seconds, warmup, problems, max_tokens, headers):
         "aggregate_tok_s": sum(per_client) / elapsed,
         "per_client_tok_s": statistics.mean(per_client) / elapsed,
         "ttft_p50_s": pct(0.50),
+        "ttft_p95_s": pct(0.95),
         "ttft_p99_s": pct(0.99),
         "completed": completed[0],
         "errors": len(errors),
@@ -196,14 +200,15 @@ def bench(name, proc, port, levels, seconds, warmup, problems, max_tokens, heade
 def table(rows):
     base = {r["server"]: r["aggregate_tok_s"] for r in rows if r["clients"] == 1}
     lines = [
-        "| server | clients | aggregate tok/s | per-client tok/s | TTFT p50 | TTFT p99 | requests | errors | vs 1 client | rounds (tok/s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server | clients | aggregate tok/s | per-client tok/s | TTFT p50 | TTFT p95 | TTFT p99 | requests | errors | vs 1 client | rounds (tok/s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = r["aggregate_tok_s"] / base[r["server"]] if base.get(r["server"]) else float("nan")
         lines.append(
             f"| {r['server']} | {r['clients']} | {r['aggregate_tok_s']:.1f} | "
-            f"{r['per_client_tok_s']:.1f} | {r['ttft_p50_s']:.2f} s | {r['ttft_p99_s']:.2f} s | "
+            f"{r['per_client_tok_s']:.1f} | {r['ttft_p50_s']:.2f} s | "
+            f"{r.get('ttft_p95_s', float('nan')):.2f} s | {r['ttft_p99_s']:.2f} s | "
             f"{r['completed']} | {r['errors']} | {ratio:.2f}x | "
             f"{', '.join(str(x) for x in r.get('rounds', []))} |"
         )
@@ -221,6 +226,11 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/gsm8k-dev.jsonl"))
     ap.add_argument("--skip-llama", action="store_true")
+    ap.add_argument("--llama-server", metavar="BIN",
+                    help="llama.cpp's own server binary instead of llama-cpp-python's "
+                         "(all layers on the GPU, one slot per client of the largest level)")
+    ap.add_argument("--context-per-slot", type=int, default=2048,
+                    help="llama-server's context per slot (--llama-server)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat the levels, alternating, and report each level's median")
     ap.add_argument("--k2-flag", action="append", default=[],
@@ -244,7 +254,20 @@ def main():
                   args.max_tokens, {"Authorization": f"Bearer {TOKEN}",
                                     "Content-Type": "application/json"}, args.rounds)
 
-    if not args.skip_llama:
+    if args.llama_server and not args.skip_llama:
+        port = free_port()
+        proc = run_server(
+            "llama-server",
+            [args.llama_server, "--model", str(gguf), "--port", str(port), "--host", "127.0.0.1",
+             "--n-gpu-layers", "999", "--parallel", str(max_rows),
+             "--ctx-size", str(args.context_per_slot * max_rows), "--threads", str(args.threads),
+             "--no-webui"],
+            port, "/health",
+        )
+        rows += bench("llama-server", proc, port, args.clients, args.seconds, args.warmup,
+                      problems, args.max_tokens, {"Content-Type": "application/json"},
+                      args.rounds)
+    elif not args.skip_llama:
         port = free_port()
         proc = run_server(
             "llama-cpp-python",

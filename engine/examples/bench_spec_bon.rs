@@ -103,6 +103,12 @@ fn main() -> Result<()> {
         )?)
     };
     let target = load(&args.model)?;
+    // With the copy bandwidth measured beside it (scripts/gpu/spec.sh), the memory floor of a
+    // decoding step.
+    println!(
+        "target weights read per decoding step: {:.3} GB",
+        target.model.decode_weight_bytes() as f64 / 1e9
+    );
     let mut draft = args.draft.as_deref().map(load).transpose()?;
     if let Some(d) = draft.as_mut() {
         // As `k2 --draft` loads it: the draft predicts the first 65536 ids only.

@@ -4,8 +4,8 @@
 //!   our real small models and every storage format, plus the CUDA paths the decoders use
 //!   (batched rows, multi-position verification passes, cache truncation) against decoding
 //!   one row, one token at a time.
-//! `device_bench bench --format q4_k_m|q8_0|bf16`: the K2-Think 32B geometry with random
-//!   weights built on the GPU: copy bandwidth, decode tokens/s at several batch sizes,
+//! `device_bench bench --format q4_k_m|q8_0|bf16 [--geometry qwen2.5-1.5b]`: the K2-Think 32B
+//!   geometry (or the published 1.5B solver's) with random weights built on the GPU: copy bandwidth, decode tokens/s at several batch sizes,
 //!   prefill tokens/s, the cost of a target pass over 1..8 positions, and decode as a
 //!   fraction of the memory-bandwidth floor; for Q8_0 and Q4_K_M also decoding through
 //!   candle's quantized kernels instead of ours, same model and process.
@@ -55,8 +55,9 @@ fn main() -> Result<()> {
                 .map(|b| b.parse())
                 .collect::<std::result::Result<_, _>>()?;
             let steps = flag("--steps").map_or(Ok(32), |s| s.parse())?;
-            let layers = flag("--layers").map_or(Ok(64), |s| s.parse())?;
-            bench(&device, format, &batches, steps, layers)?
+            let geometry = Geometry::parse(flag("--geometry").as_deref())?;
+            let layers = flag("--layers").map_or(Ok(geometry.default_layers()), |s| s.parse())?;
+            bench(&device, geometry, format, &batches, steps, layers)?
         }
         Some("products") => products(&device, flag("--formats").as_deref())?,
         Some("real") => {
@@ -72,13 +73,14 @@ fn main() -> Result<()> {
             let format = flag("--format").unwrap_or_else(|| "q8_0".into());
             let format = WeightFormat::parse(&format).context("unknown --format")?;
             let rows = flag("--rows").map_or(Ok(1), |s| s.parse())?;
+            let geometry = Geometry::parse(flag("--geometry").as_deref())?;
             let layers = flag("--layers").map_or(Ok(2), |s| s.parse())?;
             let context = flag("--context").map_or(Ok(64), |s| s.parse())?;
-            profile(&device, format, rows, layers, context)?
+            profile(&device, geometry, format, rows, layers, context)?
         }
         _ => bail!(
             "usage: device_bench check | bench --format F [--batches 1,3,16] [--steps N] \
-             [--layers N] [--cpu] [--out FILE] | products [--formats Q8_0,Q4K,Q6K] | real --model FILE.gguf [--steps N] | profile --format F [--rows N] [--layers N] [--context N] | arch [--dir D]"
+             [--layers N] [--geometry k2-think-32b|qwen2.5-1.5b] [--cpu] [--out FILE] | products [--formats Q8_0,Q4K,Q6K] | real --model FILE.gguf [--steps N] | profile --format F [--geometry G] [--rows N] [--layers N] [--context N] | arch [--dir D]"
         ),
     };
     if let Some(out) = out {
@@ -141,6 +143,61 @@ fn k2_think_32b(layers: usize) -> ModelConfig {
         rms_norm_eps: 1e-5,
         context_length: 4096,
         switches: Default::default(),
+    }
+}
+
+/// Qwen2.5-1.5B, the published solver's geometry (tied output, as the real file).
+fn qwen25_15b(layers: usize) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::Qwen2,
+        vocab_size: 151936,
+        hidden_size: 1536,
+        intermediate_size: 8960,
+        num_layers: layers,
+        num_heads: 12,
+        num_kv_heads: 2,
+        head_dim: 128,
+        rope_theta: 1_000_000.0,
+        rope_style: RopeStyle::Halves,
+        rms_norm_eps: 1e-6,
+        context_length: 32768,
+        switches: Default::default(),
+    }
+}
+
+/// The geometries `bench` and `profile` can build: the 32B, whose big matrices show the
+/// products' speed, and the 1.5B, whose small ones show what launches and small kernels cost.
+#[derive(Clone, Copy)]
+enum Geometry {
+    K2Think32b,
+    Qwen25_1_5b,
+}
+
+impl Geometry {
+    fn parse(name: Option<&str>) -> Result<Self> {
+        match name.unwrap_or("k2-think-32b") {
+            "k2-think-32b" => Ok(Self::K2Think32b),
+            "qwen2.5-1.5b" => Ok(Self::Qwen25_1_5b),
+            other => bail!("unknown --geometry {other} (k2-think-32b, qwen2.5-1.5b)"),
+        }
+    }
+
+    fn default_layers(self) -> usize {
+        match self {
+            Self::K2Think32b => 64,
+            Self::Qwen25_1_5b => 28,
+        }
+    }
+
+    fn config(self, layers: usize) -> ModelConfig {
+        match self {
+            Self::K2Think32b => k2_think_32b(layers),
+            Self::Qwen25_1_5b => qwen25_15b(layers),
+        }
+    }
+
+    fn tied_output(self) -> bool {
+        matches!(self, Self::Qwen25_1_5b)
     }
 }
 
@@ -648,20 +705,21 @@ fn real_model(gpu: &Device, path: &std::path::Path, steps: usize) -> Result<Valu
     Ok(json!({ "model": path.display().to_string(), "real": results }))
 }
 
-/// One op-by-op decoding step of the K2-Think geometry (`layers` layers) between the CUDA
+/// One op-by-op decoding step of a geometry (`layers` layers) between the CUDA
 /// profiler's start and stop, for `ncu --profile-from-start off`: each kernel's time and
 /// bytes, to see where a step's time beyond the weight reads goes.
 fn profile(
     gpu: &Device,
+    geometry: Geometry,
     format: WeightFormat,
     rows: usize,
     layers: usize,
     context: usize,
 ) -> Result<Value> {
     let spec = SyntheticSpec {
-        config: k2_think_32b(layers),
+        config: geometry.config(layers),
         format,
-        tied_output: false,
+        tied_output: geometry.tied_output(),
         seed: 5,
         dense_reference: false,
     };
@@ -894,6 +952,7 @@ fn copy_bandwidth(device: &Device) -> Result<f64> {
 
 fn bench(
     gpu: &Device,
+    geometry: Geometry,
     format: WeightFormat,
     batches: &[usize],
     steps: usize,
@@ -903,9 +962,9 @@ fn bench(
     println!("copy bandwidth (read + write): {bandwidth:.0} GB/s");
 
     let spec = SyntheticSpec {
-        config: k2_think_32b(layers),
+        config: geometry.config(layers),
         format,
-        tied_output: false,
+        tied_output: geometry.tied_output(),
         seed: 5,
         dense_reference: false,
     };

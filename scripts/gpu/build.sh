@@ -25,5 +25,6 @@ xz -f -T2 .device/bench_spec_bon
 if [ "${1:-}" = "--cli" ]; then
     cargo build --release --features cuda -p k2
     strip -o .device/k2 "$CARGO_TARGET_DIR/release/k2"
+    xz -f -T2 .device/k2
 fi
 ls -l .device/

@@ -26,3 +26,13 @@ for _, k in sorted(kernels.items()):
     total += us
     print(f"{us:9.2f} us {b / 1e6:9.2f} MB {b / us / 1e6 if us else 0:5.2f} TB/s  {k['name']}")
 print(f"{total:9.2f} us in {len(kernels)} kernels")
+# Grouped by kernel: over many layers, which kinds of kernel the step's time goes to.
+groups = {}
+for k in kernels.values():
+    g = groups.setdefault(k["name"], [0, 0.0, 0.0])
+    g[0] += 1
+    g[1] += k.get("us", 0.0)
+    g[2] += k.get("bytes", 0.0)
+print("\nby kernel: launches, total time, share, bytes")
+for name, (count, us, b) in sorted(groups.items(), key=lambda item: -item[1][1]):
+    print(f"{count:5d} {us:9.2f} us {100 * us / total if total else 0:5.1f}% {b / 1e6:9.2f} MB  {name}")

@@ -18,6 +18,15 @@ DATA=$3
 mkdir -p "$OUT" "$K"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader \
     | tee "$OUT/gpu.txt"
+# The memory floor's bandwidth, measured in the same run (bytes read + written per second).
+python3 -c "
+import torch, time
+a = torch.empty(1 << 30, dtype=torch.uint8, device='cuda'); b = torch.empty_like(a)
+for _ in range(3): b.copy_(a)
+torch.cuda.synchronize(); t = time.perf_counter()
+for _ in range(20): b.copy_(a)
+torch.cuda.synchronize(); s = (time.perf_counter() - t) / 20
+print(f'copy bandwidth (read + write): {2 * a.numel() / s / 1e9:.0f} GB/s')" | tee "$OUT/bandwidth.txt"
 xz -dc .device/bench_spec_bon.xz > "$K/bench_spec_bon" && chmod +x "$K/bench_spec_bon" || exit 1
 cat "$K"/t[0-9][0-9] > "$K/target.gguf" && echo "$1  $K/target.gguf" | sha256sum -c || exit 1
 decoders=off,suffix,ngram
