@@ -146,25 +146,6 @@ fn k2_think_32b(layers: usize) -> ModelConfig {
     }
 }
 
-/// Qwen2.5-1.5B, the published solver's geometry (tied output, as the real file).
-fn qwen25_15b(layers: usize) -> ModelConfig {
-    ModelConfig {
-        architecture: Architecture::Qwen2,
-        vocab_size: 151936,
-        hidden_size: 1536,
-        intermediate_size: 8960,
-        num_layers: layers,
-        num_heads: 12,
-        num_kv_heads: 2,
-        head_dim: 128,
-        rope_theta: 1_000_000.0,
-        rope_style: RopeStyle::Halves,
-        rms_norm_eps: 1e-6,
-        context_length: 32768,
-        switches: Default::default(),
-    }
-}
-
 /// The geometries `bench` and `profile` can build: the 32B, whose big matrices show the
 /// products' speed, and the 1.5B, whose small ones show what launches and small kernels cost.
 #[derive(Clone, Copy)]
@@ -192,7 +173,7 @@ impl Geometry {
     fn config(self, layers: usize) -> ModelConfig {
         match self {
             Self::K2Think32b => k2_think_32b(layers),
-            Self::Qwen25_1_5b => qwen25_15b(layers),
+            Self::Qwen25_1_5b => support::qwen25_15b(layers),
         }
     }
 
