@@ -159,8 +159,12 @@ def load_level(port, clients, seconds, warmup, problems, max_tokens, headers):
     }
 
 
-def run_server(name, args, port, health):
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_server(name, args, port, health, log_dir=None, env=None):
+    """Starts a server; with `log_dir`, its output goes to LOG_DIR/NAME.log (else nowhere)."""
+    log = open(Path(log_dir) / f"{name.replace(' ', '-')}.log", "w") if log_dir else None
+    proc = subprocess.Popen(args, stdout=log or subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
     try:
         wait_up(f"http://127.0.0.1:{port}{health}")
     except Exception:
@@ -236,6 +240,9 @@ def main():
     ap.add_argument("--k2-flag", action="append", default=[],
                     help="extra flag for k2 serve (repeatable), e.g. --k2-flag=--no-prefix-cache")
     ap.add_argument("--out", help="write the rows as JSON here")
+    ap.add_argument("--server-logs", metavar="DIR",
+                    help="keep each server's output here; k2 serve's then holds its scheduler's "
+                         "step times (forward, sampling, rows) every 100 steps")
     args = ap.parse_args()
 
     problems = [json.loads(l)["problem"] for l in open(args.data, encoding="utf-8")][:200]
@@ -248,7 +255,7 @@ def main():
         "k2 serve",
         [args.k2, "serve", "--model", str(gguf), "--port", str(port), "--token", TOKEN,
          "--max-rows", str(max_rows), "--max-waiting", str(4 * max_rows), *args.k2_flag],
-        port, "/health",
+        port, "/health", args.server_logs, {"RUST_LOG": "warn,k2_engine::serving=debug"},
     )
     rows += bench("k2 serve", proc, port, args.clients, args.seconds, args.warmup, problems,
                   args.max_tokens, {"Authorization": f"Bearer {TOKEN}",
@@ -262,7 +269,7 @@ def main():
              "--n-gpu-layers", "999", "--parallel", str(max_rows),
              "--ctx-size", str(args.context_per_slot * max_rows), "--threads", str(args.threads),
              "--no-webui"],
-            port, "/health",
+            port, "/health", args.server_logs,
         )
         rows += bench("llama-server", proc, port, args.clients, args.seconds, args.warmup,
                       problems, args.max_tokens, {"Content-Type": "application/json"},

@@ -47,7 +47,7 @@ run)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
     PYTHONUNBUFFERED=1 python3 scripts/bench_serve.py --k2 "$K/k2" --model "$model" \
         --llama-server "$LLAMA/build/bin/llama-server" --data "$K/gsm8k-dev.jsonl" \
-        --threads 8 --out "$OUT/serve-$name.json" "$@" 2>"$OUT/serve-$name.log" \
+        --threads 8 --server-logs "$OUT" --out "$OUT/serve-$name.json" "$@" 2>"$OUT/serve-$name.log" \
         | tee "$OUT/serve-$name.md"
     ;;
 *)

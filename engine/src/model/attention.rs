@@ -145,17 +145,26 @@ fn cuda_self_attention(
         return Ok(fused.clone());
     }
     // Spans in order: short ones are slices of the fused result, long ones attend as on CPU.
+    // Consecutive short spans are consecutive lanes of the fused result, so they go in as
+    // one slice: a server's step of 63 decoding rows and one prompt then joins 3 pieces per
+    // layer, not 64 (a copy launch each).
     let (heads, kv_heads, head_dim) = (geometry.heads, geometry.kv_heads, geometry.head_dim);
     let mut outputs = Vec::with_capacity(spans.len());
     let mut lane = 0;
+    // Lanes of the fused result not yet in `outputs`: from `lane - pending` to `lane`.
+    let mut pending = 0;
     for (row, &(start, t)) in spans.iter().enumerate() {
         if t == 0 {
             continue;
         }
-        if let (true, Some(fused)) = (is_short(t), &fused) {
-            outputs.push(fused.narrow(0, lane, t)?);
+        if let (true, Some(_)) = (is_short(t), &fused) {
             lane += t;
+            pending += t;
             continue;
+        }
+        if let (true, Some(fused)) = (pending > 0, &fused) {
+            outputs.push(fused.narrow(0, lane - pending, pending)?);
+            pending = 0;
         }
         let (cos, sin) = (cos.narrow(0, start, t)?, sin.narrow(0, start, t)?);
         let rows = |x: &Tensor, count| heads_major(&x.narrow(0, start, t)?, count, head_dim);
@@ -164,6 +173,9 @@ fn cuda_self_attention(
         let v_span = rows(v, kv_heads)?.squeeze(0)?;
         let work = RowWork::append(cache, layer, row, q_span, &k_span, &v_span)?;
         outputs.push(attend_row(&work, geometry)?);
+    }
+    if let (true, Some(fused)) = (pending > 0, &fused) {
+        outputs.push(fused.narrow(0, lane - pending, pending)?);
     }
     Ok(if outputs.len() == 1 {
         outputs.pop().expect("one output")
