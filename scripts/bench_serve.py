@@ -208,12 +208,13 @@ def table(rows):
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ratio = r["aggregate_tok_s"] / base[r["server"]] if base.get(r["server"]) else float("nan")
+        ratio = (f"{r['aggregate_tok_s'] / base[r['server']]:.2f}x" if base.get(r["server"])
+                 else "-")
         lines.append(
             f"| {r['server']} | {r['clients']} | {r['aggregate_tok_s']:.1f} | "
             f"{r['per_client_tok_s']:.1f} | {r['ttft_p50_s']:.2f} s | "
             f"{r.get('ttft_p95_s', float('nan')):.2f} s | {r['ttft_p99_s']:.2f} s | "
-            f"{r['completed']} | {r['errors']} | {ratio:.2f}x | "
+            f"{r['completed']} | {r['errors']} | {ratio} | "
             f"{', '.join(str(x) for x in r.get('rounds', []))} |"
         )
     return "\n".join(lines)
