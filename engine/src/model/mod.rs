@@ -18,6 +18,7 @@ mod cuda_q8;
 #[cfg(feature = "cuda")]
 mod cuda_util;
 mod decode_attention;
+pub mod delta_rule;
 mod host_logits;
 mod kernel_op;
 mod kv_cache;
