@@ -33,9 +33,21 @@ pub struct HeadInputs<'a> {
     pub beta: &'a [f32],
 }
 
-impl HeadInputs<'_> {
+impl<'a> HeadInputs<'a> {
     fn tokens(&self) -> usize {
         self.g.len()
+    }
+
+    /// The inputs of tokens `from..to`.
+    pub fn span(&self, dims: HeadDims, from: usize, to: usize) -> HeadInputs<'a> {
+        let (dk, dv) = (dims.key_dim, dims.value_dim);
+        HeadInputs {
+            q: &self.q[from * dk..to * dk],
+            k: &self.k[from * dk..to * dk],
+            v: &self.v[from * dv..to * dv],
+            g: &self.g[from..to],
+            beta: &self.beta[from..to],
+        }
     }
 }
 
@@ -100,16 +112,10 @@ pub fn recurrent_with_snapshots(
     x: &HeadInputs<'_>,
     out: &mut [f32],
 ) -> Vec<Vec<f32>> {
-    let (dk, dv) = (dims.key_dim, dims.value_dim);
+    let dv = dims.value_dim;
     (0..x.tokens())
         .map(|t| {
-            let one = HeadInputs {
-                q: &x.q[t * dk..][..dk],
-                k: &x.k[t * dk..][..dk],
-                v: &x.v[t * dv..][..dv],
-                g: &x.g[t..t + 1],
-                beta: &x.beta[t..t + 1],
-            };
+            let one = x.span(dims, t, t + 1);
             recurrent(state, dims, &one, &mut out[t * dv..][..dv]);
             state.to_vec()
         })
@@ -266,19 +272,28 @@ mod tests {
         }
     }
 
-    /// Per head: normalized q, k and the raw v, g, beta.
-    fn head_inputs(f: &Fixture, head: usize) -> [Vec<f32>; 5] {
-        let (dk, dv) = (f.dims.key_dim, f.dims.value_dim);
-        let mut q = f.head(&f.array("q"), head, dk);
-        let mut k = f.head(&f.array("k"), head, dk);
-        normalize_queries_and_keys(&mut q, &mut k, dk);
-        [
-            q,
-            k,
-            f.head(&f.array("v"), head, dv),
-            f.head(&f.array("g"), head, 1),
-            f.head(&f.array("beta"), head, 1),
-        ]
+    /// One head's inputs, owned: normalized q and k, and the raw v, g, beta.
+    struct OwnedHead([Vec<f32>; 5]);
+
+    impl OwnedHead {
+        fn load(f: &Fixture, head: usize) -> OwnedHead {
+            let (dk, dv) = (f.dims.key_dim, f.dims.value_dim);
+            let mut q = f.head(&f.array("q"), head, dk);
+            let mut k = f.head(&f.array("k"), head, dk);
+            normalize_queries_and_keys(&mut q, &mut k, dk);
+            OwnedHead([
+                q,
+                k,
+                f.head(&f.array("v"), head, dv),
+                f.head(&f.array("g"), head, 1),
+                f.head(&f.array("beta"), head, 1),
+            ])
+        }
+
+        fn inputs(&self) -> HeadInputs<'_> {
+            let [q, k, v, g, beta] = &self.0;
+            HeadInputs { q, k, v, g, beta }
+        }
     }
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -296,14 +311,8 @@ mod tests {
         let expected_out = f.array("recurrent_out");
         let expected_state = f.array("recurrent_state");
         for head in 0..f.heads {
-            let [q, k, v, g, beta] = head_inputs(&f, head);
-            let x = HeadInputs {
-                q: &q,
-                k: &k,
-                v: &v,
-                g: &g,
-                beta: &beta,
-            };
+            let owned = OwnedHead::load(&f, head);
+            let x = owned.inputs();
             let want_out = f.head(&expected_out, head, dv);
             let want_state = f.state(&expected_state, head);
             for chunk in [None, Some(64), Some(7)] {
@@ -336,15 +345,10 @@ mod tests {
     #[test]
     fn qwen35_delta_rule_rolled_back_to_a_snapshot_equals_never_having_gone_further() {
         let f = Fixture::load();
-        let (dk, dv) = (f.dims.key_dim, f.dims.value_dim);
-        let [q, k, v, g, beta] = head_inputs(&f, 0);
-        let part = |from: usize, to: usize| HeadInputs {
-            q: &q[from * dk..to * dk],
-            k: &k[from * dk..to * dk],
-            v: &v[from * dv..to * dv],
-            g: &g[from..to],
-            beta: &beta[from..to],
-        };
+        let dv = f.dims.value_dim;
+        let owned = OwnedHead::load(&f, 0);
+        let all = owned.inputs();
+        let part = |from: usize, to: usize| all.span(f.dims, from, to);
         let initial = f.state(&f.array("initial_state"), 0);
         let (prefix, drafted, accepted) = (40, 6, 2);
         let mut state = initial.clone();
@@ -382,16 +386,11 @@ mod tests {
     #[test]
     fn qwen35_delta_rule_prefill_in_chunks_then_decoding_continues_the_same_state() {
         let f = Fixture::load();
-        let (dk, dv) = (f.dims.key_dim, f.dims.value_dim);
-        let [q, k, v, g, beta] = head_inputs(&f, 1);
+        let dv = f.dims.value_dim;
+        let owned = OwnedHead::load(&f, 1);
+        let all = owned.inputs();
         let split = 70;
-        let part = |from: usize, to: usize| HeadInputs {
-            q: &q[from * dk..to * dk],
-            k: &k[from * dk..to * dk],
-            v: &v[from * dv..to * dv],
-            g: &g[from..to],
-            beta: &beta[from..to],
-        };
+        let part = |from: usize, to: usize| all.span(f.dims, from, to);
         let initial = f.state(&f.array("initial_state"), 1);
         let mut whole_state = initial.clone();
         let mut whole = vec![0f32; f.tokens * dv];
