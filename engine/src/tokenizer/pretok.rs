@@ -24,6 +24,11 @@ const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])
 /// Qwen2: Llama 3's regex with every digit on its own.
 const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// Qwen3.5 (`qwen35`): Qwen2's regex whose letter runs also take combining marks (and whose
+/// punctuation runs leave them out), every digit on its own. llama.cpp applies no Unicode
+/// normalization for it (transformers' tokenizer adds NFC); this engine follows llama.cpp.
+const QWEN35: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// K2 Horizon: Llama 3's regex whose letter runs also take combining marks and the zero-width
 /// (non-)joiners, so an accented or Indic word stays one piece; digits in groups of up to three.
 const K2_HORIZON: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?(?:\p{L}|\p{M}|\x{200C}|\x{200D})+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -39,6 +44,8 @@ pub enum PreTokenizerKind {
     Llama3,
     /// `qwen2`, `deepseek-r1-qwen`, `megrez`.
     Qwen2,
+    /// `qwen35`: Qwen3.5 (see [`QWEN35`]).
+    Qwen35,
     /// `smollm` (and the StarCoder family): every digit isolated, then the GPT-2 regex.
     SmolLm,
     /// `k2-horizon`: its own regex (see [`K2_HORIZON`]); text is NFC-normalized first.
@@ -56,6 +63,7 @@ impl PreTokenizerKind {
                 Self::Llama3
             }
             "qwen2" | "deepseek-r1-qwen" | "megrez" => Self::Qwen2,
+            "qwen35" => Self::Qwen35,
             "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
             | "minerva-7b" => Self::SmolLm,
             "k2-horizon" => Self::K2Horizon,
@@ -70,6 +78,7 @@ impl PreTokenizerKind {
             Self::Gpt2 => &[GPT2],
             Self::Llama3 => &[LLAMA3],
             Self::Qwen2 => &[QWEN2],
+            Self::Qwen35 => &[QWEN35],
             Self::SmolLm => &[r"\p{N}", GPT2],
             Self::K2Horizon => &[K2_HORIZON],
         }
@@ -88,6 +97,7 @@ impl PreTokenizerKind {
             Self::Gpt2 => "gpt2",
             Self::Llama3 => "llama3",
             Self::Qwen2 => "qwen2",
+            Self::Qwen35 => "qwen35",
             Self::SmolLm => "smollm",
             Self::K2Horizon => "k2-horizon",
         }
@@ -167,6 +177,18 @@ mod tests {
     }
 
     #[test]
+    fn qwen35_keeps_combining_marks_in_words_and_digits_alone() {
+        // "e" + U+0301 stays in its word, where Qwen2's regex cuts before the mark; and a mark
+        // after punctuation is not swallowed by the punctuation run.
+        assert_eq!(words(PreTokenizerKind::Qwen35, "cafe\u{301}").len(), 1);
+        assert!(words(PreTokenizerKind::Qwen2, "cafe\u{301}").len() > 1);
+        assert_eq!(
+            words(PreTokenizerKind::Qwen35, "x 1234"),
+            ["x", "Ġ", "1", "2", "3", "4"]
+        );
+    }
+
+    #[test]
     fn whitespace_lookahead_works() {
         assert_eq!(
             words(PreTokenizerKind::Gpt2, "a  b\n"),
@@ -191,6 +213,10 @@ mod tests {
         assert_eq!(
             PreTokenizerKind::from_gguf_name("k2-horizon"),
             Some(PreTokenizerKind::K2Horizon)
+        );
+        assert_eq!(
+            PreTokenizerKind::from_gguf_name("qwen35"),
+            Some(PreTokenizerKind::Qwen35)
         );
         assert_eq!(PreTokenizerKind::from_gguf_name("nonsense"), None);
     }
