@@ -1,6 +1,6 @@
 //! Qwen3.5's forward pass written out plainly in f32 from its GGUF file, against
-//! transformers' logits on the same weights (`tests/fixtures/qwen35/`, made by
-//! `scripts/fixtures/qwen35_fixtures.py`): the hybrid-models issue's first check of the
+//! transformers' logits on the same weights and llama.cpp's on the same file
+//! (`tests/fixtures/qwen35/`, made by `scripts/fixtures/qwen35_fixtures.py`): the hybrid-models issue's first check of the
 //! architecture as this engine reads it (GGUF names, stored w+1 norms, -exp(A_log), the tiled
 //! value-head order, partial rotary embedding, the query gate, the gated delta rule of
 //! `k2_engine::model::delta_rule`). The engine's own hybrid path, once built, is held to it.
@@ -465,7 +465,18 @@ fn rotate_partial(head: &mut [f32], pos: usize, rotary: usize, theta: f32) {
     }
 }
 
-fn case_tokens_and_reference(case: &str) -> (Vec<u32>, Vec<Vec<f32>>) {
+fn read_logits(dir: &Path, file: &str, vocab: usize) -> Vec<Vec<f32>> {
+    let values: Vec<f32> = std::fs::read(dir.join(file))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    values.chunks_exact(vocab).map(<[f32]>::to_vec).collect()
+}
+
+/// The case's tokens, and the logits of transformers (on the Hugging Face weights) and of
+/// llama.cpp (on the F32 GGUF file) after each of them.
+fn case_tokens_and_references(case: &str) -> (Vec<u32>, [Vec<Vec<f32>>; 2]) {
     let dir = fixture_dir(case);
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
@@ -476,15 +487,11 @@ fn case_tokens_and_reference(case: &str) -> (Vec<u32>, Vec<Vec<f32>>) {
         .map(|t| t.as_u64().unwrap() as u32)
         .collect();
     let vocab = meta["vocab"].as_u64().unwrap() as usize;
-    let logits: Vec<f32> = std::fs::read(dir.join("reference-transformers.f32"))
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (
-        tokens,
-        logits.chunks_exact(vocab).map(<[f32]>::to_vec).collect(),
-    )
+    let references = [
+        read_logits(&dir, "reference-transformers.f32", vocab),
+        read_logits(&dir, "reference-llamacpp-f32.f32", vocab),
+    ];
+    (tokens, references)
 }
 
 fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
@@ -498,14 +505,16 @@ fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 const CASES: [&str; 2] = ["qwen35-hybrid-k2-v4", "qwen35-tied-k2-v2"];
 
 #[test]
-fn qwen35_gguf_prefill_matches_transformers() {
+fn qwen35_gguf_prefill_matches_transformers_and_llama_cpp() {
     for case in CASES {
         let model = Qwen35::load(&fixture_dir(case).join("model-f32.gguf"));
-        let (tokens, reference) = case_tokens_and_reference(case);
+        let (tokens, references) = case_tokens_and_references(case);
         let logits = model.forward(&tokens, &mut model.new_state());
         // Logits reach about 4.5; a wrong value-head order puts them 5 apart.
-        let err = max_abs_diff(&logits, &reference);
-        assert!(err < 1e-4, "{case}: {err}");
+        for (name, reference) in ["transformers", "llama.cpp"].iter().zip(&references) {
+            let err = max_abs_diff(&logits, reference);
+            assert!(err < 1e-4, "{case} against {name}: {err}");
+        }
     }
 }
 
@@ -513,7 +522,7 @@ fn qwen35_gguf_prefill_matches_transformers() {
 fn qwen35_decoding_token_by_token_continues_a_prefill_exactly() {
     for case in CASES {
         let model = Qwen35::load(&fixture_dir(case).join("model-f32.gguf"));
-        let (tokens, reference) = case_tokens_and_reference(case);
+        let (tokens, [reference, _]) = case_tokens_and_references(case);
         let mut state = model.new_state();
         let split = 50;
         let mut logits = model.forward(&tokens[..split], &mut state);

@@ -51,6 +51,8 @@ struct Golden {
     /// Tokens the golden's vocabulary adds to the model file's (Qwen3's to Qwen2.5's).
     #[serde(default)]
     added_tokens: Vec<AddedToken>,
+    /// The pre-tokenizer the golden's vocabulary names, where it replaces the model file's.
+    tokenizer_pre: Option<String>,
     bos_id: Option<i64>,
     eos_id: Option<i64>,
     add_bos: Option<bool>,
@@ -149,9 +151,9 @@ fn smollm_matches_llama_cpp() {
     check_golden("tokenizer-smollm.json");
 }
 
-/// The model file's vocabulary with `added` written in as user-defined tokens (GGUF token
-/// type 4), exactly as the golden's generator wrote its vocab-only file.
-fn with_added_tokens(file: &str, added: &[AddedToken]) -> Tokenizer {
+/// The model file's vocabulary as the golden's generator wrote its vocab-only file: `added`
+/// written in as user-defined tokens (GGUF token type 4), and `pre` as its pre-tokenizer.
+fn edited_vocabulary(file: &str, added: &[AddedToken], pre: Option<&str>) -> Tokenizer {
     use gguf_file::Value;
     const USER_DEFINED: i32 = 4;
     let path = model_path(file);
@@ -172,6 +174,12 @@ fn with_added_tokens(file: &str, added: &[AddedToken]) -> Tokenizer {
             Value::I32(USER_DEFINED),
         );
     }
+    if let Some(pre) = pre {
+        content.metadata.insert(
+            "tokenizer.ggml.pre".to_owned(),
+            Value::String(pre.to_owned()),
+        );
+    }
     Tokenizer::from_gguf(&content, &path).unwrap()
 }
 
@@ -188,9 +196,21 @@ fn qwen3_matches_llama_cpp() {
             .any(|t| t.id == 151667 && t.text == "<think>"),
         "{name} does not add Qwen3's <think>"
     );
-    let tok = with_added_tokens(&g.model_file, &g.added_tokens);
+    let tok = edited_vocabulary(&g.model_file, &g.added_tokens, None);
     assert_eq!(tok.encode("<think>", false).unwrap(), [151667]);
     assert_eq!(tok.decode(&[151667, 151668]).unwrap(), "<think></think>");
+    check_golden_doc(name, &tok, g);
+}
+
+/// Qwen3.5's pre-tokenizer (`qwen35`: letter runs take combining marks) on Qwen2.5's vocabulary:
+/// words cut as llama.cpp cuts them, over the golden corpus and texts with combining marks.
+#[test]
+fn qwen35_pre_tokenizer_matches_llama_cpp() {
+    let name = "tokenizer-qwen35-pre.json";
+    let g = golden(name);
+    assert_eq!(g.tokenizer_pre.as_deref(), Some("qwen35"));
+    let tok = edited_vocabulary(&g.model_file, &g.added_tokens, g.tokenizer_pre.as_deref());
+    assert_eq!(tok.pre_tokenizer(), "qwen35");
     check_golden_doc(name, &tok, g);
 }
 
