@@ -1,4 +1,4 @@
-//! Real reasoning models' chat templates (Qwen3, QwQ, DeepSeek-R1 distill) and a K2-Horizon-
+//! Real reasoning models' chat templates (Qwen3, QwQ, Qwen3.5, DeepSeek-R1 distill) and a K2-Horizon-
 //! style one with `{% generation %}` markers, rendered with thinking on and off and at every
 //! effort, compared byte for byte with Python's Jinja2 (`fixtures/chat_templates/goldens.json`,
 //! written by `make_goldens.py` there).
@@ -26,6 +26,10 @@ fn template(file: &str, bos: &str, eos: &str) -> ChatTemplate {
 
 fn qwen3() -> ChatTemplate {
     template("Qwen-Qwen3-0.6B.jinja", "", "<|im_end|>")
+}
+
+fn qwen35() -> ChatTemplate {
+    template("Qwen-Qwen3.5-4B.jinja", "", "<|im_end|>")
 }
 
 fn r1_distill() -> ChatTemplate {
@@ -173,6 +177,17 @@ fn effort_opens_the_right_think_block_for_each_family() {
     assert_eq!(prompt_opens_reasoning(&low), None);
     let high = prompt_at(&qwen3(), Some(Effort::High));
     assert!(high.ends_with("<|im_start|>assistant\n"), "{high:?}");
+
+    // Qwen3.5 opens the think block itself with thinking on (its default); low closes it empty.
+    let high = prompt_at(&qwen35(), Some(Effort::High));
+    assert!(
+        high.ends_with("<|im_start|>assistant\n<think>\n"),
+        "{high:?}"
+    );
+    assert_eq!(prompt_opens_reasoning(&high), Some("<think>"));
+    let low = prompt_at(&qwen35(), Some(Effort::Low));
+    assert!(low.ends_with("<think>\n\n</think>\n\n"), "{low:?}");
+    assert_eq!(prompt_opens_reasoning(&low), None);
 
     // This R1 distill template prefills `<think>\n` with thinking on: output starts inside.
     let r1 = prompt_at(&r1_distill(), Some(Effort::Medium));
