@@ -214,6 +214,50 @@ fn qwen35_pre_tokenizer_matches_llama_cpp() {
     check_golden_doc(name, &tok, g);
 }
 
+/// llama.cpp's own test vectors for the `qwen35` pre-tokenizer (`models/ggml-vocab-qwen35.gguf
+/// .inp/.out` in its sources, as its `test-tokenizer-0` tokenizes them: no special tokens).
+/// Their vocabulary is Qwen2's, the same tokens and merges as our Qwen2.5 test model's except
+/// 19 control tokens that plain text never yields, so the test model's vocabulary with
+/// `pre = qwen35` must give exactly their ids. (These vectors come out the same under `qwen2`;
+/// what only `qwen35` gets right is in `tokenizer-qwen35-pre.json`'s Thai and Arabic cases.)
+#[test]
+fn qwen35_pre_tokenizer_passes_llama_cpps_own_test_vectors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/llama.cpp-vocab-tests");
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    let inputs = read("ggml-vocab-qwen35.gguf.inp");
+    let texts: Vec<&str> = inputs
+        .strip_suffix("\n__ggml_vocab_test__\n")
+        .unwrap()
+        .split("\n__ggml_vocab_test__\n")
+        .collect();
+    let outputs = read("ggml-vocab-qwen35.gguf.out");
+    let expected: Vec<Vec<u32>> = outputs
+        .lines()
+        .map(|line| {
+            line.split_whitespace()
+                .map(|id| id.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(texts.len(), expected.len());
+    let tok = edited_vocabulary(QWEN, &[], Some("qwen35"));
+    let failures: Vec<String> = texts
+        .iter()
+        .zip(&expected)
+        .filter_map(|(text, want)| {
+            let got = tok.encode(text, false).unwrap();
+            (&got != want).then(|| format!("{text:?}\n   want {want:?}\n   got  {got:?}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        texts.len(),
+        failures.join("\n")
+    );
+}
+
 /// Texts of our own, so round trips and streaming are tested even on cases the goldens lack.
 const EXTRA: &[&str] = &[
     "Hello world",
