@@ -15,7 +15,7 @@ mkdir -p "$(dirname "$exclude")"
 grep -qx "/.mpart/" "$exclude" 2>/dev/null || echo "/.mpart/" >> "$exclude"
 mkdir -p .mpart
 rm -f .mpart/"$name"[0-9][0-9]
-# A call carries the working tree too (about 19 MB of tracked files) within its 64 MiB.
-split -b "${PART_BYTES:-44000000}" -d -a 2 "$model" .mpart/"$name"
+# A call carries the working tree too (about 24 MB of tracked files) within its 64 MiB.
+split -b "${PART_BYTES:-36000000}" -d -a 2 "$model" .mpart/"$name"
 sha256sum "$model"
 ls -l .mpart/"$name"[0-9][0-9]
