@@ -85,17 +85,9 @@ impl Sampler {
 /// uniform in [0, 1): the same token `distribution(..).pick(u)` gives, without building the
 /// 150k-entry distribution (no sort, no allocation; a server samples every row every step).
 fn sample_softmax(logits: &[f32], temperature: f32, u: f32) -> u32 {
-    thread_local! {
-        // One vocabulary of weights per sampling thread, reused: a fresh 600 KB buffer per
-        // row and step would cost its page faults every time.
-        static WEIGHTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let inv_t = 1.0 / temperature;
     WEIGHTS.with(|weights| {
         let mut weights = weights.borrow_mut();
-        weights.clear();
-        weights.extend(logits.iter().map(|&l| exp_nonpositive((l - max) * inv_t)));
+        fill_whole_vocabulary_weights(&mut weights, logits, 1.0 / temperature);
         let total = lane_sum(&weights);
         let mut acc = 0.0;
         for (i, &w) in weights.iter().enumerate() {
@@ -164,18 +156,21 @@ pub fn distribution(params: &SamplingParams, logits: &[f32]) -> Distribution {
         }
         sorted
     } else {
-        let weights = whole_vocabulary_weights(logits, inv_t);
-        if params.top_p < 1.0 {
-            let nucleus = nucleus(logits, &weights, params.top_p);
-            nucleus
-                .into_iter()
-                .map(|t| (t, weights[t as usize]))
-                .collect()
-        } else {
-            // The whole vocabulary in id order: sorting 150k tokens would cost milliseconds
-            // per row and step, for the same distribution.
-            (0..).zip(weights).collect()
-        }
+        WEIGHTS.with(|weights| {
+            let mut weights = weights.borrow_mut();
+            fill_whole_vocabulary_weights(&mut weights, logits, inv_t);
+            if params.top_p < 1.0 {
+                let nucleus = nucleus(logits, &weights, params.top_p);
+                nucleus
+                    .into_iter()
+                    .map(|t| (t, weights[t as usize]))
+                    .collect()
+            } else {
+                // The whole vocabulary in id order: sorting 150k tokens would cost
+                // milliseconds per row and step, for the same distribution.
+                (0..).zip(weights.iter().copied()).collect()
+            }
+        })
     };
     if params.min_p > 0.0 {
         // Relative to the most likely token, whose weight is 1 after the max shift.
@@ -202,13 +197,18 @@ fn top_k_weights(logits: &[f32], k: usize, inv_t: f32) -> Vec<(u32, f32)> {
         .collect()
 }
 
-/// Every token's weight `e^((l - max) / T)`, in id order (vector code: one pass, no gathers).
-fn whole_vocabulary_weights(logits: &[f32], inv_t: f32) -> Vec<f32> {
+thread_local! {
+    /// One vocabulary of weights per sampling thread, reused: a fresh 600 KB buffer per row
+    /// and step would cost its page faults every time.
+    static WEIGHTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Every token's weight `e^((l - max) / T)` into `weights`, in id order (vector code: one
+/// pass, no gathers).
+fn fill_whole_vocabulary_weights(weights: &mut Vec<f32>, logits: &[f32], inv_t: f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    logits
-        .iter()
-        .map(|&l| exp_nonpositive((l - max) * inv_t))
-        .collect()
+    weights.clear();
+    weights.extend(logits.iter().map(|&l| exp_nonpositive((l - max) * inv_t)));
 }
 
 /// Most likely first; equal logits by id, so the order never depends on the sort.
@@ -329,7 +329,8 @@ mod tests {
 
     /// Top-p by sorting the whole vocabulary: what `nucleus` must give without the sort.
     fn nucleus_by_full_sort(logits: &[f32], temperature: f32, p: f32) -> Vec<u32> {
-        let weights = whole_vocabulary_weights(logits, 1.0 / temperature);
+        let mut weights = Vec::new();
+        fill_whole_vocabulary_weights(&mut weights, logits, 1.0 / temperature);
         let total = lane_sum(&weights);
         let mut order: Vec<u32> = (0..logits.len() as u32).collect();
         order.sort_by(|&a, &b| by_logit(logits, a, b));
