@@ -17,7 +17,8 @@ use candle_core::Device;
 use k2_engine::decode::sample::argmax;
 use k2_engine::gguf::GgufFile;
 use k2_engine::model::{
-    load_gguf, load_safetensors, Architecture, LogitsFor, Model, ModelConfig, Multipliers, QkNorm,
+    load_gguf, load_safetensors, Architecture, LogitsFor, Model, ModelConfig, Multipliers,
+    OutputGate, QkNorm,
 };
 use serde::Deserialize;
 
@@ -303,7 +304,7 @@ fn fixtures_cover_the_switches_they_claim() {
     assert_eq!(k2.architecture, Architecture::K2Horizon);
     assert_eq!(k2.switches.norm_groups, 4);
     assert_eq!(k2.switches.qk_norm, QkNorm::PerHead);
-    assert!(k2.switches.output_gate);
+    assert_eq!(k2.switches.output_gate, Some(OutputGate::SoftplusBase2));
     assert!(matches!(
         k2.switches.rope_scaling,
         k2_engine::model::RopeScaling::Yarn {
@@ -314,7 +315,7 @@ fn fixtures_cover_the_switches_they_claim() {
     let g1 = config("k2-horizon-g1");
     assert_eq!(g1.switches.norm_groups, 1);
     assert_eq!(g1.switches.qk_norm, QkNorm::None);
-    assert!(!g1.switches.output_gate);
+    assert_eq!(g1.switches.output_gate, None);
     for name in [
         "qwen3-tied",
         "qwen3-untied-yarn",

@@ -183,7 +183,7 @@ fn truncating_the_cache_then_continuing_equals_never_having_gone_further() {
         lm.model
             .forward(&mut rolled, &[&ahead], LogitsFor::All)
             .unwrap();
-        rolled.truncate(0, prompt.len() + keep);
+        rolled.truncate(0, prompt.len() + keep).unwrap();
         let after_rollback = lm
             .model
             .forward(&mut rolled, &[&next], LogitsFor::All)

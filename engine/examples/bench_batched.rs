@@ -154,7 +154,7 @@ fn forward_only(lm: &LoadedModel, prompt: &[u32], passes: usize) -> Result<[f64;
             }
             *best = best.min(started.elapsed().as_secs_f64());
             for row in 0..3 {
-                cache.truncate(row, len);
+                cache.truncate(row, len)?;
             }
         }
     }

@@ -22,8 +22,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use k2_engine::model::{
-    synthetic_model, Architecture, BlockSwitches, KvCache, LogitsFor, Model, ModelConfig, QkNorm,
-    RopeScaling, RopeStyle, SyntheticSpec, WeightFormat,
+    synthetic_model, Architecture, BlockSwitches, KvCache, LogitsFor, Model, ModelConfig,
+    OutputGate, QkNorm, RopeScaling, RopeStyle, SyntheticSpec, WeightFormat,
 };
 use serde_json::{json, Value};
 
@@ -232,7 +232,7 @@ fn k2_horizon_all_switches(layers: usize) -> ModelConfig {
                 beta_slow: 4.0,
                 attention_factor: RopeScaling::yarn_default_attention_factor(16.0),
             },
-            output_gate: true,
+            output_gate: Some(OutputGate::SoftplusBase2),
             nope_layers: vec![1],
             ..Default::default()
         },
@@ -517,7 +517,7 @@ fn truncate_vs_fresh(model: &Model, prompt: &[u32], vocab: usize) -> Result<f64>
     let mut cache = cache_with_rows(model, 1, prompt.len() + 9)?;
     model.forward(&mut cache, &[prompt], LogitsFor::Last)?;
     model.forward(&mut cache, &[&rejected], LogitsFor::All)?;
-    cache.truncate(0, prompt.len());
+    cache.truncate(0, prompt.len())?;
     let after = to_cpu_f32(&model.forward(&mut cache, &[&taken], LogitsFor::All)?[0])?;
     let mut fresh_cache = cache_with_rows(model, 1, prompt.len() + 9)?;
     model.forward(&mut fresh_cache, &[prompt], LogitsFor::Last)?;
@@ -1039,7 +1039,7 @@ fn bench(
             timed.push(time_ms(gpu, 7, || {
                 let logits = model.forward(&mut cache, &[&draft], LogitsFor::All)?;
                 let _ids: Vec<u32> = logits[0].argmax(1)?.to_vec1()?;
-                cache.truncate(0, prompt_len);
+                cache.truncate(0, prompt_len)?;
                 Ok(())
             })?);
         }

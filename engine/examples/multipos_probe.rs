@@ -60,7 +60,7 @@ fn pass_ms(m: &Model, ctx: &[u32], t: usize, passes: usize) -> f64 {
     let start = Instant::now();
     for _ in 0..passes {
         m.forward(&mut cache, &[&new], LogitsFor::All).unwrap();
-        cache.truncate(0, ctx.len());
+        cache.truncate(0, ctx.len()).unwrap();
     }
     start.elapsed().as_secs_f64() * 1e3 / passes as f64
 }

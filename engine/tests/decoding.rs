@@ -106,7 +106,7 @@ fn truncating_the_cache_rolls_back_exactly() {
     m.forward(&mut cache, &[&prefix], LogitsFor::Last).unwrap();
     // Speculated tokens that get rejected: fed, then forgotten.
     m.forward(&mut cache, &[&rejected], LogitsFor::All).unwrap();
-    cache.truncate(0, prefix.len());
+    cache.truncate(0, prefix.len()).unwrap();
     assert_eq!(cache.len(0), prefix.len());
     let out = m.forward(&mut cache, &[&accepted], LogitsFor::All).unwrap();
     let want = reference_logits_in(&[&prefix, &accepted]);

@@ -8,7 +8,7 @@ use super::decode_attention;
 use super::kv_cache::KvCache;
 use super::rope::Rope;
 use super::step::StepInputs;
-use super::Block;
+use super::Attention;
 use crate::error::Result;
 
 /// Spans up to this many tokens (speculative verification, short prompts) attend query by
@@ -28,7 +28,7 @@ pub(super) fn self_attention(
     config: &ModelConfig,
     rope: &Rope,
     (cos, sin): (&Tensor, &Tensor),
-    block: &Block,
+    block: &Attention,
     h: &Tensor,
     cache: &mut KvCache,
     layer: usize,

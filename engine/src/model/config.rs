@@ -27,6 +27,10 @@ pub enum Architecture {
     /// IBM Granite 3.x (dense): a Llama block with scalar multipliers on the embeddings, the
     /// residual branches, the attention scores and the logits.
     Granite,
+    /// Qwen3.5 (hybrid): three of every four layers are Gated DeltaNet linear attention with a
+    /// recurrent state ([`LinearAttention`]), the fourth gated full attention (a sigmoid gate
+    /// from a double-width query projection, partial rotary embedding).
+    Qwen35,
 }
 
 /// How rotary embeddings pair up the dimensions of a head.
@@ -116,6 +120,14 @@ pub const ARCHITECTURES: &[ArchitectureTraits] = &[
         hf_model_type: Some("granite"),
         qkv_bias: false,
         gguf_rope_style: RopeStyle::Interleaved,
+        default_nope_interval: None,
+    },
+    ArchitectureTraits {
+        architecture: Architecture::Qwen35,
+        name: "qwen35",
+        hf_model_type: Some("qwen3_5_text"),
+        qkv_bias: false,
+        gguf_rope_style: RopeStyle::Halves,
         default_nope_interval: None,
     },
 ];
@@ -218,13 +230,52 @@ pub struct BlockSwitches {
     /// many equal slices of the hidden vector separately, then apply one full-width weight.
     pub norm_groups: usize,
     pub rope_scaling: RopeScaling,
-    /// The attention output (all heads, concatenated) is multiplied element by element by
-    /// `log2(1 + 2^(W_gate h))`, a softplus with β = ln 2 of the normalized block input `h`,
-    /// before the output projection (K2 Horizon's optional gate).
-    pub output_gate: bool,
+    /// The attention output (all heads, concatenated) is multiplied element by element by a
+    /// gate computed from the normalized block input `h`, before the output projection.
+    pub output_gate: Option<OutputGate>,
     /// Layers whose attention uses no rotary embedding (NoPE).
     pub nope_layers: Vec<usize>,
     pub multipliers: Multipliers,
+    /// Rotary embedding turns only the first this many dimensions of each head (NEOX pairs
+    /// within them); `None`: all of them.
+    pub rotary_dim: Option<usize>,
+    /// Hybrid models: which layers are linear attention, and its sizes.
+    pub linear_attention: Option<LinearAttention>,
+}
+
+/// The attention output gate's activation of `W_gate h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputGate {
+    /// `log2(1 + 2^x)`, a softplus with β = ln 2 (K2 Horizon's optional gate, its own matrix).
+    SoftplusBase2,
+    /// `sigmoid(x)` (Qwen3.5: the second half of each head's double-width query projection).
+    Sigmoid,
+}
+
+/// Gated DeltaNet layers (linear attention with a recurrent state, see `delta_rule`):
+/// which layers they are and their sizes. Value head `h` reads key head `h % key_heads`
+/// (llama.cpp's tiled order, which its converter writes and the safetensors loader produces).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearAttention {
+    /// One flag per layer: true where the layer is linear attention.
+    pub recurrent: Vec<bool>,
+    pub key_heads: usize,
+    pub value_heads: usize,
+    pub key_dim: usize,
+    pub value_dim: usize,
+    /// Taps of the causal depthwise convolution over q, k and v (its state keeps one fewer).
+    pub conv_taps: usize,
+}
+
+impl LinearAttention {
+    /// Channels of the convolution: queries, keys and values of every head.
+    pub fn conv_channels(&self) -> usize {
+        2 * self.key_heads * self.key_dim + self.value_heads * self.value_dim
+    }
+
+    pub fn is_recurrent(&self, layer: usize) -> bool {
+        self.recurrent.get(layer).copied().unwrap_or(false)
+    }
 }
 
 impl Default for BlockSwitches {
@@ -233,9 +284,11 @@ impl Default for BlockSwitches {
             qk_norm: QkNorm::None,
             norm_groups: 1,
             rope_scaling: RopeScaling::None,
-            output_gate: false,
+            output_gate: None,
             nope_layers: Vec::new(),
             multipliers: Multipliers::default(),
+            rotary_dim: None,
+            linear_attention: None,
         }
     }
 }
@@ -336,7 +389,11 @@ impl ModelConfig {
                 .map(|t| t.shape.dims()[0])
                 .ok_or_else(|| gguf.missing("token_embd.weight"))?,
         };
-        let num_layers = layer_count(&gguf.path, gguf.require_u64(&key("block_count"))?)?;
+        // Multi-token-prediction layers follow the model's own and are not run.
+        let blocks = gguf.require_u64(&key("block_count"))?;
+        let mtp_layers = gguf.get_u64(&key("nextn_predict_layers")).unwrap_or(0);
+        let num_layers = layer_count(&gguf.path, blocks.saturating_sub(mtp_layers))?;
+        let hybrid = architecture == Architecture::Qwen35;
         let declared_context = gguf.get_u64(&key("context_length")).unwrap_or(4096);
         let config = ModelConfig {
             architecture,
@@ -354,28 +411,41 @@ impl ModelConfig {
                 .unwrap_or(1e-6) as f32,
             context_length: usable_context(&gguf.path, declared_context)?,
             switches: BlockSwitches {
-                qk_norm: gguf_qk_norm(gguf, num_heads, head_dim),
+                qk_norm: gguf_qk_norm(gguf, num_layers, num_heads, head_dim),
                 // llama.cpp reads 0 as "not grouped".
                 norm_groups: gguf
                     .get_u64(&key("attention.group_norm_groups"))
                     .unwrap_or(1)
                     .max(1) as usize,
                 rope_scaling: gguf_rope_scaling(gguf, &key),
-                output_gate: gguf
-                    .content
-                    .tensor_infos
-                    .contains_key("blk.0.attn_gate.weight"),
+                // Qwen3.5's `attn_gate` is its linear layers' output gate; its attention gate
+                // is half of `attn_q`.
+                output_gate: if hybrid {
+                    Some(OutputGate::Sigmoid)
+                } else {
+                    gguf.content
+                        .tensor_infos
+                        .contains_key("blk.0.attn_gate.weight")
+                        .then_some(OutputGate::SoftplusBase2)
+                },
                 nope_layers: every_nth_layer(
                     architecture.traits().default_nope_interval,
                     num_layers,
                 ),
                 multipliers: gguf_multipliers(gguf, &key),
+                rotary_dim: None,
+                linear_attention: match hybrid {
+                    true => Some(gguf_linear_attention(gguf, &key, num_layers)?),
+                    false => None,
+                },
             },
         };
-        config.validate(&gguf.path)?;
+        let mut config = config;
         if let Some(rotated) = gguf.get_u64(&key("rope.dimension_count")) {
-            partial_rotary_unsupported(&gguf.path, rotated as usize, head_dim)?;
+            config.switches.rotary_dim =
+                rotary_dim(&gguf.path, architecture, rotated as usize, head_dim)?;
         }
+        config.validate(&gguf.path)?;
         Ok(config)
     }
 
@@ -418,7 +488,7 @@ impl ModelConfig {
             context_length: usable_context(path, context_length as u64)?,
             switches: BlockSwitches {
                 qk_norm: match architecture {
-                    Architecture::Qwen3 => QkNorm::Shared,
+                    Architecture::Qwen3 | Architecture::Qwen35 => QkNorm::Shared,
                     _ if hf.query_key_norm.unwrap_or(false) => QkNorm::PerHead,
                     _ => QkNorm::None,
                 },
@@ -432,8 +502,9 @@ impl ModelConfig {
                     })?
                     .unwrap_or_default(),
                 output_gate: match hf.attention_gate_func.as_deref() {
-                    None => false,
-                    Some("softplus") => true,
+                    None if architecture == Architecture::Qwen35 => Some(OutputGate::Sigmoid),
+                    None => None,
+                    Some("softplus") => Some(OutputGate::SoftplusBase2),
                     Some(other) => {
                         return Err(EngineError::NotAModel {
                             path: path.to_owned(),
@@ -448,12 +519,21 @@ impl ModelConfig {
                     attention: hf.attention_multiplier,
                     logits_divisor: hf.logits_scaling.unwrap_or(1.0),
                 },
+                rotary_dim: None,
+                linear_attention: match architecture {
+                    Architecture::Qwen35 => Some(hf_linear_attention(&hf, path)?),
+                    _ => None,
+                },
             },
         };
-        config.validate(path)?;
-        if let Some(rotated) = hf.rope_head_dim {
-            partial_rotary_unsupported(path, rotated, head_dim)?;
+        let mut config = config;
+        let partial = rope
+            .and_then(|r| r.partial_rotary_factor)
+            .map(|f| (head_dim as f64 * f64::from(f)) as usize);
+        if let Some(rotated) = hf.rope_head_dim.or(partial) {
+            config.switches.rotary_dim = rotary_dim(path, architecture, rotated, head_dim)?;
         }
+        config.validate(path)?;
         Ok(config)
     }
 
@@ -491,19 +571,36 @@ impl ModelConfig {
                 }
             }
         }
-        if dims(&format!("blk.{layers}.attn_norm.weight")).is_some() {
+        // Multi-token-prediction layers (not run) follow the model's own.
+        let arch = self.architecture.name();
+        let beyond = layers
+            + gguf
+                .get_u64(&format!("{arch}.nextn_predict_layers"))
+                .unwrap_or(0) as usize;
+        if dims(&format!("blk.{beyond}.attn_norm.weight")).is_some() {
             return Err(bad(format!(
-                "it declares {layers} layers but has tensors of layer {layers} too"
+                "it declares {beyond} layers but has tensors of layer {beyond} too"
             )));
         }
+        // The first layer with attention (a hybrid's first layers are linear); a gate
+        // taken from the query projection doubles its width.
+        let attention = (0..layers)
+            .find(|&l| !self.is_recurrent_layer(l))
+            .unwrap_or(0);
+        let query_width = match self.switches.output_gate {
+            Some(OutputGate::Sigmoid) => 2,
+            _ => 1,
+        } * self.num_heads
+            * self.head_dim;
+        let (q_name, k_name) = (
+            format!("blk.{attention}.attn_q.weight"),
+            format!("blk.{attention}.attn_k.weight"),
+        );
         let expected = [
             ("token_embd.weight", [self.vocab_size, self.hidden_size]),
+            (q_name.as_str(), [query_width, self.hidden_size]),
             (
-                "blk.0.attn_q.weight",
-                [self.num_heads * self.head_dim, self.hidden_size],
-            ),
-            (
-                "blk.0.attn_k.weight",
+                k_name.as_str(),
                 [self.num_kv_heads * self.head_dim, self.hidden_size],
             ),
             (
@@ -530,6 +627,14 @@ impl ModelConfig {
             }
         }
         Ok(())
+    }
+
+    /// Whether `layer` is a linear-attention (recurrent) layer of a hybrid model.
+    pub fn is_recurrent_layer(&self, layer: usize) -> bool {
+        self.switches
+            .linear_attention
+            .as_ref()
+            .is_some_and(|l| l.is_recurrent(layer))
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
@@ -625,6 +730,46 @@ impl ModelConfig {
                 self.switches.rope_scaling
             )));
         }
+        if let Some(linear) = &self.switches.linear_attention {
+            for (what, value, max) in [
+                (
+                    "number of linear-attention key heads",
+                    linear.key_heads,
+                    MAX_HEADS,
+                ),
+                (
+                    "number of linear-attention value heads",
+                    linear.value_heads,
+                    MAX_HEADS,
+                ),
+                ("linear-attention key size", linear.key_dim, MAX_HEAD_DIM),
+                (
+                    "linear-attention value size",
+                    linear.value_dim,
+                    MAX_HEAD_DIM,
+                ),
+                (
+                    "number of convolution taps",
+                    linear.conv_taps,
+                    MAX_CONV_TAPS,
+                ),
+            ] {
+                in_range(path, what, value as u64, max)?;
+            }
+            if !linear.value_heads.is_multiple_of(linear.key_heads) {
+                return Err(bad(format!(
+                    "{} linear-attention value heads cannot share {} key heads",
+                    linear.value_heads, linear.key_heads
+                )));
+            }
+            if linear.recurrent.len() != self.num_layers {
+                return Err(bad(format!(
+                    "it marks {} layers as linear or full attention, not its {}",
+                    linear.recurrent.len(),
+                    self.num_layers
+                )));
+            }
+        }
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
             return Err(bad(format!(
                 "rotary base {} is out of range",
@@ -653,6 +798,7 @@ const MAX_HEADS: usize = 1024;
 const MAX_HEAD_DIM: usize = 1024;
 const MAX_VOCAB: usize = 1 << 22;
 const MAX_DECLARED_CONTEXT: usize = 1 << 24;
+const MAX_CONV_TAPS: usize = 64;
 
 /// `value` of the setting `what` where it lies in 1..=`max`, else why the model is refused.
 fn in_range(path: &Path, what: &str, value: u64, max: usize) -> Result<usize> {
@@ -678,11 +824,21 @@ fn usable_context(path: &Path, declared: u64) -> Result<usize> {
     Ok(declared.min(MAX_CONTEXT))
 }
 
-/// Rotary embedding over fewer dimensions than a head has is not implemented: refused with
-/// a clear message rather than run wrong.
-fn partial_rotary_unsupported(path: &Path, rotated: usize, head_dim: usize) -> Result<()> {
+/// The rotary dimensions of a model that declares `rotated` of each head's `head_dim`:
+/// `None` for all of them. Fewer are implemented as Qwen3.5 uses them (NEOX pairs within the
+/// first `rotated`); other families that declare fewer are refused rather than run wrong.
+fn rotary_dim(
+    path: &Path,
+    architecture: Architecture,
+    rotated: usize,
+    head_dim: usize,
+) -> Result<Option<usize>> {
     if rotated == head_dim {
-        return Ok(());
+        return Ok(None);
+    }
+    let fits = rotated > 0 && rotated < head_dim && rotated.is_multiple_of(2);
+    if architecture == Architecture::Qwen35 && fits {
+        return Ok(Some(rotated));
     }
     Err(EngineError::NotAModel {
         path: path.to_owned(),
@@ -692,10 +848,128 @@ fn partial_rotary_unsupported(path: &Path, rotated: usize, head_dim: usize) -> R
     })
 }
 
+/// Qwen3.5's linear-attention layout from llama.cpp's `{arch}.ssm.*` keys: which layers are
+/// recurrent (`attention.recurrent_layers`, else all but every `full_attention_interval`-th).
+fn gguf_linear_attention(
+    gguf: &GgufFile,
+    key: &dyn Fn(&str) -> String,
+    layers: usize,
+) -> Result<LinearAttention> {
+    let bad = |reason: String| EngineError::CorruptModel {
+        path: gguf.path.clone(),
+        reason,
+    };
+    let recurrent = match gguf.get(&key("attention.recurrent_layers")) {
+        Some(value) => {
+            let flags = value
+                .to_vec()
+                .ok()
+                .and_then(|v| {
+                    v.iter()
+                        .map(|f| f.to_bool().ok())
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| bad("its recurrent-layer list is not a list of booleans".into()))?;
+            // The list also covers multi-token-prediction layers (never recurrent).
+            if flags.len() < layers {
+                return Err(bad(format!(
+                    "its recurrent-layer list has {} entries for {layers} layers",
+                    flags.len()
+                )));
+            }
+            flags[..layers].to_vec()
+        }
+        None => {
+            let interval = gguf.get_u64(&key("full_attention_interval")).unwrap_or(4);
+            every_nth_flags(interval as usize, layers)
+        }
+    };
+    let value_heads = gguf.require_u64(&key("ssm.time_step_rank"))? as usize;
+    let inner = gguf.require_u64(&key("ssm.inner_size"))? as usize;
+    let layout = LinearAttention {
+        recurrent,
+        key_heads: gguf.require_u64(&key("ssm.group_count"))? as usize,
+        value_heads,
+        key_dim: gguf.require_u64(&key("ssm.state_size"))? as usize,
+        value_dim: inner / value_heads.max(1),
+        conv_taps: gguf.require_u64(&key("ssm.conv_kernel"))? as usize,
+    };
+    if value_heads == 0 || !inner.is_multiple_of(value_heads) {
+        return Err(bad(format!(
+            "its linear attention's {inner} value dimensions do not split into {value_heads} heads"
+        )));
+    }
+    Ok(layout)
+}
+
+/// Qwen3.5's linear-attention layout from a `config.json`.
+fn hf_linear_attention(hf: &HfConfig, path: &Path) -> Result<LinearAttention> {
+    let missing = |what: &str| EngineError::NotAModel {
+        path: path.to_owned(),
+        reason: format!("config.json lacks `{what}`, which a Qwen3.5 model needs"),
+    };
+    let recurrent = match &hf.layer_types {
+        Some(types) => {
+            if types.len() != hf.num_hidden_layers {
+                return Err(EngineError::NotAModel {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "layer_types lists {} layers, not its {}",
+                        types.len(),
+                        hf.num_hidden_layers
+                    ),
+                });
+            }
+            types
+                .iter()
+                .map(|t| match t.as_str() {
+                    "linear_attention" => Ok(true),
+                    "full_attention" => Ok(false),
+                    other => Err(EngineError::NotAModel {
+                        path: path.to_owned(),
+                        reason: format!("layer type `{other}` is not supported"),
+                    }),
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        None => every_nth_flags(
+            hf.full_attention_interval.unwrap_or(4),
+            hf.num_hidden_layers,
+        ),
+    };
+    Ok(LinearAttention {
+        recurrent,
+        key_heads: hf
+            .linear_num_key_heads
+            .ok_or_else(|| missing("linear_num_key_heads"))?,
+        value_heads: hf
+            .linear_num_value_heads
+            .ok_or_else(|| missing("linear_num_value_heads"))?,
+        key_dim: hf
+            .linear_key_head_dim
+            .ok_or_else(|| missing("linear_key_head_dim"))?,
+        value_dim: hf
+            .linear_value_head_dim
+            .ok_or_else(|| missing("linear_value_head_dim"))?,
+        conv_taps: hf
+            .linear_conv_kernel_dim
+            .ok_or_else(|| missing("linear_conv_kernel_dim"))?,
+    })
+}
+
+/// One flag per layer: false on every `interval`-th layer (n-1, 2n-1, ...), true elsewhere.
+fn every_nth_flags(interval: usize, layers: usize) -> Vec<bool> {
+    let full = every_nth_layer(Some(interval), layers);
+    (0..layers).map(|i| !full.contains(&i)).collect()
+}
+
 /// The form of the q/k norms a GGUF file carries: their weights' length says whether heads
 /// share one.
-fn gguf_qk_norm(gguf: &GgufFile, heads: usize, head_dim: usize) -> QkNorm {
-    let Some(info) = gguf.content.tensor_infos.get("blk.0.attn_q_norm.weight") else {
+fn gguf_qk_norm(gguf: &GgufFile, layers: usize, heads: usize, head_dim: usize) -> QkNorm {
+    // A hybrid's first layers have no attention: the first layer that has says.
+    let infos = &gguf.content.tensor_infos;
+    let Some(info) = (0..layers).find_map(|i| infos.get(&format!("blk.{i}.attn_q_norm.weight")))
+    else {
         return QkNorm::None;
     };
     if info.shape.elem_count() == head_dim {
@@ -799,8 +1073,16 @@ struct HfConfig {
     residual_multiplier: Option<f32>,
     attention_multiplier: Option<f32>,
     logits_scaling: Option<f32>,
-    /// Rotary embedding over part of each head only: not supported, refused when it differs.
+    /// Rotary embedding over part of each head only (K2 Horizon's name for it).
     rope_head_dim: Option<usize>,
+    /// Qwen3.5's linear attention.
+    layer_types: Option<Vec<String>>,
+    full_attention_interval: Option<usize>,
+    linear_num_key_heads: Option<usize>,
+    linear_num_value_heads: Option<usize>,
+    linear_key_head_dim: Option<usize>,
+    linear_value_head_dim: Option<usize>,
+    linear_conv_kernel_dim: Option<usize>,
     vocab_size: usize,
     hidden_size: usize,
     intermediate_size: usize,
@@ -825,6 +1107,7 @@ struct HfRope {
     attention_factor: Option<f32>,
     low_freq_factor: Option<f32>,
     high_freq_factor: Option<f32>,
+    partial_rotary_factor: Option<f32>,
 }
 
 impl HfRope {

@@ -17,7 +17,7 @@
 //! `torch_recurrent_gated_delta_rule` (`tests/fixtures/qwen35/delta-rule/`).
 
 /// The sizes of one head.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadDims {
     pub key_dim: usize,
     pub value_dim: usize,

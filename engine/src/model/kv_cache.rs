@@ -1,12 +1,18 @@
-//! The key/value cache, owned outside the model so decoders can roll it back (speculative
+//! The per-layer cache, owned outside the model so decoders can roll it back (speculative
 //! decoding) and hold several independent rows (best-of-N, server batching).
 //!
-//! Each row has its own length: rows advance, rewind and finish independently. Storage grows
-//! in steps up to the context length instead of being preallocated, so a short run of a model
-//! with a 32k context does not reserve gigabytes.
+//! Attention layers keep every position's keys and values; a hybrid model's recurrent layers
+//! keep a fixed-size state per row instead (`recurrent_state`). Fork, select, batch and
+//! truncate work for both: a recurrent row rolls back within its last short pass.
+//!
+//! Each row has its own length: rows advance, rewind and finish independently. Key/value
+//! storage grows in steps up to the context length instead of being preallocated, so a short
+//! run of a model with a 32k context does not reserve gigabytes.
 
 use candle_core::{DType, Device, Tensor};
 
+pub use super::recurrent_state::RollbackMode;
+use super::recurrent_state::{RecurrentRow, RecurrentShape};
 use crate::error::{EngineError, Result};
 
 /// Capacity is grown in multiples of this many positions.
@@ -19,9 +25,36 @@ struct RowKv {
     values: Tensor,
 }
 
+/// One layer's rows.
+#[derive(Clone)]
+enum LayerRows {
+    Attention(Vec<RowKv>),
+    Recurrent(Vec<RecurrentRow>),
+}
+
+impl LayerRows {
+    fn clear(&mut self) {
+        match self {
+            LayerRows::Attention(rows) => rows.clear(),
+            LayerRows::Recurrent(rows) => rows.clear(),
+        }
+    }
+
+    /// Keeps only `keep`, in that order.
+    fn select(&mut self, keep: &[usize]) {
+        match self {
+            LayerRows::Attention(rows) => *rows = keep.iter().map(|&r| rows[r].clone()).collect(),
+            LayerRows::Recurrent(rows) => *rows = keep.iter().map(|&r| rows[r].clone()).collect(),
+        }
+    }
+}
+
 pub struct KvCache {
-    /// `layers[layer][row]`.
-    layers: Vec<Vec<RowKv>>,
+    /// `layers[layer]`: every row's keys and values, or recurrent state.
+    layers: Vec<LayerRows>,
+    /// The size of recurrent layers' state, where there are any.
+    recurrent: Option<RecurrentShape>,
+    rollback: RollbackMode,
     lens: Vec<usize>,
     capacity: usize,
     max_len: usize,
@@ -41,7 +74,9 @@ impl KvCache {
         device: &Device,
     ) -> Self {
         KvCache {
-            layers: vec![Vec::new(); num_layers],
+            layers: vec![LayerRows::Attention(Vec::new()); num_layers],
+            recurrent: None,
+            rollback: RollbackMode::Replay,
             lens: Vec::new(),
             capacity: 0,
             max_len,
@@ -50,6 +85,50 @@ impl KvCache {
             dtype,
             device: device.clone(),
         }
+    }
+
+    /// Makes the layers flagged in `recurrent` recurrent layers of `shape` (before any row
+    /// is added).
+    pub(super) fn with_recurrent_layers(
+        mut self,
+        recurrent: &[bool],
+        shape: RecurrentShape,
+    ) -> KvCache {
+        for (layer, _) in recurrent.iter().enumerate().filter(|(_, &r)| r) {
+            self.layers[layer] = LayerRows::Recurrent(Vec::new());
+        }
+        self.recurrent = Some(shape);
+        self
+    }
+
+    /// Whether some layers keep a recurrent state (which cannot go back further than its
+    /// last short pass, so prompt prefixes cannot be cut from it).
+    pub fn has_recurrent_layers(&self) -> bool {
+        self.recurrent.is_some()
+    }
+
+    /// How recurrent layers undo a short pass's last tokens (see [`RollbackMode`]).
+    pub fn set_rollback_mode(&mut self, mode: RollbackMode) {
+        self.rollback = mode;
+    }
+
+    pub fn rollback_mode(&self) -> RollbackMode {
+        self.rollback
+    }
+
+    /// `row`'s state in the recurrent layer `layer`.
+    pub(super) fn recurrent_row(&mut self, layer: usize, row: usize) -> &mut RecurrentRow {
+        match &mut self.layers[layer] {
+            LayerRows::Recurrent(rows) => &mut rows[row],
+            LayerRows::Attention(_) => unreachable!("layer {layer} keeps keys and values"),
+        }
+    }
+
+    fn attention_layers(&self) -> usize {
+        self.layers
+            .iter()
+            .filter(|l| matches!(l, LayerRows::Attention(_)))
+            .count()
     }
 
     pub fn dtype(&self) -> DType {
@@ -84,14 +163,20 @@ impl KvCache {
         self.layers.len()
     }
 
-    /// Bytes that `rows` rows of `positions` positions take (keys and values of every layer).
+    /// Bytes that `rows` rows of `positions` positions take (keys and values of every
+    /// attention layer, the state of every recurrent one).
     fn bytes(&self, rows: usize, positions: usize) -> u64 {
-        let per_position =
-            (self.layers.len() * 2 * self.kv_heads * self.head_dim * self.dtype.size_in_bytes())
-                as u64;
+        let per_position = (self.attention_layers()
+            * 2
+            * self.kv_heads
+            * self.head_dim
+            * self.dtype.size_in_bytes()) as u64;
+        let recurrent_layers = (self.layers.len() - self.attention_layers()) as u64;
+        let per_row = recurrent_layers * self.recurrent.map_or(0, |s| s.bytes());
         per_position
-            .saturating_mul(rows as u64)
             .saturating_mul(positions as u64)
+            .saturating_add(per_row)
+            .saturating_mul(rows as u64)
     }
 
     /// Refuses, before anything is allocated, `rows` rows of up to `positions` positions each
@@ -125,18 +210,25 @@ impl KvCache {
             self.bytes(1, self.capacity),
         )?;
         for layer in &mut self.layers {
-            layer.push(RowKv {
-                keys: Tensor::zeros(
-                    (self.kv_heads, self.capacity, self.head_dim),
-                    self.dtype,
-                    &self.device,
-                )?,
-                values: Tensor::zeros(
-                    (self.kv_heads, self.capacity, self.head_dim),
-                    self.dtype,
-                    &self.device,
-                )?,
-            });
+            match layer {
+                LayerRows::Attention(rows) => rows.push(RowKv {
+                    keys: Tensor::zeros(
+                        (self.kv_heads, self.capacity, self.head_dim),
+                        self.dtype,
+                        &self.device,
+                    )?,
+                    values: Tensor::zeros(
+                        (self.kv_heads, self.capacity, self.head_dim),
+                        self.dtype,
+                        &self.device,
+                    )?,
+                }),
+                LayerRows::Recurrent(rows) => rows.push(RecurrentRow::new(
+                    self.recurrent
+                        .as_ref()
+                        .expect("recurrent layers have a shape"),
+                )),
+            }
         }
         self.lens.push(0);
         Ok(self.lens.len() - 1)
@@ -149,12 +241,20 @@ impl KvCache {
             self.bytes(copies, self.capacity),
         )?;
         for layer in &mut self.layers {
-            let source = layer[row].clone();
-            for _ in 0..copies {
-                layer.push(RowKv {
-                    keys: source.keys.copy()?,
-                    values: source.values.copy()?,
-                });
+            match layer {
+                LayerRows::Attention(rows) => {
+                    let source = rows[row].clone();
+                    for _ in 0..copies {
+                        rows.push(RowKv {
+                            keys: source.keys.copy()?,
+                            values: source.values.copy()?,
+                        });
+                    }
+                }
+                LayerRows::Recurrent(rows) => {
+                    let source = rows[row].copy_state();
+                    rows.extend(std::iter::repeat_n(source, copies));
+                }
             }
         }
         let len = self.lens[row];
@@ -163,9 +263,16 @@ impl KvCache {
     }
 
     /// A one-row cache holding the first `len` positions of `row` (a prompt prefix that later
-    /// requests can start from, see [`KvCache::add_row_from`]).
+    /// requests can start from, see [`KvCache::add_row_from`]). Recurrent layers hold only
+    /// their state at the row's end, so a cache with them gives only the whole row.
     pub fn prefix_of(&self, row: usize, len: usize) -> Result<KvCache> {
         let len = len.min(self.lens[row]);
+        if self.has_recurrent_layers() && len != self.lens[row] {
+            return Err(EngineError::InvalidSetting(format!(
+                "a recurrent model's cache cannot give the first {len} of {} positions",
+                self.lens[row]
+            )));
+        }
         let mut prefix = KvCache::new(
             self.layers.len(),
             self.kv_heads,
@@ -174,11 +281,16 @@ impl KvCache {
             self.dtype,
             &self.device,
         );
+        prefix.recurrent = self.recurrent;
+        prefix.rollback = self.rollback;
         for (layer, rows) in self.layers.iter().enumerate() {
-            prefix.layers[layer].push(RowKv {
-                keys: rows[row].keys.narrow(1, 0, len)?.copy()?,
-                values: rows[row].values.narrow(1, 0, len)?.copy()?,
-            });
+            prefix.layers[layer] = match rows {
+                LayerRows::Attention(rows) => LayerRows::Attention(vec![RowKv {
+                    keys: rows[row].keys.narrow(1, 0, len)?.copy()?,
+                    values: rows[row].values.narrow(1, 0, len)?.copy()?,
+                }]),
+                LayerRows::Recurrent(rows) => LayerRows::Recurrent(vec![rows[row].copy_state()]),
+            };
         }
         prefix.lens.push(len);
         prefix.capacity = len;
@@ -191,22 +303,38 @@ impl KvCache {
         let len = len.min(source.lens.first().copied().unwrap_or(0));
         if source.layers.len() != self.layers.len()
             || (source.kv_heads, source.head_dim) != (self.kv_heads, self.head_dim)
+            || source.recurrent != self.recurrent
         {
             return Err(EngineError::InvalidSetting(
                 "a cached prefix from another model cannot start this row".into(),
             ));
         }
+        if self.has_recurrent_layers() && Some(&len) != source.lens.first() {
+            return Err(EngineError::InvalidSetting(
+                "a recurrent model's row can only start from a whole cached prefix".into(),
+            ));
+        }
         let longest = self.lens.iter().max().copied().unwrap_or(0);
         self.reserve(len.saturating_sub(longest))?;
         let row = self.add_row()?;
-        for (layer, rows) in self.layers.iter_mut().enumerate() {
-            let from = &source.layers[layer][0];
-            rows[row]
-                .keys
-                .slice_set(&from.keys.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
-            rows[row]
-                .values
-                .slice_set(&from.values.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+        for (rows, from) in self.layers.iter_mut().zip(&source.layers) {
+            match (rows, from) {
+                (LayerRows::Attention(rows), LayerRows::Attention(from)) => {
+                    let from = &from[0];
+                    rows[row]
+                        .keys
+                        .slice_set(&from.keys.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+                    rows[row].values.slice_set(
+                        &from.values.narrow(1, 0, len)?.contiguous()?,
+                        1,
+                        0,
+                    )?;
+                }
+                (LayerRows::Recurrent(rows), LayerRows::Recurrent(from)) => {
+                    rows[row] = from[0].copy_state();
+                }
+                _ => unreachable!("both caches have the same layer kinds"),
+            }
         }
         self.lens[row] = len;
         Ok(row)
@@ -215,7 +343,7 @@ impl KvCache {
     /// Keeps only `rows`, in that order (drops finished candidates, reorders for the caller).
     pub fn select(&mut self, rows: &[usize]) {
         for layer in &mut self.layers {
-            *layer = rows.iter().map(|&r| layer[r].clone()).collect();
+            layer.select(rows);
         }
         self.lens = rows.iter().map(|&r| self.lens[r]).collect();
     }
@@ -224,15 +352,26 @@ impl KvCache {
     /// contiguous), for kernels that write new positions themselves.
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     pub(super) fn layer_storage(&self, layer: usize) -> Vec<(&Tensor, &Tensor)> {
-        self.layers[layer]
-            .iter()
-            .map(|r| (&r.keys, &r.values))
-            .collect()
+        match &self.layers[layer] {
+            LayerRows::Attention(rows) => rows.iter().map(|r| (&r.keys, &r.values)).collect(),
+            LayerRows::Recurrent(_) => Vec::new(),
+        }
     }
 
-    /// Forgets every position of `row` from `len` on (rejected speculative tokens).
-    pub fn truncate(&mut self, row: usize, len: usize) {
-        self.lens[row] = self.lens[row].min(len);
+    /// Forgets every position of `row` from `len` on (rejected speculative tokens). A
+    /// recurrent layer returns to its state at `len`, which must lie within its last pass of
+    /// a few tokens (what speculative verification feeds).
+    pub fn truncate(&mut self, row: usize, len: usize) -> Result<()> {
+        let current = self.lens[row];
+        if let Some(shape) = self.recurrent {
+            for layer in &mut self.layers {
+                if let LayerRows::Recurrent(rows) = layer {
+                    rows[row].truncate(&shape, current, len)?;
+                }
+            }
+        }
+        self.lens[row] = current.min(len);
+        Ok(())
     }
 
     pub fn clear(&mut self) {
@@ -266,9 +405,11 @@ impl KvCache {
             self.bytes(self.rows(), new_capacity - self.capacity),
         )?;
         for layer in &mut self.layers {
-            for row in layer.iter_mut() {
-                row.keys = grow(&row.keys, new_capacity)?;
-                row.values = grow(&row.values, new_capacity)?;
+            if let LayerRows::Attention(rows) = layer {
+                for row in rows.iter_mut() {
+                    row.keys = grow(&row.keys, new_capacity)?;
+                    row.values = grow(&row.values, new_capacity)?;
+                }
             }
         }
         self.capacity = new_capacity;
@@ -287,7 +428,10 @@ impl KvCache {
     ) -> Result<(Tensor, Tensor)> {
         let start = self.lens[row];
         let t = keys.dim(1)?;
-        let slot = &self.layers[layer][row];
+        let LayerRows::Attention(rows) = &self.layers[layer] else {
+            unreachable!("layer {layer} keeps a recurrent state");
+        };
+        let slot = &rows[row];
         slot.keys.slice_set(&keys.contiguous()?, 1, start)?;
         slot.values.slice_set(&values.contiguous()?, 1, start)?;
         Ok((

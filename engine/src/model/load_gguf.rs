@@ -11,11 +11,12 @@ use std::sync::Arc;
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
 use candle_core::{Device, Tensor};
 
-use super::config::{ModelConfig, QkNorm};
+use super::config::{LinearAttention, ModelConfig, OutputGate, QkNorm};
+use super::delta_net::DeltaNet;
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{runs_of, stacked_bias, Projections, Stack};
-use super::{Block, Model, QkNormWeights};
+use super::{Attention, Block, Mixer, Model, QkNormWeights};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 
@@ -96,13 +97,58 @@ impl TensorReader<'_> {
                 reason: format!("tensor `{name}` should be a matrix but has shape {dims:?}"),
             });
         }
+        let bytes = std::mem::take(&mut self.buffer);
+        let matrix = self.matrix_from(dtype, &bytes, dims);
+        self.buffer = bytes;
+        matrix
+    }
+
+    /// A matrix of `dims` (`[rows, cols]`) from its raw bytes.
+    fn matrix_from(&self, dtype: GgmlDType, bytes: &[u8], dims: Vec<usize>) -> Result<Arc<Matrix>> {
         if self.device.is_cpu() && self.use_kernels {
-            if let Some(kernel) = KernelMatrix::from_ggml(dtype, &self.buffer, &dims) {
+            if let Some(kernel) = KernelMatrix::from_ggml(dtype, bytes, &dims) {
                 return Ok(Arc::new(Matrix::Kernel(kernel?)));
             }
         }
-        let q = qtensor_from_ggml(dtype, &self.buffer, dims, &self.device)?;
+        let q = qtensor_from_ggml(dtype, bytes, dims, &self.device)?;
         Ok(Arc::new(Matrix::candle(q)?))
+    }
+
+    /// Qwen3.5's query projection, which holds each head's query and then its output gate
+    /// (`2 * head_dim` rows a head): the two as separate matrices.
+    fn query_and_gate(
+        &mut self,
+        name: &str,
+        heads: usize,
+        head_dim: usize,
+    ) -> Result<(Linear, Linear)> {
+        let (dtype, dims) = self.read_raw(name)?;
+        let [rows, cols] = dims[..] else {
+            return Err(EngineError::CorruptModel {
+                path: self.gguf.path.clone(),
+                reason: format!("tensor `{name}` should be a matrix but has shape {dims:?}"),
+            });
+        };
+        if rows != 2 * heads * head_dim {
+            return Err(EngineError::CorruptModel {
+                path: self.gguf.path.clone(),
+                reason: format!(
+                    "tensor `{name}` has {rows} rows, not a query and a gate for {heads} heads of {head_dim}"
+                ),
+            });
+        }
+        // Rows are independent in every block format: split the raw bytes by rows.
+        let row_bytes = self.buffer.len() / rows;
+        let (mut query, mut gate) = (Vec::new(), Vec::new());
+        for (i, head) in self.buffer.chunks_exact(row_bytes * head_dim).enumerate() {
+            let half = if i % 2 == 0 { &mut query } else { &mut gate };
+            half.extend_from_slice(head);
+        }
+        let half = vec![heads * head_dim, cols];
+        Ok((
+            Linear::new(self.matrix_from(dtype, &query, half.clone())?, None),
+            Linear::new(self.matrix_from(dtype, &gate, half)?, None),
+        ))
     }
 
     /// Layers reading one input: on a GPU, neighbours that share a block format and width
@@ -168,6 +214,106 @@ impl TensorReader<'_> {
     }
 }
 
+/// Hybrid models' recurrent layers run on the CPU only so far: refused elsewhere, before
+/// anything is read.
+pub(super) fn refuse_hybrid_off_cpu(config: &ModelConfig, device: &Device) -> Result<()> {
+    if config.switches.linear_attention.is_none() || device.is_cpu() {
+        return Ok(());
+    }
+    Err(EngineError::InvalidSetting(format!(
+        "{} models run on the CPU only in this version: choose the CPU device",
+        config.architecture.name()
+    )))
+}
+
+/// Layer `i`'s attention.
+fn attention(reader: &mut TensorReader<'_>, config: &ModelConfig, i: usize) -> Result<Attention> {
+    let p = |name: &str| format!("blk.{i}.{name}");
+    let qk_norm = if config.switches.qk_norm == QkNorm::None {
+        None
+    } else {
+        let q = reader.vector(&p("attn_q_norm.weight"))?;
+        let k = reader.vector(&p("attn_k_norm.weight"))?;
+        Some(QkNormWeights::new(config, q, k, &reader.gguf.path)?)
+    };
+    let (qkv, gate) = match config.switches.output_gate {
+        Some(OutputGate::Sigmoid) => {
+            let (q, gate) =
+                reader.query_and_gate(&p("attn_q.weight"), config.num_heads, config.head_dim)?;
+            let (k, v) = (reader.linear(&p("attn_k"))?, reader.linear(&p("attn_v"))?);
+            (Projections::separate(vec![q, k, v]), Some(gate))
+        }
+        Some(OutputGate::SoftplusBase2) => (
+            reader.projections(&[p("attn_q"), p("attn_k"), p("attn_v")])?,
+            Some(reader.linear(&p("attn_gate"))?),
+        ),
+        None => (
+            reader.projections(&[p("attn_q"), p("attn_k"), p("attn_v")])?,
+            None,
+        ),
+    };
+    Ok(Attention {
+        qkv,
+        qk_norm,
+        gate,
+        o: reader.linear(&p("attn_output"))?,
+    })
+}
+
+/// Layer `i`'s Gated DeltaNet, as llama.cpp's converter writes Qwen3.5 (`-exp(A_log)`, value
+/// heads in tiled order).
+fn delta_net(
+    reader: &mut TensorReader<'_>,
+    config: &ModelConfig,
+    linear: &LinearAttention,
+    i: usize,
+) -> Result<DeltaNet> {
+    let p = |name: &str| format!("blk.{i}.{name}");
+    let heads = linear.value_heads;
+    let shape = super::recurrent_shape(linear);
+    let host = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+    let sized = |name: String, values: Vec<f32>, want: usize| -> Result<Vec<f32>> {
+        if values.len() == want {
+            return Ok(values);
+        }
+        Err(EngineError::CorruptModel {
+            path: reader.gguf.path.clone(),
+            reason: format!("tensor `{name}` has {} values, not {want}", values.len()),
+        })
+    };
+    let conv = host(reader.vector(&p("ssm_conv1d.weight"))?)?;
+    let conv = sized(
+        p("ssm_conv1d.weight"),
+        conv,
+        shape.channels * shape.conv_taps,
+    )?;
+    let dt_bias = sized(
+        p("ssm_dt.bias"),
+        host(reader.vector(&p("ssm_dt.bias"))?)?,
+        heads,
+    )?;
+    let a = sized(p("ssm_a"), host(reader.vector(&p("ssm_a"))?)?, heads)?;
+    let norm = host(reader.vector(&p("ssm_norm.weight"))?)?;
+    let norm = sized(p("ssm_norm.weight"), norm, linear.value_dim)?;
+    let inputs = Projections::separate(vec![
+        reader.linear(&p("attn_qkv"))?,
+        reader.linear(&p("attn_gate"))?,
+        reader.linear(&p("ssm_beta"))?,
+        reader.linear(&p("ssm_alpha"))?,
+    ]);
+    Ok(DeltaNet {
+        inputs,
+        conv,
+        dt_bias,
+        a,
+        norm,
+        out: reader.linear(&p("ssm_out"))?,
+        shape,
+        key_heads: linear.key_heads,
+        eps: config.rms_norm_eps,
+    })
+}
+
 /// Loads the weights of a GGUF model onto `device`.
 pub fn load_gguf(
     gguf: &GgufFile,
@@ -177,6 +323,7 @@ pub fn load_gguf(
     let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_gguf(gguf)?;
     config.check_gguf_tensors(gguf)?;
+    refuse_hybrid_off_cpu(&config, device)?;
     let file = File::open(&gguf.path).map_err(|e| EngineError::io(&gguf.path, e))?;
     let total = gguf
         .file_size
@@ -196,25 +343,21 @@ pub fn load_gguf(
     let mut blocks = Vec::with_capacity(config.num_layers);
     for i in 0..config.num_layers {
         let p = |name: &str| format!("blk.{i}.{name}");
-        let qk_norm = if config.switches.qk_norm == QkNorm::None {
-            None
-        } else {
-            let q = reader.vector(&p("attn_q_norm.weight"))?;
-            let k = reader.vector(&p("attn_k_norm.weight"))?;
-            Some(QkNormWeights::new(&config, q, k, &gguf.path)?)
+        let mixer = match &config.switches.linear_attention {
+            Some(linear) if linear.is_recurrent(i) => {
+                Mixer::DeltaNet(delta_net(&mut reader, &config, linear, i)?)
+            }
+            _ => Mixer::Attention(attention(&mut reader, &config, i)?),
         };
-        let gate = if config.switches.output_gate {
-            Some(reader.linear(&p("attn_gate"))?)
-        } else {
-            None
+        // Qwen3.5's files name the norm before the MLP as transformers does.
+        let mlp_norm = match reader.has(&p("post_attention_norm.weight")) {
+            true => p("post_attention_norm.weight"),
+            false => p("ffn_norm.weight"),
         };
         blocks.push(Block {
             attn_norm: reader.vector(&p("attn_norm.weight"))?,
-            qkv: reader.projections(&[p("attn_q"), p("attn_k"), p("attn_v")])?,
-            qk_norm,
-            gate,
-            o: reader.linear(&p("attn_output"))?,
-            mlp_norm: reader.vector(&p("ffn_norm.weight"))?,
+            mixer,
+            mlp_norm: reader.vector(&mlp_norm)?,
             gate_up: reader.projections(&[p("ffn_gate"), p("ffn_up")])?,
             down: reader.linear(&p("ffn_down"))?,
         });

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use super::config::{ModelConfig, QkNorm};
 use super::linear::{Linear, Matrix};
 use super::projections::{stacked_bias, Projections};
-use super::{Block, Model, QkNormWeights};
+use super::{Attention, Block, Mixer, Model, QkNormWeights};
 use crate::error::{EngineError, Result};
 
 struct Weights {
@@ -166,21 +166,23 @@ pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
             let k = w.tensor(&p("self_attn.k_norm.weight"))?;
             Some(QkNormWeights::new(&config, q, k, folder)?)
         };
-        let gate = if config.switches.output_gate {
+        let gate = if config.switches.output_gate.is_some() {
             Some(w.linear(&p("self_attn.gate_proj"))?)
         } else {
             None
         };
         blocks.push(Block {
             attn_norm: w.tensor(&p("input_layernorm.weight"))?,
-            qkv: w.projections(&[
-                p("self_attn.q_proj"),
-                p("self_attn.k_proj"),
-                p("self_attn.v_proj"),
-            ])?,
-            qk_norm,
-            gate,
-            o: w.linear(&p("self_attn.o_proj"))?,
+            mixer: Mixer::Attention(Attention {
+                qkv: w.projections(&[
+                    p("self_attn.q_proj"),
+                    p("self_attn.k_proj"),
+                    p("self_attn.v_proj"),
+                ])?,
+                qk_norm,
+                gate,
+                o: w.linear(&p("self_attn.o_proj"))?,
+            }),
             mlp_norm: w.tensor(&p("post_attention_layernorm.weight"))?,
             gate_up: w.projections(&[p("mlp.gate_proj"), p("mlp.up_proj")])?,
             down: w.linear(&p("mlp.down_proj"))?,

@@ -18,6 +18,7 @@ mod cuda_q8;
 #[cfg(feature = "cuda")]
 mod cuda_util;
 mod decode_attention;
+mod delta_net;
 pub mod delta_rule;
 mod host_logits;
 mod kernel_op;
@@ -26,6 +27,7 @@ mod linear;
 mod load_gguf;
 mod load_safetensors;
 mod projections;
+mod recurrent_state;
 mod rope;
 mod scratch_epoch;
 mod step;
@@ -37,10 +39,11 @@ use candle_core::{DType, Device, Tensor};
 
 pub(crate) use attention::QUERY_BY_QUERY_MAX;
 pub use config::{
-    Architecture, BlockSwitches, ModelConfig, Multipliers, QkNorm, RopeScaling, RopeStyle,
+    Architecture, BlockSwitches, LinearAttention, ModelConfig, Multipliers, OutputGate, QkNorm,
+    RopeScaling, RopeStyle,
 };
 pub use host_logits::logits_to_host;
-pub use kv_cache::KvCache;
+pub use kv_cache::{KvCache, RollbackMode};
 pub use linear::{Int8Blocks, Linear, Matrix};
 pub use load_gguf::load_gguf;
 pub use load_gguf::LoadProgress;
@@ -112,6 +115,41 @@ pub enum LogitsFor {
 
 struct Block {
     attn_norm: Tensor,
+    mixer: Mixer,
+    mlp_norm: Tensor,
+    /// gate and up, in that order.
+    gate_up: Projections,
+    down: Linear,
+}
+
+/// What mixes positions in a block: attention over the key/value cache, or a hybrid model's
+/// linear attention over its recurrent state.
+enum Mixer {
+    Attention(Attention),
+    DeltaNet(delta_net::DeltaNet),
+}
+
+impl Mixer {
+    /// The products that read the block's normalized input.
+    fn input_projections(&self) -> &Projections {
+        match self {
+            Mixer::Attention(a) => &a.qkv,
+            Mixer::DeltaNet(d) => &d.inputs,
+        }
+    }
+
+    /// Every weight matrix of the mixer.
+    fn linears(&self) -> Vec<&Linear> {
+        let mut layers = self.input_projections().linears();
+        match self {
+            Mixer::Attention(a) => layers.extend(a.gate.iter().chain([&a.o])),
+            Mixer::DeltaNet(d) => layers.push(&d.out),
+        }
+        layers
+    }
+}
+
+struct Attention {
     /// q, k and v, in that order.
     qkv: Projections,
     /// The RMS norm weights of queries and keys per head ([`QkNorm`]): `[head_dim]` shared
@@ -120,10 +158,6 @@ struct Block {
     /// The attention output gate's projection (see `BlockSwitches::output_gate`).
     gate: Option<Linear>,
     o: Linear,
-    mlp_norm: Tensor,
-    /// gate and up, in that order.
-    gate_up: Projections,
-    down: Linear,
 }
 
 /// Query and key norm weights, flat: `[head_dim]` (shared) or `[heads * head_dim]`.
@@ -179,8 +213,10 @@ impl Model {
         device: &Device,
     ) -> Result<Model> {
         for block in &mut blocks {
-            // Its input comes from the attention, quantized in blocks of 32 only.
-            block.o.set_tensor_cores(false);
+            if let Mixer::Attention(attention) = &mut block.mixer {
+                // Its input comes from the attention, quantized in blocks of 32 only.
+                attention.o.set_tensor_cores(false);
+            }
         }
         let rope = Rope::new(&config, device)?;
         Ok(Model {
@@ -245,9 +281,9 @@ impl Model {
             .blocks
             .iter()
             .flat_map(|b| {
-                let mut layers = b.qkv.linears();
+                let mut layers = b.mixer.linears();
                 layers.extend(b.gate_up.linears());
-                layers.extend([&b.o, &b.down]);
+                layers.push(&b.down);
                 layers
             })
             .map(|l| l.weight().storage_bytes())
@@ -283,14 +319,18 @@ impl Model {
         }
         let c = &self.config;
         let max_len = max_len.unwrap_or(c.context_length).min(c.context_length);
-        KvCache::new(
+        let cache = KvCache::new(
             c.num_layers,
             c.num_kv_heads,
             c.head_dim,
             max_len,
             DType::F32,
             &self.device,
-        )
+        );
+        match &c.switches.linear_attention {
+            Some(linear) => cache.with_recurrent_layers(&linear.recurrent, recurrent_shape(linear)),
+            None => cache,
+        }
     }
 
     /// Appends `batch[row]` to each cache row and returns, per row, logits `[positions, vocab]`
@@ -383,7 +423,12 @@ impl Model {
         // quantizes them as it writes them.
         let output_reads_q8 = self.lm_head.int8_input().filter(|_| step.picked.is_none());
         let mut h = match self.blocks.first() {
-            Some(first) => rms_norm(&x, &first.attn_norm, norm, first.qkv.int8_input())?,
+            Some(first) => rms_norm(
+                &x,
+                &first.attn_norm,
+                norm,
+                first.mixer.input_projections().int8_input(),
+            )?,
             None => rms_norm(&x, &self.final_norm, norm, output_reads_q8)?,
         };
         for (layer, block) in self.blocks.iter().enumerate() {
@@ -391,21 +436,27 @@ impl Model {
                 Some((one, zero)) if nope_layers.contains(&layer) => (one, zero),
                 _ => (&cos, &sin),
             };
-            let attn = attention::self_attention(
-                &self.config,
-                &self.rope,
-                tables,
-                block,
-                &h,
-                cache,
-                layer,
-                step,
-            )?;
-            let attn = match &block.gate {
-                Some(gate) => (attn * softplus_base2(&gate.forward(&h)?)?)?,
-                None => attn,
+            let o = match &block.mixer {
+                Mixer::Attention(attention) => {
+                    let attn = attention::self_attention(
+                        &self.config,
+                        &self.rope,
+                        tables,
+                        attention,
+                        &h,
+                        cache,
+                        layer,
+                        step,
+                    )?;
+                    let attn = match &attention.gate {
+                        Some(gate) => (attn * self.output_gate(&gate.forward(&h)?)?)?,
+                        None => attn,
+                    };
+                    attention.o.forward(&attn)?
+                }
+                Mixer::DeltaNet(delta_net) => delta_net.forward(&h, cache, layer, step)?,
             };
-            let o = scaled(block.o.forward(&attn)?, multipliers.residual)?;
+            let o = scaled(o, multipliers.residual)?;
             let gate_up_reads_q8 = block.gate_up.int8_input();
             (x, h) = add_rms_norm(&x, &o, &block.mlp_norm, norm, gate_up_reads_q8)?;
             let gate_up = block.gate_up.forward(&h)?;
@@ -415,7 +466,7 @@ impl Model {
                 .forward(&silu_mul(&gate_up[0], &gate_up[1], down_reads_q8)?)?;
             let mlp = scaled(mlp, multipliers.residual)?;
             let (next_norm, next_reads_q8) = match self.blocks.get(layer + 1) {
-                Some(next) => (&next.attn_norm, next.qkv.int8_input()),
+                Some(next) => (&next.attn_norm, next.mixer.input_projections().int8_input()),
                 None => (&self.final_norm, output_reads_q8),
             };
             (x, h) = add_rms_norm(&x, &mlp, next_norm, norm, next_reads_q8)?;
@@ -433,12 +484,33 @@ impl Model {
         })
     }
 
+    /// The attention output gate's activation of its projection `g`.
+    fn output_gate(&self, g: &Tensor) -> Result<Tensor> {
+        match self.config.switches.output_gate {
+            Some(OutputGate::Sigmoid) => Ok(candle_nn::ops::sigmoid(g)?),
+            _ => softplus_base2(g),
+        }
+    }
+
     fn empty_logits(&self) -> Result<Tensor> {
         Ok(Tensor::zeros(
             (0, self.config.vocab_size),
             DType::F32,
             &self.device,
         )?)
+    }
+}
+
+/// The state size of a hybrid model's recurrent layers.
+fn recurrent_shape(linear: &LinearAttention) -> recurrent_state::RecurrentShape {
+    recurrent_state::RecurrentShape {
+        channels: linear.conv_channels(),
+        conv_taps: linear.conv_taps,
+        value_heads: linear.value_heads,
+        head: delta_rule::HeadDims {
+            key_dim: linear.key_dim,
+            value_dim: linear.value_dim,
+        },
     }
 }
 

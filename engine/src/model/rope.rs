@@ -12,6 +12,8 @@ pub struct Rope {
     cos: Tensor,
     sin: Tensor,
     style: RopeStyle,
+    /// Dimensions of each head that turn (the first ones); `None`: all.
+    partial: Option<usize>,
 }
 
 impl Rope {
@@ -36,6 +38,7 @@ impl Rope {
             cos,
             sin,
             style: config.rope_style,
+            partial: config.switches.rotary_dim,
         })
     }
 
@@ -63,8 +66,19 @@ impl Rope {
     }
 
     /// Rotates `x` (`[1, heads, n, head_dim]`, contiguous) whose `n` tokens have the rows of
-    /// `cos`/`sin` (`[n, head_dim / 2]`): tokens of different rows may sit at different positions.
+    /// `cos`/`sin` (`[n, rotary_dim / 2]`): tokens of different rows may sit at different
+    /// positions. With partial rotary embedding the other dimensions pass through.
     pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        if let Some(rotated) = self.partial {
+            let head_dim = x.dim(3)?;
+            let turned = self.rotate(&x.narrow(3, 0, rotated)?.contiguous()?, cos, sin)?;
+            let kept = x.narrow(3, rotated, head_dim - rotated)?;
+            return Ok(Tensor::cat(&[&turned, &kept], 3)?.contiguous()?);
+        }
+        self.rotate(x, cos, sin)
+    }
+
+    fn rotate(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         Ok(match self.style {
             RopeStyle::Halves => candle_nn::rotary_emb::rope(x, cos, sin)?,
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, cos, sin)?,
@@ -73,11 +87,13 @@ impl Rope {
 }
 
 /// Each rotary pair's angle per position, and the factor cos and sin are scaled by, after the
-/// model's [`RopeScaling`]. Pair `i` turns at `theta^(-2i/d)` unscaled.
+/// model's [`RopeScaling`]. Pair `i` turns at `theta^(-2i/d)` unscaled, `d` the rotary
+/// dimensions.
 fn frequencies(config: &ModelConfig) -> (Vec<f32>, f32) {
-    let dim = config.head_dim as f32;
+    let rotated = config.switches.rotary_dim.unwrap_or(config.head_dim);
+    let dim = rotated as f32;
     let base = config.rope_theta;
-    let unscaled: Vec<f32> = (0..config.head_dim / 2)
+    let unscaled: Vec<f32> = (0..rotated / 2)
         .map(|i| 1.0 / base.powf(2.0 * i as f32 / dim))
         .collect();
     match config.switches.rope_scaling {

@@ -137,5 +137,6 @@ impl StepInputs {
 pub(super) fn fused_attention(config: &ModelConfig, cache: &KvCache, device: &Device) -> bool {
     device.is_cuda()
         && cache.dtype() == candle_core::DType::F32
+        && config.switches.rotary_dim.is_none()
         && super::cuda_attention::supports(config.num_heads, config.num_kv_heads, config.head_dim)
 }

@@ -21,7 +21,7 @@ use super::config::{ModelConfig, QkNorm};
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{runs_of, stacked_bias, Projections, Stack};
-use super::{Block, Model, QkNormWeights};
+use super::{Attention, Block, Mixer, Model, QkNormWeights};
 use crate::error::{EngineError, Result};
 
 /// How a synthetic model stores its matrices.
@@ -152,17 +152,19 @@ pub fn synthetic_model(spec: &SyntheticSpec, device: &Device) -> Result<Model> {
                 Some(QkNormWeights::new(&config, q, k, "synthetic".as_ref())?)
             }
         };
-        let gate = if config.switches.output_gate {
+        let gate = if config.switches.output_gate.is_some() {
             Some(linear("attn_gate", Role::Other, q_out, hidden)?)
         } else {
             None
         };
         blocks.push(Block {
             attn_norm: builder.vector(&name("attn_norm"), hidden, 0.1, 1.0)?,
-            qkv: builder.projections(&qkv, i, hidden, qkv_bias)?,
-            qk_norm,
-            gate,
-            o: linear("attn_output", Role::Other, hidden, q_out)?,
+            mixer: Mixer::Attention(Attention {
+                qkv: builder.projections(&qkv, i, hidden, qkv_bias)?,
+                qk_norm,
+                gate,
+                o: linear("attn_output", Role::Other, hidden, q_out)?,
+            }),
             mlp_norm: builder.vector(&name("ffn_norm"), hidden, 0.1, 1.0)?,
             gate_up: builder.projections(&gate_up, i, hidden, false)?,
             down: linear("ffn_down", Role::Down, hidden, inter)?,

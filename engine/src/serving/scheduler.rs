@@ -582,7 +582,9 @@ impl<'m> Batch<'m> {
             }
             active.prefilled = Some(now);
             let shared = active.shared_with_previous.min(active.prompt.len() - 1);
-            if self.config.prefix_cache && shared >= MIN_SHARED_PREFIX {
+            // A recurrent layer's state cannot be cut back to a shared prefix.
+            let prefixes = self.config.prefix_cache && !self.cache.has_recurrent_layers();
+            if prefixes && shared >= MIN_SHARED_PREFIX {
                 let covered = self.prefix.as_ref().is_some_and(|p| {
                     p.tokens.len() >= shared && p.tokens[..shared] == active.prompt[..shared]
                 });

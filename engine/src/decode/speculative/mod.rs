@@ -390,7 +390,7 @@ pub fn generate_speculative(
             }
             calibration.record(&v.evidence, v.accepted);
             // Keep the pending tokens and the accepted drafts; the rest was a wrong guess.
-            cache.truncate(r, lens_before[r] + v.fed_pending + v.accepted);
+            cache.truncate(r, lens_before[r] + v.fed_pending + v.accepted)?;
             if let Some(dc) = draft_cache.as_mut() {
                 // The draft cache holds the old context and the drafts it was fed: keep what
                 // the new context shares with it; the next catch-up feeds the rest.
@@ -399,7 +399,7 @@ pub fn generate_speculative(
                 let keep = (v.context_before + v.accepted)
                     .min(row.draft_len)
                     .min(row.context.len());
-                dc.truncate(r, keep);
+                dc.truncate(r, keep)?;
                 row.draft_len = keep;
             }
         }
