@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use k2_engine::gguf::GgufFile;
-use k2_engine::model::{load_gguf, KvCache, LogitsFor, Model, RollbackMode};
+use k2_engine::model::{load_gguf, load_safetensors, KvCache, LogitsFor, Model, RollbackMode};
+
+mod common;
 
 const CASES: [&str; 2] = ["qwen35-hybrid-k2-v4", "qwen35-tied-k2-v2"];
 
@@ -242,7 +244,7 @@ fn qwen35_truncating_a_short_pass_equals_never_having_gone_further() {
             let drafts = &c.tokens[20..20 + drafted];
             let after = &c.tokens[40..43];
             let mut cache = model.new_cache(None);
-            cache.set_rollback_mode(mode);
+            cache.keep_rollback(16, mode);
             cache.add_row().unwrap();
             feed(&model, &mut cache, prompt);
             feed(&model, &mut cache, drafts);
@@ -266,16 +268,55 @@ fn qwen35_truncating_a_short_pass_equals_never_having_gone_further() {
     }
 }
 
+/// A draft model's cache is fed one token per pass and rewound over several passes: the
+/// window spans passes and slides, in both modes.
 #[test]
-fn qwen35_refuses_to_rewind_past_its_last_short_pass() {
+fn qwen35_rewinding_over_several_single_token_passes_equals_never_having_gone_further() {
     let model = load(CASES[0], EXACT);
     let c = case(CASES[0]);
+    let prompt = &c.tokens[..20];
+    for mode in [RollbackMode::Snapshots, RollbackMode::Replay] {
+        let mut cache = model.new_cache(None);
+        cache.keep_rollback(6, mode);
+        cache.add_row().unwrap();
+        feed(&model, &mut cache, prompt);
+        // 12 single tokens: the window of 6 slides past the first 6.
+        for t in &c.tokens[20..32] {
+            feed(&model, &mut cache, std::slice::from_ref(t));
+        }
+        assert!(
+            cache.truncate(0, 25).is_err(),
+            "{mode:?}: 7 back is outside the window"
+        );
+        cache.truncate(0, 28).unwrap();
+        let next = feed(&model, &mut cache, &c.tokens[50..52]);
+        let mut chunks: Vec<&[u32]> = vec![prompt];
+        chunks.extend(c.tokens[20..28].chunks(1));
+        chunks.push(&c.tokens[50..52]);
+        let want = logits_in_chunks(&model, &chunks);
+        assert_eq!(next, want[want.len() - 2..], "{mode:?}");
+    }
+}
+
+#[test]
+fn qwen35_refuses_to_rewind_what_it_did_not_keep() {
+    let model = load(CASES[0], EXACT);
+    let c = case(CASES[0]);
+    // Plain decoding keeps nothing to undo.
+    let mut plain = model.new_cache(None);
+    plain.add_row().unwrap();
+    feed(&model, &mut plain, &c.tokens[..30]);
+    feed(&model, &mut plain, &c.tokens[30..33]);
+    let err = plain.truncate(0, 31).unwrap_err().to_string();
+    assert!(err.contains("cannot go back"), "{err}");
+
     let mut cache = model.new_cache(None);
+    cache.keep_rollback(16, RollbackMode::Replay);
     cache.add_row().unwrap();
     feed(&model, &mut cache, &c.tokens[..30]);
     feed(&model, &mut cache, &c.tokens[30..34]);
-    let err = cache.truncate(0, 20).unwrap_err().to_string();
-    assert!(err.contains("cannot go back"), "{err}");
+    // Into the prompt, which ran in chunks: refused.
+    assert!(cache.truncate(0, 20).is_err());
     // The refused cut changed nothing: the row goes on as if it had not been asked.
     assert_eq!(cache.len(0), 34);
     let next = feed(&model, &mut cache, &c.tokens[34..35]);
@@ -287,4 +328,149 @@ fn qwen35_refuses_to_rewind_past_its_last_short_pass() {
     // A prompt prefix cannot be cut from a recurrent cache either.
     assert!(cache.prefix_of(0, 10).is_err());
     assert!(cache.prefix_of(0, 35).is_ok());
+}
+
+#[test]
+fn qwen35_safetensors_match_transformers() {
+    for name in CASES {
+        let model = load_safetensors(&fixture_dir(name).join("hf"), &Device::Cpu).unwrap();
+        let c = case(name);
+        let logits = logits_in_chunks(&model, &[&c.tokens[..70], &c.tokens[70..]]);
+        let err = max_abs_diff(
+            &logits,
+            &reference(name, "reference-transformers.f32", c.vocab),
+        );
+        assert!(err < 1e-4, "{name}: {err}");
+    }
+}
+
+/// A released Qwen3.5 folder is the multimodal checkpoint: its language model under
+/// `model.language_model.`, its sizes in `text_config`, a vision tower and a
+/// multi-token-prediction head beside it. The text model loads from it alone.
+#[test]
+fn qwen35_multimodal_checkpoint_loads_its_text_model() {
+    use std::collections::HashMap;
+    let source = fixture_dir(CASES[0]).join("hf");
+    let dir = tempfile::tempdir().unwrap();
+    let text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(source.join("config.json")).unwrap())
+            .unwrap();
+    let mut text = text.as_object().unwrap().clone();
+    text.remove("model_type");
+    let config = serde_json::json!({
+        "architectures": ["Qwen3_5ForConditionalGeneration"],
+        "model_type": "qwen3_5",
+        "text_config": text,
+        "vision_config": {"depth": 1, "hidden_size": 8},
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let weights =
+        candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut renamed: HashMap<String, candle_core::Tensor> = weights
+        .into_iter()
+        .map(|(name, t)| match name.strip_prefix("model.") {
+            Some(rest) => (format!("model.language_model.{rest}"), t),
+            None => (name, t),
+        })
+        .collect();
+    let extra = candle_core::Tensor::zeros((8, 8), candle_core::DType::F32, &Device::Cpu).unwrap();
+    renamed.insert(
+        "model.visual.blocks.0.attn.qkv.weight".into(),
+        extra.clone(),
+    );
+    renamed.insert("mtp.fc.weight".into(), extra);
+    candle_core::safetensors::save(&renamed, dir.path().join("model.safetensors")).unwrap();
+    let model = load_safetensors(dir.path(), &Device::Cpu).unwrap();
+    let c = case(CASES[0]);
+    let logits = logits_in_chunks(&model, &[&c.tokens]);
+    let err = max_abs_diff(
+        &logits,
+        &reference(CASES[0], "reference-transformers.f32", c.vocab),
+    );
+    assert!(err < 1e-4, "{err}");
+}
+
+/// Greedy speculative decoding on the hybrid equals plain decoding, token for token: with a
+/// hybrid draft model (its own cache rewound over several one-token passes), with suffix
+/// drafting and with prompt lookup, for one row and for best-of-3 rows. The F32 file drafts
+/// for the Q8_0 one: the two agree often but not always (these random models amplify 8-bit
+/// rounding), so drafts are both accepted and rejected.
+#[test]
+fn qwen35_greedy_speculative_output_equals_plain_output() {
+    use k2_engine::decode::batched::{generate_batch, BatchOptions};
+    use k2_engine::decode::plain::{CancelToken, GenerateOptions};
+    use k2_engine::decode::sample::SamplingParams;
+    use k2_engine::decode::speculative::{
+        generate_speculative, DraftSource, SpecStats, SpecTuning,
+    };
+
+    let (target, draft) = (load(CASES[0], EXACT), load(CASES[0], "model-f32.gguf"));
+    // The fixtures' byte-level vocabulary (whose one merge makes a token it lacks) does not
+    // build a tokenizer; the decoders only turn ids into text with it, and SmolLM2's covers
+    // the 320 ids (its end-of-turn id 2 ends a row in both runs alike).
+    let tokenizer = &common::smollm2().tokenizer;
+    let c = case(CASES[0]);
+    let cancel = CancelToken::new();
+    let mut totals = SpecStats::default();
+    for (n, prompt) in [
+        (1, &c.tokens[..12]),
+        (3, &c.tokens[30..45]),
+        (1, &c.tokens[50..80]),
+    ] {
+        let options = BatchOptions {
+            n,
+            generate: GenerateOptions {
+                sampling: SamplingParams::greedy(),
+                max_tokens: 48,
+                stop: Vec::new(),
+                ..GenerateOptions::default()
+            },
+        };
+        let plain = generate_batch(
+            &target,
+            tokenizer,
+            prompt,
+            &options,
+            &cancel,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        for source in [
+            DraftSource::Model(&draft),
+            DraftSource::Suffix,
+            DraftSource::Ngram,
+        ] {
+            let (spec, stats) = generate_speculative(
+                &target,
+                tokenizer,
+                prompt,
+                &options,
+                source,
+                // Fixed draft lengths, whatever the draft's confidence: the F32 draft costs
+                // what the target does and these random models are never sure, so the defaults
+                // would (rightly) not draft at all.
+                &SpecTuning {
+                    adaptive: false,
+                    max_draft: 6,
+                    p_min: 0.0,
+                    ..SpecTuning::default()
+                },
+                &cancel,
+                &mut |_, _| {},
+            )
+            .unwrap();
+            for (got, want) in spec.rows.iter().zip(&plain) {
+                assert_eq!(got.token_ids, want.token_ids);
+            }
+            if matches!(source, DraftSource::Model(_)) {
+                totals.drafted_tokens += stats.drafted_tokens;
+                totals.accepted_draft_tokens += stats.accepted_draft_tokens;
+            }
+        }
+    }
+    // Both outcomes occurred: rollbacks of the target and of the draft were exercised.
+    assert!(
+        totals.accepted_draft_tokens > 0 && totals.accepted_draft_tokens < totals.drafted_tokens,
+        "{totals:?}"
+    );
 }

@@ -440,21 +440,35 @@ impl ModelConfig {
                 },
             },
         };
+        config.validate(&gguf.path)?;
         let mut config = config;
         if let Some(rotated) = gguf.get_u64(&key("rope.dimension_count")) {
             config.switches.rotary_dim =
                 rotary_dim(&gguf.path, architecture, rotated as usize, head_dim)?;
         }
-        config.validate(&gguf.path)?;
         Ok(config)
     }
 
     pub fn from_hf_config(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
-        let hf: HfConfig = serde_json::from_str(&text).map_err(|e| EngineError::NotAModel {
+        let invalid = |e: serde_json::Error| EngineError::NotAModel {
             path: path.to_owned(),
             reason: format!("config.json is not a valid model configuration ({e})"),
-        })?;
+        };
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(invalid)?;
+        // A multimodal checkpoint (Qwen3.5's) describes its language model in `text_config`.
+        let json = match json.get("text_config") {
+            Some(serde_json::Value::Object(text)) => {
+                let mut text = text.clone();
+                if let Some(outer) = json.get("model_type").and_then(|t| t.as_str()) {
+                    text.entry("model_type")
+                        .or_insert_with(|| format!("{outer}_text").into());
+                }
+                serde_json::Value::Object(text)
+            }
+            _ => json,
+        };
+        let hf: HfConfig = serde_json::from_value(json).map_err(invalid)?;
         let arch_name = hf.model_type.as_deref().unwrap_or("unknown");
         let architecture = Architecture::from_hf_model_type(arch_name).ok_or_else(|| {
             EngineError::UnsupportedArchitecture {
@@ -526,6 +540,7 @@ impl ModelConfig {
                 },
             },
         };
+        config.validate(path)?;
         let mut config = config;
         let partial = rope
             .and_then(|r| r.partial_rotary_factor)
@@ -533,7 +548,6 @@ impl ModelConfig {
         if let Some(rotated) = hf.rope_head_dim.or(partial) {
             config.switches.rotary_dim = rotary_dim(path, architecture, rotated, head_dim)?;
         }
-        config.validate(path)?;
         Ok(config)
     }
 
@@ -1154,6 +1168,7 @@ mod tests {
             Architecture::K2Horizon,
             Architecture::SmolLm3,
             Architecture::Granite,
+            Architecture::Qwen35,
         ] {
             let rows = ARCHITECTURES.iter().filter(|t| t.architecture == arch);
             assert_eq!(rows.count(), 1, "{arch:?}");
@@ -1161,7 +1176,7 @@ mod tests {
         }
         assert_eq!(
             supported_architectures(),
-            "qwen2, llama, qwen3, k2-horizon, smollm3, granite"
+            "qwen2, llama, qwen3, k2-horizon, smollm3, granite, qwen35"
         );
     }
 
@@ -1178,7 +1193,8 @@ mod tests {
         assert!(!llama.qkv_bias);
         assert_eq!(llama.gguf_rope_style, RopeStyle::Interleaved);
         assert_eq!(Architecture::from_hf_model_type("llama"), None);
-        assert_eq!(Architecture::parse("qwen35"), None);
+        assert_eq!(Architecture::parse("qwen35"), Some(Architecture::Qwen35));
+        assert_eq!(Architecture::parse("qwen3next"), None);
         // K2 Horizon's GGUF files use llama's tensor names but NEOX pairs.
         let k2 = Architecture::K2Horizon.traits();
         assert_eq!(k2.gguf_rope_style, RopeStyle::Halves);
@@ -1196,7 +1212,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "m.gguf: architecture `mamba` is not supported (supported: qwen2, llama, qwen3, k2-horizon, smollm3, granite)"
+            "m.gguf: architecture `mamba` is not supported (supported: qwen2, llama, qwen3, k2-horizon, smollm3, granite, qwen35)"
         );
     }
 

@@ -12,9 +12,9 @@
 //! 4. the delta rule (`delta_rule`) per value head;
 //! 5. each head's output RMS-normalized, times the norm weight and `silu(W_z x)`, then `W_out`.
 //!
-//! Passes of up to [`ROLLBACK_MAX`] tokens (decoding, speculative verification) run token by
-//! token, so a verification pass computes each token exactly as plain decoding does and its
-//! rollback replays the very same steps; longer passes (prompts) run the chunked form.
+//! Passes of up to [`ROLLBACK_MAX`] tokens (decoding, drafting, speculative verification) run
+//! token by token, so a verification pass computes each token exactly as plain decoding does
+//! and a rollback replays the very same steps; longer passes (prompts) run the chunked form.
 
 use candle_core::Tensor;
 use rayon::prelude::*;
@@ -24,7 +24,7 @@ use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::projections::Projections;
 use super::recurrent_state::{
-    shift_conv, step_heads, RecurrentRow, RecurrentShape, TokenInputs, ROLLBACK_MAX,
+    shift_conv, step_heads, RecurrentRow, RecurrentShape, Rollback, TokenInputs, ROLLBACK_MAX,
 };
 use super::step::StepInputs;
 use crate::error::Result;
@@ -78,21 +78,26 @@ impl DeltaNet {
         let width = heads * self.shape.head.value_dim;
         let n = h.dim(0)?;
         let mut out = vec![0f32; n * width];
-        let mode = cache.rollback_mode();
+        let rollback = cache.rollback();
         for (row, &(start, t)) in step.spans.iter().enumerate() {
             if t == 0 {
                 continue;
             }
             let len = cache.len(row);
             let state = cache.recurrent_row(layer, row);
-            state.begin_pass(len, t, mode);
+            state.begin_pass(len, t, rollback);
             let inputs = RowInputs {
                 qkv: &qkv[start * channels..][..t * channels],
                 z: &z[start * width..][..t * width],
                 beta: &beta[start * heads..][..t * heads],
                 alpha: &alpha[start * heads..][..t * heads],
             };
-            self.run_row(state, &inputs, &mut out[start * width..][..t * width]);
+            self.run_row(
+                state,
+                &inputs,
+                rollback,
+                &mut out[start * width..][..t * width],
+            );
         }
         let y = Tensor::from_vec(out, (n, width), h.device())?;
         self.out.forward(&y)
@@ -100,7 +105,13 @@ impl DeltaNet {
 
     /// One row's tokens through the convolution, the gates, the delta rule and the gated
     /// norm; `out`: `[t, value_heads * value_dim]`.
-    fn run_row(&self, row: &mut RecurrentRow, x: &RowInputs<'_>, out: &mut [f32]) {
+    fn run_row(
+        &self,
+        row: &mut RecurrentRow,
+        x: &RowInputs<'_>,
+        rollback: Rollback,
+        out: &mut [f32],
+    ) {
         let channels = self.shape.channels;
         let heads = self.shape.value_heads;
         let width = heads * self.shape.head.value_dim;
@@ -125,7 +136,7 @@ impl DeltaNet {
                     &token,
                     &mut out[i * width..][..width],
                 );
-                row.record_token(move || token);
+                row.record_token(&self.shape, rollback, move || token);
             }
         } else {
             let tokens: Vec<TokenInputs> = (0..t).map(|i| next_token(row, i)).collect();

@@ -12,7 +12,7 @@
 use candle_core::{DType, Device, Tensor};
 
 pub use super::recurrent_state::RollbackMode;
-use super::recurrent_state::{RecurrentRow, RecurrentShape};
+use super::recurrent_state::{RecurrentRow, RecurrentShape, Rollback, ROLLBACK_MAX};
 use crate::error::{EngineError, Result};
 
 /// Capacity is grown in multiples of this many positions.
@@ -54,7 +54,8 @@ pub struct KvCache {
     layers: Vec<LayerRows>,
     /// The size of recurrent layers' state, where there are any.
     recurrent: Option<RecurrentShape>,
-    rollback: RollbackMode,
+    /// What recurrent layers keep to undo their last tokens (nothing unless asked).
+    rollback: Rollback,
     lens: Vec<usize>,
     capacity: usize,
     max_len: usize,
@@ -76,7 +77,10 @@ impl KvCache {
         KvCache {
             layers: vec![LayerRows::Attention(Vec::new()); num_layers],
             recurrent: None,
-            rollback: RollbackMode::Replay,
+            rollback: Rollback {
+                tokens: 0,
+                mode: RollbackMode::Replay,
+            },
             lens: Vec::new(),
             capacity: 0,
             max_len,
@@ -107,12 +111,21 @@ impl KvCache {
         self.recurrent.is_some()
     }
 
-    /// How recurrent layers undo a short pass's last tokens (see [`RollbackMode`]).
-    pub fn set_rollback_mode(&mut self, mode: RollbackMode) {
-        self.rollback = mode;
+    /// Lets [`KvCache::truncate`] undo up to the last `tokens` positions fed in passes of up
+    /// to [`KvCache::REWINDABLE_PASS`] tokens each (speculative decoders ask for it; plain
+    /// decoding never rewinds and keeps nothing). Key/value layers can always go back;
+    /// recurrent layers keep what undoing needs, in `mode`.
+    pub fn keep_rollback(&mut self, tokens: usize, mode: RollbackMode) {
+        self.rollback = Rollback {
+            tokens: tokens.min(ROLLBACK_MAX),
+            mode,
+        };
     }
 
-    pub fn rollback_mode(&self) -> RollbackMode {
+    /// The longest pass whose tokens [`KvCache::keep_rollback`] covers.
+    pub const REWINDABLE_PASS: usize = ROLLBACK_MAX;
+
+    pub(super) fn rollback(&self) -> Rollback {
         self.rollback
     }
 

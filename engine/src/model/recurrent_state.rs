@@ -1,30 +1,34 @@
 //! What a Gated DeltaNet (linear attention) layer keeps per cache row instead of keys and
 //! values: the last inputs of its causal convolution and each value head's delta-rule state
-//! (see `delta_rule`), and, after a short pass, what rolling that pass back needs.
+//! (see `delta_rule`), and, where a decoder asked for it, what undoing the last tokens needs.
 //!
 //! A key/value cache forgets rejected speculative tokens by shortening a row; a recurrent
-//! state has folded them in and cannot. So a pass over a few tokens (a verification pass)
-//! keeps a [`Rollback`]: either the state after every token ([`RollbackMode::Snapshots`]) or
-//! the state before the pass and each token's inputs to the recurrence
-//! ([`RollbackMode::Replay`]), which recomputes the state of the accepted tokens. Both give
-//! exactly the state a pass over the accepted tokens alone would have left: the pass and the
-//! replay run the same token-by-token recurrence on the same inputs.
+//! state has folded them in and cannot. So a cache whose decoder rewinds (speculative
+//! decoding, for its target and its draft) keeps a window of the last tokens of its short
+//! passes: either the state after each ([`RollbackMode::Snapshots`]) or the state before the
+//! window and each token's inputs to the recurrence ([`RollbackMode::Replay`]), which
+//! recomputes the accepted tokens. Both give exactly the state the accepted tokens alone would
+//! have left: short passes and the replay run the same token-by-token recurrence on the same
+//! inputs.
+
+use std::collections::VecDeque;
 
 use super::delta_rule::{self, HeadDims, HeadInputs};
 use crate::error::{EngineError, Result};
 
-/// Passes of up to this many tokens keep what rolls them back (speculative verification);
-/// longer ones (prompts) do not, and are computed in chunks.
-pub(super) const ROLLBACK_MAX: usize = 16;
+/// Passes of up to this many tokens run token by token (decoding, speculative verification,
+/// drafting) and can be undone; longer ones (prompts) run in chunks and cannot. The short
+/// passes of attention (`QUERY_BY_QUERY_MAX`), which speculation keeps its passes within.
+pub(super) const ROLLBACK_MAX: usize = super::attention::QUERY_BY_QUERY_MAX;
 
-/// How a recurrent layer undoes the last tokens of a short pass.
+/// How a recurrent layer undoes its last tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RollbackMode {
-    /// The whole state after each token of the pass: no recomputation, but a copy of every
-    /// head's state per token (48 MB a token for a 4B model's 24 recurrent layers).
+    /// The whole state after each token: no recomputation, but a copy of every head's state
+    /// per token (48 MB a token for a 4B model's 24 recurrent layers).
     Snapshots,
-    /// The state before the pass and each token's recurrence inputs: one copy of the state,
-    /// and the accepted tokens' recurrence recomputed on rollback.
+    /// The state before the window and each token's recurrence inputs: the accepted tokens'
+    /// recurrence recomputed on rollback, and one token's as the window slides.
     Replay,
 }
 
@@ -66,16 +70,29 @@ pub(super) struct TokenInputs {
     pub beta: Vec<f32>,
 }
 
+/// Convolution window and delta-rule state at one point.
 #[derive(Clone)]
-enum Rollback {
-    /// Conv and delta state before the pass, then after each of its tokens.
-    Snapshots(Vec<(Vec<f32>, Vec<f32>)>),
-    /// Conv and delta state before the pass, and each token's inputs.
-    Replay {
-        conv: Vec<f32>,
-        state: Vec<f32>,
-        tokens: Vec<TokenInputs>,
-    },
+struct State {
+    conv: Vec<f32>,
+    delta: Vec<f32>,
+}
+
+/// One token of the window.
+#[derive(Clone)]
+enum Kept {
+    /// The state after it.
+    Snapshot(State),
+    /// Its inputs.
+    Inputs(TokenInputs),
+}
+
+/// The last tokens a row can be returned through.
+#[derive(Clone)]
+struct History {
+    /// The row's length before the window's first token, and its state there.
+    from: usize,
+    start: State,
+    kept: VecDeque<Kept>,
 }
 
 /// One cache row of one recurrent layer.
@@ -85,8 +102,14 @@ pub(super) struct RecurrentRow {
     pub conv: Vec<f32>,
     /// Each value head's state, `[value_heads][key_dim][value_dim]`.
     pub state: Vec<f32>,
-    /// The row's length before the last short pass, and how to return to any point in it.
-    rollback: Option<(usize, Rollback)>,
+    history: Option<History>,
+}
+
+/// What a row keeps to undo its last tokens: up to `tokens` of them, in `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Rollback {
+    pub tokens: usize,
+    pub mode: RollbackMode,
 }
 
 impl RecurrentRow {
@@ -94,96 +117,107 @@ impl RecurrentRow {
         RecurrentRow {
             conv: vec![0.0; shape.conv_len()],
             state: vec![0.0; shape.state_len()],
-            rollback: None,
+            history: None,
         }
     }
 
-    /// A copy of the state alone (a forked or prefix row starts with no pass to undo).
+    /// A copy of the state alone (a forked or prefix row has nothing to undo yet).
     pub fn copy_state(&self) -> RecurrentRow {
         RecurrentRow {
             conv: self.conv.clone(),
             state: self.state.clone(),
-            rollback: None,
+            history: None,
         }
     }
 
-    /// Starts a pass of `tokens` tokens at length `len`: forgets the last pass's rollback,
-    /// and for a short pass begins this one's.
-    pub fn begin_pass(&mut self, len: usize, tokens: usize, mode: RollbackMode) {
-        // A one-token pass (plain decoding) is never undone: a verifier feeds it only when
-        // it has no drafts, and keeps its token.
-        self.rollback = (2..=ROLLBACK_MAX).contains(&tokens).then(|| {
-            let kept = match mode {
-                RollbackMode::Snapshots => {
-                    let mut kept = Vec::with_capacity(tokens + 1);
-                    kept.push((self.conv.clone(), self.state.clone()));
-                    Rollback::Snapshots(kept)
-                }
-                RollbackMode::Replay => Rollback::Replay {
-                    conv: self.conv.clone(),
-                    state: self.state.clone(),
-                    tokens: Vec::with_capacity(tokens),
-                },
-            };
-            (len, kept)
-        });
+    fn current(&self) -> State {
+        State {
+            conv: self.conv.clone(),
+            delta: self.state.clone(),
+        }
     }
 
-    /// Records one token of the current short pass, after the state took it in.
-    pub fn record_token(&mut self, inputs: impl FnOnce() -> TokenInputs) {
-        match &mut self.rollback {
-            Some((_, Rollback::Snapshots(kept))) => {
-                kept.push((self.conv.clone(), self.state.clone()))
+    /// Starts a pass of `tokens` tokens at length `len`. A short pass extends the window (or
+    /// opens one); a long one, or a cache that keeps nothing, closes it.
+    pub fn begin_pass(&mut self, len: usize, tokens: usize, rollback: Rollback) {
+        if rollback.tokens == 0 || tokens > ROLLBACK_MAX {
+            self.history = None;
+            return;
+        }
+        let continues = self
+            .history
+            .as_ref()
+            .is_some_and(|h| h.from + h.kept.len() == len);
+        if !continues {
+            self.history = Some(History {
+                from: len,
+                start: self.current(),
+                kept: VecDeque::new(),
+            });
+        }
+    }
+
+    /// Records one token of a short pass, after the state took it in; the window keeps the
+    /// last `rollback.tokens`.
+    pub fn record_token(
+        &mut self,
+        shape: &RecurrentShape,
+        rollback: Rollback,
+        inputs: impl FnOnce() -> TokenInputs,
+    ) {
+        if self.history.is_none() {
+            return;
+        }
+        let kept = match rollback.mode {
+            RollbackMode::Snapshots => Kept::Snapshot(self.current()),
+            RollbackMode::Replay => Kept::Inputs(inputs()),
+        };
+        let history = self.history.as_mut().expect("checked above");
+        history.kept.push_back(kept);
+        while history.kept.len() > rollback.tokens {
+            let oldest = history.kept.pop_front().expect("the window is not empty");
+            history.from += 1;
+            match oldest {
+                Kept::Snapshot(state) => history.start = state,
+                Kept::Inputs(token) => advance(&mut history.start, shape, &token),
             }
-            Some((_, Rollback::Replay { tokens, .. })) => tokens.push(inputs()),
-            None => {}
         }
     }
 
-    /// Returns the row to its state at length `len` (from `current`), within its last pass.
+    /// Returns the row to its state at length `len` (from `current`), within its window.
     pub fn truncate(&mut self, shape: &RecurrentShape, current: usize, len: usize) -> Result<()> {
         if len >= current {
             return Ok(());
         }
-        let (from, rollback) = match &self.rollback {
-            Some((from, rollback)) if len >= *from => (*from, rollback),
+        let history = match &mut self.history {
+            Some(h) if len >= h.from && h.from + h.kept.len() == current => h,
             _ => {
                 return Err(EngineError::InvalidSetting(format!(
                     "a recurrent layer's state cannot go back from {current} to {len} tokens: \
-                     only tokens of its last pass of up to {ROLLBACK_MAX} can be undone"
+                     only its last tokens of short passes can be undone, where its decoder \
+                     asked the cache to keep them"
                 )))
             }
         };
-        let accepted = len - from;
-        match rollback {
-            Rollback::Snapshots(kept) => {
-                let (conv, state) = &kept[accepted];
-                self.conv.clone_from(conv);
-                self.state.clone_from(state);
-            }
-            Rollback::Replay {
-                conv,
-                state,
-                tokens,
-            } => {
-                self.conv.clone_from(conv);
-                self.state.clone_from(state);
-                for token in &tokens[..accepted] {
-                    shift_conv(&mut self.conv, &token.conv_input);
-                    step_heads(&mut self.state, shape, token, &mut []);
-                }
+        let accepted = len - history.from;
+        let mut state = history.start.clone();
+        for kept in history.kept.iter().take(accepted) {
+            match kept {
+                Kept::Snapshot(after) => state.clone_from(after),
+                Kept::Inputs(token) => advance(&mut state, shape, token),
             }
         }
-        // What is left of the pass can still be undone (the speculative decoder only ever
-        // truncates once per pass, but a second, shorter cut stays correct).
-        if let Some((_, Rollback::Snapshots(kept))) = &mut self.rollback {
-            kept.truncate(accepted + 1);
-        }
-        if let Some((_, Rollback::Replay { tokens, .. })) = &mut self.rollback {
-            tokens.truncate(accepted);
-        }
+        history.kept.truncate(accepted);
+        self.conv = state.conv;
+        self.state = state.delta;
         Ok(())
     }
+}
+
+/// `state` after one more token.
+fn advance(state: &mut State, shape: &RecurrentShape, token: &TokenInputs) {
+    shift_conv(&mut state.conv, &token.conv_input);
+    step_heads(&mut state.delta, shape, token, &mut []);
 }
 
 /// Pushes one token's convolution input into the window of the last inputs.

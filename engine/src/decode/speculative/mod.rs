@@ -36,7 +36,7 @@ use crate::decode::plain::{rate, CancelToken, Delta, RowDecoder, RowStep, StopRe
 use crate::decode::sample::{distribution, Distribution, SamplingParams};
 use crate::decode::think_budget::state_after_prompt;
 use crate::error::Result;
-use crate::model::{logits_to_host, KvCache, LogitsFor, Model, QUERY_BY_QUERY_MAX};
+use crate::model::{logits_to_host, KvCache, LogitsFor, Model, RollbackMode, QUERY_BY_QUERY_MAX};
 use crate::tokenizer::Tokenizer;
 
 use accept::{check_draft, one_hot, Check};
@@ -185,6 +185,14 @@ fn fit_pass(budgets: &mut [usize], pending: &[usize], limit: usize) {
     }
 }
 
+/// A cache that can undo a verification pass (the target's) or a round of drafting (a draft
+/// model's): hybrid models' recurrent layers keep what that needs. Every pass is at most
+/// [`QUERY_BY_QUERY_MAX`] tokens (see `SpecRow::draft_budget`), which they cover.
+fn rewindable(mut cache: KvCache) -> KvCache {
+    cache.keep_rollback(QUERY_BY_QUERY_MAX, RollbackMode::Replay);
+    cache
+}
+
 /// [`generate_batch`](crate::decode::batched::generate_batch) with speculation: `options.n` rows,
 /// each speculating on its own. (The arguments mirror `generate_batch`'s plus the drafter.)
 #[allow(clippy::too_many_arguments)]
@@ -225,7 +233,7 @@ pub fn generate_speculative(
     let mut calibration = Calibration::default();
 
     let started = Instant::now();
-    let mut cache = target.new_cache(None);
+    let mut cache = rewindable(target.new_cache(None));
     cache.add_row()?;
     let Some(prompt_logits) = prefill(target, &mut cache, prompt_ids, cancel)? else {
         return Ok(cancelled(rows, prompt_ids.len(), started, None, on_delta));
@@ -234,7 +242,7 @@ pub fn generate_speculative(
     let mut draft_per_prompt_token = 0.0;
     let mut draft_cache = match source {
         DraftSource::Model(draft) => {
-            let mut c = draft.new_cache(None);
+            let mut c = rewindable(draft.new_cache(None));
             c.add_row()?;
             let draft_started = Instant::now();
             let drafted_prompt = prefill(draft, &mut c, prompt_ids, cancel)?;
