@@ -134,8 +134,9 @@ fn qwen35_decoding_after_a_prefill_matches_the_references() {
 #[test]
 fn qwen35_q8_0_follows_llama_cpp_on_the_same_file() {
     // The random recurrent fixtures amplify 8-bit rounding (llama.cpp's own Q8_0 logits
-    // differ from its F32 ones by about 0.1 on average), so Q8_0 is held to llama.cpp's
-    // Q8_0 loosely and to the greedy choice where llama.cpp's is not a near tie.
+    // differ from its F32 ones by 0.08-0.11 on average; ours from its Q8_0 ones by 0.03),
+    // so Q8_0 is held to llama.cpp's Q8_0 on average and to the greedy choice where
+    // llama.cpp's is not a near tie.
     for name in CASES {
         let model = load(name, "model-q8_0.gguf");
         let c = case(name);
@@ -147,7 +148,7 @@ fn qwen35_q8_0_follows_llama_cpp_on_the_same_file() {
             .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
             .sum::<f32>()
             / (logits.len() * c.vocab) as f32;
-        assert!(mean < 0.15, "{name}: mean difference {mean}");
+        assert!(mean < 0.06, "{name}: mean difference {mean}");
         let argmax = |row: &[f32]| {
             (0..row.len())
                 .max_by(|&a, &b| row[a].total_cmp(&row[b]))

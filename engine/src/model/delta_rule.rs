@@ -78,48 +78,26 @@ pub fn recurrent(state: &mut [f32], dims: HeadDims, x: &HeadInputs<'_>, out: &mu
             &x.k[t * dk..][..dk],
             &x.v[t * dv..][..dv],
         );
+        // Two sweeps over the state instead of four: decay with the read of `Sᵀk`, then
+        // the write with the read of `Sᵀq` (the same arithmetic in the same order).
         let decay = x.g[t].exp();
-        state.iter_mut().for_each(|s| *s *= decay);
         d.copy_from_slice(v);
-        for (i, row) in state.chunks_exact(dv).enumerate() {
+        for (i, row) in state.chunks_exact_mut(dv).enumerate() {
             for (dj, s) in d.iter_mut().zip(row) {
-                *dj -= s * k[i];
+                *s *= decay;
+                *dj -= *s * k[i];
             }
         }
         d.iter_mut().for_each(|dj| *dj *= x.beta[t]);
-        for (i, row) in state.chunks_exact_mut(dv).enumerate() {
-            for (s, dj) in row.iter_mut().zip(&d) {
-                *s += k[i] * dj;
-            }
-        }
         let o = &mut out[t * dv..][..dv];
         o.fill(0.0);
-        for (i, row) in state.chunks_exact(dv).enumerate() {
-            for (oj, s) in o.iter_mut().zip(row) {
-                *oj += s * q[i];
+        for (i, row) in state.chunks_exact_mut(dv).enumerate() {
+            for ((s, dj), oj) in row.iter_mut().zip(&d).zip(o.iter_mut()) {
+                *s += k[i] * dj;
+                *oj += *s * q[i];
             }
         }
     }
-}
-
-/// [`recurrent`], keeping the state after every token: a verification pass over drafted
-/// tokens keeps them so that, when only the first `n` are accepted, the state rolls back to
-/// `snapshots[n - 1]` (a recurrent state cannot be truncated as a key/value cache is). Returns
-/// the snapshots, `[tokens][key_dim * value_dim]`.
-pub fn recurrent_with_snapshots(
-    state: &mut [f32],
-    dims: HeadDims,
-    x: &HeadInputs<'_>,
-    out: &mut [f32],
-) -> Vec<Vec<f32>> {
-    let dv = dims.value_dim;
-    (0..x.tokens())
-        .map(|t| {
-            let one = x.span(dims, t, t + 1);
-            recurrent(state, dims, &one, &mut out[t * dv..][..dv]);
-            state.to_vec()
-        })
-        .collect()
 }
 
 /// Chunks of `chunk` tokens (the last may be shorter): the same results as [`recurrent`] up
@@ -338,49 +316,6 @@ mod tests {
         }
         // transformers' chunked form agrees with its recurrent one (the fixture's own check).
         assert!(max_abs_diff(&f.array("chunked_out"), &expected_out) < 1e-5);
-    }
-
-    /// Rollback: a pass over 6 drafted tokens keeps each token's state; restoring the state
-    /// after the 2 accepted ones and going on equals never having drafted the other 4.
-    #[test]
-    fn qwen35_delta_rule_rolled_back_to_a_snapshot_equals_never_having_gone_further() {
-        let f = Fixture::load();
-        let dv = f.dims.value_dim;
-        let owned = OwnedHead::load(&f, 0);
-        let all = owned.inputs();
-        let part = |from: usize, to: usize| all.span(f.dims, from, to);
-        let initial = f.state(&f.array("initial_state"), 0);
-        let (prefix, drafted, accepted) = (40, 6, 2);
-        let mut state = initial.clone();
-        let mut out = vec![0f32; f.tokens * dv];
-        chunked(&mut state, f.dims, &part(0, prefix), 64, &mut out);
-        let mut pass_out = vec![0f32; drafted * dv];
-        let snapshots = recurrent_with_snapshots(
-            &mut state,
-            f.dims,
-            &part(prefix, prefix + drafted),
-            &mut pass_out,
-        );
-        assert_eq!(snapshots.len(), drafted);
-        let mut rolled_back = snapshots[accepted - 1].clone();
-
-        // The same tokens up to the last accepted one, never drafting further.
-        let mut straight = initial;
-        let end = prefix + accepted;
-        chunked(&mut straight, f.dims, &part(0, end), 64, &mut out);
-        assert!(max_abs_diff(&rolled_back, &straight) < 1e-5);
-
-        // And both go on alike.
-        let mut a = vec![0f32; 10 * dv];
-        let mut b = vec![0f32; 10 * dv];
-        recurrent(&mut rolled_back, f.dims, &part(end, end + 10), &mut a);
-        recurrent(&mut straight, f.dims, &part(end, end + 10), &mut b);
-        assert!(max_abs_diff(&a, &b) < 1e-5);
-        assert_ne!(
-            snapshots[accepted - 1],
-            snapshots[drafted - 1],
-            "the drafts moved the state"
-        );
     }
 
     #[test]
