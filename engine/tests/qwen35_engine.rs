@@ -475,3 +475,46 @@ fn qwen35_greedy_speculative_output_equals_plain_output() {
         "{totals:?}"
     );
 }
+
+/// A Qwen3.5 file whose sizes disagree with its tensors is refused with a message naming
+/// what disagrees, never run into a panic: the recurrent layers' host-side arithmetic slices
+/// by these sizes.
+#[test]
+fn qwen35_sizes_that_disagree_with_the_tensors_are_refused() {
+    use candle_core::quantized::gguf_file::{self, Value};
+    let source = fixture_dir(CASES[0]).join("model-f32.gguf");
+    let mut reader = std::fs::File::open(&source).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let tensors: Vec<(String, candle_core::quantized::QTensor)> = content
+        .tensor_infos
+        .keys()
+        .map(|name| {
+            let t = content.tensor(&mut reader, name, &Device::Cpu).unwrap();
+            (name.clone(), t)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, says) in [
+        ("qwen35.ssm.inner_size", 128, "attn_qkv"),
+        ("qwen35.ssm.conv_kernel", 5, "convolution weights"),
+        ("qwen35.ssm.group_count", 3, "cannot share"),
+        ("qwen35.ssm.state_size", 8, "attn_qkv"),
+        ("qwen35.rope.dimension_count", 33, "rotary embedding"),
+    ] {
+        let mut metadata = content.metadata.clone();
+        metadata.insert(key.into(), Value::U32(value));
+        let path = dir.path().join(format!("{key}.gguf"));
+        let mut out = std::fs::File::create(&path).unwrap();
+        let meta: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let refs: Vec<(&str, &candle_core::quantized::QTensor)> =
+            tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        gguf_file::write(&mut out, &meta, &refs).unwrap();
+        drop(out);
+        let gguf = GgufFile::open(&path).unwrap();
+        let err = match load_gguf(&gguf, &Device::Cpu, &mut |_| {}) {
+            Ok(_) => panic!("{key} = {value} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(says), "{key} = {value}: {err}");
+    }
+}

@@ -16,9 +16,12 @@
 //! token by token, so a verification pass computes each token exactly as plain decoding does
 //! and a rollback replays the very same steps; longer passes (prompts) run the chunked form.
 
+use std::path::Path;
+
 use candle_core::Tensor;
 use rayon::prelude::*;
 
+use super::config::LinearAttention;
 use super::delta_rule::{self, HeadDims, HeadInputs};
 use super::kv_cache::KvCache;
 use super::linear::Linear;
@@ -27,12 +30,21 @@ use super::recurrent_state::{
     shift_conv, step_heads, RecurrentRow, RecurrentShape, Rollback, TokenInputs, ROLLBACK_MAX,
 };
 use super::step::StepInputs;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// Tokens per chunk of the chunked delta rule (as transformers and llama.cpp).
 const CHUNK: usize = 64;
 
 pub(super) struct DeltaNet {
+    weights: DeltaNetWeights,
+    pub shape: RecurrentShape,
+    key_heads: usize,
+    eps: f32,
+}
+
+/// A Gated DeltaNet layer's weights, as the engine computes with them (value heads in tiled
+/// order, `a = -exp(A_log)`).
+pub(super) struct DeltaNetWeights {
     /// `W_qkv`, `W_z`, `W_beta`, `W_alpha`, in that order.
     pub inputs: Projections,
     /// The convolution's weights, `[channels][taps]`, the last tap on the newest input.
@@ -43,9 +55,6 @@ pub(super) struct DeltaNet {
     /// The gated norm's weight, `[value_dim]`, shared by the heads.
     pub norm: Vec<f32>,
     pub out: Linear,
-    pub shape: RecurrentShape,
-    pub key_heads: usize,
-    pub eps: f32,
 }
 
 /// One row's new tokens: slices of the projections' outputs.
@@ -57,6 +66,51 @@ struct RowInputs<'a> {
 }
 
 impl DeltaNet {
+    /// The layer, once its vectors have the sizes `linear` needs (the host-side arithmetic
+    /// indexes them by those sizes; a file that disagrees is refused, not run).
+    pub fn new(
+        weights: DeltaNetWeights,
+        linear: &LinearAttention,
+        eps: f32,
+        path: &Path,
+    ) -> Result<DeltaNet> {
+        let shape = super::recurrent_shape(linear);
+        let heads = linear.value_heads;
+        for (what, len, want) in [
+            (
+                "convolution weights",
+                weights.conv.len(),
+                shape.channels * shape.conv_taps,
+            ),
+            ("time-step biases", weights.dt_bias.len(), heads),
+            ("decay rates", weights.a.len(), heads),
+            ("gated norm weights", weights.norm.len(), linear.value_dim),
+        ] {
+            if len != want {
+                return Err(EngineError::CorruptModel {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "a linear-attention layer has {len} {what}, but its sizes need {want}"
+                    ),
+                });
+            }
+        }
+        Ok(DeltaNet {
+            weights,
+            shape,
+            key_heads: linear.key_heads,
+            eps,
+        })
+    }
+
+    pub fn input_projections(&self) -> &Projections {
+        &self.weights.inputs
+    }
+
+    pub fn output_projection(&self) -> &Linear {
+        &self.weights.out
+    }
+
     /// `h`: `[n, hidden]`, all rows' new tokens as `step.spans` lays them out. Returns the
     /// layer's output `[n, hidden]` and advances each row's recurrent state.
     pub fn forward(
@@ -67,7 +121,7 @@ impl DeltaNet {
         step: &StepInputs,
     ) -> Result<Tensor> {
         let host = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-        let parts = self.inputs.forward(h)?;
+        let parts = self.weights.inputs.forward(h)?;
         let (qkv, z, beta, alpha) = (
             host(&parts[0])?,
             host(&parts[1])?,
@@ -100,7 +154,7 @@ impl DeltaNet {
             );
         }
         let y = Tensor::from_vec(out, (n, width), h.device())?;
-        self.out.forward(&y)
+        self.weights.out.forward(&y)
     }
 
     /// One row's tokens through the convolution, the gates, the delta rule and the gated
@@ -153,7 +207,7 @@ impl DeltaNet {
         let channels = input.len();
         (0..channels)
             .map(|c| {
-                let w = &self.conv[c * taps..][..taps];
+                let w = &self.weights.conv[c * taps..][..taps];
                 let mut sum = w[taps - 1] * input[c];
                 for (j, wj) in w[..taps - 1].iter().enumerate() {
                     sum += wj * window[j * channels + c];
@@ -192,7 +246,7 @@ impl DeltaNet {
             k: tiled(&k),
             v,
             g: (0..heads)
-                .map(|h| self.a[h] * softplus(alpha[h] + self.dt_bias[h]))
+                .map(|h| self.weights.a[h] * softplus(alpha[h] + self.weights.dt_bias[h]))
                 .collect(),
             beta: beta.iter().map(|&b| sigmoid(b)).collect(),
         }
@@ -249,7 +303,7 @@ impl DeltaNet {
         {
             let mean_square = o.iter().map(|v| v * v).sum::<f32>() / value_dim as f32;
             let scale = 1.0 / (mean_square + self.eps).sqrt();
-            for ((oj, wj), zj) in o.iter_mut().zip(&self.norm).zip(z) {
+            for ((oj, wj), zj) in o.iter_mut().zip(&self.weights.norm).zip(z) {
                 *oj = *oj * scale * wj * silu(*zj);
             }
         }

@@ -12,7 +12,7 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
 use candle_core::{Device, Tensor};
 
 use super::config::{LinearAttention, ModelConfig, OutputGate, QkNorm};
-use super::delta_net::DeltaNet;
+use super::delta_net::{DeltaNet, DeltaNetWeights};
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{runs_of, stacked_bias, Projections, Stack};
@@ -112,6 +112,31 @@ impl TensorReader<'_> {
         }
         let q = qtensor_from_ggml(dtype, bytes, dims, &self.device)?;
         Ok(Arc::new(Matrix::candle(q)?))
+    }
+
+    /// Refuses `name` unless it is a `[rows, cols]` matrix (a layer whose host-side arithmetic
+    /// slices its outputs by these widths must not meet a file that disagrees).
+    fn check_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<()> {
+        let dims = self
+            .gguf
+            .content
+            .tensor_infos
+            .get(name)
+            .map(|t| t.shape.dims().to_vec());
+        match dims {
+            Some(d) if d == [rows, cols] => Ok(()),
+            Some(d) => Err(EngineError::CorruptModel {
+                path: self.gguf.path.clone(),
+                reason: format!(
+                    "tensor `{name}` has shape {d:?}, but its sizes need {:?}",
+                    [rows, cols]
+                ),
+            }),
+            None => Err(EngineError::CorruptModel {
+                path: self.gguf.path.clone(),
+                reason: format!("tensor `{name}` is missing"),
+            }),
+        }
     }
 
     /// Qwen3.5's query projection, which holds each head's query and then its output gate
@@ -272,46 +297,40 @@ fn delta_net(
     let heads = linear.value_heads;
     let shape = super::recurrent_shape(linear);
     let host = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-    let sized = |name: String, values: Vec<f32>, want: usize| -> Result<Vec<f32>> {
-        if values.len() == want {
-            return Ok(values);
-        }
-        Err(EngineError::CorruptModel {
-            path: reader.gguf.path.clone(),
-            reason: format!("tensor `{name}` has {} values, not {want}", values.len()),
-        })
-    };
     let conv = host(reader.vector(&p("ssm_conv1d.weight"))?)?;
-    let conv = sized(
-        p("ssm_conv1d.weight"),
-        conv,
-        shape.channels * shape.conv_taps,
-    )?;
-    let dt_bias = sized(
-        p("ssm_dt.bias"),
-        host(reader.vector(&p("ssm_dt.bias"))?)?,
-        heads,
-    )?;
-    let a = sized(p("ssm_a"), host(reader.vector(&p("ssm_a"))?)?, heads)?;
+    let dt_bias = host(reader.vector(&p("ssm_dt.bias"))?)?;
+    let a = host(reader.vector(&p("ssm_a"))?)?;
     let norm = host(reader.vector(&p("ssm_norm.weight"))?)?;
-    let norm = sized(p("ssm_norm.weight"), norm, linear.value_dim)?;
+    let (hidden, values) = (config.hidden_size, heads * linear.value_dim);
+    for (name, rows) in [
+        ("attn_qkv", shape.channels),
+        ("attn_gate", values),
+        ("ssm_beta", heads),
+        ("ssm_alpha", heads),
+    ] {
+        reader.check_matrix(&p(&format!("{name}.weight")), rows, hidden)?;
+    }
+    reader.check_matrix(&p("ssm_out.weight"), hidden, values)?;
     let inputs = Projections::separate(vec![
         reader.linear(&p("attn_qkv"))?,
         reader.linear(&p("attn_gate"))?,
         reader.linear(&p("ssm_beta"))?,
         reader.linear(&p("ssm_alpha"))?,
     ]);
-    Ok(DeltaNet {
-        inputs,
-        conv,
-        dt_bias,
-        a,
-        norm,
-        out: reader.linear(&p("ssm_out"))?,
-        shape,
-        key_heads: linear.key_heads,
-        eps: config.rms_norm_eps,
-    })
+    let out = reader.linear(&p("ssm_out"))?;
+    DeltaNet::new(
+        DeltaNetWeights {
+            inputs,
+            conv,
+            dt_bias,
+            a,
+            norm,
+            out,
+        },
+        linear,
+        config.rms_norm_eps,
+        &reader.gguf.path,
+    )
 }
 
 /// Loads the weights of a GGUF model onto `device`.

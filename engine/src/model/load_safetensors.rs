@@ -8,7 +8,7 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
 use super::config::{Architecture, LinearAttention, ModelConfig, OutputGate, QkNorm};
-use super::delta_net::DeltaNet;
+use super::delta_net::{DeltaNet, DeltaNetWeights};
 use super::linear::{Linear, Matrix};
 use super::projections::{stacked_bias, Projections};
 use super::{Attention, Block, Mixer, Model, QkNormWeights};
@@ -294,8 +294,21 @@ fn delta_net(
     let head_rows = reordered(0, linear.value_dim)?;
     let per_head = reordered(0, 1)?;
     let dense = |t: Tensor| Linear::new(Arc::new(Matrix::Dense(t)), None);
+    // Each input projection's width, which the layer's host-side arithmetic slices by.
     let rows = |name: &str, index: &Tensor| -> Result<Linear> {
-        Ok(dense(w.matrix(&p(name))?.index_select(index, 0)?))
+        let weight = w.matrix(&p(name))?;
+        let want = [index.elem_count(), config.hidden_size];
+        if weight.dims() != want {
+            return Err(EngineError::CorruptModel {
+                path: w.folder.clone(),
+                reason: format!(
+                    "tensor `{}` has shape {:?}, but its sizes need {want:?}",
+                    p(name),
+                    weight.dims()
+                ),
+            });
+        }
+        Ok(dense(weight.index_select(index, 0)?))
     };
     let host = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
     let conv = w.tensor(&p("conv1d.weight"))?;
@@ -314,15 +327,17 @@ fn delta_net(
     let out = w
         .matrix(&p("out_proj.weight"))?
         .index_select(&head_rows, 1)?;
-    Ok(DeltaNet {
-        inputs,
-        conv: host(conv.index_select(&value_rows, 0)?)?,
-        dt_bias: host(w.tensor(&p("dt_bias"))?.index_select(&per_head, 0)?)?,
-        a: host(a)?,
-        norm: host(w.tensor(&p("norm.weight"))?)?,
-        out: dense(out.contiguous()?),
-        shape: super::recurrent_shape(linear),
-        key_heads: k_heads,
-        eps: config.rms_norm_eps,
-    })
+    DeltaNet::new(
+        DeltaNetWeights {
+            inputs,
+            conv: host(conv.index_select(&value_rows, 0)?)?,
+            dt_bias: host(w.tensor(&p("dt_bias"))?.index_select(&per_head, 0)?)?,
+            a: host(a)?,
+            norm: host(w.tensor(&p("norm.weight"))?)?,
+            out: dense(out.contiguous()?),
+        },
+        linear,
+        config.rms_norm_eps,
+        &w.folder,
+    )
 }

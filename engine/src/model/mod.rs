@@ -134,7 +134,7 @@ impl Mixer {
     fn input_projections(&self) -> &Projections {
         match self {
             Mixer::Attention(a) => &a.qkv,
-            Mixer::DeltaNet(d) => &d.inputs,
+            Mixer::DeltaNet(d) => d.input_projections(),
         }
     }
 
@@ -143,7 +143,7 @@ impl Mixer {
         let mut layers = self.input_projections().linears();
         match self {
             Mixer::Attention(a) => layers.extend(a.gate.iter().chain([&a.o])),
-            Mixer::DeltaNet(d) => layers.push(&d.out),
+            Mixer::DeltaNet(d) => layers.push(d.output_projection()),
         }
         layers
     }
