@@ -10,8 +10,6 @@ use candle_core::Device;
 use k2_engine::gguf::GgufFile;
 use k2_engine::model::{load_gguf, load_safetensors, KvCache, LogitsFor, Model, RollbackMode};
 
-mod common;
-
 const CASES: [&str; 2] = ["qwen35-hybrid-k2-v4", "qwen35-tied-k2-v2"];
 
 fn fixture_dir(case: &str) -> PathBuf {
@@ -405,11 +403,13 @@ fn qwen35_greedy_speculative_output_equals_plain_output() {
         generate_speculative, DraftSource, SpecStats, SpecTuning,
     };
 
-    let (target, draft) = (load(CASES[0], EXACT), load(CASES[0], "model-f32.gguf"));
-    // The fixtures' byte-level vocabulary (whose one merge makes a token it lacks) does not
-    // build a tokenizer; the decoders only turn ids into text with it, and SmolLM2's covers
-    // the 320 ids (its end-of-turn id 2 ends a row in both runs alike).
-    let tokenizer = &common::smollm2().tokenizer;
+    let open = |file: &str| {
+        k2_engine::loader::load_model(&fixture_dir(CASES[0]).join(file), &Device::Cpu, &mut |_| {})
+            .unwrap()
+    };
+    let (target, draft) = (open(EXACT), open("model-f32.gguf"));
+    let tokenizer = &target.tokenizer;
+    let (target, draft) = (&target.model, &draft.model);
     let c = case(CASES[0]);
     let cancel = CancelToken::new();
     let mut totals = SpecStats::default();
@@ -427,22 +427,15 @@ fn qwen35_greedy_speculative_output_equals_plain_output() {
                 ..GenerateOptions::default()
             },
         };
-        let plain = generate_batch(
-            &target,
-            tokenizer,
-            prompt,
-            &options,
-            &cancel,
-            &mut |_, _| {},
-        )
-        .unwrap();
+        let plain =
+            generate_batch(target, tokenizer, prompt, &options, &cancel, &mut |_, _| {}).unwrap();
         for source in [
-            DraftSource::Model(&draft),
+            DraftSource::Model(draft),
             DraftSource::Suffix,
             DraftSource::Ngram,
         ] {
             let (spec, stats) = generate_speculative(
-                &target,
+                target,
                 tokenizer,
                 prompt,
                 &options,
@@ -517,4 +510,100 @@ fn qwen35_sizes_that_disagree_with_the_tensors_are_refused() {
         };
         assert!(err.contains(says), "{key} = {value}: {err}");
     }
+}
+
+/// The fixtures' tokenizer (byte-level, with one merge whose result is not a token, which
+/// llama.cpp loads and ignores) loads and round-trips text through its byte tokens.
+#[test]
+fn qwen35_fixture_tokenizer_loads_as_llama_cpp_does() {
+    let path = fixture_dir(CASES[0]).join(EXACT);
+    let tokenizer = k2_engine::loader::load_tokenizer(&path).unwrap();
+    let text = "Tiny models, 17 + 25 = 42.";
+    let ids = tokenizer.encode_prompt(text, false).unwrap();
+    assert_eq!(ids.len(), text.len(), "one byte token per byte: {ids:?}");
+    assert_eq!(tokenizer.decode(&ids).unwrap(), text);
+}
+
+/// The classroom server on a hybrid model: requests sharing a long prompt prefix (which the
+/// prefix cache would reuse for a transformer, and must not cut from a recurrent state)
+/// joining a running batch, with best-of-3 forks, each decode exactly what it decodes alone.
+#[test]
+fn qwen35_served_requests_decode_exactly_as_alone() {
+    use k2_engine::decode::batched::{generate_batch, BatchOptions};
+    use k2_engine::decode::plain::{CancelToken, GenerateOptions};
+    use k2_engine::decode::sample::SamplingParams;
+    use k2_engine::serving::{Scheduler, SchedulerConfig, ServeEvent, ServeRequest};
+    use std::sync::Arc;
+
+    let path = fixture_dir(CASES[0]).join(EXACT);
+    let lm = Arc::new(k2_engine::loader::load_model(&path, &Device::Cpu, &mut |_| {}).unwrap());
+    let scheduler = Scheduler::start(
+        lm.clone(),
+        SchedulerConfig {
+            max_rows: 8,
+            max_waiting: 8,
+            prefill_budget: 512,
+            context: 256,
+            prefix_cache: true,
+        },
+    )
+    .unwrap();
+    let c = case(CASES[0]);
+    let shared = &c.tokens[..40];
+    let requests: Vec<ServeRequest> = [(&c.tokens[40..44], 1, 0.0), (&c.tokens[50..56], 3, 1.0)]
+        .into_iter()
+        .chain([(&c.tokens[60..63], 2, 0.7)])
+        .enumerate()
+        .map(|(i, (question, n, temperature))| ServeRequest {
+            prompt_ids: [shared, question].concat(),
+            n,
+            options: GenerateOptions {
+                sampling: SamplingParams {
+                    temperature,
+                    seed: i as u64 + 3,
+                    ..SamplingParams::default()
+                },
+                max_tokens: 30,
+                stop: Vec::new(),
+                ..GenerateOptions::default()
+            },
+        })
+        .collect();
+    let receivers: Vec<_> = requests
+        .iter()
+        .map(|r| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            scheduler.submit(r.clone(), CancelToken::new()).unwrap()
+        })
+        .collect();
+    for (request, mut events) in requests.iter().zip(receivers) {
+        let mut rows = vec![None; request.n];
+        while rows.iter().any(Option::is_none) {
+            match events
+                .blocking_recv()
+                .expect("the scheduler ends every row")
+            {
+                ServeEvent::Finished { row, generation } => rows[row] = Some(generation),
+                ServeEvent::Failed { message } => panic!("request failed: {message}"),
+                _ => {}
+            }
+        }
+        let alone = generate_batch(
+            &lm.model,
+            &lm.tokenizer,
+            &request.prompt_ids,
+            &BatchOptions {
+                n: request.n,
+                generate: request.options.clone(),
+            },
+            &CancelToken::new(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        for (got, want) in rows.iter().flatten().zip(&alone) {
+            assert_eq!(got.token_ids, want.token_ids);
+        }
+    }
+    assert_eq!(scheduler.load().reused_prompt_tokens, 0);
+    scheduler.shutdown();
 }

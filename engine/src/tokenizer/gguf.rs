@@ -135,6 +135,7 @@ pub(super) fn build(ct: &Content, path: &Path) -> Result<Parts> {
         .enumerate()
         .map(|(i, t)| (t.clone(), i as u32))
         .collect();
+    let merges = usable_merges(merges, &vocab, path);
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .ignore_merges(pre.ignore_merges())
@@ -183,6 +184,33 @@ pub(super) fn build(ct: &Content, path: &Path) -> Result<Parts> {
         model,
         pre: pre.name().to_string(),
     })
+}
+
+/// The merges whose parts and result are all tokens of the vocabulary. llama.cpp loads a file
+/// with others and tokenizes as if they were not there (a merged piece it cannot find falls
+/// back to its bytes); the BPE model refuses them, so they are left out, with a warning.
+fn usable_merges(
+    merges: Vec<(String, String)>,
+    vocab: &Vocab,
+    path: &Path,
+) -> Vec<(String, String)> {
+    let total = merges.len();
+    let usable: Vec<(String, String)> = merges
+        .into_iter()
+        .filter(|(left, right)| {
+            vocab.contains_key(left)
+                && vocab.contains_key(right)
+                && vocab.contains_key(&format!("{left}{right}"))
+        })
+        .collect();
+    if usable.len() < total {
+        tracing::warn!(
+            path = %path.display(),
+            skipped = total - usable.len(),
+            "merges that make a token the vocabulary lacks are left out, as llama.cpp ignores them"
+        );
+    }
+    usable
 }
 
 /// Merges are "left right"; llama.cpp splits at the first space after the first character, so
