@@ -122,7 +122,9 @@ impl StepKey {
     /// The key of a step a graph can replay: every row's span goes through the fused
     /// attention kernels (prefill spans write the cache at offsets baked into their ops).
     fn of(plan: &StepPlan, cache: &KvCache, model: &Model) -> Option<StepKey> {
+        // A hybrid's recurrent layers compute on the host, which a graph cannot capture.
         let fused = fused_attention(&model.config, cache, &model.device)
+            && model.config.switches.linear_attention.is_none()
             && plan.spans.iter().all(|s| s.1 <= QUERY_BY_QUERY_MAX)
             && plan.spans.iter().any(|s| s.1 > 0);
         fused.then(|| StepKey {

@@ -239,14 +239,15 @@ impl TensorReader<'_> {
     }
 }
 
-/// Hybrid models' recurrent layers run on the CPU only so far: refused elsewhere, before
-/// anything is read.
-pub(super) fn refuse_hybrid_off_cpu(config: &ModelConfig, device: &Device) -> Result<()> {
-    if config.switches.linear_attention.is_none() || device.is_cpu() {
+/// Hybrid models run on the CPU and on CUDA, where their recurrent layers' convolution and
+/// delta rule still compute on the host (no CUDA kernels for them yet, so no graphs either):
+/// refused on other devices, before anything is read.
+pub(super) fn refuse_hybrid_elsewhere(config: &ModelConfig, device: &Device) -> Result<()> {
+    if config.switches.linear_attention.is_none() || device.is_cpu() || device.is_cuda() {
         return Ok(());
     }
     Err(EngineError::InvalidSetting(format!(
-        "{} models run on the CPU only in this version: choose the CPU device",
+        "{} models run on the CPU or CUDA only in this version: choose one of those devices",
         config.architecture.name()
     )))
 }
@@ -342,7 +343,7 @@ pub fn load_gguf(
     let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_gguf(gguf)?;
     config.check_gguf_tensors(gguf)?;
-    refuse_hybrid_off_cpu(&config, device)?;
+    refuse_hybrid_elsewhere(&config, device)?;
     let file = File::open(&gguf.path).map_err(|e| EngineError::io(&gguf.path, e))?;
     let total = gguf
         .file_size

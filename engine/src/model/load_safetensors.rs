@@ -147,7 +147,7 @@ pub fn safetensors_files(folder: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
     let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_hf_config(&folder.join("config.json"))?;
-    super::load_gguf::refuse_hybrid_off_cpu(&config, device)?;
+    super::load_gguf::refuse_hybrid_elsewhere(&config, device)?;
     let files = safetensors_files(folder)?;
     if files.is_empty() {
         return Err(EngineError::NotAModel {
