@@ -3,7 +3,10 @@
 //! `tests/fixtures/qwen35/` prefilled whole and as a prefill, a short pass and single tokens,
 //! its logits against transformers' (F32 file) and llama.cpp's (Q8_0 file, mean difference).
 //!
-//!     cargo run --release --features cuda --example hybrid_check -- cuda|cpu
+//!     cargo run --release --features cuda --example hybrid_check -- cuda|cpu [FIXTURES_DIR]
+//!
+//! FIXTURES_DIR defaults to this checkout's `tests/fixtures/qwen35` (on the GPU machine, where
+//! the binary arrives alone, the carried tree's).
 
 use std::path::PathBuf;
 
@@ -15,7 +18,13 @@ use k2_engine::model::{load_gguf, logits_to_host, LogitsFor, Model};
 const CASES: [&str; 2] = ["qwen35-hybrid-k2-v4", "qwen35-tied-k2-v2"];
 
 fn fixture(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/fixtures/qwen35/{case}"))
+    let root = std::env::args()
+        .nth(2)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/qwen35")
+        });
+    root.join(case)
 }
 
 fn reference(case: &str, file: &str, vocab: usize) -> Result<Vec<Vec<f32>>> {
@@ -54,7 +63,7 @@ fn main() -> Result<()> {
     let device = match std::env::args().nth(1).as_deref() {
         Some("cpu") => Device::Cpu,
         Some("cuda") => Device::new_cuda(0)?,
-        _ => bail!("usage: hybrid_check cuda|cpu"),
+        _ => bail!("usage: hybrid_check cuda|cpu [FIXTURES_DIR]"),
     };
     let mut failed = false;
     for case in CASES {
