@@ -532,3 +532,27 @@ fn unsupported_and_missing_metadata_are_clear_errors() {
     let err = Tokenizer::from_gguf(&ct, &path).unwrap_err().to_string();
     assert!(err.contains("tokenizer.ggml.model"), "{err}");
 }
+
+/// A merge whose result the vocabulary lacks (which llama.cpp loads and, tokenizing, undoes:
+/// an unknown merged piece falls back to its parts) is left out: the tokenizer still builds
+/// and encodes as it did without it.
+#[test]
+fn a_merge_making_an_unknown_token_is_left_out_as_llama_cpp_ignores_it() {
+    use gguf_file::Value;
+    let path = model_path(SMOLLM);
+    let plain = Tokenizer::from_gguf(&read_gguf(&path), &path).unwrap();
+    let mut content = read_gguf(&path);
+    match content.metadata.get_mut("tokenizer.ggml.merges") {
+        // First, so it would apply before every real merge if it were kept.
+        Some(Value::Array(merges)) => merges.insert(0, Value::String("Ġ zzq".into())),
+        _ => panic!("SmolLM2 has merges"),
+    }
+    let edited = Tokenizer::from_gguf(&content, &path).unwrap();
+    for text in ["The cat sat on the mat.", " zzq zzqz", "x = 17 + 25", "Ġzzq"] {
+        assert_eq!(
+            edited.encode_prompt(text, false).unwrap(),
+            plain.encode_prompt(text, false).unwrap(),
+            "{text:?}"
+        );
+    }
+}
