@@ -548,7 +548,12 @@ fn a_merge_making_an_unknown_token_is_left_out_as_llama_cpp_ignores_it() {
         _ => panic!("SmolLM2 has merges"),
     }
     let edited = Tokenizer::from_gguf(&content, &path).unwrap();
-    for text in ["The cat sat on the mat.", " zzq zzqz", "x = 17 + 25", "Ġzzq"] {
+    for text in [
+        "The cat sat on the mat.",
+        " zzq zzqz",
+        "x = 17 + 25",
+        "Ġzzq",
+    ] {
         assert_eq!(
             edited.encode_prompt(text, false).unwrap(),
             plain.encode_prompt(text, false).unwrap(),
