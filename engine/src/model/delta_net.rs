@@ -120,13 +120,12 @@ impl DeltaNet {
         layer: usize,
         step: &StepInputs,
     ) -> Result<Tensor> {
-        let host = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
         let parts = self.weights.inputs.forward(h)?;
         let (qkv, z, beta, alpha) = (
-            host(&parts[0])?,
-            host(&parts[1])?,
-            host(&parts[2])?,
-            host(&parts[3])?,
+            host_values(&parts[0])?,
+            host_values(&parts[1])?,
+            host_values(&parts[2])?,
+            host_values(&parts[3])?,
         );
         let (channels, heads) = (self.shape.channels, self.shape.value_heads);
         let width = heads * self.shape.head.value_dim;
@@ -170,16 +169,16 @@ impl DeltaNet {
         let heads = self.shape.value_heads;
         let width = heads * self.shape.head.value_dim;
         let t = x.qkv.len() / channels;
+        let input = |i: usize| &x.qkv[i * channels..][..channels];
         // The convolution window moves one token at a time in both forms.
         let next_token = |row: &mut RecurrentRow, i: usize| {
-            let input = &x.qkv[i * channels..][..channels];
-            let convolved = self.convolve(&row.conv, input);
-            shift_conv(&mut row.conv, input);
+            let convolved = self.convolve(&row.conv, input(i));
+            shift_conv(&mut row.conv, input(i));
             let gates = (
                 &x.alpha[i * heads..][..heads],
                 &x.beta[i * heads..][..heads],
             );
-            self.recurrence_inputs(input, convolved, gates)
+            self.recurrence_inputs(convolved, gates)
         };
         if t <= ROLLBACK_MAX {
             for i in 0..t {
@@ -190,7 +189,8 @@ impl DeltaNet {
                     &token,
                     &mut out[i * width..][..width],
                 );
-                row.record_token(&self.shape, rollback, move || token);
+                // The raw input is copied only where a replay needs it.
+                row.record_token(&self.shape, rollback, || (input(i).to_vec(), token));
             }
         } else {
             let tokens: Vec<TokenInputs> = (0..t).map(|i| next_token(row, i)).collect();
@@ -220,7 +220,6 @@ impl DeltaNet {
     /// One token's recurrence inputs from its convolved channels and gate projections.
     fn recurrence_inputs(
         &self,
-        conv_input: &[f32],
         convolved: Vec<f32>,
         (alpha, beta): (&[f32], &[f32]),
     ) -> TokenInputs {
@@ -241,7 +240,6 @@ impl DeltaNet {
                 .collect()
         };
         TokenInputs {
-            conv_input: conv_input.to_vec(),
             q: tiled(&q),
             k: tiled(&k),
             v,
@@ -308,6 +306,11 @@ impl DeltaNet {
             }
         }
     }
+}
+
+/// A tensor's values, flat, on the host (f32).
+pub(super) fn host_values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
 fn silu(x: f32) -> f32 {

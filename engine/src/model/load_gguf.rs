@@ -12,7 +12,7 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
 use candle_core::{Device, Tensor};
 
 use super::config::{LinearAttention, ModelConfig, OutputGate, QkNorm};
-use super::delta_net::{DeltaNet, DeltaNetWeights};
+use super::delta_net::{host_values, DeltaNet, DeltaNetWeights};
 use super::kernel_op::KernelMatrix;
 use super::linear::{Linear, Matrix};
 use super::projections::{runs_of, stacked_bias, Projections, Stack};
@@ -239,20 +239,6 @@ impl TensorReader<'_> {
     }
 }
 
-/// Hybrid models run on the CPU only so far: refused elsewhere, before anything is read. (On
-/// CUDA the products, attention and norms would run on the GPU and the recurrent layers on
-/// the host, and `examples/hybrid_check.rs` checks that against the references; it has not
-/// been run on a GPU yet, so it stays closed.)
-pub(super) fn refuse_hybrid_elsewhere(config: &ModelConfig, device: &Device) -> Result<()> {
-    if config.switches.linear_attention.is_none() || device.is_cpu() {
-        return Ok(());
-    }
-    Err(EngineError::InvalidSetting(format!(
-        "{} models run on the CPU only in this version: choose the CPU device",
-        config.architecture.name()
-    )))
-}
-
 /// Layer `i`'s attention.
 fn attention(reader: &mut TensorReader<'_>, config: &ModelConfig, i: usize) -> Result<Attention> {
     let p = |name: &str| format!("blk.{i}.{name}");
@@ -298,11 +284,10 @@ fn delta_net(
     let p = |name: &str| format!("blk.{i}.{name}");
     let heads = linear.value_heads;
     let shape = super::recurrent_shape(linear);
-    let host = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-    let conv = host(reader.vector(&p("ssm_conv1d.weight"))?)?;
-    let dt_bias = host(reader.vector(&p("ssm_dt.bias"))?)?;
-    let a = host(reader.vector(&p("ssm_a"))?)?;
-    let norm = host(reader.vector(&p("ssm_norm.weight"))?)?;
+    let conv = host_values(&reader.vector(&p("ssm_conv1d.weight"))?)?;
+    let dt_bias = host_values(&reader.vector(&p("ssm_dt.bias"))?)?;
+    let a = host_values(&reader.vector(&p("ssm_a"))?)?;
+    let norm = host_values(&reader.vector(&p("ssm_norm.weight"))?)?;
     let (hidden, values) = (config.hidden_size, heads * linear.value_dim);
     for (name, rows) in [
         ("attn_qkv", shape.channels),
@@ -344,7 +329,7 @@ pub fn load_gguf(
     let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_gguf(gguf)?;
     config.check_gguf_tensors(gguf)?;
-    refuse_hybrid_elsewhere(&config, device)?;
+    super::refuse_hybrid_elsewhere(&config, device)?;
     let file = File::open(&gguf.path).map_err(|e| EngineError::io(&gguf.path, e))?;
     let total = gguf
         .file_size

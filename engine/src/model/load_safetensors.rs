@@ -8,7 +8,7 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
 use super::config::{Architecture, LinearAttention, ModelConfig, OutputGate, QkNorm};
-use super::delta_net::{DeltaNet, DeltaNetWeights};
+use super::delta_net::{host_values, DeltaNet, DeltaNetWeights};
 use super::linear::{Linear, Matrix};
 use super::projections::{stacked_bias, Projections};
 use super::{Attention, Block, Mixer, Model, QkNormWeights};
@@ -147,7 +147,7 @@ pub fn safetensors_files(folder: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_safetensors(folder: &Path, device: &Device) -> Result<Model> {
     let _uploading = super::UploadScope::enter(device);
     let config = ModelConfig::from_hf_config(&folder.join("config.json"))?;
-    super::load_gguf::refuse_hybrid_elsewhere(&config, device)?;
+    super::refuse_hybrid_elsewhere(&config, device)?;
     let files = safetensors_files(folder)?;
     if files.is_empty() {
         return Err(EngineError::NotAModel {
@@ -310,7 +310,6 @@ fn delta_net(
         }
         Ok(dense(weight.index_select(index, 0)?))
     };
-    let host = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
     let conv = w.tensor(&p("conv1d.weight"))?;
     let conv = conv.reshape((conv.dim(0)?, conv.elem_count() / conv.dim(0)?))?;
     let a = w
@@ -330,10 +329,10 @@ fn delta_net(
     DeltaNet::new(
         DeltaNetWeights {
             inputs,
-            conv: host(conv.index_select(&value_rows, 0)?)?,
-            dt_bias: host(w.tensor(&p("dt_bias"))?.index_select(&per_head, 0)?)?,
-            a: host(a)?,
-            norm: host(w.tensor(&p("norm.weight"))?)?,
+            conv: host_values(&conv.index_select(&value_rows, 0)?)?,
+            dt_bias: host_values(&w.tensor(&p("dt_bias"))?.index_select(&per_head, 0)?)?,
+            a: host_values(&a)?,
+            norm: host_values(&w.tensor(&p("norm.weight"))?)?,
             out: dense(out.contiguous()?),
         },
         linear,

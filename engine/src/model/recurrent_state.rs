@@ -59,10 +59,9 @@ impl RecurrentShape {
 
 /// One token's inputs to every value head's recurrence (after the convolution, normalized,
 /// gates applied): `q`, `k` `[value_heads * key_dim]`, `v` `[value_heads * value_dim]`, `g`,
-/// `beta` `[value_heads]`, with the token's raw convolution input `[channels]`.
+/// `beta` `[value_heads]`.
 #[derive(Clone)]
 pub(super) struct TokenInputs {
-    pub conv_input: Vec<f32>,
     pub q: Vec<f32>,
     pub k: Vec<f32>,
     pub v: Vec<f32>,
@@ -82,8 +81,8 @@ struct State {
 enum Kept {
     /// The state after it.
     Snapshot(State),
-    /// Its inputs.
-    Inputs(TokenInputs),
+    /// Its raw convolution input `[channels]` and its recurrence inputs.
+    Inputs(Vec<f32>, TokenInputs),
 }
 
 /// The last tokens a row can be returned through.
@@ -163,14 +162,17 @@ impl RecurrentRow {
         &mut self,
         shape: &RecurrentShape,
         rollback: Rollback,
-        inputs: impl FnOnce() -> TokenInputs,
+        inputs: impl FnOnce() -> (Vec<f32>, TokenInputs),
     ) {
         if self.history.is_none() {
             return;
         }
         let kept = match rollback.mode {
             RollbackMode::Snapshots => Kept::Snapshot(self.current()),
-            RollbackMode::Replay => Kept::Inputs(inputs()),
+            RollbackMode::Replay => {
+                let (conv_input, token) = inputs();
+                Kept::Inputs(conv_input, token)
+            }
         };
         let history = self.history.as_mut().expect("checked above");
         history.kept.push_back(kept);
@@ -179,7 +181,9 @@ impl RecurrentRow {
             history.from += 1;
             match oldest {
                 Kept::Snapshot(state) => history.start = state,
-                Kept::Inputs(token) => advance(&mut history.start, shape, &token),
+                Kept::Inputs(conv_input, token) => {
+                    advance(&mut history.start, shape, &conv_input, &token)
+                }
             }
         }
     }
@@ -204,7 +208,7 @@ impl RecurrentRow {
         for kept in history.kept.iter().take(accepted) {
             match kept {
                 Kept::Snapshot(after) => state.clone_from(after),
-                Kept::Inputs(token) => advance(&mut state, shape, token),
+                Kept::Inputs(conv_input, token) => advance(&mut state, shape, conv_input, token),
             }
         }
         history.kept.truncate(accepted);
@@ -215,8 +219,8 @@ impl RecurrentRow {
 }
 
 /// `state` after one more token.
-fn advance(state: &mut State, shape: &RecurrentShape, token: &TokenInputs) {
-    shift_conv(&mut state.conv, &token.conv_input);
+fn advance(state: &mut State, shape: &RecurrentShape, conv_input: &[f32], token: &TokenInputs) {
+    shift_conv(&mut state.conv, conv_input);
     step_heads(&mut state.delta, shape, token, &mut []);
 }
 
