@@ -22,6 +22,8 @@ use k2_engine::model::{
 };
 use serde_json::{json, Value};
 
+// Shares the helpers of device_bench and hybrid_check, not all of which it uses.
+#[allow(dead_code)]
 mod support;
 use support::{argmax, greedy, rel_err, teacher_forced};
 

@@ -20,7 +20,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use k2_engine::model::{
     synthetic_model, Architecture, BlockSwitches, KvCache, LogitsFor, Model, ModelConfig,
     OutputGate, QkNorm, RopeScaling, RopeStyle, SyntheticSpec, WeightFormat,
@@ -28,7 +28,10 @@ use k2_engine::model::{
 use serde_json::{json, Value};
 
 mod support;
-use support::{argmax, cache_with_rows, greedy, rel_err, teacher_forced, to_cpu_f32};
+use support::{
+    argmax, cache_with_rows, copy_bandwidth, greedy, rel_err, teacher_forced, time_ms,
+    to_cpu_f32,
+};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -536,11 +539,6 @@ fn worst_rel_err(logits: &[Vec<f32>], reference: &[Vec<f32>]) -> f64 {
         .fold(0f64, f64::max)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// A real GGUF model (carried to the GPU machine) on CPU and on CUDA: for a few math
 /// prompts with the model's chat template, the CPU decodes greedily; CUDA is fed the same
 /// tokens (logits compared step by step) and also decodes greedily on its own (how many
@@ -764,20 +762,6 @@ fn decode_step_ms(
     time_ms(gpu, steps, step)
 }
 
-/// Milliseconds of `f` per call, median of `reps` after one warm-up, device synchronized.
-fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    device.synchronize()?;
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let start = Instant::now();
-        f()?;
-        device.synchronize()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(median(times))
-}
-
 /// Q8_0, Q4_K and Q6_K products in the K2-Think geometry, one at a time, through candle's
 /// kernels and this engine's int8 kernels (`cuda_q8`), the latter with the weight rows split
 /// as the engine chooses and forced to 1, 2 and 4 warps each, all alternated: weight bytes
@@ -904,31 +888,6 @@ fn products(gpu: &Device, formats: Option<&str>) -> Result<Value> {
         }
     }
     Ok(json!({ "products": results }))
-}
-
-/// Device-to-device copy of 2 GiB of random data into a buffer allocated once (the driver's
-/// copy, as `cudaMemcpy` does it), counting bytes read plus bytes written (GB/s): the
-/// ceiling decode speed is held against.
-fn copy_bandwidth(device: &Device) -> Result<f64> {
-    let elems = 1usize << 29;
-    let src = Tensor::rand(0f32, 1f32, elems, device)?;
-    let ms = match device {
-        #[cfg(feature = "cuda")]
-        Device::Cuda(dev) => {
-            let (store, _) = src.storage_and_layout();
-            let candle_core::Storage::Cuda(cs) = &*store else {
-                bail!("not a CUDA tensor")
-            };
-            let from = cs.as_cuda_slice::<f32>()?;
-            let mut to = dev.alloc_zeros::<f32>(elems)?;
-            time_ms(device, 20, || Ok(dev.memcpy_dtod(from, &mut to)?))?
-        }
-        _ => {
-            let dst = Tensor::zeros(elems, DType::F32, device)?;
-            time_ms(device, 20, || Ok(dst.slice_set(&src, 0, 0)?))?
-        }
-    };
-    Ok(2.0 * (elems * 4) as f64 / (ms / 1e3) / 1e9)
 }
 
 fn bench(

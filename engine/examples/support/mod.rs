@@ -1,5 +1,8 @@
-//! Helpers shared by the GPU examples (`device_bench`, `batching_probe`): one-row reference
-//! decoding and the ways logits are compared.
+//! Helpers shared by the GPU examples (`device_bench`, `batching_probe`, `hybrid_check`):
+//! one-row reference decoding, the ways logits are compared, and timing against the copy
+//! bandwidth.
+
+use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
@@ -94,4 +97,48 @@ pub fn qwen25_15b(layers: usize) -> ModelConfig {
         context_length: 32768,
         switches: Default::default(),
     }
+}
+
+/// Device-to-device copy of 2 GiB of random data into a buffer allocated once (the driver's
+/// copy, as `cudaMemcpy` does it), counting bytes read plus bytes written (GB/s): the
+/// ceiling decode speed is held against.
+pub fn copy_bandwidth(device: &Device) -> Result<f64> {
+    let elems = 1usize << 29;
+    let src = Tensor::rand(0f32, 1f32, elems, device)?;
+    let ms = match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(dev) => {
+            let (store, _) = src.storage_and_layout();
+            let candle_core::Storage::Cuda(cs) = &*store else {
+                anyhow::bail!("not a CUDA tensor")
+            };
+            let from = cs.as_cuda_slice::<f32>()?;
+            let mut to = dev.alloc_zeros::<f32>(elems)?;
+            time_ms(device, 20, || Ok(dev.memcpy_dtod(from, &mut to)?))?
+        }
+        _ => {
+            let dst = Tensor::zeros(elems, DType::F32, device)?;
+            time_ms(device, 20, || Ok(dst.slice_set(&src, 0, 0)?))?
+        }
+    };
+    Ok(2.0 * (elems * 4) as f64 / (ms / 1e3) / 1e9)
+}
+
+/// Milliseconds of `f` per call, median of `reps` after one warm-up, device synchronized.
+pub fn time_ms(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    device.synchronize()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        f()?;
+        device.synchronize()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(times))
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

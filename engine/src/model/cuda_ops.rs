@@ -27,26 +27,8 @@ use crate::error::{EngineError, Result};
 
 const SOURCE: &str = concat!(
     include_str!("cuda_quantize.cuh"),
+    include_str!("cuda_block_sum.cuh"),
     r#"
-// Σ of `v` over the block (every thread gets it): warps add up with shuffles, then the
-// first warp adds up the warps' sums the same way.
-__device__ __forceinline__ float k2_block_sum(float v)
-{
-    __shared__ float warp_sums[32];
-    __shared__ float total;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float s = lane < (int)(blockDim.x + 31) / 32 ? warp_sums[lane] : 0.0f;
-        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-        if (lane == 0) total = s;
-    }
-    __syncthreads();
-    return total;
-}
-
 // y = x / rms(x) * w, one block per row (a multiple of 256 threads when it quantizes in
 // blocks of 256: k2_quantize_for_product). Each kernel below comes in two forms, `…` and
 // `…_q256`, which quantize (if `q` is given) in blocks of 32 and 256: the form of 32 has

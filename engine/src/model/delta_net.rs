@@ -18,10 +18,12 @@
 
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::config::LinearAttention;
+#[cfg(feature = "cuda")]
+use super::cuda_delta_net;
 use super::delta_rule::{self, HeadDims, HeadInputs};
 use super::kv_cache::KvCache;
 use super::linear::Linear;
@@ -40,6 +42,9 @@ pub(super) struct DeltaNet {
     pub shape: RecurrentShape,
     key_heads: usize,
     eps: f32,
+    /// The layer's vectors on the GPU, where the model runs on one.
+    #[cfg(feature = "cuda")]
+    gpu: Option<cuda_delta_net::LayerVectors>,
 }
 
 /// A Gated DeltaNet layer's weights, as the engine computes with them (value heads in tiled
@@ -66,13 +71,14 @@ struct RowInputs<'a> {
 }
 
 impl DeltaNet {
-    /// The layer, once its vectors have the sizes `linear` needs (the host-side arithmetic
-    /// indexes them by those sizes; a file that disagrees is refused, not run).
+    /// The layer, once its vectors have the sizes `linear` needs (the arithmetic indexes
+    /// them by those sizes; a file that disagrees is refused, not run), for `device`.
     pub fn new(
         weights: DeltaNetWeights,
         linear: &LinearAttention,
         eps: f32,
         path: &Path,
+        device: &Device,
     ) -> Result<DeltaNet> {
         let shape = super::recurrent_shape(linear);
         let heads = linear.value_heads;
@@ -95,11 +101,24 @@ impl DeltaNet {
                 });
             }
         }
+        #[cfg(feature = "cuda")]
+        let gpu = match device {
+            Device::Cuda(_) => Some(cuda_delta_net::LayerVectors::new(
+                &shape,
+                [&weights.conv, &weights.dt_bias, &weights.a, &weights.norm],
+                device,
+            )?),
+            _ => None,
+        };
+        #[cfg(not(feature = "cuda"))]
+        let _ = device;
         Ok(DeltaNet {
             weights,
             shape,
             key_heads: linear.key_heads,
             eps,
+            #[cfg(feature = "cuda")]
+            gpu,
         })
     }
 
@@ -121,6 +140,10 @@ impl DeltaNet {
         step: &StepInputs,
     ) -> Result<Tensor> {
         let parts = self.weights.inputs.forward(h)?;
+        #[cfg(feature = "cuda")]
+        if let Some(vectors) = &self.gpu {
+            return self.forward_on_gpu(vectors, &parts, cache, layer, step);
+        }
         let (qkv, z, beta, alpha) = (
             host_values(&parts[0])?,
             host_values(&parts[1])?,
@@ -150,9 +173,50 @@ impl DeltaNet {
                 &inputs,
                 rollback,
                 &mut out[start * width..][..t * width],
-            );
+            )?;
         }
         let y = Tensor::from_vec(out, (n, width), h.device())?;
+        self.weights.out.forward(&y)
+    }
+
+    /// [`DeltaNet::forward`] on the GPU (`cuda_delta_net`), the projections' outputs
+    /// `parts` given.
+    #[cfg(feature = "cuda")]
+    fn forward_on_gpu(
+        &self,
+        vectors: &cuda_delta_net::LayerVectors,
+        parts: &[Tensor],
+        cache: &mut KvCache,
+        layer: usize,
+        step: &StepInputs,
+    ) -> Result<Tensor> {
+        let pass = cuda_delta_net::Pass {
+            shape: &self.shape,
+            key_heads: self.key_heads,
+            eps: self.eps,
+            vectors,
+            qkv: &parts[0],
+            z: &parts[1],
+            beta: &parts[2],
+            alpha: &parts[3],
+        };
+        let n = parts[0].dim(0)?;
+        let width = self.shape.value_heads * self.shape.head.value_dim;
+        let mut out = cuda_delta_net::output_buffer(&parts[0], n, width)?;
+        let rollback = cache.rollback();
+        for (row, &(start, t)) in step.spans.iter().enumerate() {
+            if t == 0 {
+                continue;
+            }
+            let len = cache.len(row);
+            let state = cache.recurrent_row(layer, row);
+            state.begin_pass(len, t, rollback);
+            let each = state.keeps_tokens();
+            for after in pass.run_row(&state.now, (start, t), each, &mut out)? {
+                state.record_state(after, &self.shape, rollback);
+            }
+        }
+        let y = pass.gated_norm(out, n)?;
         self.weights.out.forward(&y)
     }
 
@@ -164,16 +228,16 @@ impl DeltaNet {
         x: &RowInputs<'_>,
         rollback: Rollback,
         out: &mut [f32],
-    ) {
+    ) -> Result<()> {
         let channels = self.shape.channels;
         let heads = self.shape.value_heads;
         let width = heads * self.shape.head.value_dim;
         let t = x.qkv.len() / channels;
         let input = |i: usize| &x.qkv[i * channels..][..channels];
         // The convolution window moves one token at a time in both forms.
-        let next_token = |row: &mut RecurrentRow, i: usize| {
-            let convolved = self.convolve(&row.conv, input(i));
-            shift_conv(&mut row.conv, input(i));
+        let next_token = |conv: &mut [f32], i: usize| {
+            let convolved = self.convolve(conv, input(i));
+            shift_conv(conv, input(i));
             let gates = (
                 &x.alpha[i * heads..][..heads],
                 &x.beta[i * heads..][..heads],
@@ -182,23 +246,21 @@ impl DeltaNet {
         };
         if t <= ROLLBACK_MAX {
             for i in 0..t {
-                let token = next_token(row, i);
-                step_heads(
-                    &mut row.state,
-                    &self.shape,
-                    &token,
-                    &mut out[i * width..][..width],
-                );
+                let (conv, delta) = row.host_mut()?;
+                let token = next_token(conv, i);
+                step_heads(delta, &self.shape, &token, &mut out[i * width..][..width]);
                 // The raw input is copied only where a replay needs it.
                 row.record_token(&self.shape, rollback, || (input(i).to_vec(), token));
             }
         } else {
-            let tokens: Vec<TokenInputs> = (0..t).map(|i| next_token(row, i)).collect();
-            self.chunked(&mut row.state, &tokens, out);
+            let (conv, delta) = row.host_mut()?;
+            let tokens: Vec<TokenInputs> = (0..t).map(|i| next_token(conv, i)).collect();
+            self.chunked(delta, &tokens, out);
         }
         for i in 0..t {
             self.gated_norm(&mut out[i * width..][..width], &x.z[i * width..][..width]);
         }
+        Ok(())
     }
 
     /// One token's convolution output (SiLU applied) from the window of earlier inputs.

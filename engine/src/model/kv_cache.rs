@@ -240,7 +240,8 @@ impl KvCache {
                     self.recurrent
                         .as_ref()
                         .expect("recurrent layers have a shape"),
-                )),
+                    &self.device,
+                )?),
             }
         }
         self.lens.push(0);

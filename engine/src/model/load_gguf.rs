@@ -317,6 +317,7 @@ fn delta_net(
         linear,
         config.rms_norm_eps,
         &reader.gguf.path,
+        &reader.device,
     )
 }
 

@@ -338,5 +338,6 @@ fn delta_net(
         linear,
         config.rms_norm_eps,
         &w.folder,
+        &w.device,
     )
 }

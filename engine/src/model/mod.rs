@@ -10,6 +10,8 @@ pub mod config;
 #[cfg(feature = "cuda")]
 mod cuda_attention;
 #[cfg(feature = "cuda")]
+mod cuda_delta_net;
+#[cfg(feature = "cuda")]
 mod cuda_graph;
 #[cfg(feature = "cuda")]
 mod cuda_ops;
@@ -291,6 +293,19 @@ impl Model {
         layers + self.lm_head.weight().storage_bytes()
     }
 
+    /// Bytes of recurrent state one decoding step reads and writes per row (a hybrid's
+    /// linear-attention layers; 0 for a transformer): on top of [`Model::decode_weight_bytes`]
+    /// in the memory floor.
+    pub fn decode_state_bytes(&self) -> u64 {
+        self.blocks
+            .iter()
+            .filter_map(|b| match &b.mixer {
+                Mixer::DeltaNet(d) => Some(2 * d.shape.bytes()),
+                Mixer::Attention(_) => None,
+            })
+            .sum()
+    }
+
     /// Restricts the output layer to the first `tokens` ids (rounded up to 16), so logits
     /// are `[positions, tokens']`. For draft models: BPE vocabularies put their frequent
     /// tokens first, and a 152k-row output matrix is a large share of a small model's work
@@ -501,16 +516,14 @@ impl Model {
     }
 }
 
-/// Hybrid models run on the CPU only so far: refused elsewhere, before anything is read. (On
-/// CUDA the products, attention and norms would run on the GPU and the recurrent layers on
-/// the host, and `examples/hybrid_check.rs` checks that against the references; it has not
-/// been run on a GPU yet, so it stays closed.)
+/// Hybrid models run on the CPU and, with their recurrent layers' kernels
+/// (`cuda_delta_net`), on CUDA: refused elsewhere, before anything is read.
 fn refuse_hybrid_elsewhere(config: &ModelConfig, device: &Device) -> Result<()> {
-    if config.switches.linear_attention.is_none() || device.is_cpu() {
+    if config.switches.linear_attention.is_none() || device.is_cpu() || device.is_cuda() {
         return Ok(());
     }
     Err(EngineError::InvalidSetting(format!(
-        "{} models run on the CPU only in this version: choose the CPU device",
+        "{} models run on the CPU and CUDA only in this version: choose one of those devices",
         config.architecture.name()
     )))
 }

@@ -13,6 +13,8 @@
 
 use std::collections::VecDeque;
 
+use candle_core::{DType, Device, Tensor};
+
 use super::delta_rule::{self, HeadDims, HeadInputs};
 use crate::error::{EngineError, Result};
 
@@ -28,7 +30,8 @@ pub enum RollbackMode {
     /// per token (48 MB a token for a 4B model's 24 recurrent layers).
     Snapshots,
     /// The state before the window and each token's recurrence inputs: the accepted tokens'
-    /// recurrence recomputed on rollback, and one token's as the window slides.
+    /// recurrence recomputed on rollback, and one token's as the window slides. (A state on
+    /// a GPU keeps snapshots whatever the mode: there they are references, see [`State`].)
     Replay,
 }
 
@@ -69,11 +72,32 @@ pub(super) struct TokenInputs {
     pub beta: Vec<f32>,
 }
 
-/// Convolution window and delta-rule state at one point.
+/// Convolution window (`[taps - 1][channels]`, oldest first) and each value head's
+/// delta-rule state (`[value_heads][key_dim][value_dim]`) at one point.
 #[derive(Clone)]
-struct State {
-    conv: Vec<f32>,
-    delta: Vec<f32>,
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(super) enum State {
+    /// On the host, where the CPU's arithmetic updates them in place.
+    Host { conv: Vec<f32>, delta: Vec<f32> },
+    /// On a GPU (f32), where each pass's kernels write new buffers instead of updating these
+    /// (`cuda_delta_net`): so a kept or forked state is a reference, never a copy.
+    Device { conv: Tensor, delta: Tensor },
+}
+
+impl State {
+    fn zeros(shape: &RecurrentShape, device: &Device) -> Result<State> {
+        Ok(if device.is_cpu() {
+            State::Host {
+                conv: vec![0.0; shape.conv_len()],
+                delta: vec![0.0; shape.state_len()],
+            }
+        } else {
+            State::Device {
+                conv: Tensor::zeros(shape.conv_len(), DType::F32, device)?,
+                delta: Tensor::zeros(shape.state_len(), DType::F32, device)?,
+            }
+        })
+    }
 }
 
 /// One token of the window.
@@ -97,10 +121,7 @@ struct History {
 /// One cache row of one recurrent layer.
 #[derive(Clone)]
 pub(super) struct RecurrentRow {
-    /// The last `conv_taps - 1` convolution inputs, oldest first, `[taps - 1][channels]`.
-    pub conv: Vec<f32>,
-    /// Each value head's state, `[value_heads][key_dim][value_dim]`.
-    pub state: Vec<f32>,
+    pub now: State,
     history: Option<History>,
 }
 
@@ -112,28 +133,34 @@ pub(super) struct Rollback {
 }
 
 impl RecurrentRow {
-    pub fn new(shape: &RecurrentShape) -> RecurrentRow {
-        RecurrentRow {
-            conv: vec![0.0; shape.conv_len()],
-            state: vec![0.0; shape.state_len()],
+    /// A row of zeros, kept on `device` (the host for the CPU).
+    pub fn new(shape: &RecurrentShape, device: &Device) -> Result<RecurrentRow> {
+        Ok(RecurrentRow {
+            now: State::zeros(shape, device)?,
             history: None,
-        }
+        })
     }
 
     /// A copy of the state alone (a forked or prefix row has nothing to undo yet).
     pub fn copy_state(&self) -> RecurrentRow {
         RecurrentRow {
-            conv: self.conv.clone(),
-            state: self.state.clone(),
+            now: self.now.clone(),
             history: None,
         }
     }
 
-    fn current(&self) -> State {
-        State {
-            conv: self.conv.clone(),
-            delta: self.state.clone(),
+    /// The convolution window and delta-rule state of a row kept on the host.
+    pub fn host_mut(&mut self) -> Result<(&mut [f32], &mut [f32])> {
+        match &mut self.now {
+            State::Host { conv, delta } => Ok((conv, delta)),
+            State::Device { .. } => Err(EngineError::Kernel(
+                "a recurrent state on a GPU was given to the CPU's arithmetic".into(),
+            )),
         }
+    }
+
+    fn current(&self) -> State {
+        self.now.clone()
     }
 
     /// Starts a pass of `tokens` tokens at length `len`. A short pass extends the window (or
@@ -164,17 +191,40 @@ impl RecurrentRow {
         rollback: Rollback,
         inputs: impl FnOnce() -> (Vec<f32>, TokenInputs),
     ) {
-        if self.history.is_none() {
+        if !self.keeps_tokens() {
             return;
         }
-        let kept = match rollback.mode {
-            RollbackMode::Snapshots => Kept::Snapshot(self.current()),
-            RollbackMode::Replay => {
+        // A state on a GPU is always kept whole: its kernels never overwrite a state, so
+        // keeping one costs a reference, and replaying would cost kernels.
+        let kept = match (rollback.mode, &self.now) {
+            (RollbackMode::Replay, State::Host { .. }) => {
                 let (conv_input, token) = inputs();
                 Kept::Inputs(conv_input, token)
             }
+            _ => Kept::Snapshot(self.current()),
         };
-        let history = self.history.as_mut().expect("checked above");
+        self.push_kept(kept, shape, rollback);
+    }
+
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    /// Records one token of a short pass by the state after it (a state on a GPU, whose
+    /// kernels give the state after each token of the pass).
+    pub fn record_state(&mut self, state: State, shape: &RecurrentShape, rollback: Rollback) {
+        self.now = state;
+        if self.keeps_tokens() {
+            self.push_kept(Kept::Snapshot(self.current()), shape, rollback);
+        }
+    }
+
+    /// Whether this pass's tokens go into the window (see [`RecurrentRow::begin_pass`]).
+    pub fn keeps_tokens(&self) -> bool {
+        self.history.is_some()
+    }
+
+    fn push_kept(&mut self, kept: Kept, shape: &RecurrentShape, rollback: Rollback) {
+        let Some(history) = self.history.as_mut() else {
+            return;
+        };
         history.kept.push_back(kept);
         while history.kept.len() > rollback.tokens {
             let oldest = history.kept.pop_front().expect("the window is not empty");
@@ -212,16 +262,17 @@ impl RecurrentRow {
             }
         }
         history.kept.truncate(accepted);
-        self.conv = state.conv;
-        self.state = state.delta;
+        self.now = state;
         Ok(())
     }
 }
 
-/// `state` after one more token.
+/// `state` after one more token (replay keeps inputs for host states only).
 fn advance(state: &mut State, shape: &RecurrentShape, conv_input: &[f32], token: &TokenInputs) {
-    shift_conv(&mut state.conv, conv_input);
-    step_heads(&mut state.delta, shape, token, &mut []);
+    if let State::Host { conv, delta } = state {
+        shift_conv(conv, conv_input);
+        step_heads(delta, shape, token, &mut []);
+    }
 }
 
 /// Pushes one token's convolution input into the window of the last inputs.
