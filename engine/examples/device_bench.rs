@@ -29,8 +29,7 @@ use serde_json::{json, Value};
 
 mod support;
 use support::{
-    argmax, cache_with_rows, copy_bandwidth, greedy, rel_err, teacher_forced, time_ms,
-    to_cpu_f32,
+    argmax, cache_with_rows, copy_bandwidth, greedy, rel_err, teacher_forced, time_ms, to_cpu_f32,
 };
 
 fn main() -> Result<()> {

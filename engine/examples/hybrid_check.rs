@@ -80,7 +80,9 @@ fn rewind(model: &Model, prompt: &[u32], pass: &[u32], kept: usize, tail: &[u32]
             model.forward(&mut cache, &[&pass[..kept]], LogitsFor::All)?;
         }
         tail.iter()
-            .map(|t| Ok(logits_to_host(&model.forward(&mut cache, &[&[*t]], LogitsFor::All)?)?.concat()))
+            .map(|t| {
+                Ok(logits_to_host(&model.forward(&mut cache, &[&[*t]], LogitsFor::All)?)?.concat())
+            })
             .collect()
     };
     Ok(differences(&tail_logits(true)?, &tail_logits(false)?).0)
@@ -112,7 +114,11 @@ fn main() -> Result<()> {
             .iter()
             .position(|a| a == "--out")
             .and_then(|i| args.get(i + 1));
-        return bench(&device(args.get(1).map(String::as_str))?, Path::new(model), out);
+        return bench(
+            &device(args.get(1).map(String::as_str))?,
+            Path::new(model),
+            out,
+        );
     }
     let device = device(args.first().map(String::as_str))?;
     let mut failed = false;
@@ -170,7 +176,9 @@ fn bench(device: &Device, path: &Path, out: Option<&String>) -> Result<()> {
     let model = load_gguf(&gguf, device, &mut |_| {})?;
     let vocab = model.config().vocab_size as u32;
     // Ids spread over the vocabulary (the weights are what is timed, not the text).
-    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let prompt: Vec<u32> = (0..PROMPT as u32)
+        .map(|i| (i * 7919 + 13) % vocab)
+        .collect();
     let run = || -> Result<(f64, f64, Vec<u32>)> {
         let mut cache = model.new_cache(Some(PROMPT + STEPS + 1));
         cache.add_row()?;

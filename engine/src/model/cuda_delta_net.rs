@@ -343,7 +343,10 @@ impl Pass<'_> {
         };
         let func = dev.get_or_load_custom_func("k2_dn_inputs", MODULE, ptx()?)?;
         let mut launch = func.builder();
-        let (alpha_rows, beta_rows) = (self.alpha.narrow(0, start, t)?, self.beta.narrow(0, start, t)?);
+        let (alpha_rows, beta_rows) = (
+            self.alpha.narrow(0, start, t)?,
+            self.beta.narrow(0, start, t)?,
+        );
         let gate_stride = row_stride(self.alpha)?;
         if row_stride(self.beta)? != gate_stride {
             return Err(EngineError::Kernel(
@@ -394,8 +397,12 @@ impl Pass<'_> {
         let out_ptr = address_of(out) + (start * width * 4) as u64;
         let (v_stride, out_stride) = (channels as i64, width as i64);
         let value_dim_i = value_dim as i32;
-        let (q_ptr, k_ptr, g_ptr, beta_ptr) =
-            (address_of(&q), address_of(&k), address_of(&g), address_of(&beta));
+        let (q_ptr, k_ptr, g_ptr, beta_ptr) = (
+            address_of(&q),
+            address_of(&k),
+            address_of(&g),
+            address_of(&beta),
+        );
         launch
             .arg(&delta_ptr)
             .arg(&mut delta_out)

@@ -206,9 +206,9 @@ impl RecurrentRow {
         self.push_kept(kept, shape, rollback);
     }
 
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     /// Records one token of a short pass by the state after it (a state on a GPU, whose
     /// kernels give the state after each token of the pass).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     pub fn record_state(&mut self, state: State, shape: &RecurrentShape, rollback: Rollback) {
         self.now = state;
         if self.keeps_tokens() {
