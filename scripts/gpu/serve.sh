@@ -8,8 +8,8 @@
 #       vendored llama.cpp, docs/models/tests left out), .mpart/qwen25-tokenizer.gguf (a
 #       tensor-less GGUF with Qwen2.5's tokenizer and chat template), .device/k2.xz
 #       (scripts/gpu/build.sh --cli) and .mpart/gsm8k-dev.jsonl, kept in /root/k2. In the background (it goes
-#       on while later calls carry the model parts): builds llama-server and llama-quantize for
-#       sm_90, then writes the Qwen2.5-7B-shaped random Q4_K_M model with them
+#       on while later calls carry the model parts): builds llama-server, llama-quantize and
+#       llama-bench for sm_90, then writes the Qwen2.5-7B-shaped random Q4_K_M model with them
 #       (scripts/fixtures/random_shape_model.py). Log: /root/k2/prepare.log.
 #   scripts/gpu/serve.sh run MODEL.gguf NAME [bench_serve.py options...]
 #       Both servers on MODEL in turn; the table and JSON go to $OUT/serve-NAME.{md,json}.
@@ -30,7 +30,7 @@ prepare)
             -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
             -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
             -DLLAMA_BUILD_UI=OFF -DCMAKE_BUILD_TYPE=Release &&
-        cmake --build build -j 16 --target llama-server llama-quantize &&
+        cmake --build build -j 16 --target llama-server llama-quantize llama-bench &&
         echo BUILT &&
         PYTHONPATH=$LLAMA/gguf-py python3 $K/random_shape_model.py qwen2.5-7b $K \
             $K/qwen25-tokenizer.gguf $LLAMA/build/bin/llama-quantize &&
