@@ -8,7 +8,9 @@
 # 2. llama.cpp's quantizer built for the CPU, then the Qwen3.5-4B-shaped random Q4_K_M
 #    (scripts/fixtures/random_shape_model.py), kept in /root/k2 for later calls;
 # 3. hybrid_check bench on that file: prefill, batch-1 decoding and its fraction of the
-#    memory floor (copy bandwidth measured in the same process).
+#    memory floor (copy bandwidth measured in the same process); then, once serve.sh prepare
+#    has built it, llama.cpp's llama-bench with CUDA on the same file (prefill 512, decoding
+#    256 tokens), the baseline in the same call.
 # Logs and JSON go to $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/k2-gpu-out}
@@ -36,4 +38,8 @@ fi
 "$K/hybrid_check" bench cuda "$MODEL" --out "$OUT/bench-qwen35-4b.json" 2>&1 \
     | tee "$OUT/bench-qwen35-4b.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+if [ -x "$LLAMA/build/bin/llama-bench" ]; then
+    "$LLAMA/build/bin/llama-bench" -m "$MODEL" -ngl 99 -p 512 -n 256 -r 3 -o md 2>&1 \
+        | tee "$OUT/llama-bench-qwen35-4b.md"
+fi
 exit $status
