@@ -14,16 +14,26 @@
 //!  [--decoders off,suffix,ngram] [--draft MODEL] [--device cpu|cuda]`
 //!
 //! MODEL and `--draft` are installed models' names or paths.
+//!
+//! `--ceiling` also bounds what model-free drafters (suffix, prompt lookup: fixed guesses,
+//! each accepted with the target's probability of it) could gain: each plain row is fed back
+//! through the target (teacher forcing), and at every generated position the most likely
+//! token's probability under the sampling settings is what a perfect guesser would be
+//! accepted with. Beside it, a cheap guesser of that token: the target's most likely token
+//! after the same last 1-3 tokens wherever it was seen before. Printed: mean acceptance, and
+//! expected tokens per row-pass drafting k tokens every pass, k = 0..=8.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use k2_engine::decode::batched::{generate_batch_with_stats, BatchOptions, BatchTuning};
 use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation};
-use k2_engine::decode::sample::SamplingParams;
+use k2_engine::decode::sample::{distribution, SamplingParams};
 use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
 use k2_engine::device::{select_device, DeviceChoice};
 use k2_engine::loader::{load_model, LoadedModel};
+use k2_engine::model::{logits_to_host, LogitsFor};
 use k2_engine::models_dir::resolve_model;
 
 struct Args {
@@ -37,6 +47,7 @@ struct Args {
     decoders: Vec<String>,
     draft: Option<String>,
     device: DeviceChoice,
+    ceiling: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -51,6 +62,7 @@ fn parse_args() -> Result<Args> {
         decoders: vec!["off".into(), "suffix".into()],
         draft: None,
         device: DeviceChoice::Cpu,
+        ceiling: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -65,6 +77,7 @@ fn parse_args() -> Result<Args> {
             "--decoders" => args.decoders = value()?.split(',').map(str::to_owned).collect(),
             "--draft" => args.draft = Some(value()?),
             "--device" => args.device = value()?.parse()?,
+            "--ceiling" => args.ceiling = true,
             _ if args.model.is_empty() && !a.starts_with('-') => args.model = a,
             _ => bail!("unknown argument {a}"),
         }
@@ -151,6 +164,7 @@ fn main() -> Result<()> {
         eprintln!("warmed up");
     }
     let mut totals: Vec<Totals> = args.decoders.iter().map(|_| Totals::default()).collect();
+    let mut ceiling = Ceiling::default();
     for (i, problem) in problems.iter().enumerate() {
         let ids = target.chat_prompt_ids(&k2_scaffold::prompts::solver_messages(problem, None))?;
         let batch = BatchOptions {
@@ -201,6 +215,11 @@ fn main() -> Result<()> {
                 .filter(|(a, b)| a.token_ids == b.token_ids)
                 .count();
         }
+        if args.ceiling {
+            for row in plain_rows.as_deref().unwrap_or_default() {
+                ceiling.add_row(&target, &ids, &row.token_ids, &batch.generate.sampling)?;
+            }
+        }
         eprintln!("problem {}/{} done", i + 1, problems.len());
     }
     println!(
@@ -237,7 +256,135 @@ fn main() -> Result<()> {
             t.rows
         );
     }
+    if args.ceiling {
+        ceiling.print();
+    }
     Ok(())
+}
+
+/// Longest draft the ceiling is computed for.
+const CEILING_MAX_DRAFT: usize = 8;
+/// The argmax memory looks up the last 1 to this many tokens (the longest it has seen).
+const MEMORY_CONTEXT: usize = 3;
+
+/// What model-free drafters could reach on the plain rows (`--ceiling`): a perfect guesser
+/// (the target's most likely token), and a memory of the target's most likely token after
+/// the last 1-3 tokens, learned from every position verified so far (all rows, all problems;
+/// rows fed one after another, so slightly optimistic for a batch's rows).
+#[derive(Default)]
+struct Ceiling {
+    positions: usize,
+    perfect: Acceptances,
+    memory: Acceptances,
+    /// Last 1..=MEMORY_CONTEXT tokens -> the target's most likely next token there.
+    argmax_after: HashMap<Vec<u32>, u32>,
+    memory_guesses: usize,
+}
+
+/// Per-position chances that a drafter's guess is accepted, summed into expected tokens.
+#[derive(Default)]
+struct Acceptances {
+    sum: f64,
+    /// Per draft length k, over pass starts: expected tokens of a pass drafting k.
+    sum_expected: [f64; CEILING_MAX_DRAFT + 1],
+}
+
+impl Acceptances {
+    /// Adds one row's chances (`accept[j]`: its guess at position j is the target's token).
+    fn add(&mut self, accept: &[f64]) {
+        self.sum += accept.iter().sum::<f64>();
+        for start in 0..accept.len() {
+            // A pass from `start`: its drafts stand while each is accepted, then the target's
+            // own token; drafts past the row's end stand for nothing.
+            let mut run = 1.0;
+            let mut expected = 1.0;
+            self.sum_expected[0] += expected;
+            for k in 1..=CEILING_MAX_DRAFT {
+                run *= accept.get(start + k - 1).copied().unwrap_or(0.0);
+                expected += run;
+                self.sum_expected[k] += expected;
+            }
+        }
+    }
+}
+
+impl Ceiling {
+    /// Teacher-forces `prompt` + `output` through the target and adds each generated
+    /// position's chances under `sampling`.
+    fn add_row(
+        &mut self,
+        target: &LoadedModel,
+        prompt: &[u32],
+        output: &[u32],
+        sampling: &SamplingParams,
+    ) -> Result<()> {
+        if output.is_empty() {
+            return Ok(());
+        }
+        let fed: Vec<u32> = prompt.iter().chain(output).copied().collect();
+        let mut cache = target.model.new_cache(None);
+        cache.add_row()?;
+        let logits = logits_to_host(&target.model.forward(&mut cache, &[&fed], LogitsFor::All)?)?;
+        let vocab = target.model.config().vocab_size;
+        let (mut perfect, mut memory) = (Vec::new(), Vec::new());
+        // The logits at position j predict token j + 1: the output's tokens are predicted from
+        // the prompt's last position on.
+        for (j, l) in logits[0]
+            .chunks(vocab)
+            .skip(prompt.len() - 1)
+            .take(output.len())
+            .enumerate()
+        {
+            let d = distribution(sampling, l);
+            let (top, top_p) = d
+                .tokens
+                .iter()
+                .zip(&d.probs)
+                .fold(
+                    (0, 0.0f32),
+                    |best, (&t, &p)| if p > best.1 { (t, p) } else { best },
+                );
+            perfect.push(f64::from(top_p));
+            let context = &fed[..prompt.len() + j];
+            let guess = (1..=MEMORY_CONTEXT.min(context.len()))
+                .rev()
+                .find_map(|n| self.argmax_after.get(&context[context.len() - n..]));
+            self.memory_guesses += usize::from(guess.is_some());
+            memory.push(guess.map_or(0.0, |&t| f64::from(d.prob(t))));
+            for n in 1..=MEMORY_CONTEXT.min(context.len()) {
+                self.argmax_after
+                    .insert(context[context.len() - n..].to_vec(), top);
+            }
+        }
+        self.positions += output.len();
+        self.perfect.add(&perfect);
+        self.memory.add(&memory);
+        Ok(())
+    }
+
+    fn print(&self) {
+        let n = self.positions.max(1) as f64;
+        println!(
+            "model-free drafters over {} plain positions: a perfect guess is accepted with \
+             probability {:.3} on average; the argmax memory guesses at {} of them, accepted \
+             with {:.3} on average where it does",
+            self.positions,
+            self.perfect.sum / n,
+            self.memory_guesses,
+            self.memory.sum / self.memory_guesses.max(1) as f64
+        );
+        println!(
+            "| drafts per pass | expected tokens per row-pass, perfect guesses | argmax memory |"
+        );
+        println!("|---|---|---|");
+        for k in 0..=CEILING_MAX_DRAFT {
+            println!(
+                "| {k} | {:.2} | {:.2} |",
+                self.perfect.sum_expected[k] / n,
+                self.memory.sum_expected[k] / n
+            );
+        }
+    }
 }
 
 /// One decoder's run of one problem; `stats.target_passes` counts row-passes.
