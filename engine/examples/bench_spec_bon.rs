@@ -23,7 +23,7 @@
 //! after the same last 1-3 tokens wherever it was seen before. Printed: mean acceptance, and
 //! expected tokens per row-pass drafting k tokens every pass, k = 0..=8.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -277,9 +277,23 @@ struct Ceiling {
     perfect: Acceptances,
     memory: Acceptances,
     /// Last 1..=MEMORY_CONTEXT tokens -> the target's most likely next token there.
-    argmax_after: HashMap<Vec<u32>, u32>,
+    remembered: HashMap<Vec<u32>, Remembered>,
     memory_guesses: usize,
+    /// The memory's guesses by their evidence, (context tokens, streak up to
+    /// [`STREAK_CAP`]): (guesses, sum of their chances).
+    by_evidence: BTreeMap<(usize, usize), (usize, f64)>,
 }
+
+/// The argmax memory's entry for one context.
+#[derive(Clone, Copy)]
+struct Remembered {
+    token: u32,
+    /// How many times in a row this context was followed by this most likely token.
+    streak: usize,
+}
+
+/// Streaks this long and longer are reported together.
+const STREAK_CAP: usize = 4;
 
 /// Per-position chances that a drafter's guess is accepted, summed into expected tokens.
 #[derive(Default)]
@@ -346,14 +360,34 @@ impl Ceiling {
                 );
             perfect.push(f64::from(top_p));
             let context = &fed[..prompt.len() + j];
-            let guess = (1..=MEMORY_CONTEXT.min(context.len()))
-                .rev()
-                .find_map(|n| self.argmax_after.get(&context[context.len() - n..]));
-            self.memory_guesses += usize::from(guess.is_some());
-            memory.push(guess.map_or(0.0, |&t| f64::from(d.prob(t))));
-            for n in 1..=MEMORY_CONTEXT.min(context.len()) {
-                self.argmax_after
-                    .insert(context[context.len() - n..].to_vec(), top);
+            let lengths = 1..=MEMORY_CONTEXT.min(context.len());
+            let guess = lengths.clone().rev().find_map(|n| {
+                let m = self.remembered.get(&context[context.len() - n..])?;
+                Some((n, *m))
+            });
+            let chance = guess.map_or(0.0, |(_, m)| f64::from(d.prob(m.token)));
+            if let Some((n, m)) = guess {
+                self.memory_guesses += 1;
+                let cell = self
+                    .by_evidence
+                    .entry((n, m.streak.min(STREAK_CAP)))
+                    .or_default();
+                cell.0 += 1;
+                cell.1 += chance;
+            }
+            memory.push(chance);
+            for n in lengths {
+                let m = self
+                    .remembered
+                    .entry(context[context.len() - n..].to_vec())
+                    .or_insert(Remembered {
+                        token: top,
+                        streak: 0,
+                    });
+                *m = Remembered {
+                    token: top,
+                    streak: if m.token == top { m.streak + 1 } else { 1 },
+                };
             }
         }
         self.positions += output.len();
@@ -382,6 +416,19 @@ impl Ceiling {
                 "| {k} | {:.2} | {:.2} |",
                 self.perfect.sum_expected[k] / n,
                 self.memory.sum_expected[k] / n
+            );
+        }
+        println!("| the memory's context, tokens | same most likely token the last times seen | guesses | mean acceptance |");
+        println!("|---|---|---|---|");
+        for ((context, streak), (guesses, sum)) in &self.by_evidence {
+            let times = if *streak == STREAK_CAP {
+                format!("{STREAK_CAP}+")
+            } else {
+                streak.to_string()
+            };
+            println!(
+                "| {context} | {times} | {guesses} | {:.3} |",
+                sum / *guesses as f64
             );
         }
     }
