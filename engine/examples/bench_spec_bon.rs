@@ -29,7 +29,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use k2_engine::decode::batched::{generate_batch_with_stats, BatchOptions, BatchTuning};
 use k2_engine::decode::plain::{CancelToken, GenerateOptions, Generation};
-use k2_engine::decode::sample::{distribution, SamplingParams};
+use k2_engine::decode::sample::{argmax, distribution, SamplingParams};
 use k2_engine::decode::speculative::{generate_speculative, DraftSource, SpecStats, SpecTuning};
 use k2_engine::device::{select_device, DeviceChoice};
 use k2_engine::loader::{load_model, LoadedModel};
@@ -278,7 +278,6 @@ struct Ceiling {
     memory: Acceptances,
     /// Last 1..=MEMORY_CONTEXT tokens -> the target's most likely next token there.
     remembered: HashMap<Vec<u32>, Remembered>,
-    memory_guesses: usize,
     /// The memory's guesses by their evidence, (context tokens, streak up to
     /// [`STREAK_CAP`]): (guesses, sum of their chances).
     by_evidence: BTreeMap<(usize, usize), (usize, f64)>,
@@ -350,15 +349,8 @@ impl Ceiling {
             .enumerate()
         {
             let d = distribution(sampling, l);
-            let (top, top_p) = d
-                .tokens
-                .iter()
-                .zip(&d.probs)
-                .fold(
-                    (0, 0.0f32),
-                    |best, (&t, &p)| if p > best.1 { (t, p) } else { best },
-                );
-            perfect.push(f64::from(top_p));
+            let top = argmax(l);
+            perfect.push(f64::from(d.prob(top)));
             let context = &fed[..prompt.len() + j];
             let lengths = 1..=MEMORY_CONTEXT.min(context.len());
             let guess = lengths.clone().rev().find_map(|n| {
@@ -367,7 +359,6 @@ impl Ceiling {
             });
             let chance = guess.map_or(0.0, |(_, m)| f64::from(d.prob(m.token)));
             if let Some((n, m)) = guess {
-                self.memory_guesses += 1;
                 let cell = self
                     .by_evidence
                     .entry((n, m.streak.min(STREAK_CAP)))
@@ -398,14 +389,15 @@ impl Ceiling {
 
     fn print(&self) {
         let n = self.positions.max(1) as f64;
+        let memory_guesses: usize = self.by_evidence.values().map(|(guesses, _)| guesses).sum();
         println!(
             "model-free drafters over {} plain positions: a perfect guess is accepted with \
              probability {:.3} on average; the argmax memory guesses at {} of them, accepted \
              with {:.3} on average where it does",
             self.positions,
             self.perfect.sum / n,
-            self.memory_guesses,
-            self.memory.sum / self.memory_guesses.max(1) as f64
+            memory_guesses,
+            self.memory.sum / memory_guesses.max(1) as f64
         );
         println!(
             "| drafts per pass | expected tokens per row-pass, perfect guesses | argmax memory |"
